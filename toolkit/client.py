@@ -1,0 +1,527 @@
+"""`LeverClient`: one `requests.Session`, one `_request`, pagination as a generator.
+
+Every call goes through `_request`, which takes a token from the shared rate limiter, sends the
+request with a timeout, maps failures onto the `LeverError` tree, and retries what is worth
+retrying (429, 5xx, dropped connections and timeouts; tag writes included, since adding or removing
+a set of tags is idempotent in effect). The key travels only in the Authorization header of the
+session; it never enters an error, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import re
+import threading
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from toolkit.config import DEFAULT_BASE_URL, load_settings
+from toolkit.errors import (
+    INVALID_OFFSET_MARKER,
+    ConfigurationError,
+    ConnectionFailedError,
+    InvalidOffsetTokenError,
+    LeverError,
+    RateLimitedError,
+    ServerError,
+    UnexpectedResponseError,
+    error_for_status,
+)
+from toolkit.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE = 9.0  # requests per second: under Lever's 10/s, leaving room for other clients
+DEFAULT_BURST = 18  # under Lever's burst of 20
+DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+PAGE_LIMIT = 100
+MAX_LISTING_RESTARTS = 5
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass
+class ClientStats:
+    """Counters a caller (a report, a benchmark) can show. Thread-safe."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    connection_errors: int = 0
+    listing_restarts: int = 0
+    backoff_seconds: float = 0.0
+    throttle_seconds: float = 0.0
+    by_status: Counter = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, delta in deltas.items():
+                setattr(self, name, getattr(self, name) + delta)
+
+    def count_status(self, status: int) -> None:
+        with self._lock:
+            self.by_status[status] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain dict, for JSON summaries."""
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "retries": self.retries,
+                "rate_limited": self.rate_limited,
+                "server_errors": self.server_errors,
+                "connection_errors": self.connection_errors,
+                "listing_restarts": self.listing_restarts,
+                "backoff_seconds": round(self.backoff_seconds, 3),
+                "throttle_seconds": round(self.throttle_seconds, 3),
+                "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            }
+
+
+class _Retryable(Exception):
+    """Internal: a failure worth another attempt, carrying the error to raise if none is left."""
+
+    def __init__(self, error: LeverError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from `Retry-After` (seconds or HTTP date) or `X-RateLimit-Reset`.
+
+    `X-RateLimit-Reset` is undocumented: read as epoch milliseconds, epoch seconds, or a number of
+    seconds, by magnitude. Returns None when neither header gives a usable value.
+
+    Example:
+        >>> parse_retry_after({"Retry-After": "3"})
+        3.0
+    """
+    now = time.time() if now is None else now
+    value = headers.get("Retry-After")
+    if value:
+        value = value.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                when = None
+            if when is not None:
+                return max(0.0, when.timestamp() - now)
+    reset = headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            number = float(reset.strip())
+        except ValueError:
+            return None
+        if number > 1e12:  # epoch milliseconds
+            return max(0.0, number / 1000 - now)
+        if number > 1e9:  # epoch seconds
+            return max(0.0, number - now)
+        return max(0.0, number)
+    return None
+
+
+def _short_reason(exc: BaseException) -> str:
+    """One line from a requests/urllib3 exception, without URLs or reprs."""
+    text = str(exc)
+    match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if match:
+        return match.group(1).strip()
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    for marker in (
+        "RemoteDisconnected",
+        "Connection aborted",
+        "Connection reset",
+        "IncompleteRead",
+    ):
+        if marker in text:
+            return "connection dropped by the server"
+    return type(exc).__name__
+
+
+def _encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Lever's query form: booleans as true/false, sequences as repeated keys, None dropped."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        values = value if isinstance(value, list | tuple | set | frozenset) else [value]
+        for item in values:
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            pairs.append((key, str(item)))
+    return pairs
+
+
+class LeverClient:
+    """A client for the Lever Data API v1.
+
+    Args:
+        base_url: API root, e.g. ``https://api.lever.co/v1`` or a sandbox's URL.
+        api_key: sent as the HTTP Basic user name with an empty password.
+        access_token: an OAuth token, sent as ``Authorization: Bearer``. Exactly one of the two.
+        session: an injectable `requests.Session` (tests, proxies, custom adapters).
+        rate, burst: the shared token bucket's steady rate (requests/second) and burst size.
+        limiter: a `TokenBucket` to share between clients; overrides rate and burst.
+        timeout: (connect, read) seconds on every request.
+        max_attempts: attempts per request, the first included.
+        max_retry_seconds: total time one request may spend retrying.
+        backoff_base, backoff_max: exponential backoff with full jitter, in seconds.
+        sleep: how to wait between attempts; injectable for tests.
+
+    Example:
+        >>> client = LeverClient.from_env()  # doctest: +SKIP
+        >>> for opp in client.iter_opportunities(confidentiality="all"):  # doctest: +SKIP
+        ...     print(opp["id"], opp.get("tags"))
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        api_key: str | None = None,
+        access_token: str | None = None,
+        session: requests.Session | None = None,
+        rate: float = DEFAULT_RATE,
+        burst: int = DEFAULT_BURST,
+        limiter: TokenBucket | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_attempts: int = 6,
+        max_retry_seconds: float = 120.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if bool(api_key) == bool(access_token):
+            raise ConfigurationError(
+                "give exactly one of api_key (LEVER_API_KEY) or access_token (LEVER_ACCESS_TOKEN)"
+            )
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        self.base_url = base_url.rstrip("/")
+        self._host = urlsplit(self.base_url).netloc or self.base_url
+        self._base_path = urlsplit(self.base_url).path.rstrip("/")
+        self.session = session if session is not None else self._new_session()
+        if api_key:
+            self.session.auth = (api_key, "")
+        else:
+            self.session.headers["Authorization"] = f"Bearer {access_token}"
+        self.session.headers.setdefault("Accept", "application/json")
+        self.limiter = limiter if limiter is not None else TokenBucket(rate, burst)
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.max_retry_seconds = max_retry_seconds
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._sleep = sleep
+        self.stats = ClientStats()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> LeverClient:
+        """A client configured from `LEVER_API_KEY` / `LEVER_ACCESS_TOKEN` and `LEVER_BASE_URL`."""
+        settings = load_settings(None if environ is None else dict(environ))
+        return cls(
+            settings.base_url,
+            api_key=settings.api_key,
+            access_token=settings.access_token,
+            **kwargs,
+        )
+
+    @staticmethod
+    def _new_session() -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers["User-Agent"] = "lever-tag-toolkit/0.1"
+        return session
+
+    def __repr__(self) -> str:
+        return f"LeverClient(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> LeverClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the one request path -------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> dict[str, Any]:
+        """Send one API call with rate limiting and bounded retries; return the JSON body."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_retry_seconds),
+            wait=self._wait,
+            retry=retry_if_exception(lambda exc: isinstance(exc, _Retryable)),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, method, path, params, json)
+        except _Retryable as exhausted:
+            raise exhausted.error from None
+
+    def _attempt(
+        self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
+    ) -> dict[str, Any]:
+        self.stats.add(throttle_seconds=self.limiter.acquire(), requests=1)
+        url = f"{self.base_url}{path}"
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=_encode_params(params),
+                json=body,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            self.stats.add(connection_errors=1)
+            error = ConnectionFailedError(
+                f"cannot reach {self._host}: {_short_reason(exc)}",
+                method=method,
+                path=path,
+            )
+            log.debug("%s %s failed: %s", method, path, _short_reason(exc))
+            raise _Retryable(error) from None
+        except requests.RequestException as exc:
+            raise ConnectionFailedError(
+                f"request to {self._host} failed: {_short_reason(exc)}", method=method, path=path
+            ) from None
+        elapsed_ms = (time.monotonic() - started) * 1000
+        status = response.status_code
+        self.stats.count_status(status)
+        log.debug("%s %s -> %s in %.0f ms", method, path, status, elapsed_ms)
+        payload = self._decode(response, method, path)
+        if 200 <= status < 300:
+            if (
+                "data" not in payload
+                and INVALID_OFFSET_MARKER in str(payload.get("message", "")).lower()
+            ):
+                raise InvalidOffsetTokenError(
+                    str(payload.get("message")),
+                    status=status,
+                    code=payload.get("code"),
+                    method=method,
+                    path=path,
+                )
+            return payload
+        message = str(payload.get("message") or response.reason or "")
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "")
+            message = f"redirected to {location!r}; not followed" if location else "redirected"
+        error = error_for_status(status, message)(
+            message, status=status, code=payload.get("code"), method=method, path=path
+        )
+        if status == 429:
+            self.stats.add(rate_limited=1)
+            raise _Retryable(error, parse_retry_after(response.headers))
+        if status in RETRYABLE_STATUSES:
+            self.stats.add(server_errors=1)
+            raise _Retryable(error, parse_retry_after(response.headers))
+        raise error
+
+    def _decode(self, response: requests.Response, method: str, path: str) -> dict[str, Any]:
+        status = response.status_code
+        if not response.content:
+            if 200 <= status < 300:
+                return {}
+            return {"message": response.reason or ""}
+        try:
+            payload = response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "unknown content").split(";")[0]
+            if status >= 500 or status == 429:
+                return {"message": f"non-JSON answer ({kind})"}
+            raise UnexpectedResponseError(
+                f"the server at {self._host} answered {kind}, not Lever's JSON",
+                status=status,
+                method=method,
+                path=path,
+            ) from None
+        if not isinstance(payload, dict):
+            raise UnexpectedResponseError(
+                f"the server at {self._host} answered JSON that is not a Lever object",
+                status=status,
+                method=method,
+                path=path,
+            )
+        return payload
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return min(float(retry_after), self.max_retry_seconds)
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (state.attempt_number - 1))
+        return random.uniform(0, ceiling)  # full jitter
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.stats.add(retries=1, backoff_seconds=wait)
+        exc = state.outcome.exception() if state.outcome else None
+        log.info("retrying after %.2f s: %s", wait, exc)
+
+    # -- pagination -----------------------------------------------------------------------------
+
+    def _paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict]:
+        """Yield every item of a list endpoint, following `next` while `hasNext`.
+
+        An invalid-offset-token answer restarts the listing from its first page; ids already
+        yielded are not yielded again.
+        """
+        base = {k: v for k, v in (params or {}).items() if k != "offset"}
+        base.setdefault("limit", PAGE_LIMIT)
+        seen: set[str] = set()
+        restarts = 0
+        offset: str | None = None
+        while True:
+            page_params = dict(base, offset=offset) if offset else base
+            try:
+                payload = self._request("GET", path, params=page_params)
+            except InvalidOffsetTokenError:
+                restarts += 1
+                self.stats.add(listing_restarts=1)
+                if restarts > MAX_LISTING_RESTARTS:
+                    raise
+                log.info("offset token rejected on %s; restarting the listing", path)
+                offset = None
+                continue
+            data = payload.get("data")
+            if not isinstance(data, list):
+                raise UnexpectedResponseError(
+                    f"the list answer from {self._host} has no 'data' array",
+                    method="GET",
+                    path=path,
+                )
+            for item in data:
+                key = item.get("id") or item.get("text") if isinstance(item, dict) else None
+                if key is not None:
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                yield item
+            offset = payload.get("next")
+            if not payload.get("hasNext") or not offset:
+                return
+
+    # -- resources ------------------------------------------------------------------------------
+
+    def iter_opportunities(self, **filters: Any) -> Iterator[dict]:
+        """Every opportunity matching Lever's filters, as a generator.
+
+        Filters use Lever's names: ``confidentiality="all"``, ``archived=False``,
+        ``tag=["a", "b"]`` (union), ``contact_id=...``, ``created_at_start=ms``,
+        ``expand="contact"``.
+        Remember that Lever's default is ``confidentiality="non-confidential"``.
+        """
+        return self._paginate("/opportunities", filters)
+
+    def get_opportunity(self, opportunity_id: str, **params: Any) -> dict:
+        """One opportunity; raises `NotFoundError` for unknown or deleted ids."""
+        return self._request("GET", f"/opportunities/{_id(opportunity_id)}", params=params).get(
+            "data", {}
+        )
+
+    def add_tags(
+        self, opportunity_id: str, tags: Iterable[str], perform_as: str | None = None
+    ) -> dict:
+        """Add tags to one opportunity. Returns the updated opportunity when Lever echoes it."""
+        return self._write_tags("opportunities", opportunity_id, "addTags", tags, perform_as)
+
+    def remove_tags(
+        self, opportunity_id: str, tags: Iterable[str], perform_as: str | None = None
+    ) -> dict:
+        """Remove tags from one opportunity. Returns the updated opportunity when echoed."""
+        return self._write_tags("opportunities", opportunity_id, "removeTags", tags, perform_as)
+
+    def add_candidate_tags(
+        self, candidate_id: str, tags: Iterable[str], perform_as: str | None = None
+    ) -> dict:
+        """Deprecated candidate endpoint; use `add_tags`."""
+        warnings.warn(
+            "POST /candidates/{id}/addTags is deprecated by Lever; use add_tags (opportunities)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._write_tags("candidates", candidate_id, "addTags", tags, perform_as)
+
+    def remove_candidate_tags(
+        self, candidate_id: str, tags: Iterable[str], perform_as: str | None = None
+    ) -> dict:
+        """Deprecated candidate endpoint; use `remove_tags`."""
+        warnings.warn(
+            "POST /candidates/{id}/removeTags is deprecated by Lever; use remove_tags",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._write_tags("candidates", candidate_id, "removeTags", tags, perform_as)
+
+    def _write_tags(
+        self, kind: str, object_id: str, action: str, tags: Iterable[str], perform_as: str | None
+    ) -> dict:
+        tag_list = list(tags)
+        if not tag_list or not all(isinstance(t, str) and t for t in tag_list):
+            raise ValueError("tags must be a non-empty list of non-empty strings")
+        params = {"perform_as": perform_as} if perform_as else None
+        payload = self._request(
+            "POST", f"/{kind}/{_id(object_id)}/{action}", params=params, json={"tags": tag_list}
+        )
+        data = payload.get("data")
+        return data if isinstance(data, dict) else {}
+
+    def iter_tags(self) -> Iterator[dict]:
+        """Every tag of the account as ``{"text", "count"}``."""
+        return self._paginate("/tags")
+
+    def get_contact(self, contact_id: str) -> dict:
+        """One contact (a person): name, emails, phones, headline, location."""
+        return self._request("GET", f"/contacts/{_id(contact_id)}").get("data", {})
+
+    def iter_users(self, email: str | None = None) -> Iterator[dict]:
+        """Users of the account, e.g. to find the id for ``perform_as``."""
+        return self._paginate("/users", {"email": email})
+
+
+def _id(value: str) -> str:
+    """An id as one safe path segment."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"an id must be a non-empty string (got {value!r})")
+    return quote(value.strip(), safe="")
+
+
+__all__ = ["ClientStats", "LeverClient", "LeverError", "RateLimitedError", "ServerError"]

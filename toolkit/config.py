@@ -1,0 +1,59 @@
+"""Settings read from the environment, and the project's paths.
+
+The API key is read here and nowhere else. It is never a notebook parameter or a CLI argument.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolkit.errors import ConfigurationError
+
+DEFAULT_BASE_URL = "https://api.lever.co/v1"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+REPORTS_DIR = Path(os.environ.get("LEVER_REPORTS_DIR", PROJECT_ROOT / "reports"))
+DOCS_DIR = PROJECT_ROOT / "docs"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Connection settings. `repr` never shows the secrets."""
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret strings, for scrubbing anything the project writes."""
+        return tuple(s for s in (self.api_key, self.access_token) if s)
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read `LEVER_API_KEY` / `LEVER_ACCESS_TOKEN` and `LEVER_BASE_URL` from the environment.
+
+    Raises:
+        ConfigurationError: no credential, or both at once, or a base URL that is not http(s).
+    """
+    env = os.environ if environ is None else environ
+    api_key = (env.get("LEVER_API_KEY") or "").strip() or None
+    token = (env.get("LEVER_ACCESS_TOKEN") or "").strip() or None
+    base_url = (env.get("LEVER_BASE_URL") or "").strip() or DEFAULT_BASE_URL
+    if api_key and token:
+        raise ConfigurationError(
+            "both LEVER_API_KEY and LEVER_ACCESS_TOKEN are set; unset one of them"
+        )
+    if not api_key and not token:
+        raise ConfigurationError(
+            "no Lever credential: set LEVER_API_KEY (or LEVER_ACCESS_TOKEN for OAuth) "
+            "in the environment"
+        )
+    if not base_url.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"LEVER_BASE_URL must start with http:// or https:// (got {base_url!r})"
+        )
+    return Settings(base_url=base_url.rstrip("/"), api_key=api_key, access_token=token)
