@@ -1,0 +1,7 @@
+"""`python -m toolkit` is `lever-tags`."""
+
+import sys
+
+from toolkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""`lever-tags` remediate commands."""

@@ -1,0 +1,1 @@
+"""`lever-tags sandbox`: placeholder registration replaced by the sandbox work (issue 3)."""
