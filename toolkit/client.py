@@ -19,7 +19,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -94,6 +94,13 @@ class ClientStats:
                 "throttle_seconds": round(self.throttle_seconds, 3),
                 "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             }
+
+
+class Page(NamedTuple):
+    """One page of a listing: its new items, and whether another page follows."""
+
+    items: list[dict]
+    has_next: bool
 
 
 class _Retryable(Exception):
@@ -398,11 +405,11 @@ class LeverClient:
 
     # -- pagination -----------------------------------------------------------------------------
 
-    def _paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict]:
-        """Yield every item of a list endpoint, following `next` while `hasNext`.
+    def _pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Page]:
+        """Yield the pages of a list endpoint, following `next` while `hasNext`.
 
-        An invalid-offset-token answer restarts the listing from its first page; ids already
-        yielded are not yielded again.
+        An invalid-offset-token answer restarts the listing from its first page; items already
+        yielded (by `id`, or `text` for tags) are dropped from later pages, so none repeats.
         """
         base = {k: v for k, v in (params or {}).items() if k != "offset"}
         base.setdefault("limit", PAGE_LIMIT)
@@ -428,16 +435,24 @@ class LeverClient:
                     method="GET",
                     path=path,
                 )
+            items = []
             for item in data:
-                key = item.get("id") or item.get("text") if isinstance(item, dict) else None
+                key = (item.get("id") or item.get("text")) if isinstance(item, dict) else None
                 if key is not None:
                     if key in seen:
                         continue
                     seen.add(key)
-                yield item
+                items.append(item)
             offset = payload.get("next")
-            if not payload.get("hasNext") or not offset:
+            has_next = bool(payload.get("hasNext") and offset)
+            yield Page(items, has_next)
+            if not has_next:
                 return
+
+    def _paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict]:
+        """Yield every item of a list endpoint, each once (see `_pages`)."""
+        for page in self._pages(path, params):
+            yield from page.items
 
     # -- resources ------------------------------------------------------------------------------
 
@@ -450,6 +465,10 @@ class LeverClient:
         Remember that Lever's default is ``confidentiality="non-confidential"``.
         """
         return self._paginate("/opportunities", filters)
+
+    def iter_opportunity_pages(self, **filters: Any) -> Iterator[Page]:
+        """Like `iter_opportunities`, page by page: each `Page` has `items` and `has_next`."""
+        return self._pages("/opportunities", filters)
 
     def get_opportunity(self, opportunity_id: str, **params: Any) -> dict:
         """One opportunity; raises `NotFoundError` for unknown or deleted ids."""
