@@ -1,0 +1,71 @@
+"""Writing report artifacts: each file complete or not at all (temp file, then rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from toolkit.audit import AuditResult
+
+# Columns of the contract in DESIGN.md, in order.
+SPLIT_PAIRS_COLUMNS = ["contact_id", "tag", "with_tag", "opportunities"]
+MISSING_COLUMNS = ["opportunity_id", "contact_id", "tag"]
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """Write `obj` as indented JSON, atomically."""
+    return _atomic_write(
+        Path(path), lambda h: h.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    )
+
+
+def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
+    """Write `frame` as CSV without its index, atomically."""
+    return _atomic_write(Path(path), lambda h: frame.to_csv(h, index=False))
+
+
+def audit_summary(result: AuditResult, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON summary: DESIGN.md's integer keys at the top level, then context."""
+    summary: dict[str, Any] = {k: int(v) for k, v in result.summary.items()}
+    meta = dict(meta or {})
+    summary["confidential_access"] = bool(meta.pop("confidential_access", True))
+    summary["warnings"] = list(meta.pop("warnings", []))
+    summary["snapshot"] = meta
+    return summary
+
+
+def write_audit_artifacts(
+    result: AuditResult, out_dir: str | os.PathLike, meta: dict[str, Any] | None = None
+) -> dict[str, Path]:
+    """Write summary.json and the audit's CSVs into `out_dir`; return their paths by name."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = {
+        "split_pairs": result.split_pairs[SPLIT_PAIRS_COLUMNS],
+        "missing_assignments": result.missing_assignments[MISSING_COLUMNS],
+        "tag_statistics": result.tag_statistics,
+        "variants": result.variants,
+        "evidence": result.evidence,
+    }
+    paths = {name: write_csv_atomic(out / f"{name}.csv", frame) for name, frame in frames.items()}
+    paths["summary"] = write_json_atomic(out / "summary.json", audit_summary(result, meta))
+    return paths

@@ -1,0 +1,497 @@
+"""Every considered opportunity, fetched fast, as a DataFrame; Parquet snapshots; refresh.
+
+A single paginated listing is serial (each page needs the previous token), so `fetch_snapshot`
+splits the listing into `created_at` windows listed in parallel under the client's one shared
+rate limiter. Windows partition the whole timeline (the first and last are open-ended), so the
+result is complete whatever the boundaries; the boundaries only decide the speed. A window whose
+first page says more follows is split further while fewer windows are in flight than workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from toolkit.client import LeverClient
+from toolkit.errors import ConfigurationError, PermissionDeniedError
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "opportunity_id",
+    "contact_id",
+    "tags",
+    "archived",
+    "archived_at",
+    "confidential",
+    "anonymized",
+    "created_at",
+    "updated_at",
+]
+PERSONAL_COLUMNS = ["name", "email"]
+FULL_FETCH_DUE_DAYS = 7
+REFRESH_OVERLAP_MS = 60_000  # re-read a minute before the watermark: clocks and writes in flight
+SPLIT_FLOOR_MS = 946_684_800_000  # 2000-01-01: where an open-started window is split from
+
+Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
+
+
+@dataclass
+class Snapshot:
+    """A fetched set of opportunities (`frame`) and what is known about the fetch (`meta`)."""
+
+    frame: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.meta.get("warnings", []))
+
+
+def _ms(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    return None
+
+
+def _archived_at(opp: Mapping[str, Any]) -> tuple[bool, int | None]:
+    """Both shapes: the `archived` object, or legacy top-level `archivedAt` / `archiveReason`."""
+    archived = opp.get("archived")
+    if isinstance(archived, Mapping):
+        return True, _ms(archived.get("archivedAt"))
+    legacy = opp.get("archivedAt")
+    if legacy is not None:
+        return True, _ms(legacy)
+    return False, None
+
+
+def _tags(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [t for t in value if isinstance(t, str)]
+
+
+def frame_from_opportunities(
+    opportunities: Iterable[Mapping[str, Any]], with_personal: bool = False
+) -> pd.DataFrame:
+    """Parse Lever opportunity objects into the snapshot frame, defensively.
+
+    Every field may be missing; unknown fields are ignored. An opportunity whose `contact` is
+    absent keeps a missing `contact_id` (the audit treats it as a contact of its own).
+
+    Args:
+        opportunities: opportunity objects as Lever returns them.
+        with_personal: add `name` and `email` (first email) columns.
+
+    Returns:
+        One row per opportunity with the columns in `COLUMNS` (and `PERSONAL_COLUMNS`).
+
+    Example:
+        >>> frame = frame_from_opportunities([{"id": "o1", "contact": "c1", "tags": ["Python"]}])
+        >>> frame.loc[0, "tags"]
+        ['Python']
+    """
+    rows: dict[str, list] = {c: [] for c in COLUMNS + (PERSONAL_COLUMNS if with_personal else [])}
+    for opp in opportunities:
+        opp_id = opp.get("id")
+        if not isinstance(opp_id, str) or not opp_id:
+            continue
+        contact = opp.get("contact")
+        if isinstance(contact, Mapping):  # expand=contact
+            contact = contact.get("id")
+        archived, archived_at = _archived_at(opp)
+        rows["opportunity_id"].append(opp_id)
+        rows["contact_id"].append(contact if isinstance(contact, str) and contact else None)
+        rows["tags"].append(_tags(opp.get("tags")))
+        rows["archived"].append(archived)
+        rows["archived_at"].append(archived_at)
+        rows["confidential"].append(opp.get("confidentiality") == "confidential")
+        rows["anonymized"].append(bool(opp.get("isAnonymized")))
+        rows["created_at"].append(_ms(opp.get("createdAt")))
+        rows["updated_at"].append(_ms(opp.get("updatedAt")))
+        if with_personal:
+            name = opp.get("name")
+            emails = opp.get("emails")
+            rows["name"].append(name if isinstance(name, str) else None)
+            first = emails[0] if isinstance(emails, list) and emails else None
+            rows["email"].append(first if isinstance(first, str) else None)
+    return _typed(pd.DataFrame(rows))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The snapshot dtypes, whatever the frame came from (a parse, Parquet, a concat)."""
+    frame = frame.copy()
+    frame["opportunity_id"] = frame["opportunity_id"].astype("string")
+    frame["contact_id"] = frame["contact_id"].astype("string")
+    frame["tags"] = pd.Series(
+        [list(t) if t is not None else [] for t in frame["tags"]], index=frame.index, dtype=object
+    )
+    for column in ("archived", "confidential", "anonymized"):
+        frame[column] = frame[column].astype(bool)
+    for column in ("archived_at", "created_at", "updated_at"):
+        frame[column] = pd.array(frame[column], dtype="Int64")
+    for column in PERSONAL_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].astype("string")
+    return frame.reset_index(drop=True)
+
+
+def empty_frame(with_personal: bool = False) -> pd.DataFrame:
+    """A snapshot frame with no rows and the right columns and dtypes."""
+    return frame_from_opportunities([], with_personal=with_personal)
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A short hash of every (id, tags, updatedAt): equal fingerprints, equal tag state.
+
+    Example:
+        >>> fingerprint(empty_frame())[:8]
+        'e3b0c442'
+    """
+    if frame.empty:
+        return hashlib.sha256(b"").hexdigest()
+    keyed = pd.DataFrame(
+        {
+            "id": frame["opportunity_id"].astype(str),
+            "tags": ["\x1f".join(sorted(set(t))) for t in frame["tags"]],
+            "updated": frame["updated_at"].astype("Int64").astype(str),
+        }
+    )
+    hashes = pd.util.hash_pandas_object(keyed, index=False).to_numpy()
+    hashes.sort()
+    return hashlib.sha256(hashes.tobytes()).hexdigest()
+
+
+def watermark(frame: pd.DataFrame) -> int | None:
+    """The latest change the snapshot saw (max of updatedAt and createdAt), in ms."""
+    if frame.empty:
+        return None
+    values = pd.concat([frame["updated_at"], frame["created_at"]]).dropna()
+    return int(values.max()) if len(values) else None
+
+
+# -- fetching ---------------------------------------------------------------------------------
+
+
+def _progress_bar(progress: bool | None, desc: str) -> tqdm:
+    enabled = sys.stderr.isatty() if progress is None else progress
+    return tqdm(desc=desc, unit=" opp", disable=not enabled, leave=False)
+
+
+def _split(window: Window, lo: int, hi: int, parts: int) -> list[Window]:
+    """Split an inclusive window into `parts` contiguous windows (open ends stay open)."""
+    start = window[0] if window[0] is not None else lo
+    end = window[1] if window[1] is not None else hi
+    if end - start < parts:
+        return [window]
+    step = (end - start + 1) // parts
+    bounds = [start + i * step for i in range(parts)] + [end + 1]
+    out: list[Window] = []
+    for i in range(parts):
+        a = window[0] if i == 0 else bounds[i]
+        b = window[1] if i == parts - 1 else bounds[i + 1] - 1
+        out.append((a, b))
+    return out
+
+
+class _WindowedFetch:
+    """Parallel listing of created_at windows; collects opportunities by id."""
+
+    def __init__(
+        self,
+        client: LeverClient,
+        filters: dict[str, Any],
+        workers: int,
+        bar: tqdm,
+        span: tuple[int, int],
+    ) -> None:
+        self.client = client
+        self.filters = filters
+        self.workers = workers
+        self.bar = bar
+        self.lo, self.hi = span
+        self.items: dict[str, dict] = {}
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.pages = 0
+
+    def _keep(self, items: list[dict]) -> None:
+        with self.lock:
+            new = 0
+            for item in items:
+                opp_id = item.get("id")
+                if isinstance(opp_id, str) and opp_id not in self.items:
+                    self.items[opp_id] = item
+                    new += 1
+            self.pages += 1
+        self.bar.update(new)
+
+    def list_window(self, window: Window) -> list[Window]:
+        """List one window; return sub-windows when it is worth splitting instead."""
+        params = dict(self.filters)
+        if window[0] is not None:
+            params["created_at_start"] = window[0]
+        if window[1] is not None:
+            params["created_at_end"] = window[1]
+        first = True
+        for page in self.client.iter_opportunity_pages(**params):
+            self._keep(page.items)
+            if first and page.has_next:
+                with self.lock:
+                    want_more = self.in_flight < self.workers * 2
+                if want_more:
+                    parts = _split(window, self.lo, self.hi, 4)
+                    if len(parts) > 1:
+                        return parts
+            first = False
+        return []
+
+    def run(self, windows: list[Window]) -> None:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="snapshot") as pool:
+            pending: set[Future] = set()
+
+            def submit(window: Window) -> None:
+                with self.lock:
+                    self.in_flight += 1
+                pending.add(pool.submit(self.list_window, window))
+
+            for window in windows:
+                submit(window)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    pending.discard(future)
+                    with self.lock:
+                        self.in_flight -= 1
+                    for sub in future.result():  # re-raises the window's error
+                        submit(sub)
+
+
+def _probe(client: LeverClient, filters: dict[str, Any]) -> tuple[dict[str, Any], list[str], Any]:
+    """First page with confidentiality=all; fall back to non-confidential on 403."""
+    warnings_: list[str] = []
+    try:
+        first = next(iter(client.iter_opportunity_pages(**filters)))
+        return filters, warnings_, first
+    except PermissionDeniedError:
+        message = (
+            "this key has no access to confidential opportunities: the snapshot holds "
+            "non-confidential opportunities only (ask a Lever admin for a key with "
+            "confidential access for a complete audit)"
+        )
+        log.warning(message)
+        warnings_.append(message)
+        fallback = {k: v for k, v in filters.items() if k != "confidentiality"}
+        first = next(iter(client.iter_opportunity_pages(**fallback)))
+        return fallback, warnings_, first
+
+
+def fetch_snapshot(
+    client: LeverClient,
+    *,
+    include_archived: bool = True,
+    with_personal: bool = False,
+    workers: int = 8,
+    progress: bool | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Snapshot:
+    """Fetch every considered opportunity into a `Snapshot`.
+
+    Considered: confidential ones included (`confidentiality=all`; without confidential access
+    the fetch continues on non-confidential data and says so in `meta["warnings"]`), archived
+    ones included unless `include_archived` is False.
+
+    Args:
+        client: the client; its rate limiter paces every window's requests together.
+        include_archived: keep archived opportunities.
+        with_personal: keep names and emails (personal data: only when a report needs them).
+        workers: windows listed at once.
+        progress: show a tqdm bar; None = only on an interactive terminal.
+        clock: seconds since the epoch (tests).
+    """
+    started = time.monotonic()
+    filters: dict[str, Any] = {"confidentiality": "all"}
+    if not include_archived:
+        filters["archived"] = False
+    stats_before = client.stats.as_dict()
+    now_ms = int(clock() * 1000)
+    filters, warnings_, first = _probe(client, filters)
+    bar = _progress_bar(progress, "opportunities")
+    created = [c for c in (_ms(o.get("createdAt")) for o in first.items) if c is not None]
+    lo = min(created) if created else 0
+    fetch = _WindowedFetch(client, filters, workers, bar, (min(lo, SPLIT_FLOOR_MS), now_ms))
+    fetch._keep(first.items)
+    if first.has_next:
+        # The first page proved there is more. Open-ended edges keep the partition complete.
+        inner = _split((lo, now_ms), lo, now_ms, workers)
+        windows: list[Window] = [(None, lo - 1), *inner, (now_ms + 1, None)]
+        fetch.run(windows)
+    bar.close()
+    frame = frame_from_opportunities(fetch.items.values(), with_personal=with_personal)
+    stats_after = client.stats.as_dict()
+    elapsed = time.monotonic() - started
+    fetched_at = datetime.fromtimestamp(clock(), UTC)
+    meta = {
+        "fetched_at": fetched_at.isoformat(timespec="seconds"),
+        "full_fetch_at": fetched_at.isoformat(timespec="seconds"),
+        "host": urlsplit(client.base_url).netloc,
+        "filters": {k: v for k, v in filters.items()},
+        "include_archived": include_archived,
+        "with_personal": with_personal,
+        "confidential_access": not warnings_,
+        "warnings": warnings_,
+        "counts": _counts(frame),
+        "fingerprint": fingerprint(frame),
+        "watermark": watermark(frame),
+        "fetch": {
+            "seconds": round(elapsed, 3),
+            "pages": fetch.pages + 0,
+            "requests": stats_after["requests"] - stats_before["requests"],
+            "retries": stats_after["retries"] - stats_before["retries"],
+            "rate_limited": stats_after["rate_limited"] - stats_before["rate_limited"],
+            "opportunities_per_second": round(len(frame) / elapsed, 1) if elapsed else None,
+        },
+    }
+    return Snapshot(frame, meta)
+
+
+def _counts(frame: pd.DataFrame) -> dict[str, int]:
+    return {
+        "opportunities": len(frame),
+        "confidential": int(frame["confidential"].sum()),
+        "archived": int(frame["archived"].sum()),
+        "anonymized": int(frame["anonymized"].sum()),
+        "without_contact": int(frame["contact_id"].isna().sum()),
+    }
+
+
+def refresh_snapshot(
+    client: LeverClient,
+    snapshot: Snapshot,
+    *,
+    progress: bool | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Snapshot:
+    """Fetch only what changed since `snapshot` and merge it in.
+
+    Two cheap listings: opportunities updated since the watermark, and those created since it
+    (new ones whose `updatedAt` is still null). A refresh cannot see deletions: `meta` says so,
+    and says when a full fetch is due (`FULL_FETCH_DUE_DAYS` after the last one).
+    """
+    mark = snapshot.meta.get("watermark") or watermark(snapshot.frame)
+    if mark is None:
+        return fetch_snapshot(
+            client,
+            include_archived=snapshot.meta.get("include_archived", True),
+            with_personal=snapshot.meta.get("with_personal", False),
+            progress=progress,
+            clock=clock,
+        )
+    filters = dict(snapshot.meta.get("filters") or {"confidentiality": "all"})
+    since = int(mark) - REFRESH_OVERLAP_MS
+    changed: dict[str, dict] = {}
+    bar = _progress_bar(progress, "changed opportunities")
+    for key in ("updated_at_start", "created_at_start"):
+        for opp in client.iter_opportunities(**filters, **{key: since}):
+            if isinstance(opp.get("id"), str):
+                changed[opp["id"]] = opp
+                bar.update(1)
+    bar.close()
+    with_personal = bool(snapshot.meta.get("with_personal", False))
+    fresh = frame_from_opportunities(changed.values(), with_personal=with_personal)
+    old = snapshot.frame[~snapshot.frame["opportunity_id"].isin(fresh["opportunity_id"])]
+    merged = _typed(pd.concat([old, fresh], ignore_index=True)) if len(fresh) else old.copy()
+    merged = merged.sort_values("opportunity_id", kind="stable").reset_index(drop=True)
+    meta = dict(snapshot.meta)
+    now = datetime.fromtimestamp(clock(), UTC)
+    full_at = datetime.fromisoformat(meta.get("full_fetch_at") or meta.get("fetched_at"))
+    due = full_at + timedelta(days=FULL_FETCH_DUE_DAYS)
+    notes = [w for w in meta.get("warnings", []) if not w.startswith("incremental refresh")]
+    notes.append(
+        "incremental refresh: deleted opportunities are not detected; "
+        f"a full fetch is due by {due.date().isoformat()}"
+    )
+    meta.update(
+        refreshed_at=now.isoformat(timespec="seconds"),
+        refreshed_since=since,
+        refreshed_changed=len(fresh),
+        full_fetch_due=now >= due,
+        warnings=notes,
+        counts=_counts(merged),
+        fingerprint=fingerprint(merged),
+        watermark=watermark(merged),
+    )
+    return Snapshot(merged, meta)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def meta_path(path: str | os.PathLike) -> Path:
+    """Where the metadata of the snapshot at `path` lives: `<name>.meta.json` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + ".meta.json")
+
+
+def save_snapshot(snapshot: Snapshot, path: str | os.PathLike) -> Path:
+    """Write the frame as Parquet and the metadata as JSON, each atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    snapshot.frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    meta_tmp = path.with_name(f".{path.name}.meta.tmp")
+    meta_tmp.write_text(json.dumps(snapshot.meta, indent=2, sort_keys=True, default=str))
+    os.replace(meta_tmp, meta_path(path))
+    return path
+
+
+def load_snapshot(path: str | os.PathLike) -> Snapshot:
+    """Read a snapshot written by `save_snapshot`.
+
+    Raises:
+        ConfigurationError: the file is missing or is not a snapshot.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(
+            f"snapshot file not found: {path} (write one with `lever-tags snapshot --out {path}`)"
+        )
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
+        raise ConfigurationError(
+            f"{path} is not a Parquet snapshot ({type(exc).__name__})"
+        ) from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ConfigurationError(f"{path} is not a snapshot: missing columns {', '.join(missing)}")
+    meta: dict[str, Any] = {}
+    if meta_path(path).is_file():
+        try:
+            meta = json.loads(meta_path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"{meta_path(path)} is not valid JSON (line {exc.lineno})"
+            ) from None
+    frame = _typed(frame)
+    meta.setdefault("fingerprint", fingerprint(frame))
+    meta.setdefault("watermark", watermark(frame))
+    return Snapshot(frame, meta)
