@@ -1,1 +1,133 @@
-"""`lever-tags` audit commands."""
+"""`lever-tags snapshot` and `lever-tags audit`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+
+
+def _client(args: argparse.Namespace):
+    from toolkit.client import LeverClient
+
+    return LeverClient.from_env()
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"lever-tags: warning: {line}", file=sys.stderr)
+
+
+@command
+def _add_snapshot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "snapshot",
+        help="fetch every considered opportunity into a Parquet snapshot",
+        description="Fetch every opportunity the key can read (confidential included) into "
+        "FILE (Parquet) and FILE.meta.json.",
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="Parquet file to write")
+    p.add_argument("--exclude-archived", action="store_true", help="leave archived ones out")
+    p.add_argument(
+        "--with-personal", action="store_true", help="keep names and emails (personal data)"
+    )
+    p.add_argument(
+        "--refresh",
+        action="store_true",
+        help="FILE exists: fetch only what changed since it and merge",
+    )
+    p.add_argument("--workers", type=int, default=8, help="windows listed at once (default 8)")
+    p.set_defaults(func=_cmd_snapshot)
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    from toolkit.snapshot import fetch_snapshot, load_snapshot, refresh_snapshot, save_snapshot
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise UsageError(f"the folder of --out does not exist: {out.parent}")
+    client = _client(args)
+    if args.refresh:
+        if not out.exists():
+            raise UsageError(
+                f"--refresh needs an existing snapshot at {out}; run without --refresh"
+            )
+        snap = refresh_snapshot(client, load_snapshot(out))
+    else:
+        snap = fetch_snapshot(
+            client,
+            include_archived=not args.exclude_archived,
+            with_personal=args.with_personal,
+            workers=args.workers,
+        )
+    save_snapshot(snap, out)
+    _warn(snap.warnings)
+    counts = snap.meta.get("counts", {})
+    fetch = snap.meta.get("fetch", {})
+    print(
+        f"{out}: {counts.get('opportunities', len(snap.frame))} opportunities"
+        + (f" in {fetch['seconds']} s ({fetch['requests']} requests)" if fetch else "")
+    )
+    return EXIT_OK
+
+
+@command
+def _add_audit(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="find tags split across a contact's opportunities; write summary.json and CSVs",
+        description="Write DIR/summary.json, DIR/split_pairs.csv, DIR/missing_assignments.csv "
+        "and per-tag statistics. Exit 0 whenever the report was written.",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the report files")
+    p.add_argument("--snapshot", metavar="FILE", help="audit this saved snapshot (offline)")
+    p.add_argument("--exclude-archived", action="store_true", help="leave archived ones out")
+    p.add_argument("--policy", metavar="FILE", help="policy YAML (archived handling, tags)")
+    p.add_argument(
+        "--fail-on-gaps", action="store_true", help="exit 1 when split pairs exist (schedulers)"
+    )
+    p.set_defaults(func=_cmd_audit)
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from toolkit.artifacts import write_audit_artifacts
+    from toolkit.audit import run_audit
+    from toolkit.policy import load_policy, unknown_tags_warnings
+    from toolkit.snapshot import fetch_snapshot, load_snapshot
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out must be a folder, and {out} is a file")
+    policy = load_policy(args.policy) if args.policy else None
+    include_archived = not args.exclude_archived
+    if policy is not None and not args.exclude_archived:
+        include_archived = policy.include_archived
+    if args.snapshot:
+        snap = load_snapshot(args.snapshot)
+    else:
+        snap = fetch_snapshot(_client(args), include_archived=include_archived)
+    result = run_audit(snap.frame, include_archived=include_archived)
+    warnings = snap.warnings
+    if policy is not None:
+        known = {t for tags in snap.frame["tags"] for t in tags}
+        warnings += unknown_tags_warnings(policy, known)
+    meta = dict(snap.meta, warnings=warnings, include_archived=include_archived)
+    if args.policy:
+        meta["policy"] = str(args.policy)
+    paths = write_audit_artifacts(result, out, meta)
+    _warn(warnings)
+    s = result.summary
+    print(
+        f"{s['opportunities']} opportunities, {s['contacts']} contacts "
+        f"({s['multi_opportunity_contacts']} with several opportunities): "
+        f"{s['split_pairs']} split pairs on {s['split_contacts']} contacts, "
+        f"{s['missing_assignments']} missing assignments"
+    )
+    print(f"report: {paths['summary'].parent}")
+    if args.fail_on_gaps and s["split_pairs"] > 0:
+        return EXIT_FAILURES
+    return EXIT_OK
