@@ -1,0 +1,144 @@
+"""Charts from hand-built frames of the audit/plan shapes: sorted, titled, long names readable."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from toolkit import charts
+
+LONG = "Senior Software Engineer, Platform Infrastructure (Remote - EMEA)"
+LONG2 = "Senior Software Engineer, Platform Infrastructure (Remote - Americas)"
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _ytick_labels(fig: Figure) -> list[str]:
+    return [t.get_text() for t in fig.axes[0].get_yticklabels()]
+
+
+def test_split_contacts_bar_sorted_descending_and_top_n():
+    stats = pd.DataFrame(
+        {"tag": ["a", "b", "c", "d", "zero"], "split_contacts": [3, 9, 9, 1, 0]},
+    )
+    fig = charts.split_contacts_bar(stats, top=3)
+    assert _ytick_labels(fig) == ["b", "c", "a"]  # ties by name, zero never shown
+    assert fig.axes[0].get_title(loc="left").startswith("Tags with the most split contacts")
+    assert _png(fig).startswith(b"\x89PNG")
+
+
+def test_long_tag_names_are_shortened_and_kept_distinct():
+    stats = pd.DataFrame({"tag": [LONG, LONG2], "split_contacts": [2, 1]})
+    labels = _ytick_labels(charts.split_contacts_bar(stats))
+    assert all(len(label) <= charts.LABEL_WIDTH + 4 for label in labels)
+    assert len(set(labels)) == 2
+    assert labels[0].endswith("…")
+
+
+def test_empty_inputs_give_a_titled_figure_not_an_error():
+    empty_stats = pd.DataFrame({"tag": pd.Series([], dtype=str), "split_contacts": []})
+    for fig in (
+        charts.split_contacts_bar(empty_stats),
+        charts.opportunities_per_contact_hist(
+            pd.DataFrame({"opportunity_id": [], "contact_id": []})
+        ),
+        charts.coverage_heatmap(
+            pd.DataFrame(columns=["contact_id", "tag", "with_tag", "opportunities"])
+        ),
+        charts.plan_counts_bar(pd.DataFrame(columns=["opportunity_id", "contact_id", "op", "tag"])),
+        charts.before_after_bar({}, {}),
+    ):
+        assert fig.axes[0].get_title(loc="left")
+        assert _png(fig).startswith(b"\x89PNG")
+
+
+def test_opportunities_histogram_counts_missing_contact_as_its_own():
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": ["o1", "o2", "o3", "o4", "o5"],
+            "contact_id": ["a", "a", "a", None, None],
+        }
+    )
+    fig = charts.opportunities_per_contact_hist(frame)
+    heights = [int(p.get_height()) for p in fig.axes[0].patches]
+    assert heights == [2, 0, 1]  # two lone opportunities, one contact with three
+
+
+def test_histogram_caps_the_long_tail():
+    frame = pd.DataFrame(
+        {"opportunity_id": [f"o{i}" for i in range(15)], "contact_id": ["a"] * 12 + ["b"] * 3}
+    )
+    fig = charts.opportunities_per_contact_hist(frame, cap=5)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[-1] == "5+"
+
+
+def test_coverage_matrix_picks_most_affected_contacts_and_labels():
+    cov = pd.DataFrame(
+        {
+            "contact_id": ["a", "a", "b", "c", "c"],
+            "tag": ["x", "y", "x", "x", "y"],
+            "with_tag": [1, 1, 2, 1, 3],
+            "opportunities": [2, 2, 2, 3, 3],
+        }
+    )
+    grid = charts.coverage_matrix(cov, labels={"a": "Person-aaa"})
+    assert list(grid.index) == ["Person-aaa", "c"]  # b has no gap; a has two split tags
+    assert list(grid.columns) == ["x", "y"]
+    assert grid.loc["c", "y"] == 1.0
+    fig = charts.coverage_heatmap(cov)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {"1/2", "1/3"} <= texts  # the gaps are labelled with counts
+
+
+def test_plan_counts_bar_stacks_add_and_remove():
+    rows = pd.DataFrame(
+        {
+            "opportunity_id": ["o1", "o2", "o3", "o4"],
+            "contact_id": ["a", "a", "b", "b"],
+            "op": ["add", "add", "remove", "add"],
+            "tag": ["x", "x", "y", "y"],
+        }
+    )
+
+    class FakePlan:
+        pass
+
+    plan = FakePlan()
+    plan.rows = rows
+    fig = charts.plan_counts_bar(plan)
+    assert _ytick_labels(fig) == ["x", "y"]
+    assert "4 in total" in fig.axes[0].get_title(loc="left")
+    with pytest.raises(TypeError):
+        charts.plan_counts_bar(object())
+
+
+def test_before_after_from_summaries_and_from_tag_statistics():
+    fig = charts.before_after_bar(
+        {"split_pairs": 10, "split_contacts": 4, "missing_assignments": 12},
+        {"split_pairs": 0, "split_contacts": 0, "missing_assignments": 0},
+    )
+    heights = [int(p.get_height()) for p in fig.axes[0].patches]
+    assert heights == [10, 4, 12, 0, 0, 0]
+    before = pd.DataFrame({"tag": ["x", "y"], "split_contacts": [1, 5]})
+    after = pd.DataFrame({"tag": ["x"], "split_contacts": [0]})
+    fig = charts.before_after_bar(before, after)
+    assert _ytick_labels(fig) == ["y", "x"]
+
+
+def test_palette_is_okabe_ito():
+    assert charts.PALETTE[0] == "#0072B2"
+    assert charts.HEATMAP_CMAP == "cividis"
+
+
+def test_save_figure(tmp_path):
+    fig = charts.split_contacts_bar(pd.DataFrame({"tag": ["x"], "split_contacts": [1]}))
+    path = charts.save_figure(fig, tmp_path / "sub" / "x.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
