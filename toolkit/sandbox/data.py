@@ -1,0 +1,436 @@
+"""Deterministic synthetic Lever data: contacts, opportunities, users.
+
+Everything is derived from one `random.Random(seed)`, so the same `(seed, contacts)` (or
+`(seed, opportunities)`) always gives the same data set, byte for byte. The shapes follow the
+recorded examples in ``shared/lever-examples``: opportunities carry the contact's personal data,
+their own ``tags``, ``archived`` (or, for a few, the legacy ``archivedAt`` / ``archiveReason``),
+``confidentiality``, ``isAnonymized``, ``createdAt`` and ``updatedAt`` (null for a few).
+
+What the generator plants on purpose, because the toolkit must cope with it:
+
+- most contacts have one opportunity, a long tail up to eight (mean about 1.8);
+- posting-derived tags (title, team, location, commitment) that differ per opportunity;
+- contact-level tags (`CONTACT_LEVEL_TAGS`) on some but not all of a contact's opportunities;
+- near-duplicate variants of those tags (`TAG_VARIANTS`: case, spaces);
+- archived, legacy-archived, confidential (~5 %), anonymized (~1 %) opportunities, a few with a
+  null ``updatedAt`` and ~1 % without a contact;
+- Unicode names, locations and tags; e-mail addresses only under example.com / example.org.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+# Tags that describe the person: they belong on every opportunity of the contact.
+CONTACT_LEVEL_TAGS: tuple[str, ...] = (
+    "Python",
+    "Go",
+    "Kubernetes",
+    "Rust",
+    "Do not contact",
+    "Boomerang",
+    "Referral",
+    "Silver medalist",
+    "Relocation OK",
+    "Diversity pipeline",
+)
+
+# Near-duplicate spellings of contact-level tags, planted on a few opportunities.
+TAG_VARIANTS: dict[str, tuple[str, ...]] = {
+    "Python": (" python", "PYTHON", "python"),
+    "Do not contact": ("Do Not Contact", "Do not  contact", "do not contact "),
+    "Kubernetes": ("kubernetes", "K8s"),
+    "Boomerang": ("boomerang",),
+}
+
+POSTING_TITLES: tuple[str, ...] = (
+    "Software Engineer",
+    "Senior Software Engineer",
+    "Infrastructure Engineer",
+    "Data Scientist",
+    "Product Manager",
+    "Customer Success Manager",
+    "Account Executive",
+    "Recruiter",
+    "Designer",
+    "Site Reliability Engineer",
+    "Développeur Backend",
+    "Engineering Manager",
+)
+POSTING_TEAMS: tuple[str, ...] = (
+    "Engineering",
+    "Data",
+    "Product",
+    "Customer Success",
+    "Sales",
+    "People",
+    "Design",
+)
+POSTING_LOCATIONS: tuple[str, ...] = (
+    "San Francisco",
+    "New York",
+    "London",
+    "Berlin",
+    "München",
+    "São Paulo",
+    "東京",
+    "Remote",
+    "Toronto, ON",
+)
+POSTING_COMMITMENTS: tuple[str, ...] = ("Full-time", "Part-time", "Contract", "Internship")
+STAGE_TAGS: tuple[str, ...] = ("interview", "phone screen", "offer", "sourced-event")
+
+# Every tag a posting can put on an opportunity (opportunity-level by design).
+POSTING_TAGS: tuple[str, ...] = (
+    POSTING_TITLES + POSTING_TEAMS + POSTING_LOCATIONS + POSTING_COMMITMENTS
+)
+
+FIRST_NAMES: tuple[str, ...] = (
+    "Zoë",
+    "Ana",
+    "Björn",
+    "Chidi",
+    "Dmitri",
+    "Élodie",
+    "Farah",
+    "Giulia",
+    "Hiroshi",
+    "Ingrid",
+    "José",
+    "Kwame",
+    "Leilani",
+    "Mateus",
+    "Nadia",
+    "Oğuz",
+    "Priya",
+    "Quinn",
+    "Rafael",
+    "Saoirse",
+    "Tomás",
+    "Ursula",
+    "Viktor",
+    "Wen",
+    "Xóchitl",
+    "Yusuf",
+    "Zainab",
+    "Amélie",
+    "Søren",
+    "Łukasz",
+)
+LAST_NAMES: tuple[str, ...] = (
+    "Ångström",
+    "Okafor",
+    "Müller",
+    "García",
+    "Nakamura",
+    "Kowalski",
+    "O'Brien",
+    "Haddad",
+    "Svensson",
+    "Dubois",
+    "Mensah",
+    "Rossi",
+    "Novák",
+    "Pereira",
+    "Chen",
+    "Ivanova",
+    "Fernández",
+    "Kaur",
+    "Nguyễn",
+    "Smith",
+)
+CJK_NAMES: tuple[str, ...] = ("李雷", "韩梅梅", "王芳", "佐藤 花子", "김민준")
+HEADLINES: tuple[str, ...] = (
+    "Acme Corp",
+    "Globex",
+    "Initech",
+    "Umbrella Analytics",
+    "Stark Industries",
+    "Wayne Enterprises",
+    "Soylent GmbH",
+    "Tyrell Systems",
+    "",
+)
+CONTACT_LOCATIONS: tuple[str, ...] = (
+    "San Francisco",
+    "Oakland",
+    "New York",
+    "London",
+    "Berlin",
+    "Zürich",
+    "São Paulo",
+    "Toronto, ON, Canada",
+    "Kraków",
+    "Tokyo",
+)
+USER_NAMES: tuple[str, ...] = (
+    "Integration Bot",
+    "Riley Recruiter",
+    "Morgan Coordinator",
+    "Sam Sourcer",
+    "Alex Admin",
+)
+ORIGINS: tuple[str, ...] = ("applied", "sourced", "referred", "agency", "university")
+SOURCES: tuple[str, ...] = ("linkedin", "indeed", "referral", "company website", "job fair")
+
+# Opportunities per contact: weights for 1..8 (mean about 1.8).
+OPPORTUNITY_COUNT_WEIGHTS: tuple[float, ...] = (0.60, 0.20, 0.09, 0.05, 0.03, 0.015, 0.01, 0.005)
+
+START_MS = 1_546_300_800_000  # 2019-01-01T00:00:00Z
+END_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+LAST_UPDATE_MS = 1_748_736_000_000  # 2025-06-01: generated updatedAt never exceeds this
+DAY_MS = 86_400_000
+
+
+@dataclass
+class Dataset:
+    """A generated data set: Lever-shaped opportunities, contacts by id, users, reasons."""
+
+    opportunities: list[dict[str, Any]]
+    contacts: dict[str, dict[str, Any]]
+    users: list[dict[str, Any]]
+    archive_reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "opportunities": self.opportunities,
+            "contacts": self.contacts,
+            "users": self.users,
+            "archive_reasons": self.archive_reasons,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Dataset:
+        return cls(
+            opportunities=list(raw["opportunities"]),
+            contacts=dict(raw.get("contacts") or {}),
+            users=list(raw.get("users") or []),
+            archive_reasons=list(raw.get("archive_reasons") or []),
+        )
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _slug(text: str) -> str:
+    ascii_part = "".join(ch for ch in text.lower() if ch.isascii() and (ch.isalnum() or ch == " "))
+    return ".".join(ascii_part.split()) or "person"
+
+
+def _postings(rng: random.Random) -> list[dict[str, Any]]:
+    postings = []
+    for _ in range(40):
+        title = rng.choice(POSTING_TITLES)
+        postings.append(
+            {
+                "id": _uuid(rng),
+                "title": title,
+                "team": rng.choice(POSTING_TEAMS),
+                "location": rng.choice(POSTING_LOCATIONS),
+                "commitment": rng.choices(POSTING_COMMITMENTS, weights=(70, 10, 15, 5))[0],
+            }
+        )
+    return postings
+
+
+def _person(rng: random.Random, index: int) -> tuple[str, list[str]]:
+    if rng.random() < 0.06:
+        name = rng.choice(CJK_NAMES)
+        local = f"person{index}"
+    else:
+        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+        local = f"{_slug(name)}{index}"
+    domain = "example.com" if rng.random() < 0.7 else "example.org"
+    emails = [f"{local}@{domain}"]
+    if rng.random() < 0.15:
+        emails.append(f"{local}.alt@example.org")
+    return name, emails
+
+
+def generate_dataset(
+    seed: int = 7, contacts: int = 300, opportunities: int | None = None
+) -> Dataset:
+    """Generate a deterministic synthetic Lever data set.
+
+    Args:
+        seed: the random seed; the same arguments always give the same data.
+        contacts: number of contacts (people) to generate; ignored when `opportunities` is given.
+        opportunities: if given, generate contacts until exactly this many opportunities exist.
+
+    Returns:
+        A `Dataset`; its opportunities are sorted by ``(createdAt, id)``.
+
+    Example:
+        >>> ds = generate_dataset(seed=1, contacts=50)
+        >>> len(ds.contacts) <= 50 and len(ds.opportunities) >= 50
+        True
+        >>> len(generate_dataset(seed=1, opportunities=120).opportunities)
+        120
+    """
+    if contacts < 0 or (opportunities is not None and opportunities < 0):
+        raise ValueError("contacts and opportunities must be >= 0")
+    rng = random.Random(seed)
+    users = []
+    for i, user_name in enumerate(USER_NAMES[: 3 + rng.randrange(3)]):
+        users.append(
+            {
+                "id": _uuid(rng),
+                "name": user_name,
+                "username": _slug(user_name).replace(".", ""),
+                "email": f"{_slug(user_name)}@example.com",
+                "accessRole": "super admin" if i == 0 else "team member",
+                "createdAt": START_MS - DAY_MS * (30 - i),
+                "deactivatedAt": None,
+            }
+        )
+    user_ids = [u["id"] for u in users]
+    reasons = [
+        {"id": _uuid(rng), "text": text, "status": "active"}
+        for text in ("Hired", "Underqualified", "Withdrew", "Position filled", "Timing")
+    ]
+    reason_ids = [r["id"] for r in reasons]
+    postings = _postings(rng)
+    count_choices = range(1, len(OPPORTUNITY_COUNT_WEIGHTS) + 1)
+
+    opps: list[dict[str, Any]] = []
+    contact_map: dict[str, dict[str, Any]] = {}
+    target = opportunities
+    index = 0
+    while (len(opps) < target) if target is not None else (index < contacts):
+        index += 1
+        n_opps = rng.choices(count_choices, weights=OPPORTUNITY_COUNT_WEIGHTS)[0]
+        if target is not None:
+            n_opps = min(n_opps, target - len(opps))
+        contact_id = _uuid(rng)
+        name, emails = _person(rng, index)
+        headline = rng.choice(HEADLINES)
+        location = rng.choice(CONTACT_LOCATIONS)
+        phones = [{"type": "mobile", "value": f"+1555{rng.randrange(10**7):07d}"}]
+        anonymized = rng.random() < 0.01
+        no_contact = not anonymized and n_opps == 1 and rng.random() < 0.015
+        if anonymized:
+            name, emails, phones, headline, location = "Anonymized", [], [], "", ""
+        if not no_contact:
+            contact_map[contact_id] = {
+                "id": contact_id,
+                "name": name,
+                "headline": headline,
+                "isAnonymized": anonymized,
+                "location": {"name": location},
+                "emails": list(emails),
+                "phones": [dict(p) for p in phones],
+            }
+        # contact-level tags: which ones this person has, and on which of the opportunities
+        person_tags: list[str] = []
+        if rng.random() < 0.55:
+            k = rng.choices((1, 2, 3), weights=(60, 30, 10))[0]
+            person_tags = rng.sample(CONTACT_LEVEL_TAGS, k)
+        first_created = rng.randrange(START_MS, END_MS - 400 * DAY_MS)
+        created = first_created
+        for j in range(n_opps):
+            if j:
+                created += rng.randrange(1, 120) * DAY_MS + rng.randrange(DAY_MS)
+            if opps and rng.random() < 0.01:
+                created = opps[-1]["createdAt"]  # same-millisecond twins: order needs the id
+            posting = rng.choice(postings)
+            tags: list[str] = []
+            if rng.random() < 0.85:
+                tags += [posting["title"], posting["team"], posting["location"]]
+                tags.append(posting["commitment"])
+            elif rng.random() < 0.5:
+                tags.append(posting["title"])
+            if rng.random() < 0.15:
+                tags.append(rng.choice(STAGE_TAGS))
+            for tag in person_tags:
+                # on some but not all opportunities: the split the toolkit exists to repair
+                if n_opps == 1 or j == 0 or rng.random() < 0.5:
+                    if tag in TAG_VARIANTS and rng.random() < 0.06:
+                        tag = rng.choice(TAG_VARIANTS[tag])
+                    if tag not in tags:
+                        tags.append(tag)
+            if not person_tags and rng.random() < 0.01:
+                tags.append(rng.choice(TAG_VARIANTS["Python"]))
+            updated: int | None = min(
+                LAST_UPDATE_MS, created + rng.randrange(DAY_MS // 24, 200 * DAY_MS)
+            )
+            if rng.random() < 0.03:
+                updated = None
+            owner = rng.choice(user_ids)
+            opp_id = _uuid(rng)
+            opp: dict[str, Any] = {
+                "id": opp_id,
+                "name": name,
+                "headline": headline,
+                "contact": None if no_contact else contact_id,
+                "emails": list(emails),
+                "phones": [dict(p) for p in phones],
+                "confidentiality": "confidential" if rng.random() < 0.07 else "non-confidential",
+                "location": location,
+                "links": [],
+                "stage": "lead-new",
+                "stageChanges": [],
+                "archived": None,
+                "tags": tags,
+                "sources": [rng.choice(SOURCES)],
+                "origin": rng.choice(ORIGINS),
+                "sourcedBy": owner,
+                "owner": owner,
+                "followers": [owner],
+                "applications": [_uuid(rng)],
+                "createdAt": created,
+                "updatedAt": updated,
+                "lastInteractionAt": updated or created,
+                "lastAdvancedAt": created,
+                "snoozedUntil": None,
+                "urls": {
+                    "list": "https://hire.sandbox.lever.co/candidates",
+                    "show": f"https://hire.sandbox.lever.co/candidates/{opp_id}",
+                },
+                "isAnonymized": anonymized,
+                "dataProtection": None,
+            }
+            if no_contact and rng.random() < 0.5:
+                del opp["contact"]  # "all fields may be missing"
+            is_last = j == n_opps - 1
+            if not is_last or rng.random() < 0.3:
+                archived_at = min(LAST_UPDATE_MS, created + rng.randrange(DAY_MS, 90 * DAY_MS))
+                reason = rng.choice(reason_ids)
+                if rng.random() < 0.06:
+                    del opp["archived"]  # the legacy shape of the documentation's examples
+                    opp["archivedAt"] = archived_at
+                    opp["archiveReason"] = reason
+                else:
+                    opp["archived"] = {"reason": reason, "archivedAt": archived_at}
+                if opp["updatedAt"] is not None:
+                    opp["updatedAt"] = max(opp["updatedAt"], archived_at)
+            opps.append(opp)
+    opps.sort(key=lambda o: (o["createdAt"], o["id"]))
+    return Dataset(opportunities=opps, contacts=contact_map, users=users, archive_reasons=reasons)
+
+
+def is_archived(opp: dict[str, Any]) -> bool:
+    """Whether an opportunity is archived, in the current or the legacy shape.
+
+    Example:
+        >>> is_archived({"archived": {"reason": "r", "archivedAt": 1}})
+        True
+        >>> is_archived({"archivedAt": 5, "archiveReason": "r"})
+        True
+        >>> is_archived({"archived": None})
+        False
+    """
+    return bool(opp.get("archived")) or opp.get("archivedAt") is not None
+
+
+__all__ = [
+    "CONTACT_LEVEL_TAGS",
+    "POSTING_TAGS",
+    "TAG_VARIANTS",
+    "Dataset",
+    "generate_dataset",
+    "is_archived",
+]

@@ -1,0 +1,415 @@
+"""The sandbox's state: opportunities, contacts, users, counters, and how they are queried.
+
+Pure Python and thread-safe: every public method takes one re-entrant lock, so the tornado
+IOLoop thread and test threads can call it at the same time. No HTTP here; `server.py` maps
+requests onto these methods.
+
+Ordering: opportunities are listed in a stable order by ``(createdAt, id)``. ``createdAt`` never
+changes, so writes never reorder pages, and a page cursor is just the key of the last item.
+
+Time filters: ``updated_at_start/_end`` compare ``updatedAt``; an opportunity whose ``updatedAt``
+is null is compared by its ``createdAt`` instead (Lever does not document this case; a record that
+never changed was last updated when it was created).
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import copy
+import hashlib
+import hmac
+import json
+import os
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from toolkit.sandbox.data import Dataset, generate_dataset, is_archived
+
+STATE_FORMAT = "lever-sandbox-state"
+STATE_VERSION = 1
+
+
+class ApiError(Exception):
+    """A Lever-style error answer: HTTP status plus ``{"code", "message"}``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenCodec:
+    """Opaque offset tokens bound to the query that made them.
+
+    A token carries the cursor (the key of the last item served) and an HMAC over the cursor and
+    a hash of the query's parameters minus ``offset``. Used with other parameters, or forged, or
+    from another sandbox instance, it does not verify.
+
+    Example:
+        >>> codec = TokenCodec(b"secret")
+        >>> token = codec.encode([1, "a"], "q1")
+        >>> codec.decode(token, "q1")
+        [1, 'a']
+        >>> codec.decode(token, "q2") is None
+        True
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _sign(self, payload: str, query_hash: str) -> str:
+        mac = hmac.new(self._secret, f"{query_hash}|{payload}".encode(), hashlib.sha256)
+        return _b64(mac.digest()[:15])
+
+    def encode(self, cursor: Any, query_hash: str) -> str:
+        payload = _b64(json.dumps(cursor, separators=(",", ":")).encode())
+        return f"{payload}.{self._sign(payload, query_hash)}"
+
+    def decode(self, token: str, query_hash: str) -> Any | None:
+        payload, _, signature = token.partition(".")
+        if not payload or not signature:
+            return None
+        if not hmac.compare_digest(signature, self._sign(payload, query_hash)):
+            return None
+        try:
+            return json.loads(_unb64(payload))
+        except ValueError:
+            return None
+
+
+def query_hash(pairs: Iterable[tuple[str, str]]) -> str:
+    """A hash of a query's parameters, ``offset`` excluded, order-insensitive."""
+    kept = sorted((k, v) for k, v in pairs if k != "offset")
+    return hashlib.sha256(json.dumps(kept).encode()).hexdigest()[:32]
+
+
+class Stats:
+    """Request counters (not locked itself: `SandboxState` holds the lock)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.started_at = time.time()
+        self.requests = 0
+        self.by_route: dict[str, Counter] = defaultdict(Counter)
+        self.by_status: Counter = Counter()
+        self.writes = 0
+        self.admin_writes = 0
+        self.rate_limited = 0
+        self.faults: Counter = Counter({"server_error": 0, "dropped": 0, "offset_token": 0})
+        self.invalid_offset_tokens = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "by_route": {
+                route: {str(s): n for s, n in sorted(c.items(), key=lambda kv: str(kv[0]))}
+                for route, c in sorted(self.by_route.items())
+            },
+            "by_status": {str(s): n for s, n in sorted(self.by_status.items(), key=str)},
+            "writes": self.writes,
+            "admin_writes": self.admin_writes,
+            "rate_limited": self.rate_limited,
+            "faults": dict(self.faults),
+            "invalid_offset_tokens": self.invalid_offset_tokens,
+            "max_in_flight": self.max_in_flight,
+            "seconds": round(time.time() - self.started_at, 3),
+        }
+
+
+def _parse_ms(params: dict[str, list[str]], name: str) -> int | None:
+    values = params.get(name)
+    if not values:
+        return None
+    try:
+        return int(values[-1])
+    except ValueError:
+        raise ApiError(
+            400, "InvalidRequest", f"{name} must be a timestamp in milliseconds"
+        ) from None
+
+
+def _parse_bool(params: dict[str, list[str]], name: str) -> bool | None:
+    values = params.get(name)
+    if not values:
+        return None
+    value = values[-1].strip().lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise ApiError(400, "InvalidRequest", f"{name} must be true or false")
+
+
+def parse_limit(params: dict[str, list[str]]) -> int:
+    values = params.get("limit")
+    if not values:
+        return 100
+    try:
+        limit = int(values[-1])
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise ApiError(400, "InvalidRequest", "limit must be an integer between 1 and 100")
+    return limit
+
+
+def validate_tags_body(body: Any) -> list[str]:
+    """The ``tags`` of a write body, or ApiError 400."""
+    tags = body.get("tags") if isinstance(body, dict) else None
+    if not isinstance(tags, list) or not tags:
+        raise ApiError(400, "InvalidRequest", 'body must be {"tags": [...]} with at least one tag')
+    if not all(isinstance(t, str) and t.strip() for t in tags):
+        raise ApiError(400, "InvalidRequest", "every tag must be a non-empty string")
+    return tags
+
+
+class SandboxState:
+    """Opportunities, contacts and users of one sandbox, with Lever's query semantics.
+
+    Args:
+        dataset: the initial data (ignored when `state_file` exists: the file wins).
+        state_file: JSON file to load from (if it exists) and save to after every write.
+    """
+
+    def __init__(self, dataset: Dataset, state_file: str | os.PathLike | None = None) -> None:
+        self.lock = threading.RLock()
+        self.state_file = Path(state_file) if state_file else None
+        if self.state_file is not None and self.state_file.exists():
+            dataset = load_state_file(self.state_file)
+        self._opps: dict[str, dict[str, Any]] = {o["id"]: o for o in dataset.opportunities}
+        self._keys: list[tuple[int, str]] = sorted(
+            (int(o.get("createdAt") or 0), o["id"]) for o in dataset.opportunities
+        )
+        self.contacts = dataset.contacts
+        self.users = dataset.users
+        self.archive_reasons = dataset.archive_reasons
+        self.stats = Stats()
+        if self.state_file is not None and not self.state_file.exists():
+            self.save()
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def to_dataset(self) -> Dataset:
+        with self.lock:
+            return Dataset(
+                opportunities=[self._opps[k[1]] for k in self._keys],
+                contacts=self.contacts,
+                users=self.users,
+                archive_reasons=self.archive_reasons,
+            )
+
+    def save(self) -> None:
+        """Write the state file atomically (temp file in the same folder, then os.replace)."""
+        if self.state_file is None:
+            return
+        with self.lock:
+            raw = {"format": STATE_FORMAT, "version": STATE_VERSION, **self.to_dataset().to_dict()}
+            text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+        folder = self.state_file.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.state_file.name}.", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, self.state_file)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def get(self, opp_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self._opps.get(opp_id)
+
+    def all_opportunities(self) -> list[dict[str, Any]]:
+        """Deep copies of every current opportunity, in listing order."""
+        with self.lock:
+            return copy.deepcopy([self._opps[k[1]] for k in self._keys])
+
+    def __len__(self) -> int:
+        with self.lock:
+            return len(self._opps)
+
+    def render(self, opp: dict[str, Any], expand_contact: bool) -> dict[str, Any]:
+        # shallow: the state only ever replaces values (tags get a new list), never mutates them
+        out = dict(opp)
+        if expand_contact and out.get("contact"):
+            contact = self.contacts.get(out["contact"])
+            if contact is not None:
+                out["contact"] = copy.deepcopy(contact)
+        return out
+
+    def opportunity_filter(
+        self, params: dict[str, list[str]], confidential_access: bool
+    ) -> Callable[[dict[str, Any]], bool]:
+        """Compile ``GET /opportunities`` filters into a predicate (ApiError on bad ones)."""
+        confidentiality = (params.get("confidentiality") or ["non-confidential"])[-1]
+        if confidentiality not in ("non-confidential", "confidential", "all"):
+            raise ApiError(
+                400,
+                "InvalidRequest",
+                "confidentiality must be one of non-confidential, confidential, all",
+            )
+        if confidentiality != "non-confidential" and not confidential_access:
+            raise ApiError(
+                403,
+                "Forbidden",
+                "This API key does not have access to confidential data",
+            )
+        tags = set(params.get("tag") or [])
+        contacts = set(params.get("contact_id") or [])
+        emails = {e.strip().lower() for e in params.get("email") or [] if e.strip()}
+        archived = _parse_bool(params, "archived")
+        c_start, c_end = (
+            _parse_ms(params, "created_at_start"),
+            _parse_ms(params, "created_at_end"),
+        )
+        u_start, u_end = (
+            _parse_ms(params, "updated_at_start"),
+            _parse_ms(params, "updated_at_end"),
+        )
+
+        def keep(opp: dict[str, Any]) -> bool:
+            conf = opp.get("confidentiality") or "non-confidential"
+            if confidentiality != "all" and conf != confidentiality:
+                return False
+            if tags and tags.isdisjoint(opp.get("tags") or ()):
+                return False
+            if contacts and opp.get("contact") not in contacts:
+                return False
+            if emails and emails.isdisjoint(e.lower() for e in opp.get("emails") or ()):
+                return False
+            if archived is not None and is_archived(opp) != archived:
+                return False
+            created = int(opp.get("createdAt") or 0)
+            if c_start is not None and created < c_start:
+                return False
+            if c_end is not None and created > c_end:
+                return False
+            if u_start is not None or u_end is not None:
+                updated = opp.get("updatedAt")
+                updated = created if updated is None else int(updated)
+                if u_start is not None and updated < u_start:
+                    return False
+                if u_end is not None and updated > u_end:
+                    return False
+            return True
+
+        return keep
+
+    def list_opportunities(
+        self,
+        keep: Callable[[dict[str, Any]], bool],
+        limit: int,
+        after: tuple[int, str] | None,
+        expand_contact: bool = False,
+    ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+        """One page after the cursor `after`; returns (items, cursor of the last item or None)."""
+        with self.lock:
+            start = bisect.bisect_right(self._keys, tuple(after)) if after else 0
+            page: list[dict[str, Any]] = []
+            last: tuple[int, str] | None = None
+            has_next = False
+            for i in range(start, len(self._keys)):
+                key = self._keys[i]
+                opp = self._opps[key[1]]
+                if not keep(opp):
+                    continue
+                if len(page) == limit:
+                    has_next = True
+                    break
+                page.append(self.render(opp, expand_contact))
+                last = key
+            return page, (last if has_next else None)
+
+    def tag_counts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            counts = Counter(t for o in self._opps.values() for t in o.get("tags") or ())
+        return [{"text": t, "count": n} for t, n in sorted(counts.items())]
+
+    def user_ids(self) -> set[str]:
+        return {u["id"] for u in self.users}
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def _bump(self, opp: dict[str, Any]) -> None:
+        previous = opp.get("updatedAt")
+        if previous is None:
+            previous = opp.get("createdAt") or 0
+        opp["updatedAt"] = max(now_ms(), int(previous) + 1)
+
+    def change_tags(self, opp_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict:
+        """Add and/or remove exact tag strings; bumps updatedAt. KeyError for unknown ids."""
+        with self.lock:
+            opp = self._opps[opp_id]
+            tags = list(opp.get("tags") or [])
+            gone = set(remove)
+            tags = [t for t in tags if t not in gone]
+            for tag in add:
+                if tag not in tags:
+                    tags.append(tag)
+            opp["tags"] = tags
+            self._bump(opp)
+            self.save()
+            return opp
+
+    def set_tags(self, opp_id: str, tags: Iterable[str]) -> dict:
+        """Replace the tags (admin/test helper); bumps updatedAt. KeyError for unknown ids."""
+        with self.lock:
+            opp = self._opps[opp_id]
+            opp["tags"] = list(tags)
+            self._bump(opp)
+            self.save()
+            return opp
+
+    def delete(self, opp_id: str) -> None:
+        """Delete an opportunity; later reads answer 404. KeyError for unknown ids."""
+        with self.lock:
+            opp = self._opps.pop(opp_id)
+            key = (int(opp.get("createdAt") or 0), opp_id)
+            index = bisect.bisect_left(self._keys, key)
+            if index < len(self._keys) and self._keys[index] == key:
+                del self._keys[index]
+            self.save()
+
+
+def load_state_file(path: str | os.PathLike) -> Dataset:
+    """Read a sandbox state file written by `SandboxState.save`."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read sandbox state file {path}: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not a sandbox state file")
+    return Dataset.from_dict(raw)
+
+
+def default_dataset(seed: int, contacts: int, opportunities: int | None) -> Dataset:
+    return generate_dataset(seed=seed, contacts=contacts, opportunities=opportunities)
