@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -174,8 +175,7 @@ def fingerprint(frame: pd.DataFrame) -> str:
             "updated": frame["updated_at"].astype("Int64").astype(str),
         }
     )
-    hashes = pd.util.hash_pandas_object(keyed, index=False).to_numpy()
-    hashes.sort()
+    hashes = np.sort(pd.util.hash_pandas_object(keyed, index=False).to_numpy())
     return hashlib.sha256(hashes.tobytes()).hexdigest()
 
 

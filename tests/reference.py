@@ -1,0 +1,46 @@
+"""Plain-Python reference numbers for the audit, computed straight from Lever-shaped objects.
+
+Deliberately independent of toolkit.audit and toolkit.snapshot: the end-to-end tests compare the
+toolkit's vectorised answers with these loops over the sandbox's own data.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+
+def is_archived(opp: dict) -> bool:
+    return bool(opp.get("archived")) or opp.get("archivedAt") is not None
+
+
+def reference_audit(opportunities: Iterable[dict], include_archived: bool = True) -> dict:
+    """Summary, split pairs and missing assignments by DESIGN.md's definitions, with loops."""
+    by_contact: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
+    for opp in opportunities:
+        if not include_archived and is_archived(opp):
+            continue
+        contact = opp.get("contact") or f"self:{opp['id']}"
+        by_contact[contact].append((opp["id"], set(opp.get("tags") or [])))
+    pairs: set[tuple[str, str]] = set()
+    missing: set[tuple[str, str, str]] = set()
+    for contact, opps in by_contact.items():
+        if len(opps) < 2:
+            continue
+        for tag in set().union(*(tags for _, tags in opps)):
+            holders = [oid for oid, tags in opps if tag in tags]
+            if 0 < len(holders) < len(opps):
+                pairs.add((contact, tag))
+                missing.update((oid, contact, tag) for oid, tags in opps if tag not in tags)
+    return {
+        "summary": {
+            "opportunities": sum(len(v) for v in by_contact.values()),
+            "contacts": len(by_contact),
+            "multi_opportunity_contacts": sum(1 for v in by_contact.values() if len(v) > 1),
+            "split_contacts": len({c for c, _ in pairs}),
+            "split_pairs": len(pairs),
+            "missing_assignments": len(missing),
+        },
+        "pairs": pairs,
+        "missing": missing,
+    }

@@ -1,0 +1,88 @@
+"""`lever-tags snapshot` and `lever-tags audit` end to end against the sandbox."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from reference import reference_audit
+
+from toolkit.cli import main
+
+SUMMARY_KEYS = [
+    "opportunities",
+    "contacts",
+    "multi_opportunity_contacts",
+    "split_contacts",
+    "split_pairs",
+    "missing_assignments",
+]
+
+
+@pytest.fixture
+def env(monkeypatch, sandbox):
+    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    return sandbox
+
+
+def _read(out):
+    summary = json.loads((out / "summary.json").read_text())
+    pairs = pd.read_csv(out / "split_pairs.csv", dtype=str, keep_default_na=False)
+    missing = pd.read_csv(out / "missing_assignments.csv", dtype=str, keep_default_na=False)
+    return summary, pairs, missing
+
+
+@pytest.mark.parametrize("exclude_archived", [False, True])
+def test_audit_numbers_equal_the_sandbox_data(env, tmp_path, capsys, exclude_archived):
+    out = tmp_path / "report"
+    argv = ["audit", "--out", str(out)] + (["--exclude-archived"] if exclude_archived else [])
+    assert main(argv) == 0
+    summary, pairs, missing = _read(out)
+    expected = reference_audit(env.opportunities(), include_archived=not exclude_archived)
+    assert {k: summary[k] for k in SUMMARY_KEYS} == expected["summary"]
+    assert all(isinstance(summary[k], int) for k in SUMMARY_KEYS)
+    assert list(pairs.columns) == ["contact_id", "tag", "with_tag", "opportunities"]
+    assert list(missing.columns) == ["opportunity_id", "contact_id", "tag"]
+    assert set(zip(pairs["contact_id"], pairs["tag"], strict=True)) == expected["pairs"]
+    got_missing = set(
+        zip(missing["opportunity_id"], missing["contact_id"], missing["tag"], strict=True)
+    )
+    assert got_missing == expected["missing"]
+    assert summary["confidential_access"] is True
+    assert expected["summary"]["split_pairs"] > 0  # the sandbox data has gaps to find
+    assert "split pairs" in capsys.readouterr().out
+
+
+def test_audit_counts_confidential_opportunities(env, tmp_path):
+    out = tmp_path / "r"
+    assert main(["audit", "--out", str(out)]) == 0
+    summary, _, _ = _read(out)
+    confidential = [o for o in env.opportunities() if o.get("confidentiality") == "confidential"]
+    assert confidential and summary["opportunities"] == len(env.opportunities())
+
+
+def test_snapshot_then_offline_audit_and_fail_on_gaps(env, tmp_path):
+    snap = tmp_path / "snap.parquet"
+    assert main(["snapshot", "--out", str(snap)]) == 0
+    assert snap.is_file() and (tmp_path / "snap.parquet.meta.json").is_file()
+    online, offline = tmp_path / "online", tmp_path / "offline"
+    assert main(["audit", "--out", str(online)]) == 0
+    assert main(["audit", "--snapshot", str(snap), "--out", str(offline), "--fail-on-gaps"]) == 1
+    assert _read(online)[0]["split_pairs"] == _read(offline)[0]["split_pairs"]
+    assert main(["snapshot", "--out", str(snap), "--refresh"]) == 0
+
+
+def test_restricted_key_audits_non_confidential_data_with_a_warning(
+    env, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("LEVER_API_KEY", env.restricted_api_key)
+    out = tmp_path / "r"
+    assert main(["audit", "--out", str(out)]) == 0
+    summary, _, _ = _read(out)
+    public = [o for o in env.opportunities() if o.get("confidentiality") != "confidential"]
+    assert summary["opportunities"] == len(public)
+    assert summary["confidential_access"] is False and summary["warnings"]
+    assert "confidential" in capsys.readouterr().err
