@@ -1,1 +1,153 @@
-"""`lever-tags sandbox`: placeholder registration replaced by the sandbox work (issue 3)."""
+"""`lever-tags sandbox`: serve the Lever-compatible sandbox until SIGINT or SIGTERM.
+
+Prints exactly two lines on stdout before serving (``LEVER_BASE_URL=...`` and
+``LEVER_API_KEY=...``), so a shell or a parent process can read them. The key is random unless
+``LEVER_SANDBOX_KEY`` is set in the environment (``LEVER_SANDBOX_RESTRICTED_KEY`` likewise for
+the key without confidential access, which is not printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from toolkit.cli import UsageError, command
+
+DEFAULT_PORT = 8765
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    return value
+
+
+@command
+def _add_sandbox(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sandbox",
+        help="serve a local Lever-compatible API with synthetic data",
+        description="Serve a Lever-compatible API on loopback with deterministic synthetic data. "
+        "Prints LEVER_BASE_URL=... and LEVER_API_KEY=... then serves until Ctrl-C / SIGTERM.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port; 0 = any free (default {DEFAULT_PORT})",
+    )
+    p.add_argument("--seed", type=int, default=7, help="data and fault seed (default 7)")
+    p.add_argument("--contacts", type=int, default=1000, help="contacts to generate (default 1000)")
+    p.add_argument(
+        "--opportunities", type=int, default=None, help="generate exactly N opportunities instead"
+    )
+    p.add_argument("--latency-ms", type=_rate, default=0.0, help="delay per request (default 0)")
+    p.add_argument("--jitter-ms", type=_rate, default=None, help="latency jitter (default 10%%)")
+    p.add_argument("--rate", type=_rate, default=10.0, help="requests/s per key (default 10)")
+    p.add_argument("--burst", type=int, default=20, help="token bucket size (default 20)")
+    p.add_argument("--fail-rate", type=_rate, default=0.0, help="probability of 500/502/503")
+    p.add_argument(
+        "--drop-rate", type=_rate, default=0.0, help="probability of a dropped connection"
+    )
+    p.add_argument(
+        "--offset-fault-rate",
+        type=_rate,
+        default=0.0,
+        help="probability of an invalid-offset-token answer on a page after the first",
+    )
+    p.add_argument(
+        "--retry-after", action="store_true", help="send Retry-After on 429 (Lever does not say)"
+    )
+    p.add_argument(
+        "--offset-error-status",
+        type=int,
+        choices=(200, 400),
+        default=400,
+        help="HTTP status of the invalid-offset-token answer (default 400)",
+    )
+    p.add_argument("--state", metavar="FILE", default=None, help="load/save the data in FILE")
+    p.set_defaults(func=_cmd_sandbox)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535 (got {args.port})")
+    if args.contacts < 0:
+        raise UsageError(f"--contacts must be >= 0 (got {args.contacts})")
+    if args.opportunities is not None and args.opportunities < 0:
+        raise UsageError(f"--opportunities must be >= 0 (got {args.opportunities})")
+    if args.latency_ms < 0 or (args.jitter_ms is not None and args.jitter_ms < 0):
+        raise UsageError("--latency-ms and --jitter-ms must be >= 0")
+    if args.rate <= 0:
+        raise UsageError(f"--rate must be > 0 (got {args.rate})")
+    if args.burst < 1:
+        raise UsageError(f"--burst must be >= 1 (got {args.burst})")
+    for name in ("fail_rate", "drop_rate", "offset_fault_rate"):
+        value = getattr(args, name)
+        if not 0 <= value <= 1:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be between 0 and 1 (got {value})")
+    if args.state and os.path.isdir(args.state):
+        raise UsageError(f"--state must be a file, not a directory: {args.state}")
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from toolkit.sandbox import Sandbox  # tornado only when this command runs
+
+    _check(args)
+    try:
+        sb = Sandbox(
+            seed=args.seed,
+            contacts=args.contacts,
+            opportunities=args.opportunities,
+            host=args.host,
+            port=args.port,
+            api_key=os.environ.get("LEVER_SANDBOX_KEY") or None,
+            restricted_api_key=os.environ.get("LEVER_SANDBOX_RESTRICTED_KEY") or None,
+            state_file=args.state,
+            latency_ms=args.latency_ms,
+            jitter_ms=args.jitter_ms,
+            rate=args.rate,
+            burst=args.burst,
+            fail_rate=args.fail_rate,
+            drop_rate=args.drop_rate,
+            offset_fault_rate=args.offset_fault_rate,
+            retry_after=args.retry_after,
+            offset_error_status=args.offset_error_status,
+        )
+        sb.start()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print(f"LEVER_BASE_URL={sb.base_url}", flush=True)
+        print(f"LEVER_API_KEY={sb.api_key}", flush=True)
+        print(
+            f"lever-tags sandbox: {len(sb.engine.state)} opportunities at {sb.base_url}; "
+            "stop with Ctrl-C",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sb.stop()
+    return 0
