@@ -1,0 +1,988 @@
+"""The audit: pure pandas functions over a snapshot frame (frames in, new frames out, no I/O).
+
+Every public function takes the snapshot frame first, so they chain with ``DataFrame.pipe`` in the
+style of pyjanitor (``frame.pipe(considered, include_archived=False).pipe(split_pairs)``). None of
+them mutates its input.
+
+The words are those of ``DESIGN.md``:
+
+* **considered opportunities**: the rows of the frame (``considered`` drops archived ones on
+  request).
+* **split pair** ``(contact, tag)``: the contact has two or more considered opportunities and the
+  tag is on at least one of them and not on all of them. Tag identity is the exact string; a tag
+  repeated in one opportunity's list counts once.
+* **missing assignment** ``(opportunity, tag)``: the opportunity's contact has the split pair
+  ``(contact, tag)`` and the opportunity lacks the tag.
+* An opportunity without a contact is a contact of its own (its key is its ``opportunity_id``) and
+  can never be split.
+
+How it is fast: the ``tags`` lists are flattened once into integer arrays (opportunity position,
+tag code), contacts and tags are factorized into sorted integer codes, and every count is a sort,
+``np.unique`` or ``np.bincount`` over those integers. Strings are only touched when the result
+frames are built. ``run_audit`` does that preparation once and derives every table from it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover
+    from toolkit.policy import Policy
+
+__all__ = [
+    "COVERAGE_COLUMNS",
+    "EVIDENCE_COLUMNS",
+    "MISSING_COLUMNS",
+    "SPLIT_COLUMNS",
+    "SUMMARY_KEYS",
+    "TAG_STATISTICS_COLUMNS",
+    "VARIANT_COLUMNS",
+    "AuditResult",
+    "considered",
+    "contact_level_evidence",
+    "coverage_grid",
+    "explode_tags",
+    "looks_posting_derived",
+    "missing_assignments",
+    "normalize_tag",
+    "run_audit",
+    "split_pairs",
+    "summarize",
+    "tag_coverage",
+    "tag_statistics",
+    "tag_variants",
+]
+
+SUMMARY_KEYS = (
+    "opportunities",
+    "contacts",
+    "multi_opportunity_contacts",
+    "split_contacts",
+    "split_pairs",
+    "missing_assignments",
+)
+EXPLODED_COLUMNS = ["opportunity_id", "contact_id", "tag"]
+COVERAGE_COLUMNS = ["contact_id", "tag", "with_tag", "opportunities"]
+SPLIT_COLUMNS = COVERAGE_COLUMNS
+MISSING_COLUMNS = ["opportunity_id", "contact_id", "tag"]
+TAG_STATISTICS_COLUMNS = [
+    "tag",
+    "opportunities",
+    "contacts",
+    "multi_opportunity_contacts",
+    "split_contacts",
+    "split_rate",
+    "missing_assignments",
+]
+VARIANT_COLUMNS = ["group", "tag", "opportunities", "canonical", "is_canonical"]
+EVIDENCE_COLUMNS = [
+    "tag",
+    "opportunities",
+    "contacts_with_tag",
+    "full_coverage_contacts",
+    "full_coverage_rate",
+    "split_contacts",
+    "split_rate",
+    "mean_coverage",
+    "looks_posting_derived",
+    "posting_reason",
+    "suggestion",
+    "policy",
+]
+
+# The dtype pandas gives a column of Python strings: "str" on pandas 3, object on pandas 2.
+_TEXT_DTYPE = pd.Series(["x"]).dtype
+
+
+def _text(values: Any) -> Any:
+    """An array of strings in pandas' default string dtype."""
+    return pd.array(list(values) if not isinstance(values, list) else values, dtype=_TEXT_DTYPE)
+
+
+def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{what} needs a snapshot frame with column(s) {', '.join(missing)}; "
+            f"got columns {list(frame.columns)}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# considered opportunities
+# --------------------------------------------------------------------------------------------
+
+
+def considered(snapshot_frame: pd.DataFrame, include_archived: bool = True) -> pd.DataFrame:
+    """The considered opportunities of a snapshot frame.
+
+    Confidential opportunities are always considered (the snapshot already holds what the key can
+    read); archived ones unless ``include_archived`` is false. Anonymized opportunities stay: they
+    are part of the picture, only writes skip them.
+
+    Args:
+        snapshot_frame: the snapshot frame (needs ``archived`` when archived ones are dropped).
+        include_archived: keep archived opportunities (the default, as in DESIGN.md).
+
+    Returns:
+        A new frame with the considered rows, index reset.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"],
+        ...                   "tags": [["a"], []], "archived": [False, True]})
+        >>> considered(f, include_archived=False)["opportunity_id"].tolist()
+        ['o1']
+        >>> len(considered(f))
+        2
+    """
+    if include_archived:
+        return snapshot_frame.reset_index(drop=True)
+    _require(snapshot_frame, ["archived"], "considered(include_archived=False)")
+    archived = snapshot_frame["archived"].fillna(False).astype(bool).to_numpy()
+    return snapshot_frame.loc[~archived].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the integer core
+# --------------------------------------------------------------------------------------------
+
+
+def _flatten_tags(tags: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """Lengths per row and the flat list of tags, tolerating None/NaN/array/tuple cells."""
+    values = tags.to_numpy(dtype=object, na_value=None)
+    if not all(type(v) is list for v in values):
+        values = [_as_list(v) for v in values]
+    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
+    flat = list(chain.from_iterable(values))
+    return lengths, flat
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, str):  # a bare string is one tag, not a list of characters
+        return [value]
+    if isinstance(value, (list, tuple, np.ndarray, pd.api.extensions.ExtensionArray)):
+        return list(value)
+    if isinstance(value, float) and np.isnan(value):
+        return []
+    try:
+        return list(value)
+    except TypeError:
+        return [value]
+
+
+def _sorted_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values and their counts (sort-based: faster than hash ``np.unique`` here)."""
+    if not len(keys):
+        return keys.copy(), np.zeros(0, dtype=np.int64)
+    ordered = np.sort(keys)
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, len(ordered))).astype(np.int64)
+    return ordered[starts], counts
+
+
+def _group_offsets(sizes: np.ndarray) -> np.ndarray:
+    """Start offset of each group given group sizes."""
+    starts = np.zeros(len(sizes), dtype=np.int64)
+    if len(sizes) > 1:
+        np.cumsum(sizes[:-1], out=starts[1:])
+    return starts
+
+
+@dataclass(frozen=True)
+class _Core:
+    """Integer view of the considered opportunities (built once, read by every table)."""
+
+    opp_ids: Any  # ExtensionArray of opportunity_id, one per row
+    contact_codes: np.ndarray  # int64 per row; contactless rows get codes of their own
+    contact_labels: pd.Index  # label per contact code (contact_id, or opportunity_id if none)
+    opps_per_contact: np.ndarray  # int64 per contact code
+    tag_labels: pd.Index  # sorted; codes index into it
+    pair_opp: np.ndarray  # deduplicated (opportunity row, tag code), sorted by row then tag
+    pair_tag: np.ndarray
+    cov_contact: np.ndarray  # distinct (contact, tag) sorted, with the count of opps carrying it
+    cov_tag: np.ndarray
+    cov_with: np.ndarray
+    all_tag_labels: pd.Index  # every tag of the considered opps (before a `tags` subset)
+    all_tag_opportunities: np.ndarray
+
+    @property
+    def n_opps(self) -> int:
+        return len(self.contact_codes)
+
+    @property
+    def n_tags(self) -> int:
+        return len(self.tag_labels)
+
+    @property
+    def cov_opps(self) -> np.ndarray:
+        return self.opps_per_contact[self.cov_contact]
+
+    @property
+    def split_mask(self) -> np.ndarray:
+        opps = self.cov_opps
+        return (opps >= 2) & (self.cov_with < opps)
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, tags: Iterable[str] | None = None) -> _Core:
+        _require(frame, ["opportunity_id", "contact_id", "tags"], "the audit")
+        n = len(frame)
+        opp_ids = frame["opportunity_id"].array
+
+        # contacts: sorted codes for real contacts, then one code per contactless opportunity
+        codes, uniques = pd.factorize(frame["contact_id"], sort=True, use_na_sentinel=True)
+        codes = codes.astype(np.int64, copy=True)
+        no_contact = codes < 0
+        n_real = len(uniques)
+        n_none = int(no_contact.sum())
+        if n_none:
+            codes[no_contact] = n_real + np.arange(n_none, dtype=np.int64)
+            labels = pd.Index(uniques, dtype=object).append(
+                pd.Index(np.asarray(opp_ids[no_contact], dtype=object), dtype=object)
+            )
+            contact_labels = pd.Index(_text(labels))
+        else:
+            contact_labels = pd.Index(uniques)
+        opps_per_contact = np.bincount(codes, minlength=n_real + n_none).astype(np.int64)
+
+        # tags: flatten, factorize (sorted), deduplicate (opportunity, tag)
+        lengths, flat = _flatten_tags(frame["tags"])
+        if flat:
+            tag_codes, tag_uniques = pd.factorize(
+                np.array(flat, dtype=object), sort=True, use_na_sentinel=True
+            )
+            rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+            keep = tag_codes >= 0
+            if not keep.all():
+                rows, tag_codes = rows[keep], tag_codes[keep]
+            n_all = len(tag_uniques)
+            key, _ = _sorted_unique(rows * n_all + tag_codes.astype(np.int64))
+            pair_opp, pair_tag = key // n_all, key % n_all
+            all_labels = pd.Index(_text(tag_uniques))
+        else:
+            n_all = 0
+            pair_opp = pair_tag = np.zeros(0, dtype=np.int64)
+            all_labels = pd.Index(_text([]))
+        all_counts = np.bincount(pair_tag, minlength=n_all).astype(np.int64)
+
+        if tags is not None:
+            wanted = sorted({str(t) for t in _listify(tags)})
+            position = {t: i for i, t in enumerate(wanted)}
+            remap = np.array([position.get(t, -1) for t in all_labels], dtype=np.int64)
+            new_tag = remap[pair_tag] if len(pair_tag) else pair_tag
+            keep = new_tag >= 0
+            pair_opp, pair_tag = pair_opp[keep], new_tag[keep]
+            tag_labels = pd.Index(_text(wanted))
+        else:
+            tag_labels = all_labels
+        n_tags = len(tag_labels)
+
+        if len(pair_opp):
+            ckey, cov_with = _sorted_unique(codes[pair_opp] * n_tags + pair_tag)
+            cov_contact, cov_tag = ckey // n_tags, ckey % n_tags
+            cov_with = cov_with.astype(np.int64)
+        else:
+            cov_contact = cov_tag = cov_with = np.zeros(0, dtype=np.int64)
+
+        return cls(
+            opp_ids=opp_ids,
+            contact_codes=codes,
+            contact_labels=contact_labels,
+            opps_per_contact=opps_per_contact,
+            tag_labels=tag_labels,
+            pair_opp=pair_opp,
+            pair_tag=pair_tag,
+            cov_contact=cov_contact,
+            cov_tag=cov_tag,
+            cov_with=cov_with,
+            all_tag_labels=all_labels,
+            all_tag_opportunities=all_counts,
+        )
+
+    # ---- tables ---------------------------------------------------------------------------
+
+    def _contact_text(self, codes: np.ndarray) -> Any:
+        return self.contact_labels.take(codes).array
+
+    def _tag_text(self, codes: np.ndarray) -> Any:
+        return self.tag_labels.take(codes).array
+
+    def exploded(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "opportunity_id": self.opp_ids.take(self.pair_opp),
+                "contact_id": self._contact_text(self.contact_codes[self.pair_opp]),
+                "tag": self._tag_text(self.pair_tag),
+            },
+            columns=EXPLODED_COLUMNS,
+        )
+
+    def _pairs_frame(self, mask: np.ndarray | None) -> pd.DataFrame:
+        cc, ct, cw = self.cov_contact, self.cov_tag, self.cov_with
+        if mask is not None:
+            cc, ct, cw = cc[mask], ct[mask], cw[mask]
+        return pd.DataFrame(
+            {
+                "contact_id": self._contact_text(cc),
+                "tag": self._tag_text(ct),
+                "with_tag": cw,
+                "opportunities": self.opps_per_contact[cc],
+            },
+            columns=COVERAGE_COLUMNS,
+        )
+
+    def coverage(self) -> pd.DataFrame:
+        return self._pairs_frame(None)
+
+    def split_pairs(self) -> pd.DataFrame:
+        return self._pairs_frame(self.split_mask)
+
+    def _missing_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(opportunity row, tag code) of every missing assignment, by contact, tag, row."""
+        mask = self.split_mask
+        sc, st = self.cov_contact[mask], self.cov_tag[mask]
+        if not len(sc):
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        order = np.argsort(self.contact_codes, kind="stable")
+        starts = _group_offsets(self.opps_per_contact)
+        sizes = self.opps_per_contact[sc]
+        total = int(sizes.sum())
+        which = np.repeat(np.arange(len(sc), dtype=np.int64), sizes)
+        within = np.arange(total, dtype=np.int64) - np.repeat(_group_offsets(sizes), sizes)
+        rows = order[starts[sc][which] + within]
+        tags = st[which]
+        present = self.pair_opp * self.n_tags + self.pair_tag  # sorted (pairs are sorted)
+        key = rows * self.n_tags + tags
+        pos = np.searchsorted(present, key)
+        pos[pos >= len(present)] = 0
+        lacking = present[pos] != key
+        return rows[lacking], tags[lacking]
+
+    def missing(self) -> pd.DataFrame:
+        rows, tags = self._missing_arrays()
+        return pd.DataFrame(
+            {
+                "opportunity_id": self.opp_ids.take(rows),
+                "contact_id": self._contact_text(self.contact_codes[rows]),
+                "tag": self._tag_text(tags),
+            },
+            columns=MISSING_COLUMNS,
+        )
+
+    def summary(self) -> dict[str, int]:
+        mask = self.split_mask
+        split_contacts = len(_sorted_unique(self.cov_contact[mask])[0])
+        missing = int((self.cov_opps[mask] - self.cov_with[mask]).sum())
+        return {
+            "opportunities": int(self.n_opps),
+            "contacts": len(self.opps_per_contact),
+            "multi_opportunity_contacts": int((self.opps_per_contact >= 2).sum()),
+            "split_contacts": int(split_contacts),
+            "split_pairs": int(mask.sum()),
+            "missing_assignments": missing,
+        }
+
+    def _per_tag(self) -> dict[str, np.ndarray]:
+        t = self.n_tags
+        opps = self.cov_opps
+        multi = opps >= 2
+        split = self.split_mask
+        full = multi & (self.cov_with == opps)
+        share = np.divide(self.cov_with, opps, out=np.zeros(len(opps)), where=opps > 0)
+        return {
+            "opportunities": np.bincount(self.pair_tag, minlength=t),
+            "contacts": np.bincount(self.cov_tag, minlength=t),
+            "multi": np.bincount(self.cov_tag[multi], minlength=t),
+            "split": np.bincount(self.cov_tag[split], minlength=t),
+            "full": np.bincount(self.cov_tag[full], minlength=t),
+            "missing": np.bincount(
+                self.cov_tag[split], weights=(opps - self.cov_with)[split], minlength=t
+            ),
+            "share_sum": np.bincount(self.cov_tag[multi], weights=share[multi], minlength=t),
+        }
+
+    def tag_statistics(self) -> pd.DataFrame:
+        per = self._per_tag()
+        multi = per["multi"].astype(np.int64)
+        split = per["split"].astype(np.int64)
+        rate = np.divide(split, multi, out=np.zeros(len(multi)), where=multi > 0)
+        out = pd.DataFrame(
+            {
+                "tag": self.tag_labels.array,
+                "opportunities": per["opportunities"].astype(np.int64),
+                "contacts": per["contacts"].astype(np.int64),
+                "multi_opportunity_contacts": multi,
+                "split_contacts": split,
+                "split_rate": rate.astype(np.float64),
+                "missing_assignments": per["missing"].round().astype(np.int64),
+            },
+            columns=TAG_STATISTICS_COLUMNS,
+        )
+        # tags are sorted already: a stable sort on split_contacts desc keeps tag order in ties
+        order = np.argsort(-split, kind="stable")
+        return out.take(order).reset_index(drop=True)
+
+
+def _listify(tags: Iterable[str] | str) -> list[str]:
+    return [tags] if isinstance(tags, str) else list(tags)
+
+
+# --------------------------------------------------------------------------------------------
+# public tables
+# --------------------------------------------------------------------------------------------
+
+
+def explode_tags(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct (opportunity, tag) of the frame.
+
+    A tag repeated in one opportunity's list gives one row. An opportunity without a contact gets
+    its own ``opportunity_id`` as contact key. Opportunities without tags give no rows.
+
+    Args:
+        frame: a snapshot frame (``opportunity_id``, ``contact_id``, ``tags``).
+
+    Returns:
+        DataFrame[opportunity_id, contact_id, tag], ordered by frame row, then tag.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", None],
+        ...                   "tags": [["b", "a", "b"], ["a"]]})
+        >>> explode_tags(f).values.tolist()
+        [['o1', 'c', 'a'], ['o1', 'c', 'b'], ['o2', 'o2', 'a']]
+    """
+    return _Core.build(frame).exploded()
+
+
+def tag_coverage(frame: pd.DataFrame) -> pd.DataFrame:
+    """For every (contact, tag) present: on how many of the contact's opportunities it is.
+
+    Args:
+        frame: a snapshot frame of considered opportunities.
+
+    Returns:
+        DataFrame[contact_id, tag, with_tag, opportunities] sorted by contact_id then tag
+        (contactless opportunities, keyed by their opportunity_id, come last).
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"],
+        ...                   "tags": [["a"], ["a", "b"]]})
+        >>> tag_coverage(f).values.tolist()
+        [['c', 'a', 2, 2], ['c', 'b', 1, 2]]
+    """
+    return _Core.build(frame).coverage()
+
+
+def split_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The split pairs: a contact with 2+ opportunities and a tag on some but not all of them.
+
+    Args:
+        frame: a snapshot frame of considered opportunities.
+
+    Returns:
+        DataFrame[contact_id, tag, with_tag, opportunities] sorted by contact_id then tag.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2", "o3"],
+        ...                   "contact_id": ["c", "c", "d"],
+        ...                   "tags": [["a", "b"], ["a"], ["b"]]})
+        >>> split_pairs(f).values.tolist()
+        [['c', 'b', 1, 2]]
+    """
+    return _Core.build(frame).split_pairs()
+
+
+def missing_assignments(frame: pd.DataFrame) -> pd.DataFrame:
+    """The (opportunity, tag) pairs that propagating every split tag would add.
+
+    Args:
+        frame: a snapshot frame of considered opportunities.
+
+    Returns:
+        DataFrame[opportunity_id, contact_id, tag] sorted by contact_id, tag, then frame order.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2", "o3"],
+        ...                   "contact_id": ["c", "c", "c"],
+        ...                   "tags": [["a", "b"], ["a"], []]})
+        >>> missing_assignments(f).values.tolist()
+        [['o3', 'c', 'a'], ['o2', 'c', 'b'], ['o3', 'c', 'b']]
+    """
+    return _Core.build(frame).missing()
+
+
+def summarize(frame: pd.DataFrame) -> dict[str, int]:
+    """The headline numbers of the audit.
+
+    Args:
+        frame: a snapshot frame of considered opportunities.
+
+    Returns:
+        ``{"opportunities", "contacts", "multi_opportunity_contacts", "split_contacts",
+        "split_pairs", "missing_assignments"}``, all ints.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2", "o3", "o4"],
+        ...                   "contact_id": ["c", "c", "d", None],
+        ...                   "tags": [["a", "b"], ["a"], ["b"], ["z"]]})
+        >>> summarize(f)  # doctest: +NORMALIZE_WHITESPACE
+        {'opportunities': 4, 'contacts': 3, 'multi_opportunity_contacts': 1,
+         'split_contacts': 1, 'split_pairs': 1, 'missing_assignments': 1}
+    """
+    return _Core.build(frame).summary()
+
+
+def tag_statistics(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per-tag statistics: how widely each tag is used and how often it is split.
+
+    Columns: ``opportunities`` (opportunities carrying it), ``contacts`` (contacts carrying it on
+    at least one opportunity), ``multi_opportunity_contacts`` (those with 2+ opportunities),
+    ``split_contacts``, ``split_rate`` (split_contacts / multi_opportunity_contacts, 0 when there
+    are none), ``missing_assignments``.
+
+    Args:
+        frame: a snapshot frame of considered opportunities.
+
+    Returns:
+        One row per tag, sorted by split_contacts descending, then tag.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2", "o3"],
+        ...                   "contact_id": ["c", "c", "d"],
+        ...                   "tags": [["a", "b"], ["a"], ["b"]]})
+        >>> tag_statistics(f)[["tag", "contacts", "split_contacts", "split_rate"]].values.tolist()
+        [['b', 2, 1, 1.0], ['a', 1, 0, 0.0]]
+    """
+    return _Core.build(frame).tag_statistics()
+
+
+# --------------------------------------------------------------------------------------------
+# variants
+# --------------------------------------------------------------------------------------------
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_tag(tag: str) -> str:
+    """The near-duplicate key of a tag: Unicode NFKC, casefold, strip, inner whitespace collapsed.
+
+    Only used to *group* spellings for review; tag identity stays the exact string.
+
+    Example:
+        >>> normalize_tag("  Python\u00a0 3 ")
+        'python 3'
+        >>> normalize_tag("ＰＹＴＨＯＮ")
+        'python'
+    """
+    text = unicodedata.normalize("NFKC", str(tag)).casefold()
+    return " ".join(text.split())
+
+
+def _is_clean(tag: str) -> bool:
+    return tag == " ".join(tag.split())
+
+
+def _variants_from_counts(labels: Sequence[str], counts: Sequence[int]) -> pd.DataFrame:
+    rows = [
+        (normalize_tag(tag), str(tag), int(count))
+        for tag, count in zip(labels, counts, strict=True)
+    ]
+    table = pd.DataFrame(rows, columns=["group", "tag", "opportunities"])
+    if table.empty:
+        return _empty_variants()
+    spellings = table.groupby("group")["tag"].transform("nunique")
+    table = table.loc[spellings >= 2].copy()
+    if table.empty:
+        return _empty_variants()
+    table["_unclean"] = [not _is_clean(t) for t in table["tag"]]
+    # canonical: most used, then already stripped/collapsed, then lexicographic
+    ranked = table.sort_values(
+        ["group", "opportunities", "_unclean", "tag"], ascending=[True, False, True, True]
+    )
+    canonical = ranked.groupby("group", sort=False)["tag"].first()
+    ranked["canonical"] = ranked["group"].map(canonical)
+    ranked["is_canonical"] = ranked["tag"] == ranked["canonical"]
+    out = ranked.loc[:, VARIANT_COLUMNS].reset_index(drop=True)
+    out["opportunities"] = out["opportunities"].astype(np.int64)
+    out["is_canonical"] = out["is_canonical"].astype(bool)
+    return out
+
+
+def _empty_variants() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "group": _text([]),
+            "tag": _text([]),
+            "opportunities": np.zeros(0, dtype=np.int64),
+            "canonical": _text([]),
+            "is_canonical": np.zeros(0, dtype=bool),
+        },
+        columns=VARIANT_COLUMNS,
+    )
+
+
+def tag_variants(frame: pd.DataFrame) -> pd.DataFrame:
+    """Groups of near-duplicate tag spellings (``normalize_tag`` equal, strings different).
+
+    Near-duplicates are reported, never merged: they are distinct tags for the audit. Only groups
+    with two or more distinct spellings are listed. The suggested ``canonical`` spelling is the
+    most used one (by opportunities), ties broken by a spelling that is already stripped and
+    collapsed, then lexicographically.
+
+    Args:
+        frame: a snapshot frame of considered opportunities.
+
+    Returns:
+        DataFrame[group, tag, opportunities, canonical, is_canonical], sorted by group, then
+        opportunities descending.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2", "o3"],
+        ...                   "contact_id": ["c", "d", "e"],
+        ...                   "tags": [["Python"], ["python", "Go"], ["Python "]]})
+        >>> tag_variants(f)[["tag", "opportunities", "canonical"]].values.tolist()
+        [['Python', 1, 'Python'], ['python', 1, 'Python'], ['Python ', 1, 'Python']]
+    """
+    core = _Core.build(frame)
+    return _variants_from_counts(list(core.all_tag_labels), core.all_tag_opportunities)
+
+
+# --------------------------------------------------------------------------------------------
+# contact-level evidence
+# --------------------------------------------------------------------------------------------
+
+_COMMITMENTS = frozenset(
+    {
+        "full time",
+        "fulltime",
+        "part time",
+        "parttime",
+        "intern",
+        "internship",
+        "contract",
+        "contractor",
+        "contract to hire",
+        "temp to hire",
+        "temporary",
+        "temp",
+        "freelance",
+        "seasonal",
+        "permanent",
+        "fixed term",
+        "per diem",
+        "co op",
+    }
+)
+_WORK_MODES = frozenset({"remote", "hybrid", "on site", "onsite", "in office", "anywhere"})
+# "Austin, TX" / "San Francisco, CA" / "St. Louis, MO": a city, a comma, a two-letter region code
+_CITY_STATE = re.compile(r"^[^\W\d_][^\W\d_ .'\-]*(?:[ .'\-]+[^\W\d_]+)*\.?,\s*[A-Z]{2}$")
+
+
+def looks_posting_derived(tag: str) -> str:
+    """Why a tag's *name* looks like posting data, or "" when it does not.
+
+    Lever copies a posting's commitment and location onto the opportunity; such tags are meant to
+    differ between a person's opportunities. Heuristic, for evidence only:
+
+    * ``"commitment"``: Full-time, Part-time, Intern(ship), Contract(or), Temporary, Freelance, ...
+    * ``"location"``: "City, ST" (two capital letters after a comma), or a work mode
+      ("Remote", "Hybrid", "On-site", "Remote - US", "London (Remote)").
+
+    Example:
+        >>> [looks_posting_derived(t) for t in ["Full-time", "Austin, TX", "Remote - EU", "Python"]]
+        ['commitment', 'location', 'location', '']
+    """
+    key = normalize_tag(tag).replace("-", " ").replace("_", " ")
+    key = " ".join(key.split())
+    if key in _COMMITMENTS:
+        return "commitment"
+    words = set(re.findall(r"[^\W\d_]+(?: site| office)?", key))
+    if key in _WORK_MODES or "remote" in words:
+        return "location"
+    if _CITY_STATE.match(" ".join(str(tag).split())):
+        return "location"
+    return ""
+
+
+def contact_level_evidence(
+    frame: pd.DataFrame,
+    *,
+    min_contacts: int = 10,
+    low_coverage: float = 0.2,
+    high_coverage: float = 0.5,
+    policy: Policy | None = None,
+) -> pd.DataFrame:
+    """Evidence, per tag, on whether it describes the person or the opportunity.
+
+    Counted among multi-opportunity contacts carrying the tag (``contacts_with_tag``):
+    ``full_coverage_contacts`` have it on all their opportunities, ``split_contacts`` on some;
+    ``full_coverage_rate`` and ``split_rate`` are their shares (0 when ``contacts_with_tag`` is 0;
+    they add up to 1 otherwise); ``mean_coverage`` is the mean share of a contact's opportunities
+    that carry it.
+
+    ``looks_posting_derived`` (with ``posting_reason``) is a documented heuristic: the name looks
+    like a commitment or a location (see ``looks_posting_derived``), or ``"low full coverage"``:
+    the tag is on at least ``min_contacts`` multi-opportunity contacts but on all opportunities of
+    at most ``low_coverage`` of them, which is how posting, team and stage tags behave.
+
+    ``suggestion`` puts the evidence in words: ``"likely opportunity-level"`` when it looks posting
+    derived; ``"likely contact-level"`` when at least ``min_contacts`` contacts carry it and its
+    full coverage rate is at least ``high_coverage`` (tags copied onto every opportunity by Lever's
+    migration look like that); ``"unclear"`` otherwise. It is evidence only: the decision is the
+    user's, in the policy file (shown in ``policy``: "contact_level", "never_touch" or "").
+
+    Args:
+        frame: a snapshot frame of considered opportunities.
+        min_contacts: contacts needed before coverage counts as evidence.
+        low_coverage: full coverage rate at or below which a widely used tag looks posting derived.
+        high_coverage: full coverage rate at or above which a tag looks contact-level.
+        policy: optional policy whose decisions fill the ``policy`` column.
+
+    Returns:
+        One row per tag, sorted by contacts_with_tag descending, then tag.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"],
+        ...                   "tags": [["Python", "Full-time"], ["Python"]]})
+        >>> e = contact_level_evidence(f, min_contacts=1)
+        >>> e[["tag", "full_coverage_rate", "looks_posting_derived", "suggestion"]].values.tolist()
+        [['Full-time', 0.0, True, 'likely opportunity-level'], ['Python', 1.0, False, 'likely contact-level']]
+    """  # noqa: E501
+    return _evidence(_Core.build(frame), min_contacts, low_coverage, high_coverage, policy)
+
+
+def _evidence(
+    core: _Core,
+    min_contacts: int,
+    low_coverage: float,
+    high_coverage: float,
+    policy: Policy | None,
+) -> pd.DataFrame:
+    per = core._per_tag()
+    multi = per["multi"].astype(np.int64)
+    full = per["full"].astype(np.int64)
+    split = per["split"].astype(np.int64)
+    has = multi > 0
+    full_rate = np.divide(full, multi, out=np.zeros(len(multi)), where=has)
+    split_rate = np.divide(split, multi, out=np.zeros(len(multi)), where=has)
+    mean_cov = np.divide(per["share_sum"], multi, out=np.zeros(len(multi)), where=has)
+    labels = [str(t) for t in core.tag_labels]
+    reasons = [looks_posting_derived(t) for t in labels]
+    enough = multi >= min_contacts
+    low = enough & (full_rate <= low_coverage)
+    reasons = [r or ("low full coverage" if lo else "") for r, lo in zip(reasons, low, strict=True)]
+    posting = np.array([bool(r) for r in reasons], dtype=bool)
+    suggestion = np.where(
+        posting,
+        "likely opportunity-level",
+        np.where(enough & (full_rate >= high_coverage), "likely contact-level", "unclear"),
+    )
+    contact_level = set(policy.contact_level) if policy is not None else set()
+    never = set(policy.never_touch) if policy is not None else set()
+    decided = [
+        "contact_level" if t in contact_level else "never_touch" if t in never else ""
+        for t in labels
+    ]
+    out = pd.DataFrame(
+        {
+            "tag": core.tag_labels.array,
+            "opportunities": per["opportunities"].astype(np.int64),
+            "contacts_with_tag": multi,
+            "full_coverage_contacts": full,
+            "full_coverage_rate": full_rate.astype(np.float64),
+            "split_contacts": split,
+            "split_rate": split_rate.astype(np.float64),
+            "mean_coverage": mean_cov.astype(np.float64),
+            "looks_posting_derived": posting,
+            "posting_reason": _text(reasons),
+            "suggestion": _text(suggestion.tolist()),
+            "policy": _text(decided),
+        },
+        columns=EVIDENCE_COLUMNS,
+    )
+    order = np.argsort(-multi, kind="stable")
+    return out.take(order).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# coverage grid (explorer / heatmap)
+# --------------------------------------------------------------------------------------------
+
+
+def coverage_grid(
+    frame: pd.DataFrame,
+    contacts: Iterable[str] | None = None,
+    tags: Iterable[str] | None = None,
+    max_contacts: int | None = 50,
+    max_tags: int | None = 40,
+) -> pd.DataFrame:
+    """A contact x tag matrix: the share of the contact's opportunities that carry the tag.
+
+    Values are ``with_tag / opportunities`` in 0..1 and NaN where the contact has the tag on
+    none of its opportunities, so a heatmap shows split cells (strictly between 0 and 1) at a
+    glance.
+
+    Without ``contacts``, the contacts with the most split pairs are shown (then the most
+    opportunities, then contact_id), at most ``max_contacts``. Without ``tags``, the tags carried by
+    the shown contacts, the most often split among them first, at most ``max_tags``. Given
+    ``contacts`` or ``tags`` are kept in the given order (unknown ones give all-NaN rows/columns).
+
+    Args:
+        frame: a snapshot frame of considered opportunities.
+        contacts: contact ids to show (None: pick as above).
+        tags: tags to show (None: pick as above).
+        max_contacts: cap on the picked contacts (None: no cap).
+        max_tags: cap on the picked tags (None: no cap).
+
+    Returns:
+        DataFrame indexed by ``contact_id``, one float column per tag (columns named ``tag``).
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2", "o3"],
+        ...                   "contact_id": ["c", "c", "d"],
+        ...                   "tags": [["a", "b"], ["a"], ["b"]]})
+        >>> coverage_grid(f).to_dict("index")
+        {'c': {'b': 0.5, 'a': 1.0}, 'd': {'b': 1.0, 'a': nan}}
+    """
+    core = _Core.build(frame)
+    cov = core.coverage()
+    cov["fraction"] = cov["with_tag"] / cov["opportunities"]
+    cov["split"] = (cov["opportunities"] >= 2) & (cov["with_tag"] < cov["opportunities"])
+    if contacts is None:
+        per_contact = (
+            cov.groupby("contact_id", sort=False)
+            .agg(split=("split", "sum"), opportunities=("opportunities", "first"))
+            .reset_index()
+        )
+        per_contact = per_contact.sort_values(
+            ["split", "opportunities", "contact_id"], ascending=[False, False, True]
+        )
+        if tags is not None:
+            wanted_tags = set(_listify(tags))
+            has = cov.loc[cov["tag"].isin(wanted_tags), "contact_id"].unique()
+            per_contact = per_contact.loc[per_contact["contact_id"].isin(has)]
+        picked = per_contact["contact_id"].tolist()
+        if max_contacts is not None:
+            picked = picked[:max_contacts]
+    else:
+        picked = list(dict.fromkeys(_listify(contacts)))
+    shown = cov.loc[cov["contact_id"].isin(set(picked))]
+    if tags is None:
+        per_tag = (
+            shown.groupby("tag", sort=False)
+            .agg(split=("split", "sum"), contacts=("contact_id", "size"))
+            .reset_index()
+            .sort_values(["split", "contacts", "tag"], ascending=[False, False, True])
+        )
+        tag_list = per_tag["tag"].tolist()
+        if max_tags is not None:
+            tag_list = tag_list[:max_tags]
+    else:
+        tag_list = list(dict.fromkeys(_listify(tags)))
+    grid = shown.pivot(index="contact_id", columns="tag", values="fraction") if len(shown) else None
+    index = pd.Index(_text(picked), name="contact_id")
+    columns = pd.Index(_text(tag_list), name="tag")
+    if grid is None:
+        return pd.DataFrame(np.nan, index=index, columns=columns, dtype=np.float64)
+    out = grid.reindex(index=index, columns=columns).astype(np.float64)
+    out.index.name, out.columns.name = "contact_id", "tag"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# run_audit
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AuditResult:
+    """Everything the audit found, as plain dicts and DataFrames.
+
+    Attributes:
+        summary: the ``summarize`` numbers (ints).
+        coverage: ``tag_coverage`` of the considered opportunities.
+        split_pairs: ``split_pairs``.
+        missing_assignments: ``missing_assignments``.
+        tag_statistics: ``tag_statistics``.
+        variants: ``tag_variants``.
+        evidence: ``contact_level_evidence``.
+        options: how the audit was run (include_archived, tags, policy source).
+    """
+
+    summary: dict[str, int]
+    coverage: pd.DataFrame
+    split_pairs: pd.DataFrame
+    missing_assignments: pd.DataFrame
+    tag_statistics: pd.DataFrame
+    variants: pd.DataFrame
+    evidence: pd.DataFrame
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def run_audit(
+    frame: pd.DataFrame,
+    include_archived: bool = True,
+    tags: Iterable[str] | None = None,
+    *,
+    policy: Policy | None = None,
+) -> AuditResult:
+    """Run the whole audit on a snapshot frame (one preparation, every table).
+
+    Args:
+        frame: the snapshot frame (all opportunities the key can read).
+        include_archived: consider archived opportunities (default true).
+        tags: optional subset of tags to audit (exact strings). The opportunity and contact counts
+            stay those of the whole account; split pairs, missing assignments, statistics and
+            evidence cover these tags only (a requested tag absent from the account gets a row of
+            zeros in the statistics); variants keep the groups containing one of them.
+        policy: optional ``toolkit.policy.Policy``; its ``include_archived`` overrides the argument
+            and its decisions fill the evidence ``policy`` column.
+
+    Returns:
+        An ``AuditResult``.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2", "o3"],
+        ...                   "contact_id": ["c", "c", "c"],
+        ...                   "tags": [["a"], ["a"], []],
+        ...                   "archived": [False, False, True]})
+        >>> run_audit(f).summary["missing_assignments"]
+        1
+        >>> run_audit(f, include_archived=False).summary["split_pairs"]
+        0
+    """
+    if policy is not None:
+        include_archived = bool(policy.include_archived)
+    wanted = None if tags is None else list(dict.fromkeys(_listify(tags)))
+    frame = considered(frame, include_archived=include_archived)
+    core = _Core.build(frame, tags=wanted)
+    variants = _variants_from_counts(list(core.all_tag_labels), core.all_tag_opportunities)
+    if wanted is not None and len(variants):
+        groups = {normalize_tag(t) for t in wanted}
+        variants = variants.loc[variants["group"].isin(groups)].reset_index(drop=True)
+    return AuditResult(
+        summary=core.summary(),
+        coverage=core.coverage(),
+        split_pairs=core.split_pairs(),
+        missing_assignments=core.missing(),
+        tag_statistics=core.tag_statistics(),
+        variants=variants,
+        evidence=_evidence(core, 10, 0.2, 0.5, policy),
+        options={
+            "include_archived": include_archived,
+            "tags": wanted,
+            "policy": getattr(policy, "source", None) if policy is not None else None,
+        },
+    )
