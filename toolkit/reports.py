@@ -1,0 +1,856 @@
+"""Notebook runs with papermill, HTML reports, batches, and the helpers the notebooks call.
+
+A run executes one notebook of `notebooks/` into its own folder `reports/<UTC timestamp>-<name>/`
+with that folder as the kernel's working directory, so whatever the notebook writes "beside
+itself" (summary.json, CSVs, chart PNGs, the journal) lands there. The folder then holds:
+
+- `<notebook>.ipynb`: the executed notebook (partial when a cell failed: papermill saves it as it
+  goes and marks the failing cell);
+- `<notebook>.html`: the report, inputs hidden, charts embedded as PNG images;
+- the notebook's artifacts.
+
+The kernel inherits this process's environment and reads the Lever credential from it
+(`LeverClient.from_env()`); the credential is never a parameter, and every produced file is
+scanned for it after the run as a safety net.
+
+A batch (`runs.yaml`) is a list of named runs executed one after another; consecutive read-only
+runs (explore, audit) may run side by side, `parallel_audits` at a time. A failing run does not
+stop the others; `index.html` and `runs.csv` list every run with its status and links.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import html
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import yaml
+
+from toolkit import config
+from toolkit.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from toolkit.audit import AuditResult
+    from toolkit.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+KERNEL_NAME = "python3"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+READ_ONLY_NOTEBOOKS = ("01-explore-tag-coverage", "02-audit-report")
+NOTEBOOK_ALIASES = {
+    "explore": "01-explore-tag-coverage",
+    "audit": "02-audit-report",
+    "remediate": "03-remediate",
+}
+MODES = ("propagate", "remove", "rename")
+REDACTED = b"[redacted]"
+
+# ------------------------------------------------------------------------------------------------
+# parameters
+# ------------------------------------------------------------------------------------------------
+
+# Every parameter a notebook of this project may declare: name -> (type, check, what it must be).
+_PATHLIKE = "a path (or empty)"
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and k and v for k, v in value.items()
+    )
+
+
+PARAMETER_SPEC: dict[str, tuple[type, Any, str]] = {
+    "snapshot_path": (str, None, _PATHLIKE),
+    "output_dir": (str, None, _PATHLIKE),
+    "policy_path": (str, None, _PATHLIKE),
+    "journal_path": (str, None, _PATHLIKE),
+    "include_archived": (bool, None, "true or false"),
+    "with_personal": (bool, None, "true or false"),
+    "redact": (bool, None, "true or false"),
+    "dry_run": (bool, None, "true or false"),
+    "tags": (list, _is_str_list, "a list of non-empty tag strings"),
+    "renames": (dict, _is_str_map, "a mapping of old tag -> new tag"),
+    "mode": (str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
+    "max_changes": (int, lambda v: v >= 0, "an integer >= 0"),
+    "top": (int, lambda v: v >= 1, "an integer >= 1"),
+    "min_opportunities": (int, lambda v: v >= 1, "an integer >= 1"),
+    "search": (str, None, "a string"),
+    "perform_as": (str, lambda v: v == v.strip(), "a Lever user id (or empty)"),
+}
+_SECRET_NAMES = re.compile(r"(key|token|secret|password)", re.I)
+
+
+class Parameters(dict):
+    """Checked notebook parameters: a dict that also reads as attributes (`params.dry_run`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def _repr_html_(self) -> str:  # a small table in notebooks and HTML reports
+        return parameters_table(self).to_html(index=False)
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def parameter_problems(params: Mapping[str, Any]) -> list[str]:
+    """What is wrong with `params` (empty when nothing), one short sentence per problem.
+
+    Example:
+        >>> parameter_problems({"dry_run": "no", "max_changes": 5})
+        ["dry_run must be true or false, got str 'no'"]
+    """
+    problems: list[str] = []
+    for name, value in params.items():
+        if _SECRET_NAMES.search(name):
+            problems.append(
+                f"{name}: credentials are never notebook parameters; set LEVER_API_KEY or "
+                "LEVER_ACCESS_TOKEN in the environment instead"
+            )
+            continue
+        spec = PARAMETER_SPEC.get(name)
+        if spec is None:
+            continue
+        kind, check, what = spec
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if ok and check is not None:
+            ok = bool(check(value))
+        if not ok:
+            problems.append(f"{name} must be {what}, got {_type_name(value)} {value!r}")
+    return problems
+
+
+def check_parameters(**params: Any) -> Parameters:
+    """Check a notebook's parameters and return them; raise one clear ConfigurationError if not.
+
+    Types and values follow `PARAMETER_SPEC`; paths that are given must exist (`snapshot_path`,
+    `policy_path`); a name that looks like a credential is refused. Call it in the cell after the
+    parameters cell, so a wrong parameter fails there with a one-line reason.
+
+    Example:
+        >>> p = check_parameters(dry_run=True, max_changes=10, mode="propagate")
+        >>> p.max_changes
+        10
+        >>> check_parameters(max_changes="ten")
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.ConfigurationError: bad notebook parameter: max_changes must be an integer >= 0, got str 'ten'
+    """  # noqa: E501
+    problems = parameter_problems(params)
+    for name in ("snapshot_path", "policy_path"):
+        value = params.get(name)
+        if isinstance(value, str) and value and not resolve_path(value).is_file():
+            problems.append(f"{name}: no such file {resolve_path(value)}")
+    if problems:
+        raise ConfigurationError("bad notebook parameter: " + "; ".join(problems))
+    return Parameters(params)
+
+
+def parameters_table(params: Mapping[str, Any]) -> pd.DataFrame:
+    """The parameters as a two-column table, for display.
+
+    Example:
+        >>> parameters_table({"dry_run": True}).to_dict("records")
+        [{'parameter': 'dry_run', 'value': 'True'}]
+    """
+    return pd.DataFrame(
+        {"parameter": list(params), "value": [str(v) for v in params.values()]},
+        dtype="object",
+    )
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A user-given path: `~` expanded; relative paths are taken from the project root.
+
+    Example:
+        >>> resolve_path("notebooks/demo-policy.yaml") == config.PROJECT_ROOT / "notebooks/demo-policy.yaml"
+        True
+    """  # noqa: E501
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else config.PROJECT_ROOT / p
+
+
+def resolve_output_dir(output_dir: str | os.PathLike = "") -> Path:
+    """Where a notebook writes its artifacts, created if needed.
+
+    `""` means beside the executed notebook, i.e. the working directory papermill gives the kernel
+    (the run folder). Opened interactively from `notebooks/`, `""` means a fresh
+    `reports/<timestamp>-interactive/` instead, so artifacts never land among the sources.
+    """
+    if output_dir:
+        out = resolve_path(output_dir)
+    else:
+        cwd = Path.cwd().resolve()
+        if cwd == config.NOTEBOOKS_DIR.resolve() or cwd == config.PROJECT_ROOT.resolve():
+            out = config.REPORTS_DIR / f"{utc_stamp()}-interactive"
+        else:
+            out = cwd
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers the notebooks call
+# ------------------------------------------------------------------------------------------------
+
+
+def load_or_fetch_snapshot(
+    snapshot_path: str = "",
+    include_archived: bool = True,
+    redact: bool = False,
+    *,
+    with_personal: bool = False,
+    client: Any = None,
+) -> Snapshot:
+    """Load a saved snapshot, or fetch a fresh one with the credential from the environment.
+
+    Args:
+        snapshot_path: a Parquet snapshot to load ("" = fetch from Lever).
+        include_archived: keep archived opportunities (a loaded snapshot is filtered).
+        redact: replace names and emails by stable pseudonyms (`toolkit.redact`).
+        with_personal: fetch names and emails (for search and labels); off by default.
+        client: a `LeverClient`; default `LeverClient.from_env()`.
+    """
+    from toolkit.redact import redact_frame
+    from toolkit.snapshot import Snapshot, fetch_snapshot, load_snapshot
+
+    if snapshot_path:
+        snap = load_snapshot(resolve_path(snapshot_path))
+        if not include_archived:
+            snap = Snapshot(
+                snap.frame.loc[~snap.frame["archived"].astype(bool)].reset_index(drop=True),
+                dict(snap.meta, include_archived=False),
+            )
+    else:
+        if client is None:
+            from toolkit.client import LeverClient
+
+            client = LeverClient.from_env()
+        snap = fetch_snapshot(
+            client, include_archived=include_archived, with_personal=with_personal or redact
+        )
+    if redact:
+        snap = Snapshot(redact_frame(snap.frame), dict(snap.meta, redacted=True))
+    return snap
+
+
+def snapshot_overview(snap: Snapshot) -> pd.DataFrame:
+    """A short table about a snapshot: where from, when, how many, and its warnings."""
+    meta = snap.meta or {}
+    counts = meta.get("counts") or {}
+    rows = [
+        ("host", meta.get("host", "")),
+        ("fetched_at", meta.get("fetched_at", "")),
+        ("opportunities", len(snap.frame)),
+        ("contacts", int(snap.frame["contact_id"].nunique()) if len(snap.frame) else 0),
+        ("archived", int(snap.frame["archived"].sum()) if len(snap.frame) else 0),
+        ("confidential", int(snap.frame["confidential"].sum()) if len(snap.frame) else 0),
+        ("confidential_access", meta.get("confidential_access", "")),
+        ("redacted", bool(meta.get("redacted", False))),
+    ]
+    rows += [(k, v) for k, v in counts.items() if k not in {"opportunities"}]
+    rows += [("warning", w) for w in meta.get("warnings", [])]
+    return pd.DataFrame(rows, columns=["item", "value"]).astype({"value": "object"})
+
+
+def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """A summary dict as a two-column table.
+
+    Example:
+        >>> summary_table({"split_pairs": 3}).to_dict("records")
+        [{'metric': 'split_pairs', 'value': 3}]
+    """
+    return pd.DataFrame({"metric": list(summary), "value": list(summary.values())}).astype(
+        {"value": "object"}
+    )
+
+
+def contact_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """contact id -> name (or pseudonym) when the snapshot holds names, else empty."""
+    if "name" not in frame.columns or frame.empty:
+        return {}
+    known = frame.dropna(subset=["contact_id", "name"]).drop_duplicates("contact_id")
+    return {
+        str(c): f"{n} ({str(c)[:8]})"
+        for c, n in zip(known["contact_id"], known["name"], strict=True)
+    }
+
+
+def write_audit_artifacts(
+    result: AuditResult, output_dir: str | os.PathLike = "", meta: Mapping[str, Any] | None = None
+) -> dict[str, Path]:
+    """summary.json and the audit CSVs into `output_dir` (see `resolve_output_dir`)."""
+    from toolkit.artifacts import write_audit_artifacts as _write
+
+    return _write(result, resolve_output_dir(output_dir), dict(meta or {}))
+
+
+def artifacts_table(paths: Mapping[str, Path] | Iterable[Path]) -> pd.DataFrame:
+    """The files a step wrote, with their sizes."""
+    items = paths.items() if isinstance(paths, Mapping) else ((Path(p).stem, p) for p in paths)
+    rows = [(name, Path(p).name, Path(p).stat().st_size) for name, p in items]
+    return pd.DataFrame(rows, columns=["artifact", "file", "bytes"])
+
+
+def keep_figure(fig: Figure, name: str, output_dir: str | os.PathLike = "") -> Figure:
+    """Save `fig` as `<output_dir>/charts/<name>.png` and return it (to display it)."""
+    from toolkit.charts import save_figure
+
+    save_figure(fig, resolve_output_dir(output_dir) / "charts" / f"{name}.png")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# single runs
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """What one notebook run produced."""
+
+    name: str
+    notebook: Path
+    folder: Path
+    status: str = SUCCEEDED
+    parameters: dict[str, Any] = field(default_factory=dict)
+    executed_path: Path | None = None
+    html_path: Path | None = None
+    artifacts: list[Path] = field(default_factory=list)
+    error_cell: int | None = None  # index of the failing cell in the executed notebook
+    error_message: str = ""
+    started_at: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SUCCEEDED
+
+    def as_row(self, relative_to: Path | None = None) -> dict[str, Any]:
+        def rel(p: Path | None) -> str:
+            if p is None:
+                return ""
+            return os.path.relpath(p, relative_to) if relative_to else str(p)
+
+        return {
+            "name": self.name,
+            "notebook": self.notebook.name,
+            "status": self.status,
+            "seconds": round(self.seconds, 1),
+            "error": self.error_message,
+            "folder": rel(self.folder),
+            "html": rel(self.html_path),
+            "notebook_out": rel(self.executed_path),
+            "started_at": self.started_at,
+        }
+
+
+class SecretLeakError(RuntimeError):
+    """A produced file contained the credential (it has been overwritten in place)."""
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    """`20250101T120000Z`: sortable, safe in file names.
+
+    Example:
+        >>> utc_stamp(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
+        '20250102T030405Z'
+    """
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def resolve_notebook(notebook: str | os.PathLike) -> Path:
+    """A notebook by path, by file name in `notebooks/`, by stem, or by alias (`audit`).
+
+    Example:
+        >>> resolve_notebook("audit").name
+        '02-audit-report.ipynb'
+    """
+    text = str(notebook)
+    text = NOTEBOOK_ALIASES.get(text, text)
+    candidates = [Path(text), resolve_path(text), config.NOTEBOOKS_DIR / text]
+    candidates += [c.with_name(c.name + ".ipynb") for c in candidates if c.suffix != ".ipynb"]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    raise ConfigurationError(f"no such notebook: {notebook} (looked in {config.NOTEBOOKS_DIR})")
+
+
+def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The parameters a notebook declares in its `parameters` cell: name -> type, default, help."""
+    import papermill
+
+    path = resolve_notebook(notebook)
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except Exception as exc:  # not JSON, not a notebook
+        raise ConfigurationError(f"cannot read notebook {path.name}: {exc}") from exc
+    return dict(found)
+
+
+_TYPE_NAMES = {"str": str, "bool": bool, "int": int, "float": float, "list": list, "dict": dict}
+
+
+def coerce_parameter(value: Any, type_name: str | None) -> Any:
+    """A CLI value (a string parsed as YAML) fitted to the declared type where that is safe.
+
+    A scalar for a `list` parameter becomes a one-item list; an int for a `float` one a float;
+    anything for a `str` parameter stays the text given.
+
+    Example:
+        >>> coerce_parameter("Python", "list"), coerce_parameter("7", "str"), coerce_parameter("7", "int")
+        (['Python'], '7', 7)
+    """  # noqa: E501
+    kind = _TYPE_NAMES.get((type_name or "").strip())
+    if isinstance(value, str) and kind is not str:
+        with contextlib.suppress(yaml.YAMLError):
+            value = yaml.safe_load(value) if value.strip() else value
+    if kind is list and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return [str(value)]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and value is None:
+        return ""
+    return value
+
+
+def validate_run_parameters(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Check parameters against the notebook before starting a kernel: names, then types."""
+    declared = notebook_parameters(notebook)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ConfigurationError(
+            f"{notebook.name} has no parameter {', '.join(unknown)} "
+            f"(it has: {', '.join(declared) or 'none'})"
+        )
+    fitted = {
+        name: coerce_parameter(value, declared[name].get("inferred_type_name"))
+        for name, value in parameters.items()
+    }
+    problems = parameter_problems(fitted)
+    for name, value in fitted.items():
+        kind = _TYPE_NAMES.get((declared[name].get("inferred_type_name") or "").strip())
+        if name in PARAMETER_SPEC or kind is None:
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            problems.append(f"{name} must be {kind.__name__}, got {_type_name(value)} {value!r}")
+    if problems:
+        raise ConfigurationError(f"{notebook.name}: bad parameter: " + "; ".join(problems))
+    return fitted
+
+
+def _secrets() -> tuple[str, ...]:
+    try:
+        return config.load_settings().secrets
+    except ConfigurationError:
+        return ()
+
+
+def _refuse_secret_values(parameters: Mapping[str, Any], secrets: Sequence[str]) -> None:
+    text = json.dumps(parameters, default=str)
+    if any(s in text for s in secrets):
+        raise ConfigurationError(
+            "a parameter value contains the Lever credential; credentials are read from the "
+            "environment inside the kernel, never passed as parameters"
+        )
+
+
+def scan_for_secrets(folder: Path, secrets: Sequence[str] | None = None) -> list[Path]:
+    """Files under `folder` containing a secret; each is overwritten with the secret redacted."""
+    secrets = _secrets() if secrets is None else tuple(secrets)
+    leaked: list[Path] = []
+    if not secrets:
+        return leaked
+    needles = [s.encode() for s in secrets if s]
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if any(n in data for n in needles):
+            for n in needles:
+                data = data.replace(n, REDACTED)
+            path.write_bytes(data)
+            leaked.append(path)
+    return leaked
+
+
+def _unique_folder(out_root: Path, name: str) -> Path:
+    out_root.mkdir(parents=True, exist_ok=True)
+    base = f"{utc_stamp()}-{name}"
+    for n in range(1, 1000):
+        folder = out_root / (base if n == 1 else f"{base}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+    raise ConfigurationError(f"cannot create a run folder under {out_root}")  # pragma: no cover
+
+
+_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _check_name(name: str) -> str:
+    if not _NAME_OK.match(name):
+        raise ConfigurationError(
+            f"run name {name!r} must be letters, digits, '.', '_' or '-' (no spaces or slashes)"
+        )
+    return name
+
+
+def export_html(executed: Path, html_path: Path | None = None) -> Path:
+    """Export an executed notebook to HTML with the code hidden; images stay embedded (base64)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    html_path = html_path or executed.with_suffix(".html")
+    nb = nbformat.read(executed, as_version=4)
+    exporter = HTMLExporter(
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def _describe_failure(exc: Exception) -> tuple[int | None, str]:
+    """(cell index, 'cell N (In [k]) `first line`: Error: message') from papermill's error."""
+    index = getattr(exc, "cell_index", None)
+    count = getattr(exc, "exec_count", None)
+    source = str(getattr(exc, "source", "") or "")
+    first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+    if len(first) > 80:
+        first = first[:79] + "…"
+    ename = getattr(exc, "ename", type(exc).__name__)
+    evalue = " ".join(str(getattr(exc, "evalue", exc)).split())
+    where = f"cell {index}" if index is not None else "the notebook"
+    if count is not None:
+        where += f" (In [{count}])"
+    if first:
+        where += f" `{first}`"
+    return index, f"{where}: {ename}: {evalue}"
+
+
+def run_notebook(
+    notebook: str | os.PathLike,
+    parameters: Mapping[str, Any] | None = None,
+    out_root: str | os.PathLike | None = None,
+    name: str | None = None,
+    *,
+    kernel_name: str = KERNEL_NAME,
+    execution_timeout: int | None = 900,
+    log_output: bool = False,
+) -> RunResult:
+    """Execute a notebook with papermill into `out_root/<UTC timestamp>-<name>/`; export HTML.
+
+    The kernel's working directory is the run folder, so the notebook's artifacts land beside
+    the executed notebook. A failing cell does not raise: the result says which cell failed and
+    why, and the partial notebook (and its HTML) are kept. Bad parameters raise
+    `ConfigurationError` before any kernel starts.
+
+    Args:
+        notebook: a path, a file name in `notebooks/`, or an alias (`explore`, `audit`,
+            `remediate`).
+        parameters: values for the notebook's `parameters` cell (never a credential).
+        out_root: where run folders go (default `config.REPORTS_DIR`).
+        name: the run's name (default: the notebook's stem).
+
+    Raises:
+        ConfigurationError: unknown notebook or parameter, wrong-typed value, credential given.
+        SecretLeakError: a produced file contained the credential (the file is redacted in place).
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    path = resolve_notebook(notebook)
+    params = validate_run_parameters(path, dict(parameters or {}))
+    secrets = _secrets()
+    _refuse_secret_values(params, secrets)
+    name = _check_name(name or path.stem)
+    folder = _unique_folder(Path(out_root) if out_root else config.REPORTS_DIR, name)
+    result = RunResult(name=name, notebook=path, folder=folder, parameters=params)
+    result.executed_path = folder / path.name
+    result.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(result.executed_path),
+            parameters=params,
+            kernel_name=kernel_name,
+            cwd=str(folder),
+            progress_bar=False,
+            log_output=log_output,
+            execution_timeout=execution_timeout,
+        )
+    except PapermillExecutionError as exc:
+        result.status = FAILED
+        result.error_cell, result.error_message = _describe_failure(exc)
+    except Exception as exc:  # kernel died, timeout, ...: keep what was saved
+        result.status = FAILED
+        result.error_message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    result.seconds = time.monotonic() - t0
+    if result.executed_path.exists():
+        try:
+            result.html_path = export_html(result.executed_path)
+        except Exception as exc:  # a report without HTML is still a report
+            log.warning("HTML export of %s failed: %s", result.executed_path, exc)
+    result.artifacts = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p not in (result.executed_path, result.html_path)
+    )
+    leaked = scan_for_secrets(folder, secrets)
+    if leaked:
+        names = ", ".join(str(p.relative_to(folder)) for p in leaked)
+        raise SecretLeakError(
+            f"the Lever credential was found in {names} under {folder}; it has been redacted "
+            "there, but this is a bug: please report it"
+        )
+    return result
+
+
+# ------------------------------------------------------------------------------------------------
+# batches
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSpec:
+    name: str
+    notebook: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def read_only(self) -> bool:
+        return self.notebook.stem in READ_ONLY_NOTEBOOKS
+
+
+@dataclass
+class BatchSpec:
+    runs: list[RunSpec]
+    parallel_audits: int = 1
+    source: Path | None = None
+
+
+@dataclass
+class BatchResult:
+    folder: Path
+    results: list[RunResult]
+    index_html: Path
+    runs_csv: Path
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.results if not r.ok]
+
+
+_BATCH_KEYS = {"runs", "parallel_audits"}
+_RUN_KEYS = {"name", "notebook", "parameters"}
+
+
+def load_batch(path: str | os.PathLike) -> BatchSpec:
+    """Read and check a batch file; any problem is one ConfigurationError line.
+
+    Format::
+
+        parallel_audits: 2          # optional, default 1
+        runs:
+          - name: audit-all
+            notebook: 02-audit-report.ipynb
+            parameters: {include_archived: true}
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"no such batch file: {path}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigurationError(f"{path.name}: bad YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path.name}: expected a mapping with a 'runs' list")
+    unknown = sorted(set(data) - _BATCH_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"{path.name}: unknown key {', '.join(unknown)} (allowed: runs, parallel_audits)"
+        )
+    parallel = data.get("parallel_audits", 1)
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or not 1 <= parallel <= 16:
+        raise ConfigurationError(f"{path.name}: parallel_audits must be an integer 1..16")
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise ConfigurationError(f"{path.name}: 'runs' must be a non-empty list")
+    specs: list[RunSpec] = []
+    seen: set[str] = set()
+    for i, run in enumerate(runs, 1):
+        where = f"{path.name}: run {i}"
+        if not isinstance(run, dict):
+            raise ConfigurationError(f"{where}: expected a mapping with name, notebook")
+        unknown = sorted(set(run) - _RUN_KEYS)
+        if unknown:
+            raise ConfigurationError(
+                f"{where}: unknown key {', '.join(unknown)} (allowed: name, notebook, parameters)"
+            )
+        name, notebook = run.get("name"), run.get("notebook")
+        if not isinstance(name, str) or not isinstance(notebook, str):
+            raise ConfigurationError(f"{where}: 'name' and 'notebook' are required strings")
+        try:
+            _check_name(name)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
+        if name in seen:
+            raise ConfigurationError(f"{where}: duplicate run name {name!r}")
+        seen.add(name)
+        params = run.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ConfigurationError(f"{where}: 'parameters' must be a mapping")
+        try:
+            nb = resolve_notebook(notebook)
+            params = validate_run_parameters(nb, params)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where} ({name}): {exc}") from None
+        specs.append(RunSpec(name=name, notebook=nb, parameters=params))
+    return BatchSpec(runs=specs, parallel_audits=parallel, source=path)
+
+
+def _groups(runs: list[RunSpec], parallel: int) -> list[list[RunSpec]]:
+    """Consecutive read-only runs form one group (run side by side); any other run is alone."""
+    groups: list[list[RunSpec]] = []
+    for run in runs:
+        if parallel > 1 and run.read_only and groups and groups[-1][0].read_only:
+            groups[-1].append(run)
+        else:
+            groups.append([run])
+    return groups
+
+
+def run_batch(
+    batch: BatchSpec | str | os.PathLike,
+    out_root: str | os.PathLike | None = None,
+    *,
+    progress: Any = None,
+    execution_timeout: int | None = 900,
+) -> BatchResult:
+    """Run every run of a batch into `out_root/<timestamp>-batch-<file stem>/<timestamp>-<name>/`.
+
+    Runs go one after another in file order; consecutive read-only runs (explore, audit) run up to
+    `parallel_audits` at a time. A failing run is recorded and the batch goes on. `index.html` and
+    `runs.csv` in the batch folder list every run with its status and links.
+
+    Args:
+        progress: optional callable `progress(RunResult)` called as each run ends.
+    """
+    spec = batch if isinstance(batch, BatchSpec) else load_batch(batch)
+    stem = spec.source.stem if spec.source else "batch"
+    folder = _unique_folder(Path(out_root) if out_root else config.REPORTS_DIR, f"batch-{stem}")
+    results: dict[str, RunResult] = {}
+
+    def one(run: RunSpec) -> RunResult:
+        try:
+            res = run_notebook(
+                run.notebook,
+                run.parameters,
+                folder,
+                run.name,
+                execution_timeout=execution_timeout,
+            )
+        except Exception as exc:  # a broken run never stops the batch
+            res = RunResult(name=run.name, notebook=run.notebook, folder=folder / run.name)
+            res.status = FAILED
+            res.error_message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        if progress is not None:
+            progress(res)
+        return res
+
+    for group in _groups(spec.runs, spec.parallel_audits):
+        if len(group) == 1:
+            results[group[0].name] = one(group[0])
+            continue
+        with ThreadPoolExecutor(max_workers=spec.parallel_audits) as pool:
+            for run, res in zip(group, pool.map(one, group), strict=True):
+                results[run.name] = res
+    ordered = [results[r.name] for r in spec.runs]
+    runs_csv = write_runs_csv(ordered, folder / "runs.csv")
+    index = write_index_html(ordered, folder / "index.html", title=f"Batch {stem}")
+    return BatchResult(folder=folder, results=ordered, index_html=index, runs_csv=runs_csv)
+
+
+def write_runs_csv(results: Sequence[RunResult], path: Path) -> Path:
+    """One row per run: name, notebook, status, seconds, error, folder, html, notebook_out."""
+    rows = [r.as_row(path.parent) for r in results]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_index_html(results: Sequence[RunResult], path: Path, *, title: str = "Runs") -> Path:
+    """A small self-contained HTML page listing the runs, linking their reports."""
+    esc = html.escape
+    body = []
+    for r in results:
+        row = r.as_row(path.parent)
+        link = (f'<a href="{esc(row["html"])}">report</a>' if row["html"] else "") + (
+            f' · <a href="{esc(row["notebook_out"])}">notebook</a>' if row["notebook_out"] else ""
+        )
+        cls = "ok" if r.ok else "failed"
+        body.append(
+            f'<tr class="{cls}"><td>{esc(r.name)}</td><td>{esc(r.notebook.name)}</td>'
+            f'<td class="status">{esc(r.status)}</td><td>{row["seconds"]}</td>'
+            f"<td>{link}</td><td>{esc(r.error_message)}</td></tr>"
+        )
+    failed = sum(not r.ok for r in results)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
+tr.failed .status {{ color: #D55E00; font-weight: bold; }}
+tr.ok .status {{ color: #009E73; }}
+</style></head><body>
+<h1>{esc(title)}</h1>
+<p>{len(results)} runs, {failed} failed. Generated {esc(utc_stamp())}.</p>
+<table><thead><tr><th>run</th><th>notebook</th><th>status</th><th>seconds</th><th>links</th>
+<th>error</th></tr></thead><tbody>
+{chr(10).join(body)}
+</tbody></table></body></html>
+"""
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    """A RunResult as JSON-friendly data (paths as strings)."""
+    data = asdict(result)
+    return json.loads(json.dumps(data, default=str))
