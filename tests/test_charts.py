@@ -142,3 +142,13 @@ def test_save_figure(tmp_path):
     fig = charts.split_contacts_bar(pd.DataFrame({"tag": ["x"], "split_contacts": [1]}))
     path = charts.save_figure(fig, tmp_path / "sub" / "x.png")
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_coverage_heatmap_accepts_a_ready_grid():
+    grid = pd.DataFrame(
+        {"x": [0.5, 1.0], "y": [float("nan"), 1 / 3]},
+        index=pd.Index(["a", "b"], name="contact_id"),
+    )
+    fig = charts.coverage_heatmap(grid, labels={"a": "Person-1"})
+    assert _ytick_labels(fig) == ["Person-1", "b"]
+    assert {"50%", "33%"} <= {t.get_text() for t in fig.axes[0].texts}

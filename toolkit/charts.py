@@ -275,6 +275,10 @@ def coverage_heatmap(
 ) -> Figure:
     """Heatmap of the most affected contacts x their most split tags; gaps are outlined.
 
+    `coverage` is either the long coverage table (`contact_id, tag, with_tag, opportunities`:
+    `AuditResult.coverage` or `split_pairs`), from which the most affected contacts are picked, or
+    a ready contact x tag grid of shares (`toolkit.audit.coverage_grid`, NaN = absent).
+
     Each cell is the share of the contact's opportunities carrying the tag: 0 (dark) the tag is
     absent, 1 (light) on all of them; anything between is a split pair, outlined in vermillion and
     labelled `with/total`.
@@ -286,7 +290,14 @@ def coverage_heatmap(
         'Tag coverage of the most affected contacts'
     """
     title = "Tag coverage of the most affected contacts"
-    grid = coverage_matrix(coverage, top_contacts=top_contacts, top_tags=top_tags, labels=labels)
+    if _is_long_coverage(coverage):
+        grid = coverage_matrix(
+            coverage, top_contacts=top_contacts, top_tags=top_tags, labels=labels
+        )
+    else:  # already a contact x tag grid of shares (toolkit.audit.coverage_grid); NaN = absent
+        grid = coverage.iloc[:top_contacts, :top_tags].astype("float64").fillna(0.0)
+        if labels:
+            grid.index = [str(labels.get(c, c)) for c in grid.index]
     rows, cols = grid.shape
     width = min(16.0, max(7.0, 3.5 + 0.55 * cols))
     fig = Figure(figsize=(width, max(3.0, 1.8 + 0.3 * rows)), dpi=100, layout="constrained")
@@ -301,7 +312,7 @@ def coverage_heatmap(
         label.set_horizontalalignment("right")
         label.set_rotation_mode("anchor")
     # Outline and label each gap; text colour follows the cell's lightness.
-    counts = _with_counts(coverage, grid, labels)
+    counts = _with_counts(coverage, labels) if _is_long_coverage(coverage) else {}
     for (i, j), share in np.ndenumerate(grid.to_numpy()):
         if 0.0 < share < 1.0:
             ax.add_patch(
@@ -320,8 +331,12 @@ def coverage_heatmap(
     return fig
 
 
+def _is_long_coverage(coverage: pd.DataFrame) -> bool:
+    return {"contact_id", "tag", "with_tag", "opportunities"} <= set(coverage.columns)
+
+
 def _with_counts(
-    coverage: pd.DataFrame, grid: pd.DataFrame, labels: Mapping[str, str] | None
+    coverage: pd.DataFrame, labels: Mapping[str, str] | None
 ) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
     for row in coverage.itertuples(index=False):
