@@ -193,6 +193,23 @@ def _sorted_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ordered[starts], counts
 
 
+def _sorted_unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Like ``_sorted_unique``, plus the index of each key's distinct value."""
+    if not len(keys):
+        empty = np.zeros(0, dtype=np.int64)
+        return keys.copy(), empty, empty
+    order = np.argsort(keys)
+    ordered = keys[order]
+    first = np.empty(len(ordered), dtype=bool)
+    first[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, len(ordered))).astype(np.int64)
+    inverse = np.empty(len(keys), dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[starts], counts, inverse
+
+
 def _group_offsets(sizes: np.ndarray) -> np.ndarray:
     """Start offset of each group given group sizes."""
     starts = np.zeros(len(sizes), dtype=np.int64)
@@ -215,6 +232,7 @@ class _Core:
     cov_contact: np.ndarray  # distinct (contact, tag) sorted, with the count of opps carrying it
     cov_tag: np.ndarray
     cov_with: np.ndarray
+    pair_cov: np.ndarray  # per pair: index of its (contact, tag) in the cov_* arrays
     all_tag_labels: pd.Index  # every tag of the considered opps (before a `tags` subset)
     all_tag_opportunities: np.ndarray
 
@@ -290,11 +308,10 @@ class _Core:
         n_tags = len(tag_labels)
 
         if len(pair_opp):
-            ckey, cov_with = _sorted_unique(codes[pair_opp] * n_tags + pair_tag)
+            ckey, cov_with, pair_cov = _sorted_unique_inverse(codes[pair_opp] * n_tags + pair_tag)
             cov_contact, cov_tag = ckey // n_tags, ckey % n_tags
-            cov_with = cov_with.astype(np.int64)
         else:
-            cov_contact = cov_tag = cov_with = np.zeros(0, dtype=np.int64)
+            cov_contact = cov_tag = cov_with = pair_cov = np.zeros(0, dtype=np.int64)
 
         return cls(
             opp_ids=opp_ids,
@@ -307,6 +324,7 @@ class _Core:
             cov_contact=cov_contact,
             cov_tag=cov_tag,
             cov_with=cov_with,
+            pair_cov=pair_cov,
             all_tag_labels=all_labels,
             all_tag_opportunities=all_counts,
         )
@@ -356,20 +374,26 @@ class _Core:
         if not len(sc):
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty
+        n = self.n_opps
+        # the rows of each contact, contiguous; and each row's rank among its contact's rows
         order = np.argsort(self.contact_codes, kind="stable")
         starts = _group_offsets(self.opps_per_contact)
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n, dtype=np.int64) - starts[self.contact_codes[order]]
+        # candidates: every row of the contact, for every split pair of it
         sizes = self.opps_per_contact[sc]
+        offsets = _group_offsets(sizes)
         total = int(sizes.sum())
         which = np.repeat(np.arange(len(sc), dtype=np.int64), sizes)
-        within = np.arange(total, dtype=np.int64) - np.repeat(_group_offsets(sizes), sizes)
-        rows = order[starts[sc][which] + within]
-        tags = st[which]
-        present = self.pair_opp * self.n_tags + self.pair_tag  # sorted (pairs are sorted)
-        key = rows * self.n_tags + tags
-        pos = np.searchsorted(present, key)
-        pos[pos >= len(present)] = 0
-        lacking = present[pos] != key
-        return rows[lacking], tags[lacking]
+        rows = order[np.repeat(starts[sc] - offsets, sizes) + np.arange(total, dtype=np.int64)]
+        # strike the candidates that carry the tag: pairs of a split (contact, tag)
+        split_index = np.full(len(mask), -1, dtype=np.int64)
+        split_index[mask] = np.arange(len(sc), dtype=np.int64)
+        hit_split = split_index[self.pair_cov]
+        hit = hit_split >= 0
+        lacking = np.ones(total, dtype=bool)
+        lacking[offsets[hit_split[hit]] + rank[self.pair_opp[hit]]] = False
+        return rows[lacking], st[which[lacking]]
 
     def missing(self) -> pd.DataFrame:
         rows, tags = self._missing_arrays()
