@@ -1,0 +1,990 @@
+"""Apply a plan: drift check, rate-limited concurrent writes, a journal, resume; and rollback.
+
+The engine is the same for an apply and a rollback (a rollback is the inverse plan of a
+journal, run under its own journal):
+
+1. Refuse a plan larger than ``max_changes``. A dry run stops here (after an optional drift
+   check) and sends no write.
+2. Open the journal (taking its lock). A new journal records the plan and parameters; an
+   existing one for the same plan is resumed; one for another plan is refused.
+3. Drift: one ``updated_at_start=<snapshot watermark>`` listing; the plan's opportunities that
+   changed since the snapshot are re-planned against their current tags (`toolkit.plan.replan`),
+   never written blindly. On resume, pending calls are narrowed the same way, and calls that may
+   have reached Lever (an intent without outcome, or a transient failure) are checked by reading
+   the opportunity first.
+4. Write: one call per (opportunity, op) with all its tags, adds before removes, from a bounded
+   pool of workers sharing the client (and so its one token bucket). Intent committed before each
+   call, outcome after. 400/403/404 are recorded and the run goes on; 401 stops it at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from toolkit.errors import (
+    AuthenticationError,
+    LeverError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from toolkit.journal import (
+    DONE,
+    FAILED,
+    INTENT,
+    NOOP,
+    NOT_FOUND,
+    PENDING,
+    TRANSIENT_STATUSES,
+    Call,
+    Journal,
+    JournalError,
+)
+from toolkit.plan import (
+    PLAN_COLUMNS,
+    SKIPPED_COLUMNS,
+    Plan,
+    PlanError,
+    calls_from_rows,
+    load_plan,
+    replan,
+)
+
+DEFAULT_WORKERS = 8
+DRIFT_COLUMNS = [
+    "opportunity_id",
+    "contact_id",
+    "updated_at",
+    "before_tags",
+    "current_tags",
+    "anonymized",
+    "archived",
+    "changed",
+]
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ApplyResult:
+    """What an apply (or rollback) did. Counts of changes are tags; calls are requests.
+
+    Attributes:
+        kind: ``apply`` or ``rollback``.
+        dry_run: True when nothing was written.
+        journal_path: the run journal (None for a dry run).
+        planned_changes, planned_calls: the plan's rows and (opportunity, op) groups.
+        applied, failed, not_found: changes by outcome over the whole run (all sessions).
+        skipped: changes not written: the plan's skipped rows, rows dropped by the drift
+            re-plan, and calls found to have nothing left to do.
+        pending: changes still to do (an aborted run).
+        calls: write calls this invocation sent (retries not counted).
+        attempts: HTTP attempts those calls took (retries counted).
+        resumed: this invocation continued an earlier run of the same journal.
+        elapsed: seconds spent writing in this invocation.
+        writes_per_second: `calls` / `elapsed`.
+        stats: the client's stats delta over this invocation.
+        outcomes: one row per call (the journal's calls table).
+        drift: the opportunities found changed since the snapshot.
+        dropped: plan rows not written because of drift, with reason.
+        changes_by_tag: (op, tag, opportunities) still to be written (a dry run's preview).
+    """
+
+    kind: str = "apply"
+    dry_run: bool = True
+    journal_path: str | None = None
+    planned_changes: int = 0
+    planned_calls: int = 0
+    applied: int = 0
+    failed: int = 0
+    not_found: int = 0
+    skipped: int = 0
+    pending: int = 0
+    calls: int = 0
+    attempts: int = 0
+    resumed: bool = False
+    elapsed: float = 0.0
+    writes_per_second: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+    outcomes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DRIFT_COLUMNS))
+    dropped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKIPPED_COLUMNS))
+    changes_by_tag: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def ok(self) -> bool:
+        """No change failed and none is left pending."""
+        return self.failed == 0 and self.not_found == 0 and self.pending == 0
+
+    def summary_lines(self) -> list[str]:
+        """A short human summary (what the CLI prints)."""
+        what = "rollback" if self.kind == "rollback" else "apply"
+        if self.dry_run:
+            lines = [
+                f"dry run ({what}): {self.planned_changes} changes in {self.planned_calls} "
+                f"calls would be written; nothing was written"
+            ]
+            if len(self.drift):
+                lines.append(
+                    f"drift: {int(self.drift['changed'].sum())} of the plan's opportunities "
+                    f"changed since the snapshot; {len(self.dropped)} changes dropped"
+                )
+            return lines
+        lines = [
+            f"{what}: {self.applied} applied, {self.failed} failed, "
+            f"{self.not_found} not found (deleted), {self.skipped} skipped"
+            + (f", {self.pending} pending" if self.pending else "")
+            + f" - journal {self.journal_path}",
+            f"{self.calls} write calls ({self.attempts} attempts) in {self.elapsed:.1f} s, "
+            f"{self.writes_per_second:.1f} writes/s" + (" (resumed)" if self.resumed else ""),
+        ]
+        if len(self.dropped):
+            lines.append(f"drift: {len(self.dropped)} changes dropped (already done or changed)")
+        return lines
+
+
+# -- counting attempts per call -----------------------------------------------------------------
+
+
+class _AttemptCounter:
+    """Count HTTP attempts per thread, and remember the last status, by wrapping the session.
+
+    The client retries inside one call; wrapping `session.request` for the duration of a run is
+    the least intrusive way to know how many attempts one call took when many run at once.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._local = threading.local()
+        self._had_attr = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _AttemptCounter:
+        self._had_attr = "request" in vars(self._session)
+        self._previous = self._session.request
+        previous, local = self._previous, self._local
+
+        def request(*args: Any, **kwargs: Any) -> Any:
+            local.count = getattr(local, "count", 0) + 1
+            local.status = None
+            response = previous(*args, **kwargs)
+            local.status = getattr(response, "status_code", None)
+            return response
+
+        self._session.request = request
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._had_attr:
+            self._session.request = self._previous
+        else:
+            with contextlib.suppress(AttributeError):
+                del self._session.request
+
+    def reset(self) -> None:
+        self._local.count = 0
+        self._local.status = None
+
+    @property
+    def count(self) -> int:
+        return getattr(self._local, "count", 0)
+
+    @property
+    def status(self) -> int | None:
+        return getattr(self._local, "status", None)
+
+
+def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in after.items():
+        if isinstance(value, int | float) and isinstance(before.get(key), int | float):
+            out[key] = round(value - before[key], 3)
+        elif isinstance(value, dict):
+            old = before.get(key) or {}
+            out[key] = {k: v - old.get(k, 0) for k, v in value.items() if v - old.get(k, 0)}
+    return out
+
+
+# -- reading current state ----------------------------------------------------------------------
+
+
+def _list_opportunities(client: Any, plan: Plan, **filters: Any) -> list[dict]:
+    """A listing with confidential opportunities included when the key may read them."""
+    access = (plan.meta.get("snapshot") or {}).get("confidential_access")
+    if access is False:
+        return list(client.iter_opportunities(**filters))
+    try:
+        return list(client.iter_opportunities(confidentiality="all", **filters))
+    except PermissionDeniedError:
+        return list(client.iter_opportunities(**filters))
+
+
+def _read_each(client: Any, ids: Iterable[str], workers: int) -> tuple[dict[str, dict], list[str]]:
+    """get_opportunity for each id, concurrently; returns (found, not found)."""
+    found: dict[str, dict] = {}
+    missing: list[str] = []
+
+    def one(opp_id: str) -> tuple[str, dict | None]:
+        try:
+            return opp_id, client.get_opportunity(opp_id)
+        except NotFoundError:
+            return opp_id, None
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for opp_id, opp in pool.map(one, list(ids)):
+            if opp is None:
+                missing.append(opp_id)
+            else:
+                found[opp_id] = opp
+    return found, missing
+
+
+def _transient(status: int | None) -> bool:
+    """A failure that may or may not have reached Lever (retries exhausted, connection lost)."""
+    return status is None or status in TRANSIENT_STATUSES
+
+
+def _clean_tags(tags: Any) -> list[str] | None:
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else None
+
+
+def _tags_of(opp: dict) -> list[str]:
+    tags = opp.get("tags")
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def check_drift(client: Any, plan: Plan, *, workers: int = DEFAULT_WORKERS) -> pd.DataFrame:
+    """The plan's opportunities (and their contacts' others) updated since the snapshot.
+
+    One cheap listing, ``updated_at_start=<snapshot watermark>``, intersected with the
+    opportunities the plan looked at. Without a watermark (a hand-made plan), each planned
+    opportunity is read by id instead.
+
+    Args:
+        client: a `LeverClient`.
+        plan: the plan (its ``meta.snapshot.watermark`` and ``before`` are used).
+        workers: concurrent reads when reading by id.
+
+    Returns:
+        DataFrame[opportunity_id, contact_id, updated_at, before_tags, current_tags, anonymized,
+        archived, changed]: one row per re-read opportunity; ``changed`` when the tag set differs
+        from what the plan assumed (or the plan assumed nothing).
+
+    Example:
+        >>> drift = check_drift(client, plan)  # doctest: +SKIP
+        >>> drift[drift["changed"]]  # doctest: +SKIP
+    """
+    wanted = set(plan.opportunity_ids()) | set(plan.before)
+    if not wanted:
+        return pd.DataFrame(columns=DRIFT_COLUMNS)
+    mark = plan.watermark
+    if mark is None:
+        found, _missing = _read_each(client, sorted(set(plan.opportunity_ids())), workers)
+        opps = list(found.values())
+    else:
+        opps = [o for o in _list_opportunities(client, plan, updated_at_start=mark)]
+    records = []
+    for opp in opps:
+        opp_id = opp.get("id")
+        if opp_id not in wanted:
+            continue
+        entry = plan.before.get(opp_id)
+        before = entry.get("tags") if entry else None
+        current = _tags_of(opp)
+        contact = opp.get("contact")
+        if isinstance(contact, dict):
+            contact = contact.get("id")
+        records.append(
+            (
+                opp_id,
+                contact or "",
+                opp.get("updatedAt"),
+                before,
+                current,
+                bool(opp.get("isAnonymized")),
+                bool(opp.get("archived") or opp.get("archivedAt")),
+                before is None or set(before) != set(current),
+            )
+        )
+    return pd.DataFrame.from_records(records, columns=DRIFT_COLUMNS)
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Options:
+    kind: str
+    perform_as: str | None
+    workers: int
+    progress: bool | None
+    drift_check: bool
+
+
+def _progress(total: int, progress: bool | None, desc: str) -> tqdm:
+    enabled = sys.stderr.isatty() if progress is None else bool(progress)
+    return tqdm(total=total, desc=desc, unit=" call", disable=not enabled, leave=False)
+
+
+def _desired(op: str, tags: list[str], current: list[str]) -> bool:
+    now = set(current)
+    return set(tags) <= now if op == "add" else not (set(tags) & now)
+
+
+def _narrow(op: str, tags: list[str], current: list[str]) -> list[str]:
+    """The tags of a call still to write given the current tags."""
+    now = set(current)
+    return [t for t in tags if (t not in now if op == "add" else t in now)]
+
+
+class _Runner:
+    """Runs the journal's open calls with a pool of workers."""
+
+    def __init__(self, client: Any, journal: Journal, session: int, opts: _Options) -> None:
+        self.client = client
+        self.journal = journal
+        self.session = session
+        self.opts = opts
+        self.stop = threading.Event()
+        self.auth_error: AuthenticationError | None = None
+        self.writes = 0
+        self.attempts = 0
+        self._count_lock = threading.Lock()
+        self.counter = _AttemptCounter(client.session)
+
+    def _count(self, attempts: int) -> None:
+        with self._count_lock:
+            self.writes += 1
+            self.attempts += attempts
+
+    def _write(self, call: Call) -> None:
+        journal, client = self.journal, self.client
+        journal.mark_intent(call.id, self.session)
+        self.counter.reset()
+        write = client.add_tags if call.op == "add" else client.remove_tags
+        try:
+            data = write(call.opportunity_id, call.tags, perform_as=self.opts.perform_as)
+        except AuthenticationError as exc:
+            journal.reset_to_pending(call.id, str(exc))
+            self._count(self.counter.count)
+            raise
+        except NotFoundError as exc:
+            self._count(self.counter.count)
+            journal.mark_outcome(
+                call.id,
+                NOT_FOUND,
+                status=exc.status,
+                attempts=self.counter.count,
+                wrote=True,
+                code=exc.code,
+                message=exc.message,
+                session=self.session,
+            )
+            raise
+        except LeverError as exc:
+            self._count(self.counter.count)
+            journal.mark_outcome(
+                call.id,
+                FAILED,
+                status=exc.status,
+                attempts=self.counter.count,
+                wrote=True,
+                code=exc.code,
+                message=str(exc),
+                session=self.session,
+            )
+            return
+        except Exception as exc:  # a bug or an unexpected library error: record, go on
+            self._count(self.counter.count)
+            journal.mark_outcome(
+                call.id,
+                FAILED,
+                attempts=self.counter.count,
+                wrote=True,
+                message=f"{type(exc).__name__}: {exc}",
+                session=self.session,
+            )
+            return
+        self._count(self.counter.count)
+        after = data.get("tags") if isinstance(data, dict) else None
+        journal.mark_outcome(
+            call.id,
+            DONE,
+            status=self.counter.status or 200,
+            attempts=self.counter.count,
+            wrote=True,
+            after_tags=_clean_tags(after),
+            session=self.session,
+        )
+
+    def _check_then_write(self, call: Call) -> None:
+        """A call that may have reached Lever: read the opportunity first."""
+        opp = self.client.get_opportunity(call.opportunity_id)  # NotFoundError propagates
+        current = _tags_of(opp)
+        if _desired(call.op, call.tags, current):
+            self.journal.mark_outcome(
+                call.id,
+                DONE,
+                message="already in place when checked on resume",
+                after_tags=current,
+                session=self.session,
+            )
+            return
+        if opp.get("isAnonymized"):
+            self.journal.mark_outcome(
+                call.id, NOOP, message="anonymized since the plan", session=self.session
+            )
+            return
+        self._write(call)
+
+    def _run_opportunity(self, calls: list[Call], check_first: set[int], bar: tqdm) -> None:
+        for index, call in enumerate(calls):
+            if self.stop.is_set():
+                return
+            try:
+                if call.id in check_first:
+                    self._check_then_write(call)
+                else:
+                    self._write(call)
+            except AuthenticationError as exc:
+                self.auth_error = self.auth_error or exc
+                self.stop.set()
+                return
+            except NotFoundError as exc:
+                for rest in calls[index:]:
+                    if rest is not call or call.id in check_first:
+                        self.journal.mark_outcome(
+                            rest.id,
+                            NOT_FOUND,
+                            status=404,
+                            code=exc.code,
+                            message=exc.message or "opportunity not found",
+                            session=self.session,
+                        )
+                bar.update(len(calls) - index)
+                return
+            except LeverError as exc:  # a failed check read: record, go on
+                self.journal.mark_outcome(
+                    call.id, FAILED, status=exc.status, code=exc.code, message=str(exc)
+                )
+            bar.update(1)
+
+    def run(self, calls: list[Call], check_first: set[int]) -> None:
+        by_opp: dict[str, list[Call]] = defaultdict(list)
+        for call in calls:
+            by_opp[call.opportunity_id].append(call)
+        for group in by_opp.values():
+            group.sort(key=lambda c: (c.op != "add", c.id))  # adds first (rename: never tagless)
+        desc = "rollback" if self.opts.kind == "rollback" else "apply"
+        bar = _progress(len(calls), self.opts.progress, desc)
+        workers = max(1, min(self.opts.workers, len(by_opp) or 1))
+        with self.counter, ThreadPoolExecutor(workers, thread_name_prefix="apply") as pool:
+            futures = [
+                pool.submit(self._run_opportunity, group, check_first, bar)
+                for group in by_opp.values()
+            ]
+            try:
+                for future in as_completed(futures):
+                    future.result()
+            except BaseException:
+                self.stop.set()
+                for future in futures:
+                    future.cancel()
+                raise
+            finally:
+                bar.close()
+
+
+def _host(client: Any) -> str | None:
+    base = getattr(client, "base_url", None)
+    return urlsplit(base).netloc if base else None
+
+
+def _open_run(
+    journal: Journal, kind: str, plan: Plan, params: dict[str, Any]
+) -> tuple[bool, dict[str, Any]]:
+    """Start or reopen the run. Returns (planned already: a resume, the run's params)."""
+    run = journal.run()
+    if run is None:
+        journal.init_run(
+            kind=kind,
+            plan_sha256=plan.sha256,
+            plan_meta=plan.meta,
+            params=params,
+            plan_rows=plan.rows,
+            plan_path=str(plan.path) if plan.path else None,
+        )
+        return False, params
+    if run["kind"] != kind or run["plan_sha256"] != plan.sha256:
+        raise JournalError(
+            f"the journal {journal.path} belongs to another {run['kind']} run "
+            f"(plan {run['plan_sha256'][:12]}, this plan {plan.sha256[:12]}); "
+            "use a new --journal"
+        )
+    host, old_host = params.get("host"), run["params"].get("host")
+    if host and old_host and host != old_host:
+        raise JournalError(f"the journal {journal.path} was written against {old_host}, not {host}")
+    return bool(run["planned"]), run["params"]
+
+
+def _first_session(
+    client: Any, journal: Journal, plan: Plan, session: int, opts: _Options
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drift check and re-plan, then record every call as pending. Returns (drift, dropped)."""
+    drift = pd.DataFrame(columns=DRIFT_COLUMNS)
+    rows = plan.rows
+    dropped = pd.DataFrame(columns=SKIPPED_COLUMNS)
+    current: dict[str, list[str]] = {}
+    if opts.drift_check and len(rows):
+        drift = check_drift(client, plan, workers=opts.workers)
+        current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
+        anonymized = set(drift.loc[drift["anonymized"].astype(bool), "opportunity_id"])
+        rows, dropped = replan(plan, current, anonymized)
+
+    def before(opp: str) -> list[str] | None:
+        if opp in current:
+            return current[opp]
+        return (plan.before.get(opp) or {}).get("tags")
+
+    calls = calls_from_rows(rows)
+    journal.record_planning(
+        (
+            {
+                "opportunity_id": c["opportunity_id"],
+                "contact_id": c["contact_id"],
+                "op": c["op"],
+                "tags": c["tags"],
+                "before_tags": before(c["opportunity_id"]),
+            }
+            for c in calls.to_dict("records")
+        ),
+        dropped=dropped.to_dict("records"),
+        drift=drift.to_dict("records"),
+        session=session,
+    )
+    return drift, dropped
+
+
+def _resume_session(
+    client: Any, journal: Journal, plan: Plan, session: int, opts: _Options
+) -> tuple[pd.DataFrame, set[int]]:
+    """Narrow pending calls by a fresh drift read; return (drift, ids to check before writing)."""
+    open_calls = journal.calls([PENDING, INTENT, FAILED])
+    check_first = {
+        c.id
+        for c in open_calls
+        if c.state == INTENT or (c.state == FAILED and _transient(c.status))
+    }
+    pending = [c for c in open_calls if c.state == PENDING]
+    drift = pd.DataFrame(columns=DRIFT_COLUMNS)
+    if opts.drift_check and pending:
+        drift = check_drift(client, plan, workers=opts.workers)
+        current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
+        for call in pending:
+            if call.opportunity_id not in current:
+                continue
+            now = current[call.opportunity_id]
+            tags = _narrow(call.op, call.tags, now)
+            if not tags:
+                journal.mark_outcome(
+                    call.id, NOOP, message="drift: nothing left to write", session=session
+                )
+            elif tags != call.tags or call.before_tags is None:
+                journal.replan_call(call.id, tags, now)
+        journal.add_drift(drift[drift["changed"]].to_dict("records"), session)
+    return drift, check_first
+
+
+def _calls_to_run(journal: Journal, check_first: set[int]) -> list[Call]:
+    return [
+        c
+        for c in journal.calls([PENDING, INTENT, FAILED])
+        if c.state != FAILED or c.id in check_first
+    ]
+
+
+def _result_from_journal(
+    journal: Journal, plan: Plan, kind: str, runner: _Runner | None, **extra: Any
+) -> ApplyResult:
+    summary = journal.summary()
+    outcomes = journal.calls_frame()
+    dropped = journal.table("dropped")
+    dropped = pd.DataFrame(columns=SKIPPED_COLUMNS) if dropped.empty else dropped[SKIPPED_COLUMNS]
+    noop_changes = int(outcomes.loc[outcomes["state"] == NOOP, "tags"].map(len).sum())
+    elapsed = extra.pop("elapsed", 0.0)
+    writes = runner.writes if runner else 0
+    return ApplyResult(
+        kind=kind,
+        dry_run=False,
+        journal_path=str(journal.path),
+        planned_changes=len(plan.rows),
+        planned_calls=len(plan.calls()),
+        applied=summary["applied"],
+        failed=summary["failed"],
+        not_found=summary["not_found"],
+        pending=summary["pending"],
+        skipped=len(plan.skipped) + len(dropped) + noop_changes,
+        calls=writes,
+        attempts=runner.attempts if runner else 0,
+        elapsed=elapsed,
+        writes_per_second=writes / elapsed if elapsed > 0 else 0.0,
+        outcomes=outcomes,
+        dropped=dropped,
+        **extra,
+    )
+
+
+def _run(
+    client: Any,
+    plan: Plan,
+    journal_path: str | os.PathLike,
+    opts: _Options,
+    params: dict[str, Any],
+) -> ApplyResult:
+    stats_before = client.stats.as_dict()
+    with Journal(journal_path) as journal:
+        resumed, run_params = _open_run(journal, opts.kind, plan, params)
+        if resumed and opts.perform_as is None:
+            opts.perform_as = run_params.get("perform_as")
+        session = journal.start_session()
+        status = "aborted"
+        runner: _Runner | None = None
+        drift = pd.DataFrame(columns=DRIFT_COLUMNS)
+        started = time.monotonic()
+        try:
+            check_first: set[int] = set()
+            if resumed:
+                drift, check_first = _resume_session(client, journal, plan, session, opts)
+            else:
+                drift, _dropped = _first_session(client, journal, plan, session, opts)
+            calls = _calls_to_run(journal, check_first)
+            runner = _Runner(client, journal, session, opts)
+            started = time.monotonic()
+            runner.run(calls, check_first)
+            if runner.auth_error is not None:
+                raise runner.auth_error
+            status = "finished"
+        finally:
+            elapsed = time.monotonic() - started
+            stats = _stats_delta(stats_before, client.stats.as_dict())
+            with contextlib.suppress(Exception):
+                journal.finish_session(
+                    session,
+                    status,
+                    writes=runner.writes if runner else 0,
+                    stats=stats,
+                    message=str(runner.auth_error) if runner and runner.auth_error else "",
+                )
+                open_left = journal.calls([PENDING, INTENT])
+                journal.finish_run("finished" if status == "finished" and not open_left else status)
+        return _result_from_journal(
+            journal,
+            plan,
+            opts.kind,
+            runner,
+            resumed=resumed,
+            elapsed=elapsed,
+            stats=stats,
+            drift=drift,
+            changes_by_tag=plan.changes_by_tag(),
+        )
+
+
+def _check_size(plan: Plan, max_changes: int | None) -> None:
+    if max_changes is not None and len(plan.rows) > max_changes:
+        raise PlanError(
+            f"the plan has {len(plan.rows)} changes, more than --max-changes {max_changes}; "
+            "nothing was written"
+        )
+
+
+def _dry_run(client: Any, plan: Plan, kind: str, drift_check: bool, workers: int) -> ApplyResult:
+    rows = plan.rows
+    drift = pd.DataFrame(columns=DRIFT_COLUMNS)
+    dropped = pd.DataFrame(columns=SKIPPED_COLUMNS)
+    if client is not None and drift_check and len(rows):
+        drift = check_drift(client, plan, workers=workers)
+        current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
+        anonymized = set(drift.loc[drift["anonymized"].astype(bool), "opportunity_id"])
+        rows, dropped = replan(plan, current, anonymized)
+    preview = Plan(rows=rows, meta=plan.meta)
+    return ApplyResult(
+        kind=kind,
+        dry_run=True,
+        planned_changes=len(rows),
+        planned_calls=len(calls_from_rows(rows)),
+        skipped=len(plan.skipped) + len(dropped),
+        drift=drift,
+        dropped=dropped,
+        changes_by_tag=preview.changes_by_tag(),
+        outcomes=calls_from_rows(rows),
+    )
+
+
+def default_journal_path(plan_path: str | os.PathLike) -> Path:
+    """`plan.csv` -> `plan.journal.sqlite` beside it."""
+    path = Path(plan_path)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return path.with_name(stem + ".journal.sqlite")
+
+
+def apply_plan(
+    client: Any,
+    plan: Plan | str | os.PathLike,
+    *,
+    journal_path: str | os.PathLike | None = None,
+    dry_run: bool = True,
+    max_changes: int | None = None,
+    perform_as: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool | None = None,
+    drift_check: bool = True,
+) -> ApplyResult:
+    """Apply a plan: dry run by default; with ``dry_run=False`` write it, journaled.
+
+    Running it again with the same journal resumes: finished calls are not repeated, calls that
+    may have reached Lever are checked by reading the opportunity first.
+
+    Args:
+        client: a `LeverClient` (its limiter paces every worker). May be None for a dry run
+            (then no drift check).
+        plan: a `Plan` or the path of a plan CSV.
+        journal_path: the run journal (SQLite); default ``<plan>.journal.sqlite``.
+        dry_run: write nothing (the default); the result previews the changes.
+        max_changes: refuse a plan with more rows than this (`PlanError`).
+        perform_as: Lever user id the changes are attributed to (sent on every write).
+        workers: concurrent calls; a few more than rate x latency keeps the rate at the limit.
+        progress: a tqdm bar; None = only on an interactive terminal.
+        drift_check: re-read what changed since the snapshot before writing (keep it on).
+
+    Returns:
+        An `ApplyResult`.
+
+    Raises:
+        PlanError: the plan is larger than max_changes, or no journal path can be chosen.
+        JournalError: another run holds the journal, or it belongs to another plan.
+        AuthenticationError: Lever answered 401; the run stopped at once (resumable).
+
+    Example:
+        >>> result = apply_plan(client, "plan.csv", dry_run=False, journal_path="j.sqlite")
+        ... # doctest: +SKIP
+        >>> result.applied, result.failed  # doctest: +SKIP
+    """
+    if not isinstance(plan, Plan):
+        plan = load_plan(plan)
+    _check_size(plan, max_changes)
+    if workers < 1:
+        raise PlanError(f"workers must be at least 1 (got {workers})")
+    if dry_run:
+        return _dry_run(client, plan, "apply", drift_check, workers)
+    if journal_path is None:
+        if plan.path is None:
+            raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
+        journal_path = default_journal_path(plan.path)
+    params = {
+        "max_changes": max_changes,
+        "perform_as": perform_as,
+        "workers": workers,
+        "host": _host(client),
+        "drift_check": drift_check,
+    }
+    opts = _Options("apply", perform_as, workers, progress, drift_check)
+    return _run(client, plan, journal_path, opts, params)
+
+
+# -- rollback -----------------------------------------------------------------------------------
+
+
+def default_rollback_path(journal_path: str | os.PathLike) -> Path:
+    """`j.sqlite` -> `j.rollback.sqlite` beside it."""
+    path = Path(journal_path)
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    return path.with_name(stem + ".rollback.sqlite")
+
+
+def inverse_plan(journal_path: str | os.PathLike) -> Plan:
+    """The plan that undoes what a journal's run changed, and nothing else (pure read).
+
+    For each call that was (or may have been) written: an add is undone by removing only the
+    tags that were not there before the run; a remove by re-adding only the tags that were.
+
+    Raises:
+        JournalError: the journal is missing or belongs to a run still holding its lock.
+    """
+    with Journal(journal_path, lock=True, create=False) as journal:
+        run = journal.run()
+        if run is None:
+            raise JournalError(f"{journal_path} holds no run to roll back")
+        calls = journal.calls([DONE, INTENT, FAILED])
+    records = []
+    for call in calls:
+        if call.state == FAILED and not _transient(call.status):
+            continue  # 400/403: Lever refused, nothing was written
+        before = set(call.before_tags) if call.before_tags is not None else None
+        if call.op == "add":
+            tags = [t for t in call.tags if before is None or t not in before]
+            inverse = "remove"
+        else:
+            tags = [t for t in call.tags if before is None or t in before]
+            inverse = "add"
+        records.extend((call.opportunity_id, call.contact_id, inverse, t) for t in tags)
+    rows = pd.DataFrame.from_records(records, columns=PLAN_COLUMNS).astype(object)
+    rows = rows.drop_duplicates().reset_index(drop=True)
+    source_meta = run["plan_meta"] or {}
+    meta = {
+        "mode": "rollback",
+        "source_journal": str(journal_path),
+        "source_kind": run["kind"],
+        "source_plan_sha256": run["plan_sha256"],
+        "snapshot": {
+            "watermark": (source_meta.get("snapshot") or {}).get("watermark"),
+            "confidential_access": (source_meta.get("snapshot") or {}).get("confidential_access"),
+        },
+    }
+    return Plan(rows=rows, meta=meta, before={})
+
+
+def rollback(
+    client: Any,
+    journal_path: str | os.PathLike,
+    *,
+    dry_run: bool = True,
+    rollback_journal: str | os.PathLike | None = None,
+    perform_as: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool | None = None,
+) -> ApplyResult:
+    """Undo a run from its journal: remove the tags it added, re-add the ones it removed.
+
+    A tag that was already there before the run stays. The rollback is itself journaled
+    (default ``<journal>.rollback.sqlite``) and resumable; it re-reads the touched opportunities
+    first (one listing since the source snapshot) and writes only what still differs.
+
+    Args:
+        client: a `LeverClient`.
+        journal_path: the journal of the run to undo.
+        dry_run: write nothing (the default).
+        rollback_journal: where to journal the rollback.
+        perform_as: Lever user id; default the one the run used.
+        workers, progress: as in `apply_plan`.
+
+    Example:
+        >>> rollback(client, "j.sqlite", dry_run=False).applied  # doctest: +SKIP
+    """
+    plan = inverse_plan(journal_path)
+    if perform_as is None:
+        with Journal(journal_path, lock=False, create=False) as source:
+            perform_as = ((source.run() or {}).get("params") or {}).get("perform_as")
+    if dry_run:
+        return _dry_run(client, plan, "rollback", True, workers)
+    target = rollback_journal or default_rollback_path(journal_path)
+    params = {
+        "perform_as": perform_as,
+        "workers": workers,
+        "host": _host(client),
+        "source_journal": str(journal_path),
+    }
+    opts = _Options("rollback", perform_as, workers, progress, True)
+    # Hold the source journal's lock too: no rollback while its run is still writing.
+    with Journal(journal_path, lock=True, create=False):
+        return _run(client, plan, target, opts, params)
+
+
+# -- verify -------------------------------------------------------------------------------------
+
+VERIFY_COLUMNS = [*PLAN_COLUMNS, "reason"]
+
+
+def verify_plan(
+    client: Any,
+    plan: Plan | str | os.PathLike,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    by: str = "auto",
+    batch: int = 50,
+) -> pd.DataFrame:
+    """Re-read every opportunity the plan touches; return the rows that do not hold.
+
+    Reads by ``contact_id`` listings, ``batch`` contacts per listing (one call covers many
+    opportunities), or by id; ``auto`` uses listings when the rows carry contact ids and falls
+    back to reading by id for the rest.
+
+    Args:
+        client: a `LeverClient`.
+        plan: a `Plan` or a plan CSV path.
+        workers: concurrent reads.
+        by: ``auto``, ``contact`` or ``id``.
+        batch: contact ids per listing.
+
+    Returns:
+        DataFrame[opportunity_id, contact_id, op, tag, reason]; empty when every row holds.
+        Reasons: ``missing`` (an add not there), ``still present`` (a remove still there),
+        ``not found`` (the opportunity is gone).
+
+    Example:
+        >>> verify_plan(client, "plan.csv").empty  # doctest: +SKIP
+        True
+    """
+    if not isinstance(plan, Plan):
+        plan = load_plan(plan)
+    rows = plan.rows
+    if rows.empty:
+        return pd.DataFrame(columns=VERIFY_COLUMNS)
+    wanted = set(rows["opportunity_id"])
+    current: dict[str, list[str]] = {}
+    if by in ("auto", "contact"):
+        contacts = sorted({c for c in rows["contact_id"] if c})
+        chunks = [contacts[i : i + batch] for i in range(0, len(contacts), batch)]
+
+        def listing(chunk: list[str]) -> list[dict]:
+            return _list_opportunities(client, plan, contact_id=chunk)
+
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for opps in pool.map(listing, chunks):
+                for opp in opps:
+                    if opp.get("id") in wanted:
+                        current[opp["id"]] = _tags_of(opp)
+    elif by != "id":
+        raise ValueError(f"by must be auto, contact or id (got {by!r})")
+    rest = sorted(wanted - set(current))
+    found, _missing = _read_each(client, rest, workers)
+    current.update({k: _tags_of(v) for k, v in found.items()})
+    reasons = []
+    for opp, op, tag in rows[["opportunity_id", "op", "tag"]].itertuples(index=False, name=None):
+        if opp not in current:
+            reasons.append("not found")
+        elif op == "add" and tag not in current[opp]:
+            reasons.append("missing")
+        elif op == "remove" and tag in current[opp]:
+            reasons.append("still present")
+        else:
+            reasons.append("")
+    reason = pd.Series(reasons, index=rows.index, dtype=object)
+    bad = rows[reason != ""].assign(reason=reason[reason != ""])
+    return bad[VERIFY_COLUMNS].reset_index(drop=True)
+
+
+__all__ = [
+    "ApplyResult",
+    "apply_plan",
+    "check_drift",
+    "default_journal_path",
+    "default_rollback_path",
+    "inverse_plan",
+    "rollback",
+    "verify_plan",
+]
