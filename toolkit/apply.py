@@ -138,7 +138,7 @@ class ApplyResult:
                 f"dry run ({what}): {self.planned_changes} changes in {self.planned_calls} "
                 f"calls would be written; nothing was written"
             ]
-            if len(self.drift):
+            if len(self.drift) and self.kind == "apply":
                 lines.append(
                     f"drift: {int(self.drift['changed'].sum())} of the plan's opportunities "
                     f"changed since the snapshot; {len(self.dropped)} changes dropped"
