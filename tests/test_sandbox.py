@@ -615,6 +615,10 @@ def test_state_file_round_trip(tmp_path, fresh_sandbox):
     client_for(sb).add_tags(opp["id"], ["Survives"])
     sb.delete_opportunity(sb.opportunities()[1]["id"])
     before = sb.opportunities()
+    deadline = time.monotonic() + 10  # the background save lands within ~50 ms
+    while "Survives" not in path.read_text(encoding="utf-8") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "Survives" in path.read_text(encoding="utf-8")
     sb.stop()
     assert sorted(p.name for p in path.parent.iterdir()) == ["sandbox.json"]  # no temp files
     again = fresh_sandbox(seed=999, contacts=5, state_file=path)  # the file wins

@@ -635,7 +635,8 @@ class Sandbox:
         host, port: where to listen; port 0 picks a free port.
         api_key: the full-access key (random by default); `restricted_api_key` lacks
             confidential access.
-        state_file: JSON file to load (if it exists) and to save after every write.
+        state_file: JSON file to load (if it exists); saved within ~50 ms of every write
+            and on `stop`.
         **config: the `SandboxConfig` fields (latency_ms, rate, burst, fail_rate, drop_rate,
             offset_fault_rate, retry_after, offset_error_status, jitter_ms).
 
@@ -731,7 +732,7 @@ class Sandbox:
         if thread.is_alive():
             raise RuntimeError("the sandbox thread did not stop in time")
         self._thread = self._loop = self._stop_event = None
-        self.engine.state.save()
+        self.engine.state.close()
 
     def wait(self) -> None:
         """Block until the server thread ends (the CLI uses `stop` from a signal handler)."""
@@ -818,6 +819,7 @@ class Sandbox:
         self.engine.state.delete(opp_id)
 
     def save(self) -> None:
+        """Write the state file now (otherwise saved within ~50 ms of a write, and on stop)."""
         self.engine.state.save()
 
 

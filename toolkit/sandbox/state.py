@@ -20,6 +20,7 @@ import copy
 import hashlib
 import hmac
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -33,6 +34,9 @@ from toolkit.sandbox.data import Dataset, generate_dataset, is_archived
 
 STATE_FORMAT = "lever-sandbox-state"
 STATE_VERSION = 1
+SAVE_DELAY = 0.05  # seconds: writes within this window share one save of the state file
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -194,7 +198,8 @@ class SandboxState:
 
     Args:
         dataset: the initial data (ignored when `state_file` exists: the file wins).
-        state_file: JSON file to load from (if it exists) and save to after every write.
+        state_file: JSON file to load from (if it exists); saved within ~50 ms of every write
+            (a background thread coalesces bursts) and by `close`.
     """
 
     def __init__(self, dataset: Dataset, state_file: str | os.PathLike | None = None) -> None:
@@ -210,6 +215,11 @@ class SandboxState:
         self.users = dataset.users
         self.archive_reasons = dataset.archive_reasons
         self.stats = Stats()
+        self._file_lock = threading.Lock()
+        self._save_cond = threading.Condition()
+        self._dirty = False
+        self._closing = False
+        self._saver: threading.Thread | None = None
         if self.state_file is not None and not self.state_file.exists():
             self.save()
 
@@ -225,22 +235,75 @@ class SandboxState:
             )
 
     def save(self) -> None:
-        """Write the state file atomically (temp file in the same folder, then os.replace)."""
+        """Write the state file now, atomically (temp file in the same folder, then os.replace).
+
+        The data is copied under the state lock (shallow: values are replaced, never mutated) and
+        serialized outside it, so a large state does not stall the server while it is written.
+        """
         if self.state_file is None:
             return
-        with self.lock:
-            raw = {"format": STATE_FORMAT, "version": STATE_VERSION, **self.to_dataset().to_dict()}
+        with self._file_lock:
+            with self.lock:
+                self._dirty = False
+                opps = [dict(self._opps[k[1]]) for k in self._keys]
+                raw = {
+                    "format": STATE_FORMAT,
+                    "version": STATE_VERSION,
+                    "opportunities": opps,
+                    "contacts": dict(self.contacts),
+                    "users": list(self.users),
+                    "archive_reasons": list(self.archive_reasons),
+                }
             text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
-        folder = self.state_file.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.state_file.name}.", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, self.state_file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            folder = self.state_file.parent
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.state_file.name}.", dir=folder)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                os.replace(tmp, self.state_file)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    def _changed(self) -> None:
+        """Schedule a save after a write: coalesced, at most one every SAVE_DELAY seconds."""
+        if self.state_file is None:
+            return
+        with self._save_cond:
+            self._dirty = True
+            if self._saver is None and not self._closing:
+                self._saver = threading.Thread(
+                    target=self._save_loop, name="lever-sandbox-saver", daemon=True
+                )
+                self._saver.start()
+            self._save_cond.notify()
+
+    def _save_loop(self) -> None:
+        while True:
+            with self._save_cond:
+                while not self._dirty and not self._closing:
+                    self._save_cond.wait()
+                if self._closing:
+                    return
+                self._save_cond.wait(SAVE_DELAY)  # let a burst of writes coalesce
+            try:
+                self.save()
+            except OSError as exc:  # keep serving; the final save on close reports it
+                log.error("cannot save the sandbox state: %s", exc)
+
+    def close(self) -> None:
+        """Stop the background saver and write any pending change."""
+        with self._save_cond:
+            self._closing = True
+            saver, self._saver = self._saver, None
+            self._save_cond.notify_all()
+        if saver is not None:
+            saver.join()
+        if self._dirty:
+            self.save()
+        with self._save_cond:
+            self._closing = False
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -377,7 +440,7 @@ class SandboxState:
                     tags.append(tag)
             opp["tags"] = tags
             self._bump(opp)
-            self.save()
+            self._changed()
             return opp
 
     def set_tags(self, opp_id: str, tags: Iterable[str]) -> dict:
@@ -386,7 +449,7 @@ class SandboxState:
             opp = self._opps[opp_id]
             opp["tags"] = list(tags)
             self._bump(opp)
-            self.save()
+            self._changed()
             return opp
 
     def delete(self, opp_id: str) -> None:
@@ -397,7 +460,7 @@ class SandboxState:
             index = bisect.bisect_left(self._keys, key)
             if index < len(self._keys) and self._keys[index] == key:
                 del self._keys[index]
-            self.save()
+            self._changed()
 
 
 def load_state_file(path: str | os.PathLike) -> Dataset:
