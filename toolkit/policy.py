@@ -1,0 +1,348 @@
+"""The policy file: the user's decisions about tags (the audit only offers evidence).
+
+A policy is a small YAML file::
+
+    version: 1
+    contact_level:          # tags that describe the person: propagate to all their opportunities
+      - Python
+      - Do not contact
+    never_touch:            # tags the toolkit must never add or remove
+      - Full-time
+    include_archived: true  # consider archived opportunities (default true)
+    skip_anonymized: true   # never write to anonymized opportunities (default true)
+
+Tags are exact strings (Lever's tag filter is case sensitive). Every mistake in the file is a
+``ConfigurationError`` whose message is one line naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolkit.errors import ConfigurationError
+
+__all__ = [
+    "ALLOWED_KEYS",
+    "POLICY_VERSION",
+    "Policy",
+    "load_policy",
+    "save_policy",
+    "unknown_tags_warnings",
+]
+
+POLICY_VERSION = 1
+ALLOWED_KEYS = ("version", "contact_level", "never_touch", "include_archived", "skip_anonymized")
+_TAG_LISTS = ("contact_level", "never_touch")
+_FLAGS = ("include_archived", "skip_anonymized")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A one-line, bounded repr of a value for an error message."""
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The user's tag decisions.
+
+    Attributes:
+        contact_level: exact tags that describe the person (propagated to all their opportunities).
+        never_touch: exact tags the toolkit never adds or removes.
+        include_archived: consider archived opportunities.
+        skip_anonymized: never write to anonymized opportunities.
+        version: the file format version (1).
+        source: where it came from (a path, or "<dict>"); not part of equality.
+
+    Example:
+        >>> p = Policy.from_dict({"version": 1, "contact_level": ["Python"]})
+        >>> p.contact_level, p.include_archived, p.decision("Python"), p.decision("Go")
+        (('Python',), True, 'contact_level', None)
+    """
+
+    contact_level: tuple[str, ...] = ()
+    never_touch: tuple[str, ...] = ()
+    include_archived: bool = True
+    skip_anonymized: bool = True
+    version: int = POLICY_VERSION
+    source: str = field(default="<policy>", compare=False)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<dict>") -> Policy:
+        """Validate a parsed policy mapping.
+
+        Args:
+            data: the mapping (as ``yaml.safe_load`` gives it).
+            source: the file name used in error messages.
+
+        Returns:
+            A ``Policy``.
+
+        Raises:
+            ConfigurationError: one line naming ``source``, the key and the fix.
+
+        Example:
+            >>> Policy.from_dict({"version": 1, "never_touch": ["Full-time"]}).never_touch
+            ('Full-time',)
+        """
+
+        def fail(message: str) -> ConfigurationError:
+            return ConfigurationError(f"{source}: {message}")
+
+        if not isinstance(data, Mapping):
+            raise fail(
+                f"the top level must be a mapping with keys {', '.join(ALLOWED_KEYS)}; "
+                f"got {_type_name(data)}"
+            )
+        non_text = [k for k in data if not isinstance(k, str)]
+        unknown = [k for k in data if k not in ALLOWED_KEYS]
+        if non_text or unknown:
+            bad = (non_text or unknown)[0]
+            close = difflib.get_close_matches(str(bad), ALLOWED_KEYS, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise fail(
+                f"unknown key {_short(bad)}: {hint}allowed keys are {', '.join(ALLOWED_KEYS)}"
+            )
+
+        version = data.get("version", POLICY_VERSION)
+        if isinstance(version, bool) or version != POLICY_VERSION:
+            raise fail(
+                f"key 'version' must be {POLICY_VERSION} (the only policy format so far); "
+                f"got {_short(version)}"
+            )
+
+        lists: dict[str, tuple[str, ...]] = {}
+        for key in _TAG_LISTS:
+            lists[key] = _tag_list(data.get(key), key, fail)
+
+        flags: dict[str, bool] = {}
+        for key in _FLAGS:
+            value = data.get(key, True)
+            if not isinstance(value, bool):
+                raise fail(
+                    f"key '{key}' must be true or false; got {_type_name(value)} {_short(value)}"
+                )
+            flags[key] = value
+
+        both = [t for t in lists["contact_level"] if t in set(lists["never_touch"])]
+        if both:
+            raise fail(
+                f"tag(s) {', '.join(_short(t) for t in both)} are in both 'contact_level' and "
+                "'never_touch'; keep each tag in one of the two lists"
+            )
+        return cls(
+            contact_level=lists["contact_level"],
+            never_touch=lists["never_touch"],
+            include_archived=flags["include_archived"],
+            skip_anonymized=flags["skip_anonymized"],
+            version=POLICY_VERSION,
+            source=source,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as a plain mapping (what ``from_dict`` reads).
+
+        Example:
+            >>> Policy(contact_level=("Python",)).to_dict()["contact_level"]
+            ['Python']
+        """
+        return {
+            "version": self.version,
+            "contact_level": list(self.contact_level),
+            "never_touch": list(self.never_touch),
+            "include_archived": self.include_archived,
+            "skip_anonymized": self.skip_anonymized,
+        }
+
+    def to_yaml(self) -> str:
+        """The policy as YAML text with a short explanatory header.
+
+        Example:
+            >>> text = Policy(contact_level=("Python",)).to_yaml()
+            >>> Policy.from_dict(yaml.safe_load(text)) == Policy(contact_level=("Python",))
+            True
+        """
+        header = (
+            "# lever-tag-toolkit policy. Tags are exact strings (case sensitive).\n"
+            "# contact_level: tags that describe the person; propagated to all their "
+            "opportunities.\n"
+            "# never_touch: tags the toolkit never adds or removes.\n"
+            "# include_archived: consider archived opportunities. skip_anonymized: never write "
+            "to anonymized ones.\n"
+        )
+        body = yaml.safe_dump(
+            self.to_dict(), sort_keys=False, allow_unicode=True, default_flow_style=False
+        )
+        return header + body
+
+    def decision(self, tag: str) -> str | None:
+        """``"contact_level"``, ``"never_touch"`` or None for an exact tag."""
+        if tag in self.contact_level:
+            return "contact_level"
+        if tag in self.never_touch:
+            return "never_touch"
+        return None
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Every tag the policy names (contact_level first)."""
+        return self.contact_level + self.never_touch
+
+
+def _tag_list(value: Any, key: str, fail: Any) -> tuple[str, ...]:
+    example = f'{key}: ["Python", "Do not contact"]'
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        raise fail(f"key '{key}' must be a list of tag strings, e.g. {example}; got one string")
+    if not isinstance(value, list):
+        raise fail(
+            f"key '{key}' must be a list of tag strings, e.g. {example}; got {_type_name(value)}"
+        )
+    seen: dict[str, None] = {}
+    for position, item in enumerate(value, start=1):
+        if not isinstance(item, str):
+            scalar = isinstance(item, (bool, int, float))
+            hint = f' (quote it in the YAML: "{item}")' if scalar else ""
+            raise fail(
+                f"key '{key}' item {position} must be a tag string; got {_type_name(item)} "
+                f"{_short(item)}{hint}"
+            )
+        if not item.strip():
+            raise fail(f"key '{key}' item {position} is an empty tag; remove it or write the tag")
+        seen.setdefault(item, None)
+    return tuple(seen)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read and validate a policy file.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        A ``Policy`` whose ``source`` is the path.
+
+    Raises:
+        ConfigurationError: one line naming the file, the key and the fix (missing file, YAML
+            syntax error with its line, wrong shape, unknown keys, wrong types, empty tags, a tag
+            in both lists).
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "policy.yaml")
+        ...     _ = open(path, "w").write("version: 1\\ncontact_level: [Python]\\n")
+        ...     load_policy(path).contact_level
+        ('Python',)
+    """
+    source = str(path)
+    file = Path(path)
+    if not file.is_file():
+        what = "is a directory, not a file" if file.is_dir() else "does not exist"
+        raise ConfigurationError(
+            f"policy file {source} {what}; check the path (an example: toolkit.policy.save_policy)"
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{source}: not UTF-8 text ({exc.reason}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{source}: cannot read the policy file ({exc.strerror})"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigurationError(
+            f"{source}: YAML syntax error{where}: {problem}; fix the YAML there"
+        ) from None
+    if data is None:
+        raise ConfigurationError(
+            f"{source}: the policy file is empty; write at least 'version: 1' and "
+            "'contact_level: [...]'"
+        )
+    return Policy.from_dict(data, source=source)
+
+
+def save_policy(policy: Policy, path: str | Path) -> Path:
+    """Write a policy as YAML (creating the parent folder).
+
+    Args:
+        policy: the policy.
+        path: the file to write.
+
+    Returns:
+        The path written.
+    """
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(policy.to_yaml(), encoding="utf-8")
+    return file
+
+
+def unknown_tags_warnings(policy: Policy, known_tags: Iterable[str]) -> list[str]:
+    """One warning per policy tag that the account does not use, with close matches.
+
+    Close matches are the account's tags that differ only by case, Unicode form or spaces, then
+    ``difflib.get_close_matches``.
+
+    Args:
+        policy: the policy.
+        known_tags: the account's tags (exact strings).
+
+    Returns:
+        Warning lines, in the policy's order.
+
+    Example:
+        >>> p = Policy(contact_level=("python", "Boomerang"))
+        >>> unknown_tags_warnings(p, ["Python", "Go", "Boomerang"])  # doctest: +ELLIPSIS
+        ["policy tag 'python' (contact_level) is not used in this account; close matches: 'Python'"]
+    """
+    from toolkit.audit import normalize_tag
+
+    known = list(dict.fromkeys(str(t) for t in known_tags))
+    known_set = set(known)
+    by_key: dict[str, list[str]] = {}
+    for tag in known:
+        by_key.setdefault(normalize_tag(tag), []).append(tag)
+    warnings: list[str] = []
+    for key in _TAG_LISTS:
+        for tag in getattr(policy, key):
+            if tag in known_set:
+                continue
+            matches = sorted(by_key.get(normalize_tag(tag), []))
+            for close in difflib.get_close_matches(tag, known, n=3, cutoff=0.75):
+                if close not in matches:
+                    matches.append(close)
+            hint = (
+                "close matches: " + ", ".join(_short(m) for m in matches[:5])
+                if matches
+                else "no close match"
+            )
+            warnings.append(f"policy tag {_short(tag)} ({key}) is not used in this account; {hint}")
+    return warnings
