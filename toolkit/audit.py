@@ -158,7 +158,7 @@ def considered(snapshot_frame: pd.DataFrame, include_archived: bool = True) -> p
 def _flatten_tags(tags: pd.Series) -> tuple[np.ndarray, list[Any]]:
     """Lengths per row and the flat list of tags, tolerating None/NaN/array/tuple cells."""
     values = tags.to_numpy(dtype=object, na_value=None)
-    if not all(type(v) is list for v in values):
+    if not {*map(type, values)} <= {list}:
         values = [_as_list(v) for v in values]
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     flat = list(chain.from_iterable(values))
@@ -267,10 +267,11 @@ class _Core:
         n_none = int(no_contact.sum())
         if n_none:
             codes[no_contact] = n_real + np.arange(n_none, dtype=np.int64)
-            labels = pd.Index(uniques, dtype=object).append(
-                pd.Index(np.asarray(opp_ids[no_contact], dtype=object), dtype=object)
-            )
-            contact_labels = pd.Index(_text(labels))
+            own = pd.Series(opp_ids[no_contact])
+            labels = pd.concat([pd.Series(uniques), own], ignore_index=True)
+            if labels.dtype != _TEXT_DTYPE:
+                labels = labels.astype(_TEXT_DTYPE)
+            contact_labels = pd.Index(labels)
         else:
             contact_labels = pd.Index(uniques)
         opps_per_contact = np.bincount(codes, minlength=n_real + n_none).astype(np.int64)
@@ -375,25 +376,29 @@ class _Core:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty
         n = self.n_opps
-        # the rows of each contact, contiguous; and each row's rank among its contact's rows
-        order = np.argsort(self.contact_codes, kind="stable")
-        starts = _group_offsets(self.opps_per_contact)
-        rank = np.empty(n, dtype=np.int64)
-        rank[order] = np.arange(n, dtype=np.int64) - starts[self.contact_codes[order]]
-        # candidates: every row of the contact, for every split pair of it
         sizes = self.opps_per_contact[sc]
-        offsets = _group_offsets(sizes)
         total = int(sizes.sum())
-        which = np.repeat(np.arange(len(sc), dtype=np.int64), sizes)
-        rows = order[np.repeat(starts[sc] - offsets, sizes) + np.arange(total, dtype=np.int64)]
-        # strike the candidates that carry the tag: pairs of a split (contact, tag)
-        split_index = np.full(len(mask), -1, dtype=np.int64)
-        split_index[mask] = np.arange(len(sc), dtype=np.int64)
+        small = np.int32 if max(n, total, len(mask)) < 2**31 - 1 else np.int64
+        # the rows of each contact, contiguous; and each row's rank among its contact's rows
+        order = np.argsort(self.contact_codes, kind="stable").astype(small)
+        starts = _group_offsets(self.opps_per_contact)
+        rank = np.empty(n, dtype=small)
+        rank[order] = np.arange(n, dtype=np.int64) - starts[self.contact_codes[order]]
+        # candidates: every row of the contact, for every split pair of it (positions only);
+        # strike those that carry the tag, i.e. the pairs of a split (contact, tag)
+        offsets = _group_offsets(sizes)
+        split_index = np.full(len(mask), -1, dtype=small)
+        split_index[mask] = np.arange(len(sc), dtype=small)
         hit_split = split_index[self.pair_cov]
         hit = hit_split >= 0
         lacking = np.ones(total, dtype=bool)
         lacking[offsets[hit_split[hit]] + rank[self.pair_opp[hit]]] = False
-        return rows[lacking], st[which[lacking]]
+        del hit_split, hit, rank, split_index
+        which = np.repeat(np.arange(len(sc), dtype=small), sizes)[lacking]
+        position = np.flatnonzero(lacking)
+        del lacking
+        position += (starts[sc] - offsets)[which]
+        return order[position].astype(np.int64), st[which]
 
     def missing(self) -> pd.DataFrame:
         rows, tags = self._missing_arrays()

@@ -1,0 +1,375 @@
+"""Audit benchmark: run_audit on a synthetic million-opportunity snapshot frame.
+
+    .venv/bin/python benchmarks/bench_audit.py                   # 1,000,000 opportunities
+    .venv/bin/python benchmarks/bench_audit.py --write-docs      # also update docs/benchmarks.md
+    .venv/bin/python benchmarks/bench_audit.py --opportunities 100000 --baseline-fraction 1
+
+The frame is built directly (not through the sandbox) in the snapshot's shape: ``tags`` is an object
+column of Python lists whose strings are distinct objects, as ``json.loads`` would give them, so
+flattening and hashing them is part of the measured time. The account: contacts with a skewed
+number of opportunities (every contact has one, a few have many), about half a percent of
+opportunities without a contact, 30% archived; each contact has a few person tags (skills,
+"Boomerang", "Do not contact", including case/space variants) that are on about 80% of their
+opportunities, and each opportunity has one or two posting tags (titles, teams, "City, ST",
+commitments), about 3 tags per opportunity in all.
+
+Every measurement runs in a fresh child process (``--child``) so the peak RSS
+(``resource.getrusage(...).ru_maxrss``) is that run's own, frame included. The child:
+
+1. builds the frame and records its RSS,
+2. times the preparation (flatten, factorize, coverage) and each core table from it, then
+   ``run_audit`` end to end (all seven tables) ``--repeats`` times; records peak RSS,
+3. times a plain per-contact Python loop (dicts and sets, the obvious implementation) on a sample of
+   whole contacts (``--baseline-fraction``) and extrapolates linearly to the full frame; it also
+   checks that the loop's numbers on the sample equal ``summarize`` on the same sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from toolkit import audit  # noqa: E402
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Audit"
+
+PERSON_TAGS = [
+    "Python",
+    "python",
+    "Python ",
+    "Java",
+    "Go",
+    "Rust",
+    "SQL",
+    "Kubernetes",
+    "Machine Learning",
+    "machine learning",
+    "Boomerang",
+    "Do not contact",
+    "Referral",
+    "Silver medalist",
+    "Veteran",
+    "Relocation ok",
+    "Visa needed",
+    "Diversity",
+] + [f"Skill {i:03d}" for i in range(132)]
+POSTING_TAGS = (
+    ["Full-time", "Part-time", "Contract", "Intern", "Remote", "Remote - US"]
+    + [f"City {i:02d}, {s}" for i, s in enumerate(["CA", "NY", "TX", "WA", "MA", "IL"] * 4)]
+    + [f"Team {i:02d}" for i in range(30)]
+    + [f"Posting {i:03d}" for i in range(90)]
+)
+
+
+def _zipf_weights(n: int, s: float = 1.1) -> np.ndarray:
+    w = 1.0 / np.arange(1, n + 1) ** s
+    return w / w.sum()
+
+
+def build_frame(n: int, contacts: int, seed: int) -> pd.DataFrame:
+    """The synthetic snapshot frame (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    contacts = min(contacts, n)
+    # every contact has one opportunity; the rest go to contacts with skewed weights
+    activity = rng.gamma(0.6, 1.0, contacts)
+    extra = rng.choice(contacts, n - contacts, p=activity / activity.sum())
+    contact_of = np.concatenate([np.arange(contacts), extra])
+    rng.shuffle(contact_of)
+
+    # person tags per contact, posting tags per opportunity
+    person_w = _zipf_weights(len(PERSON_TAGS))
+    posting_w = _zipf_weights(len(POSTING_TAGS), 0.9)
+    n_person = rng.poisson(1.6, contacts)
+    person_flat = rng.choice(len(PERSON_TAGS), int(n_person.sum()), p=person_w)
+    person_start = np.concatenate([[0], np.cumsum(n_person)])
+    n_posting = rng.integers(1, 3, n)
+    posting_flat = rng.choice(len(POSTING_TAGS), int(n_posting.sum()), p=posting_w)
+    keep_person = rng.random(int(n_person[contact_of].sum())) < 0.8
+    duplicate = rng.random(n) < 0.02
+
+    tags: list[list[str]] = []
+    p_at = 0
+    k_at = 0
+    for i in range(n):
+        c = contact_of[i]
+        lst: list[str] = []
+        for j in person_flat[person_start[c] : person_start[c + 1]]:
+            if keep_person[k_at]:
+                lst.append((PERSON_TAGS[j] + "\0")[:-1])  # a distinct str object per occurrence
+            k_at += 1
+        for j in posting_flat[p_at : p_at + n_posting[i]]:
+            lst.append((POSTING_TAGS[j] + "\0")[:-1])
+        p_at += n_posting[i]
+        if duplicate[i] and lst:
+            lst.append((lst[0] + "\0")[:-1])
+        tags.append(lst)
+
+    opp_ids = [f"{i:08x}-5a1e-4d2b-9c3f-{(i * 2654435761) % 16**12:012x}" for i in range(n)]
+    contact_ids = np.array(
+        [f"c0{c:06x}-7b3a-4e1f-8d2c-{(c * 40503) % 16**12:012x}" for c in range(contacts)],
+        dtype=object,
+    )[contact_of]
+    contact_ids[rng.random(n) < 0.005] = None
+    archived = rng.random(n) < 0.3
+    created = 1_500_000_000_000 + rng.integers(0, 250_000_000_000, n)
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": pd.array(opp_ids, dtype=pd.Series(["x"]).dtype),
+            "contact_id": pd.array(contact_ids, dtype=pd.Series(["x"]).dtype),
+            "tags": pd.Series(tags, dtype=object),
+            "archived": archived,
+            "archived_at": pd.array(np.where(archived, created + 1000, 0), dtype="Int64"),
+            "confidential": rng.random(n) < 0.05,
+            "anonymized": rng.random(n) < 0.001,
+            "created_at": pd.array(created, dtype="Int64"),
+            "updated_at": pd.array(created + 5000, dtype="Int64"),
+        }
+    )
+    frame.loc[~archived, "archived_at"] = pd.NA
+    return frame
+
+
+def loop_audit(frame: pd.DataFrame) -> dict[str, int]:
+    """The obvious implementation: group by contact in a dict, then sets per contact."""
+    by_contact: dict[object, list[tuple[str, set[str]]]] = defaultdict(list)
+    for opp, contact, tags in zip(
+        frame["opportunity_id"].tolist(),
+        frame["contact_id"].tolist(),
+        frame["tags"].tolist(),
+        strict=True,
+    ):
+        key = contact if isinstance(contact, str) else ("self", opp)
+        by_contact[key].append((opp, set(tags)))
+    pairs: list[tuple[object, str, int, int]] = []
+    missing: list[tuple[str, object, str]] = []
+    for contact, opps in by_contact.items():
+        if len(opps) < 2:
+            continue
+        for tag in set().union(*(t for _, t in opps)):
+            holders = sum(1 for _, t in opps if tag in t)
+            if holders < len(opps):
+                pairs.append((contact, tag, holders, len(opps)))
+                missing.extend((o, contact, tag) for o, t in opps if tag not in t)
+    return {
+        "opportunities": len(frame),
+        "contacts": len(by_contact),
+        "multi_opportunity_contacts": sum(1 for v in by_contact.values() if len(v) > 1),
+        "split_contacts": len({p[0] for p in pairs}),
+        "split_pairs": len(pairs),
+        "missing_assignments": len(missing),
+    }
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _current_rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def child(args: argparse.Namespace) -> dict:
+    out: dict = {"opportunities": args.opportunities, "contacts_requested": args.contacts}
+    started = time.perf_counter()
+    frame = build_frame(args.opportunities, args.contacts, args.seed)
+    out["build_frame_s"] = time.perf_counter() - started
+    out["tags_per_opportunity"] = float(frame["tags"].map(len).mean())
+    out["rss_after_frame_mib"] = _current_rss_mib()
+    out["peak_rss_after_frame_mib"] = _rss_mib()
+
+    # breakdown of the core numbers, from one preparation
+    t = time.perf_counter()
+    core = audit._Core.build(frame)
+    steps = {"prepare (flatten, factorize, coverage)": time.perf_counter() - t}
+    for name, fn in [
+        ("summary", core.summary),
+        ("split_pairs", core.split_pairs),
+        ("missing_assignments", core.missing),
+        ("tag_statistics", core.tag_statistics),
+    ]:
+        t = time.perf_counter()
+        result = fn()
+        steps[name] = time.perf_counter() - t
+        if name == "summary":
+            out["summary"] = result
+    out["core_steps_s"] = steps
+    out["core_total_s"] = sum(steps.values())
+    del core, result
+
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        res = audit.run_audit(frame)
+        times.append(time.perf_counter() - t)
+        out["rows"] = {
+            "coverage": len(res.coverage),
+            "split_pairs": len(res.split_pairs),
+            "missing_assignments": len(res.missing_assignments),
+            "tags": len(res.tag_statistics),
+            "variant_rows": len(res.variants),
+        }
+        assert res.summary == out["summary"]
+        del res
+    out["run_audit_s"] = times
+    out["peak_rss_mib"] = _rss_mib()
+
+    # per-contact Python loop on a sample of whole contacts, extrapolated
+    contact_key = frame["contact_id"].fillna(frame["opportunity_id"])
+    codes = pd.factorize(contact_key)[0]
+    rng = np.random.default_rng(args.seed + 1)
+    chosen = rng.random(codes.max() + 1) < args.baseline_fraction
+    sample = frame.loc[chosen[codes]].reset_index(drop=True)
+    t = time.perf_counter()
+    loop_numbers = loop_audit(sample)
+    loop_s = time.perf_counter() - t
+    vector_numbers = audit.summarize(sample)
+    out["baseline"] = {
+        "sample_opportunities": len(sample),
+        "sample_seconds": loop_s,
+        "extrapolated_seconds": loop_s * len(frame) / max(len(sample), 1),
+        "extrapolated": len(sample) < len(frame),
+        "numbers_equal_summarize": loop_numbers == vector_numbers,
+    }
+    return out
+
+
+def environment() -> dict:
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if "model name" in line), "")
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def render(result: dict, env: dict, command: str) -> str:
+    s = result["summary"]
+    b = result["baseline"]
+    best = min(result["run_audit_s"])
+    lines = [
+        SECTION,
+        "",
+        f"Command: `{command}` (each run in a fresh child process).",
+        "",
+        f"Machine: {env['cpu']} ({env['cpus']} CPUs); Python {env['python']}, "
+        f"pandas {env['pandas']}, numpy {env['numpy']}.",
+        "",
+        f"Synthetic snapshot frame: {result['opportunities']:,} opportunities, "
+        f"{s['contacts']:,} contacts ({s['multi_opportunity_contacts']:,} with 2+ opportunities), "
+        f"{result['tags_per_opportunity']:.2f} tags per opportunity, {result['rows']['tags']} "
+        "distinct tags; `tags` is an object column of Python lists (flattening it is measured). "
+        f"Found {s['split_contacts']:,} split contacts, {s['split_pairs']:,} split pairs, "
+        f"{s['missing_assignments']:,} missing assignments.",
+        "",
+        "| step | seconds |",
+        "|---|---:|",
+    ]
+    for name, sec in result["core_steps_s"].items():
+        lines.append(f"| {name} | {sec:.2f} |")
+    lines += [
+        "| **core numbers (summary, split pairs, missing assignments, tag statistics)** | "
+        f"**{result['core_total_s']:.2f}** |",
+        "| `run_audit` end to end, all seven tables (best of "
+        f"{len(result['run_audit_s'])}; all: "
+        + ", ".join(f"{x:.2f}" for x in result["run_audit_s"])
+        + f") | {best:.2f} |",
+        "| plain per-contact Python loop, summary + pairs + missing only"
+        + (
+            f" (**extrapolated** from {b['sample_opportunities']:,} opportunities of a "
+            f"random {b['sample_opportunities'] / result['opportunities']:.0%} of contacts: "
+            f"{b['sample_seconds']:.2f} s)"
+            if b["extrapolated"]
+            else " (measured on the full frame)"
+        )
+        + f" | {b['extrapolated_seconds']:.2f} |",
+        "",
+        "| memory | MiB |",
+        "|---|---:|",
+        f"| RSS with the frame built | {result['rss_after_frame_mib']:.0f} |",
+        f"| peak RSS of the process (frame + audit; `ru_maxrss`) | {result['peak_rss_mib']:.0f} |",
+        "",
+        f"Target: <= 10 s and <= 2 GiB peak RSS for the core numbers. The loop's numbers on the "
+        f"sample equal `summarize` on it: {b['numbers_equal_summarize']}. Speed-up of `run_audit` "
+        f"(all tables) over the loop: {b['extrapolated_seconds'] / best:.1f}x.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_docs(section: str) -> None:
+    """Replace (or append) the "## Audit" section of docs/benchmarks.md, leaving others alone."""
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n\n"
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = "".join(lines[end:])
+        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+    DOCS.write_text(new, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--opportunities", type=int, default=1_000_000)
+    parser.add_argument("--contacts", type=int, default=300_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline-fraction", type=float, default=0.2)
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args)))
+        return 0
+
+    forwarded = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write-docs"]
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *forwarded],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        return proc.returncode
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    shown = " ".join(["benchmarks/bench_audit.py", *forwarded])
+    section = render(result, environment(), f".venv/bin/python {shown}".strip())
+    print(section)
+    if args.write_docs:
+        write_docs(section)
+        print(f"wrote the '{SECTION}' section of {DOCS.relative_to(ROOT)}")
+    ok = result["core_total_s"] <= 10 and result["peak_rss_mib"] <= 2048
+    return 0 if ok and result["baseline"]["numbers_equal_summarize"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
