@@ -543,3 +543,16 @@ def test_vectorised_equals_plain_loop(spec):
     for tag in stats.index:
         assert stats.loc[tag, "split_contacts"] == sum(1 for p in pairs if p[1] == tag)
         assert stats.loc[tag, "missing_assignments"] == sum(1 for m in missing if m[2] == tag)
+
+
+def test_tags_keyword_on_the_table_functions(account):
+    assert as_tuples(missing_assignments(account, tags=["Boomerang"])) == [
+        ("o2", "c1", "Boomerang"),
+        ("o3", "c1", "Boomerang"),
+    ]
+    assert as_tuples(split_pairs(account, tags="Go")) == [("c4", "Go", 1, 2)]
+    assert summarize(account, tags=["Python"])["missing_assignments"] == 1
+    assert summarize(account, tags=[])["split_pairs"] == 0
+    assert tag_statistics(account, tags=["Go"])["tag"].tolist() == ["Go"]
+    assert set(explode_tags(account, tags=["Go"])["opportunity_id"]) == {"o9"}
+    assert len(tag_coverage(account, tags=["Python", "python"])) == 4

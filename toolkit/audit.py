@@ -474,7 +474,7 @@ def _listify(tags: Iterable[str] | str) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def explode_tags(frame: pd.DataFrame) -> pd.DataFrame:
+def explode_tags(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per distinct (opportunity, tag) of the frame.
 
     A tag repeated in one opportunity's list gives one row. An opportunity without a contact gets
@@ -482,6 +482,7 @@ def explode_tags(frame: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         frame: a snapshot frame (``opportunity_id``, ``contact_id``, ``tags``).
+        tags: optional subset of tags (exact strings) to keep.
 
     Returns:
         DataFrame[opportunity_id, contact_id, tag], ordered by frame row, then tag.
@@ -492,14 +493,16 @@ def explode_tags(frame: pd.DataFrame) -> pd.DataFrame:
         >>> explode_tags(f).values.tolist()
         [['o1', 'c', 'a'], ['o1', 'c', 'b'], ['o2', 'o2', 'a']]
     """
-    return _Core.build(frame).exploded()
+    return _Core.build(frame, tags=tags).exploded()
 
 
-def tag_coverage(frame: pd.DataFrame) -> pd.DataFrame:
+def tag_coverage(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
     """For every (contact, tag) present: on how many of the contact's opportunities it is.
 
     Args:
         frame: a snapshot frame of considered opportunities.
+        tags: optional subset of tags (exact strings) to restrict the tag-based results to;
+            computing only those is cheaper than filtering afterwards.
 
     Returns:
         DataFrame[contact_id, tag, with_tag, opportunities] sorted by contact_id then tag
@@ -511,14 +514,16 @@ def tag_coverage(frame: pd.DataFrame) -> pd.DataFrame:
         >>> tag_coverage(f).values.tolist()
         [['c', 'a', 2, 2], ['c', 'b', 1, 2]]
     """
-    return _Core.build(frame).coverage()
+    return _Core.build(frame, tags=tags).coverage()
 
 
-def split_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+def split_pairs(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
     """The split pairs: a contact with 2+ opportunities and a tag on some but not all of them.
 
     Args:
         frame: a snapshot frame of considered opportunities.
+        tags: optional subset of tags (exact strings) to restrict the tag-based results to;
+            computing only those is cheaper than filtering afterwards.
 
     Returns:
         DataFrame[contact_id, tag, with_tag, opportunities] sorted by contact_id then tag.
@@ -530,14 +535,16 @@ def split_pairs(frame: pd.DataFrame) -> pd.DataFrame:
         >>> split_pairs(f).values.tolist()
         [['c', 'b', 1, 2]]
     """
-    return _Core.build(frame).split_pairs()
+    return _Core.build(frame, tags=tags).split_pairs()
 
 
-def missing_assignments(frame: pd.DataFrame) -> pd.DataFrame:
+def missing_assignments(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
     """The (opportunity, tag) pairs that propagating every split tag would add.
 
     Args:
         frame: a snapshot frame of considered opportunities.
+        tags: optional subset of tags (exact strings) to restrict the tag-based results to;
+            computing only those is cheaper than filtering afterwards.
 
     Returns:
         DataFrame[opportunity_id, contact_id, tag] sorted by contact_id, tag, then frame order.
@@ -549,14 +556,16 @@ def missing_assignments(frame: pd.DataFrame) -> pd.DataFrame:
         >>> missing_assignments(f).values.tolist()
         [['o3', 'c', 'a'], ['o2', 'c', 'b'], ['o3', 'c', 'b']]
     """
-    return _Core.build(frame).missing()
+    return _Core.build(frame, tags=tags).missing()
 
 
-def summarize(frame: pd.DataFrame) -> dict[str, int]:
+def summarize(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> dict[str, int]:
     """The headline numbers of the audit.
 
     Args:
         frame: a snapshot frame of considered opportunities.
+        tags: optional subset of tags (exact strings) to restrict the tag-based results to;
+            computing only those is cheaper than filtering afterwards.
 
     Returns:
         ``{"opportunities", "contacts", "multi_opportunity_contacts", "split_contacts",
@@ -570,10 +579,10 @@ def summarize(frame: pd.DataFrame) -> dict[str, int]:
         {'opportunities': 4, 'contacts': 3, 'multi_opportunity_contacts': 1,
          'split_contacts': 1, 'split_pairs': 1, 'missing_assignments': 1}
     """
-    return _Core.build(frame).summary()
+    return _Core.build(frame, tags=tags).summary()
 
 
-def tag_statistics(frame: pd.DataFrame) -> pd.DataFrame:
+def tag_statistics(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
     """Per-tag statistics: how widely each tag is used and how often it is split.
 
     Columns: ``opportunities`` (opportunities carrying it), ``contacts`` (contacts carrying it on
@@ -583,6 +592,8 @@ def tag_statistics(frame: pd.DataFrame) -> pd.DataFrame:
 
     Args:
         frame: a snapshot frame of considered opportunities.
+        tags: optional subset of tags (exact strings) to restrict the tag-based results to;
+            computing only those is cheaper than filtering afterwards.
 
     Returns:
         One row per tag, sorted by split_contacts descending, then tag.
@@ -594,7 +605,7 @@ def tag_statistics(frame: pd.DataFrame) -> pd.DataFrame:
         >>> tag_statistics(f)[["tag", "contacts", "split_contacts", "split_rate"]].values.tolist()
         [['b', 2, 1, 1.0], ['a', 1, 0, 0.0]]
     """
-    return _Core.build(frame).tag_statistics()
+    return _Core.build(frame, tags=tags).tag_statistics()
 
 
 # --------------------------------------------------------------------------------------------
