@@ -243,24 +243,44 @@ class _WindowedFetch:
             self.pages += 1
         self.bar.update(new)
 
+    def _idle(self) -> int:
+        with self.lock:
+            return self.workers - self.in_flight
+
     def list_window(self, window: Window) -> list[Window]:
-        """List one window; return sub-windows when it is worth splitting instead."""
+        """List one window; return sub-windows when idle workers should share the rest.
+
+        Two moments allow a split. After the first page, when workers are idle: the window is
+        split whole (that page is refetched by its parts). Later, when the pages have come in
+        ascending `createdAt` order so far and workers are idle: the rest of the window, from
+        the last `createdAt` seen (inclusive, so ties are not lost), is handed out in parts.
+        """
         params = dict(self.filters)
         if window[0] is not None:
             params["created_at_start"] = window[0]
         if window[1] is not None:
             params["created_at_end"] = window[1]
         first = True
+        ascending = True
+        last_created: int | None = None
         for page in self.client.iter_opportunity_pages(**params):
             self._keep(page.items)
-            if first and page.has_next:
-                with self.lock:
-                    want_more = self.in_flight < self.workers * 2
-                if want_more:
-                    parts = _split(window, self.lo, self.hi, 4)
-                    if len(parts) > 1:
-                        return parts
+            if not page.has_next:
+                break
+            idle = self._idle()
+            if first and idle > 0:
+                parts = _split(window, self.lo, self.hi, min(4, idle + 1))
+                if len(parts) > 1:
+                    return parts
             first = False
+            created = [c for c in (_ms(o.get("createdAt")) for o in page.items) if c is not None]
+            if ascending and created:
+                ascending = last_created is None or min(created) >= last_created
+                last_created = max(created)
+            if ascending and last_created is not None and idle > 0:
+                parts = _split((last_created, window[1]), self.lo, self.hi, idle + 1)
+                if len(parts) > 1:
+                    return parts
         return []
 
     def run(self, windows: list[Window]) -> None:
