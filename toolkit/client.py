@@ -9,6 +9,7 @@ session; it never enters an error, a log line or a repr.
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import logging
 import random
@@ -24,13 +25,6 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-)
 
 from toolkit.config import DEFAULT_BASE_URL, load_settings
 from toolkit.errors import (
@@ -48,8 +42,8 @@ from toolkit.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RATE = 9.0  # requests per second: under Lever's 10/s, leaving room for other clients
-DEFAULT_BURST = 18  # under Lever's burst of 20
+DEFAULT_RATE = 10.0  # requests per second: Lever's documented steady rate
+DEFAULT_BURST = 10  # half of Lever's burst of 20: slack for jitter and other clients
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 PAGE_LIMIT = 100
 MAX_LISTING_RESTARTS = 5
@@ -134,6 +128,8 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
             except (TypeError, ValueError):
                 when = None
             if when is not None:
+                if when.tzinfo is None:  # "-0000": UTC, not local time
+                    when = when.replace(tzinfo=datetime.UTC)
                 return max(0.0, when.timestamp() - now)
     reset = headers.get("X-RateLimit-Reset")
     if reset:
@@ -227,15 +223,24 @@ class LeverClient:
             )
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
+        parts = urlsplit(base_url)
+        if parts.username or parts.password:
+            # Never echo the URL here: its user-info is a credential.
+            raise ConfigurationError(
+                "the base URL must not carry credentials; put the key in LEVER_API_KEY"
+            )
         self.base_url = base_url.rstrip("/")
-        self._host = urlsplit(self.base_url).netloc or self.base_url
-        self._base_path = urlsplit(self.base_url).path.rstrip("/")
+        self._host = parts.hostname or self.base_url
+        if parts.port:
+            self._host = f"{self._host}:{parts.port}"
+        self._base_path = parts.path.rstrip("/")
         self.session = session if session is not None else self._new_session()
         if api_key:
             self.session.auth = (api_key, "")
         else:
             self.session.headers["Authorization"] = f"Bearer {access_token}"
-        self.session.headers.setdefault("Accept", "application/json")
+        # requests.Session starts with "Accept: */*", so setdefault would never apply.
+        self.session.headers["Accept"] = "application/json"
         self.limiter = limiter if limiter is not None else TokenBucket(rate, burst)
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -287,19 +292,42 @@ class LeverClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
     ) -> dict[str, Any]:
-        """Send one API call with rate limiting and bounded retries; return the JSON body."""
-        retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_retry_seconds),
-            wait=self._wait,
-            retry=retry_if_exception(lambda exc: isinstance(exc, _Retryable)),
-            sleep=self._sleep,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
-        try:
-            return retrying(self._attempt, method, path, params, json)
-        except _Retryable as exhausted:
-            raise exhausted.error from None
+        """Send one API call with rate limiting and bounded retries; return the JSON body.
+
+        At most `max_attempts` attempts; the waits between them never add up to more than
+        `max_retry_seconds` (a `Retry-After` beyond the remaining budget ends the retries at once,
+        a jittered backoff is cut to what remains).
+        """
+        started = time.monotonic()
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(method, path, params, json)
+            except _Retryable as failure:
+                error = failure.error
+                if attempt >= self.max_attempts:
+                    log.info("giving up on %s %s after %d attempts", method, path, attempt)
+                    raise error from None
+                remaining = self.max_retry_seconds - max(waited, time.monotonic() - started)
+                if failure.retry_after is not None:
+                    wait = float(failure.retry_after)
+                else:
+                    ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+                    wait = min(random.uniform(0, ceiling), max(remaining, 0.0))  # full jitter
+                if remaining <= 0 or wait > remaining:
+                    log.info(
+                        "giving up on %s %s: a wait of %.2f s exceeds the retry budget",
+                        method,
+                        path,
+                        wait,
+                    )
+                    raise error from None
+                self.stats.add(retries=1, backoff_seconds=wait)
+                log.info("retrying %s %s after %.2f s: %s", method, path, wait, error)
+                self._sleep(wait)
+                waited += wait
 
     def _attempt(
         self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
@@ -316,7 +344,11 @@ class LeverClient:
                 timeout=self.timeout,
                 allow_redirects=False,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,  # connection dropped mid-body
+        ) as exc:
             self.stats.add(connection_errors=1)
             error = ConnectionFailedError(
                 f"cannot reach {self._host}: {_short_reason(exc)}",
@@ -333,6 +365,12 @@ class LeverClient:
         status = response.status_code
         self.stats.count_status(status)
         log.debug("%s %s -> %s in %.0f ms", method, path, status, elapsed_ms)
+        if 300 <= status < 400:
+            # Checked before decoding: a redirect's body is usually HTML. Never followed, since
+            # requests would turn a redirected POST into a GET.
+            location = response.headers.get("Location", "")
+            message = f"redirected to {location!r}; not followed" if location else "redirected"
+            raise UnexpectedResponseError(message, status=status, method=method, path=path)
         payload = self._decode(response, method, path)
         if 200 <= status < 300:
             if (
@@ -348,9 +386,6 @@ class LeverClient:
                 )
             return payload
         message = str(payload.get("message") or response.reason or "")
-        if 300 <= status < 400:
-            location = response.headers.get("Location", "")
-            message = f"redirected to {location!r}; not followed" if location else "redirected"
         error = error_for_status(status, message)(
             message, status=status, code=payload.get("code"), method=method, path=path
         )
@@ -372,7 +407,7 @@ class LeverClient:
             payload = response.json()
         except ValueError:
             kind = response.headers.get("Content-Type", "unknown content").split(";")[0]
-            if status >= 500 or status == 429:
+            if status >= 500 or status in (401, 429):
                 return {"message": f"non-JSON answer ({kind})"}
             raise UnexpectedResponseError(
                 f"the server at {self._host} answered {kind}, not Lever's JSON",
@@ -389,20 +424,6 @@ class LeverClient:
             )
         return payload
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return min(float(retry_after), self.max_retry_seconds)
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (state.attempt_number - 1))
-        return random.uniform(0, ceiling)  # full jitter
-
-    def _before_sleep(self, state: RetryCallState) -> None:
-        wait = state.next_action.sleep if state.next_action else 0.0
-        self.stats.add(retries=1, backoff_seconds=wait)
-        exc = state.outcome.exception() if state.outcome else None
-        log.info("retrying after %.2f s: %s", wait, exc)
-
     # -- pagination -----------------------------------------------------------------------------
 
     def _pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Page]:
@@ -414,6 +435,7 @@ class LeverClient:
         base = {k: v for k, v in (params or {}).items() if k != "offset"}
         base.setdefault("limit", PAGE_LIMIT)
         seen: set[str] = set()
+        tokens: set[str] = set()  # offset tokens of this pass: a repeat would loop forever
         restarts = 0
         offset: str | None = None
         while True:
@@ -427,6 +449,7 @@ class LeverClient:
                     raise
                 log.info("offset token rejected on %s; restarting the listing", path)
                 offset = None
+                tokens.clear()
                 continue
             data = payload.get("data")
             if not isinstance(data, list):
@@ -472,9 +495,8 @@ class LeverClient:
 
     def get_opportunity(self, opportunity_id: str, **params: Any) -> dict:
         """One opportunity; raises `NotFoundError` for unknown or deleted ids."""
-        return self._request("GET", f"/opportunities/{_id(opportunity_id)}", params=params).get(
-            "data", {}
-        )
+        path = f"/opportunities/{_id(opportunity_id)}"
+        return _data_object(self._request("GET", path, params=params), self._host, path)
 
     def add_tags(
         self, opportunity_id: str, tags: Iterable[str], perform_as: str | None = None
@@ -513,6 +535,9 @@ class LeverClient:
     def _write_tags(
         self, kind: str, object_id: str, action: str, tags: Iterable[str], perform_as: str | None
     ) -> dict:
+        if isinstance(tags, str):
+            # list("vip") would send ["v", "i", "p"].
+            raise ValueError(f"tags must be a list of strings, not one string ({tags!r})")
         tag_list = list(tags)
         if not tag_list or not all(isinstance(t, str) and t for t in tag_list):
             raise ValueError("tags must be a non-empty list of non-empty strings")
@@ -529,7 +554,8 @@ class LeverClient:
 
     def get_contact(self, contact_id: str) -> dict:
         """One contact (a person): name, emails, phones, headline, location."""
-        return self._request("GET", f"/contacts/{_id(contact_id)}").get("data", {})
+        path = f"/contacts/{_id(contact_id)}"
+        return _data_object(self._request("GET", path), self._host, path)
 
     def iter_users(self, email: str | None = None) -> Iterator[dict]:
         """Users of the account, e.g. to find the id for ``perform_as``."""
@@ -540,7 +566,20 @@ def _id(value: str) -> str:
     """An id as one safe path segment."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"an id must be a non-empty string (got {value!r})")
+    if value.strip() in (".", ".."):
+        # quote() keeps dots, and URL normalisation would resolve them: /opportunities/../addTags
+        raise ValueError(f"not an id: {value!r}")
     return quote(value.strip(), safe="")
+
+
+def _data_object(payload: dict[str, Any], host: str, path: str) -> dict:
+    """The ``data`` object of a single-object answer; anything else is not Lever's shape."""
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise UnexpectedResponseError(
+            f"the answer from {host} has no 'data' object", method="GET", path=path
+        )
+    return data
 
 
 __all__ = ["ClientStats", "LeverClient", "LeverError", "RateLimitedError", "ServerError"]
