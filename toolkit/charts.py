@@ -412,6 +412,7 @@ def before_after_bar(
     *,
     keys: tuple[str, ...] = BEFORE_AFTER_KEYS,
     top: int = 20,
+    title: str | None = None,
 ) -> Figure:
     """Grouped bars comparing two audits.
 
@@ -426,14 +427,17 @@ def before_after_bar(
         'Before and after remediation'
     """
     if isinstance(before, pd.DataFrame) or isinstance(after, pd.DataFrame):
-        return _before_after_tags(pd.DataFrame(before), pd.DataFrame(after), top=top)
+        return _before_after_tags(pd.DataFrame(before), pd.DataFrame(after), top=top, title=title)
     labels = [k.replace("_", " ") for k in keys]
     b = [int(before.get(k, 0) or 0) for k in keys]
     a = [int(after.get(k, 0) or 0) for k in keys]
-    return _grouped(labels, b, a, "Before and after remediation", "count", horizontal=False)
+    title = title or "Before and after remediation"
+    return _grouped(labels, b, a, title, "count", horizontal=False)
 
 
-def _before_after_tags(before: pd.DataFrame, after: pd.DataFrame, *, top: int) -> Figure:
+def _before_after_tags(
+    before: pd.DataFrame, after: pd.DataFrame, *, top: int, title: str | None
+) -> Figure:
     col = "split_contacts"
     b = before.set_index("tag")[col] if len(before) else pd.Series(dtype="int64")
     a = after.set_index("tag")[col] if len(after) else pd.Series(dtype="int64")
@@ -443,7 +447,7 @@ def _before_after_tags(before: pd.DataFrame, after: pd.DataFrame, *, top: int) -
         _unique_labels([str(t) for t in tags], LABEL_WIDTH),
         [int(b.get(t, 0)) for t in tags],
         [int(a.get(t, 0)) for t in tags],
-        "Split contacts per tag, before and after",
+        title or "Split contacts per tag, before and after",
         "split contacts",
         horizontal=True,
     )

@@ -198,6 +198,10 @@ class TagExplorer:
             grid.index = pd.Index([labels.get(c, c) for c in grid.index], name="contact")
         return grid
 
+    def styled_grid(self) -> Any:
+        """`grid_table()` styled: percentages, gaps highlighted (a static HTML table)."""
+        return style_grid(self.grid_table())
+
     def stats_table(self) -> pd.DataFrame:
         """Per-tag statistics of the filtered contacts, for the chosen tags (or all)."""
         frame = self.filtered()

@@ -324,6 +324,220 @@ def keep_figure(fig: Figure, name: str, output_dir: str | os.PathLike = "") -> F
     return fig
 
 
+def load_optional_policy(policy_path: str = "") -> Any:
+    """The policy at `policy_path` (see `toolkit.policy`), or None for `""`."""
+    if not policy_path:
+        return None
+    from toolkit.policy import load_policy
+
+    return load_policy(resolve_path(policy_path))
+
+
+def effective_include_archived(include_archived: bool, policy: Any = None) -> bool:
+    """Archived opportunities are considered only if both the parameter and the policy allow it.
+
+    Example:
+        >>> effective_include_archived(True), effective_include_archived(False)
+        (True, False)
+    """
+    return bool(include_archived) and bool(getattr(policy, "include_archived", True))
+
+
+def save_plan(plan: Any, output_dir: str | os.PathLike = "") -> Path:
+    """Save the plan (CSV + sidecars) as `plan.csv` in the output folder; return its path."""
+    return plan.save(resolve_output_dir(output_dir) / "plan.csv")
+
+
+def journal_path_for(journal_path: str = "", output_dir: str | os.PathLike = "") -> Path:
+    """The journal to use: the given path, else `journal.sqlite` beside the report."""
+    if journal_path:
+        path = resolve_path(journal_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+    return resolve_output_dir(output_dir) / "journal.sqlite"
+
+
+def drift_table(drift: pd.DataFrame) -> pd.DataFrame:
+    """The opportunities that changed since the snapshot (empty: no drift)."""
+    if drift.empty or "changed" not in drift.columns:
+        return drift
+    return drift.loc[drift["changed"].astype(bool)].reset_index(drop=True)
+
+
+def apply_overview(result: Any) -> pd.DataFrame:
+    """An `ApplyResult` as a table: what happened, in words and counts."""
+    rows: list[tuple[str, Any]] = [("summary", line) for line in result.summary_lines()]
+    for key in ("dry_run", "planned_changes", "planned_calls", "applied", "failed", "not_found",
+                "skipped", "pending", "calls", "attempts"):  # fmt: skip
+        rows.append((key, getattr(result, key)))
+    rows.append(("elapsed_seconds", round(float(result.elapsed), 1)))
+    return pd.DataFrame(rows, columns=["item", "value"]).astype({"value": "object"})
+
+
+def verify_applied(client: Any, plan: Any, result: Any) -> pd.DataFrame:
+    """Plan rows that do not hold after a real apply; empty on a dry run (nothing to check)."""
+    from toolkit.apply import VERIFY_COLUMNS, verify_plan
+
+    if result.dry_run or plan.rows.empty:
+        return pd.DataFrame(columns=VERIFY_COLUMNS)
+    return verify_plan(client, plan)
+
+
+def project_plan(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
+    """The snapshot frame as it would be once the plan's rows are written (pure).
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1"], "tags": [["a", "b"]]})
+        >>> rows = pd.DataFrame({"opportunity_id": ["o1", "o1"], "contact_id": ["c", "c"],
+        ...                      "op": ["add", "remove"], "tag": ["x", "a"]})
+        >>> project_plan(f, rows)["tags"].tolist()
+        [['b', 'x']]
+    """
+    rows = getattr(plan, "rows", plan)
+    if rows.empty:
+        return frame
+    adds: dict[str, list[str]] = {}
+    removes: dict[str, set[str]] = {}
+    for opp, op, tag in zip(rows["opportunity_id"], rows["op"], rows["tag"], strict=True):
+        if op == "add":
+            adds.setdefault(opp, []).append(tag)
+        else:
+            removes.setdefault(opp, set()).add(tag)
+    out = frame.copy()
+    new_tags = []
+    for opp, tags in zip(out["opportunity_id"], out["tags"], strict=True):
+        current = [t for t in list(tags) if t not in removes.get(opp, ())]
+        current += [t for t in adds.get(opp, []) if t not in current]
+        new_tags.append(current)
+    out["tags"] = pd.Series(new_tags, index=out.index, dtype="object")
+    return out
+
+
+def audit_after(
+    client: Any,
+    snap: Snapshot,
+    plan: Any,
+    result: Any,
+    *,
+    include_archived: bool = True,
+    policy: Any = None,
+) -> AuditResult:
+    """The audit, restricted to the plan's tags, after the run: of a fresh fetch after a real
+    apply, of the snapshot with the plan projected onto it after a dry run. `options["after"]`
+    says which."""
+    from toolkit.snapshot import fetch_snapshot
+
+    if result.dry_run:
+        frame, how = project_plan(snap.frame, plan), "projected (dry run: nothing was written)"
+    else:
+        frame = fetch_snapshot(client, include_archived=include_archived).frame
+        how = "re-fetched after the apply"
+    after = audit_for_plan(frame, plan, include_archived=include_archived, policy=policy)
+    after.options["after"] = how
+    return after
+
+
+def before_after_table(before: Mapping[str, Any], after: Mapping[str, Any]) -> pd.DataFrame:
+    """Two summaries side by side, with the change.
+
+    Example:
+        >>> before_after_table({"split_pairs": 5}, {"split_pairs": 0}).to_dict("records")
+        [{'metric': 'split_pairs', 'before': 5, 'after': 0, 'change': -5}]
+    """
+    keys = list(dict.fromkeys([*before, *after]))
+    rows = [(k, before.get(k, 0), after.get(k, 0)) for k in keys]
+    table = pd.DataFrame(rows, columns=["metric", "before", "after"])
+    table["change"] = table["after"] - table["before"]
+    return table
+
+
+def plan_tags(plan: Any) -> list[str]:
+    """Every tag a plan is about: its chosen tags, renames (both sides), and the rows' tags."""
+    meta = getattr(plan, "meta", {}) or {}
+    tags = list(meta.get("tags") or [])
+    for old, new in (meta.get("renames") or {}).items():
+        tags += [old, new]
+    tags += [str(t) for t in getattr(plan, "rows", pd.DataFrame(columns=["tag"]))["tag"]]
+    return list(dict.fromkeys(tags))
+
+
+def audit_for_plan(
+    frame: pd.DataFrame, plan: Any, *, include_archived: bool = True, policy: Any = None
+) -> AuditResult:
+    """The audit of `frame` restricted to the plan's tags (what the plan can change)."""
+    from toolkit.audit import run_audit
+
+    return run_audit(frame, include_archived=include_archived, tags=plan_tags(plan), policy=policy)
+
+
+def tags_of_plan(stats: pd.DataFrame, plan: Any) -> pd.DataFrame:
+    """Per-tag statistics restricted to the tags the plan is about."""
+    return stats.loc[stats["tag"].isin(set(plan_tags(plan)))].reset_index(drop=True)
+
+
+def journal_overview(result: Any) -> pd.DataFrame:
+    """The journal's summary as a table; a dry run has no journal."""
+    from toolkit.journal import journal_summary
+
+    if result.dry_run or not result.journal_path:
+        return pd.DataFrame([("journal", "dry run: no journal, nothing was written")],
+                            columns=["item", "value"])  # fmt: skip
+    summary = journal_summary(result.journal_path)
+    summary["path"] = Path(summary.get("path", "")).name  # the folder is the report's
+    return pd.DataFrame(
+        [(k, json.dumps(v, default=str) if isinstance(v, dict | list) else v)
+         for k, v in summary.items()],
+        columns=["item", "value"],
+    ).astype({"value": "object"})  # fmt: skip
+
+
+def write_remediation_summary(
+    output_dir: str | os.PathLike,
+    *,
+    plan: Any,
+    result: Any,
+    before: AuditResult,
+    after: AuditResult,
+    residual: pd.DataFrame,
+) -> dict[str, Path]:
+    """`remediation.json` (counts, before/after summaries) and `outcomes.csv` beside the report."""
+    from toolkit.artifacts import write_csv_atomic, write_json_atomic
+
+    out = resolve_output_dir(output_dir)
+    data = {
+        "dry_run": bool(result.dry_run),
+        "plan": plan.counts(),
+        "mode": plan.mode,
+        "tags": list((plan.meta or {}).get("tags") or []),
+        "apply": {
+            k: getattr(result, k)
+            for k in (
+                "planned_changes",
+                "planned_calls",
+                "applied",
+                "failed",
+                "not_found",
+                "skipped",
+                "pending",
+                "calls",
+                "attempts",
+            )
+        },
+        "ok": bool(result.ok),
+        "before": {k: int(v) for k, v in before.summary.items()},
+        "after": {k: int(v) for k, v in after.summary.items()},
+        "after_is": after.options.get("after", ""),
+        "residual_rows": len(residual),
+        "journal": Path(result.journal_path).name if result.journal_path else None,
+    }
+    paths = {"remediation": write_json_atomic(out / "remediation.json", data)}
+    if isinstance(result.outcomes, pd.DataFrame) and len(result.outcomes):
+        paths["outcomes"] = write_csv_atomic(out / "outcomes.csv", result.outcomes)
+    if len(residual):
+        paths["residual"] = write_csv_atomic(out / "residual.csv", residual)
+    return paths
+
+
 # ------------------------------------------------------------------------------------------------
 # single runs
 # ------------------------------------------------------------------------------------------------
@@ -620,7 +834,7 @@ def run_notebook(
     result.artifacts = sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file() and p not in (result.executed_path, result.html_path)
+        if p.is_file() and p not in (result.executed_path, result.html_path) and p.suffix != ".lock"
     )
     leaked = scan_for_secrets(folder, secrets)
     if leaked:
