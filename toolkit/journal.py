@@ -173,8 +173,8 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _load(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
+def _load(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else None
 
 
 @dataclass

@@ -520,8 +520,9 @@ def replan(
 
     Never writes blindly over a change: an add already present and a remove already absent are
     dropped; in propagate mode an add is dropped when no other opportunity of the contact carries
-    the tag any more (someone removed it on purpose); in rename mode both rows of a variant are
-    dropped when the variant is gone. Rows of opportunities not in `current` are kept as planned.
+    the tag any more (someone removed it on purpose), even when the target itself did not change;
+    in rename mode both rows of a variant are dropped when the variant is gone. Other rows of
+    opportunities not in `current` are kept as planned.
 
     Args:
         plan: the plan.
@@ -552,12 +553,17 @@ def replan(
         if contact:
             tags = current.get(opp, entry.get("tags") or [])
             by_contact.setdefault(contact, {})[opp] = set(tags)
+    drifted_contacts = {(plan.before.get(opp) or {}).get("contact_id") for opp in current} - {
+        None,
+        "",
+    }
     reasons = []
     for opp, contact, op, tag in rows[PLAN_COLUMNS].itertuples(index=False, name=None):
-        if opp not in current:
+        source_check = mode == "propagate" and op == "add" and contact in drifted_contacts
+        if opp not in current and not source_check:
             reasons.append("")
             continue
-        now = set(current[opp])
+        now = set(current.get(opp, (plan.before.get(opp) or {}).get("tags") or []))
         if opp in anonymized:
             reasons.append(REASON_ANONYMIZED)
         elif op == "add" and tag in now:
@@ -567,7 +573,7 @@ def replan(
         elif op == "add" and mode == "rename":
             variants = [v for v, c in renames.items() if c == tag]
             reasons.append("" if any(v in now for v in variants) else REASON_DRIFT_VARIANT)
-        elif op == "add" and mode == "propagate" and contact in by_contact:
+        elif source_check and contact in by_contact:
             others = [t for o, t in by_contact[contact].items() if o != opp]
             reasons.append("" if any(tag in t for t in others) else REASON_DRIFT_SOURCE)
         else:
