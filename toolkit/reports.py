@@ -300,6 +300,18 @@ def contact_labels(frame: pd.DataFrame) -> dict[str, str]:
     }
 
 
+def focus_coverage(coverage: pd.DataFrame, policy: Any = None) -> pd.DataFrame:
+    """Coverage rows of the policy's contact-level tags when a policy names some, else all.
+
+    Posting-derived tags are meant to differ between a person's opportunities; with a policy, the
+    heatmap shows the tags that should not.
+    """
+    tags = list(getattr(policy, "contact_level", None) or [])
+    if not tags:
+        return coverage
+    return coverage.loc[coverage["tag"].isin(set(tags))].reset_index(drop=True)
+
+
 def write_audit_artifacts(
     result: AuditResult, output_dir: str | os.PathLike = "", meta: Mapping[str, Any] | None = None
 ) -> dict[str, Path]:

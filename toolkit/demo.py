@@ -1,0 +1,231 @@
+"""`make demo` (`python -m toolkit.demo`): the whole product against a local sandbox.
+
+1. Start the sandbox as a child process (`lever-tags sandbox --port 0`, realistic latency and
+   Lever's rate limit) and read the two lines it prints (`LEVER_BASE_URL=`, `LEVER_API_KEY=`)
+   into this process's environment, which every notebook kernel inherits.
+2. Run the batch `notebooks/demo-runs.yaml`: the audit report, a dry-run remediation, the real
+   apply, and a final audit, each into its own report folder with an HTML report.
+3. Check that the final audit has zero split pairs for the demo policy's contact-level tags.
+4. Stop the sandbox (also on failure or Ctrl-C), print where the reports are.
+
+`--update-images` copies the charts of the run into `docs/images/` (the README shows them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from toolkit import config
+
+DEMO_RUNS = config.NOTEBOOKS_DIR / "demo-runs.yaml"
+DEMO_POLICY = config.NOTEBOOKS_DIR / "demo-policy.yaml"
+IMAGES_DIR = config.DOCS_DIR / "images"
+# (run name, chart file) -> image name in docs/images/
+IMAGES = {
+    ("audit-before", "split-contacts.png"): "audit-split-contacts.png",
+    ("audit-before", "opportunities-per-contact.png"): "audit-opportunities-per-contact.png",
+    ("audit-before", "coverage-heatmap.png"): "audit-coverage-heatmap.png",
+    ("remediate-dry-run", "plan.png"): "remediate-plan.png",
+    ("remediate-apply", "before-after.png"): "remediate-before-after.png",
+    ("remediate-apply", "before-after-tags.png"): "remediate-before-after-tags.png",
+}
+
+
+class DemoError(RuntimeError):
+    """The demo could not run or did not reach its goal."""
+
+
+@contextmanager
+def sandbox_process(
+    *,
+    seed: int = 7,
+    contacts: int = 300,
+    latency_ms: float = 50.0,
+    rate: float = 10.0,
+    burst: int = 20,
+    startup_timeout: float = 30.0,
+) -> Iterator[dict[str, str]]:
+    """Run `lever-tags sandbox` as a child process; yield its environment; always stop it."""
+    cmd = [
+        sys.executable, "-m", "toolkit.cli", "sandbox", "--port", "0",
+        "--seed", str(seed), "--contacts", str(contacts), "--latency-ms", str(latency_ms),
+        "--rate", str(rate), "--burst", str(burst),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        cwd=config.PROJECT_ROOT,
+    )
+    try:
+        env = _read_env(proc, startup_timeout)
+        yield env
+    finally:
+        _stop(proc)
+
+
+def _read_env(proc: subprocess.Popen, timeout: float) -> dict[str, str]:
+    env: dict[str, str] = {}
+    lines: list[str] = []
+
+    def reader() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # keeps draining after the two lines
+            if len(lines) < 2:
+                lines.append(line.strip())
+
+    threading.Thread(target=reader, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while len(lines) < 2:
+        if proc.poll() is not None:
+            raise DemoError(f"the sandbox exited at start (status {proc.returncode})")
+        if time.monotonic() > deadline:
+            raise DemoError(f"the sandbox did not start within {timeout:.0f} s")
+        time.sleep(0.05)
+    for line in lines:
+        name, _, value = line.partition("=")
+        if name in ("LEVER_BASE_URL", "LEVER_API_KEY") and value:
+            env[name] = value
+    if set(env) != {"LEVER_BASE_URL", "LEVER_API_KEY"}:
+        raise DemoError("the sandbox did not print LEVER_BASE_URL and LEVER_API_KEY")
+    return env
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def remaining_split_pairs(audit_folder: Path, tags: Sequence[str]) -> list[dict[str, str]]:
+    """The rows of an audit report's split_pairs.csv whose tag is one of `tags`."""
+    path = audit_folder / "split_pairs.csv"
+    if not path.is_file():
+        raise DemoError(f"the final audit wrote no split_pairs.csv in {audit_folder}")
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [row for row in csv.DictReader(handle) if row["tag"] in set(tags)]
+
+
+def update_images(results: Sequence, target: Path = IMAGES_DIR) -> list[Path]:
+    """Copy the demo's charts into docs/images/ under stable names."""
+    by_name = {r.name: r for r in results}
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for (run, chart), image in IMAGES.items():
+        res = by_name.get(run)
+        source = res.folder / "charts" / chart if res else None
+        if source is None or not source.is_file():
+            raise DemoError(f"chart {chart} of run {run} is missing; images not updated")
+        copied.append(Path(shutil.copyfile(source, target / image)))
+    return copied
+
+
+def run_demo(
+    *,
+    contacts: int = 300,
+    seed: int = 7,
+    latency_ms: float = 50.0,
+    out_root: Path | None = None,
+    images: bool = False,
+) -> int:
+    """Run the demo; return the exit status (0: zero split pairs left for the policy's tags)."""
+    from toolkit.policy import load_policy
+    from toolkit.reports import run_batch
+
+    policy = load_policy(DEMO_POLICY)
+    started = time.monotonic()
+    print(
+        f"demo: starting the sandbox ({contacts} contacts, {latency_ms:g} ms latency)", flush=True
+    )
+    with sandbox_process(seed=seed, contacts=contacts, latency_ms=latency_ms) as env:
+        saved = {k: os.environ.get(k) for k in (*env, "LEVER_ACCESS_TOKEN")}
+        os.environ.pop("LEVER_ACCESS_TOKEN", None)
+        os.environ.update(env)  # the notebook kernels inherit it; nothing is written to disk
+        try:
+            print(f"demo: sandbox at {env['LEVER_BASE_URL']}; running {DEMO_RUNS.name}", flush=True)
+
+            def progress(res) -> None:
+                print(f"demo:   {res.status:9} {res.name:18} {res.seconds:5.1f} s  {res.folder}")
+                if not res.ok:
+                    print(f"demo:     {res.error_message}")
+
+            batch = run_batch(DEMO_RUNS, out_root, progress=progress)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    print(f"demo: sandbox stopped; {time.monotonic() - started:.0f} s in all")
+    by_name = {r.name: r for r in batch.results}
+    if batch.failed:
+        print(f"demo: FAILED runs: {', '.join(r.name for r in batch.failed)}")
+        print(f"demo: reports: {batch.index_html}")
+        return 1
+    remaining = remaining_split_pairs(by_name["audit-after"].folder, policy.contact_level)
+    before = remaining_split_pairs(by_name["audit-before"].folder, policy.contact_level)
+    print(
+        f"demo: split pairs for the {len(policy.contact_level)} contact-level tags: "
+        f"{len(before)} before, {len(remaining)} after"
+    )
+    for name in ("audit-before", "remediate-dry-run", "remediate-apply", "audit-after"):
+        res = by_name[name]
+        print(f"demo:   {name:18} {res.html_path}")
+    print(f"demo: all runs: {batch.index_html}")
+    if images:
+        for path in update_images(batch.results):
+            print(f"demo: updated {path.relative_to(config.PROJECT_ROOT)}")
+    if remaining:
+        print(f"demo: FAILED: {len(remaining)} split pairs remain, e.g. {remaining[0]}")
+        return 1
+    print("demo: OK: zero split pairs left for the contact-level tags")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m toolkit.demo", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--contacts", type=int, default=300, help="sandbox contacts (default 300)")
+    parser.add_argument("--seed", type=int, default=7, help="sandbox data seed (default 7)")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="per request (default 50)")
+    parser.add_argument("--out-root", type=Path, default=None, help="default: reports/")
+    parser.add_argument(
+        "--update-images", action="store_true", help="copy the charts into docs/images/"
+    )
+    args = parser.parse_args(argv)
+    try:
+        return run_demo(
+            contacts=args.contacts,
+            seed=args.seed,
+            latency_ms=args.latency_ms,
+            out_root=args.out_root,
+            images=args.update_images,
+        )
+    except DemoError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("demo: interrupted; the sandbox was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
