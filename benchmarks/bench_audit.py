@@ -17,10 +17,11 @@ Every measurement runs in a fresh child process (``--child``) so the peak RSS
 (``resource.getrusage(...).ru_maxrss``) is that run's own, frame included. The child:
 
 1. builds the frame and records its RSS,
-2. times the preparation (flatten, factorize, coverage) and each core table from it, then
-   ``run_audit`` end to end (all seven tables) ``--repeats`` times; records peak RSS,
-3. times a plain per-contact Python loop (dicts and sets, the obvious implementation) on a sample of
-   whole contacts (``--baseline-fraction``) and extrapolates linearly to the full frame; it also
+2. times the first ``run_audit`` (all seven tables: cold, as a scheduled run pays it) and records
+   the peak RSS, then ``--repeats`` warm calls, then each core step from one preparation (warm),
+3. times a plain per-contact Python loop (dicts and sets, the obvious implementation; it builds
+   tuples, not DataFrames) on a sample of whole contacts (``--baseline-fraction``) and
+   extrapolates linearly to the full frame; it also
    checks that the loop's numbers on the sample equal ``summarize`` on the same sample.
 """
 
@@ -193,7 +194,32 @@ def child(args: argparse.Namespace) -> dict:
     out["rss_after_frame_mib"] = _current_rss_mib()
     out["peak_rss_after_frame_mib"] = _rss_mib()
 
-    # breakdown of the core numbers, from one preparation
+    # 1. cold: the first run_audit in this fresh process (what a scheduled run pays)
+    t = time.perf_counter()
+    res = audit.run_audit(frame)
+    out["run_audit_cold_s"] = time.perf_counter() - t
+    out["peak_rss_mib"] = _rss_mib()
+    out["summary"] = res.summary
+    out["rows"] = {
+        "coverage": len(res.coverage),
+        "split_pairs": len(res.split_pairs),
+        "missing_assignments": len(res.missing_assignments),
+        "tags": len(res.tag_statistics),
+        "variant_rows": len(res.variants),
+    }
+    del res
+
+    # 2. warm repeats (allocator pools and page tables already grown)
+    times = []
+    for _ in range(args.repeats):
+        t = time.perf_counter()
+        res = audit.run_audit(frame)
+        times.append(time.perf_counter() - t)
+        assert res.summary == out["summary"]
+        del res
+    out["run_audit_warm_s"] = times
+
+    # 3. breakdown of the core numbers from one preparation (warm)
     t = time.perf_counter()
     core = audit._Core.build(frame)
     steps = {"prepare (flatten, factorize, coverage)": time.perf_counter() - t}
@@ -204,30 +230,12 @@ def child(args: argparse.Namespace) -> dict:
         ("tag_statistics", core.tag_statistics),
     ]:
         t = time.perf_counter()
-        result = fn()
+        fn()
         steps[name] = time.perf_counter() - t
-        if name == "summary":
-            out["summary"] = result
     out["core_steps_s"] = steps
     out["core_total_s"] = sum(steps.values())
-    del core, result
-
-    times = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        res = audit.run_audit(frame)
-        times.append(time.perf_counter() - t)
-        out["rows"] = {
-            "coverage": len(res.coverage),
-            "split_pairs": len(res.split_pairs),
-            "missing_assignments": len(res.missing_assignments),
-            "tags": len(res.tag_statistics),
-            "variant_rows": len(res.variants),
-        }
-        assert res.summary == out["summary"]
-        del res
-    out["run_audit_s"] = times
-    out["peak_rss_mib"] = _rss_mib()
+    del core
+    out["peak_rss_end_mib"] = _rss_mib()
 
     # per-contact Python loop on a sample of whole contacts, extrapolated
     contact_key = frame["contact_id"].fillna(frame["opportunity_id"])
@@ -262,45 +270,49 @@ def environment() -> dict:
         "python": platform.python_version(),
         "pandas": pd.__version__,
         "numpy": np.__version__,
+        "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
 def render(result: dict, env: dict, command: str) -> str:
     s = result["summary"]
     b = result["baseline"]
-    best = min(result["run_audit_s"])
+    cold = result["run_audit_cold_s"]
+    warm = result["run_audit_warm_s"]
+    rows = result["rows"]
     lines = [
         SECTION,
         "",
-        f"Command: `{command}` (each run in a fresh child process).",
+        f"Command: `{command}` (the measurements run in a fresh child process).",
         "",
-        f"Machine: {env['cpu']} ({env['cpus']} CPUs); Python {env['python']}, "
-        f"pandas {env['pandas']}, numpy {env['numpy']}.",
+        f"Machine: {env['cpu']} ({env['cpus']} CPUs, shared with other jobs: load average "
+        f"{env['load']} when the run ended); Python {env['python']}, pandas {env['pandas']}, "
+        f"numpy {env['numpy']}.",
         "",
         f"Synthetic snapshot frame: {result['opportunities']:,} opportunities, "
         f"{s['contacts']:,} contacts ({s['multi_opportunity_contacts']:,} with 2+ opportunities), "
-        f"{result['tags_per_opportunity']:.2f} tags per opportunity, {result['rows']['tags']} "
-        "distinct tags; `tags` is an object column of Python lists (flattening it is measured). "
-        f"Found {s['split_contacts']:,} split contacts, {s['split_pairs']:,} split pairs, "
-        f"{s['missing_assignments']:,} missing assignments.",
+        f"{result['tags_per_opportunity']:.2f} tags per opportunity, {rows['tags']} distinct tags; "
+        "`tags` is an object column of Python lists of distinct str objects (flattening it is "
+        f"measured). Found {s['split_contacts']:,} split contacts, {s['split_pairs']:,} split "
+        f"pairs, {s['missing_assignments']:,} missing assignments (posting tags included: the "
+        f"audit covers every tag); {rows['coverage']:,} coverage rows.",
         "",
-        "| step | seconds |",
+        "| what | seconds |",
         "|---|---:|",
+        f"| **`run_audit`, first call in a fresh process (all seven tables)** | **{cold:.2f}** |",
+        "| `run_audit` again in the same process (warm; "
+        + ", ".join(f"{x:.2f}" for x in warm)
+        + f") | {min(warm):.2f} |",
     ]
     for name, sec in result["core_steps_s"].items():
-        lines.append(f"| {name} | {sec:.2f} |")
+        lines.append(f"| &nbsp;&nbsp;warm step: {name} | {sec:.2f} |")
     lines += [
-        "| **core numbers (summary, split pairs, missing assignments, tag statistics)** | "
-        f"**{result['core_total_s']:.2f}** |",
-        "| `run_audit` end to end, all seven tables (best of "
-        f"{len(result['run_audit_s'])}; all: "
-        + ", ".join(f"{x:.2f}" for x in result["run_audit_s"])
-        + f") | {best:.2f} |",
+        f"| &nbsp;&nbsp;warm core numbers (sum of the steps) | {result['core_total_s']:.2f} |",
         "| plain per-contact Python loop, summary + pairs + missing only"
         + (
-            f" (**extrapolated** from {b['sample_opportunities']:,} opportunities of a "
-            f"random {b['sample_opportunities'] / result['opportunities']:.0%} of contacts: "
-            f"{b['sample_seconds']:.2f} s)"
+            f" (**extrapolated** linearly from {b['sample_opportunities']:,} opportunities of a "
+            f"random {b['sample_opportunities'] / result['opportunities']:.0%} of contacts, "
+            f"measured {b['sample_seconds']:.2f} s)"
             if b["extrapolated"]
             else " (measured on the full frame)"
         )
@@ -309,11 +321,14 @@ def render(result: dict, env: dict, command: str) -> str:
         "| memory | MiB |",
         "|---|---:|",
         f"| RSS with the frame built | {result['rss_after_frame_mib']:.0f} |",
-        f"| peak RSS of the process (frame + audit; `ru_maxrss`) | {result['peak_rss_mib']:.0f} |",
+        f"| peak RSS after the first `run_audit` (frame + all tables; `ru_maxrss`) | "
+        f"{result['peak_rss_mib']:.0f} |",
+        f"| peak RSS at the end of the timed part | {result['peak_rss_end_mib']:.0f} |",
         "",
-        f"Target: <= 10 s and <= 2 GiB peak RSS for the core numbers. The loop's numbers on the "
-        f"sample equal `summarize` on it: {b['numbers_equal_summarize']}. Speed-up of `run_audit` "
-        f"(all tables) over the loop: {b['extrapolated_seconds'] / best:.1f}x.",
+        "Target: <= 10 s and <= 2 GiB (2048 MiB) peak RSS. The loop's numbers on the sample equal "
+        f"`summarize` on it: {b['numbers_equal_summarize']}. Speed-up of a cold `run_audit` (all "
+        f"tables) over the loop: {b['extrapolated_seconds'] / cold:.1f}x. Most of the time and "
+        "memory goes into the missing-assignments table's string columns (one row per gap).",
         "",
     ]
     return "\n".join(lines)
@@ -367,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_docs:
         write_docs(section)
         print(f"wrote the '{SECTION}' section of {DOCS.relative_to(ROOT)}")
-    ok = result["core_total_s"] <= 10 and result["peak_rss_mib"] <= 2048
+    ok = result["run_audit_cold_s"] <= 10 and result["peak_rss_mib"] <= 2048
     return 0 if ok and result["baseline"]["numbers_equal_summarize"] else 1
 
 

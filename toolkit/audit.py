@@ -368,13 +368,13 @@ class _Core:
     def split_pairs(self) -> pd.DataFrame:
         return self._pairs_frame(self.split_mask)
 
-    def _missing_arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(opportunity row, tag code) of every missing assignment, by contact, tag, row."""
+    def _missing_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, contact code, tag code) of every missing assignment, by contact, tag, row."""
         mask = self.split_mask
         sc, st = self.cov_contact[mask], self.cov_tag[mask]
         if not len(sc):
             empty = np.zeros(0, dtype=np.int64)
-            return empty, empty
+            return empty, empty, empty
         n = self.n_opps
         sizes = self.opps_per_contact[sc]
         total = int(sizes.sum())
@@ -398,16 +398,19 @@ class _Core:
         position = np.flatnonzero(lacking)
         del lacking
         position += (starts[sc] - offsets)[which]
-        return order[position].astype(np.int64), st[which]
+        rows = order[position]
+        del position, order
+        return rows, sc.astype(small)[which], st.astype(small)[which]
 
     def missing(self) -> pd.DataFrame:
-        rows, tags = self._missing_arrays()
+        rows, contacts, tags = self._missing_arrays()
+        # one string column at a time, dropping each index array once used (peak memory)
+        opportunity = self.opp_ids.take(rows)
+        del rows
+        contact = self._contact_text(contacts)
+        del contacts
         return pd.DataFrame(
-            {
-                "opportunity_id": self.opp_ids.take(rows),
-                "contact_id": self._contact_text(self.contact_codes[rows]),
-                "tag": self._tag_text(tags),
-            },
+            {"opportunity_id": opportunity, "contact_id": contact, "tag": self._tag_text(tags)},
             columns=MISSING_COLUMNS,
         )
 
