@@ -396,7 +396,7 @@ def generate_dataset(
             if no_contact and rng.random() < 0.5:
                 del opp["contact"]  # "all fields may be missing"
             is_last = j == n_opps - 1
-            if not is_last or rng.random() < 0.3:
+            if rng.random() < (0.3 if is_last else 0.7):  # some people have several active
                 archived_at = min(LAST_UPDATE_MS, created + rng.randrange(DAY_MS, 90 * DAY_MS))
                 reason = rng.choice(reason_ids)
                 if rng.random() < 0.06:
