@@ -194,6 +194,9 @@ def resolve_path(path: str | os.PathLike) -> Path:
     return p if p.is_absolute() else config.PROJECT_ROOT / p
 
 
+_INTERACTIVE_DIR: Path | None = None
+
+
 def resolve_output_dir(output_dir: str | os.PathLike = "") -> Path:
     """Where a notebook writes its artifacts, created if needed.
 
@@ -206,7 +209,10 @@ def resolve_output_dir(output_dir: str | os.PathLike = "") -> Path:
     else:
         cwd = Path.cwd().resolve()
         if cwd == config.NOTEBOOKS_DIR.resolve() or cwd == config.PROJECT_ROOT.resolve():
-            out = config.REPORTS_DIR / f"{utc_stamp()}-interactive"
+            global _INTERACTIVE_DIR
+            if _INTERACTIVE_DIR is None:  # one folder per kernel session, however many calls
+                _INTERACTIVE_DIR = config.REPORTS_DIR / f"{utc_stamp()}-interactive"
+            out = _INTERACTIVE_DIR
         else:
             out = cwd
     out.mkdir(parents=True, exist_ok=True)
@@ -353,6 +359,38 @@ def effective_include_archived(include_archived: bool, policy: Any = None) -> bo
         (True, False)
     """
     return bool(include_archived) and bool(getattr(policy, "include_archived", True))
+
+
+def make_plan(
+    snapshot: Any,
+    *,
+    mode: str = "propagate",
+    tags: Sequence[str] | None = None,
+    policy: Any = None,
+    renames: Mapping[str, str] | None = None,
+    include_archived: bool = True,
+) -> Any:
+    """`toolkit.plan.make_plan`, except that nothing chosen gives an empty plan, not an error.
+
+    A notebook run with its defaults (no tags, no policy) then previews nothing and says why,
+    instead of failing; given tags or a policy, it is exactly `toolkit.plan.make_plan`.
+    """
+    from toolkit.plan import PLAN_COLUMNS, Plan
+    from toolkit.plan import make_plan as _make_plan
+
+    chosen = list(tags or []) or list(getattr(policy, "contact_level", None) or [])
+    if not chosen and not (mode == "rename" and renames):
+        print("No tags chosen: set `tags` or `policy_path` to plan changes; nothing is planned.")
+        empty = pd.DataFrame({c: pd.Series([], dtype="object") for c in PLAN_COLUMNS})
+        return Plan(rows=empty, meta={"mode": mode, "tags": [], "note": "no tags chosen"})
+    return _make_plan(
+        snapshot,
+        mode=mode,
+        tags=list(tags) if tags else None,
+        policy=policy,
+        renames=dict(renames) if renames else None,
+        include_archived=include_archived,
+    )
 
 
 def save_plan(plan: Any, output_dir: str | os.PathLike = "") -> Path:

@@ -1,0 +1,380 @@
+"""toolkit.reports and the report/batch commands, on small notebooks built here.
+
+The project's own notebooks are exercised against a sandbox in test_notebooks.py; these tests pin
+down the machinery: folders, HTML export, failure naming, parameter checks, batches, the
+credential scan.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from toolkit import reports
+from toolkit.cli import main
+from toolkit.errors import ConfigurationError
+
+FOLDER_NAME = re.compile(r"^\d{8}T\d{6}Z-[A-Za-z0-9._-]+$")
+
+
+def _notebook(path: Path, *cells: str, params: str = 'x: int = 1  # a number\nname: str = "a"'):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell(params)
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# A test report"), p]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def ok_notebook(tmp_path: Path) -> Path:
+    return _notebook(
+        tmp_path / "ok.ipynb",
+        "import json\nimport pandas as pd\nfrom toolkit import charts, reports",
+        "UNIQUE_SOURCE_MARKER = 1\n"
+        "charts.split_contacts_bar(pd.DataFrame({'tag': ['a', 'b'], 'split_contacts': [x, 2]}))",
+        "open('result.json', 'w').write(json.dumps({'x': x, 'name': name}))\n"
+        "pd.DataFrame({'x': [x]})",
+    )
+
+
+@pytest.fixture
+def bad_notebook(tmp_path: Path) -> Path:
+    return _notebook(
+        tmp_path / "bad.ipynb",
+        "y = 1",
+        "raise ValueError(f'boom {name}')",
+        "open('never.txt', 'w').write('never')",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_credential(monkeypatch):
+    for name in ("LEVER_API_KEY", "LEVER_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# -- parameters ---------------------------------------------------------------------------------
+
+
+def test_check_parameters_accepts_good_values():
+    p = reports.check_parameters(
+        dry_run=False, max_changes=0, tags=["Python"], mode="rename", renames={"py": "Python"}
+    )
+    assert p.dry_run is False and p["max_changes"] == 0
+    assert "dry_run" in p._repr_html_()
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"dry_run": "no"}, "dry_run must be true or false, got str 'no'"),
+        ({"max_changes": True}, "max_changes must be an integer >= 0"),
+        ({"max_changes": -1}, "max_changes must be an integer >= 0"),
+        ({"tags": "Python"}, "tags must be a list of non-empty tag strings"),
+        ({"tags": ["ok", ""]}, "tags must be a list"),
+        ({"mode": "merge"}, "mode must be one of propagate, remove, rename"),
+        ({"renames": {"a": 1}}, "renames must be a mapping"),
+        ({"policy_path": "no/such/policy.yaml"}, "policy_path: no such file"),
+        ({"api_key": "x"}, "credentials are never notebook parameters"),
+    ],
+)
+def test_check_parameters_one_clear_error(params, fragment):
+    with pytest.raises(ConfigurationError) as err:
+        reports.check_parameters(**params)
+    message = str(err.value)
+    assert message.startswith("bad notebook parameter: ")
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_coerce_parameter_from_cli_text():
+    assert reports.coerce_parameter("10", "int") == 10
+    assert reports.coerce_parameter("false", "bool") is False
+    assert reports.coerce_parameter("[a, b]", "list") == ["a", "b"]
+    assert reports.coerce_parameter("Python", "list") == ["Python"]
+    assert reports.coerce_parameter("007", "str") == "007"
+    assert reports.coerce_parameter("{a: b}", "dict") == {"a": "b"}
+
+
+def test_validate_run_parameters_before_any_kernel(ok_notebook):
+    assert reports.validate_run_parameters(ok_notebook, {"x": "5"}) == {"x": 5}
+    with pytest.raises(ConfigurationError, match="has no parameter nope"):
+        reports.validate_run_parameters(ok_notebook, {"nope": 1})
+    with pytest.raises(ConfigurationError, match="x must be int, got str 'zz'"):
+        reports.validate_run_parameters(ok_notebook, {"x": "zz"})
+
+
+def test_project_notebooks_declare_every_parameter_line():
+    """papermill must parse every line of each parameters cell (an '=' in a comment breaks it)."""
+    for path in sorted(reports.config.NOTEBOOKS_DIR.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        lines = [ln for ln in cell.source.splitlines() if ln.strip()]
+        declared = reports.notebook_parameters(path)
+        assert len(declared) == len(lines), path.name
+        for name in declared:
+            assert name in reports.PARAMETER_SPEC, f"{path.name}: {name} is not checked"
+
+
+def test_resolve_notebook_by_alias_stem_and_path(ok_notebook):
+    assert reports.resolve_notebook("remediate").name == "03-remediate.ipynb"
+    assert reports.resolve_notebook("02-audit-report").name == "02-audit-report.ipynb"
+    assert reports.resolve_notebook(ok_notebook) == ok_notebook.resolve()
+    with pytest.raises(ConfigurationError, match="no such notebook"):
+        reports.resolve_notebook("nope")
+
+
+# -- single runs --------------------------------------------------------------------------------
+
+
+@pytest.mark.notebook
+def test_run_notebook_folder_html_and_artifacts(ok_notebook, tmp_path):
+    result = reports.run_notebook(ok_notebook, {"x": 5}, tmp_path / "reports")
+    assert result.ok, result.error_message
+    assert result.folder.parent == tmp_path / "reports"
+    assert FOLDER_NAME.match(result.folder.name) and result.folder.name.endswith("-ok")
+    assert result.executed_path == result.folder / "ok.ipynb"
+    assert [p.name for p in result.artifacts] == ["result.json"]
+    assert json.loads((result.folder / "result.json").read_text()) == {"x": 5, "name": "a"}
+    html = result.html_path.read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") >= 1  # the chart, embedded
+    assert "UNIQUE_SOURCE_MARKER" not in html  # inputs hidden
+    assert "A test report" in html  # markdown kept
+    executed = nbformat.read(result.executed_path, as_version=4)
+    assert executed.metadata["papermill"]["parameters"] == {"x": 5}
+
+
+@pytest.mark.notebook
+def test_failure_names_the_cell_and_keeps_the_partial_notebook(bad_notebook, tmp_path):
+    result = reports.run_notebook(bad_notebook, {"name": "zz"}, tmp_path, name="broken")
+    assert result.status == reports.FAILED
+    assert result.error_cell is not None
+    assert "raise ValueError(f'boom {name}')" in result.error_message
+    assert "ValueError: boom zz" in result.error_message
+    assert re.search(r"cell \d+ \(In \[\d+\]\)", result.error_message)
+    assert result.executed_path.exists() and result.html_path.exists()
+    assert not (result.folder / "never.txt").exists()  # the run stopped at the failing cell
+    nb = nbformat.read(result.executed_path, as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in nb.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.notebook
+def test_credential_in_a_produced_file_fails_loudly_and_is_redacted(tmp_path, monkeypatch):
+    secret = "sk-test-0123456789abcdef"
+    monkeypatch.setenv("LEVER_API_KEY", secret)
+    leaky = _notebook(tmp_path / "leaky.ipynb", "import os\nprint(os.environ['LEVER_API_KEY'])")
+    with pytest.raises(reports.SecretLeakError) as err:
+        reports.run_notebook(leaky, {}, tmp_path / "out")
+    assert secret not in str(err.value)
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes()
+
+
+def test_credential_as_a_parameter_value_is_refused(ok_notebook, tmp_path, monkeypatch):
+    monkeypatch.setenv("LEVER_API_KEY", "sk-test-0123456789abcdef")
+    ok_notebook_with_str = _notebook(tmp_path / "s.ipynb", "pass", params='name: str = ""')
+    with pytest.raises(ConfigurationError, match="contains the Lever credential"):
+        reports.run_notebook(ok_notebook_with_str, {"name": "sk-test-0123456789abcdef"}, tmp_path)
+    assert not list(tmp_path.glob("*-s"))  # refused before any folder or kernel
+
+
+def test_resolve_output_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert reports.resolve_output_dir("") == tmp_path  # papermill's cwd: the run folder
+    assert reports.resolve_output_dir(str(tmp_path / "x")) == tmp_path / "x"
+    monkeypatch.chdir(reports.config.NOTEBOOKS_DIR)
+    monkeypatch.setattr(reports.config, "REPORTS_DIR", tmp_path / "reports")
+    monkeypatch.setattr(reports, "_INTERACTIVE_DIR", None)
+    first = reports.resolve_output_dir("")
+    assert first.parent == tmp_path / "reports" and first.name.endswith("-interactive")
+    assert reports.resolve_output_dir("") == first  # one folder per session
+
+
+# -- batches ------------------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("runs: [\n", "bad YAML at line"),
+        ("- a\n", "expected a mapping"),
+        ("runs: []\n", "'runs' must be a non-empty list"),
+        ("runs: [{name: a, notebook: audit}]\nextra: 1\n", "unknown key extra"),
+        ("runs: [{name: a, notebook: audit, params: {}}]\n", "unknown key params"),
+        ("runs: [{name: a b, notebook: audit}]\n", "must be letters, digits"),
+        (
+            "runs: [{name: a, notebook: audit}, {name: a, notebook: audit}]\n",
+            "duplicate run name",
+        ),
+        ("runs: [{name: a, notebook: nope}]\n", "no such notebook"),
+        ("runs: [{name: a, notebook: audit, parameters: {top: many}}]\n", "top must be"),
+        ("runs: [{name: a, notebook: audit, parameters: {dry_run: true}}]\n", "no parameter"),
+        ("parallel_audits: 0\nruns: [{name: a, notebook: audit}]\n", "parallel_audits"),
+    ],
+)
+def test_load_batch_errors_are_one_line(tmp_path, text, fragment):
+    path = _write(tmp_path / "runs.yaml", text)
+    with pytest.raises(ConfigurationError) as err:
+        reports.load_batch(path)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_batch_groups_consecutive_read_only_runs(tmp_path):
+    spec = reports.load_batch(
+        _write(
+            tmp_path / "runs.yaml",
+            "parallel_audits: 2\nruns:\n"
+            "  - {name: a1, notebook: audit}\n  - {name: a2, notebook: explore}\n"
+            "  - {name: r, notebook: remediate}\n  - {name: a3, notebook: audit}\n",
+        )
+    )
+    groups = reports._groups(spec.runs, spec.parallel_audits)
+    assert [[r.name for r in g] for g in groups] == [["a1", "a2"], ["r"], ["a3"]]
+    assert [[r.name for r in g] for g in reports._groups(spec.runs, 1)] == [
+        ["a1"],
+        ["a2"],
+        ["r"],
+        ["a3"],
+    ]
+
+
+@pytest.mark.notebook
+def test_batch_with_a_failing_run_goes_on_and_lists_every_run(
+    ok_notebook, bad_notebook, tmp_path, capsys
+):
+    runs = _write(
+        tmp_path / "runs.yaml",
+        f"runs:\n  - {{name: first, notebook: {ok_notebook}, parameters: {{x: 3}}}}\n"
+        f"  - {{name: broken, notebook: {bad_notebook}}}\n"
+        f"  - {{name: last, notebook: {ok_notebook}}}\n",
+    )
+    code = main(["batch", str(runs), "--out-root", str(tmp_path / "out")])
+    assert code == 1
+    captured = capsys.readouterr()
+    index = Path(captured.out.strip().splitlines()[-1])
+    assert index.name == "index.html" and index.is_file()
+    assert "1 of 3 runs failed: broken" in captured.err
+    with (index.parent / "runs.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["name"], r["status"]) for r in rows] == [
+        ("first", "succeeded"),
+        ("broken", "failed"),
+        ("last", "succeeded"),
+    ]
+    for row in rows:  # every link resolves
+        assert (index.parent / row["html"]).is_file()
+        assert (index.parent / row["notebook_out"]).is_file()
+    page = index.read_text(encoding="utf-8")
+    assert "3 runs, 1 failed" in page and "boom" in page
+    assert page.count('class="failed"') == 1
+
+
+def test_batch_command_bad_file_exits_2(tmp_path, capsys):
+    code = main(["batch", str(_write(tmp_path / "r.yaml", "runs: [{nam: x}]\n"))])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lever-tags: error: r.yaml: run 1: unknown key nam")
+    assert len(err.strip().splitlines()) == 1
+
+
+# -- the report command -------------------------------------------------------------------------
+
+
+@pytest.mark.notebook
+def test_report_command_prints_the_folder(ok_notebook, tmp_path, capsys):
+    params = _write(tmp_path / "p.yaml", "x: 2\nname: from-file\n")
+    code = main(
+        ["report", str(ok_notebook), "-f", str(params), "-p", "x", "9", "--out-root",
+         str(tmp_path / "out"), "--name", "nightly"]
+    )  # fmt: skip
+    assert code == 0
+    folder = Path(capsys.readouterr().out.strip())
+    assert folder.name.endswith("-nightly") and folder.is_dir()
+    assert json.loads((folder / "result.json").read_text()) == {"x": 9, "name": "from-file"}
+
+
+@pytest.mark.notebook
+def test_report_command_failure_exit_1_names_the_cell(bad_notebook, tmp_path, capsys):
+    code = main(["report", str(bad_notebook), "--out-root", str(tmp_path)])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "failed at cell" in captured.err and "ValueError: boom a" in captured.err
+    assert "partial notebook kept" in captured.err
+    assert Path(captured.out.strip()).is_dir()
+
+
+def test_report_command_bad_parameter_exit_2(ok_notebook, capsys):
+    assert main(["report", str(ok_notebook), "-p", "x", "ten"]) == 2
+    assert "x must be int, got str 'ten'" in capsys.readouterr().err
+    assert main(["report", str(ok_notebook), "-p", "y", "1"]) == 2
+
+
+def test_repeated_parameter_collects_a_list():
+    import argparse
+
+    from toolkit.commands.report import _collect
+
+    args = argparse.Namespace(
+        parameters_file=None,
+        parameter=[["tags", "Python"], ["tags", "Go"], ["dry_run", "false"]],
+    )
+    assert _collect(args) == {"tags": ["Python", "Go"], "dry_run": "false"}
+
+
+# -- notebook helpers ---------------------------------------------------------------------------
+
+
+def test_make_plan_without_tags_is_empty_not_an_error(capsys):
+    frame = pd.DataFrame(
+        {"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"], "tags": [["a"], []]}
+    )
+    plan = reports.make_plan(frame)
+    assert plan.rows.empty and plan.meta["note"] == "no tags chosen"
+    assert "No tags chosen" in capsys.readouterr().out
+
+
+def test_project_plan_and_before_after_table():
+    frame = pd.DataFrame(
+        {"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"], "tags": [["a"], ["b"]]}
+    )
+    rows = pd.DataFrame(
+        {"opportunity_id": ["o2", "o2"], "contact_id": ["c", "c"], "op": ["add", "remove"],
+         "tag": ["a", "b"]}
+    )  # fmt: skip
+    assert reports.project_plan(frame, rows)["tags"].tolist() == [["a"], ["a"]]
+    assert frame["tags"].tolist() == [["a"], ["b"]]  # pure
+    table = reports.before_after_table({"split_pairs": 2}, {"split_pairs": 0})
+    assert table.to_dict("records") == [
+        {"metric": "split_pairs", "before": 2, "after": 0, "change": -2}
+    ]
+
+
+def test_write_runs_csv_and_index_escape_html(tmp_path):
+    res = reports.RunResult(
+        name="r<1>", notebook=Path("x.ipynb"), folder=tmp_path / "r", status=reports.FAILED
+    )
+    res.error_message = "cell 3: <script>alert(1)</script>"
+    page = reports.write_index_html([res], tmp_path / "index.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    reports.write_runs_csv([res], tmp_path / "runs.csv")
+    assert "failed" in (tmp_path / "runs.csv").read_text()
