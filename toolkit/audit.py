@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:  # pragma: no cover
     from toolkit.policy import Policy
@@ -155,14 +157,77 @@ def considered(snapshot_frame: pd.DataFrame, include_archived: bool = True) -> p
 # --------------------------------------------------------------------------------------------
 
 
-def _flatten_tags(tags: pd.Series) -> tuple[np.ndarray, list[Any]]:
-    """Lengths per row and the flat list of tags, tolerating None/NaN/array/tuple cells."""
+_ARROW_ERRORS = (
+    pa.ArrowInvalid,
+    pa.ArrowTypeError,
+    pa.ArrowNotImplementedError,
+    TypeError,
+    ValueError,
+    OverflowError,
+)
+
+
+def _text_from_arrow(array: pa.Array) -> Any:
+    """A pyarrow string array as pandas' default string dtype."""
+    if pd.api.types.is_object_dtype(_TEXT_DTYPE):
+        return pd.array(array.to_pylist(), dtype=object)
+    return pd.array(array, dtype=_TEXT_DTYPE)
+
+
+def _factorize_sorted(values: Any) -> tuple[np.ndarray, pd.Index]:
+    """Codes (int64, -1 where missing) into the sorted distinct values.
+
+    Strings go through pyarrow's dictionary encoding (sorted by code point, as Python sorts);
+    anything else falls back to ``pd.factorize(sort=True)``.
+    """
+    try:
+        array = pa.array(values, from_pandas=True)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if pa.types.is_null(array.type):  # empty, or nothing but missing values
+            return np.full(len(array), -1, dtype=np.int64), pd.Index(_text([]))
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            raise TypeError("not strings")
+        encoded = pc.dictionary_encode(array)
+        order = pc.array_sort_indices(encoded.dictionary).to_numpy()
+        index = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
+        index = index.astype(np.int64)
+        codes = np.full(len(index), -1, dtype=np.int64)
+        if len(order):
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order), dtype=np.int64)
+            present = index >= 0
+            codes[present] = rank[index[present]]
+        return codes, pd.Index(_text_from_arrow(encoded.dictionary.take(order)))
+    except _ARROW_ERRORS:
+        codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
+        return codes.astype(np.int64), pd.Index(uniques)
+
+
+def _flatten_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Tags per row, and the flat tag codes (-1 for a missing tag) into sorted distinct tags.
+
+    Lists (the snapshot's format), tuples and numpy arrays (a Parquet round trip) go through
+    pyarrow in one conversion; other cells (a bare string, None, NaN) through ``_as_list``.
+    """
     values = tags.to_numpy(dtype=object, na_value=None)
-    if not {*map(type, values)} <= {list}:
+    kinds = {*map(type, values)}
+    if kinds <= {list, tuple, np.ndarray, type(None)}:
+        try:
+            lists = pa.array(values, type=pa.large_list(pa.large_string()))
+            lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+            codes, uniques = _factorize_sorted(lists.flatten())
+            return lengths.astype(np.int64), codes, uniques
+        except _ARROW_ERRORS:
+            pass
+    if not kinds <= {list}:
         values = [_as_list(v) for v in values]
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     flat = list(chain.from_iterable(values))
-    return lengths, flat
+    if not flat:
+        return lengths, np.zeros(0, dtype=np.int64), pd.Index(_text([]))
+    codes, uniques = _factorize_sorted(np.array(flat, dtype=object))
+    return lengths, codes, uniques
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -260,8 +325,7 @@ class _Core:
         opp_ids = frame["opportunity_id"].array
 
         # contacts: sorted codes for real contacts, then one code per contactless opportunity
-        codes, uniques = pd.factorize(frame["contact_id"], sort=True, use_na_sentinel=True)
-        codes = codes.astype(np.int64, copy=True)
+        codes, uniques = _factorize_sorted(frame["contact_id"])
         no_contact = codes < 0
         n_real = len(uniques)
         n_none = int(no_contact.sum())
@@ -277,23 +341,17 @@ class _Core:
         opps_per_contact = np.bincount(codes, minlength=n_real + n_none).astype(np.int64)
 
         # tags: flatten, factorize (sorted), deduplicate (opportunity, tag)
-        lengths, flat = _flatten_tags(frame["tags"])
-        if flat:
-            tag_codes, tag_uniques = pd.factorize(
-                np.array(flat, dtype=object), sort=True, use_na_sentinel=True
-            )
+        lengths, tag_codes, all_labels = _flatten_tags(frame["tags"])
+        n_all = len(all_labels)
+        if n_all:
             rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
             keep = tag_codes >= 0
             if not keep.all():
                 rows, tag_codes = rows[keep], tag_codes[keep]
-            n_all = len(tag_uniques)
-            key, _ = _sorted_unique(rows * n_all + tag_codes.astype(np.int64))
+            key, _ = _sorted_unique(rows * n_all + tag_codes)
             pair_opp, pair_tag = key // n_all, key % n_all
-            all_labels = pd.Index(_text(tag_uniques))
         else:
-            n_all = 0
             pair_opp = pair_tag = np.zeros(0, dtype=np.int64)
-            all_labels = pd.Index(_text([]))
         all_counts = np.bincount(pair_tag, minlength=n_all).astype(np.int64)
 
         if tags is not None:
