@@ -311,7 +311,7 @@ def generate_dataset(
         location = rng.choice(CONTACT_LOCATIONS)
         phones = [{"type": "mobile", "value": f"+1555{rng.randrange(10**7):07d}"}]
         anonymized = rng.random() < 0.01
-        no_contact = not anonymized and n_opps == 1 and rng.random() < 0.015
+        no_contact = not anonymized and n_opps == 1 and rng.random() < 0.03
         if anonymized:
             name, emails, phones, headline, location = "Anonymized", [], [], "", ""
         if not no_contact:
@@ -368,7 +368,7 @@ def generate_dataset(
                 "contact": None if no_contact else contact_id,
                 "emails": list(emails),
                 "phones": [dict(p) for p in phones],
-                "confidentiality": "confidential" if rng.random() < 0.07 else "non-confidential",
+                "confidentiality": "confidential" if rng.random() < 0.05 else "non-confidential",
                 "location": location,
                 "links": [],
                 "stage": "lead-new",
