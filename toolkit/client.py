@@ -471,6 +471,13 @@ class LeverClient:
             yield Page(items, has_next)
             if not has_next:
                 return
+            if offset in tokens:
+                raise UnexpectedResponseError(
+                    f"the list answer from {self._host} repeats a 'next' token",
+                    method="GET",
+                    path=path,
+                )
+            tokens.add(offset)
 
     def _paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict]:
         """Yield every item of a list endpoint, each once (see `_pages`)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigurationError
 
@@ -52,8 +53,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             "no Lever credential: set LEVER_API_KEY (or LEVER_ACCESS_TOKEN for OAuth) "
             "in the environment"
         )
-    if not base_url.startswith(("http://", "https://")):
+    parts = urlsplit(base_url)
+    if parts.username or parts.password:
+        # Never echo this URL: its user-info is a credential.
         raise ConfigurationError(
-            f"LEVER_BASE_URL must start with http:// or https:// (got {base_url!r})"
+            "LEVER_BASE_URL must not carry credentials; put the key in LEVER_API_KEY"
+        )
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"LEVER_BASE_URL must be an http:// or https:// URL (got {base_url!r})"
         )
     return Settings(base_url=base_url.rstrip("/"), api_key=api_key, access_token=token)

@@ -6,6 +6,7 @@ Hand-written rather than a dependency: it is small, it must take an injectable c
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -34,10 +35,10 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
-            raise ValueError(f"rate must be > 0 requests per second (got {rate})")
-        if burst < 1:
-            raise ValueError(f"burst must be >= 1 (got {burst})")
+        if isinstance(rate, bool) or not math.isfinite(rate) or rate <= 0:
+            raise ValueError(f"rate must be a finite number > 0 per second (got {rate})")
+        if isinstance(burst, bool) or burst < 1 or int(burst) != burst:
+            raise ValueError(f"burst must be a whole number >= 1 (got {burst})")
         self.rate = float(rate)
         self.burst = int(burst)
         self._clock = clock
@@ -47,6 +48,8 @@ class TokenBucket:
         self._last = clock()
 
     def _refill(self, now: float) -> None:
+        if now <= self._last:  # no time passed (or a clock that stepped back): nothing to add
+            return
         self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
         self._last = now
 
