@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from toolkit.config import DEFAULT_BASE_URL, load_settings
 from toolkit.errors import (
@@ -298,36 +299,50 @@ class LeverClient:
         `max_retry_seconds` (a `Retry-After` beyond the remaining budget ends the retries at once,
         a jittered backoff is cut to what remains).
         """
-        started = time.monotonic()
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._attempt(method, path, params, json)
-            except _Retryable as failure:
-                error = failure.error
-                if attempt >= self.max_attempts:
-                    log.info("giving up on %s %s after %d attempts", method, path, attempt)
-                    raise error from None
-                remaining = self.max_retry_seconds - max(waited, time.monotonic() - started)
-                if failure.retry_after is not None:
-                    wait = float(failure.retry_after)
-                else:
-                    ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-                    wait = min(random.uniform(0, ceiling), max(remaining, 0.0))  # full jitter
-                if remaining <= 0 or wait > remaining:
-                    log.info(
-                        "giving up on %s %s: a wait of %.2f s exceeds the retry budget",
-                        method,
-                        path,
-                        wait,
-                    )
-                    raise error from None
-                self.stats.add(retries=1, backoff_seconds=wait)
-                log.info("retrying %s %s after %.2f s: %s", method, path, wait, error)
-                self._sleep(wait)
-                waited += wait
+        retrying = Retrying(
+            stop=self._stop,
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retryable),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, method, path, params, json)
+        except _Retryable as exhausted:
+            raise exhausted.error from None
+
+    def _spent(self, state: RetryCallState) -> float:
+        """Seconds of the retry budget used: waits slept (fake or real) or wall time."""
+        return max(state.idle_for, state.seconds_since_start or 0.0)
+
+    def _wait(self, state: RetryCallState) -> float:
+        failure = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(failure, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after)
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (state.attempt_number - 1))
+        remaining = max(self.max_retry_seconds - self._spent(state), 0.0)
+        return min(random.uniform(0, ceiling), remaining)  # full jitter, cut to the budget
+
+    def _stop(self, state: RetryCallState) -> bool:
+        spent = self._spent(state)
+        if state.attempt_number >= self.max_attempts:
+            reason = f"after {state.attempt_number} attempts"
+        elif (
+            spent >= self.max_retry_seconds or spent + state.upcoming_sleep > self.max_retry_seconds
+        ):
+            reason = f"a wait of {state.upcoming_sleep:.2f} s exceeds the retry budget"
+        else:
+            return False
+        log.info("giving up on %s %s: %s", *state.args[:2], reason)
+        return True
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        wait = state.upcoming_sleep
+        self.stats.add(retries=1, backoff_seconds=wait)
+        failure = state.outcome.exception() if state.outcome else None
+        log.info("retrying %s %s after %.2f s: %s", *state.args[:2], wait, failure)
 
     def _attempt(
         self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
