@@ -421,3 +421,20 @@ def test_inverse_plan_removes_only_what_the_run_added(tmp_path):
         ["o1", "", "add", "x"],  # y was not there before: not re-added
         ["o3", "", "remove", "a"],  # a 503 after retries may have landed
     ]
+
+
+def test_verify_by_contact_listings_and_by_id_agree(world):
+    sb, client, _snap, plan, tmp = world
+    assert len(verify_plan(client, plan, by="contact")) == len(plan.rows)  # nothing applied yet
+    apply_plan(client, plan, dry_run=False, journal_path=tmp / "j.sqlite")
+    sb.reset_stats()
+    assert verify_plan(client, plan, by="contact", batch=50).empty
+    routes = sb.stats()["by_route"]
+    contacts = plan.rows["contact_id"].nunique()
+    assert sum(routes["GET /v1/opportunities"].values()) <= -(-contacts // 50) + 1
+    assert verify_plan(client, plan, by="id").empty
+    opp, tag = plan.rows.iloc[0][["opportunity_id", "tag"]]
+    sb.set_tags(opp, [t for t in tag_sets(sb)[opp] if t != tag])
+    for by in ("contact", "id"):
+        bad = verify_plan(client, plan, by=by)
+        assert bad[["opportunity_id", "tag", "reason"]].values.tolist() == [[opp, tag, "missing"]]
