@@ -520,6 +520,36 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
     return path
 
 
+def png_bytes(fig: Figure, *, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes (what notebooks and the HTML report embed)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _register_ipython_png() -> None:
+    """Inside IPython, show every `Figure` as a PNG whatever the backend state.
+
+    The figures here are made without pyplot, and the inline backend only registers its PNG
+    formatter once a pyplot figure exists; without this, a kernel shows `<Figure size ...>`.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters.get("image/png")
+    if formatter is not None:
+        formatter.for_type(Figure, png_bytes)
+
+
+_register_ipython_png()
+
+
 def close(fig: Figure) -> None:
     """Release a figure made here (they are not registered with pyplot, so this is optional)."""
     plt.close(fig)

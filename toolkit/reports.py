@@ -334,12 +334,18 @@ def artifacts_table(paths: Mapping[str, Path] | Iterable[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["artifact", "file", "bytes"])
 
 
-def keep_figure(fig: Figure, name: str, output_dir: str | os.PathLike = "") -> Figure:
-    """Save `fig` as `<output_dir>/charts/<name>.png` and return it (to display it)."""
+def keep_figure(fig: Figure, name: str, output_dir: str | os.PathLike = "") -> Any:
+    """Save `fig` as `<output_dir>/charts/<name>.png`; return it as a PNG image to display.
+
+    The returned `IPython.display.Image` embeds the PNG in the notebook, so the HTML report
+    carries the chart as an image whatever the plotting backend.
+    """
+    from IPython.display import Image
+
     from toolkit.charts import save_figure
 
-    save_figure(fig, resolve_output_dir(output_dir) / "charts" / f"{name}.png")
-    return fig
+    path = save_figure(fig, resolve_output_dir(output_dir) / "charts" / f"{name}.png")
+    return Image(data=path.read_bytes(), format="png")
 
 
 def load_optional_policy(policy_path: str = "") -> Any:
