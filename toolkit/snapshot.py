@@ -231,6 +231,9 @@ class _WindowedFetch:
         self.lock = threading.Lock()
         self.in_flight = 0
         self.pages = 0
+        # Each window costs about one extra request (a partial last page, or a refetched first
+        # page when it splits), so the number of windows is capped to bound that overhead.
+        self.windows_left = 4 * workers
 
     def _keep(self, items: list[dict]) -> None:
         with self.lock:
@@ -243,9 +246,17 @@ class _WindowedFetch:
             self.pages += 1
         self.bar.update(new)
 
-    def _idle(self) -> int:
+    def _parts_for_idle(self) -> int:
+        """How many parts a window may split into now: one per idle worker, within the cap."""
         with self.lock:
-            return self.workers - self.in_flight
+            parts = min(self.workers - self.in_flight, self.windows_left) + 1
+            if parts > 1:
+                self.windows_left -= parts - 1
+            return parts
+
+    def _give_back(self, unused: int) -> None:
+        with self.lock:
+            self.windows_left += unused
 
     def list_window(self, window: Window) -> list[Window]:
         """List one window; return sub-windows when idle workers should share the rest.
@@ -267,18 +278,20 @@ class _WindowedFetch:
             self._keep(page.items)
             if not page.has_next:
                 break
-            idle = self._idle()
-            if first and idle > 0:
-                parts = _split(window, self.lo, self.hi, min(4, idle + 1))
-                if len(parts) > 1:
-                    return parts
-            first = False
             created = [c for c in (_ms(o.get("createdAt")) for o in page.items) if c is not None]
             if ascending and created:
                 ascending = last_created is None or min(created) >= last_created
                 last_created = max(created)
-            if ascending and last_created is not None and idle > 0:
-                parts = _split((last_created, window[1]), self.lo, self.hi, idle + 1)
+            if first:
+                rest: Window | None = window
+            elif ascending and last_created is not None:
+                rest = (last_created, window[1])
+            else:
+                rest = None
+            first = False
+            if rest is not None and (allowed := self._parts_for_idle()) > 1:
+                parts = _split(rest, self.lo, self.hi, allowed)
+                self._give_back(allowed - len(parts))
                 if len(parts) > 1:
                     return parts
         return []
