@@ -16,10 +16,12 @@ The words are those of ``DESIGN.md``:
 * An opportunity without a contact is a contact of its own (its key is its ``opportunity_id``) and
   can never be split.
 
-How it is fast: the ``tags`` lists are flattened once into integer arrays (opportunity position,
-tag code), contacts and tags are factorized into sorted integer codes, and every count is a sort,
-``np.unique`` or ``np.bincount`` over those integers. Strings are only touched when the result
-frames are built. ``run_audit`` does that preparation once and derives every table from it.
+How it is fast: the ``tags`` lists are converted once by pyarrow into a flat array, contacts and
+tags are dictionary-encoded into sorted integer codes, and every count is a sort, a ``bincount``
+or a gather over integer arrays (no Python loop per opportunity or per contact). Strings are only
+touched when the result frames are built. ``run_audit`` prepares once and derives every table
+from that; the single-table functions each prepare on their own. ``benchmarks/bench_audit.py``
+measures a million opportunities (numbers in ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -148,7 +150,11 @@ def considered(snapshot_frame: pd.DataFrame, include_archived: bool = True) -> p
     if include_archived:
         return snapshot_frame.reset_index(drop=True)
     _require(snapshot_frame, ["archived"], "considered(include_archived=False)")
-    archived = snapshot_frame["archived"].fillna(False).astype(bool).to_numpy()
+    column = snapshot_frame["archived"]
+    if column.dtype == bool:
+        archived = column.to_numpy()
+    else:  # nullable or object booleans: missing counts as not archived
+        archived = pd.array(column, dtype="boolean").fillna(False).to_numpy(dtype=bool)
     return snapshot_frame.loc[~archived].reset_index(drop=True)
 
 
