@@ -360,35 +360,71 @@ def test_posting_derived_names(tag, reason):
 
 
 def test_evidence_columns_and_heuristic():
+    # 24 contacts with 3 opportunities each (72 opportunities), one single-opportunity contact
     rows = []
-    # 12 contacts with 2 opportunities each: "Python" on both, "Austin, TX" on one,
-    # "Stage X" on one (low full coverage, plain name), "Mixed" on both for 6 and one for 6
-    for i in range(12):
-        second = ["Python", "Stage X"] + (["Mixed"] if i < 6 else [])
-        rows.append((f"a{i}", f"c{i}", ["Python", "Austin, TX", "Mixed"]))
-        rows.append((f"b{i}", f"c{i}", second))
+    for i in range(24):
+        tags: list[list[str]] = [[], [], []]
+        if i < 6:  # Python on all three
+            for t in tags:
+                t.append("Python")
+        elif i < 12:  # Python on two of three; Mixed on the same two
+            for t in tags[:2]:
+                t += ["Python", "Mixed"]
+        if i < 12:  # a stage-like tag on exactly one opportunity
+            tags[i % 3].append("Stage X")
+        if i < 3:
+            tags[0].append("Austin, TX")
+        if i in (20, 21):
+            tags[1].append("Few")
+        rows += [(f"o{i}-{k}", f"c{i}", t) for k, t in enumerate(tags)]
     rows.append(("z", "solo", ["Lonely"]))
     evidence = contact_level_evidence(make_frame(rows))
     assert list(evidence.columns) == EVIDENCE_COLUMNS
     by_tag = evidence.set_index("tag")
-    assert by_tag.loc["Python", "full_coverage_rate"] == 1.0
-    assert by_tag.loc["Python", "suggestion"] == "likely contact-level"
-    assert not by_tag.loc["Python", "looks_posting_derived"]
+
+    def expected(p: float, m: int = 3) -> float:
+        return p / (1 - (1 - p) ** m)
+
+    python = by_tag.loc["Python"]
+    assert python["contacts_with_tag"] == 12
+    assert python["full_coverage_rate"] == 0.5
+    assert python["mean_coverage"] == pytest.approx((6 * 1 + 6 * 2 / 3) / 12)
+    assert python["expected_coverage"] == pytest.approx(expected(30 / 72))
+    e = expected(30 / 72)
+    assert python["clustering"] == pytest.approx((5 / 6 - e) / (1 - e))
+    assert python["suggestion"] == "likely contact-level"
+    assert not python["looks_posting_derived"]
+
+    stage = by_tag.loc["Stage X"]
+    e = expected(12 / 72)
+    assert stage["clustering"] == pytest.approx((1 / 3 - e) / (1 - e))
+    assert stage["clustering"] < 0
+    assert stage["posting_reason"] == "scattered"
+    assert stage["suggestion"] == "likely opportunity-level"
+    assert stage["split_rate"] == 1.0
+
+    assert by_tag.loc["Mixed", "suggestion"] == "likely contact-level"
     assert by_tag.loc["Austin, TX", "posting_reason"] == "location"
     assert by_tag.loc["Austin, TX", "suggestion"] == "likely opportunity-level"
-    assert by_tag.loc["Stage X", "posting_reason"] == "low full coverage"
-    assert by_tag.loc["Stage X", "split_rate"] == 1.0
-    assert by_tag.loc["Stage X", "mean_coverage"] == 0.5
-    assert by_tag.loc["Mixed", "full_coverage_rate"] == 0.5
-    assert by_tag.loc["Mixed", "mean_coverage"] == 0.75
-    assert by_tag.loc["Mixed", "suggestion"] == "likely contact-level"
+    assert by_tag.loc["Few", "suggestion"] == "unclear"  # 2 contacts: not enough evidence
     assert by_tag.loc["Lonely", "contacts_with_tag"] == 0
     assert by_tag.loc["Lonely", "full_coverage_rate"] == 0.0
+    assert by_tag.loc["Lonely", "clustering"] == 0.0
     assert by_tag.loc["Lonely", "suggestion"] == "unclear"
-    # thresholds are parameters: with more contacts required, Python is only "unclear"
+    assert (evidence["policy"] == "").all()
+    # thresholds are parameters: with more contacts required, only names speak
     strict = contact_level_evidence(make_frame(rows), min_contacts=50).set_index("tag")
     assert strict.loc["Python", "suggestion"] == "unclear"
     assert strict.loc["Stage X", "posting_reason"] == ""
+    assert strict.loc["Austin, TX", "suggestion"] == "likely opportunity-level"
+
+
+def test_evidence_tag_on_every_opportunity_is_contact_level_by_full_coverage():
+    rows = [(f"o{i}-{k}", f"c{i}", ["Everyone"]) for i in range(6) for k in range(2)]
+    by_tag = contact_level_evidence(make_frame(rows)).set_index("tag")
+    assert by_tag.loc["Everyone", "expected_coverage"] == 1.0
+    assert by_tag.loc["Everyone", "clustering"] == 0.0  # undefined: nothing to compare with
+    assert by_tag.loc["Everyone", "suggestion"] == "likely contact-level"
 
 
 # -- coverage grid ---------------------------------------------------------------------------
