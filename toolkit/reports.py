@@ -345,7 +345,17 @@ def keep_figure(fig: Figure, name: str, output_dir: str | os.PathLike = "") -> A
     from toolkit.charts import save_figure
 
     path = save_figure(fig, resolve_output_dir(output_dir) / "charts" / f"{name}.png")
-    return Image(data=path.read_bytes(), format="png")
+    return Image(data=path.read_bytes(), format="png", alt=figure_title(fig) or name)
+
+
+def figure_title(fig: Figure) -> str:
+    """The first axes' title (left, then centre): the chart's alternative text in reports."""
+    for ax in fig.axes:
+        for loc in ("left", "center"):
+            title = ax.get_title(loc=loc)
+            if title:
+                return title
+    return ""
 
 
 def load_optional_policy(policy_path: str = "") -> Any:
@@ -790,9 +800,25 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _image_alts(nb: Any) -> list[str]:
+    """The alternative text of each PNG output, in document order ("" when none)."""
+    alts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if "image/png" in output.get("data", {}):
+                meta = output.get("metadata", {})
+                alt = meta.get("image/png", {}).get("alt") if isinstance(meta, dict) else None
+                alts.append(str(alt or meta.get("alt") or ""))
+    return alts
+
+
 def export_html(executed: Path, html_path: Path | None = None) -> Path:
-    """Export an executed notebook to HTML with the code hidden; images stay embedded (base64)."""
+    """Export an executed notebook to HTML with the code hidden; images stay embedded (base64).
+
+    Each chart gets its title as alternative text (`keep_figure` records it).
+    """
     import nbformat
+    from bs4 import BeautifulSoup
     from nbconvert import HTMLExporter
 
     html_path = html_path or executed.with_suffix(".html")
@@ -800,7 +826,16 @@ def export_html(executed: Path, html_path: Path | None = None) -> Path:
     exporter = HTMLExporter(
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
     )
+    exporter.log.setLevel(logging.ERROR)  # it warns about missing alt text, set below
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    alts = _image_alts(nb)
+    if alts:
+        soup = BeautifulSoup(body, features="html.parser")
+        images = soup.select('img[src^="data:image/png"]')
+        for img, alt in zip(images, alts, strict=False):
+            if alt:
+                img["alt"] = alt
+        body = str(soup)
     html_path.write_text(body, encoding="utf-8")
     return html_path
 
@@ -874,6 +909,8 @@ def run_notebook(
             progress_bar=False,
             log_output=log_output,
             execution_timeout=execution_timeout,
+            # the kernel's own start-up chatter (a TCP-on-loopback warning) stays out of logs
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     except PapermillExecutionError as exc:
         result.status = FAILED
