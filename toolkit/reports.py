@@ -267,18 +267,20 @@ def load_or_fetch_snapshot(
 def snapshot_overview(snap: Snapshot) -> pd.DataFrame:
     """A short table about a snapshot: where from, when, how many, and its warnings."""
     meta = snap.meta or {}
-    counts = meta.get("counts") or {}
-    rows = [
+    frame = snap.frame
+    rows: list[tuple[str, Any]] = [
         ("host", meta.get("host", "")),
         ("fetched_at", meta.get("fetched_at", "")),
-        ("opportunities", len(snap.frame)),
-        ("contacts", int(snap.frame["contact_id"].nunique()) if len(snap.frame) else 0),
-        ("archived", int(snap.frame["archived"].sum()) if len(snap.frame) else 0),
-        ("confidential", int(snap.frame["confidential"].sum()) if len(snap.frame) else 0),
+        ("opportunities", len(frame)),
+    ]
+    for column in ("archived", "confidential", "anonymized"):
+        if column in frame.columns:
+            rows.append((column, int(frame[column].fillna(False).astype(bool).sum())))
+    rows += [
         ("confidential_access", meta.get("confidential_access", "")),
+        ("personal_data", "name" in frame.columns),
         ("redacted", bool(meta.get("redacted", False))),
     ]
-    rows += [(k, v) for k, v in counts.items() if k not in {"opportunities"}]
     rows += [("warning", w) for w in meta.get("warnings", [])]
     return pd.DataFrame(rows, columns=["item", "value"]).astype({"value": "object"})
 
