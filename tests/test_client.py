@@ -312,7 +312,10 @@ def test_429_without_headers_backs_off_exponentially_up_to_backoff_max(
 
 def test_backoff_jitter_stays_within_the_exponential_ceiling(rsps, make, sleep) -> None:
     rsps.get(f"{OPPS}/o1", status=429)  # repeated for every call
-    client = make(backoff_base=0.5, backoff_max=3.0, max_attempts=12, max_retry_seconds=1e9)
+    limiter = TokenBucket(1e6, 10**6, sleep=lambda s: None)  # 429s slow it: tiny waits are fine
+    client = make(
+        backoff_base=0.5, backoff_max=3.0, max_attempts=12, max_retry_seconds=1e9, limiter=limiter
+    )
     with pytest.raises(RateLimitedError):
         client.get_opportunity("o1")
     assert len(sleep.waits) == 11
@@ -850,3 +853,12 @@ def test_iter_opportunity_pages(rsps, make) -> None:
         (["o3"], False),
     ]
     assert [qdict(c).get("archived") for c in rsps.calls] == ["true", "true"]
+
+
+def test_a_429_slows_the_shared_limiter_for_every_thread(rsps, make) -> None:
+    rsps.get(f"{OPPS}/o1", status=429)
+    rsps.get(f"{OPPS}/o1", json={"data": {"id": "o1"}})
+    limiter = TokenBucket(8, 8, sleep=lambda s: None)
+    client = make(limiter=limiter)
+    assert client.get_opportunity("o1") == {"id": "o1"}
+    assert limiter.rate < 8  # halved on the 429, then climbing back

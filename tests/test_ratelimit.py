@@ -140,3 +140,24 @@ def test_default_clock_and_sleep_take_a_free_token_without_waiting() -> None:
     assert bucket.acquire() == 0.0
     assert bucket.rate == 10.0
     assert bucket.burst == 2
+
+
+def test_slow_down_halves_the_rate_then_it_climbs_back_linearly() -> None:
+    now = [0.0]
+    bucket = TokenBucket(10, 10, clock=lambda: now[0], sleep=lambda s: None, recovery=1.0)
+    assert bucket.slow_down() == 5.0
+    assert bucket.slow_down() == 2.5
+    assert bucket.acquire() == pytest.approx(1 / 2.5)  # no burst right after a 429
+    now[0] += 3.0
+    bucket.try_acquire()
+    assert bucket.rate == pytest.approx(5.5)
+    now[0] += 100.0
+    bucket.try_acquire()
+    assert bucket.rate == 10.0  # never above the configured rate
+
+
+def test_slow_down_never_goes_below_the_floor() -> None:
+    bucket = TokenBucket(10, 10, clock=lambda: 0.0, sleep=lambda s: None, min_rate=2.0)
+    for _ in range(10):
+        bucket.slow_down()
+    assert bucket.rate == 2.0

@@ -406,6 +406,7 @@ class LeverClient:
         )
         if status == 429:
             self.stats.add(rate_limited=1)
+            self.limiter.slow_down()  # every thread sharing the key slows down, not just this one
             raise _Retryable(error, parse_retry_after(response.headers))
         if status in RETRYABLE_STATUSES:
             self.stats.add(server_errors=1)

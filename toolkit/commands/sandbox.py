@@ -62,6 +62,15 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         help="probability of an invalid-offset-token answer on a page after the first",
     )
     p.add_argument(
+        "--spike-rate",
+        type=_rate,
+        default=0.0,
+        help="probability of a latency spike of --spike-ms on a request",
+    )
+    p.add_argument(
+        "--spike-ms", type=float, default=2000.0, help="extra delay of a spike (default 2000)"
+    )
+    p.add_argument(
         "--retry-after", action="store_true", help="send Retry-After on 429 (Lever does not say)"
     )
     p.add_argument(
@@ -88,7 +97,9 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--rate must be > 0 (got {args.rate})")
     if args.burst < 1:
         raise UsageError(f"--burst must be >= 1 (got {args.burst})")
-    for name in ("fail_rate", "drop_rate", "offset_fault_rate"):
+    if args.spike_ms < 0:
+        raise UsageError(f"--spike-ms must be >= 0 (got {args.spike_ms})")
+    for name in ("fail_rate", "drop_rate", "offset_fault_rate", "spike_rate"):
         value = getattr(args, name)
         if not 0 <= value <= 1:
             flag = "--" + name.replace("_", "-")
@@ -120,6 +131,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             offset_fault_rate=args.offset_fault_rate,
             retry_after=args.retry_after,
             offset_error_status=args.offset_error_status,
+            spike_rate=args.spike_rate,
+            spike_ms=args.spike_ms,
         )
         sb.start()
     except OSError as exc:

@@ -64,6 +64,9 @@ class SandboxConfig:
         retry_after: send ``Retry-After`` (whole seconds) on 429 answers.
         offset_error_status: HTTP status of the invalid-offset-token answer (400, or 200 as one
             public connector saw).
+        spike_rate: probability that a request is delayed by an extra `spike_ms` (a latency
+            spike: slow enough to hit a client's read timeout).
+        spike_ms: the extra delay of a spike, milliseconds.
     """
 
     latency_ms: float = 0.0
@@ -75,6 +78,8 @@ class SandboxConfig:
     offset_fault_rate: float = 0.0
     retry_after: bool = False
     offset_error_status: int = 400
+    spike_rate: float = 0.0
+    spike_ms: float = 2000.0
 
     def validated(self) -> SandboxConfig:
         if self.latency_ms < 0 or (self.jitter_ms is not None and self.jitter_ms < 0):
@@ -83,7 +88,9 @@ class SandboxConfig:
             raise ValueError(f"rate must be > 0 (got {self.rate})")
         if int(self.burst) < 1:
             raise ValueError(f"burst must be >= 1 (got {self.burst})")
-        for name in ("fail_rate", "drop_rate", "offset_fault_rate"):
+        if self.spike_ms < 0:
+            raise ValueError(f"spike_ms must be >= 0 (got {self.spike_ms})")
+        for name in ("fail_rate", "drop_rate", "offset_fault_rate", "spike_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1 (got {value})")
@@ -103,6 +110,8 @@ _CONFIG_TYPES = {
     "offset_fault_rate": float,
     "retry_after": bool,
     "offset_error_status": int,
+    "spike_rate": float,
+    "spike_ms": float,
 }
 
 
@@ -187,10 +196,14 @@ class Engine:
     def delay_seconds(self) -> float:
         with self.lock:
             cfg = self.config
+            spike = 0.0
+            if cfg.spike_rate and self._rng.random() < cfg.spike_rate:
+                self.state.stats.faults["latency_spike"] += 1
+                spike = cfg.spike_ms
             if cfg.latency_ms <= 0 and not cfg.jitter_ms:
-                return 0.0
+                return spike / 1000.0
             jitter = cfg.latency_ms * 0.1 if cfg.jitter_ms is None else cfg.jitter_ms
-            return (cfg.latency_ms + self._rng.uniform(0, jitter)) / 1000.0
+            return (cfg.latency_ms + spike + self._rng.uniform(0, jitter)) / 1000.0
 
     def roll_fault(self, has_offset: bool) -> str | tuple[int, str, str] | None:
         """'drop', a (status, code, message) server fault, 'offset', or None. Deterministic."""
@@ -638,7 +651,8 @@ class Sandbox:
         state_file: JSON file to load (if it exists); saved within ~50 ms of every write
             and on `stop`.
         **config: the `SandboxConfig` fields (latency_ms, rate, burst, fail_rate, drop_rate,
-            offset_fault_rate, retry_after, offset_error_status, jitter_ms).
+            offset_fault_rate, retry_after, offset_error_status, jitter_ms, spike_rate,
+            spike_ms).
 
     Example:
         >>> with Sandbox(seed=7, contacts=50, rate=1000, burst=1000) as sb:  # doctest: +SKIP
