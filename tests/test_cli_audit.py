@@ -86,3 +86,57 @@ def test_restricted_key_audits_non_confidential_data_with_a_warning(
     assert summary["opportunities"] == len(public)
     assert summary["confidential_access"] is False and summary["warnings"]
     assert "confidential" in capsys.readouterr().err
+
+
+def test_with_names_and_redact(env, tmp_path):
+    named, redacted = tmp_path / "named", tmp_path / "redacted"
+    assert main(["audit", "--out", str(named), "--with-names"]) == 0
+    assert main(["audit", "--out", str(redacted), "--redact"]) == 0
+    _, pairs, _ = _read(named)
+    assert list(pairs.columns) == [
+        "contact_id",
+        "tag",
+        "with_tag",
+        "opportunities",
+        "name",
+        "email",
+    ]
+    real_names = {o["name"] for o in env.opportunities() if o.get("name")}
+    real_emails = {e for o in env.opportunities() for e in o.get("emails") or []}
+    assert set(pairs["name"]) & real_names
+    _, rpairs, rmissing = _read(redacted)
+    assert rpairs["name"].str.startswith("Person-").all()
+    emails = rpairs["email"][rpairs["email"] != ""]  # anonymized people have none
+    assert len(emails) and emails.str.endswith("@redacted.invalid").all()
+    # the same contact always gets the same pseudonym, in both files
+    by_contact = dict(zip(rpairs["contact_id"], rpairs["name"], strict=True))
+    for contact, name in zip(rmissing["contact_id"], rmissing["name"], strict=True):
+        assert by_contact[contact] == name
+    for path in redacted.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert not any(n in text for n in real_names), f"a real name in {path.name}"
+        assert not any(e in text for e in real_emails), f"a real email in {path.name}"
+    assert json.loads((redacted / "summary.json").read_text())["snapshot"]["personal_data"] == (
+        "pseudonyms"
+    )
+
+
+def test_audit_without_names_writes_no_personal_data(env, tmp_path):
+    out = tmp_path / "plain"
+    assert main(["audit", "--out", str(out)]) == 0
+    real_names = {o["name"] for o in env.opportunities() if o.get("name") and len(o["name"]) > 4}
+    for path in out.iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert not any(n in text for n in real_names), f"a name in {path.name}"
+
+
+def test_empty_account_gives_a_valid_empty_report(fresh_sandbox, monkeypatch, tmp_path):
+    sb = fresh_sandbox(contacts=0)
+    for key, value in sb.env().items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "empty"
+    assert main(["audit", "--out", str(out)]) == 0
+    summary, pairs, missing = _read(out)
+    assert {k: summary[k] for k in SUMMARY_KEYS} == dict.fromkeys(SUMMARY_KEYS, 0)
+    assert pairs.empty and list(pairs.columns) == ["contact_id", "tag", "with_tag", "opportunities"]
+    assert missing.empty and list(missing.columns) == ["opportunity_id", "contact_id", "tag"]

@@ -53,15 +53,47 @@ def audit_summary(result: AuditResult, meta: dict[str, Any] | None = None) -> di
     return summary
 
 
+def contact_people(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per contact with the first known `name` and `email` (for readable reports).
+
+    Example:
+        >>> f = pd.DataFrame({"contact_id": ["c1", "c1"], "name": [None, "Ada"],
+        ...                   "email": ["a@example.com", None]})
+        >>> contact_people(f).iloc[0].tolist()
+        ['c1', 'Ada', 'a@example.com']
+    """
+    columns = [c for c in ("name", "email") if c in frame.columns]
+    people = frame.dropna(subset=["contact_id"]).groupby("contact_id", sort=False)[columns].first()
+    return people.reset_index()
+
+
+def _with_people(table: pd.DataFrame, people: pd.DataFrame | None) -> pd.DataFrame:
+    if people is None:
+        return table
+    return table.merge(people, on="contact_id", how="left")
+
+
 def write_audit_artifacts(
-    result: AuditResult, out_dir: str | os.PathLike, meta: dict[str, Any] | None = None
+    result: AuditResult,
+    out_dir: str | os.PathLike,
+    meta: dict[str, Any] | None = None,
+    people: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
-    """Write summary.json and the audit's CSVs into `out_dir`; return their paths by name."""
+    """Write summary.json and the audit's CSVs into `out_dir`; return their paths by name.
+
+    Args:
+        result: the audit.
+        out_dir: the report folder (created).
+        meta: the snapshot's metadata and warnings, for the summary.
+        people: `contact_people(frame)` to add `name` and `email` after the contract's columns
+            of split_pairs.csv and missing_assignments.csv (pass a redacted frame's people to
+            share a report with pseudonyms); None keeps personal data out of the report.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     frames = {
-        "split_pairs": result.split_pairs[SPLIT_PAIRS_COLUMNS],
-        "missing_assignments": result.missing_assignments[MISSING_COLUMNS],
+        "split_pairs": _with_people(result.split_pairs[SPLIT_PAIRS_COLUMNS], people),
+        "missing_assignments": _with_people(result.missing_assignments[MISSING_COLUMNS], people),
         "tag_statistics": result.tag_statistics,
         "variants": result.variants,
         "evidence": result.evidence,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
@@ -90,13 +91,25 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fail-on-gaps", action="store_true", help="exit 1 when split pairs exist (schedulers)"
     )
+    people = p.add_mutually_exclusive_group()
+    people.add_argument(
+        "--with-names",
+        action="store_true",
+        help="add contacts' names and emails to the CSVs (personal data)",
+    )
+    people.add_argument(
+        "--redact",
+        action="store_true",
+        help="add names and emails as stable pseudonyms (Person-3f9a2c), safe to share",
+    )
     p.set_defaults(func=_cmd_audit)
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from toolkit.artifacts import write_audit_artifacts
+    from toolkit.artifacts import contact_people, write_audit_artifacts
     from toolkit.audit import run_audit
     from toolkit.policy import load_policy, unknown_tags_warnings
+    from toolkit.redact import redact_frame
     from toolkit.snapshot import fetch_snapshot, load_snapshot
 
     out = Path(args.out)
@@ -106,11 +119,23 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     include_archived = not args.exclude_archived
     if policy is not None and not args.exclude_archived:
         include_archived = policy.include_archived
+    personal = args.with_names or args.redact
     if args.snapshot:
         snap = load_snapshot(args.snapshot)
+        if personal and "name" not in snap.frame.columns:
+            raise UsageError(
+                f"{args.snapshot} holds no names; fetch it with "
+                "`lever-tags snapshot --with-personal`, or drop --with-names/--redact"
+            )
     else:
-        snap = fetch_snapshot(_client(args), include_archived=include_archived)
-    result = run_audit(snap.frame, include_archived=include_archived)
+        snap = fetch_snapshot(
+            _client(args), include_archived=include_archived, with_personal=personal
+        )
+    frame = redact_frame(snap.frame) if args.redact else snap.frame
+    if policy is not None:
+        policy = replace(policy, include_archived=include_archived)
+    result = run_audit(frame, include_archived=include_archived, policy=policy)
+    people = contact_people(frame) if personal else None
     warnings = snap.warnings
     if policy is not None:
         known = {t for tags in snap.frame["tags"] for t in tags}
@@ -118,7 +143,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     meta = dict(snap.meta, warnings=warnings, include_archived=include_archived)
     if args.policy:
         meta["policy"] = str(args.policy)
-    paths = write_audit_artifacts(result, out, meta)
+    meta["personal_data"] = "pseudonyms" if args.redact else "names" if personal else "none"
+    paths = write_audit_artifacts(result, out, meta, people=people)
     _warn(warnings)
     s = result.summary
     print(
