@@ -280,3 +280,15 @@ def test_committed_notebooks_are_clean_and_have_no_definitions():
                 assert not line.lstrip().startswith(("def ", "class ")), f"{path.name}: {line}"
             for word in ("api_key", "LEVER_API_KEY", "access_token"):
                 assert word not in cell.source, f"{path.name} mentions {word}"
+
+
+def test_remediate_rename_mode_previews_variant_fixes(lever_env, tmp_path):
+    result = reports.run_notebook(
+        "remediate", {"mode": "rename", "renames": {"python": "Python"}}, tmp_path
+    )
+    assert result.ok, result.error_message
+    plan = pd.read_csv(result.folder / "plan.csv")
+    assert set(plan["op"]) == {"add", "remove"}
+    assert set(plan.loc[plan["op"] == "remove", "tag"]) == {"python"}
+    assert set(plan.loc[plan["op"] == "add", "tag"]) == {"Python"}
+    assert json.loads((result.folder / "remediation.json").read_text())["dry_run"] is True
