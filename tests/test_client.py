@@ -862,3 +862,29 @@ def test_a_429_slows_the_shared_limiter_for_every_thread(rsps, make) -> None:
     client = make(limiter=limiter)
     assert client.get_opportunity("o1") == {"id": "o1"}
     assert limiter.rate < 8  # halved on the 429, then climbing back
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        requests.ConnectionError("HTTPConnectionPool: NewConnectionError: [Errno 111] refused"),
+        requests.ConnectionError("NameResolutionError: Failed to resolve 'nohost.invalid'"),
+    ],
+    ids=["refused", "unresolvable"],
+)
+def test_a_base_url_that_never_answered_fails_at_once(rsps, make, sleep, failure) -> None:
+    rsps.get(f"{OPPS}/o1", body=failure)
+    client = make()
+    with pytest.raises(ConnectionFailedError, match="cannot reach"):
+        client.get_opportunity("o1")
+    assert sleep.waits == [] and len(rsps.calls) == 1
+
+
+def test_refused_after_the_server_answered_once_is_retried(rsps, make, sleep) -> None:
+    rsps.get(f"{OPPS}/o1", json={"data": {"id": "o1"}})
+    rsps.get(f"{OPPS}/o2", body=requests.ConnectionError("NewConnectionError: refused"))
+    rsps.get(f"{OPPS}/o2", json={"data": {"id": "o2"}})
+    client = make()
+    client.get_opportunity("o1")
+    assert client.get_opportunity("o2") == {"id": "o2"}
+    assert len(sleep.waits) == 1

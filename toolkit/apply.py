@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -712,6 +712,35 @@ def _check_size(plan: Plan, max_changes: int | None) -> None:
         )
 
 
+def _check_known_opportunities(client: Any, plan: Plan, workers: int) -> Plan:
+    """Refuse a plan naming opportunities that do not exist, before anything is written.
+
+    A plan made by `make_plan` knows every opportunity of its snapshot (`plan.before`): an id
+    outside it was typed in by hand. A plan without that sidecar (written by hand) is checked by
+    reading each opportunity once; what is read becomes the before-state rollback relies on.
+    """
+    ids = plan.opportunity_ids()
+    if plan.before:
+        unknown = [o for o in ids if o not in plan.before]
+        if unknown:
+            raise PlanError(
+                f"{len(unknown)} opportunity id(s) in the plan are not in the snapshot it was "
+                f"made from (first: {unknown[0]}); fix the CSV or re-run `lever-tags plan`; "
+                "nothing was written"
+            )
+        return plan
+    if client is None or not ids:
+        return plan
+    found, missing = _read_each(client, ids, workers)
+    if missing:
+        raise PlanError(
+            f"{len(missing)} opportunity id(s) in the plan do not exist in Lever "
+            f"(first: {missing[0]}); fix the CSV; nothing was written"
+        )
+    before = {o: {"tags": _tags_of(opp)} for o, opp in found.items()}
+    return replace(plan, before=before)
+
+
 def _dry_run(client: Any, plan: Plan, kind: str, drift_check: bool, workers: int) -> ApplyResult:
     rows = plan.rows
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)
@@ -789,6 +818,8 @@ def apply_plan(
     _check_size(plan, max_changes)
     if workers < 1:
         raise PlanError(f"workers must be at least 1 (got {workers})")
+    if dry_run or journal_path is None or not Path(journal_path).exists():
+        plan = _check_known_opportunities(client, plan, workers)
     if dry_run:
         return _dry_run(client, plan, "apply", drift_check, workers)
     if journal_path is None:

@@ -165,6 +165,22 @@ def _short_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _never_connected(exc: BaseException) -> bool:
+    """True when the address refused the connection or the host name does not resolve.
+
+    A connect timeout is not counted: a slow network can cause it too.
+    """
+    if isinstance(exc, requests.exceptions.ConnectTimeout) or not isinstance(
+        exc, requests.ConnectionError
+    ):
+        return False
+    text = str(exc)
+    return any(
+        marker in text
+        for marker in ("NewConnectionError", "NameResolutionError", "Failed to resolve")
+    )
+
+
 def _encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """Lever's query form: booleans as true/false, sequences as repeated keys, None dropped."""
     pairs: list[tuple[str, str]] = []
@@ -250,6 +266,7 @@ class LeverClient:
         self.backoff_max = backoff_max
         self._sleep = sleep
         self.stats = ClientStats()
+        self._reached = False  # set once any HTTP answer arrives from the server
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> LeverClient:
@@ -371,6 +388,10 @@ class LeverClient:
                 path=path,
             )
             log.debug("%s %s failed: %s", method, path, _short_reason(exc))
+            if not self._reached and _never_connected(exc):
+                # Nothing has ever answered at this address (refused, no such host): a wrong
+                # LEVER_BASE_URL, not a blip. Say so now instead of after a minute of retries.
+                raise error from None
             raise _Retryable(error) from None
         except requests.RequestException as exc:
             raise ConnectionFailedError(
@@ -378,6 +399,7 @@ class LeverClient:
             ) from None
         elapsed_ms = (time.monotonic() - started) * 1000
         status = response.status_code
+        self._reached = True
         self.stats.count_status(status)
         log.debug("%s %s -> %s in %.0f ms", method, path, status, elapsed_ms)
         if 300 <= status < 400:
