@@ -606,7 +606,7 @@ def _read_rows(path: Path) -> pd.DataFrame:
             for line, record in enumerate(reader, start=2):
                 if not record or all(not cell.strip() for cell in record):
                     continue
-                if len(record) < len(header):
+                if len(record) != len(header):
                     raise PlanError(f"{path}:{line}: {len(record)} fields, expected {len(header)}")
                 opp, contact, op, tag = (record[i] for i in index)
                 opp, contact, op = opp.strip(), contact.strip(), op.strip()
