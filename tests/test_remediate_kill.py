@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -101,3 +102,103 @@ def test_kill_9_then_resume(fresh_sandbox, tmp_path):
     # every (opportunity, op) reached Lever exactly once; finished ones were not called again
     assert len(log) == groups and set(log.values()) == {1}
     assert all(log[key] == 1 for key in finished)
+
+
+def _expected(before: dict[str, set[str]], plan) -> dict[str, set[str]]:
+    expected = {k: set(v) for k, v in before.items()}
+    for opp, op, tag in plan.rows[["opportunity_id", "op", "tag"]].itertuples(index=False):
+        (expected[opp].add if op == "add" else expected[opp].discard)(tag)
+    return expected
+
+
+@pytest.fixture
+def planned(fresh_sandbox, tmp_path):
+    """A sandbox with a little latency, a saved propagate plan, and the apply command line."""
+    sb = fresh_sandbox(latency_ms=20)
+    client = LeverClient(sb.base_url, api_key=sb.api_key, rate=1000, burst=1000)
+    make_plan(fetch_snapshot(client, progress=False), tags=TAGS).save(tmp_path / "plan.csv")
+    plan = load_plan(tmp_path / "plan.csv")
+    journal = tmp_path / "j.sqlite"
+    argv = [sys.executable, "-m", "toolkit.cli", "apply", str(tmp_path / "plan.csv"), "--yes"]
+    argv += ["--journal", str(journal), "--workers", "2", "--no-progress"]
+    return sb, plan, journal, argv, dict(os.environ, **sb.env())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("failpoint", "done_at_crash"),
+    [
+        ("before_first_write", 0),  # planning journaled, nothing sent
+        ("after_write=1", 0),  # the first write landed, its outcome never journaled
+        ("after_write=7", 6),  # the same, midway through the run
+    ],
+)
+def test_crash_at_a_point_then_resume(planned, failpoint, done_at_crash):
+    sb, plan, journal, argv, env = planned
+    groups = len(plan.calls())
+    before = {o["id"]: set(o["tags"]) for o in sb.opportunities()}
+    log = write_log(sb)
+    crashed = subprocess.run(
+        argv,
+        env=dict(env, LEVER_TOOLKIT_FAILPOINTS=failpoint),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    states = journal_summary(journal)["calls_by_state"]
+    assert states.get("done", 0) <= done_at_crash + 1  # the other worker may have finished one
+    assert sum(states.values()) == groups  # every call was journaled before anything was sent
+    landed = sum(log.values())
+    if failpoint.startswith("after_write"):
+        assert landed > states.get("done", 0)  # a write reached Lever, its outcome did not
+
+    rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = journal_summary(journal)
+    assert summary["status"] == "finished" and summary["calls_by_state"] == {"done": groups}
+    assert {o["id"]: set(o["tags"]) for o in sb.opportunities()} == _expected(before, plan)
+    # every (opportunity, op) reached Lever exactly once: the landed-but-unjournaled write was
+    # checked by reading the opportunity on resume, not sent again
+    assert len(log) == groups and set(log.values()) == {1}
+
+
+@pytest.mark.slow
+def test_crash_during_verify_then_verify_again(planned):
+    _, plan, journal, argv, env = planned
+    assert subprocess.run(argv, env=env, capture_output=True, timeout=120).returncode == 0
+    verify = [sys.executable, "-m", "toolkit.cli", "verify", str(plan.path)]
+    crashed = subprocess.run(
+        verify, env=dict(env, LEVER_TOOLKIT_FAILPOINTS="verify_midway"), capture_output=True
+    )
+    assert crashed.returncode == -signal.SIGKILL
+    again = subprocess.run(verify, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert journal_summary(journal)["calls_by_state"] == {"done": len(plan.calls())}
+
+
+@pytest.mark.slow
+def test_a_second_apply_on_the_same_journal_refuses_and_changes_nothing(planned):
+    sb, plan, journal, argv, env = planned
+    log = write_log(sb)
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: done_calls(journal) >= 3, 60, "3 finished calls")
+        first.send_signal(signal.SIGSTOP)  # frozen while holding the journal's lock
+        frozen = journal_frame(journal)
+        # The second run is pointed at an address where nothing listens: had it sent any
+        # request (a read, a write), it would fail with "cannot reach" instead.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+        second = subprocess.run(
+            argv, env=dict(env, LEVER_BASE_URL=dead), capture_output=True, text=True, timeout=60
+        )
+        assert second.returncode == 2
+        assert "another run holds the journal" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        assert journal_frame(journal).equals(frozen)  # and changed nothing in the journal
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=120) == 0
+    assert set(log.values()) == {1} and len(log) == len(plan.calls())

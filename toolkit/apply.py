@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import pandas as pd
 from tqdm.auto import tqdm
 
+from toolkit import failpoints
 from toolkit.errors import (
     AuthenticationError,
     LeverError,
@@ -419,6 +420,7 @@ class _Runner:
                 session=self.session,
             )
             return
+        failpoints.hit("after_write")
         self._count(self.counter.count)
         after = data.get("tags") if isinstance(data, dict) else None
         journal.mark_outcome(
@@ -490,6 +492,7 @@ class _Runner:
         for group in by_opp.values():
             group.sort(key=lambda c: (c.op != "add", c.id))  # adds first (rename: never tagless)
         desc = "rollback" if self.opts.kind == "rollback" else "apply"
+        failpoints.hit("before_first_write")
         bar = _progress(len(calls), self.opts.progress, desc)
         workers = max(1, min(self.opts.workers, len(by_opp) or 1))
         with self.counter, ThreadPoolExecutor(workers, thread_name_prefix="apply") as pool:
@@ -989,6 +992,7 @@ def verify_plan(
                 for opp in opps:
                     if opp.get("id") in wanted:
                         current[opp["id"]] = _tags_of(opp)
+                failpoints.hit("verify_midway")
     elif by != "id":
         raise ValueError(f"by must be auto, contact or id (got {by!r})")
     rest = sorted(wanted - set(current))
