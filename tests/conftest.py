@@ -46,3 +46,38 @@ def fresh_sandbox() -> Iterator[Callable[..., Sandbox]]:
     yield factory
     for sb in started:
         sb.stop()
+
+
+# -- secrets (owner: reliability) -----------------------------------------------------------------
+
+_KEYS: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_key_in_any_produced_file(tmp_path_factory):
+    """After the whole session: no file any test produced holds a sandbox key.
+
+    Every sandbox started in this process records its two keys; at the end every file under
+    pytest's temporary folder (reports, executed notebooks, journals, plans, snapshots, logs)
+    is read as bytes and searched for them, and for an Authorization header.
+    """
+    original = Sandbox.start
+
+    def start(self, *args: Any, **kwargs: Any) -> Sandbox:
+        _KEYS.update({self.api_key, self.restricted_api_key})
+        return original(self, *args, **kwargs)
+
+    Sandbox.start = start
+    try:
+        yield
+    finally:
+        Sandbox.start = original
+    root = tmp_path_factory.getbasetemp()
+    needles = [k.encode() for k in _KEYS] + [b"Authorization: Basic", b"Authorization: Bearer"]
+    leaks = []
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            leaks += [str(path) for needle in needles if needle in data]
+    assert _KEYS, "no sandbox was started: the scan would prove nothing"
+    assert not leaks, f"a key or an Authorization header in: {sorted(set(leaks))[:5]}"
