@@ -60,6 +60,7 @@ def _writes(sb) -> int:
         ["plan", "--tag", "Python", "--out", "plan.csv"],
         ["verify", "given.csv"],
     ],
+    ids=["audit", "snapshot", "plan", "verify"],
 )
 def test_no_key(env, monkeypatch, capsys, argv):
     monkeypatch.delenv("LEVER_API_KEY")
@@ -152,6 +153,7 @@ def test_a_base_url_that_is_not_lever(env, monkeypatch, capsys, not_lever, prefi
         ("- just\n- a list\n", ("policy.yaml", "mapping")),
         ("include_archived: maybe\n", ("include_archived",)),
     ],
+    ids=["yaml-syntax", "unknown-key", "not-a-list", "not-a-mapping", "not-a-bool"],
 )
 @pytest.mark.parametrize("command", ["audit", "plan"])
 def test_bad_policy_files(env, capsys, text, fragments, command):
@@ -235,6 +237,7 @@ def test_more_changes_than_max_changes(env, capsys, saved_plan):
         ["plan", "--mode", "merge", "--tag", "x", "--out", "p.csv"],
         ["nonsense"],
     ],
+    ids=["port", "fail-rate", "audit-no-out", "apply-no-plan", "unknown-mode", "unknown-command"],
 )
 def test_bad_arguments(env, capsys, argv):
     assert main(argv) == 2
