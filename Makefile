@@ -30,7 +30,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_sandbox_concurrency.py
+	$(BIN)/python benchmarks/bench_fetch.py --opportunities 50000 --latency-ms 300
+	$(BIN)/python benchmarks/bench_audit.py
+	$(BIN)/python benchmarks/bench_writes.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
