@@ -1,12 +1,13 @@
-"""Plain-Python reference numbers for the audit, computed straight from Lever-shaped objects.
+"""Test-side references, independent of the code under test.
 
-Deliberately independent of toolkit.audit and toolkit.snapshot: the end-to-end tests compare the
-toolkit's vectorised answers with these loops over the sandbox's own data.
+`reference_audit`: plain-Python audit numbers computed straight from Lever-shaped objects; the
+end-to-end tests compare the toolkit's vectorised answers with these loops over the sandbox's
+own data. `write_log`: counts the tag writes the sandbox really applied, per (opportunity, op).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 
@@ -44,3 +45,18 @@ def reference_audit(opportunities: Iterable[dict], include_archived: bool = True
         "pairs": pairs,
         "missing": missing,
     }
+
+
+def write_log(sb) -> Counter:
+    """Effective tag writes per (opportunity, op), counted inside the sandbox (test-side hook)."""
+    log: Counter = Counter()
+    state = sb.engine.state
+    original = state.change_tags
+
+    def change_tags(opp_id, add=(), remove=()):
+        result = original(opp_id, add=add, remove=remove)
+        log[(opp_id, "add" if add else "remove")] += 1
+        return result
+
+    state.change_tags = change_tags
+    return log

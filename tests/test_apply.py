@@ -3,11 +3,11 @@ the exact-request checks)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from reference import write_log
 
 from toolkit.apply import apply_plan, check_drift, inverse_plan, rollback, verify_plan
 from toolkit.audit import split_pairs
@@ -34,21 +34,6 @@ def make_client(sb, **kw) -> LeverClient:
 
 def tag_sets(sb) -> dict[str, set[str]]:
     return {o["id"]: set(o.get("tags") or []) for o in sb.opportunities()}
-
-
-def write_log(sb) -> Counter:
-    """Count effective tag writes per (opportunity, op) inside the sandbox (test-side hook)."""
-    log: Counter = Counter()
-    state = sb.engine.state
-    original = state.change_tags
-
-    def change_tags(opp_id, add=(), remove=()):
-        result = original(opp_id, add=add, remove=remove)
-        log[(opp_id, "add" if add else "remove")] += 1
-        return result
-
-    state.change_tags = change_tags
-    return log
 
 
 def expected_after(before: dict[str, set[str]], plan) -> dict[str, set[str]]:

@@ -9,9 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter
 
 import pytest
+from reference import write_log
 
 from toolkit.client import LeverClient
 from toolkit.journal import journal_frame, journal_summary
@@ -19,21 +19,6 @@ from toolkit.plan import load_plan, make_plan
 from toolkit.snapshot import fetch_snapshot
 
 TAGS = ["Python", "Do not contact", "Boomerang", "Go"]
-
-
-def write_log(sb) -> Counter:
-    """Effective tag writes per (opportunity, op), counted inside the sandbox (test-side hook)."""
-    log: Counter = Counter()
-    state = sb.engine.state
-    original = state.change_tags
-
-    def change_tags(opp_id, add=(), remove=()):
-        result = original(opp_id, add=add, remove=remove)
-        log[(opp_id, "add" if add else "remove")] += 1
-        return result
-
-    state.change_tags = change_tags
-    return log
 
 
 def wait_for(condition, timeout: float, what: str):
