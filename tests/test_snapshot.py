@@ -24,7 +24,7 @@ from toolkit.snapshot import (
     watermark,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "lever-examples"
+EXAMPLES = Path(__file__).resolve().parent / "fixtures"  # copies of shared/lever-examples
 
 
 def _client(sb, **kw) -> LeverClient:
