@@ -203,3 +203,39 @@ def test_refresh_picks_up_changed_and_new_opportunities(fresh_sandbox):
     assert refreshed.meta["refreshed_changed"] >= 2
     assert any("deleted opportunities are not detected" in w for w in refreshed.meta["warnings"])
     assert refreshed.meta["fingerprint"] == fingerprint(refreshed.frame)
+
+
+def test_fetch_is_complete_whatever_order_the_server_lists_in():
+    """Lever's order is undocumented: a server listing by updatedAt must not make the windowed
+    fetch lose anything. Most opportunities here changed right after they were created, so the
+    pages look ordered by createdAt, but a few old ones changed recently and come last (a
+    transport fake with real filtering and paging)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    import responses
+
+    opps = [  # created ever faster: the last time window holds most of them
+        {"id": f"o{i:04d}", "contact": f"c{i // 3}", "tags": [], "createdAt": 1_600_000_000_000 + i}
+        for i in sorted({int(1e11 * (k / 1500) ** 0.2) for k in range(1500)})
+    ]
+    for n, opp in enumerate(opps):
+        opp["updatedAt"] = opp["createdAt"] + (10**9 if n % 97 == 5 else 5)
+    by_updated = sorted(opps, key=lambda o: o["updatedAt"])
+
+    def listing(request):
+        query = parse_qs(urlsplit(request.url).query)
+        lo = int(query.get("created_at_start", [0])[0])
+        hi = int(query.get("created_at_end", [10**15])[0])
+        rows = [o for o in by_updated if lo <= o["createdAt"] <= hi]
+        start = int(query.get("offset", ["0"])[0])
+        limit = int(query["limit"][0])
+        page = rows[start : start + limit]
+        more = start + limit < len(rows)
+        body = {"data": page, "hasNext": more, **({"next": str(start + limit)} if more else {})}
+        return 200, {}, json.dumps(body)
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.GET, "https://lever.test/v1/opportunities", callback=listing)
+        client = LeverClient("https://lever.test/v1", api_key="k", rate=1e6, burst=10**6)
+        snap = fetch_snapshot(client, workers=4, progress=False)
+    assert sorted(snap.frame["opportunity_id"]) == sorted(o["id"] for o in opps)

@@ -4,7 +4,8 @@ A single paginated listing is serial (each page needs the previous token), so `f
 splits the listing into `created_at` windows listed in parallel under the client's one shared
 rate limiter. Windows partition the whole timeline (the first and last are open-ended), so the
 result is complete whatever the boundaries; the boundaries only decide the speed. A window whose
-first page says more follows is split further while fewer windows are in flight than workers.
+first page says more follows is split further while workers are idle; a split happens only at a
+window's first page, so no assumption about the order Lever lists in is needed.
 """
 
 from __future__ import annotations
@@ -249,7 +250,7 @@ class _WindowedFetch:
     def _parts_for_idle(self) -> int:
         """How many parts a window may split into now: one per idle worker, within the cap."""
         with self.lock:
-            parts = min(self.workers - self.in_flight, self.windows_left) + 1
+            parts = min(self.workers + 2 - self.in_flight, self.windows_left) + 1
             if parts > 1:
                 self.windows_left -= parts - 1
             return parts
@@ -259,12 +260,11 @@ class _WindowedFetch:
             self.windows_left += unused
 
     def list_window(self, window: Window) -> list[Window]:
-        """List one window; return sub-windows when idle workers should share the rest.
+        """List one window; after its first page, split it instead when workers are idle.
 
-        Two moments allow a split. After the first page, when workers are idle: the window is
-        split whole (that page is refetched by its parts). Later, when the pages have come in
-        ascending `createdAt` order so far and workers are idle: the rest of the window, from
-        the last `createdAt` seen (inclusive, so ties are not lost), is handed out in parts.
+        A split happens only at the first page, and the parts refetch the whole window, so the
+        result is complete whatever order Lever lists in (the order is undocumented; handing
+        off "the rest" of a listing would assume one).
         """
         params = dict(self.filters)
         if window[0] is not None:
@@ -272,32 +272,20 @@ class _WindowedFetch:
         if window[1] is not None:
             params["created_at_end"] = window[1]
         first = True
-        ascending = True
-        last_created: int | None = None
         for page in self.client.iter_opportunity_pages(**params):
             self._keep(page.items)
-            if not page.has_next:
-                break
-            created = [c for c in (_ms(o.get("createdAt")) for o in page.items) if c is not None]
-            if ascending and created:
-                ascending = last_created is None or min(created) >= last_created
-                last_created = max(created)
-            if first:
-                rest: Window | None = window
-            elif ascending and last_created is not None:
-                rest = (last_created, window[1])
-            else:
-                rest = None
-            first = False
-            if rest is not None and (allowed := self._parts_for_idle()) > 1:
-                parts = _split(rest, self.lo, self.hi, allowed)
+            if first and page.has_next and (allowed := self._parts_for_idle()) > 1:
+                parts = _split(window, self.lo, self.hi, allowed)
                 self._give_back(allowed - len(parts))
                 if len(parts) > 1:
                     return parts
+            first = False
         return []
 
     def run(self, windows: list[Window]) -> None:
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="snapshot") as pool:
+        # Two threads more than workers: the open-ended edge windows are usually empty and must
+        # not keep a real window waiting in the queue.
+        with ThreadPoolExecutor(self.workers + 2, thread_name_prefix="snapshot") as pool:
             pending: set[Future] = set()
 
             def submit(window: Window) -> None:
