@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -63,6 +62,7 @@ from toolkit.plan import (
     load_plan,
     replan,
 )
+from toolkit.progress import progress_bar
 
 DEFAULT_WORKERS = 8
 DRIFT_COLUMNS = [
@@ -337,8 +337,7 @@ class _Options:
 
 
 def _progress(total: int, progress: bool | None, desc: str) -> tqdm:
-    enabled = sys.stderr.isatty() if progress is None else bool(progress)
-    return tqdm(total=total, desc=desc, unit=" call", disable=not enabled, leave=False)
+    return progress_bar(progress, total=total, desc=desc, unit=" call")
 
 
 def _desired(op: str, tags: list[str], current: list[str]) -> bool:
@@ -800,7 +799,7 @@ def apply_plan(
         max_changes: refuse a plan with more rows than this (`PlanError`).
         perform_as: Lever user id the changes are attributed to (sent on every write).
         workers: concurrent calls; a few more than rate x latency keeps the rate at the limit.
-        progress: a tqdm bar; None = only on an interactive terminal.
+        progress: a tqdm bar; None = in a terminal or Jupyter (see `toolkit.progress`).
         drift_check: re-read what changed since the snapshot before writing (keep it on).
 
     Returns:

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +30,7 @@ from tqdm.auto import tqdm
 
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError, PermissionDeniedError
+from toolkit.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,7 @@ def watermark(frame: pd.DataFrame) -> int | None:
 
 
 def _progress_bar(progress: bool | None, desc: str) -> tqdm:
-    enabled = sys.stderr.isatty() if progress is None else progress
-    return tqdm(desc=desc, unit=" opp", disable=not enabled, leave=False)
+    return progress_bar(progress, desc=desc, unit=" opp")
 
 
 def _split(window: Window, lo: int, hi: int, parts: int) -> list[Window]:
@@ -344,7 +343,7 @@ def fetch_snapshot(
         include_archived: keep archived opportunities.
         with_personal: keep names and emails (personal data: only when a report needs them).
         workers: windows listed at once.
-        progress: show a tqdm bar; None = only on an interactive terminal.
+        progress: show a tqdm bar; None = in a terminal or Jupyter (see `toolkit.progress`).
         clock: seconds since the epoch (tests).
     """
     started = time.monotonic()
