@@ -23,7 +23,7 @@ from toolkit.plan import (
     replan,
     skipped_path,
 )
-from toolkit.snapshot import frame_from_opportunities
+from toolkit.snapshot import REFRESH_OVERLAP_MS, frame_from_opportunities
 
 
 def opp(opp_id, contact, tags, *, archived=False, anonymized=False, updated=1000):
@@ -76,7 +76,7 @@ def test_propagate_adds_every_missing_assignment_once(frame):
     assert plan.skipped[["opportunity_id", "reason"]].values.tolist() == [["o7", REASON_ANONYMIZED]]
     assert plan.meta["mode"] == "propagate"
     assert plan.meta["tags"] == ["Python"]
-    assert plan.meta["snapshot"]["watermark"] == 2000
+    assert plan.meta["snapshot"]["watermark"] == 2000 - REFRESH_OVERLAP_MS  # a margin before
     assert plan.meta["snapshot"]["fingerprint"]
     assert plan.meta["counts"] == {
         "rows": 4,
@@ -200,7 +200,7 @@ def test_save_and_load_round_trip(frame, tmp_path):
     loaded = load_plan(path)
     assert rows(loaded) == rows(plan)
     assert loaded.sha256 == plan.sha256
-    assert loaded.meta["snapshot"]["watermark"] == 2000
+    assert loaded.meta["snapshot"]["watermark"] == 2000 - REFRESH_OVERLAP_MS
     assert loaded.before == plan.before
     assert loaded.skipped["reason"].tolist() == [REASON_ANONYMIZED]
     assert "edited" not in loaded.meta

@@ -20,6 +20,7 @@ from toolkit.snapshot import (
     load_snapshot,
     meta_path,
     refresh_snapshot,
+    safe_watermark,
     save_snapshot,
     watermark,
 )
@@ -195,7 +196,7 @@ def test_refresh_picks_up_changed_and_new_opportunities(fresh_sandbox):
     last_change = full.frame["updated_at"].fillna(full.frame["created_at"])
     newest = full.frame.loc[last_change.idxmax(), "opportunity_id"]
     older = full.frame[full.frame["opportunity_id"] != newest].reset_index(drop=True)
-    stale = Snapshot(older, dict(full.meta, watermark=watermark(older)))
+    stale = Snapshot(older, dict(full.meta, watermark=safe_watermark(older)))
     victim = older.iloc[0]["opportunity_id"]
     sb.set_tags(victim, ["Changed after snapshot"])
     refreshed = refresh_snapshot(client, stale, progress=False)
@@ -239,3 +240,29 @@ def test_fetch_is_complete_whatever_order_the_server_lists_in():
         client = LeverClient("https://lever.test/v1", api_key="k", rate=1e6, burst=10**6)
         snap = fetch_snapshot(client, workers=4, progress=False)
     assert sorted(snap.frame["opportunity_id"]) == sorted(o["id"] for o in opps)
+
+
+def test_the_watermark_covers_changes_made_while_the_fetch_ran(fresh_sandbox):
+    """A change to an opportunity already read, made while the fetch went on, must fall after
+    the watermark, whatever the latest updatedAt in the data: the drift check and the refresh
+    list from it."""
+    sb = fresh_sandbox(seed=3, contacts=50)
+    client = _client(sb)
+    snap = fetch_snapshot(client, progress=False)
+    assert client.server_time_ms is not None  # Lever's clock, from the Date header
+    first = snap.frame.iloc[0]["opportunity_id"]
+    sb.set_tags(first, ["changed during the fetch"])
+    changed = next(o for o in sb.opportunities() if o["id"] == first)
+    assert changed["updatedAt"] >= snap.meta["watermark"]
+    assert snap.meta["watermark"] <= watermark(snap.frame) - 60_000
+
+
+def test_a_refresh_that_excludes_archived_drops_newly_archived_ones(fresh_sandbox):
+    sb = fresh_sandbox(seed=4, contacts=80)
+    client = _client(sb)
+    snap = fetch_snapshot(client, include_archived=False, progress=False)
+    victim = snap.frame.iloc[0]["opportunity_id"]
+    sb.archive_opportunity(victim)
+    refreshed = refresh_snapshot(client, snap, progress=False)
+    assert victim not in set(refreshed.frame["opportunity_id"])
+    assert refreshed.meta["fetch"]["kind"] == "refresh"

@@ -267,6 +267,7 @@ class LeverClient:
         self._sleep = sleep
         self.stats = ClientStats()
         self._reached = False  # set once any HTTP answer arrives from the server
+        self.server_time_ms: int | None = None  # the server's clock, from its last Date header
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> LeverClient:
@@ -400,6 +401,7 @@ class LeverClient:
         elapsed_ms = (time.monotonic() - started) * 1000
         status = response.status_code
         self._reached = True
+        self._note_server_time(response.headers.get("Date"))
         self.stats.count_status(status)
         log.debug("%s %s -> %s in %.0f ms", method, path, status, elapsed_ms)
         if 300 <= status < 400:
@@ -434,6 +436,18 @@ class LeverClient:
             self.stats.add(server_errors=1)
             raise _Retryable(error, parse_retry_after(response.headers))
         raise error
+
+    def _note_server_time(self, date: str | None) -> None:
+        """Remember the server's clock (HTTP `Date`), so watermarks use Lever's time, not ours."""
+        if not date:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        self.server_time_ms = int(when.timestamp() * 1000)
 
     def _decode(self, response: requests.Response, method: str, path: str) -> dict[str, Any]:
         status = response.status_code

@@ -261,7 +261,7 @@ def _snapshot_meta(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
 
     mark = meta.get("watermark")
     if mark is None:
-        mark = snapshot_module.watermark(frame)
+        mark = snapshot_module.safe_watermark(frame)
     return {
         "fingerprint": meta.get("fingerprint") or snapshot_module.fingerprint(frame),
         "watermark": int(mark) if mark is not None else None,

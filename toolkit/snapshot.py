@@ -47,7 +47,7 @@ COLUMNS = [
 ]
 PERSONAL_COLUMNS = ["name", "email"]
 FULL_FETCH_DUE_DAYS = 7
-REFRESH_OVERLAP_MS = 60_000  # re-read a minute before the watermark: clocks and writes in flight
+REFRESH_OVERLAP_MS = 60_000  # a margin before the watermark: writes in flight, coarse clocks
 SPLIT_FLOOR_MS = 946_684_800_000  # 2000-01-01: where an open-started window is split from
 
 Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
@@ -186,6 +186,24 @@ def watermark(frame: pd.DataFrame) -> int | None:
         return None
     values = pd.concat([frame["updated_at"], frame["created_at"]]).dropna()
     return int(values.max()) if len(values) else None
+
+
+def safe_watermark(frame: pd.DataFrame, started_ms: int | None = None) -> int | None:
+    """From when on changes may be missing from a snapshot, in ms (Lever's clock).
+
+    A fetch takes time: an opportunity read early and changed later is in the snapshot as it
+    was. Everything changed since the fetch began (`started_ms`, by the server's clock) or
+    since the latest change the snapshot saw, whichever is earlier, minus a margin for writes
+    in flight, must be re-read before anything relies on it (drift check, refresh).
+
+    Example:
+        >>> frame = frame_from_opportunities([{"id": "o1", "updatedAt": 200_000}])
+        >>> safe_watermark(frame, started_ms=500_000)
+        140000
+    """
+    seen = watermark(frame)
+    marks = [m for m in (seen, started_ms) if m is not None]
+    return min(marks) - REFRESH_OVERLAP_MS if marks else None
 
 
 # -- fetching ---------------------------------------------------------------------------------
@@ -353,6 +371,7 @@ def fetch_snapshot(
     stats_before = client.stats.as_dict()
     now_ms = int(clock() * 1000)
     filters, warnings_, first = _probe(client, filters)
+    started_ms = client.server_time_ms or now_ms  # Lever's clock when it answered the probe
     bar = _progress_bar(progress, "opportunities")
     created = [c for c in (_ms(o.get("createdAt")) for o in first.items) if c is not None]
     lo = min(created) if created else 0
@@ -379,7 +398,7 @@ def fetch_snapshot(
         "warnings": warnings_,
         "counts": _counts(frame),
         "fingerprint": fingerprint(frame),
-        "watermark": watermark(frame),
+        "watermark": safe_watermark(frame, started_ms),
         "fetch": {
             "seconds": round(elapsed, 3),
             "pages": fetch.pages + 0,
@@ -415,7 +434,9 @@ def refresh_snapshot(
     (new ones whose `updatedAt` is still null). A refresh cannot see deletions: `meta` says so,
     and says when a full fetch is due (`FULL_FETCH_DUE_DAYS` after the last one).
     """
-    mark = snapshot.meta.get("watermark") or watermark(snapshot.frame)
+    mark = snapshot.meta.get("watermark")
+    if mark is None:
+        mark = safe_watermark(snapshot.frame)
     if mark is None:
         return fetch_snapshot(
             client,
@@ -424,8 +445,17 @@ def refresh_snapshot(
             progress=progress,
             clock=clock,
         )
-    filters = dict(snapshot.meta.get("filters") or {"confidentiality": "all"})
-    since = int(mark) - REFRESH_OVERLAP_MS
+    started = time.monotonic()
+    stats_before = client.stats.as_dict()
+    include_archived = bool(snapshot.meta.get("include_archived", True))
+    # Without the archived filter: an opportunity archived since the snapshot must be seen (and
+    # dropped below when archived ones are excluded), not kept as it was.
+    filters = {
+        k: v
+        for k, v in (snapshot.meta.get("filters") or {"confidentiality": "all"}).items()
+        if k != "archived"
+    }
+    since = int(mark)
     changed: dict[str, dict] = {}
     bar = _progress_bar(progress, "changed opportunities")
     for key in ("updated_at_start", "created_at_start"):
@@ -434,9 +464,12 @@ def refresh_snapshot(
                 changed[opp["id"]] = opp
                 bar.update(1)
     bar.close()
+    started_ms = client.server_time_ms or int(clock() * 1000)
     with_personal = bool(snapshot.meta.get("with_personal", False))
     fresh = frame_from_opportunities(changed.values(), with_personal=with_personal)
     old = snapshot.frame[~snapshot.frame["opportunity_id"].isin(fresh["opportunity_id"])]
+    if not include_archived:
+        fresh = fresh[~fresh["archived"]]
     merged = _typed(pd.concat([old, fresh], ignore_index=True)) if len(fresh) else old.copy()
     merged = merged.sort_values("opportunity_id", kind="stable").reset_index(drop=True)
     meta = dict(snapshot.meta)
@@ -448,15 +481,24 @@ def refresh_snapshot(
         "incremental refresh: deleted opportunities are not detected; "
         f"a full fetch is due by {due.date().isoformat()}"
     )
+    stats_after = client.stats.as_dict()
+    elapsed = time.monotonic() - started
     meta.update(
         refreshed_at=now.isoformat(timespec="seconds"),
         refreshed_since=since,
-        refreshed_changed=len(fresh),
+        refreshed_changed=len(changed),
         full_fetch_due=now >= due,
         warnings=notes,
         counts=_counts(merged),
         fingerprint=fingerprint(merged),
-        watermark=watermark(merged),
+        watermark=safe_watermark(merged, started_ms),
+        fetch={
+            "kind": "refresh",
+            "seconds": round(elapsed, 3),
+            "requests": stats_after["requests"] - stats_before["requests"],
+            "retries": stats_after["retries"] - stats_before["retries"],
+            "rate_limited": stats_after["rate_limited"] - stats_before["rate_limited"],
+        },
     )
     return Snapshot(merged, meta)
 
@@ -513,5 +555,5 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
             ) from None
     frame = _typed(frame)
     meta.setdefault("fingerprint", fingerprint(frame))
-    meta.setdefault("watermark", watermark(frame))
+    meta.setdefault("watermark", safe_watermark(frame))
     return Snapshot(frame, meta)

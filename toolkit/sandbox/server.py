@@ -828,6 +828,10 @@ class Sandbox:
         opp = self.engine.state.set_tags(opp_id, list(tags))
         return self.engine.state.render(opp, False)
 
+    def archive_opportunity(self, opp_id: str) -> dict[str, Any]:
+        """Archive an opportunity now, as a recruiter would; bumps updatedAt."""
+        return self.engine.state.render(self.engine.state.archive(opp_id), False)
+
     def delete_opportunity(self, opp_id: str) -> None:
         """Delete an opportunity; the API then answers 404 for it."""
         self.engine.state.delete(opp_id)

@@ -452,6 +452,17 @@ class SandboxState:
             self._changed()
             return opp
 
+    def archive(self, opp_id: str, reason: str = "sandbox-archive-reason") -> dict:
+        """Archive an opportunity now (the `archived` object); bumps updatedAt."""
+        with self.lock:
+            opp = self._opps[opp_id]
+            opp["archived"] = {"reason": reason, "archivedAt": now_ms()}
+            opp.pop("archivedAt", None)
+            opp.pop("archiveReason", None)
+            self._bump(opp)
+            self._changed()
+            return opp
+
     def delete(self, opp_id: str) -> None:
         """Delete an opportunity; later reads answer 404. KeyError for unknown ids."""
         with self.lock:
