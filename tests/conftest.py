@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -73,7 +74,9 @@ def no_key_in_any_produced_file(tmp_path_factory):
     finally:
         Sandbox.start = original
     root = tmp_path_factory.getbasetemp()
-    needles = [k.encode() for k in _KEYS] + [b"Authorization: Basic", b"Authorization: Bearer"]
+    needles = [b"Authorization: Basic", b"Authorization: Bearer", b"'Authorization': '"]
+    for key in _KEYS:  # the key itself, and as it travels: Basic base64("KEY:"), Bearer KEY
+        needles += [key.encode(), base64.b64encode(f"{key}:".encode()), f"Bearer {key}".encode()]
     leaks = []
     for path in root.rglob("*"):
         if path.is_file() and not path.is_symlink():

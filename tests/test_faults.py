@@ -44,8 +44,14 @@ SCENARIOS = {
     ),
     "latency spikes of 2 s": (
         {"spike_rate": 0.05, "spike_ms": 2000, "latency_ms": 5},
+        {},
+        "5% of requests delayed 2 s, the client's default timeouts (5 s connect, 30 s read)",
+    ),
+    "latency spikes past the read timeout": (
+        {"spike_rate": 0.05, "spike_ms": 2000, "latency_ms": 5},
         {"timeout": (2.0, 1.0)},
-        "5% of requests delayed 2 s, client read timeout 1 s (timed-out writes may land)",
+        "the same spikes with a 1 s read timeout: timed-out writes may have landed and are sent "
+        "again (adding or removing a set of tags is idempotent)",
     ),
     "invalid offset token mid-listing": (
         {"offset_fault_rate": 0.1, "contacts": 400},

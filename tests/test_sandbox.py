@@ -410,6 +410,12 @@ def test_burst_gets_429_and_the_client_recovers(fresh_sandbox):
     assert sb.stats()["rate_limited"] == codes.count(429) + 1
     # per key: the restricted key has its own bucket
     assert raw(sb, "GET", "/users", key=sb.restricted_api_key).status_code == 200
+    # and one key has one bucket however it is presented (another password, or as a bearer)
+    other_password = requests.get(sb.base_url + "/users", auth=(sb.api_key, "x"), timeout=10)
+    bearer = requests.get(
+        sb.base_url + "/users", headers={"Authorization": f"Bearer {sb.api_key}"}, timeout=10
+    )
+    assert other_password.status_code == 429 and bearer.status_code == 429
     sb.configure(retry_after=True, rate=0.5, burst=1)
     raw(sb, "GET", "/users")
     r = raw(sb, "GET", "/users")
@@ -443,7 +449,7 @@ def test_concurrent_requests_overlap_their_latency(fresh_sandbox):
         answers = list(pool.map(one, range(50)))
     elapsed = time.perf_counter() - started
     assert all(a.status_code == 200 for a in answers)
-    assert elapsed < 2.0  # serially it would be 10 s; the benchmark records the real figure
+    assert elapsed < 1.0  # the bar; serially it would be 10 s (benchmark: ~0.3 s)
     assert sb.stats()["max_in_flight"] >= 25  # they waited together (exact count: benchmark)
 
 

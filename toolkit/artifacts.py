@@ -47,7 +47,8 @@ def audit_summary(result: AuditResult, meta: dict[str, Any] | None = None) -> di
     """The JSON summary: DESIGN.md's integer keys at the top level, then context."""
     summary: dict[str, Any] = {k: int(v) for k, v in result.summary.items()}
     meta = dict(meta or {})
-    summary["confidential_access"] = bool(meta.pop("confidential_access", True))
+    access = meta.pop("confidential_access", None)  # None: a snapshot without its metadata
+    summary["confidential_access"] = None if access is None else bool(access)
     summary["warnings"] = list(meta.pop("warnings", []))
     summary["snapshot"] = meta
     return summary

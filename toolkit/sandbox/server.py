@@ -166,31 +166,39 @@ class Engine:
                 self._buckets.clear()
             return asdict(merged)
 
-    def access(self, authorization: str | None) -> bool | None:
-        """Confidential access of the presented credential; None when it is not valid."""
+    def key_of(self, authorization: str | None) -> str | None:
+        """The key a request presents (Basic user name, or Bearer token), if it is a valid one."""
         if not authorization:
             return None
         scheme, _, value = authorization.strip().partition(" ")
         value = value.strip()
         if scheme.lower() == "basic":
             try:
-                user = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[0]
+                key = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[0]
             except (binascii.Error, UnicodeDecodeError):
                 return None
-            return self._keys.get(user)
-        if scheme.lower() == "bearer":
-            return self._keys.get(value)
-        return None
+        elif scheme.lower() == "bearer":
+            key = value
+        else:
+            return None
+        return key if key in self._keys else None
+
+    def access(self, authorization: str | None) -> bool | None:
+        """Confidential access of the presented credential; None when it is not valid."""
+        key = self.key_of(authorization)
+        return None if key is None else self._keys[key]
 
     def is_admin(self, authorization: str | None) -> bool:
         return self.access(authorization) is True
 
     def take_token(self, authorization: str) -> float:
+        """One token of the presenting key's bucket: one bucket per key, however it is sent."""
+        key = self.key_of(authorization) or authorization
         with self.lock:
-            bucket = self._buckets.get(authorization)
+            bucket = self._buckets.get(key)
             if bucket is None:
                 bucket = TokenBucket(self.config.rate, self.config.burst)
-                self._buckets[authorization] = bucket
+                self._buckets[key] = bucket
         return bucket.try_acquire()
 
     def delay_seconds(self) -> float:
