@@ -9,7 +9,15 @@ import pytest
 import responses
 from reference import write_log
 
-from toolkit.apply import apply_plan, check_drift, inverse_plan, rollback, verify_plan
+from toolkit.apply import (
+    apply_plan,
+    check_drift,
+    inverse_plan,
+    rollback,
+    verify_failures,
+    verify_on_purpose,
+    verify_plan,
+)
 from toolkit.audit import split_pairs
 from toolkit.client import LeverClient
 from toolkit.errors import AuthenticationError
@@ -423,3 +431,204 @@ def test_verify_by_contact_listings_and_by_id_agree(world):
     for by in ("contact", "id"):
         bad = verify_plan(client, plan, by=by)
         assert bad[["opportunity_id", "tag", "reason"]].values.tolist() == [[opp, tag, "missing"]]
+
+
+# -- review fixes ---------------------------------------------------------------------------
+
+
+def append_rows(plan, lines: list[str]):
+    """Edit a saved plan by hand (as a reviewer would) and load it again."""
+    with open(plan.path, "a") as handle:
+        handle.write("".join(line + "\n" for line in lines))
+    return load_plan(plan.path)
+
+
+def other_contacts_opportunity(sb, plan) -> dict:
+    """A real, writable opportunity of a contact the plan does not touch."""
+    touched = {e.get("contact_id") for e in plan.before.values()}
+    return next(
+        o
+        for o in sb.opportunities()
+        if o["id"] not in plan.before
+        and o.get("contact")
+        and o["contact"] not in touched
+        and not o.get("isAnonymized")
+    )
+
+
+def test_a_hand_added_row_for_another_contact_is_read_once_applied_and_rolled_back(world):
+    sb, client, _snap, plan, tmp = world
+    extra = other_contacts_opportunity(sb, plan)
+    edited = append_rows(plan, [f"{extra['id']},{extra['contact']},add,Hand added"])
+    before = tag_sets(sb)
+    sb.reset_stats()
+    preview = apply_plan(client, edited)
+    assert preview.dry_run and preview.planned_changes == len(plan.rows) + 1
+    result = apply_plan(client, edited, dry_run=False, journal_path=tmp / "j.sqlite")
+    assert result.ok and result.applied == len(plan.rows) + 1
+    assert tag_sets(sb)[extra["id"]] == before[extra["id"]] | {"Hand added"}
+    # read once per invocation (dry run and real run), before anything was written
+    reads = sb.stats()["by_route"].get("GET /v1/opportunities/{id}", {})
+    assert sum(reads.values()) == 2
+    # the before-state read then is what rollback relies on: only the added tag goes
+    calls = journal_frame(tmp / "j.sqlite").set_index("opportunity_id")
+    assert calls.loc[extra["id"], "before_tags"] == list(extra.get("tags") or [])
+    rollback(client, tmp / "j.sqlite", dry_run=False)
+    assert tag_sets(sb) == before
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "write"])
+def test_a_hand_added_id_that_does_not_exist_is_refused_before_any_journal(world, dry_run):
+    sb, client, _snap, plan, tmp = world
+    edited = append_rows(plan, ["00000000-0000-0000-0000-00000000dead,c9,add,Python"])
+    sb.reset_stats()
+    with pytest.raises(PlanError, match=r"1 opportunity id.* do not exist in Lever") as info:
+        apply_plan(client, edited, dry_run=dry_run, journal_path=tmp / "j.sqlite")
+    assert "\n" not in str(info.value) and "nothing was written" in str(info.value)
+    assert sb.stats()["writes"] == 0
+    assert not (tmp / "j.sqlite").exists() and not (tmp / "j.sqlite.lock").exists()
+
+
+def test_max_changes_dry_run_previews_and_says_a_real_run_would_be_refused(world):
+    sb, client, _snap, plan, tmp = world
+    sb.reset_stats()
+    result = apply_plan(client, plan, max_changes=3, journal_path=tmp / "j.sqlite")
+    assert result.dry_run and result.planned_changes == len(plan.rows)
+    assert result.over_max_changes
+    text = "\n".join(result.summary_lines())
+    assert "a real run would be refused by --max-changes 3" in text
+    assert sb.stats()["writes"] == 0 and not (tmp / "j.sqlite").exists()
+    within = apply_plan(client, plan, max_changes=len(plan.rows))
+    assert not within.over_max_changes
+    assert "refused" not in "\n".join(within.summary_lines())
+
+
+def a_user_id(client) -> str:
+    return next(iter(client.iter_users()))["id"]
+
+
+def test_retry_failed_after_a_bad_perform_as(world):
+    sb, client, _snap, plan, tmp = world
+    before = tag_sets(sb)
+    log = write_log(sb)
+    journal = tmp / "j.sqlite"
+    bad = apply_plan(client, plan, dry_run=False, journal_path=journal, perform_as="nobody")
+    groups = len(plan.calls())
+    assert bad.failed == len(plan.rows) and not log  # 400 each: nothing written
+    assert bad.permanent_failures == groups
+    assert "--retry-failed" in bad.summary_lines()[-1]
+    # someone fixes one opportunity by hand meanwhile: the retry must not claim that tag
+    opp, tag = plan.rows.iloc[0][["opportunity_id", "tag"]]
+    sb.set_tags(opp, sorted(before[opp] | {tag}))
+    by_hand = tag_sets(sb)
+    user = a_user_id(client)
+
+    plain = apply_plan(client, plan, dry_run=False, journal_path=journal, perform_as=user)
+    assert plain.resumed and plain.calls == 0 and plain.failed == len(plan.rows)
+    assert any("perform_as" in note and user in note for note in plain.notes)
+    assert journal_summary(journal)["params"]["perform_as"] == user  # journaled, not silent
+
+    retried = apply_plan(client, plan, dry_run=False, journal_path=journal, retry_failed=True)
+    assert retried.ok and retried.resumed and retried.retried == groups
+    assert tag_sets(sb) == expected_after(before, plan)
+    assert set(log.values()) == {1}  # each (opportunity, op) written once, by the retry
+    frame = journal_frame(journal).set_index(["opportunity_id", "op"])
+    assert frame["state"].value_counts().to_dict().get("failed", 0) == 0
+    with Journal(journal, lock=False) as j:
+        events = j.events()
+    retries = events[events["kind"] == "retry"]
+    assert len(retries) == groups and set(retries["detail"].map(lambda d: d["status"])) == {400}
+    sessions = events[events["kind"] == "session"]["detail"].tolist()
+    assert [s["perform_as"] for s in sessions] == ["nobody", user, user]
+    # rollback keeps the tag that was put there by hand before the retry
+    rollback(client, journal, dry_run=False)
+    assert tag_sets(sb) == by_hand
+
+
+def drop_a_source(sb, plan):
+    """Remove, by hand, the only source of one planned add: the apply drops that row."""
+    adds = plan.rows[plan.rows["op"] == "add"]
+    by_contact: dict[str, list[str]] = {}
+    for opp, entry in plan.before.items():
+        by_contact.setdefault(entry["contact_id"], []).append(opp)
+    row = next(
+        r
+        for r in adds.itertuples(index=False)
+        if sum(r.tag in plan.before[o]["tags"] for o in by_contact[r.contact_id]) == 1
+        and len(adds[(adds.contact_id == r.contact_id) & (adds.tag == r.tag)]) == 1
+    )
+    source = next(o for o in by_contact[row.contact_id] if row.tag in plan.before[o]["tags"])
+    sb.set_tags(source, [t for t in plan.before[source]["tags"] if t != row.tag])
+    return row
+
+
+def test_verify_with_the_journal_reports_rows_dropped_for_drift_apart(world):
+    sb, client, _snap, plan, tmp = world
+    row = drop_a_source(sb, plan)
+    result = apply_plan(client, plan, dry_run=False, journal_path=tmp / "j.sqlite")
+    assert result.ok and len(result.dropped) == 1
+
+    plain = verify_plan(client, plan)  # existing callers: unchanged
+    assert plain["reason"].tolist() == ["missing"]
+    bad = verify_plan(client, plan, journal_path=tmp / "j.sqlite")
+    assert bad[["opportunity_id", "tag", "reason"]].values.tolist() == [
+        [row.opportunity_id, row.tag, "dropped (drift)"]
+    ]
+    assert verify_failures(bad).empty and len(verify_on_purpose(bad)) == 1
+    # a row that should hold and does not still fails
+    opp, tag = plan.rows[plan.rows["opportunity_id"] != row.opportunity_id].iloc[0][
+        ["opportunity_id", "tag"]
+    ]
+    sb.set_tags(opp, [t for t in tag_sets(sb)[opp] if t != tag])
+    bad = verify_plan(client, plan, journal_path=tmp / "j.sqlite")
+    assert verify_failures(bad)[["opportunity_id", "reason"]].values.tolist() == [[opp, "missing"]]
+    assert len(verify_on_purpose(bad)) == 1
+
+
+def test_verify_refuses_another_plans_journal(world):
+    _sb, client, snap, plan, tmp = world
+    apply_plan(client, plan, dry_run=False, journal_path=tmp / "j.sqlite")
+    other = make_plan(snap, tags=["Go"])
+    with pytest.raises(JournalError, match="another plan"):
+        verify_plan(client, other, journal_path=tmp / "j.sqlite")
+
+
+def test_drift_check_sees_a_change_made_right_after_the_snapshot(fresh_sandbox):
+    """DESIGN.md: the run checks that what it touches has not changed since the snapshot.
+
+    One record carries an updatedAt ahead of the clock (skew, an import): a change made right
+    after the snapshot then has an updatedAt *below* the newest one in the data. A watermark
+    taken from the newest updatedAt would miss it; the safe watermark must not.
+    """
+    from toolkit.sandbox.state import now_ms
+    from toolkit.snapshot import watermark
+
+    sb = fresh_sandbox()
+    client = make_client(sb)
+    counts: dict[str, int] = {}
+    for o in sb.opportunities():
+        counts[o.get("contact") or o["id"]] = counts.get(o.get("contact") or o["id"], 0) + 1
+    lonely = next(o["id"] for o in sb.opportunities() if counts[o.get("contact") or o["id"]] == 1)
+    state = sb.engine.state  # test-side hook: stamp one untouched record an hour ahead
+    with state.lock:
+        state._opps[lonely]["updatedAt"] = now_ms() + 3_600_000
+    snap = fetch_snapshot(client, progress=False)
+    plan = make_plan(snap, tags=TAGS)
+    assert lonely not in plan.before
+    target = plan.rows.iloc[0]["opportunity_id"]
+    sb.set_tags(target, [*plan.before[target]["tags"], "Changed right after"])
+    changed_at = next(o["updatedAt"] for o in sb.opportunities() if o["id"] == target)
+    assert changed_at < watermark(snap.frame)  # below the newest updatedAt in the data
+    assert plan.watermark is not None and plan.watermark <= changed_at
+
+    drift = check_drift(client, plan)
+    assert target in set(drift.loc[drift["changed"], "opportunity_id"])
+    # the same check from the newest updatedAt (the old watermark) would have missed it
+    from dataclasses import replace
+
+    old_meta = {
+        **plan.meta,
+        "snapshot": {**plan.meta["snapshot"], "watermark": watermark(snap.frame)},
+    }
+    missed = check_drift(client, replace(plan, meta=old_meta))
+    assert target not in set(missed["opportunity_id"])

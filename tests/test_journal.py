@@ -167,3 +167,64 @@ def test_planning_is_one_transaction(tmp_path):
         with pytest.raises(KeyError):
             journal.record_planning([{"opportunity_id": "o1", "op": "add"}])  # no tags
         assert journal.calls() == [] and not journal.run()["planned"]
+
+
+def test_a_clean_release_removes_the_lock_file(tmp_path):
+    path = tmp_path / "j.sqlite"
+    with new_journal(path) as journal:
+        assert journal.lock_path.exists()
+    assert not (tmp_path / "j.sqlite.lock").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
+        "j.sqlite"
+    ]
+    with Journal(path, lock=False):  # a reader never creates it
+        pass
+    assert not (tmp_path / "j.sqlite.lock").exists()
+
+
+def test_a_lock_file_left_by_a_crash_is_harmless(tmp_path):
+    path = tmp_path / "j.sqlite"
+    code = (
+        "import os; from toolkit.journal import Journal; "
+        f"j = Journal({str(path)!r}); print('locked', flush=True); os._exit(0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "locked" in out.stdout
+    assert (tmp_path / "j.sqlite.lock").exists()  # the crash left it; flock is what counts
+    with Journal(path) as journal:
+        assert journal.run() is None
+        with pytest.raises(JournalError, match="another run holds"):
+            Journal(path)
+    assert not (tmp_path / "j.sqlite.lock").exists()
+
+
+def test_a_lock_taken_on_a_file_just_removed_by_its_holder_is_taken_again(tmp_path, monkeypatch):
+    """The holder unlinks then unlocks; a run that opened the old file just before must not
+    end up holding a lock on a file nobody else can see."""
+    import toolkit.journal as journal_module
+
+    path = tmp_path / "j.sqlite"
+    holder = Journal(path)
+    real = journal_module.fcntl
+    state = {"interleaved": False}
+
+    class Interleaving:
+        LOCK_EX, LOCK_NB, LOCK_UN = real.LOCK_EX, real.LOCK_NB, real.LOCK_UN
+
+        @staticmethod
+        def flock(fd, op):
+            if op & real.LOCK_EX and not state["interleaved"]:
+                state["interleaved"] = True
+                holder.close()  # between our open() and our flock(): unlink, then unlock
+            return real.flock(fd, op)
+
+    monkeypatch.setattr(journal_module, "fcntl", Interleaving)
+    second = Journal(path)
+    monkeypatch.setattr(journal_module, "fcntl", real)
+    try:
+        assert state["interleaved"] and second.lock_path.exists()
+        with pytest.raises(JournalError, match="another run holds"):
+            Journal(path)  # the second run's lock is the one everybody sees
+    finally:
+        second.close()
+    assert not second.lock_path.exists()

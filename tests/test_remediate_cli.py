@@ -139,3 +139,69 @@ def test_failed_changes_exit_1_and_wrong_key_exits_2(env, monkeypatch, capsys):
     assert main(["apply", "plan.csv", "--yes", "--journal", "other.sqlite"]) == 2
     err = capsys.readouterr().err
     assert "401" in err and "wrong-key" not in err
+
+
+def test_max_changes_dry_run_exits_0_and_says_the_real_run_would_be_refused(env, capsys):
+    sb = env
+    assert main(["plan", "--tag", "Python", "--out", "plan.csv"]) == 0
+    capsys.readouterr()
+    sb.reset_stats()
+    assert main(["apply", "plan.csv", "--max-changes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing was written" in out
+    assert "a real run would be refused by --max-changes 1" in out
+    assert main(["apply", "plan.csv", "--yes", "--max-changes", "1"]) == 2
+    assert "--max-changes 1" in capsys.readouterr().err
+    assert sb.stats()["writes"] == 0 and not Path("plan.journal.sqlite").exists()
+
+
+def test_retry_failed_after_a_bad_perform_as(env, capsys):
+    sb = env
+    assert main(["plan", "--tag", "Python", "--out", "plan.csv"]) == 0
+    n = len(load_plan("plan.csv").rows)
+    user = sb.engine.state.users[0]["id"]
+    assert main(["apply", "plan.csv", "--yes", "--perform-as", "nobody"]) == 1
+    out = capsys.readouterr().out
+    assert f"0 applied, {n} failed" in out and "--retry-failed" in out
+    assert main(["apply", "plan.csv", "--yes", "--perform-as", user]) == 1
+    out = capsys.readouterr().out
+    assert "0 write calls" in out and "--retry-failed" in out and user in out
+    assert main(["apply", "plan.csv", "--yes", "--retry-failed"]) == 0
+    out = capsys.readouterr().out
+    assert f"{n} applied, 0 failed" in out and "retried" in out
+    assert journal_summary("plan.journal.sqlite")["params"]["perform_as"] == user
+    assert main(["verify", "plan.csv"]) == 0
+
+
+def test_verify_after_rows_dropped_for_drift_exits_0_and_says_why(env, capsys):
+    sb = env
+    assert main(["plan", "--tag", "Python", "--out", "plan.csv"]) == 0
+    plan = load_plan("plan.csv")
+    rows = plan.rows
+    by_contact: dict[str, list[str]] = {}
+    for opp, entry in plan.before.items():
+        by_contact.setdefault(entry["contact_id"], []).append(opp)
+    # the only source of the tag of one contact loses it: its add is dropped on purpose
+    row = next(
+        r
+        for r in rows.itertuples(index=False)
+        if sum("Python" in plan.before[o]["tags"] for o in by_contact[r.contact_id]) == 1
+        and (rows["contact_id"] == r.contact_id).sum() == 1
+    )
+    source = next(o for o in by_contact[row.contact_id] if "Python" in plan.before[o]["tags"])
+    sb.set_tags(source, [t for t in plan.before[source]["tags"] if t != "Python"])
+    assert main(["apply", "plan.csv", "--yes"]) == 0
+    capsys.readouterr()
+    assert main(["verify", "plan.csv"]) == 0  # the default journal beside the plan
+    out = capsys.readouterr().out
+    assert "not written on purpose: 1 (drift)" in out
+    assert main(["verify", "plan.csv", "--journal", "plan.journal.sqlite", "--out", "v.csv"]) == 0
+    with open("v.csv") as handle:
+        assert [r["reason"] for r in csv.DictReader(handle)] == ["dropped (drift)"]
+    # a written row that no longer holds still fails
+    other = rows[rows["opportunity_id"] != row.opportunity_id].iloc[0]["opportunity_id"]
+    sb.set_tags(other, [t for t in tag_sets(sb)[other] if t != "Python"])
+    assert main(["verify", "plan.csv"]) == 1
+    out = capsys.readouterr().out
+    assert "1 of" in out and "do not hold" in out and "not written on purpose: 1 (drift)" in out
+    assert main(["verify", "plan.csv", "--journal", "missing.sqlite"]) == 2

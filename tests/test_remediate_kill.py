@@ -72,11 +72,14 @@ def test_kill_9_then_resume(fresh_sandbox, tmp_path):
     finished = {tuple(pair) for pair in done.values.tolist()}
     assert 10 <= len(finished) < groups
     assert journal_summary(journal)["status"] == "running"  # the killed run never finished
+    lock = tmp_path / "j.sqlite.lock"
+    assert lock.exists()  # left by the kill: harmless, the flock died with the process
 
     # A second apply on the same journal resumes it.
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert "(resumed)" in rerun.stdout
+    assert not lock.exists()  # the clean release of the resumed run removed it
     summary = journal_summary(journal)
     assert summary["status"] == "finished" and summary["calls_by_state"] == {"done": groups}
 

@@ -3,10 +3,15 @@
 The engine is the same for an apply and a rollback (a rollback is the inverse plan of a
 journal, run under its own journal):
 
-1. Refuse a plan larger than ``max_changes``. A dry run stops here (after an optional drift
+1. Refuse a plan larger than ``max_changes`` (a dry run previews it and says that a real run
+   would be refused). Pre-flight: the plan's opportunities the plan does not know the tags of
+   (rows added by hand, a plan without its sidecars) are read once; an id that does not exist
+   refuses the plan before any journal exists. A dry run stops here (after an optional drift
    check) and sends no write.
 2. Open the journal (taking its lock). A new journal records the plan and parameters; an
-   existing one for the same plan is resumed; one for another plan is refused.
+   existing one for the same plan is resumed; one for another plan is refused. A resume with
+   another ``perform_as`` records the new value (run params, and a per-session event): the
+   writes of each session are attributed to the user that session named.
 3. Drift: one ``updated_at_start=<snapshot watermark>`` listing; the plan's opportunities that
    changed since the snapshot are re-planned against their current tags (`toolkit.plan.replan`),
    never written blindly. On resume, pending calls are narrowed the same way, and calls that may
@@ -15,6 +20,8 @@ journal, run under its own journal):
 4. Write: one call per (opportunity, op) with all its tags, adds before removes, from a bounded
    pool of workers sharing the client (and so its one token bucket). Intent committed before each
    call, outcome after. 400/403/404 are recorded and the run goes on; 401 stops it at once.
+   A resume retries transient failures by itself; calls Lever refused (400/403) are retried only
+   with ``retry_failed`` (``--retry-failed``): read first, written again if still needed.
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from toolkit.journal import (
 )
 from toolkit.plan import (
     PLAN_COLUMNS,
+    REASON_ANONYMIZED,
     SKIPPED_COLUMNS,
     Plan,
     PlanError,
@@ -103,6 +111,12 @@ class ApplyResult:
         drift: the opportunities found changed since the snapshot.
         dropped: plan rows not written because of drift, with reason.
         changes_by_tag: (op, tag, opportunities) still to be written (a dry run's preview).
+        max_changes: the limit asked for (None: no limit).
+        plan_rows: the plan's rows as given, before any drift re-plan (what max_changes counts).
+        over_max_changes: a dry run of a plan a real run would refuse (more rows than
+            max_changes).
+        retried: failed calls this invocation retried (``retry_failed``).
+        notes: lines worth telling the user (a changed perform_as, ...); in `summary_lines`.
     """
 
     kind: str = "apply"
@@ -125,11 +139,33 @@ class ApplyResult:
     drift: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DRIFT_COLUMNS))
     dropped: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SKIPPED_COLUMNS))
     changes_by_tag: pd.DataFrame = field(default_factory=pd.DataFrame)
+    max_changes: int | None = None
+    plan_rows: int = 0
+    over_max_changes: bool = False
+    retried: int = 0
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """No change failed and none is left pending."""
         return self.failed == 0 and self.not_found == 0 and self.pending == 0
+
+    @property
+    def permanent_failures(self) -> int:
+        """Failed calls Lever refused (400/403...): a plain resume does not retry them."""
+        outcomes = self.outcomes
+        if self.dry_run or outcomes.empty or "state" not in outcomes.columns:
+            return 0
+        failed = outcomes[outcomes["state"] == FAILED]
+        return sum(1 for status in failed["status"] if not _transient(_status(status)))
+
+    @property
+    def transient_failures(self) -> int:
+        """Failed calls that may succeed later (429/5xx after the retries, a lost connection)."""
+        outcomes = self.outcomes
+        if self.dry_run or outcomes.empty or "state" not in outcomes.columns:
+            return 0
+        return int((outcomes["state"] == FAILED).sum()) - self.permanent_failures
 
     def summary_lines(self) -> list[str]:
         """A short human summary (what the CLI prints)."""
@@ -144,17 +180,35 @@ class ApplyResult:
                     f"drift: {int(self.drift['changed'].sum())} of the plan's opportunities "
                     f"changed since the snapshot; {len(self.dropped)} changes dropped"
                 )
-            return lines
+            if self.over_max_changes:
+                lines.append(
+                    f"a real run would be refused by --max-changes {self.max_changes}: the plan "
+                    f"has {self.plan_rows} changes"
+                )
+            return [*lines, *self.notes]
         lines = [
             f"{what}: {self.applied} applied, {self.failed} failed, "
             f"{self.not_found} not found (deleted), {self.skipped} skipped"
             + (f", {self.pending} pending" if self.pending else "")
             + f" - journal {self.journal_path}",
             f"{self.calls} write calls ({self.attempts} attempts) in {self.elapsed:.1f} s, "
-            f"{self.writes_per_second:.1f} writes/s" + (" (resumed)" if self.resumed else ""),
+            f"{self.writes_per_second:.1f} writes/s"
+            + (" (resumed)" if self.resumed else "")
+            + (f"; {self.retried} failed calls retried" if self.retried else ""),
         ]
         if len(self.dropped):
             lines.append(f"drift: {len(self.dropped)} changes dropped (already done or changed)")
+        lines.extend(self.notes)
+        if self.transient_failures:
+            lines.append(
+                f"{self.transient_failures} calls failed for now (rate limit, server, "
+                "connection); run the same command again to retry them"
+            )
+        if self.permanent_failures:
+            lines.append(
+                f"{self.permanent_failures} calls were refused by Lever (see above); fix the "
+                "cause, then run again with --retry-failed to retry them"
+            )
         return lines
 
 
@@ -259,6 +313,14 @@ def _transient(status: int | None) -> bool:
     return status is None or status in TRANSIENT_STATUSES
 
 
+def _status(value: Any) -> int | None:
+    """An HTTP status from a frame cell (None, NaN, NA, float or int) as int or None."""
+    try:
+        return None if value is None or pd.isna(value) else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _clean_tags(tags: Any) -> list[str] | None:
     return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else None
 
@@ -334,6 +396,7 @@ class _Options:
     workers: int
     progress: bool | None
     drift_check: bool
+    retry_failed: bool = False
 
 
 def _progress(total: int, progress: bool | None, desc: str) -> tqdm:
@@ -363,6 +426,7 @@ class _Runner:
         self.auth_error: AuthenticationError | None = None
         self.writes = 0
         self.attempts = 0
+        self.retried = 0
         self._count_lock = threading.Lock()
         self.counter = _AttemptCounter(client.session)
 
@@ -452,12 +516,41 @@ class _Runner:
             return
         self._write(call)
 
-    def _run_opportunity(self, calls: list[Call], check_first: set[int], bar: tqdm) -> None:
+    def _retry(self, call: Call) -> None:
+        """A call Lever refused (400/403) in an earlier session: read, then write what is left.
+
+        Lever wrote nothing for it, so the tags read now are its new before-state (rollback
+        then leaves alone a tag someone put there meanwhile). The retry is journaled.
+        """
+        opp = self.client.get_opportunity(call.opportunity_id)  # NotFoundError propagates
+        current = _tags_of(opp)
+        tags = _narrow(call.op, call.tags, current)
+        if not self.journal.reopen_failed(call.id, tags, current, self.session):
+            return
+        with self._count_lock:
+            self.retried += 1
+        if not tags:
+            self.journal.mark_outcome(
+                call.id, NOOP, message="nothing left to write when retried", session=self.session
+            )
+            return
+        if opp.get("isAnonymized"):
+            self.journal.mark_outcome(
+                call.id, NOOP, message="anonymized since the plan", session=self.session
+            )
+            return
+        self._write(replace(call, tags=tags, before_tags=current, state=PENDING))
+
+    def _run_opportunity(
+        self, calls: list[Call], check_first: set[int], retry: set[int], bar: tqdm
+    ) -> None:
         for index, call in enumerate(calls):
             if self.stop.is_set():
                 return
             try:
-                if call.id in check_first:
+                if call.id in retry:
+                    self._retry(call)
+                elif call.id in check_first:
                     self._check_then_write(call)
                 else:
                     self._write(call)
@@ -467,7 +560,7 @@ class _Runner:
                 return
             except NotFoundError as exc:
                 for rest in calls[index:]:
-                    if rest is not call or call.id in check_first:
+                    if rest is not call or call.id in check_first or call.id in retry:
                         self.journal.mark_outcome(
                             rest.id,
                             NOT_FOUND,
@@ -484,7 +577,8 @@ class _Runner:
                 )
             bar.update(1)
 
-    def run(self, calls: list[Call], check_first: set[int]) -> None:
+    def run(self, calls: list[Call], check_first: set[int], retry: set[int] | None = None) -> None:
+        retry = retry or set()
         by_opp: dict[str, list[Call]] = defaultdict(list)
         for call in calls:
             by_opp[call.opportunity_id].append(call)
@@ -496,7 +590,7 @@ class _Runner:
         workers = max(1, min(self.opts.workers, len(by_opp) or 1))
         with self.counter, ThreadPoolExecutor(workers, thread_name_prefix="apply") as pool:
             futures = [
-                pool.submit(self._run_opportunity, group, check_first, bar)
+                pool.submit(self._run_opportunity, group, check_first, retry, bar)
                 for group in by_opp.values()
             ]
             try:
@@ -583,14 +677,22 @@ def _first_session(
 
 def _resume_session(
     client: Any, journal: Journal, plan: Plan, session: int, opts: _Options
-) -> tuple[pd.DataFrame, set[int]]:
-    """Narrow pending calls by a fresh drift read; return (drift, ids to check before writing)."""
+) -> tuple[pd.DataFrame, set[int], set[int]]:
+    """Narrow pending calls by a fresh drift read.
+
+    Returns (drift, ids to check before writing, failed ids to retry (``retry_failed``)).
+    """
     open_calls = journal.calls([PENDING, INTENT, FAILED])
     check_first = {
         c.id
         for c in open_calls
         if c.state == INTENT or (c.state == FAILED and _transient(c.status))
     }
+    retry = (
+        {c.id for c in open_calls if c.state == FAILED and not _transient(c.status)}
+        if opts.retry_failed
+        else set()
+    )
     pending = [c for c in open_calls if c.state == PENDING]
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)
     if opts.drift_check and pending:
@@ -608,14 +710,14 @@ def _resume_session(
             elif tags != call.tags or call.before_tags is None:
                 journal.replan_call(call.id, tags, now)
         journal.add_drift(drift[drift["changed"]].to_dict("records"), session)
-    return drift, check_first
+    return drift, check_first, retry
 
 
-def _calls_to_run(journal: Journal, check_first: set[int]) -> list[Call]:
+def _calls_to_run(journal: Journal, check_first: set[int], retry: set[int]) -> list[Call]:
     return [
         c
         for c in journal.calls([PENDING, INTENT, FAILED])
-        if c.state != FAILED or c.id in check_first
+        if c.state != FAILED or c.id in check_first or c.id in retry
     ]
 
 
@@ -629,6 +731,7 @@ def _result_from_journal(
     noop_changes = int(outcomes.loc[outcomes["state"] == NOOP, "tags"].map(len).sum())
     elapsed = extra.pop("elapsed", 0.0)
     writes = runner.writes if runner else 0
+    retried = runner.retried if runner else 0
     return ApplyResult(
         kind=kind,
         dry_run=False,
@@ -646,6 +749,7 @@ def _result_from_journal(
         writes_per_second=writes / elapsed if elapsed > 0 else 0.0,
         outcomes=outcomes,
         dropped=dropped,
+        retried=retried,
         **extra,
     )
 
@@ -660,23 +764,37 @@ def _run(
     stats_before = client.stats.as_dict()
     with Journal(journal_path) as journal:
         resumed, run_params = _open_run(journal, opts.kind, plan, params)
-        if resumed and opts.perform_as is None:
-            opts.perform_as = run_params.get("perform_as")
+        notes: list[str] = []
         session = journal.start_session()
+        if resumed:
+            notes = _resume_perform_as(journal, run_params, opts, session)
+        journal.add_event(
+            session,
+            "session",
+            {
+                "resumed": resumed,
+                "perform_as": opts.perform_as,
+                "retry_failed": opts.retry_failed,
+                "workers": opts.workers,
+                "max_changes": params.get("max_changes"),
+                "drift_check": opts.drift_check,
+            },
+        )
         status = "aborted"
         runner: _Runner | None = None
         drift = pd.DataFrame(columns=DRIFT_COLUMNS)
         started = time.monotonic()
         try:
             check_first: set[int] = set()
+            retry: set[int] = set()
             if resumed:
-                drift, check_first = _resume_session(client, journal, plan, session, opts)
+                drift, check_first, retry = _resume_session(client, journal, plan, session, opts)
             else:
                 drift, _dropped = _first_session(client, journal, plan, session, opts)
-            calls = _calls_to_run(journal, check_first)
+            calls = _calls_to_run(journal, check_first, retry)
             runner = _Runner(client, journal, session, opts)
             started = time.monotonic()
-            runner.run(calls, check_first)
+            runner.run(calls, check_first, retry)
             if runner.auth_error is not None:
                 raise runner.auth_error
             status = "finished"
@@ -703,7 +821,35 @@ def _run(
             stats=stats,
             drift=drift,
             changes_by_tag=plan.changes_by_tag(),
+            notes=notes,
+            max_changes=params.get("max_changes"),
+            plan_rows=len(plan.rows),
         )
+
+
+def _resume_perform_as(
+    journal: Journal, run_params: dict[str, Any], opts: _Options, session: int
+) -> list[str]:
+    """perform_as on resume: none given -> the journal's; another one -> journaled and used.
+
+    Refusing would leave a run whose writes failed for a bad --perform-as with no way forward
+    but a new journal (losing resume and rollback of what it did). Instead the new value
+    becomes the run's (``params.perform_as``, which rollback uses by default) and the change is
+    an event of this session; every session records the perform_as it wrote with, and every
+    call its session, so who each write was attributed to stays known.
+    """
+    old = run_params.get("perform_as")
+    if opts.perform_as is None:
+        opts.perform_as = old
+        return []
+    if opts.perform_as == old:
+        return []
+    journal.update_params(perform_as=opts.perform_as)
+    journal.add_event(session, "perform_as", {"from": old, "to": opts.perform_as})
+    return [
+        f"perform_as changed on resume: {old or '(none)'} -> {opts.perform_as}; "
+        "recorded in the journal, used for the writes from now on"
+    ]
 
 
 def _check_size(plan: Plan, max_changes: int | None) -> None:
@@ -715,35 +861,50 @@ def _check_size(plan: Plan, max_changes: int | None) -> None:
 
 
 def _check_known_opportunities(client: Any, plan: Plan, workers: int) -> Plan:
-    """Refuse a plan naming opportunities that do not exist, before anything is written.
+    """Pre-flight: read the plan's opportunities whose tags it does not know; refuse unknown ids.
 
-    A plan made by `make_plan` knows every opportunity of its snapshot (`plan.before`): an id
-    outside it was typed in by hand. A plan without that sidecar (written by hand) is checked by
-    reading each opportunity once; what is read becomes the before-state rollback relies on.
+    `plan.before` holds the tag sets a plan made by `make_plan` assumed: every opportunity of
+    the contacts it touches, not the whole snapshot. A row added by hand for another contact's
+    opportunity (or every row of a plan written by hand, without sidecars) is not in it: those
+    ids are read once, concurrently, before any journal exists. An id Lever does not know
+    refuses the plan (`PlanError`, nothing written); the tags read join the before-state the
+    drift check and rollback rely on. They carry no contact: the plan does not know that
+    contact's other opportunities, so the propagate re-plan never judges their sources.
     """
-    ids = plan.opportunity_ids()
-    if plan.before:
-        unknown = [o for o in ids if o not in plan.before]
-        if unknown:
-            raise PlanError(
-                f"{len(unknown)} opportunity id(s) in the plan are not in the snapshot it was "
-                f"made from (first: {unknown[0]}); fix the CSV or re-run `lever-tags plan`; "
-                "nothing was written"
-            )
+    unknown = [o for o in plan.opportunity_ids() if o not in plan.before]
+    if client is None or not unknown:
         return plan
-    if client is None or not ids:
-        return plan
-    found, missing = _read_each(client, ids, workers)
+    found, missing = _read_each(client, unknown, workers)
     if missing:
         raise PlanError(
             f"{len(missing)} opportunity id(s) in the plan do not exist in Lever "
             f"(first: {missing[0]}); fix the CSV; nothing was written"
         )
-    before = {o: {"tags": _tags_of(opp)} for o, opp in found.items()}
+    before = dict(plan.before)
+    before.update({o: {"tags": _tags_of(opp)} for o, opp in found.items()})
     return replace(plan, before=before)
 
 
-def _dry_run(client: Any, plan: Plan, kind: str, drift_check: bool, workers: int) -> ApplyResult:
+def _journal_is_planned(journal_path: str | os.PathLike) -> bool:
+    """The journal exists and already recorded its calls (so it holds the before-state)."""
+    if not Path(journal_path).is_file():
+        return False
+    try:
+        with Journal(journal_path, lock=False, create=False) as journal:
+            run = journal.run()
+    except JournalError:
+        return False
+    return bool(run and run["planned"])
+
+
+def _dry_run(
+    client: Any,
+    plan: Plan,
+    kind: str,
+    drift_check: bool,
+    workers: int,
+    max_changes: int | None = None,
+) -> ApplyResult:
     rows = plan.rows
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)
     dropped = pd.DataFrame(columns=SKIPPED_COLUMNS)
@@ -763,6 +924,9 @@ def _dry_run(client: Any, plan: Plan, kind: str, drift_check: bool, workers: int
         dropped=dropped,
         changes_by_tag=preview.changes_by_tag(),
         outcomes=calls_from_rows(rows),
+        max_changes=max_changes,
+        plan_rows=len(plan.rows),
+        over_max_changes=max_changes is not None and len(plan.rows) > max_changes,
     )
 
 
@@ -784,11 +948,14 @@ def apply_plan(
     workers: int = DEFAULT_WORKERS,
     progress: bool | None = None,
     drift_check: bool = True,
+    retry_failed: bool = False,
 ) -> ApplyResult:
     """Apply a plan: dry run by default; with ``dry_run=False`` write it, journaled.
 
     Running it again with the same journal resumes: finished calls are not repeated, calls that
-    may have reached Lever are checked by reading the opportunity first.
+    may have reached Lever are checked by reading the opportunity first, transient failures are
+    tried again. Calls Lever refused (400/403, e.g. a bad perform_as) are tried again only with
+    ``retry_failed``.
 
     Args:
         client: a `LeverClient` (its limiter paces every worker). May be None for a dry run
@@ -796,17 +963,24 @@ def apply_plan(
         plan: a `Plan` or the path of a plan CSV.
         journal_path: the run journal (SQLite); default ``<plan>.journal.sqlite``.
         dry_run: write nothing (the default); the result previews the changes.
-        max_changes: refuse a plan with more rows than this (`PlanError`).
-        perform_as: Lever user id the changes are attributed to (sent on every write).
+        max_changes: refuse to write a plan with more rows than this (`PlanError`); a dry run
+            previews it anyway and sets ``over_max_changes`` (its summary says a real run
+            would be refused).
+        perform_as: Lever user id the changes are attributed to (sent on every write). On
+            resume: None keeps the journal's; another value is recorded in the journal (run
+            params and a per-session event) and used for the writes from then on.
         workers: concurrent calls; a few more than rate x latency keeps the rate at the limit.
         progress: a tqdm bar; None = in a terminal or Jupyter (see `toolkit.progress`).
         drift_check: re-read what changed since the snapshot before writing (keep it on).
+        retry_failed: on resume, retry the calls Lever refused: each is read first and written
+            again only if still needed; the retry is journaled (a ``retry`` event per call).
 
     Returns:
         An `ApplyResult`.
 
     Raises:
-        PlanError: the plan is larger than max_changes, or no journal path can be chosen.
+        PlanError: a write of a plan larger than max_changes, an opportunity id that does not
+            exist, or no journal path can be chosen.
         JournalError: another run holds the journal, or it belongs to another plan.
         AuthenticationError: Lever answered 401; the run stopped at once (resumable).
 
@@ -817,17 +991,18 @@ def apply_plan(
     """
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
-    _check_size(plan, max_changes)
+    if not dry_run:
+        _check_size(plan, max_changes)
     if workers < 1:
         raise PlanError(f"workers must be at least 1 (got {workers})")
-    if dry_run or journal_path is None or not Path(journal_path).exists():
-        plan = _check_known_opportunities(client, plan, workers)
-    if dry_run:
-        return _dry_run(client, plan, "apply", drift_check, workers)
-    if journal_path is None:
+    if not dry_run and journal_path is None:
         if plan.path is None:
             raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
         journal_path = default_journal_path(plan.path)
+    if dry_run or not _journal_is_planned(journal_path):
+        plan = _check_known_opportunities(client, plan, workers)
+    if dry_run:
+        return _dry_run(client, plan, "apply", drift_check, workers, max_changes)
     params = {
         "max_changes": max_changes,
         "perform_as": perform_as,
@@ -835,7 +1010,7 @@ def apply_plan(
         "host": _host(client),
         "drift_check": drift_check,
     }
-    opts = _Options("apply", perform_as, workers, progress, drift_check)
+    opts = _Options("apply", perform_as, workers, progress, drift_check, retry_failed)
     return _run(client, plan, journal_path, opts, params)
 
 
@@ -900,6 +1075,7 @@ def rollback(
     perform_as: str | None = None,
     workers: int = DEFAULT_WORKERS,
     progress: bool | None = None,
+    retry_failed: bool = False,
 ) -> ApplyResult:
     """Undo a run from its journal: remove the tags it added, re-add the ones it removed.
 
@@ -913,7 +1089,7 @@ def rollback(
         dry_run: write nothing (the default).
         rollback_journal: where to journal the rollback.
         perform_as: Lever user id; default the one the run used.
-        workers, progress: as in `apply_plan`.
+        workers, progress, retry_failed: as in `apply_plan`.
 
     Example:
         >>> rollback(client, "j.sqlite", dry_run=False).applied  # doctest: +SKIP
@@ -931,7 +1107,7 @@ def rollback(
         "host": _host(client),
         "source_journal": str(journal_path),
     }
-    opts = _Options("rollback", perform_as, workers, progress, True)
+    opts = _Options("rollback", perform_as, workers, progress, True, retry_failed)
     # Hold the source journal's lock too: no rollback while its run is still writing.
     with Journal(journal_path, lock=True, create=False):
         return _run(client, plan, target, opts, params)
@@ -940,11 +1116,87 @@ def rollback(
 # -- verify -------------------------------------------------------------------------------------
 
 VERIFY_COLUMNS = [*PLAN_COLUMNS, "reason"]
+# Reasons of rows the apply did not write on purpose (from its journal): they do not fail verify.
+REASON_DROPPED_DRIFT = "dropped (drift)"
+REASON_DROPPED_ANONYMIZED = "dropped (anonymized)"
+REASON_NOOP_DRIFT = "no-op (drift)"
+REASON_NOOP_ANONYMIZED = "no-op (anonymized)"
+ON_PURPOSE_REASONS = (
+    REASON_DROPPED_DRIFT,
+    REASON_DROPPED_ANONYMIZED,
+    REASON_NOOP_DRIFT,
+    REASON_NOOP_ANONYMIZED,
+)
+
+
+def verify_on_purpose(bad: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a `verify_plan` answer the apply did not write on purpose (drift, anonymized).
+
+    Example:
+        >>> bad = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"],
+        ...                     "op": ["add", "add"], "tag": ["T", "T"],
+        ...                     "reason": ["missing", "dropped (drift)"]})
+        >>> verify_on_purpose(bad)["opportunity_id"].tolist()
+        ['o2']
+    """
+    return bad[bad["reason"].isin(ON_PURPOSE_REASONS)].reset_index(drop=True)
+
+
+def verify_failures(bad: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a `verify_plan` answer that should hold and do not (verify fails on these).
+
+    Example:
+        >>> bad = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"],
+        ...                     "op": ["add", "add"], "tag": ["T", "T"],
+        ...                     "reason": ["missing", "dropped (drift)"]})
+        >>> verify_failures(bad)["opportunity_id"].tolist()
+        ['o1']
+    """
+    return bad[~bad["reason"].isin(ON_PURPOSE_REASONS)].reset_index(drop=True)
+
+
+def _not_written_on_purpose(
+    plan: Plan, journal_path: str | os.PathLike
+) -> dict[tuple[str, str, str], str]:
+    """{(opportunity_id, op, tag): reason} of the plan rows its apply journal chose not to write.
+
+    Rows the drift re-plan dropped (journal table ``dropped``), calls found with nothing left to
+    write (``noop``), and tags narrowed out of a call because they were already in place.
+    """
+    with Journal(journal_path, lock=False, create=False) as journal:
+        run = journal.run()
+        if run is None:
+            return {}
+        if run["kind"] != "apply" or run["plan_sha256"] != plan.sha256:
+            raise JournalError(
+                f"the journal {journal_path} belongs to another plan or to a {run['kind']} run "
+                f"(plan {run['plan_sha256'][:12]}, this plan {plan.sha256[:12]}); "
+                "give the journal of this plan's apply"
+            )
+        dropped = journal.table("dropped")
+        calls = journal.calls()
+    out: dict[tuple[str, str, str], str] = {}
+    for row in dropped.to_dict("records"):
+        anonymized = row["reason"] == REASON_ANONYMIZED
+        reason = REASON_DROPPED_ANONYMIZED if anonymized else REASON_DROPPED_DRIFT
+        out[(row["opportunity_id"], row["op"], row["tag"])] = reason
+    for call in calls:
+        if call.state == NOOP:
+            anonymized = "anonymized" in (call.message or "")
+            reason = REASON_NOOP_ANONYMIZED if anonymized else REASON_NOOP_DRIFT
+            untouched = call.planned_tags
+        else:
+            reason = REASON_NOOP_DRIFT
+            untouched = [t for t in call.planned_tags if t not in set(call.tags)]
+        for tag in untouched:
+            out.setdefault((call.opportunity_id, call.op, tag), reason)
+    return out
 
 
 def verify_plan(
     client: Any,
     plan: Plan | str | os.PathLike,
+    journal_path: str | os.PathLike | None = None,
     *,
     workers: int = DEFAULT_WORKERS,
     by: str = "auto",
@@ -956,9 +1208,15 @@ def verify_plan(
     opportunities), or by id; ``auto`` uses listings when the rows carry contact ids and falls
     back to reading by id for the rest.
 
+    With the apply's journal, rows it did not write on purpose (dropped by the drift re-plan,
+    nothing left to write, anonymized since the plan) keep their own reason; tell them apart
+    with `verify_failures` (should hold and do not) and `verify_on_purpose`.
+
     Args:
         client: a `LeverClient`.
         plan: a `Plan` or a plan CSV path.
+        journal_path: the journal of this plan's apply (None: none is read; the CLI defaults
+            to ``<plan>.journal.sqlite`` when it exists).
         workers: concurrent reads.
         by: ``auto``, ``contact`` or ``id``.
         batch: contact ids per listing.
@@ -966,15 +1224,24 @@ def verify_plan(
     Returns:
         DataFrame[opportunity_id, contact_id, op, tag, reason]; empty when every row holds.
         Reasons: ``missing`` (an add not there), ``still present`` (a remove still there),
-        ``not found`` (the opportunity is gone).
+        ``not found`` (the opportunity is gone); with a journal, for rows not written on
+        purpose: ``dropped (drift)``, ``dropped (anonymized)``, ``no-op (drift)``,
+        ``no-op (anonymized)``.
+
+    Raises:
+        JournalError: the journal is missing or belongs to another plan.
 
     Example:
         >>> verify_plan(client, "plan.csv").empty  # doctest: +SKIP
+        True
+        >>> bad = verify_plan(client, "plan.csv", "plan.journal.sqlite")  # doctest: +SKIP
+        >>> verify_failures(bad).empty  # doctest: +SKIP
         True
     """
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
     rows = plan.rows
+    on_purpose = _not_written_on_purpose(plan, journal_path) if journal_path is not None else {}
     if rows.empty:
         return pd.DataFrame(columns=VERIFY_COLUMNS)
     wanted = set(rows["opportunity_id"])
@@ -1000,13 +1267,14 @@ def verify_plan(
     reasons = []
     for opp, op, tag in rows[["opportunity_id", "op", "tag"]].itertuples(index=False, name=None):
         if opp not in current:
-            reasons.append("not found")
+            reason = "not found"
         elif op == "add" and tag not in current[opp]:
-            reasons.append("missing")
+            reason = "missing"
         elif op == "remove" and tag in current[opp]:
-            reasons.append("still present")
+            reason = "still present"
         else:
-            reasons.append("")
+            reason = ""
+        reasons.append(on_purpose.get((opp, op, tag), reason) if reason else "")
     reason = pd.Series(reasons, index=rows.index, dtype=object)
     bad = rows[reason != ""].assign(reason=reason[reason != ""])
     return bad[VERIFY_COLUMNS].reset_index(drop=True)
@@ -1020,5 +1288,7 @@ __all__ = [
     "default_rollback_path",
     "inverse_plan",
     "rollback",
+    "verify_failures",
+    "verify_on_purpose",
     "verify_plan",
 ]

@@ -9,6 +9,8 @@ key.
 
 A lock file beside the journal (``<journal>.lock``, ``fcntl.flock``) keeps two runs off the same
 journal; the kernel releases it when the process dies, so a killed run never leaves a stale lock.
+A clean release removes the file while still holding the lock (unlink, then unlock); a crashed
+run may leave the file behind, which is harmless: the flock is what counts, not the file.
 
 Tables:
     run       one row: kind (apply|rollback), plan digest, plan meta, parameters, status, times
@@ -18,6 +20,8 @@ Tables:
               Lever code and message, times
     dropped   plan rows not written and why (drift re-plan, anonymized at apply time)
     drift     the opportunities found changed since the snapshot, with their tags then and now
+    events    what each session was run with (perform_as, retry_failed, ...) and what it did to
+              the journal beyond calls: a changed perform_as, each failed call retried
 """
 
 from __future__ import annotations
@@ -126,6 +130,13 @@ CREATE TABLE IF NOT EXISTS drift (
     updated_at INTEGER,
     session INTEGER
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session INTEGER,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT
+);
 """
 
 CALL_COLUMNS = [
@@ -233,19 +244,38 @@ class Journal:
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
 
+    def _is_current_lock_file(self, handle: Any) -> bool:
+        """The open lock file is still the one at `lock_path` (not unlinked by its holder)."""
+        try:
+            ours, there = os.fstat(handle.fileno()), os.stat(self.lock_path)
+        except OSError:
+            return False
+        return (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino)
+
     def _take_lock(self) -> None:
         if fcntl is None:  # pragma: no cover
             return
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.lock_path, "a+")  # noqa: SIM115  (held for the journal's life)
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        # A holder that releases cleanly unlinks the file and then unlocks. A run that opened
+        # the old file just before may then lock a file nobody else sees; it must notice that
+        # (the path no longer names its file) and take the lock again on the current one.
+        for _attempt in range(100):
+            handle = open(self.lock_path, "a+")  # noqa: SIM115  (held for the journal's life)
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                raise JournalError(
+                    f"another run holds the journal {self.path} (lock {self.lock_path}); "
+                    "wait for it to finish or use another --journal"
+                ) from None
+            if self._is_current_lock_file(handle):
+                break
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
             handle.close()
-            raise JournalError(
-                f"another run holds the journal {self.path} (lock {self.lock_path}); "
-                "wait for it to finish or use another --journal"
-            ) from None
+        else:  # pragma: no cover  (another process keeps removing the file)
+            raise JournalError(f"could not take the lock {self.lock_path}; try again")
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -253,7 +283,11 @@ class Journal:
         self._lock_file = handle
 
     def _release_lock(self) -> None:
+        """Remove the lock file while still holding the lock, then unlock."""
         if self._lock_file is not None:
+            if self._is_current_lock_file(self._lock_file):
+                with contextlib.suppress(OSError):
+                    self.lock_path.unlink()
             with contextlib.suppress(OSError):
                 fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
             self._lock_file.close()
@@ -477,6 +511,61 @@ class Journal:
                 ),
             )
 
+    def reopen_failed(
+        self, call_id: int, tags: list[str], before_tags: list[str], session: int
+    ) -> bool:
+        """Put a failed call back to pending for a retry (``--retry-failed``), in one transaction.
+
+        The failure it replaces (status, code, message, tags) is kept as a ``retry`` event; the
+        call's tags become those still to write and its before-tags the ones read just now (a
+        call Lever refused wrote nothing, so what is there now is what the retry starts from).
+        Returns False when the call is no longer failed.
+        """
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT opportunity_id, op, tags, status, code, message FROM calls"
+                " WHERE id = ? AND state = 'failed'",
+                (call_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            opp, op, old_tags, status, code, message = row
+            detail = {
+                "call_id": call_id,
+                "opportunity_id": opp,
+                "op": op,
+                "tags": _load(old_tags),
+                "status": status,
+                "code": code,
+                "message": message,
+                "retry_tags": list(tags),
+            }
+            db.execute(
+                "INSERT INTO events (session, at, kind, detail) VALUES (?, ?, 'retry', ?)",
+                (session, now_iso(), json.dumps(detail, default=str)),
+            )
+            db.execute(
+                "UPDATE calls SET state = 'pending', tags = ?, before_tags = ?, status = NULL,"
+                " code = NULL, message = ? WHERE id = ?",
+                (_dump(list(tags)), _dump(list(before_tags)), f"retry of: {message}", call_id),
+            )
+        return True
+
+    def add_event(self, session: int | None, kind: str, detail: dict[str, Any]) -> None:
+        """Record what a session did beyond calls (its parameters, a changed perform_as)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO events (session, at, kind, detail) VALUES (?, ?, ?, ?)",
+                (session, now_iso(), kind, json.dumps(detail, default=str)),
+            )
+
+    def events(self) -> pd.DataFrame:
+        """DataFrame[id, session, at, kind, detail (dict)] in order."""
+        rows = self._query("SELECT * FROM events ORDER BY id")
+        frame = pd.DataFrame(rows, columns=["id", "session", "at", "kind", "detail"])
+        frame["detail"] = pd.Series([_load(v) for v in frame["detail"]], dtype=object)
+        return frame
+
     def reset_to_pending(self, call_id: int, message: str | None = None) -> None:
         """Put a call back (an aborted run's call that certainly did not write)."""
         with self._tx() as db:
@@ -539,7 +628,7 @@ class Journal:
         return frame
 
     def table(self, name: str) -> pd.DataFrame:
-        if name not in {"plan_rows", "dropped", "drift", "sessions"}:
+        if name not in {"plan_rows", "dropped", "drift", "sessions", "events"}:
             raise ValueError(f"unknown journal table {name!r}")
         rows = self._query(f"SELECT * FROM {name}")
         return pd.DataFrame(rows)

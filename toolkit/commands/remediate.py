@@ -2,8 +2,9 @@
 
 Each command calls one function of `toolkit.plan` / `toolkit.apply` and prints a short summary.
 Exit codes (DESIGN.md): 0 done; 1 some changes failed (apply, rollback) or rows do not hold
-(verify); 2 bad input or configuration, a locked or foreign journal, a plan over --max-changes,
-or authentication failure.
+(verify); 2 bad input or configuration, a locked or foreign journal, a write of a plan over
+--max-changes (a dry run previews it and says a real run would be refused), or authentication
+failure.
 """
 
 from __future__ import annotations
@@ -147,15 +148,28 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
         description="Without --yes: a dry run that writes nothing and shows the changes per op "
         "and tag. With --yes: check drift since the snapshot, then write one call per "
         "(opportunity, op) under the rate limit, journaling each intent and outcome. Run it "
-        "again with the same --journal to resume a killed run.",
+        "again with the same --journal to resume a killed run (transient failures are retried; "
+        "calls Lever refused, e.g. for a bad --perform-as, only with --retry-failed). A "
+        "--perform-as given on resume that differs from the journal's is recorded in the "
+        "journal and used from then on; without it the journal's is used.",
     )
     p.add_argument("plan", metavar="PLAN", help="plan CSV from `lever-tags plan`")
     p.add_argument("--yes", action="store_true", help="really write (default: dry run)")
     p.add_argument(
         "--journal", metavar="FILE", help="run journal (SQLite); default <plan>.journal.sqlite"
     )
-    p.add_argument("--max-changes", type=int, metavar="N", help="refuse a plan with more rows")
+    p.add_argument(
+        "--max-changes",
+        type=int,
+        metavar="N",
+        help="refuse to write a plan with more rows (a dry run says so and previews it)",
+    )
     p.add_argument("--perform-as", metavar="USER_ID", help="Lever user the changes are by")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="on resume, retry calls Lever refused (400/403): read first, write if still needed",
+    )
     p.add_argument("--workers", type=int, default=8, help="concurrent calls (default 8)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.set_defaults(func=_cmd_apply)
@@ -184,7 +198,10 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             print(f"  {row.op:<6} {row.opportunities:>6}  {row.tag}")
         if len(table) > MAX_LISTED:
             print(f"  ... {len(table) - MAX_LISTED} more (op, tag) pairs")
-        print("add --yes to write")
+        if result.over_max_changes:
+            print("raise --max-changes or split the plan before adding --yes")
+        else:
+            print("add --yes to write")
         return EXIT_OK
     journal = args.journal or default_journal_path(args.plan)
     result = apply_plan(
@@ -196,10 +213,22 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         perform_as=args.perform_as,
         workers=args.workers,
         progress=args.progress,
+        retry_failed=args.retry_failed,
     )
-    _print_result(result)
-    _list_failures(result)
+    _print_lines(result)
     return EXIT_OK if result.ok else EXIT_FAILURES
+
+
+def _print_lines(result) -> None:
+    """The summary, the failures, then the hints (how to retry) last."""
+    lines = result.summary_lines()
+    hints = [line for line in lines if line.endswith("to retry them")]
+    for line in lines:
+        if line not in hints:
+            print(line)
+    _list_failures(result)
+    for line in hints:
+        print(line)
 
 
 def _list_failures(result) -> None:
@@ -226,30 +255,78 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
         help="re-read the opportunities of a plan; exit 0 only when every row holds",
     )
     p.add_argument("plan", metavar="PLAN", help="plan CSV")
+    p.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="the apply's journal (default <plan>.journal.sqlite when it exists): rows it did "
+        "not write on purpose (drift, anonymized) are reported apart and do not fail verify",
+    )
     p.add_argument("--out", metavar="FILE", help="write the rows that do not hold (CSV)")
     p.add_argument("--workers", type=int, default=8, help="concurrent reads (default 8)")
     p.set_defaults(func=_cmd_verify)
 
 
+def _verify_journal(args: argparse.Namespace, plan) -> Path | None:
+    """--journal, else the plan's default journal when it exists and is this plan's."""
+    from toolkit.apply import default_journal_path
+    from toolkit.journal import Journal, JournalError
+
+    if args.journal:
+        if not Path(args.journal).is_file():
+            raise UsageError(f"journal not found: {args.journal}")
+        return Path(args.journal)
+    path = default_journal_path(args.plan)
+    if not path.is_file():
+        return None
+    try:
+        with Journal(path, lock=False, create=False) as journal:
+            run = journal.run()
+    except JournalError:
+        run = None
+    if not run or run["kind"] != "apply" or run["plan_sha256"] != plan.sha256:
+        print(f"lever-tags: note: {path} is not this plan's journal; not used", file=sys.stderr)
+        return None
+    return path
+
+
+def _on_purpose_line(on_purpose) -> str:
+    """`not written on purpose: 3 (drift)` or `... 3 (2 drift, 1 anonymized)`."""
+    kinds = on_purpose["reason"].str.extract(r"\((.*)\)", expand=False).value_counts()
+    if len(kinds) == 1:
+        detail = str(kinds.index[0])
+    else:
+        detail = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    return f"not written on purpose: {len(on_purpose)} ({detail})"
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from toolkit.apply import verify_plan
+    from toolkit.apply import verify_failures, verify_on_purpose, verify_plan
     from toolkit.artifacts import write_csv_atomic
     from toolkit.plan import load_plan
 
     _positive("--workers", args.workers)
     plan = load_plan(args.plan)
-    bad = verify_plan(_client(), plan, workers=args.workers)
+    journal = _verify_journal(args, plan)
+    bad = verify_plan(_client(), plan, journal, workers=args.workers)
     if args.out:
         write_csv_atomic(args.out, bad)
+    failures, on_purpose = verify_failures(bad), verify_on_purpose(bad)
+    total = len(plan.rows)
     if bad.empty:
-        print(f"verify: all {len(plan.rows)} rows hold")
+        print(f"verify: all {total} rows hold")
         return EXIT_OK
-    print(f"verify: {len(bad)} of {len(plan.rows)} rows do not hold")
-    for row in bad.head(MAX_LISTED).itertuples(index=False):
-        print(f"  {row.reason}: {row.op} {row.tag!r} on {row.opportunity_id}")
-    if len(bad) > MAX_LISTED:
-        print(f"  ... {len(bad) - MAX_LISTED} more" + (f" in {args.out}" if args.out else ""))
-    return EXIT_FAILURES
+    if failures.empty:
+        print(f"verify: {total - len(on_purpose)} of {total} rows hold; the rest were not written")
+    else:
+        print(f"verify: {len(failures)} of {total} rows do not hold")
+        for row in failures.head(MAX_LISTED).itertuples(index=False):
+            print(f"  {row.reason}: {row.op} {row.tag!r} on {row.opportunity_id}")
+        if len(failures) > MAX_LISTED:
+            more = f"  ... {len(failures) - MAX_LISTED} more"
+            print(more + (f" in {args.out}" if args.out else ""))
+    if len(on_purpose):
+        print(_on_purpose_line(on_purpose) + f"; see the journal {journal}")
+    return EXIT_OK if failures.empty else EXIT_FAILURES
 
 
 # -- rollback -----------------------------------------------------------------------------------
@@ -267,6 +344,11 @@ def _add_rollback(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="really write (default: dry run)")
     p.add_argument("--rollback-journal", metavar="FILE", help="journal of the rollback")
     p.add_argument("--perform-as", metavar="USER_ID", help="default: the run's user")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="on resume, retry calls Lever refused (400/403): read first, write if still needed",
+    )
     p.add_argument("--workers", type=int, default=8, help="concurrent calls (default 8)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.set_defaults(func=_cmd_rollback)
@@ -286,10 +368,11 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
         perform_as=args.perform_as,
         workers=args.workers,
         progress=args.progress,
+        retry_failed=args.retry_failed,
     )
-    _print_result(result)
     if result.dry_run:
+        _print_result(result)
         print("add --yes to write")
         return EXIT_OK
-    _list_failures(result)
+    _print_lines(result)
     return EXIT_OK if result.ok else EXIT_FAILURES
