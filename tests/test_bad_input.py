@@ -196,7 +196,7 @@ def _edit_plan(path: Path, edit) -> None:
         (lambda lines: [lines[0].replace("op,", ""), *lines[1:]], "missing column"),
         (lambda lines: [*lines, lines[1].replace(",add,", ",merge,")], "unknown op"),
         (lambda lines: [*lines, lines[1]], "duplicate row"),
-        (lambda lines: [*lines, "00000000-dead-beef,c0,add,Python"], "not in the snapshot"),
+        (lambda lines: [*lines, "00000000-dead-beef,c0,add,Python"], "do not exist"),
         (lambda lines: [lines[0]] + [line + ",extra" for line in lines[1:2]], "fields"),
     ],
     ids=["missing-column", "unknown-op", "duplicate", "unknown-id", "ragged"],
