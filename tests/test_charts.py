@@ -152,3 +152,69 @@ def test_coverage_heatmap_accepts_a_ready_grid():
     fig = charts.coverage_heatmap(grid, labels={"a": "Person-1"})
     assert _ytick_labels(fig) == ["Person-1", "b"]
     assert {"50%", "33%"} <= {t.get_text() for t in fig.axes[0].texts}
+
+
+def _plan_rows(counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """Plan rows with `adds, removes` per tag."""
+    out = []
+    for tag, (adds, removes) in counts.items():
+        out += [(f"a-{tag}-{i}", "c", "add", tag) for i in range(adds)]
+        out += [(f"r-{tag}-{i}", "c", "remove", tag) for i in range(removes)]
+    return pd.DataFrame(out, columns=["opportunity_id", "contact_id", "op", "tag"])
+
+
+def _labels_inside(fig: Figure) -> list[tuple[str, float]]:
+    """Each value label with how far (pixels) it reaches past the axes' right or top edge."""
+    fig.draw_without_rendering()
+    ax = fig.axes[0]
+    box = ax.get_window_extent()
+    return [
+        (t.get_text(), max(t.get_window_extent().x1 - box.x1, t.get_window_extent().y1 - box.y1))
+        for t in ax.texts
+    ]
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        {"Python": (1234, 0)},  # one tag: its label was clipped by 36 px
+        {LONG: (12345, 0), "Go": (3, 0)},
+        {"a": (5, 0)},
+        {"a": (5, 3), "b": (9, 0)},  # the largest total has no removes
+        {"python": (0, 75)},
+    ],
+)
+def test_plan_counts_bar_value_labels_inside_the_axes(counts):
+    fig = charts.plan_counts_bar(_plan_rows(counts))
+    reach = _labels_inside(fig)
+    assert len(reach) == len(counts)
+    assert all(over <= 0 for _, over in reach), reach
+    # ... also in the PNG the report embeds (another dpi, layout redone)
+    assert _png(fig).startswith(b"\x89PNG")
+    assert all(over <= 0 for _, over in _labels_inside(fig))
+
+
+def test_other_bar_charts_keep_their_value_labels_inside():
+    for fig in (
+        charts.split_contacts_bar(pd.DataFrame({"tag": ["x"], "split_contacts": [123456]})),
+        charts.before_after_bar({"split_pairs": 98765}, {"split_pairs": 0}),
+        charts.before_after_bar(
+            pd.DataFrame({"tag": [LONG], "split_contacts": [54321]}),
+            pd.DataFrame({"tag": [LONG], "split_contacts": [0]}),
+        ),
+    ):
+        reach = _labels_inside(fig)
+        assert reach and all(over <= 0 for _, over in reach), reach
+
+
+@pytest.mark.parametrize(
+    ("counts", "legend"),
+    [
+        ({"x": (3, 0), "y": (1, 0)}, ["add"]),
+        ({"x": (0, 2)}, ["remove"]),
+        ({"x": (3, 0), "y": (0, 2)}, ["add", "remove"]),
+    ],
+)
+def test_plan_counts_bar_legend_lists_only_ops_present(counts, legend):
+    fig = charts.plan_counts_bar(_plan_rows(counts))
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == legend

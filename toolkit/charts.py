@@ -39,6 +39,7 @@ __all__ = [
     "PALETTE",
     "before_after_bar",
     "coverage_heatmap",
+    "fit_labels",
     "opportunities_per_contact_hist",
     "plan_counts_bar",
     "save_figure",
@@ -86,17 +87,57 @@ def _empty(fig: Figure, ax, title: str, message: str) -> Figure:
     return fig
 
 
-def _annotate_barh(ax, bars, values) -> None:
+def _annotate_barh(ax, bars, values) -> list:
+    texts = []
     for bar, value in zip(bars, values, strict=True):
         if value:
-            ax.annotate(
-                f"{int(value):,}",
-                (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                xytext=(3, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=8,
+            texts.append(
+                ax.annotate(
+                    f"{int(value):,}",
+                    (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    va="center",
+                    fontsize=8,
+                )
             )
+    return texts
+
+
+def fit_labels(fig: Figure, ax, texts: list, *, axis: str = "x", pad: float = 4.0) -> None:
+    """Extend the value axis until every value label lies inside the axes, `pad` pixels clear.
+
+    A label sits a few points beyond the end of its bar, so a fixed margin cannot fit every
+    number at every size; this lays the figure out (constrained layout included), measures the
+    labels, and widens the limit (at most a few rounds; each one converges further).
+
+    Example:
+        >>> stats = pd.DataFrame({"tag": ["x"], "split_contacts": [123456]})
+        >>> fig = split_contacts_bar(stats)
+        >>> fig.draw_without_rendering()
+        >>> ax = fig.axes[0]
+        >>> bool(ax.texts[0].get_window_extent().x1 <= ax.get_window_extent().x1)
+        True
+    """
+    if not texts:
+        return
+    for _ in range(4):
+        fig.draw_without_rendering()
+        box = ax.get_window_extent()
+        if axis == "x":
+            reach, edge, size = max(t.get_window_extent().x1 for t in texts), box.x1, box.width
+            lo, hi = ax.get_xlim()
+        else:
+            reach, edge, size = max(t.get_window_extent().y1 for t in texts), box.y1, box.height
+            lo, hi = ax.get_ylim()
+        overflow = reach + pad - edge
+        if overflow <= 0 or size <= 0:
+            return
+        grow = (hi - lo) * overflow / max(size - overflow, size * 0.2)
+        if axis == "x":
+            ax.set_xlim(lo, hi + grow)
+        else:
+            ax.set_ylim(lo, hi + grow)
 
 
 def split_contacts_bar(
@@ -128,12 +169,13 @@ def split_contacts_bar(
     bars = ax.barh(y, values, color=OKABE_ITO["blue"])
     ax.set_yticks(y, labels)
     ax.invert_yaxis()  # largest first, at the top
-    _annotate_barh(ax, bars, values)
+    texts = _annotate_barh(ax, bars, values)
     ax.set_xlabel("contacts with the tag on some but not all of their opportunities")
     ax.set_title(title, loc="left", fontweight="bold")
-    ax.margins(x=0.12)
+    ax.margins(x=0.05)
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
+    fit_labels(fig, ax, texts)
     return fig
 
 
@@ -175,16 +217,18 @@ def opportunities_per_contact_hist(frame: pd.DataFrame, *, cap: int = 10) -> Fig
     bars = ax.bar(xs, heights, color=colors, edgecolor="white")
     labels = [f"{x}+" if x == cap and (per_contact >= cap).any() else str(x) for x in xs]
     ax.set_xticks(xs, labels)
-    for bar, h in zip(bars, heights, strict=True):
-        if h:
-            ax.annotate(
-                f"{h:,}",
-                (bar.get_x() + bar.get_width() / 2, h),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                fontsize=8,
-            )
+    texts = [
+        ax.annotate(
+            f"{h:,}",
+            (bar.get_x() + bar.get_width() / 2, h),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
+        for bar, h in zip(bars, heights, strict=True)
+        if h
+    ]
     multi = int((per_contact >= 2).sum())
     ax.set_title(title, loc="left", fontweight="bold")
     ax.set_xlabel("opportunities of the contact")
@@ -203,6 +247,7 @@ def opportunities_per_contact_hist(frame: pd.DataFrame, *, cap: int = 10) -> Fig
     ax.margins(y=0.15)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
+    fit_labels(fig, ax, texts, axis="y")
     return fig
 
 
@@ -387,19 +432,33 @@ def plan_counts_bar(plan: Any, top: int = 20) -> Figure:
     y = np.arange(len(counts))
     adds = counts["add"].to_numpy()
     removes = counts["remove"].to_numpy()
-    ax.barh(y, adds, color=OKABE_ITO["green"], label="add")
-    ax.barh(y, removes, left=adds, color=OKABE_ITO["vermillion"], label="remove", hatch="//")
-    for yi, tot in zip(y, counts["total"].to_numpy(), strict=True):
+    # Only the ops the plan has get bars (and so legend entries).
+    if adds.any():
+        ax.barh(y, adds, color=OKABE_ITO["green"], label="add")
+    if removes.any():
+        stacked = ax.barh(
+            y, removes, left=adds, color=OKABE_ITO["vermillion"], label="remove", hatch="//"
+        )
+        for patch in stacked:  # a bar's left end is sticky: it would pin the axis to a total
+            patch.sticky_edges.x.clear()
+    texts = [
         ax.annotate(f"{int(tot):,}", (tot, yi), xytext=(3, 0), textcoords="offset points",
-                    va="center", fontsize=8)  # fmt: skip
+                    va="center", fontsize=8)
+        for yi, tot in zip(y, counts["total"].to_numpy(), strict=True)
+        if tot
+    ]  # fmt: skip
     ax.set_yticks(y, _unique_labels([str(t) for t in counts["tag"]], LABEL_WIDTH))
     ax.invert_yaxis()
     ax.set_xlabel("opportunities to change")
     ax.set_title(title, loc="left", fontweight="bold")
-    ax.legend(loc="lower right", frameon=False)
-    ax.margins(x=0.12)
+    # Above the bars, right: never on top of a bar or its number.
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2, frameon=False,
+              borderaxespad=0.2)  # fmt: skip
+    ax.set_xlim(left=0)
+    ax.margins(x=0.05)
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
+    fit_labels(fig, ax, texts)
     return fig
 
 
@@ -470,6 +529,7 @@ def _grouped(
     kw = "height" if horizontal else "width"
     b_bars = bar(pos - w / 2, before, color=OKABE_ITO["orange"], label="before", **{kw: w})
     a_bars = bar(pos + w / 2, after, color=OKABE_ITO["blue"], label="after", hatch="..", **{kw: w})
+    texts = []
     for bars, values in ((b_bars, before), (a_bars, after)):
         for rect, v in zip(bars, values, strict=True):
             if horizontal:
@@ -486,8 +546,8 @@ def _grouped(
                     "center",
                     "bottom",
                 )
-            ax.annotate(f"{v:,}", xy, xytext=off, textcoords="offset points", ha=ha, va=va,
-                        fontsize=8)  # fmt: skip
+            texts.append(ax.annotate(f"{v:,}", xy, xytext=off, textcoords="offset points",
+                                     ha=ha, va=va, fontsize=8))  # fmt: skip
     if horizontal:
         ax.set_yticks(pos, labels)
         ax.invert_yaxis()
@@ -502,6 +562,7 @@ def _grouped(
     ax.set_axisbelow(True)
     ax.set_title(title, loc="left", fontweight="bold")
     ax.legend(frameon=False)
+    fit_labels(fig, ax, texts, axis="x" if horizontal else "y")
     return fig
 
 
