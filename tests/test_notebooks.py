@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -292,3 +293,99 @@ def test_remediate_rename_mode_previews_variant_fixes(lever_env, tmp_path):
     assert set(plan.loc[plan["op"] == "remove", "tag"]) == {"python"}
     assert set(plan.loc[plan["op"] == "add", "tag"]) == {"Python"}
     assert json.loads((result.folder / "remediation.json").read_text())["dry_run"] is True
+
+
+_PROGRESS = re.compile(r"\[\d+:\d\d(?:<[^\]]*)?, [^\]]*/s\]|FloatProgress")
+
+
+def _progress_outputs(nb) -> list[str]:
+    """Outputs that are tqdm bars (text `[00:01<00:02, 3.2it/s]` or a FloatProgress widget)."""
+    found = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") + str(output.get("data", {}).get("text/plain", ""))
+            if _PROGRESS.search(text):
+                found.append(text[:120])
+    return found
+
+
+def test_headless_explore_report_publishes_no_names_no_bars_no_salt(lever_env, tmp_path, capsys):
+    """`lever-tags report explore` with no parameters: pseudonyms (under the secret salt, which
+    is written nowhere), no progress bar in the report."""
+    from toolkit.redact import pseudonym
+
+    salt = "team-secret-0f3a9c2e7b1d4a65"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("LEVER_TOOLKIT_PROGRESS", raising=False)
+        mp.setenv("LEVER_REDACT_SALT", salt)
+        code = main(["report", "explore", "--out-root", str(tmp_path)])
+        expected = {pseudonym(o["name"]) for o in lever_env.opportunities() if o.get("name")}
+    assert code == 0, capsys.readouterr().err
+    folder = Path(capsys.readouterr().out.strip())
+    executed = folder / "01-explore-tag-coverage.ipynb"
+    nb = nbformat.read(executed, as_version=4)
+    assert nb.metadata["papermill"]["parameters"] == {"redact": True}
+    page = (folder / "01-explore-tag-coverage.html").read_text(encoding="utf-8")
+    raw = executed.read_text(encoding="utf-8")
+    names = {o["name"] for o in lever_env.opportunities() if o.get("name")}
+    assert not [n for n in names if n in page or n in raw]  # no real name anywhere
+    assert [p for p in expected if p in page]  # pseudonyms under the secret salt label the grid
+    assert "secret salt (LEVER_REDACT_SALT)" in page
+    assert _progress_outputs(nb) == []  # the snapshot fetch showed no bar
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert salt.encode() not in path.read_bytes(), path
+    _no_key_anywhere(folder, lever_env.api_key)
+
+
+def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
+    fresh_sandbox, monkeypatch, tmp_path, capsys
+):
+    """A real apply whose every write fails (unknown perform_as): report exit 1 naming the last
+    cell, every artifact written; a batch marks it failed; the same run done right exits 0."""
+    sb = fresh_sandbox()
+    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+    for name, value in sb.env().items():
+        monkeypatch.setenv(name, value)
+    before = _tags_by_opportunity(sb)
+    # Rust: 5 missing assignments, so the rate-limited writes (10/s, as Lever) stay quick
+    params = ["-p", "tags", "Rust", "-p", "dry_run", "false", "-p", "max_changes", "1000"]
+    bad = [*params, "-p", "perform_as", "bogus-user"]
+
+    code = main(["report", "remediate", *bad, "--out-root", str(tmp_path / "bad")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "reports.require_success(result, residual)" in captured.err
+    assert "RemediationFailedError" in captured.err and "changes failed" in captured.err
+    assert "perform_as" in captured.err  # the first failure's reason
+    folder = Path(captured.out.strip())
+    data = json.loads((folder / "remediation.json").read_text())
+    assert data["ok"] is False and data["succeeded"] is False and data["problems"]
+    assert data["apply"]["failed"] == data["plan"]["add"] > 0
+    for name in ("plan.csv", "outcomes.csv", "journal.sqlite", "03-remediate.html"):
+        assert (folder / name).is_file(), name
+    assert _images(folder / "03-remediate.html") == 3
+    nb = nbformat.read(folder / "03-remediate.ipynb", as_version=4)
+    assert _progress_outputs(nb) == []  # neither the fetch nor the apply showed a bar
+    assert _tags_by_opportunity(sb) == before
+
+    runs = tmp_path / "runs.yaml"
+    runs.write_text(
+        "runs:\n  - name: bogus\n    notebook: remediate\n    parameters:\n"
+        "      {tags: [Rust], dry_run: false, max_changes: 1000, perform_as: bogus-user}\n",
+        encoding="utf-8",
+    )
+    assert main(["batch", str(runs), "--out-root", str(tmp_path / "batch")]) == 1
+    index = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    table = pd.read_csv(index.parent / "runs.csv")
+    assert table[["name", "status"]].values.tolist() == [["bogus", "failed"]]
+    assert "require_success" in table["error"].item()
+
+    code = main(["report", "remediate", *params, "--out-root", str(tmp_path / "good")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    data = json.loads((Path(captured.out.strip()) / "remediation.json").read_text())
+    assert data["succeeded"] is True and data["problems"] == [] and data["apply"]["applied"] > 0
+    frame = frame_from_opportunities(sb.opportunities())
+    assert audit.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
+    _no_key_anywhere(tmp_path, sb.api_key)

@@ -378,3 +378,105 @@ def test_write_runs_csv_and_index_escape_html(tmp_path):
     assert "<script>" not in page and "&lt;script&gt;" in page
     reports.write_runs_csv([res], tmp_path / "runs.csv")
     assert "failed" in (tmp_path / "runs.csv").read_text()
+
+
+# -- the credential scan: every form the key travels as -----------------------------------------
+
+SCAN_KEY = "sk-test-0123456789abcdef"
+_B64 = "c2stdGVzdC0wMTIzNDU2Nzg5YWJjZGVmOg=="  # base64("sk-test-0123456789abcdef:")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("raw.txt", f"key is {SCAN_KEY}\n"),
+        ("basic.log", f"send: b'GET /v1/opportunities HTTP/1.1\\r\\nAuthorization: Basic {_B64}'"),
+        ("b64-only.txt", f"token={_B64}"),
+        ("bearer.txt", f"Bearer {SCAN_KEY}"),
+        ("headers.txt", f"{{'User-Agent': 'x', 'Authorization': 'Basic {_B64}'}}"),
+        ("unknown-key.txt", "{'Authorization': 'Basic c29tZS1vdGhlci1rZXk6'}"),
+        ("bearer-dict.txt", "{'authorization': 'Bearer some-other-token-value'}"),
+        ("out.ipynb", '{"text": "{\\"Authorization\\": \\"Basic c29tZS1vdGhlci1rZXk6\\"}"}'),
+        ("out.html", "<pre>{&#39;Authorization&#39;: &#39;Basic c29tZS1vdGhlci1rZXk6&#39;}</pre>"),
+    ],
+)
+def test_scan_catches_the_key_in_every_form_and_redacts_it(tmp_path, name, text):
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / name
+    path.write_text(text, encoding="utf-8")
+    clean = tmp_path / "clean.txt"
+    clean.write_text("the Authorization header is never written; Basic auth is used", "utf-8")
+    assert reports.scan_for_secrets(tmp_path, [SCAN_KEY]) == [path]
+    data = path.read_bytes()
+    assert b"[redacted]" in data
+    for needle in (SCAN_KEY.encode(), _B64.encode(), b"c29tZS1vdGhlci1rZXk6", b"some-other"):
+        assert needle not in data
+    for header in (b"Authorization: Basic", b"Authorization: Bearer", b"'Authorization': '"):
+        assert header not in data
+    assert reports.scan_for_secrets(tmp_path, [SCAN_KEY]) == []  # redacted for good
+
+
+def test_scan_covers_the_redaction_salt(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEVER_REDACT_SALT", "team-secret-0f3a9c2e7b1d4a65")
+    (tmp_path / "a.json").write_text('{"salt": "team-secret-0f3a9c2e7b1d4a65"}', "utf-8")
+    assert reports.scan_for_secrets(tmp_path) == [tmp_path / "a.json"]
+    assert b"team-secret" not in (tmp_path / "a.json").read_bytes()
+
+
+# -- remediation outcome: require_success -------------------------------------------------------
+
+
+def _apply_result(**kw):
+    from toolkit.apply import ApplyResult
+
+    defaults = {"dry_run": False, "journal_path": "j.sqlite", "planned_changes": 4}
+    return ApplyResult(**{**defaults, **kw})
+
+
+def _residual(*opps: str) -> pd.DataFrame:
+    n = len(opps)
+    return pd.DataFrame(
+        {"opportunity_id": list(opps), "contact_id": ["c"] * n, "op": ["add"] * n,
+         "tag": ["Go"] * n, "reason": ["missing"] * n}
+    )  # fmt: skip
+
+
+def test_require_success_passes_a_dry_run_and_a_clean_apply():
+    assert reports.require_success(_apply_result(dry_run=True, failed=3), _residual("o1"))
+    assert "4 changes applied" in reports.require_success(_apply_result(applied=4), _residual())
+
+
+def test_require_success_raises_on_failed_writes_naming_the_first_error():
+    outcomes = pd.DataFrame(
+        {"state": ["failed", "failed"], "message": ["perform_as: unknown user bogus", "x"]}
+    )
+    result = _apply_result(failed=4, outcomes=outcomes)
+    with pytest.raises(reports.RemediationFailedError) as err:
+        reports.require_success(result, _residual())
+    assert "4 of 4 changes failed (first: perform_as: unknown user bogus)" in str(err.value)
+    assert "remediation.json" in str(err.value)
+
+
+def test_require_success_raises_on_rows_that_do_not_hold_except_drift_drops():
+    dropped = _residual("o1").assign(reason="drift: changed since the snapshot")
+    ok = _apply_result(applied=3, dropped=dropped)
+    assert reports.require_success(ok, _residual("o1"))  # dropped on purpose: fine
+    with pytest.raises(reports.RemediationFailedError, match="1 plan rows do not hold"):
+        reports.require_success(ok, _residual("o1", "o2"))
+    for counts in ({"not_found": 1}, {"pending": 2}):
+        with pytest.raises(reports.RemediationFailedError):
+            reports.require_success(_apply_result(**counts), _residual())
+
+
+# -- headless runs: no names unless asked for ---------------------------------------------------
+
+
+def test_headless_explore_is_redacted_unless_the_caller_chose():
+    explore = reports.resolve_notebook("explore")
+    assert reports.headless_defaults(explore, {}) == {"redact": True}
+    assert reports.headless_defaults(explore, {"tags": ["Go"]}) == {"tags": ["Go"], "redact": True}
+    assert reports.headless_defaults(explore, {"with_personal": True}) == {"with_personal": True}
+    assert reports.headless_defaults(explore, {"redact": False}) == {"redact": False}
+    audit = reports.resolve_notebook("audit")  # names off by default already
+    assert reports.headless_defaults(audit, {}) == {}
+    assert reports.HEADLESS_KERNEL_ENV == {"LEVER_TOOLKIT_PROGRESS": "0"}

@@ -139,10 +139,14 @@ class TagExplorer:
             options=options, value=tuple(chosen), rows=10, description="Tags",
             layout=widgets.Layout(width="420px"),
         )  # fmt: skip
+        placeholder = (
+            "name, email or contact id"
+            if "name" in frame.columns
+            else "contact id (names need with_personal)"
+        )
         self.search = widgets.Text(
-            value=search, description="Search", placeholder="name, email or contact id",
-            continuous_update=False,
-        )  # fmt: skip
+            value=search, description="Search", placeholder=placeholder, continuous_update=False
+        )
         self.min_opportunities = widgets.IntSlider(
             value=min(max(1, min_opportunities), top), min=1, max=top,
             description="Min opps", continuous_update=False,

@@ -11,7 +11,10 @@ itself" (summary.json, CSVs, chart PNGs, the journal) lands there. The folder th
 
 The kernel inherits this process's environment and reads the Lever credential from it
 (`LeverClient.from_env()`); the credential is never a parameter, and every produced file is
-scanned for it after the run as a safety net.
+scanned for it (raw, Basic-auth encoded, as a bearer, in an Authorization header) after the run
+as a safety net. Kernels also get `LEVER_TOOLKIT_PROGRESS=0`: reports carry no progress bars.
+A headless run of a notebook that fetches names by default is redacted unless the caller chose
+(`headless_defaults`).
 
 A batch (`runs.yaml`) is a list of named runs executed one after another; consecutive read-only
 runs (explore, audit) may run side by side, `parallel_audits` at a time. A failing run does not
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import html
 import json
 import logging
@@ -241,7 +245,7 @@ def load_or_fetch_snapshot(
         with_personal: fetch names and emails (for search and labels); off by default.
         client: a `LeverClient`; default `LeverClient.from_env()`.
     """
-    from toolkit.redact import redact_frame
+    from toolkit.redact import redact_frame, salt_kind
     from toolkit.snapshot import Snapshot, fetch_snapshot, load_snapshot
 
     if snapshot_path:
@@ -260,7 +264,9 @@ def load_or_fetch_snapshot(
             client, include_archived=include_archived, with_personal=with_personal or redact
         )
     if redact:
-        snap = Snapshot(redact_frame(snap.frame), dict(snap.meta, redacted=True))
+        snap = Snapshot(
+            redact_frame(snap.frame), dict(snap.meta, redacted=True, redaction=salt_kind())
+        )
     return snap
 
 
@@ -281,6 +287,8 @@ def snapshot_overview(snap: Snapshot) -> pd.DataFrame:
         ("personal_data", "name" in frame.columns),
         ("redacted", bool(meta.get("redacted", False))),
     ]
+    if meta.get("redaction"):
+        rows.append(("redaction", meta["redaction"]))
     rows += [("warning", w) for w in meta.get("warnings", [])]
     return pd.DataFrame(rows, columns=["item", "value"]).astype({"value": "object"})
 
@@ -596,14 +604,123 @@ def write_remediation_summary(
         "after": {k: int(v) for k, v in after.summary.items()},
         "after_is": after.options.get("after", ""),
         "residual_rows": len(residual),
+        "residual_dropped_for_drift": len(residual) - len(unexpected_residual(residual, result)),
         "journal": Path(result.journal_path).name if result.journal_path else None,
+        "problems": remediation_problems(result, residual),
     }
+    data["succeeded"] = not data["problems"]
     paths = {"remediation": write_json_atomic(out / "remediation.json", data)}
     if isinstance(result.outcomes, pd.DataFrame) and len(result.outcomes):
         paths["outcomes"] = write_csv_atomic(out / "outcomes.csv", result.outcomes)
     if len(residual):
         paths["residual"] = write_csv_atomic(out / "residual.csv", residual)
     return paths
+
+
+class RemediationFailedError(RuntimeError):
+    """A real apply finished, but some changes failed or do not hold in Lever afterwards."""
+
+
+_ROW_KEY = ["opportunity_id", "op", "tag"]
+
+
+def unexpected_residual(residual: pd.DataFrame, result: Any) -> pd.DataFrame:
+    """The verify residual without the rows the apply dropped on purpose because of drift.
+
+    A row dropped by the drift re-plan (the opportunity changed since the snapshot, or became
+    anonymized) may legitimately not hold; every other residual row is a change that should
+    be in Lever and is not.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> residual = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"],
+        ...                          "op": ["add", "add"], "tag": ["Go", "Go"],
+        ...                          "reason": ["missing", "missing"]})
+        >>> dropped = residual.iloc[:1].assign(reason="drift: changed since the snapshot")
+        >>> unexpected_residual(residual, SimpleNamespace(dropped=dropped))["opportunity_id"].tolist()
+        ['o2']
+    """  # noqa: E501
+    dropped = getattr(result, "dropped", None)
+    if residual.empty or not isinstance(dropped, pd.DataFrame) or dropped.empty:
+        return residual
+    if not set(_ROW_KEY) <= set(dropped.columns):
+        return residual
+    keys = set(zip(*(dropped[c].astype(str) for c in _ROW_KEY), strict=True))
+    mine = pd.Series(
+        [k in keys for k in zip(*(residual[c].astype(str) for c in _ROW_KEY), strict=True)],
+        index=residual.index,
+        dtype=bool,
+    )
+    return residual.loc[~mine].reset_index(drop=True)
+
+
+def remediation_problems(result: Any, residual: pd.DataFrame) -> list[str]:
+    """Why a remediation run did not succeed, one phrase each; empty when it did.
+
+    A dry run writes nothing and cannot fail here. A real apply fails when a change failed, an
+    opportunity was not found, changes are left pending, or verify found plan rows that do not
+    hold (other than rows dropped on purpose for drift).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> r = SimpleNamespace(dry_run=False, planned_changes=65, failed=65, not_found=0,
+        ...                     pending=0, outcomes=pd.DataFrame(), dropped=pd.DataFrame())
+        >>> remediation_problems(r, pd.DataFrame())
+        ['65 of 65 changes failed']
+    """
+    if getattr(result, "dry_run", True):
+        return []
+    problems: list[str] = []
+    planned = int(getattr(result, "planned_changes", 0) or 0)
+    for attr, what in (
+        ("failed", "failed"),
+        ("not_found", "were on opportunities not found"),
+        ("pending", "are still pending"),
+    ):
+        n = int(getattr(result, attr, 0) or 0)
+        if n:
+            problems.append(f"{n} of {planned} changes {what}")
+    message = _first_failure(getattr(result, "outcomes", None))
+    if problems and message:
+        problems[0] += f" (first: {message})"
+    unexpected = len(unexpected_residual(residual, result))
+    if unexpected:
+        problems.append(f"{unexpected} plan rows do not hold in Lever after verify")
+    return problems
+
+
+def _first_failure(outcomes: Any) -> str:
+    if not isinstance(outcomes, pd.DataFrame) or outcomes.empty:
+        return ""
+    if not {"state", "message"} <= set(outcomes.columns):
+        return ""
+    bad = outcomes.loc[outcomes["state"].isin(["failed", "not_found"]), "message"].dropna()
+    text = " ".join(str(bad.iloc[0]).split()) if len(bad) else ""
+    return text if len(text) <= 160 else text[:159] + "…"
+
+
+def require_success(result: Any, residual: pd.DataFrame) -> str:
+    """Raise `RemediationFailedError` when a real apply did not fully succeed; else say so.
+
+    The last cell of `03-remediate` calls it after every artifact is written, so a failed run
+    keeps its plan, outcomes, residual, journal and report, and `lever-tags report` / `batch`
+    see the failure (exit 1, run marked failed, this cell named). A dry run always passes.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> require_success(SimpleNamespace(dry_run=True), pd.DataFrame())
+        'dry run: nothing was written'
+    """
+    problems = remediation_problems(result, residual)
+    if problems:
+        raise RemediationFailedError(
+            "; ".join(problems) + ". The report, outcomes.csv, residual.csv and "
+            "remediation.json are beside this notebook; rerunning with the same journal_path "
+            "resumes without repeating finished writes"
+        )
+    if getattr(result, "dry_run", True):
+        return "dry run: nothing was written"
+    return f"succeeded: {int(result.applied)} changes applied, every plan row holds in Lever"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -746,10 +863,18 @@ def validate_run_parameters(notebook: Path, parameters: Mapping[str, Any]) -> di
 
 
 def _secrets() -> tuple[str, ...]:
+    """The strings no produced file may hold: the Lever credential and the redaction salt."""
+    from toolkit.redact import redaction_salt
+
     try:
-        return config.load_settings().secrets
+        found = list(config.load_settings().secrets)
     except ConfigurationError:
-        return ()
+        found = []
+    with contextlib.suppress(ConfigurationError):  # a too-short salt is refused where it is used
+        salt = redaction_salt()
+        if salt:
+            found.append(salt.decode())
+    return tuple(found)
 
 
 def _refuse_secret_values(parameters: Mapping[str, Any], secrets: Sequence[str]) -> None:
@@ -761,19 +886,61 @@ def _refuse_secret_values(parameters: Mapping[str, Any], secrets: Sequence[str])
         )
 
 
+# A quote as it appears in a printed dict, in JSON (escaped) or in HTML (entities).
+_QUOTE = rb"""(?:\\?["']|&#39;|&#x27;|&quot;|&#34;)"""
+# An Authorization header with its value: a header line (`Authorization: Basic abc=`) or a
+# printed dict item (`'Authorization': 'Bearer abc'`, `"authorization": "abc"`).
+_TOKEN = rb"""[^\s'"&\\,}]+"""
+_HEADER_LINE = rb"authorization\s*:\s*(?:basic|bearer)\s+" + _TOKEN
+_DICT_ITEM = b"".join(
+    [_QUOTE, rb"authorization", _QUOTE, rb"\s*:\s*", _QUOTE, rb"(?:(?:basic|bearer)\s+)?", _TOKEN]
+)
+_AUTH_HEADER = re.compile(_HEADER_LINE + rb"|" + _DICT_ITEM, re.IGNORECASE)
+
+
+def secret_forms(secret: str) -> list[bytes]:
+    """The byte strings a credential can travel as: raw, in a Basic-auth header, as a bearer.
+
+    Lever's Basic auth sends `base64("KEY:")`; its aligned prefix (the part that does not depend
+    on what follows the key) is searched too, so `base64("KEY")` and a password after the colon
+    are caught. `Bearer KEY` contains the raw key.
+
+    Example:
+        >>> [f.decode() for f in secret_forms("sk-test-0123456789abcdef")][:2]
+        ['sk-test-0123456789abcdef', 'c2stdGVzdC0wMTIzNDU2Nzg5YWJjZGVmOg==']
+    """
+    import base64
+
+    raw = secret.encode()
+    forms = [raw, base64.b64encode(raw + b":"), b"Bearer " + raw]
+    aligned = base64.b64encode(raw)[: 4 * (len(raw) // 3)]
+    if len(aligned) >= 16:
+        forms.append(aligned)
+    return list(dict.fromkeys(f for f in forms if f))
+
+
 def scan_for_secrets(folder: Path, secrets: Sequence[str] | None = None) -> list[Path]:
-    """Files under `folder` containing a secret; each is overwritten with the secret redacted."""
+    """Files under `folder` holding a credential; each is overwritten with it redacted.
+
+    Looks for every secret (the Lever credential, the redaction salt) in each form it can travel
+    as (`secret_forms`: raw, base64 of `KEY:` as Basic auth sends it, `Bearer KEY`), and for any
+    Authorization header with a value (a header line or a printed headers dict, also
+    JSON-escaped or HTML-escaped), whatever the key: that is a leak even of a key this process
+    does not know.
+    """
     secrets = _secrets() if secrets is None else tuple(secrets)
+    needles = sorted(
+        {form for s in secrets if s for form in secret_forms(s)}, key=len, reverse=True
+    )
     leaked: list[Path] = []
-    if not secrets:
-        return leaked
-    needles = [s.encode() for s in secrets if s]
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         data = path.read_bytes()
-        if any(n in data for n in needles):
-            for n in needles:
-                data = data.replace(n, REDACTED)
-            path.write_bytes(data)
+        clean = data
+        for needle in needles:
+            clean = clean.replace(needle, REDACTED)
+        clean = _AUTH_HEADER.sub(REDACTED, clean)  # the header name too
+        if clean != data:
+            path.write_bytes(clean)
             leaked.append(path)
     return leaked
 
@@ -842,6 +1009,56 @@ def export_html(executed: Path, html_path: Path | None = None) -> Path:
     return html_path
 
 
+# What every kernel a run starts gets in its environment, on top of this process's: no progress
+# bars (`toolkit.progress`), since a report is a document, not a terminal.
+HEADLESS_KERNEL_ENV = {"LEVER_TOOLKIT_PROGRESS": "0"}
+
+
+@functools.cache
+def _headless_kernel_manager() -> type:
+    """An `AsyncKernelManager` that starts kernels with `HEADLESS_KERNEL_ENV` added.
+
+    The variables go into the child's environment only: this process's `os.environ` is never
+    changed, so runs side by side in threads (a batch) cannot disturb each other.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class HeadlessKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            env = dict(kw.pop("env", None) or os.environ)
+            env.update(HEADLESS_KERNEL_ENV)
+            await super().start_kernel(env=env, **kw)
+
+    return HeadlessKernelManager
+
+
+def headless_defaults(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of a headless run, with the defaults that keep personal data out of it.
+
+    A notebook may default to fetching names for interactive use (`01-explore-tag-coverage`:
+    `with_personal = True`, to search people by name in JupyterLab). A report is a file that
+    gets shared, so when such a notebook runs headless and the caller chose neither
+    `with_personal` nor `redact`, the run is redacted: names and emails become pseudonyms.
+    Passing either parameter explicitly is a choice and is kept as given.
+
+    Example:
+        >>> headless_defaults(resolve_notebook("explore"), {})
+        {'redact': True}
+        >>> headless_defaults(resolve_notebook("explore"), {"with_personal": True})
+        {'with_personal': True}
+        >>> headless_defaults(resolve_notebook("audit"), {})
+        {}
+    """
+    params = dict(parameters)
+    declared = notebook_parameters(notebook)
+    personal = {"with_personal", "redact"}
+    if personal <= set(declared) and not personal & set(params):
+        default = str(declared["with_personal"].get("default", "")).strip()
+        if default == "True":
+            params["redact"] = True
+    return params
+
+
 def _describe_failure(exc: Exception) -> tuple[int | None, str]:
     """(cell index, 'cell N (In [k]) `first line`: Error: message') from papermill's error."""
     index = getattr(exc, "cell_index", None)
@@ -875,7 +1092,8 @@ def run_notebook(
     The kernel's working directory is the run folder, so the notebook's artifacts land beside
     the executed notebook. A failing cell does not raise: the result says which cell failed and
     why, and the partial notebook (and its HTML) are kept. Bad parameters raise
-    `ConfigurationError` before any kernel starts.
+    `ConfigurationError` before any kernel starts. The kernel runs with `HEADLESS_KERNEL_ENV`
+    (no progress bars) and `headless_defaults` (no names unless asked for).
 
     Args:
         notebook: a path, a file name in `notebooks/`, or an alias (`explore`, `audit`,
@@ -893,6 +1111,7 @@ def run_notebook(
 
     path = resolve_notebook(notebook)
     params = validate_run_parameters(path, dict(parameters or {}))
+    params = headless_defaults(path, params)
     secrets = _secrets()
     _refuse_secret_values(params, secrets)
     name = _check_name(name or path.stem)
@@ -913,6 +1132,7 @@ def run_notebook(
             execution_timeout=execution_timeout,
             # the kernel's own start-up chatter (a TCP-on-loopback warning) stays out of logs
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            kernel_manager_class=_headless_kernel_manager(),
         )
     except PapermillExecutionError as exc:
         result.status = FAILED
@@ -935,8 +1155,9 @@ def run_notebook(
     if leaked:
         names = ", ".join(str(p.relative_to(folder)) for p in leaked)
         raise SecretLeakError(
-            f"the Lever credential was found in {names} under {folder}; it has been redacted "
-            "there, but this is a bug: please report it"
+            f"a credential (the Lever key or token, its Basic-auth encoding, an Authorization "
+            f"header, or the redaction salt) was found in {names} under {folder}; it has been "
+            "redacted there, but this is a bug: please report it"
         )
     return result
 
