@@ -241,6 +241,14 @@ def test_batch_of_real_notebooks_with_one_failing_run(lever_env, tmp_path, capsy
     ]
     error = table.loc[table["name"] == "bad-policy", "error"].item()
     assert "ConfigurationError" in error and "contact_level" in error
+    # the two audits ran side by side, each in its own folder with its own result (papermill's
+    # process-wide chdir once started both kernels in one folder)
+    frame = frame_from_opportunities(lever_env.opportunities())
+    for name, archived in (("audit-all", True), ("audit-active", False)):
+        folder = index.parent / table.loc[table["name"] == name, "folder"].item()
+        summary = json.loads((folder / "summary.json").read_text())
+        expected = audit.run_audit(frame, include_archived=archived).summary
+        assert summary["opportunities"] == expected["opportunities"], name
     page = index.read_text(encoding="utf-8")
     assert page.count("report</a>") == 4
     _no_key_anywhere(tmp_path, lever_env.api_key)

@@ -1015,21 +1015,32 @@ HEADLESS_KERNEL_ENV = {"LEVER_TOOLKIT_PROGRESS": "0"}
 
 
 @functools.cache
-def _headless_kernel_manager() -> type:
-    """An `AsyncKernelManager` that starts kernels with `HEADLESS_KERNEL_ENV` added.
-
-    The variables go into the child's environment only: this process's `os.environ` is never
-    changed, so runs side by side in threads (a batch) cannot disturb each other.
-    """
+def _headless_kernel_manager_base() -> type:
     from jupyter_client import AsyncKernelManager
 
     class HeadlessKernelManager(AsyncKernelManager):
+        run_cwd: str | None = None
+
         async def start_kernel(self, **kw: Any) -> None:
             env = dict(kw.pop("env", None) or os.environ)
             env.update(HEADLESS_KERNEL_ENV)
+            if self.run_cwd:
+                kw["cwd"] = self.run_cwd
             await super().start_kernel(env=env, **kw)
 
     return HeadlessKernelManager
+
+
+def _headless_kernel_manager(cwd: Path) -> type:
+    """An `AsyncKernelManager` class that starts its kernel in `cwd` with `HEADLESS_KERNEL_ENV`.
+
+    Both go to the child process only. This process's `os.environ` and working directory are
+    never changed: papermill's own `cwd=` does `os.chdir` for the whole run, so runs side by
+    side in threads (a batch's parallel audits) started each other's kernels in the wrong
+    folder.
+    """
+    base = _headless_kernel_manager_base()
+    return type("RunKernelManager", (base,), {"run_cwd": str(cwd)})
 
 
 def headless_defaults(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -1126,13 +1137,13 @@ def run_notebook(
             str(result.executed_path),
             parameters=params,
             kernel_name=kernel_name,
-            cwd=str(folder),
+            cwd=None,  # the kernel's cwd is set by its manager: no process-wide chdir
             progress_bar=False,
             log_output=log_output,
             execution_timeout=execution_timeout,
             # the kernel's own start-up chatter (a TCP-on-loopback warning) stays out of logs
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
-            kernel_manager_class=_headless_kernel_manager(),
+            kernel_manager_class=_headless_kernel_manager(folder),
         )
     except PapermillExecutionError as exc:
         result.status = FAILED
