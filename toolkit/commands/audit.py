@@ -109,7 +109,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     from toolkit.artifacts import contact_people, write_audit_artifacts
     from toolkit.audit import run_audit
     from toolkit.policy import load_policy, unknown_tags_warnings
-    from toolkit.redact import redact_frame
+    from toolkit.redact import redact_frame, salt_kind
     from toolkit.snapshot import fetch_snapshot, load_snapshot
 
     out = Path(args.out)
@@ -144,6 +144,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if args.policy:
         meta["policy"] = str(args.policy)
     meta["personal_data"] = "pseudonyms" if args.redact else "names" if personal else "none"
+    if args.redact:
+        meta["redaction"] = salt_kind()  # which salt, in words; never the salt itself
     paths = write_audit_artifacts(result, out, meta, people=people)
     _warn(warnings)
     s = result.summary
