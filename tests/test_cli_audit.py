@@ -140,3 +140,18 @@ def test_empty_account_gives_a_valid_empty_report(fresh_sandbox, monkeypatch, tm
     assert {k: summary[k] for k in SUMMARY_KEYS} == dict.fromkeys(SUMMARY_KEYS, 0)
     assert pairs.empty and list(pairs.columns) == ["contact_id", "tag", "with_tag", "opportunities"]
     assert missing.empty and list(missing.columns) == ["opportunity_id", "contact_id", "tag"]
+
+
+def test_redact_with_a_secret_salt_writes_no_trace_of_it(env, tmp_path, monkeypatch):
+    salt = "a-secret-salt-9f3e1c2b7d"
+    out_public, out_secret = tmp_path / "public", tmp_path / "secret"
+    assert main(["audit", "--out", str(out_public), "--redact"]) == 0
+    monkeypatch.setenv("LEVER_REDACT_SALT", salt)
+    assert main(["audit", "--out", str(out_secret), "--redact"]) == 0
+    public, secret = _read(out_public)[1], _read(out_secret)[1]
+    assert set(public["name"]).isdisjoint(secret["name"])  # other pseudonyms under the secret
+    assert secret["name"].str.fullmatch(r"Person-[0-9a-f]{12}").all()
+    for path in out_secret.iterdir():
+        assert salt not in path.read_text(encoding="utf-8")
+    summary = json.loads((out_secret / "summary.json").read_text())
+    assert "secret salt" in summary["snapshot"]["redaction"]
