@@ -23,7 +23,7 @@ from toolkit.snapshot import fetch_snapshot
 TAGS = list(CONTACT_LEVEL_TAGS)
 
 # name -> (sandbox settings, client settings, what is tried in words). A client setting
-# "workers" is the snapshot's; one worker makes long serial listings (and deterministic dice).
+# "workers" is the snapshot's: few workers make windows of several pages each.
 SCENARIOS = {
     "429 storm with Retry-After": (
         {"rate": 4, "burst": 2, "retry_after": True},
@@ -54,13 +54,13 @@ SCENARIOS = {
         "again (adding or removing a set of tags is idempotent)",
     ),
     "invalid offset token mid-listing": (
-        {"offset_fault_rate": 0.1, "contacts": 400},
-        {"workers": 1},
-        "10% of follow-up pages answer 'Invalid offset token' (HTTP 400)",
+        {"offset_fault_each_listing": 1, "contacts": 1000},
+        {"workers": 2},
+        "the second page of every listing answers 'Invalid offset token' once (HTTP 400)",
     ),
     "invalid offset token with HTTP 200": (
-        {"offset_fault_rate": 0.1, "offset_error_status": 200, "contacts": 400},
-        {"workers": 1},
+        {"offset_fault_each_listing": 1, "offset_error_status": 200, "contacts": 1000},
+        {"workers": 2},
         "the same message with status 200, as one public connector saw",
     ),
 }

@@ -64,6 +64,9 @@ class SandboxConfig:
         retry_after: send ``Retry-After`` (whole seconds) on 429 answers.
         offset_error_status: HTTP status of the invalid-offset-token answer (400, or 200 as one
             public connector saw).
+        offset_fault_each_listing: the Nth follow-up page of every listing (every distinct
+            query) answers the invalid-offset-token message, once; the restarted listing then
+            goes through (0 = never). Deterministic however requests interleave.
         spike_rate: probability that a request is delayed by an extra `spike_ms` (a latency
             spike: slow enough to hit a client's read timeout).
         spike_ms: the extra delay of a spike, milliseconds.
@@ -80,6 +83,7 @@ class SandboxConfig:
     offset_error_status: int = 400
     spike_rate: float = 0.0
     spike_ms: float = 2000.0
+    offset_fault_each_listing: int = 0
 
     def validated(self) -> SandboxConfig:
         if self.latency_ms < 0 or (self.jitter_ms is not None and self.jitter_ms < 0):
@@ -88,6 +92,10 @@ class SandboxConfig:
             raise ValueError(f"rate must be > 0 (got {self.rate})")
         if int(self.burst) < 1:
             raise ValueError(f"burst must be >= 1 (got {self.burst})")
+        if self.offset_fault_each_listing < 0:
+            raise ValueError(
+                f"offset_fault_each_listing must be >= 0 (got {self.offset_fault_each_listing})"
+            )
         if self.spike_ms < 0:
             raise ValueError(f"spike_ms must be >= 0 (got {self.spike_ms})")
         for name in ("fail_rate", "drop_rate", "offset_fault_rate", "spike_rate"):
@@ -112,6 +120,7 @@ _CONFIG_TYPES = {
     "offset_error_status": int,
     "spike_rate": float,
     "spike_ms": float,
+    "offset_fault_each_listing": int,
 }
 
 
@@ -151,6 +160,7 @@ class Engine:
         self._api_key = api_key
         self._buckets: dict[str, TokenBucket] = {}
         self._rng = random.Random(f"faults-{seed}")
+        self._follow_ups: dict[str, int] = {}  # listing (query hash) -> follow-up pages asked
         self.tokens = TokenCodec(secrets.token_bytes(32))
 
     @property
@@ -213,7 +223,9 @@ class Engine:
             jitter = cfg.latency_ms * 0.1 if cfg.jitter_ms is None else cfg.jitter_ms
             return (cfg.latency_ms + spike + self._rng.uniform(0, jitter)) / 1000.0
 
-    def roll_fault(self, has_offset: bool) -> str | tuple[int, str, str] | None:
+    def roll_fault(
+        self, has_offset: bool, listing: str | None = None
+    ) -> str | tuple[int, str, str] | None:
         """'drop', a (status, code, message) server fault, 'offset', or None. Deterministic."""
         with self.lock:
             cfg = self.config
@@ -223,6 +235,11 @@ class Engine:
             if cfg.fail_rate and self._rng.random() < cfg.fail_rate:
                 self.state.stats.faults["server_error"] += 1
                 return self._rng.choice(SERVER_FAULTS)
+            if has_offset and listing and cfg.offset_fault_each_listing:
+                seen = self._follow_ups[listing] = self._follow_ups.get(listing, 0) + 1
+                if seen == cfg.offset_fault_each_listing:
+                    self.state.stats.faults["offset_token"] += 1
+                    return "offset"
             if has_offset and cfg.offset_fault_rate and self._rng.random() < cfg.offset_fault_rate:
                 self.state.stats.faults["offset_token"] += 1
                 return "offset"
@@ -335,7 +352,9 @@ class V1Handler(BaseHandler):
         delay = engine.delay_seconds()
         if delay > 0:
             await asyncio.sleep(delay)
-        fault = engine.roll_fault("offset" in self.request.query_arguments)
+        fault = engine.roll_fault(
+            "offset" in self.request.query_arguments, query_hash(self.param_pairs())
+        )
         if fault == "drop":
             engine.record(self.route, "dropped")
             engine.in_flight(-1)
