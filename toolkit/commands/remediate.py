@@ -29,6 +29,17 @@ def _positive(name: str, value: int | None) -> None:
         raise UsageError(f"{name} must be at least 1 (got {value})")
 
 
+def _add_write_options(p: argparse.ArgumentParser) -> None:
+    """The options `apply` and `rollback` share: both write, journaled and resumable."""
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="on resume, retry calls Lever refused (400/403): read first, write if still needed",
+    )
+    p.add_argument("--workers", type=int, default=8, help="concurrent calls (default 8)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+
+
 def _print_result(result) -> None:
     for line in result.summary_lines():
         print(line)
@@ -165,13 +176,7 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
         help="refuse to write a plan with more rows (a dry run says so and previews it)",
     )
     p.add_argument("--perform-as", metavar="USER_ID", help="Lever user the changes are by")
-    p.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="on resume, retry calls Lever refused (400/403): read first, write if still needed",
-    )
-    p.add_argument("--workers", type=int, default=8, help="concurrent calls (default 8)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    _add_write_options(p)
     p.set_defaults(func=_cmd_apply)
 
 
@@ -344,13 +349,7 @@ def _add_rollback(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="really write (default: dry run)")
     p.add_argument("--rollback-journal", metavar="FILE", help="journal of the rollback")
     p.add_argument("--perform-as", metavar="USER_ID", help="default: the run's user")
-    p.add_argument(
-        "--retry-failed",
-        action="store_true",
-        help="on resume, retry calls Lever refused (400/403): read first, write if still needed",
-    )
-    p.add_argument("--workers", type=int, default=8, help="concurrent calls (default 8)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    _add_write_options(p)
     p.set_defaults(func=_cmd_rollback)
 
 
