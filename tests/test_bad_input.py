@@ -6,7 +6,7 @@ output file behind (no report folder, no plan, no journal).
 
 from __future__ import annotations
 
-import json
+import base64
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,7 +86,9 @@ def test_unreachable_base_url(env, monkeypatch, capsys):
     _refused(capsys, ["audit", "--out", "r"], "cannot reach", f"127.0.0.1:{port}")
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/v1", "https://", "api.lever.co/v1"])
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/v1", "https://", "api.lever.co/v1", "http://api.lever.co/v1"]
+)
 def test_malformed_base_url(env, monkeypatch, capsys, url):
     monkeypatch.setenv("LEVER_BASE_URL", url)
     _refused(capsys, ["audit", "--out", "r"], "LEVER_BASE_URL")
@@ -246,9 +248,24 @@ def test_bad_arguments(env, capsys, argv):
     assert not list(Path.cwd().iterdir())
 
 
-def test_the_summary_of_a_refused_run_holds_no_key(env, monkeypatch, capsys, tmp_path):
+def test_a_refused_run_prints_no_key_even_verbose(env, monkeypatch, capsys):
     key = env.api_key
+    basic = base64.b64encode(f"{key}:".encode()).decode()
     monkeypatch.setenv("LEVER_BASE_URL", env.base_url.replace("/v1", "/nope"))
-    assert main(["audit", "--out", "r"]) == 2
-    assert key not in capsys.readouterr().err
-    assert json.dumps(dict(env.env())).count(key) == 1  # the fixture itself still holds it
+    err = _refused(capsys, ["-v", "audit", "--out", "r"], "LEVER_BASE_URL")
+    assert key not in err and basic not in err
+
+
+@pytest.mark.parametrize("command", ["snapshot", "plan"])
+def test_out_is_a_folder(env, capsys, command):
+    Path("taken").mkdir()
+    extra = ["--tag", "Python"] if command == "plan" else []
+    before = env.stats()["requests"]
+    _refused(capsys, [command, *extra, "--out", "taken"], "is a folder")
+    assert env.stats()["requests"] == before  # refused before fetching anything
+
+
+def test_a_tag_that_the_account_does_not_use_is_warned_about(env, capsys):
+    assert main(["plan", "--tag", "Pythn", "--out", "plan.csv"]) == 0
+    err = capsys.readouterr().err
+    assert "tag 'Pythn' is not used in this account; close matches: 'Python'" in err

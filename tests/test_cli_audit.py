@@ -155,3 +155,42 @@ def test_redact_with_a_secret_salt_writes_no_trace_of_it(env, tmp_path, monkeypa
         assert salt not in path.read_text(encoding="utf-8")
     summary = json.loads((out_secret / "summary.json").read_text())
     assert "secret salt" in summary["snapshot"]["redaction"]
+
+
+def test_fail_on_gaps_with_a_policy_counts_only_its_contact_level_tags(
+    fresh_sandbox, monkeypatch, tmp_path, capsys
+):
+    sb = fresh_sandbox(seed=8, contacts=120)
+    for key, value in sb.env().items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "policy.yaml").write_text("contact_level: [Python]\n")
+    audit = ["audit", "--policy", str(tmp_path / "policy.yaml"), "--fail-on-gaps"]
+    assert main([*audit, "--out", str(tmp_path / "before")]) == 1
+    plan = tmp_path / "plan.csv"
+    assert main(["plan", "--tag", "Python", "--out", str(plan)]) == 0
+    assert main(["apply", str(plan), "--yes", "--journal", str(tmp_path / "j.sqlite")]) == 0
+    capsys.readouterr()
+    assert main([*audit, "--out", str(tmp_path / "after")]) == 0  # posting tags stay split
+    summary = json.loads((tmp_path / "after" / "summary.json").read_text())
+    assert summary["split_pairs"] > 0 and summary["policy"]["contact_level_split_pairs"] == 0
+    assert "0 split pairs on the policy's 1 contact-level tags" in capsys.readouterr().out
+
+
+def test_a_snapshot_without_archived_ones_is_audited_as_such(env, tmp_path):
+    snap = tmp_path / "active.parquet"
+    assert main(["snapshot", "--out", str(snap), "--exclude-archived"]) == 0
+    assert main(["audit", "--snapshot", str(snap), "--out", str(tmp_path / "r")]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["snapshot"]["include_archived"] is False
+
+
+def test_report_files_are_readable_like_any_file_written_by_open(env, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "r"
+    assert main(["audit", "--out", str(out)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in out.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name

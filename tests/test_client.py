@@ -891,3 +891,9 @@ def test_refused_after_the_server_answered_once_is_retried(rsps, make, sleep) ->
     client.get_opportunity("o1")
     assert client.get_opportunity("o2") == {"id": "o2"}
     assert len(sleep.waits) == 1
+
+
+def test_a_bare_404_is_not_taken_for_a_missing_opportunity(rsps, make) -> None:
+    rsps.get(f"{OPPS}/o1", status=404, body=b"")
+    with pytest.raises(UnexpectedResponseError, match="LEVER_BASE_URL"):
+        make().get_opportunity("o1")

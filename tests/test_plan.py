@@ -11,6 +11,7 @@ from toolkit.plan import (
     PLAN_COLUMNS,
     REASON_ANONYMIZED,
     REASON_ARCHIVED,
+    REASON_ARCHIVED_SOURCE,
     REASON_DRIFT_ABSENT,
     REASON_DRIFT_PRESENT,
     REASON_DRIFT_SOURCE,
@@ -106,7 +107,7 @@ def test_propagate_excluding_archived_skips_and_ignores_archived_sources(frame):
     skipped = plan.skipped[["opportunity_id", "reason"]].values.tolist()
     # o3 is archived; o5's only source (o4) is archived: nothing to propagate among active ones
     assert ["o3", REASON_ARCHIVED] in skipped
-    assert ["o5", REASON_ARCHIVED] in skipped
+    assert ["o5", REASON_ARCHIVED_SOURCE] in skipped  # active: its only source is archived
     assert ["o7", REASON_ANONYMIZED] in skipped
 
 

@@ -21,6 +21,9 @@ MISSING_COLUMNS = ["opportunity_id", "contact_id", "tag"]
 def _atomic_write(path: Path, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # as open() would make it, not mkstemp's private 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             write(handle)
@@ -50,6 +53,8 @@ def audit_summary(result: AuditResult, meta: dict[str, Any] | None = None) -> di
     access = meta.pop("confidential_access", None)  # None: a snapshot without its metadata
     summary["confidential_access"] = None if access is None else bool(access)
     summary["warnings"] = list(meta.pop("warnings", []))
+    if "policy_summary" in meta:
+        summary["policy"] = dict(meta.pop("policy_summary"), file=meta.get("policy"))
     summary["snapshot"] = meta
     return summary
 

@@ -425,6 +425,15 @@ class LeverClient:
                 )
             return payload
         message = str(payload.get("message") or response.reason or "")
+        if status == 404 and "code" not in payload:
+            # Lever's 404s carry {code, message}; a bare one comes from something else (a proxy,
+            # a web server, a wrong path in LEVER_BASE_URL).
+            raise UnexpectedResponseError(
+                f"the server at {self._host} answered 404 without Lever's error body",
+                status=status,
+                method=method,
+                path=path,
+            )
         error = error_for_status(status, message)(
             message, status=status, code=payload.get("code"), method=method, path=path
         )

@@ -5,6 +5,7 @@ The API key is read here and nowhere else. It is never a notebook parameter or a
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,23 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """The secret strings, for scrubbing anything the project writes."""
         return tuple(s for s in (self.api_key, self.access_token) if s)
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for this machine's own addresses (localhost, 127.0.0.0/8, ::1).
+
+    Example:
+        >>> is_loopback("127.0.0.1"), is_loopback("api.lever.co")
+        (True, False)
+    """
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -62,5 +80,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
             f"LEVER_BASE_URL must be an http:// or https:// URL (got {base_url!r})"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"LEVER_BASE_URL must use https:// for {parts.hostname} (plain http would send the "
+            "key unencrypted; it is allowed only for a sandbox on this machine)"
         )
     return Settings(base_url=base_url.rstrip("/"), api_key=api_key, access_token=token)

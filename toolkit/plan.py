@@ -42,6 +42,7 @@ PLAN_VERSION = 1
 
 REASON_ANONYMIZED = "anonymized"
 REASON_ARCHIVED = "archived (excluded)"
+REASON_ARCHIVED_SOURCE = "tag only on archived opportunities of the contact (excluded)"
 REASON_NEVER_TOUCH = "policy: never_touch"
 REASON_DRIFT_PRESENT = "drift: tag already present"
 REASON_DRIFT_ABSENT = "drift: tag already absent"
@@ -439,8 +440,9 @@ def _propagate_without_archived(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """With archived ones excluded, only active opportunities count as sources and targets.
 
-    Rows planned from the full frame whose tag is on the contact's archived opportunities only
-    are skipped (reason: archived).
+    Rows planned from the full frame are skipped when their target is archived (reason:
+    archived), or when the tag is on the contact's archived opportunities only (reason: the
+    source is archived), since with archived ones excluded there is nothing to propagate from.
     """
     from toolkit.audit import considered
 
@@ -449,7 +451,13 @@ def _propagate_without_archived(
     keys = set(zip(wanted["opportunity_id"], wanted["tag"], strict=True))
     in_active = [(o, t) in keys for o, t in zip(rows["opportunity_id"], rows["tag"], strict=True)]
     mask = pd.Series(in_active, index=rows.index, dtype=bool)
-    extra = rows[~mask].assign(reason=REASON_ARCHIVED)
+    archived = set(frame.loc[frame["archived"].astype(bool), "opportunity_id"].astype(str))
+    extra = rows[~mask]
+    reasons = [
+        REASON_ARCHIVED if str(o) in archived else REASON_ARCHIVED_SOURCE
+        for o in extra["opportunity_id"]
+    ]
+    extra = extra.assign(reason=pd.Series(reasons, index=extra.index, dtype=object))
     return _sorted_rows(rows[mask], PLAN_COLUMNS), extra
 
 

@@ -323,26 +323,44 @@ def unknown_tags_warnings(policy: Policy, known_tags: Iterable[str]) -> list[str
         >>> unknown_tags_warnings(p, ["Python", "Go", "Boomerang"])  # doctest: +ELLIPSIS
         ["policy tag 'python' (contact_level) is not used in this account; close matches: 'Python'"]
     """
+    known = list(dict.fromkeys(str(t) for t in known_tags))
+    return [
+        f"policy tag {line}"
+        for key in _TAG_LISTS
+        for line in _unknown(getattr(policy, key), known, f" ({key})")
+    ]
+
+
+def unknown_tag_warnings(tags: Iterable[str], known_tags: Iterable[str]) -> list[str]:
+    """One warning per tag (a `--tag` on the command line) the account does not use.
+
+    Example:
+        >>> unknown_tag_warnings(["Pythn", "Go"], ["Python", "Go"])
+        ["tag 'Pythn' is not used in this account; close matches: 'Python'"]
+    """
+    known = list(dict.fromkeys(str(t) for t in known_tags))
+    return [f"tag {line}" for line in _unknown(tags, known, "")]
+
+
+def _unknown(tags: Iterable[str], known: list[str], where: str) -> list[str]:
     from toolkit.audit import normalize_tag
 
-    known = list(dict.fromkeys(str(t) for t in known_tags))
     known_set = set(known)
     by_key: dict[str, list[str]] = {}
     for tag in known:
         by_key.setdefault(normalize_tag(tag), []).append(tag)
-    warnings: list[str] = []
-    for key in _TAG_LISTS:
-        for tag in getattr(policy, key):
-            if tag in known_set:
-                continue
-            matches = sorted(by_key.get(normalize_tag(tag), []))
-            for close in difflib.get_close_matches(tag, known, n=3, cutoff=0.75):
-                if close not in matches:
-                    matches.append(close)
-            hint = (
-                "close matches: " + ", ".join(_short(m) for m in matches[:5])
-                if matches
-                else "no close match"
-            )
-            warnings.append(f"policy tag {_short(tag)} ({key}) is not used in this account; {hint}")
-    return warnings
+    lines: list[str] = []
+    for tag in tags:
+        if tag in known_set:
+            continue
+        matches = sorted(by_key.get(normalize_tag(tag), []))
+        for close in difflib.get_close_matches(tag, known, n=3, cutoff=0.75):
+            if close not in matches:
+                matches.append(close)
+        hint = (
+            "close matches: " + ", ".join(_short(m) for m in matches[:5])
+            if matches
+            else "no close match"
+        )
+        lines.append(f"{_short(tag)}{where} is not used in this account; {hint}")
+    return lines

@@ -16,6 +16,7 @@ from pathlib import Path
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
 
 MAX_LISTED = 20
+DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (DESIGN.md)
 
 
 def _client():
@@ -94,6 +95,7 @@ def _parse_renames(values: list[str]) -> dict[str, str]:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from toolkit.plan import make_plan, skipped_path, snapshot_path
+    from toolkit.policy import unknown_tag_warnings
     from toolkit.snapshot import fetch_snapshot, load_snapshot, save_snapshot
 
     renames = _parse_renames(args.rename)
@@ -107,6 +109,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.exists():
         raise UsageError(f"the folder of --out does not exist: {out.parent}")
+    if out.is_dir():
+        raise UsageError(f"--out must be a file name, and {out} is a folder")
     policy = None
     if args.policy:
         from toolkit.policy import load_policy
@@ -118,7 +122,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     else:
         snap = fetch_snapshot(_client(), include_archived=True)
         save_snapshot(snap, snapshot_path(out))
-    for warning in snap.warnings:
+    known = {t for tags in snap.frame["tags"] for t in tags}
+    named = list(args.tag) + ([old for old in renames] if renames else [])
+    for warning in [*snap.warnings, *unknown_tag_warnings(named, known)]:
         print(f"lever-tags: warning: {warning}", file=sys.stderr)
     plan = make_plan(
         snap,
@@ -172,8 +178,10 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-changes",
         type=int,
+        default=DEFAULT_MAX_CHANGES,
         metavar="N",
-        help="refuse to write a plan with more rows (a dry run says so and previews it)",
+        help=f"refuse to write a plan with more rows (default {DEFAULT_MAX_CHANGES}; a dry run "
+        "says so and previews it)",
     )
     p.add_argument("--perform-as", metavar="USER_ID", help="Lever user the changes are by")
     _add_write_options(p)
