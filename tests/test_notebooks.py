@@ -363,7 +363,7 @@ def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     code = main(["report", "remediate", *bad, "--out-root", str(tmp_path / "bad")])
     captured = capsys.readouterr()
     assert code == 1
-    assert "reports.require_success(result, residual)" in captured.err
+    assert "reports.require_success(result, residual, plan)" in captured.err
     assert "RemediationFailedError" in captured.err and "changes failed" in captured.err
     assert "perform_as" in captured.err  # the first failure's reason
     folder = Path(captured.out.strip())
@@ -396,4 +396,43 @@ def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     assert data["succeeded"] is True and data["problems"] == [] and data["apply"]["applied"] > 0
     frame = frame_from_opportunities(sb.opportunities())
     assert audit.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
+    _no_key_anywhere(tmp_path, sb.api_key)
+
+
+def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
+    fresh_sandbox, monkeypatch, tmp_path, capsys
+):
+    """After a bad perform_as, the error and remediation.json name `lever-tags apply <run
+    folder>/plan.csv --yes --journal <run folder>/journal.sqlite ... --retry-failed`; that command,
+    with a valid --perform-as, finishes this very run from the folder's plan and journal (no
+    snapshot file there) and retries the refused calls; run again, it has nothing left to do."""
+    import shlex
+
+    sb = fresh_sandbox()
+    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+    for name, value in sb.env().items():
+        monkeypatch.setenv(name, value)
+    params = ["-p", "tags", "Rust", "-p", "dry_run", "false", "-p", "max_changes", "1000"]
+    code = main(["report", "remediate", *params, "-p", "perform_as", "bogus-user",
+                 "--out-root", str(tmp_path)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    folder = Path(captured.out.strip())
+    data = json.loads((folder / "remediation.json").read_text())
+    command = data["resume_command"]
+    assert command == (
+        f"lever-tags apply {folder / 'plan.csv'} --yes --journal {folder / 'journal.sqlite'} "
+        "--max-changes 1000 --retry-failed"
+    )
+    assert command in " ".join(captured.err.split())
+    assert not list(folder.glob("*.parquet"))  # the resume needs no snapshot file
+
+    user = sb.users[0]["id"]
+    argv = [*shlex.split(command)[1:], "--perform-as", user]
+    assert main(argv) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "5 failed calls retried" in out and "perform_as changed on resume" in out
+    frame = frame_from_opportunities(sb.opportunities())
+    assert audit.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
+    assert main(argv) == 0  # resumed again: every write already done
     _no_key_anywhere(tmp_path, sb.api_key)

@@ -480,3 +480,129 @@ def test_headless_explore_is_redacted_unless_the_caller_chose():
     audit = reports.resolve_notebook("audit")  # names off by default already
     assert reports.headless_defaults(audit, {}) == {}
     assert reports.HEADLESS_KERNEL_ENV == {"LEVER_TOOLKIT_PROGRESS": "0"}
+
+
+def test_require_success_names_the_command_that_resumes_this_run(tmp_path):
+    from types import SimpleNamespace
+
+    folder = tmp_path / "20250601T020000Z-03-remediate"
+    plan = SimpleNamespace(path=folder / "plan.csv")
+    outcomes = pd.DataFrame({"state": ["failed"], "message": ["perform_as: unknown user bogus"]})
+    result = _apply_result(
+        failed=4, outcomes=outcomes, max_changes=1000, journal_path=str(folder / "journal.sqlite")
+    )
+    with pytest.raises(reports.RemediationFailedError) as err:
+        reports.require_success(result, _residual(), plan)
+    expected = (
+        f"lever-tags apply {folder}/plan.csv --yes --journal {folder}/journal.sqlite "
+        "--max-changes 1000 --retry-failed"
+    )
+    assert expected in str(err.value)
+    assert "--perform-as" in str(err.value)
+    assert "rerunning with the same journal_path resumes" not in str(err.value)
+    # pending changes only (a killed run): a plain resume, refused calls need no retry
+    pending = _apply_result(pending=2, journal_path=str(folder / "journal.sqlite"))
+    assert reports.resume_command(pending, plan).endswith("journal.sqlite")
+
+
+# -- report/batch paths: from the caller's folder, checked before any kernel ---------------------
+
+
+def _fake_run(monkeypatch, tmp_path):
+    """Replace run_notebook by a recorder: these tests are about what the command passes it."""
+    calls: list[dict] = []
+
+    def fake(notebook, parameters, out_root=None, name=None, **kw):
+        calls.append(dict(parameters))
+        return reports.RunResult(name="x", notebook=Path(notebook), folder=tmp_path)
+
+    monkeypatch.setattr(reports, "run_notebook", fake)
+    return calls
+
+
+def test_report_relative_paths_are_taken_from_the_current_folder(tmp_path, monkeypatch, capsys):
+    calls = _fake_run(monkeypatch, tmp_path)
+    (tmp_path / "pol.yaml").write_text("version: 1\ncontact_level: [Go]\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        ["report", "remediate", "-p", "policy_path", "pol.yaml", "-p", "journal_path",
+         "runs/j.sqlite", "-p", "output_dir", "out", "-p", "dry_run", "true"]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert calls == [
+        {
+            "policy_path": str(tmp_path / "pol.yaml"),
+            "journal_path": str(tmp_path / "runs" / "j.sqlite"),
+            "output_dir": str(tmp_path / "out"),
+            "dry_run": "true",
+        }
+    ]
+
+
+def test_report_missing_input_file_exit_2_before_any_kernel(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    for name in ("policy_path", "snapshot_path"):
+        code = main(["report", "audit", "-p", name, "nope.file", "--out-root", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert err == f"lever-tags: error: {name}: no such file {tmp_path / 'nope.file'}\n"
+    assert not out.exists()  # nothing written, no kernel started
+
+
+def test_batch_paths_are_taken_from_the_batch_files_folder(tmp_path, monkeypatch, capsys):
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "pol.yaml").write_text("version: 1\ncontact_level: [Go]\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # not the batch file's folder
+    runs = _write(
+        jobs / "runs.yaml",
+        "runs:\n  - name: fix\n    notebook: remediate\n"
+        "    parameters: {policy_path: pol.yaml, journal_path: j.sqlite}\n"
+        "  - name: old-style\n    notebook: remediate\n"
+        "    parameters: {policy_path: notebooks/demo-policy.yaml}\n",
+    )
+    spec = reports.load_batch(runs)
+    assert spec.runs[0].parameters == {
+        "policy_path": str(jobs / "pol.yaml"),
+        "journal_path": str(jobs / "j.sqlite"),
+    }
+    # found only from the project root (batch files written before the rule): taken from there
+    demo = reports.config.PROJECT_ROOT / "notebooks" / "demo-policy.yaml"
+    assert spec.runs[1].parameters == {"policy_path": str(demo)}
+    missing = _write(
+        jobs / "bad.yaml",
+        "runs:\n  - {name: fix, notebook: remediate, parameters: {snapshot_path: s.parquet}}\n",
+    )
+    out = tmp_path / "out"
+    assert main(["batch", str(missing), "--out-root", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"lever-tags: error: bad.yaml: run 1 (fix): snapshot_path: no such file "
+        f"{jobs / 's.parquet'}\n"
+    )
+    assert not out.exists()
+
+
+def test_out_root_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    plan = tmp_path / "plan.csv"
+    plan.write_text("x\n", encoding="utf-8")
+    runs = _write(tmp_path / "runs.yaml", "runs: [{name: a, notebook: audit}]\n")
+    for argv in (["report", "audit"], ["batch", str(runs)]):
+        for root in (plan, plan / "sub"):
+            assert main([*argv, "--out-root", str(root)]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"lever-tags: error: --out-root {root} is not a folder")
+            assert len(err.strip().splitlines()) == 1
+    with pytest.raises(ConfigurationError, match="not a folder"):  # the library says it too
+        reports.run_notebook("audit", {}, plan)
+
+
+def test_parallel_audits_default_to_one_as_in_the_example_batch(tmp_path):
+    # one key, one rate limit: parallel audits that fetch only meet 429s (docs/usage.md)
+    example = reports.load_batch(reports.config.NOTEBOOKS_DIR / "example-runs.yaml")
+    assert example.parallel_audits == 1
+    assert reports.BatchSpec(runs=[]).parallel_audits == 1
+    spec = reports.load_batch(_write(tmp_path / "r.yaml", "runs: [{name: a, notebook: audit}]\n"))
+    assert spec.parallel_audits == 1
+    assert reports._groups(spec.runs * 2, spec.parallel_audits) == [spec.runs, spec.runs]

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -92,6 +93,7 @@ PARAMETER_SPEC: dict[str, tuple[type, Any, str]] = {
     "with_personal": (bool, None, "true or false"),
     "redact": (bool, None, "true or false"),
     "dry_run": (bool, None, "true or false"),
+    "retry_failed": (bool, None, "true or false"),
     "tags": (list, _is_str_list, "a list of non-empty tag strings"),
     "renames": (dict, _is_str_map, "a mapping of old tag -> new tag"),
     "mode": (str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
@@ -101,6 +103,9 @@ PARAMETER_SPEC: dict[str, tuple[type, Any, str]] = {
     "search": (str, None, "a string"),
     "perform_as": (str, lambda v: v == v.strip(), "a Lever user id (or empty)"),
 }
+# The parameters that are paths; the first two are files a run reads (they must exist).
+PATH_PARAMETERS = tuple(name for name, spec in PARAMETER_SPEC.items() if spec[2] == _PATHLIKE)
+INPUT_PATH_PARAMETERS = ("snapshot_path", "policy_path")
 _SECRET_NAMES = re.compile(r"(key|token|secret|password)", re.I)
 
 
@@ -164,11 +169,7 @@ def check_parameters(**params: Any) -> Parameters:
         ...
         toolkit.errors.ConfigurationError: bad notebook parameter: max_changes must be an integer >= 0, got str 'ten'
     """  # noqa: E501
-    problems = parameter_problems(params)
-    for name in ("snapshot_path", "policy_path"):
-        value = params.get(name)
-        if isinstance(value, str) and value and not resolve_path(value).is_file():
-            problems.append(f"{name}: no such file {resolve_path(value)}")
+    problems = parameter_problems(params) + missing_input_files(params)
     if problems:
         raise ConfigurationError("bad notebook parameter: " + "; ".join(problems))
     return Parameters(params)
@@ -196,6 +197,59 @@ def resolve_path(path: str | os.PathLike) -> Path:
     """  # noqa: E501
     p = Path(path).expanduser()
     return p if p.is_absolute() else config.PROJECT_ROOT / p
+
+
+def absolute_path_parameters(
+    params: Mapping[str, Any],
+    base: str | os.PathLike,
+    *,
+    fallback: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """`params` with every relative path parameter (`PATH_PARAMETERS`) made absolute from `base`.
+
+    `lever-tags report` passes the caller's current folder and a batch file its own folder, so
+    `-p policy_path pol.yaml` means the file where the command was typed; the kernel (whose
+    working folder is the run folder) then gets an absolute path. `~` is expanded; `""` and
+    non-strings are left alone. `fallback` (a batch file's compatibility rule): an input file
+    (`INPUT_PATH_PARAMETERS`) that is not under `base` but is under `fallback` is taken from there.
+
+    Example:
+        >>> absolute_path_parameters({"policy_path": "p.yaml", "top": 3}, "/jobs")
+        {'policy_path': '/jobs/p.yaml', 'top': 3}
+    """
+    out = dict(params)
+    for name in PATH_PARAMETERS:
+        value = out.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            candidate = Path(base) / path
+            if (
+                fallback is not None
+                and name in INPUT_PATH_PARAMETERS
+                and not candidate.exists()
+                and (Path(fallback) / path).is_file()
+            ):
+                candidate = Path(fallback) / path
+            path = candidate
+        out[name] = os.path.abspath(path)
+    return out
+
+
+def missing_input_files(params: Mapping[str, Any]) -> list[str]:
+    """One phrase per input file parameter (`snapshot_path`, `policy_path`) that does not exist.
+
+    Example:
+        >>> missing_input_files({"policy_path": "/no/such/policy.yaml", "snapshot_path": ""})
+        ['policy_path: no such file /no/such/policy.yaml']
+    """
+    problems = []
+    for name in INPUT_PATH_PARAMETERS:
+        value = params.get(name)
+        if isinstance(value, str) and value and not resolve_path(value).is_file():
+            problems.append(f"{name}: no such file {resolve_path(value)}")
+    return problems
 
 
 _INTERACTIVE_DIR: Path | None = None
@@ -609,6 +663,7 @@ def write_remediation_summary(
         "problems": remediation_problems(result, residual),
     }
     data["succeeded"] = not data["problems"]
+    data["resume_command"] = resume_command(result, plan) if data["problems"] else None
     paths = {"remediation": write_json_atomic(out / "remediation.json", data)}
     if isinstance(result.outcomes, pd.DataFrame) and len(result.outcomes):
         paths["outcomes"] = write_csv_atomic(out / "outcomes.csv", result.outcomes)
@@ -699,12 +754,43 @@ def _first_failure(outcomes: Any) -> str:
     return text if len(text) <= 160 else text[:159] + "…"
 
 
-def require_success(result: Any, residual: pd.DataFrame) -> str:
+def resume_command(result: Any, plan: Any = None) -> str:
+    """The CLI command that resumes or retries THIS run from its saved plan and journal.
+
+    Rerunning the notebook fetches a fresh snapshot and plans again: a different plan, which the
+    run's journal refuses. `lever-tags apply` of the run's own `plan.csv` (its sidecars are
+    beside it; apply needs no snapshot) with the same `--journal` continues the run and never
+    repeats a finished write. `--retry-failed` is added when Lever refused changes: a plain
+    resume does not retry refused calls. `--max-changes` keeps the run's limit. "" without a
+    journal (a dry run) or a saved plan.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> r = SimpleNamespace(journal_path="/r/run 1/journal.sqlite", failed=2, max_changes=500)
+        >>> resume_command(r, SimpleNamespace(path=Path("/r/run 1/plan.csv")))
+        "lever-tags apply '/r/run 1/plan.csv' --yes --journal '/r/run 1/journal.sqlite' --max-changes 500 --retry-failed"
+    """  # noqa: E501
+    journal = getattr(result, "journal_path", None)
+    plan_path = getattr(plan, "path", None)
+    if not journal or not plan_path:
+        return ""
+    parts = ["lever-tags", "apply", str(plan_path), "--yes", "--journal", str(journal)]
+    limit = getattr(result, "max_changes", None)
+    if isinstance(limit, int) and not isinstance(limit, bool):
+        parts += ["--max-changes", str(limit)]
+    if int(getattr(result, "failed", 0) or 0) or int(getattr(result, "not_found", 0) or 0):
+        parts.append("--retry-failed")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def require_success(result: Any, residual: pd.DataFrame, plan: Any = None) -> str:
     """Raise `RemediationFailedError` when a real apply did not fully succeed; else say so.
 
     The last cell of `03-remediate` calls it after every artifact is written, so a failed run
     keeps its plan, outcomes, residual, journal and report, and `lever-tags report` / `batch`
     see the failure (exit 1, run marked failed, this cell named). A dry run always passes.
+    Given the saved `plan`, the error names the command that resumes or retries this run
+    (`resume_command`).
 
     Example:
         >>> from types import SimpleNamespace
@@ -713,11 +799,19 @@ def require_success(result: Any, residual: pd.DataFrame) -> str:
     """
     problems = remediation_problems(result, residual)
     if problems:
-        raise RemediationFailedError(
-            "; ".join(problems) + ". The report, outcomes.csv, residual.csv and "
-            "remediation.json are beside this notebook; rerunning with the same journal_path "
-            "resumes without repeating finished writes"
+        message = (
+            "; ".join(problems) + ". The report, plan.csv, outcomes.csv, residual.csv and "
+            "remediation.json are beside this notebook."
         )
+        command = resume_command(result, plan)
+        if command:
+            message += (
+                f" To resume or retry this run without repeating finished writes: {command}"
+                " (add --perform-as USER_ID to write as another Lever user, e.g. after an "
+                "unknown perform_as; rerunning the notebook plans afresh, which this journal "
+                "refuses)"
+            )
+        raise RemediationFailedError(message)
     if getattr(result, "dry_run", True):
         return "dry run: nothing was written"
     return f"succeeded: {int(result.applied)} changes applied, every plan row holds in Lever"
@@ -946,7 +1040,11 @@ def scan_for_secrets(folder: Path, secrets: Sequence[str] | None = None) -> list
 
 
 def _unique_folder(out_root: Path, name: str) -> Path:
-    out_root.mkdir(parents=True, exist_ok=True)
+    check_out_root(out_root)
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigurationError(f"--out-root {out_root} is not a folder") from None
     base = f"{utc_stamp()}-{name}"
     for n in range(1, 1000):
         folder = out_root / (base if n == 1 else f"{base}-{n}")
@@ -956,6 +1054,16 @@ def _unique_folder(out_root: Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise ConfigurationError(f"cannot create a run folder under {out_root}")  # pragma: no cover
+
+
+def check_out_root(out_root: str | os.PathLike) -> None:
+    """Refuse an `--out-root` that is a file, or lies under one (one ConfigurationError line)."""
+    path = Path(out_root)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ConfigurationError(f"--out-root {out_root} is not a folder ({p} is a file)")
+            return
 
 
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -1219,15 +1327,21 @@ _RUN_KEYS = {"name", "notebook", "parameters"}
 def load_batch(path: str | os.PathLike) -> BatchSpec:
     """Read and check a batch file; any problem is one ConfigurationError line.
 
+    Relative path parameters are taken from the batch file's folder and made absolute; an input
+    file (`policy_path`, `snapshot_path`) found only from the project root is taken from there
+    (older batch files were written that way), and one found nowhere is an error here, before
+    any run.
+
     Format::
 
-        parallel_audits: 2          # optional, default 1
+        parallel_audits: 1          # optional, default 1 (see docs/usage.md: one key, one limit)
         runs:
           - name: audit-all
             notebook: 02-audit-report.ipynb
             parameters: {include_archived: true}
     """
     path = Path(path)
+    folder = Path(os.path.abspath(path)).parent
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -1279,6 +1393,10 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
             params = validate_run_parameters(nb, params)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where} ({name}): {exc}") from None
+        params = absolute_path_parameters(params, folder, fallback=config.PROJECT_ROOT)
+        missing = missing_input_files(params)
+        if missing:
+            raise ConfigurationError(f"{where} ({name}): " + "; ".join(missing))
         specs.append(RunSpec(name=name, notebook=nb, parameters=params))
     return BatchSpec(runs=specs, parallel_audits=parallel, source=path)
 

@@ -41,6 +41,31 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _out_root(value: str | None) -> str | None:
+    """--out-root, refused (exit 2, one line) when it is a file or lies under one."""
+    from toolkit.errors import ConfigurationError
+    from toolkit.reports import check_out_root
+
+    if value:
+        try:
+            check_out_root(value)
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
+    return value
+
+
+def _report_parameters(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's parameters, relative paths made absolute from the current folder; an input
+    file that does not exist is a UsageError (exit 2) before any kernel starts."""
+    from toolkit.reports import absolute_path_parameters, missing_input_files
+
+    params = absolute_path_parameters(_collect(args), Path.cwd())
+    missing = missing_input_files(params)
+    if missing:
+        raise UsageError("; ".join(missing))
+    return params
+
+
 @command
 def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -49,8 +74,10 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         description="Execute NOTEBOOK (a path, a name in notebooks/, or explore|audit|remediate) "
         "into a new folder with the executed notebook, an HTML report with the code hidden, and "
         "the notebook's CSV/JSON artifacts; print the folder. The Lever credential is read from "
-        "the environment inside the kernel, never passed as a parameter. Exit 1 when a cell fails "
-        "(the partial notebook is kept).",
+        "the environment inside the kernel, never passed as a parameter. Relative path parameters "
+        "(policy_path, snapshot_path, journal_path, output_dir) are taken from the current "
+        "folder. Exit 1 when a cell fails (the partial notebook is kept); exit 2 before any "
+        "kernel starts for a bad parameter or a missing input file.",
     )
     p.add_argument("notebook", metavar="NOTEBOOK")
     p.add_argument(
@@ -78,11 +105,13 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from toolkit.reports import SecretLeakError, run_notebook
 
+    params = _report_parameters(args)
+    out_root = _out_root(args.out_root)
     try:
         result = run_notebook(
             args.notebook,
-            _collect(args),
-            args.out_root,
+            params,
+            out_root,
             args.name,
             execution_timeout=args.timeout,
             log_output=args.log_output,
@@ -106,8 +135,9 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
         "batch",
         help="run the named notebook runs of a runs.yaml; index.html + runs.csv",
         description="Run every run of RUNS (YAML: runs: [{name, notebook, parameters}], "
-        "parallel_audits: N) one after another; consecutive explore/audit runs may run "
-        "N at a time. A failing run does not stop the others. Exit 1 if any run failed.",
+        "parallel_audits: N, default 1) one after another; consecutive explore/audit runs may "
+        "run N at a time. Relative path parameters are taken from the folder of RUNS.yaml. "
+        "A failing run does not stop the others. Exit 1 if any run failed.",
     )
     p.add_argument("runs", metavar="RUNS.yaml")
     p.add_argument("--out-root", metavar="DIR", help="where the batch folder goes (reports/)")
@@ -119,6 +149,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from toolkit.reports import load_batch, run_batch
 
     spec = load_batch(args.runs)  # ConfigurationError -> exit 2, one line, before any run
+    out_root = _out_root(args.out_root)
 
     def progress(res) -> None:
         line = f"{res.status:9} {res.name}  {res.seconds:.1f} s  {res.folder}"
@@ -126,7 +157,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             line += f"\n          {res.error_message}"
         print(line, file=sys.stderr, flush=True)
 
-    batch = run_batch(spec, args.out_root, progress=progress, execution_timeout=args.timeout)
+    batch = run_batch(spec, out_root, progress=progress, execution_timeout=args.timeout)
     failed = batch.failed
     print(batch.index_html)
     if failed:
