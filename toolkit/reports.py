@@ -202,16 +202,13 @@ def resolve_path(path: str | os.PathLike) -> Path:
 def absolute_path_parameters(
     params: Mapping[str, Any],
     base: str | os.PathLike,
-    *,
-    fallback: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """`params` with every relative path parameter (`PATH_PARAMETERS`) made absolute from `base`.
 
     `lever-tags report` passes the caller's current folder and a batch file its own folder, so
     `-p policy_path pol.yaml` means the file where the command was typed; the kernel (whose
     working folder is the run folder) then gets an absolute path. `~` is expanded; `""` and
-    non-strings are left alone. `fallback` (a batch file's compatibility rule): an input file
-    (`INPUT_PATH_PARAMETERS`) that is not under `base` but is under `fallback` is taken from there.
+    non-strings are left alone.
 
     Example:
         >>> absolute_path_parameters({"policy_path": "p.yaml", "top": 3}, "/jobs")
@@ -224,15 +221,7 @@ def absolute_path_parameters(
             continue
         path = Path(value).expanduser()
         if not path.is_absolute():
-            candidate = Path(base) / path
-            if (
-                fallback is not None
-                and name in INPUT_PATH_PARAMETERS
-                and not candidate.exists()
-                and (Path(fallback) / path).is_file()
-            ):
-                candidate = Path(fallback) / path
-            path = candidate
+            path = Path(base) / path
         out[name] = os.path.abspath(path)
     return out
 
@@ -1327,10 +1316,8 @@ _RUN_KEYS = {"name", "notebook", "parameters"}
 def load_batch(path: str | os.PathLike) -> BatchSpec:
     """Read and check a batch file; any problem is one ConfigurationError line.
 
-    Relative path parameters are taken from the batch file's folder and made absolute; an input
-    file (`policy_path`, `snapshot_path`) found only from the project root is taken from there
-    (older batch files were written that way), and one found nowhere is an error here, before
-    any run.
+    Relative path parameters are taken from the batch file's folder and made absolute; a
+    missing input file (`policy_path`, `snapshot_path`) is an error here, before any run.
 
     Format::
 
@@ -1393,7 +1380,7 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
             params = validate_run_parameters(nb, params)
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where} ({name}): {exc}") from None
-        params = absolute_path_parameters(params, folder, fallback=config.PROJECT_ROOT)
+        params = absolute_path_parameters(params, folder)
         missing = missing_input_files(params)
         if missing:
             raise ConfigurationError(f"{where} ({name}): " + "; ".join(missing))
