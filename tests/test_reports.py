@@ -558,18 +558,21 @@ def test_batch_paths_are_taken_from_the_batch_files_folder(tmp_path, monkeypatch
     runs = _write(
         jobs / "runs.yaml",
         "runs:\n  - name: fix\n    notebook: remediate\n"
-        "    parameters: {policy_path: pol.yaml, journal_path: j.sqlite}\n"
-        "  - name: old-style\n    notebook: remediate\n"
-        "    parameters: {policy_path: notebooks/demo-policy.yaml}\n",
+        "    parameters: {policy_path: pol.yaml, journal_path: j.sqlite}\n",
     )
     spec = reports.load_batch(runs)
     assert spec.runs[0].parameters == {
         "policy_path": str(jobs / "pol.yaml"),
         "journal_path": str(jobs / "j.sqlite"),
     }
-    # found only from the project root (batch files written before the rule): taken from there
-    demo = reports.config.PROJECT_ROOT / "notebooks" / "demo-policy.yaml"
-    assert spec.runs[1].parameters == {"policy_path": str(demo)}
+    # one rule: a path that exists only from the project root is not looked for there
+    old_style = _write(
+        jobs / "old.yaml",
+        "runs:\n  - name: old-style\n    notebook: remediate\n"
+        "    parameters: {policy_path: notebooks/demo-policy.yaml}\n",
+    )
+    with pytest.raises(reports.ConfigurationError, match="policy_path: no such file"):
+        reports.load_batch(old_style)
     missing = _write(
         jobs / "bad.yaml",
         "runs:\n  - {name: fix, notebook: remediate, parameters: {snapshot_path: s.parquet}}\n",
