@@ -435,6 +435,27 @@ class _Runner:
             self.writes += 1
             self.attempts += attempts
 
+    def _record_failure(
+        self,
+        call: Call,
+        state: str,
+        message: str,
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        """Journal the outcome of a write that did not succeed (it may have reached Lever)."""
+        self._count(self.counter.count)
+        self.journal.mark_outcome(
+            call.id,
+            state,
+            status=status,
+            attempts=self.counter.count,
+            wrote=True,
+            code=code,
+            message=message,
+            session=self.session,
+        )
+
     def _write(self, call: Call) -> None:
         journal, client = self.journal, self.client
         journal.mark_intent(call.id, self.session)
@@ -447,41 +468,13 @@ class _Runner:
             self._count(self.counter.count)
             raise
         except NotFoundError as exc:
-            self._count(self.counter.count)
-            journal.mark_outcome(
-                call.id,
-                NOT_FOUND,
-                status=exc.status,
-                attempts=self.counter.count,
-                wrote=True,
-                code=exc.code,
-                message=exc.message,
-                session=self.session,
-            )
+            self._record_failure(call, NOT_FOUND, exc.message, exc.status, exc.code)
             raise
         except LeverError as exc:
-            self._count(self.counter.count)
-            journal.mark_outcome(
-                call.id,
-                FAILED,
-                status=exc.status,
-                attempts=self.counter.count,
-                wrote=True,
-                code=exc.code,
-                message=str(exc),
-                session=self.session,
-            )
+            self._record_failure(call, FAILED, str(exc), exc.status, exc.code)
             return
         except Exception as exc:  # a bug or an unexpected library error: record, go on
-            self._count(self.counter.count)
-            journal.mark_outcome(
-                call.id,
-                FAILED,
-                attempts=self.counter.count,
-                wrote=True,
-                message=f"{type(exc).__name__}: {exc}",
-                session=self.session,
-            )
+            self._record_failure(call, FAILED, f"{type(exc).__name__}: {exc}")
             return
         failpoints.hit("after_write")
         self._count(self.counter.count)

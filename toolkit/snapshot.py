@@ -243,6 +243,9 @@ class _WindowedFetch:
         self.client = client
         self.filters = filters
         self.workers = workers
+        # Two threads more than workers: the open-ended edge windows are usually empty and must
+        # not keep a real window waiting in the queue.
+        self.threads = workers + 2
         self.bar = bar
         self.lo, self.hi = span
         self.items: dict[str, dict] = {}
@@ -267,7 +270,7 @@ class _WindowedFetch:
     def _parts_for_idle(self) -> int:
         """How many parts a window may split into now: one per idle worker, within the cap."""
         with self.lock:
-            parts = min(self.workers + 2 - self.in_flight, self.windows_left) + 1
+            parts = min(self.threads - self.in_flight, self.windows_left) + 1
             if parts > 1:
                 self.windows_left -= parts - 1
             return parts
@@ -300,9 +303,7 @@ class _WindowedFetch:
         return []
 
     def run(self, windows: list[Window]) -> None:
-        # Two threads more than workers: the open-ended edge windows are usually empty and must
-        # not keep a real window waiting in the queue.
-        with ThreadPoolExecutor(self.workers + 2, thread_name_prefix="snapshot") as pool:
+        with ThreadPoolExecutor(self.threads, thread_name_prefix="snapshot") as pool:
             pending: set[Future] = set()
 
             def submit(window: Window) -> None:
@@ -391,7 +392,7 @@ def fetch_snapshot(
         "fetched_at": fetched_at.isoformat(timespec="seconds"),
         "full_fetch_at": fetched_at.isoformat(timespec="seconds"),
         "host": urlsplit(client.base_url).netloc,
-        "filters": {k: v for k, v in filters.items()},
+        "filters": dict(filters),
         "include_archived": include_archived,
         "with_personal": with_personal,
         "confidential_access": not warnings_,
@@ -401,7 +402,7 @@ def fetch_snapshot(
         "watermark": safe_watermark(frame, started_ms),
         "fetch": {
             "seconds": round(elapsed, 3),
-            "pages": fetch.pages + 0,
+            "pages": fetch.pages,
             "requests": stats_after["requests"] - stats_before["requests"],
             "retries": stats_after["retries"] - stats_before["retries"],
             "rate_limited": stats_after["rate_limited"] - stats_before["rate_limited"],
