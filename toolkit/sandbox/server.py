@@ -27,7 +27,7 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from toolkit.ratelimit import TokenBucket
+from toolkit.sandbox.bucket import ServerBucket
 from toolkit.sandbox.data import Dataset
 from toolkit.sandbox.state import (
     ApiError,
@@ -158,7 +158,7 @@ class Engine:
         self.config = config.validated()
         self._keys = {api_key: True, restricted_api_key: False}  # key -> confidential access
         self._api_key = api_key
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[str, ServerBucket] = {}
         self._rng = random.Random(f"faults-{seed}")
         self._follow_ups: dict[str, int] = {}  # listing (query hash) -> follow-up pages asked
         self.tokens = TokenCodec(secrets.token_bytes(32))
@@ -207,7 +207,7 @@ class Engine:
         with self.lock:
             bucket = self._buckets.get(key)
             if bucket is None:
-                bucket = TokenBucket(self.config.rate, self.config.burst)
+                bucket = ServerBucket(self.config.rate, self.config.burst)
                 self._buckets[key] = bucket
         return bucket.try_acquire()
 

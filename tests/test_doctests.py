@@ -1,0 +1,44 @@
+"""Every example in a docstring runs: each toolkit module that has one is doctested here."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import toolkit
+
+ROOT = Path(toolkit.__file__).parent
+FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+
+
+def _runnable_examples(name: str) -> int:
+    """How many examples a module has that are not marked +SKIP (those need a server)."""
+    module = importlib.import_module(name)
+    return sum(
+        not example.options.get(doctest.SKIP)
+        for test in doctest.DocTestFinder().find(module)
+        for example in test.examples
+    )
+
+
+MODULES = sorted(
+    info.name
+    for info in pkgutil.walk_packages([str(ROOT)], prefix="toolkit.")
+    if not info.name.endswith("__main__") and _runnable_examples(info.name)
+)
+
+
+def test_the_modules_with_examples_are_found():
+    # A guard for the parametrisation below: an empty list would make it test nothing.
+    assert {"toolkit.audit", "toolkit.policy", "toolkit.plan", "toolkit.redact"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name: str) -> None:
+    failures, attempted = doctest.testmod(importlib.import_module(name), optionflags=FLAGS)
+    assert attempted >= _runnable_examples(name)
+    assert failures == 0, f"{failures} docstring example(s) in {name} failed (see output above)"
