@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 import pandas as pd
@@ -31,7 +33,10 @@ def test_pseudonyms_are_12_hex_characters_and_stable():
     email = redact.pseudonym("Ada@Example.com ", "email")
     assert re.fullmatch(r"person-[0-9a-f]{12}@redacted\.invalid", email)
     assert email == redact.pseudonym("ada@example.com", "email")
-    assert redact.pseudonym("Ada Lovelace") == "Person-02dc1f35464b"  # same on every machine
+    # derived from the documented scheme, not read off the code: SHA-256 over the public
+    # project salt, the kind and the text, NUL-separated; the first 12 hex digits
+    expected = hashlib.sha256(b"lever-tag-toolkit/redact/v1\x00name\x00Ada Lovelace").hexdigest()
+    assert redact.pseudonym("Ada Lovelace") == f"Person-{expected[:12]}"  # same on every machine
     assert redact.pseudonym(None) is None and pd.isna(redact.pseudonym(pd.NA))
 
 
@@ -42,6 +47,8 @@ def test_secret_salt_switch(monkeypatch):
     secret = redact.pseudonym("Ada Lovelace")
     assert secret != public and re.fullmatch(r"Person-[0-9a-f]{12}", secret)
     assert redact.pseudonym("Ada Lovelace") == secret  # stable for whoever shares the salt
+    keyed = hmac.new(SECRET.encode(), b"name\x00Ada Lovelace", hashlib.sha256).hexdigest()
+    assert secret == f"Person-{keyed[:12]}"  # an HMAC under the secret, as documented
     frame = pd.DataFrame({"name": ["Ada Lovelace"], "email": ["ada@example.com"]})
     assert redact.redact_frame(frame)["name"].item() == secret
     assert redact.salt_kind() == f"secret salt ({redact.SALT_ENV})"

@@ -113,11 +113,11 @@ def test_generator_plants_what_the_toolkit_must_handle():
     assert opps == sorted(opps, key=lambda o: (o["createdAt"], o["id"]))
 
 
-def test_generator_makes_50000_opportunities_quickly():
-    started = time.perf_counter()
+def test_generator_makes_exactly_the_opportunities_asked_for():
+    # its speed is measured in benchmarks/, not timed here
     ds = generate_dataset(seed=1, opportunities=50_000)
     assert len(ds.opportunities) == 50_000
-    assert time.perf_counter() - started < 10
+    assert len({o["id"] for o in ds.opportunities}) == 50_000
 
 
 # -- listings and filters -----------------------------------------------------------------------
@@ -168,7 +168,7 @@ def test_tag_filter_is_a_case_sensitive_union(sandbox):
     assert python == only(everything, t=lambda o: "Python" in o["tags"])
     upper = set(ids(client.iter_opportunities(confidentiality="all", tag="PYTHON")))
     assert upper == only(everything, t=lambda o: "PYTHON" in o["tags"])
-    assert python.isdisjoint(upper) or not upper
+    assert upper and python.isdisjoint(upper)  # the seed plants PYTHON apart from Python
     union = set(ids(client.iter_opportunities(confidentiality="all", tag=["Python", "Go"])))
     assert union == only(everything, t=lambda o: {"Python", "Go"} & set(o["tags"]))
     assert union > python
@@ -444,13 +444,13 @@ def test_concurrent_requests_overlap_their_latency(fresh_sandbox):
         barrier.wait()
         return session.get(sb.base_url + "/opportunities", params={"limit": 10}, timeout=10)
 
-    started = time.perf_counter()
     with ThreadPoolExecutor(50) as pool:
         answers = list(pool.map(one, range(50)))
-    elapsed = time.perf_counter() - started
     assert all(a.status_code == 200 for a in answers)
-    assert elapsed < 1.0  # the bar; serially it would be 10 s (benchmark: ~0.3 s)
-    assert sb.stats()["max_in_flight"] >= 25  # they waited together (exact count: benchmark)
+    # Overlap proven by the server's own count, not by wall time (a loaded machine would make
+    # a time bar flaky): a server that handled them one by one would never have 2 in flight.
+    # The seconds are in benchmarks/bench_sandbox_concurrency.py.
+    assert sb.stats()["max_in_flight"] >= 25
 
 
 # -- writes -------------------------------------------------------------------------------------
