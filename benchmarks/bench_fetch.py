@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sandbox_process import sandbox_process
 
 from toolkit.client import LeverClient
-from toolkit.snapshot import fetch_snapshot
+from toolkit.snapshot.fetch import fetch_snapshot
 
 
 def main() -> int:

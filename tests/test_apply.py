@@ -9,7 +9,10 @@ import pytest
 import responses
 from reference import write_log
 
-from toolkit.apply import (
+from toolkit.audit.engine import split_pairs
+from toolkit.client import LeverClient
+from toolkit.errors import AuthenticationError
+from toolkit.remediate.apply import (
     apply_plan,
     check_drift,
     inverse_plan,
@@ -18,18 +21,15 @@ from toolkit.apply import (
     verify_on_purpose,
     verify_plan,
 )
-from toolkit.audit import split_pairs
-from toolkit.client import LeverClient
-from toolkit.errors import AuthenticationError
-from toolkit.journal import Journal, JournalError, journal_frame, journal_summary
-from toolkit.plan import (
+from toolkit.remediate.journal import Journal, JournalError, journal_frame, journal_summary
+from toolkit.remediate.plan import (
     REASON_DRIFT_PRESENT,
     REASON_DRIFT_SOURCE,
     PlanError,
     load_plan,
     make_plan,
 )
-from toolkit.snapshot import fetch_snapshot
+from toolkit.snapshot.fetch import fetch_snapshot
 
 TAGS = ["Python", "Do not contact", "Boomerang"]
 
@@ -601,7 +601,7 @@ def test_drift_check_sees_a_change_made_right_after_the_snapshot(fresh_sandbox):
     taken from the newest updatedAt would miss it; the safe watermark must not.
     """
     from toolkit.sandbox.state import now_ms
-    from toolkit.snapshot import watermark
+    from toolkit.snapshot.fetch import watermark
 
     sb = fresh_sandbox()
     client = make_client(sb)

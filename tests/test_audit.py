@@ -1,4 +1,4 @@
-"""toolkit.audit on small hand-built frames, numbers computed by hand (and a property test)."""
+"""The audit on small hand-built frames, numbers computed by hand (and a property test)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import toolkit.audit as audit
-from toolkit.audit import (
+import toolkit.audit.engine as audit
+from toolkit.audit.engine import (
     COVERAGE_COLUMNS,
     EVIDENCE_COLUMNS,
     MISSING_COLUMNS,

@@ -6,8 +6,8 @@ import ipywidgets as widgets
 import pandas as pd
 import pytest
 
-from toolkit.explorer import TagExplorer, filter_frame, style_grid
-from toolkit.snapshot import frame_from_opportunities
+from toolkit.notebook.explorer import TagExplorer, filter_frame, style_grid
+from toolkit.snapshot.fetch import frame_from_opportunities
 
 
 def _frame() -> pd.DataFrame:

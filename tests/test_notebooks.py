@@ -1,6 +1,6 @@
 """The three notebooks, executed for real against a local sandbox.
 
-- papermill runs (through `toolkit.reports.run_notebook`) with non-default parameters;
+- papermill runs (through `toolkit.notebook.helpers.run_notebook`) with non-default parameters;
 - nbval (`--nbval-lax`) over every notebook in `notebooks/`, with their defaults: a child pytest
   whose kernels get the session sandbox's LEVER_BASE_URL / LEVER_API_KEY from the environment;
 - a batch of the real notebooks with one failing run;
@@ -25,10 +25,12 @@ import pytest
 from papermill import execute_notebook
 from papermill.exceptions import PapermillExecutionError
 
-from toolkit import audit, config, reports
+from toolkit import config
+from toolkit.audit import engine as audit
 from toolkit.cli import main
 from toolkit.errors import ConfigurationError
-from toolkit.snapshot import Snapshot, frame_from_opportunities, save_snapshot
+from toolkit.notebook import helpers as reports
+from toolkit.snapshot.fetch import Snapshot, frame_from_opportunities, save_snapshot
 
 pytestmark = pytest.mark.notebook
 
@@ -195,7 +197,7 @@ def test_remediate_refuses_a_plan_larger_than_max_changes(fresh_sandbox, monkeyp
 
 
 def test_wrong_typed_parameter_fails_clearly(lever_env, tmp_path):
-    # through toolkit.reports: refused before a kernel starts
+    # through toolkit.notebook.helpers: refused before a kernel starts
     with pytest.raises(ConfigurationError, match="max_changes must be"):
         reports.run_notebook("remediate", {"max_changes": "ten"}, tmp_path)
     # straight through papermill: the check cell fails with one clear line

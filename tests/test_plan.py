@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from toolkit.plan import (
+from toolkit.remediate.plan import (
     PLAN_COLUMNS,
     REASON_ANONYMIZED,
     REASON_ARCHIVED,
@@ -24,7 +24,7 @@ from toolkit.plan import (
     replan,
     skipped_path,
 )
-from toolkit.snapshot import REFRESH_OVERLAP_MS, frame_from_opportunities
+from toolkit.snapshot.fetch import REFRESH_OVERLAP_MS, frame_from_opportunities
 
 
 def opp(opp_id, contact, tags, *, archived=False, anonymized=False, updated=1000):

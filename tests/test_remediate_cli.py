@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from toolkit.cli import main
-from toolkit.journal import Journal, journal_summary
-from toolkit.plan import load_plan
+from toolkit.remediate.journal import Journal, journal_summary
+from toolkit.remediate.plan import load_plan
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import pytest
 from reference import write_log
 
 from toolkit.client import LeverClient
-from toolkit.journal import journal_frame, journal_summary
-from toolkit.plan import load_plan, make_plan
-from toolkit.snapshot import fetch_snapshot
+from toolkit.remediate.journal import journal_frame, journal_summary
+from toolkit.remediate.plan import load_plan, make_plan
+from toolkit.snapshot.fetch import fetch_snapshot
 
 TAGS = ["Python", "Do not contact", "Boomerang", "Go"]
 

@@ -1,4 +1,4 @@
-"""toolkit.reports and the report/batch commands, on small notebooks built here.
+"""toolkit.notebook.helpers and the report/batch commands, on small notebooks built here.
 
 The project's own notebooks are exercised against a sandbox in test_notebooks.py; these tests pin
 down the machinery: folders, HTML export, failure naming, parameter checks, batches, the
@@ -16,9 +16,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from toolkit import reports
 from toolkit.cli import main
 from toolkit.errors import ConfigurationError
+from toolkit.notebook import helpers as reports
 
 FOLDER_NAME = re.compile(r"^\d{8}T\d{6}Z-[A-Za-z0-9._-]+$")
 
@@ -42,7 +42,7 @@ def _notebook(path: Path, *cells: str, params: str = 'x: int = 1  # a number\nna
 def ok_notebook(tmp_path: Path) -> Path:
     return _notebook(
         tmp_path / "ok.ipynb",
-        "import json\nimport pandas as pd\nfrom toolkit import charts, reports",
+        "import json\nimport pandas as pd\nfrom toolkit.notebook import charts, helpers as reports",
         "UNIQUE_SOURCE_MARKER = 1\n"
         "charts.split_contacts_bar(pd.DataFrame({'tag': ['a', 'b'], 'split_contacts': [x, 2]}))",
         "open('result.json', 'w').write(json.dumps({'x': x, 'name': name}))\n"
@@ -427,7 +427,7 @@ def test_scan_covers_the_redaction_salt(tmp_path, monkeypatch):
 
 
 def _apply_result(**kw):
-    from toolkit.apply import ApplyResult
+    from toolkit.remediate.apply import ApplyResult
 
     defaults = {"dry_run": False, "journal_path": "j.sqlite", "planned_changes": 4}
     return ApplyResult(**{**defaults, **kw})

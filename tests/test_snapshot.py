@@ -10,7 +10,7 @@ import pytest
 
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError
-from toolkit.snapshot import (
+from toolkit.snapshot.fetch import (
     COLUMNS,
     Snapshot,
     empty_frame,

@@ -1,6 +1,6 @@
 """lever-tag-toolkit: audit and repair Lever tags split across a contact's opportunities.
 
-The package root stays thin: importing ``toolkit.audit`` (pure pandas) must not load the HTTP
+The package root stays thin: importing ``toolkit.audit.engine`` (pure pandas) must not load the HTTP
 client, so `LeverClient` is imported on first use (PEP 562), not here. See
 ``docs/architecture.md`` for the packages and the walls between them.
 """

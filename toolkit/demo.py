@@ -146,8 +146,8 @@ def run_demo(
     images: bool = False,
 ) -> int:
     """Run the demo; return the exit status (0: zero split pairs left for the policy's tags)."""
+    from toolkit.notebook.helpers import run_batch
     from toolkit.policy import load_policy
-    from toolkit.reports import run_batch
 
     policy = load_policy(DEMO_POLICY)
     started = time.monotonic()

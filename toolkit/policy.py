@@ -343,7 +343,7 @@ def unknown_tag_warnings(tags: Iterable[str], known_tags: Iterable[str]) -> list
 
 
 def _unknown(tags: Iterable[str], known: list[str], where: str) -> list[str]:
-    from toolkit.audit import normalize_tag
+    from toolkit.audit.engine import normalize_tag
 
     known_set = set(known)
     by_key: dict[str, list[str]] = {}

@@ -44,7 +44,12 @@ def _add_snapshot(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    from toolkit.snapshot import fetch_snapshot, load_snapshot, refresh_snapshot, save_snapshot
+    from toolkit.snapshot.fetch import (
+        fetch_snapshot,
+        load_snapshot,
+        refresh_snapshot,
+        save_snapshot,
+    )
 
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {args.workers})")
@@ -111,11 +116,11 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from toolkit.artifacts import contact_people, write_audit_artifacts
-    from toolkit.audit import run_audit
+    from toolkit.audit.engine import run_audit
+    from toolkit.files import contact_people, write_audit_artifacts
     from toolkit.policy import load_policy, unknown_tags_warnings
     from toolkit.redact import redact_frame, salt_kind
-    from toolkit.snapshot import fetch_snapshot, load_snapshot
+    from toolkit.snapshot.fetch import fetch_snapshot, load_snapshot
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():

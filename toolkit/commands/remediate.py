@@ -1,6 +1,6 @@
 """`lever-tags plan`, `apply`, `verify` and `rollback`: remediation from the command line.
 
-Each command calls one function of `toolkit.plan` / `toolkit.apply` and prints a short summary.
+Each command calls one function of `toolkit.workflows` and prints a short summary.
 Exit codes (DESIGN.md): 0 done; 1 some changes failed (apply, rollback) or rows do not hold
 (verify); 2 bad input or configuration, a locked or foreign journal, a write of a plan over
 --max-changes (a dry run previews it and says a real run would be refused), or authentication
@@ -94,9 +94,9 @@ def _parse_renames(values: list[str]) -> dict[str, str]:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from toolkit.plan import make_plan, skipped_path, snapshot_path
     from toolkit.policy import unknown_tag_warnings
-    from toolkit.snapshot import fetch_snapshot, load_snapshot, save_snapshot
+    from toolkit.remediate.plan import make_plan, skipped_path, snapshot_path
+    from toolkit.snapshot.fetch import fetch_snapshot, load_snapshot, save_snapshot
 
     renames = _parse_renames(args.rename)
     if args.mode == "rename":
@@ -189,9 +189,9 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from toolkit.apply import apply_plan, default_journal_path
     from toolkit.errors import ConfigurationError
-    from toolkit.plan import load_plan
+    from toolkit.remediate.apply import apply_plan, default_journal_path
+    from toolkit.remediate.plan import load_plan
 
     _positive("--max-changes", args.max_changes)
     _positive("--workers", args.workers)
@@ -281,8 +281,8 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
 
 def _verify_journal(args: argparse.Namespace, plan) -> Path | None:
     """--journal, else the plan's default journal when it exists and is this plan's."""
-    from toolkit.apply import default_journal_path
-    from toolkit.journal import Journal, JournalError
+    from toolkit.remediate.apply import default_journal_path
+    from toolkit.remediate.journal import Journal, JournalError
 
     if args.journal:
         if not Path(args.journal).is_file():
@@ -313,9 +313,9 @@ def _on_purpose_line(on_purpose) -> str:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from toolkit.apply import verify_failures, verify_on_purpose, verify_plan
-    from toolkit.artifacts import write_csv_atomic
-    from toolkit.plan import load_plan
+    from toolkit.files import write_csv_atomic
+    from toolkit.remediate.apply import verify_failures, verify_on_purpose, verify_plan
+    from toolkit.remediate.plan import load_plan
 
     _positive("--workers", args.workers)
     plan = load_plan(args.plan)
@@ -362,7 +362,7 @@ def _add_rollback(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from toolkit.apply import rollback
+    from toolkit.remediate.apply import rollback
 
     _positive("--workers", args.workers)
     if not Path(args.journal).is_file():

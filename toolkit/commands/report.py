@@ -44,7 +44,7 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
 def _out_root(value: str | None) -> str | None:
     """--out-root, refused (exit 2, one line) when it is a file or lies under one."""
     from toolkit.errors import ConfigurationError
-    from toolkit.reports import check_out_root
+    from toolkit.notebook.helpers import check_out_root
 
     if value:
         try:
@@ -57,7 +57,7 @@ def _out_root(value: str | None) -> str | None:
 def _report_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The run's parameters, relative paths made absolute from the current folder; an input
     file that does not exist is a UsageError (exit 2) before any kernel starts."""
-    from toolkit.reports import absolute_path_parameters, missing_input_files
+    from toolkit.notebook.helpers import absolute_path_parameters, missing_input_files
 
     params = absolute_path_parameters(_collect(args), Path.cwd())
     missing = missing_input_files(params)
@@ -103,7 +103,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from toolkit.reports import SecretLeakError, run_notebook
+    from toolkit.notebook.helpers import SecretLeakError, run_notebook
 
     params = _report_parameters(args)
     out_root = _out_root(args.out_root)
@@ -146,7 +146,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from toolkit.reports import load_batch, run_batch
+    from toolkit.notebook.helpers import load_batch, run_batch
 
     spec = load_batch(args.runs)  # ConfigurationError -> exit 2, one line, before any run
     out_root = _out_root(args.out_root)

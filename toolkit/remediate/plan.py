@@ -185,7 +185,7 @@ class Plan:
         Example:
             >>> plan.save("plan.csv")  # doctest: +SKIP
         """
-        from toolkit.artifacts import write_csv_atomic, write_json_atomic
+        from toolkit.files import write_csv_atomic, write_json_atomic
 
         path = Path(path)
         meta = dict(self.meta)
@@ -258,7 +258,7 @@ def _snapshot_parts(snapshot: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 
 def _snapshot_meta(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
-    from toolkit import snapshot as snapshot_module
+    from toolkit.snapshot import fetch as snapshot_module
 
     mark = meta.get("watermark")
     if mark is None:
@@ -284,7 +284,7 @@ def make_plan(
     """Plan the writes that fix what the audit found. Pure: no I/O.
 
     Args:
-        snapshot: a snapshot frame (``toolkit.snapshot`` columns) or a `Snapshot`.
+        snapshot: a snapshot frame (``toolkit.snapshot.fetch`` columns) or a `Snapshot`.
         mode: ``propagate`` (add missing assignments), ``remove`` (take tags off), or
             ``rename`` (variant -> canonical per opportunity).
         tags: the exact tag strings; default the policy's ``contact_level`` tags (propagate).
@@ -414,7 +414,7 @@ def make_plan(
 
 def _propagate_candidates(frame: pd.DataFrame, chosen: list[str]) -> pd.DataFrame:
     """Missing assignments of the chosen tags among all opportunities (flags applied later)."""
-    from toolkit.audit import missing_assignments
+    from toolkit.audit.engine import missing_assignments
 
     missing = missing_assignments(frame)
     missing = missing[missing["tag"].isin(chosen)]
@@ -444,7 +444,7 @@ def _propagate_without_archived(
     archived), or when the tag is on the contact's archived opportunities only (reason: the
     source is archived), since with archived ones excluded there is nothing to propagate from.
     """
-    from toolkit.audit import considered
+    from toolkit.audit.engine import considered
 
     active = considered(frame, include_archived=False)
     wanted = _propagate_candidates(active, chosen)
@@ -503,7 +503,7 @@ def _check_renames(renames: dict[str, str]) -> None:
 def _renames_from_variants(
     frame: pd.DataFrame, chosen: list[str], include_archived: bool
 ) -> dict[str, str]:
-    from toolkit.audit import considered, tag_variants
+    from toolkit.audit.engine import considered, tag_variants
 
     variants = tag_variants(considered(frame, include_archived=include_archived))
     if variants.empty:

@@ -13,7 +13,7 @@ journal, run under its own journal):
    another ``perform_as`` records the new value (run params, and a per-session event): the
    writes of each session are attributed to the user that session named.
 3. Drift: one ``updated_at_start=<snapshot watermark>`` listing; the plan's opportunities that
-   changed since the snapshot are re-planned against their current tags (`toolkit.plan.replan`),
+   changed since the snapshot are re-planned against their current tags (`remediate.plan.replan`),
    never written blindly. On resume, pending calls are narrowed the same way, and calls that may
    have reached Lever (an intent without outcome, or a transient failure) are checked by reading
    the opportunity first.
@@ -48,7 +48,8 @@ from toolkit.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from toolkit.journal import (
+from toolkit.progress import progress_bar
+from toolkit.remediate.journal import (
     DONE,
     FAILED,
     INTENT,
@@ -60,7 +61,7 @@ from toolkit.journal import (
     Journal,
     JournalError,
 )
-from toolkit.plan import (
+from toolkit.remediate.plan import (
     PLAN_COLUMNS,
     REASON_ANONYMIZED,
     SKIPPED_COLUMNS,
@@ -70,7 +71,6 @@ from toolkit.plan import (
     load_plan,
     replan,
 )
-from toolkit.progress import progress_bar
 
 DEFAULT_WORKERS = 8
 DRIFT_COLUMNS = [

@@ -147,7 +147,7 @@ def split_contacts_bar(
 
     Args:
         stats: per-tag statistics with at least the columns `tag` and `value`
-            (`toolkit.audit.tag_statistics`).
+            (`audit.engine.tag_statistics`).
         top: how many tags to show.
         value: the column to rank and plot.
 
@@ -264,8 +264,8 @@ def coverage_matrix(
     split for the most contacts among them. A value strictly between 0 and 1 is a gap.
 
     Args:
-        coverage: rows `contact_id, tag, with_tag, opportunities` (`toolkit.audit.tag_coverage` or
-            `toolkit.audit.split_pairs`).
+        coverage: rows `contact_id, tag, with_tag, opportunities` (`audit.engine.tag_coverage` or
+            `toolkit.audit.engine.split_pairs`).
         top_contacts: rows to keep.
         top_tags: columns to keep.
         labels: optional contact id -> display label (a name or a pseudonym).
@@ -322,7 +322,7 @@ def coverage_heatmap(
 
     `coverage` is either the long coverage table (`contact_id, tag, with_tag, opportunities`:
     `AuditResult.coverage` or `split_pairs`), from which the most affected contacts are picked, or
-    a ready contact x tag grid of shares (`toolkit.audit.coverage_grid`, NaN = absent).
+    a ready contact x tag grid of shares (`toolkit.audit.engine.coverage_grid`, NaN = absent).
 
     Each cell is the share of the contact's opportunities carrying the tag: 0 (dark) the tag is
     absent, 1 (light) on all of them; anything between is a split pair, outlined in vermillion and
@@ -339,7 +339,7 @@ def coverage_heatmap(
         grid = coverage_matrix(
             coverage, top_contacts=top_contacts, top_tags=top_tags, labels=labels
         )
-    else:  # already a contact x tag grid of shares (toolkit.audit.coverage_grid); NaN = absent
+    else:  # already a contact x tag grid of shares (audit coverage_grid); NaN = absent
         grid = coverage.iloc[:top_contacts, :top_tags].astype("float64").fillna(0.0)
         if labels:
             grid.index = [str(labels.get(c, c)) for c in grid.index]
@@ -402,7 +402,7 @@ def plan_counts_bar(plan: Any, top: int = 20) -> Figure:
     """Planned changes per tag, additions and removals stacked, most changes at the top.
 
     Args:
-        plan: a `toolkit.plan.Plan` or its rows (`opportunity_id, contact_id, op, tag`).
+        plan: a `toolkit.remediate.plan.Plan` or its rows (`opportunity_id, contact_id, op, tag`).
         top: how many tags to show.
 
     Example:
@@ -475,8 +475,8 @@ def before_after_bar(
 ) -> Figure:
     """Grouped bars comparing two audits.
 
-    Given two summary dicts (`toolkit.audit.summarize`), compares `keys`; given two per-tag
-    statistics frames (`toolkit.audit.tag_statistics`), compares split contacts per tag for the
+    Given two summary dicts (`toolkit.audit.engine.summarize`), compares `keys`; given two per-tag
+    statistics frames (`audit.engine.tag_statistics`), compares split contacts per tag for the
     tags that had the most before.
 
     Example:

@@ -22,8 +22,8 @@ from typing import Any
 import ipywidgets as widgets
 import pandas as pd
 
-from toolkit import audit
-from toolkit.charts import OKABE_ITO
+from toolkit.audit import engine as audit
+from toolkit.notebook.charts import OKABE_ITO
 
 GAP_STYLE = f"background-color: {OKABE_ITO['orange']}; color: black; font-weight: bold"
 FULL_STYLE = "background-color: #cfe6f6; color: black"
@@ -99,7 +99,7 @@ class TagExplorer:
     """Widgets and views over one snapshot frame; see the module docstring.
 
     Args:
-        frame: a snapshot frame (`toolkit.snapshot` columns, `name`/`email` optional).
+        frame: a snapshot frame (`toolkit.snapshot.fetch` columns, `name`/`email` optional).
         tags: the tags chosen at the start (default: the policy's contact-level tags, else up to
             `DEFAULT_TAGS` the audit's evidence calls likely contact-level, else none).
         search, min_opportunities, include_archived: the filters' starting values.
@@ -216,7 +216,7 @@ class TagExplorer:
 
     def plan(self) -> Any:
         """The plan (propagate) the current choice would produce, or None without tags."""
-        from toolkit.plan import make_plan
+        from toolkit.remediate.plan import make_plan
 
         if not self.selected_tags:
             return None

@@ -49,8 +49,8 @@ from toolkit.errors import ConfigurationError
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from toolkit.audit import AuditResult
-    from toolkit.snapshot import Snapshot
+    from toolkit.audit.engine import AuditResult
+    from toolkit.snapshot.fetch import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ def load_or_fetch_snapshot(
         client: a `LeverClient`; default `LeverClient.from_env()`.
     """
     from toolkit.redact import redact_frame, salt_kind
-    from toolkit.snapshot import Snapshot, fetch_snapshot, load_snapshot
+    from toolkit.snapshot.fetch import Snapshot, fetch_snapshot, load_snapshot
 
     if snapshot_path:
         snap = load_snapshot(resolve_path(snapshot_path))
@@ -375,7 +375,7 @@ def write_audit_artifacts(
     result: AuditResult, output_dir: str | os.PathLike = "", meta: Mapping[str, Any] | None = None
 ) -> dict[str, Path]:
     """summary.json and the audit CSVs into `output_dir` (see `resolve_output_dir`)."""
-    from toolkit.artifacts import write_audit_artifacts as _write
+    from toolkit.files import write_audit_artifacts as _write
 
     return _write(result, resolve_output_dir(output_dir), dict(meta or {}))
 
@@ -395,7 +395,7 @@ def keep_figure(fig: Figure, name: str, output_dir: str | os.PathLike = "") -> A
     """
     from IPython.display import Image
 
-    from toolkit.charts import save_figure
+    from toolkit.notebook.charts import save_figure
 
     path = save_figure(fig, resolve_output_dir(output_dir) / "charts" / f"{name}.png")
     return Image(data=path.read_bytes(), format="png", alt=figure_title(fig) or name)
@@ -439,13 +439,13 @@ def make_plan(
     renames: Mapping[str, str] | None = None,
     include_archived: bool = True,
 ) -> Any:
-    """`toolkit.plan.make_plan`, except that nothing chosen gives an empty plan, not an error.
+    """`remediate.plan.make_plan`, except that nothing chosen gives an empty plan, not an error.
 
     A notebook run with its defaults (no tags, no policy) then previews nothing and says why,
-    instead of failing; given tags or a policy, it is exactly `toolkit.plan.make_plan`.
+    instead of failing; given tags or a policy, it is exactly `toolkit.remediate.plan.make_plan`.
     """
-    from toolkit.plan import PLAN_COLUMNS, Plan
-    from toolkit.plan import make_plan as _make_plan
+    from toolkit.remediate.plan import PLAN_COLUMNS, Plan
+    from toolkit.remediate.plan import make_plan as _make_plan
 
     chosen = list(tags or []) or list(getattr(policy, "contact_level", None) or [])
     if not chosen and not (mode == "rename" and renames):
@@ -495,7 +495,7 @@ def apply_overview(result: Any) -> pd.DataFrame:
 
 def verify_applied(client: Any, plan: Any, result: Any) -> pd.DataFrame:
     """Plan rows that do not hold after a real apply; empty on a dry run (nothing to check)."""
-    from toolkit.apply import VERIFY_COLUMNS, verify_plan
+    from toolkit.remediate.apply import VERIFY_COLUMNS, verify_plan
 
     if result.dry_run or plan.rows.empty:
         return pd.DataFrame(columns=VERIFY_COLUMNS)
@@ -544,7 +544,7 @@ def audit_after(
     """The audit, restricted to the plan's tags, after the run: of a fresh fetch after a real
     apply, of the snapshot with the plan projected onto it after a dry run. `options["after"]`
     says which."""
-    from toolkit.snapshot import fetch_snapshot
+    from toolkit.snapshot.fetch import fetch_snapshot
 
     if result.dry_run:
         frame, how = project_plan(snap.frame, plan), "projected (dry run: nothing was written)"
@@ -584,7 +584,7 @@ def audit_for_plan(
     frame: pd.DataFrame, plan: Any, *, include_archived: bool = True, policy: Any = None
 ) -> AuditResult:
     """The audit of `frame` restricted to the plan's tags (what the plan can change)."""
-    from toolkit.audit import run_audit
+    from toolkit.audit.engine import run_audit
 
     return run_audit(frame, include_archived=include_archived, tags=plan_tags(plan), policy=policy)
 
@@ -596,7 +596,7 @@ def tags_of_plan(stats: pd.DataFrame, plan: Any) -> pd.DataFrame:
 
 def journal_overview(result: Any) -> pd.DataFrame:
     """The journal's summary as a table; a dry run has no journal."""
-    from toolkit.journal import journal_summary
+    from toolkit.remediate.journal import journal_summary
 
     if result.dry_run or not result.journal_path:
         return pd.DataFrame([("journal", "dry run: no journal, nothing was written")],
@@ -620,7 +620,7 @@ def write_remediation_summary(
     residual: pd.DataFrame,
 ) -> dict[str, Path]:
     """`remediation.json` (counts, before/after summaries) and `outcomes.csv` beside the report."""
-    from toolkit.artifacts import write_csv_atomic, write_json_atomic
+    from toolkit.files import write_csv_atomic, write_json_atomic
 
     out = resolve_output_dir(output_dir)
     data = {

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from toolkit.audit import AuditResult
+    from toolkit.audit.engine import AuditResult
 
 # Columns of the contract in DESIGN.md, in order.
 SPLIT_PAIRS_COLUMNS = ["contact_id", "tag", "with_tag", "opportunities"]

@@ -27,6 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
+from toolkit.client.ratelimit import TokenBucket
 from toolkit.config import DEFAULT_BASE_URL, load_settings
 from toolkit.errors import (
     INVALID_OFFSET_MARKER,
@@ -39,7 +40,6 @@ from toolkit.errors import (
     UnexpectedResponseError,
     error_for_status,
 )
-from toolkit.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
