@@ -37,7 +37,8 @@ from sandbox_process import sandbox_process
 
 from toolkit.client import LeverClient
 from toolkit.remediate.apply import apply_plan
-from toolkit.remediate.plan import Plan, make_plan
+from toolkit.remediate.plan import Plan
+from toolkit.remediate.planner import make_plan
 from toolkit.sandbox import CONTACT_LEVEL_TAGS
 from toolkit.snapshot.fetch import fetch_snapshot
 

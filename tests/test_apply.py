@@ -12,23 +12,14 @@ from reference import write_log
 from toolkit.audit.engine import split_pairs
 from toolkit.client import LeverClient
 from toolkit.errors import AuthenticationError
-from toolkit.remediate.apply import (
-    apply_plan,
-    check_drift,
-    inverse_plan,
-    rollback,
-    verify_failures,
-    verify_on_purpose,
-    verify_plan,
-)
+from toolkit.remediate.apply import apply_plan
+from toolkit.remediate.drift import check_drift
 from toolkit.remediate.journal import Journal, JournalError, journal_frame, journal_summary
-from toolkit.remediate.plan import (
-    REASON_DRIFT_PRESENT,
-    REASON_DRIFT_SOURCE,
-    PlanError,
-    load_plan,
-    make_plan,
-)
+from toolkit.remediate.plan import REASON_DRIFT_PRESENT, REASON_DRIFT_SOURCE, PlanError
+from toolkit.remediate.planfile import load_plan, save_plan
+from toolkit.remediate.planner import make_plan
+from toolkit.remediate.rollback import inverse_plan, rollback
+from toolkit.remediate.verify import verify_failures, verify_on_purpose, verify_plan
 from toolkit.snapshot.fetch import fetch_snapshot
 
 TAGS = ["Python", "Do not contact", "Boomerang"]
@@ -61,7 +52,7 @@ def world(fresh_sandbox, tmp_path):
     client = make_client(sb)
     snap = fetch_snapshot(client, progress=False)
     plan = make_plan(snap, tags=TAGS)
-    plan.save(tmp_path / "plan.csv")
+    save_plan(plan, tmp_path / "plan.csv")
     return sb, client, snap, load_plan(tmp_path / "plan.csv"), tmp_path
 
 
@@ -601,7 +592,7 @@ def test_drift_check_sees_a_change_made_right_after_the_snapshot(fresh_sandbox):
     taken from the newest updatedAt would miss it; the safe watermark must not.
     """
     from toolkit.sandbox.state import now_ms
-    from toolkit.snapshot.fetch import watermark
+    from toolkit.snapshot.frame import watermark
 
     sb = fresh_sandbox()
     client = make_client(sb)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from toolkit.notebook.explorer import TagExplorer, filter_frame, style_grid
-from toolkit.snapshot.fetch import frame_from_opportunities
+from toolkit.snapshot.frame import frame_from_opportunities
 
 
 def _frame() -> pd.DataFrame:

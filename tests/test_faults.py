@@ -16,7 +16,7 @@ import pytest
 from toolkit.audit.engine import missing_assignments
 from toolkit.client import LeverClient
 from toolkit.remediate.apply import apply_plan
-from toolkit.remediate.plan import make_plan
+from toolkit.remediate.planner import make_plan
 from toolkit.sandbox import CONTACT_LEVEL_TAGS
 from toolkit.snapshot.fetch import fetch_snapshot
 

@@ -26,11 +26,12 @@ from papermill import execute_notebook
 from papermill.exceptions import PapermillExecutionError
 
 from toolkit import config
-from toolkit.audit import engine as audit
+from toolkit.audit import engine
 from toolkit.cli import main
 from toolkit.errors import ConfigurationError
-from toolkit.notebook import helpers as reports
-from toolkit.snapshot.fetch import Snapshot, frame_from_opportunities, save_snapshot
+from toolkit.notebook import execute
+from toolkit.snapshot.frame import Snapshot, frame_from_opportunities
+from toolkit.snapshot.store import save_snapshot
 
 pytestmark = pytest.mark.notebook
 
@@ -61,7 +62,7 @@ def _tags_by_opportunity(sb) -> dict[str, list[str]]:
 
 
 def test_explore_headless_leaves_static_tables(lever_env, tmp_path):
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "explore",
         {
             "tags": ["Python", "Go"],
@@ -97,7 +98,7 @@ def test_explore_headless_leaves_static_tables(lever_env, tmp_path):
 
 def test_audit_report_artifacts_charts_and_redaction(lever_env, tmp_path):
     out = tmp_path / "artifacts"
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "02-audit-report.ipynb",
         {
             "output_dir": str(out),
@@ -112,10 +113,10 @@ def test_audit_report_artifacts_charts_and_redaction(lever_env, tmp_path):
     )
     assert result.ok, result.error_message
     summary = json.loads((out / "summary.json").read_text())
-    for key in audit.SUMMARY_KEYS if hasattr(audit, "SUMMARY_KEYS") else ():
+    for key in engine.SUMMARY_KEYS if hasattr(engine, "SUMMARY_KEYS") else ():
         assert isinstance(summary[key], int)
     frame = frame_from_opportunities(lever_env.opportunities())
-    expected = audit.run_audit(frame, include_archived=False).summary
+    expected = engine.run_audit(frame, include_archived=False).summary
     assert {k: summary[k] for k in expected} == expected
     for name in ("split_pairs", "missing_assignments", "tag_statistics", "variants", "evidence"):
         assert (out / f"{name}.csv").is_file()
@@ -139,15 +140,15 @@ def test_audit_report_from_a_saved_snapshot(tmp_path, sandbox, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     frame = frame_from_opportunities(sandbox.opportunities())
     path = save_snapshot(Snapshot(frame, {"host": "saved"}), tmp_path / "snap.parquet")
-    result = reports.run_notebook("audit", {"snapshot_path": str(path)}, tmp_path)
+    result = execute.run_notebook("audit", {"snapshot_path": str(path)}, tmp_path)
     assert result.ok, result.error_message
     summary = json.loads((result.folder / "summary.json").read_text())
-    assert summary["split_pairs"] == audit.run_audit(frame).summary["split_pairs"]
+    assert summary["split_pairs"] == engine.run_audit(frame).summary["split_pairs"]
 
 
 def test_remediate_dry_run_writes_nothing(lever_env, tmp_path):
     before = _tags_by_opportunity(lever_env)
-    result = reports.run_notebook("remediate", {"tags": ["Python"], "max_changes": 1000}, tmp_path)
+    result = execute.run_notebook("remediate", {"tags": ["Python"], "max_changes": 1000}, tmp_path)
     assert result.ok, result.error_message
     assert _tags_by_opportunity(lever_env) == before
     data = json.loads((result.folder / "remediation.json").read_text())
@@ -165,7 +166,7 @@ def test_remediate_apply_on_a_fresh_sandbox(fresh_sandbox, monkeypatch, tmp_path
     for name, value in sb.env().items():
         monkeypatch.setenv(name, value)
     journal = tmp_path / "runs" / "go.sqlite"
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "remediate",
         {"tags": ["Go"], "dry_run": False, "max_changes": 1000, "journal_path": str(journal)},
         tmp_path,
@@ -178,7 +179,7 @@ def test_remediate_apply_on_a_fresh_sandbox(fresh_sandbox, monkeypatch, tmp_path
     assert data["after"]["split_pairs"] == 0
     assert journal.is_file()
     frame = frame_from_opportunities(sb.opportunities())
-    assert audit.run_audit(frame, tags=["Go"]).summary["split_pairs"] == 0
+    assert engine.run_audit(frame, tags=["Go"]).summary["split_pairs"] == 0
     _no_key_anywhere(tmp_path, sb.api_key)
 
 
@@ -187,19 +188,19 @@ def test_remediate_refuses_a_plan_larger_than_max_changes(fresh_sandbox, monkeyp
     for name, value in sb.env().items():
         monkeypatch.setenv(name, value)
     before = _tags_by_opportunity(sb)
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "remediate", {"tags": ["Python"], "dry_run": False, "max_changes": 1}, tmp_path
     )
-    assert result.status == reports.FAILED
+    assert result.status == execute.FAILED
     assert "max-changes 1" in result.error_message or "max_changes" in result.error_message
-    assert "apply.apply_plan(" in result.error_message  # the failing cell is named
+    assert "workflows.apply_changes(" in result.error_message  # the failing cell is named
     assert _tags_by_opportunity(sb) == before
 
 
 def test_wrong_typed_parameter_fails_clearly(lever_env, tmp_path):
     # through toolkit.notebook.helpers: refused before a kernel starts
     with pytest.raises(ConfigurationError, match="max_changes must be"):
-        reports.run_notebook("remediate", {"max_changes": "ten"}, tmp_path)
+        execute.run_notebook("remediate", {"max_changes": "ten"}, tmp_path)
     # straight through papermill: the check cell fails with one clear line
     nb = config.NOTEBOOKS_DIR / "03-remediate.ipynb"
     with pytest.raises(PapermillExecutionError) as err:
@@ -249,7 +250,7 @@ def test_batch_of_real_notebooks_with_one_failing_run(lever_env, tmp_path, capsy
     for name, archived in (("audit-all", True), ("audit-active", False)):
         folder = index.parent / table.loc[table["name"] == name, "folder"].item()
         summary = json.loads((folder / "summary.json").read_text())
-        expected = audit.run_audit(frame, include_archived=archived).summary
+        expected = engine.run_audit(frame, include_archived=archived).summary
         assert summary["opportunities"] == expected["opportunities"], name
     page = index.read_text(encoding="utf-8")
     assert page.count("report</a>") == 4
@@ -294,7 +295,7 @@ def test_committed_notebooks_are_clean_and_have_no_definitions():
 
 
 def test_remediate_rename_mode_previews_variant_fixes(lever_env, tmp_path):
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "remediate", {"mode": "rename", "renames": {"python": "Python"}}, tmp_path
     )
     assert result.ok, result.error_message
@@ -365,7 +366,7 @@ def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     code = main(["report", "remediate", *bad, "--out-root", str(tmp_path / "bad")])
     captured = capsys.readouterr()
     assert code == 1
-    assert "reports.require_success(result, residual, plan)" in captured.err
+    assert "workflows.require_success(result, residual, plan)" in captured.err
     assert "RemediationFailedError" in captured.err and "changes failed" in captured.err
     assert "perform_as" in captured.err  # the first failure's reason
     folder = Path(captured.out.strip())
@@ -397,7 +398,7 @@ def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     data = json.loads((Path(captured.out.strip()) / "remediation.json").read_text())
     assert data["succeeded"] is True and data["problems"] == [] and data["apply"]["applied"] > 0
     frame = frame_from_opportunities(sb.opportunities())
-    assert audit.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
+    assert engine.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
     _no_key_anywhere(tmp_path, sb.api_key)
 
 
@@ -406,8 +407,8 @@ def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
 ):
     """After a bad perform_as, the error and remediation.json name `lever-tags apply <run
     folder>/plan.csv --yes --journal <run folder>/journal.sqlite ... --retry-failed`; that command,
-    with a valid --perform-as, finishes this very run from the folder's plan and journal (no
-    snapshot file there) and retries the refused calls; run again, it has nothing left to do."""
+    with a valid --perform-as, finishes this very run from the folder's plan and journal (its
+    snapshot file removed) and retries the refused calls; run again, it has nothing left to do."""
     import shlex
 
     sb = fresh_sandbox()
@@ -427,7 +428,8 @@ def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
         "--max-changes 1000 --retry-failed"
     )
     assert command in " ".join(captured.err.split())
-    assert not list(folder.glob("*.parquet"))  # the resume needs no snapshot file
+    for snapshot in folder.glob("*.parquet"):  # the resume needs no snapshot file
+        snapshot.unlink()
 
     user = sb.users[0]["id"]
     argv = [*shlex.split(command)[1:], "--perform-as", user]
@@ -435,6 +437,6 @@ def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
     out = capsys.readouterr().out
     assert "5 failed calls retried" in out and "perform_as changed on resume" in out
     frame = frame_from_opportunities(sb.opportunities())
-    assert audit.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
+    assert engine.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
     assert main(argv) == 0  # resumed again: every write already done
     _no_key_anywhere(tmp_path, sb.api_key)

@@ -10,7 +10,7 @@ import pytest
 
 from toolkit.cli import main
 from toolkit.remediate.journal import Journal, journal_summary
-from toolkit.remediate.plan import load_plan
+from toolkit.remediate.planfile import load_plan
 
 
 @pytest.fixture

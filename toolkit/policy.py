@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from toolkit.audit.engine import normalize_tag
 from toolkit.errors import ConfigurationError
 
 __all__ = [
@@ -343,8 +344,6 @@ def unknown_tag_warnings(tags: Iterable[str], known_tags: Iterable[str]) -> list
 
 
 def _unknown(tags: Iterable[str], known: list[str], where: str) -> list[str]:
-    from toolkit.audit.engine import normalize_tag
-
     known_set = set(known)
     by_key: dict[str, list[str]] = {}
     for tag in known:

@@ -9,7 +9,11 @@ from typing import Any
 
 import yaml
 
+from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.notebook.batch import load_batch, run_batch
+from toolkit.notebook.execute import check_out_root
+from toolkit.notebook.secrets import SecretLeakError
 
 
 def _params_file(path: str) -> dict[str, Any]:
@@ -38,31 +42,6 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
         repeated.setdefault(name, []).append(value)
     for name, values in repeated.items():
         params[name] = values[0] if len(values) == 1 else values
-    return params
-
-
-def _out_root(value: str | None) -> str | None:
-    """--out-root, refused (exit 2, one line) when it is a file or lies under one."""
-    from toolkit.errors import ConfigurationError
-    from toolkit.notebook.helpers import check_out_root
-
-    if value:
-        try:
-            check_out_root(value)
-        except ConfigurationError as exc:
-            raise UsageError(str(exc)) from None
-    return value
-
-
-def _report_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's parameters, relative paths made absolute from the current folder; an input
-    file that does not exist is a UsageError (exit 2) before any kernel starts."""
-    from toolkit.notebook.helpers import absolute_path_parameters, missing_input_files
-
-    params = absolute_path_parameters(_collect(args), Path.cwd())
-    missing = missing_input_files(params)
-    if missing:
-        raise UsageError("; ".join(missing))
     return params
 
 
@@ -103,16 +82,14 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from toolkit.notebook.helpers import SecretLeakError, run_notebook
 
-    params = _report_parameters(args)
-    out_root = _out_root(args.out_root)
     try:
-        result = run_notebook(
+        result = workflows.run_report(
             args.notebook,
-            params,
-            out_root,
-            args.name,
+            _collect(args),
+            base=Path.cwd(),
+            out_root=args.out_root,
+            name=args.name,
             execution_timeout=args.timeout,
             log_output=args.log_output,
         )
@@ -146,10 +123,11 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from toolkit.notebook.helpers import load_batch, run_batch
 
     spec = load_batch(args.runs)  # ConfigurationError -> exit 2, one line, before any run
-    out_root = _out_root(args.out_root)
+    if args.out_root:
+        check_out_root(args.out_root)  # a file: exit 2 before any run
+    out_root = args.out_root
 
     def progress(res) -> None:
         line = f"{res.status:9} {res.name}  {res.seconds:.1f} s  {res.folder}"

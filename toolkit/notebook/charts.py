@@ -8,6 +8,7 @@ under the common forms of colour blindness; heatmaps use `cividis`, designed for
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import matplotlib.pyplot as plt  # imported so IPython registers its PNG formatter for figures
 import numpy as np
 import pandas as pd
+from IPython import get_ipython
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -583,8 +585,6 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
 
 def png_bytes(fig: Figure, *, dpi: int = 110) -> bytes:
     """The figure as PNG bytes (what notebooks and the HTML report embed)."""
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, dpi=dpi, format="png", metadata={"Software": None})
     return buf.getvalue()
@@ -596,10 +596,6 @@ def _register_ipython_png() -> None:
     The figures here are made without pyplot, and the inline backend only registers its PNG
     formatter once a pyplot figure exists; without this, a kernel shows `<Figure size ...>`.
     """
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return
     shell = get_ipython()
     if shell is None:
         return

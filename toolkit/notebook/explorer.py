@@ -21,9 +21,11 @@ from typing import Any
 
 import ipywidgets as widgets
 import pandas as pd
+from IPython.display import display
 
 from toolkit.audit import engine as audit
 from toolkit.notebook.charts import OKABE_ITO
+from toolkit.remediate.planner import make_plan
 
 GAP_STYLE = f"background-color: {OKABE_ITO['orange']}; color: black; font-weight: bold"
 FULL_STYLE = "background-color: #cfe6f6; color: black"
@@ -216,8 +218,6 @@ class TagExplorer:
 
     def plan(self) -> Any:
         """The plan (propagate) the current choice would produce, or None without tags."""
-        from toolkit.remediate.plan import make_plan
-
         if not self.selected_tags:
             return None
         return make_plan(
@@ -293,8 +293,6 @@ class TagExplorer:
         return widgets.VBox([filters, self.status, tabs])
 
     def _ipython_display_(self) -> None:  # `explorer` as a cell's last line shows the widget
-        from IPython.display import display
-
         display(self.widget())
 
 

@@ -10,200 +10,37 @@ window's first page, so no assumption about the order Lever lists in is needed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.client import LeverClient
-from toolkit.errors import ConfigurationError, PermissionDeniedError
+from toolkit.errors import PermissionDeniedError
 from toolkit.progress import progress_bar
+from toolkit.snapshot.frame import (
+    Snapshot,
+    fingerprint,
+    frame_counts,
+    frame_from_opportunities,
+    safe_watermark,
+    to_ms,
+    typed_frame,
+)
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [
-    "opportunity_id",
-    "contact_id",
-    "tags",
-    "archived",
-    "archived_at",
-    "confidential",
-    "anonymized",
-    "created_at",
-    "updated_at",
-]
-PERSONAL_COLUMNS = ["name", "email"]
 FULL_FETCH_DUE_DAYS = 7
-REFRESH_OVERLAP_MS = 60_000  # a margin before the watermark: writes in flight, coarse clocks
 SPLIT_FLOOR_MS = 946_684_800_000  # 2000-01-01: where an open-started window is split from
 
 Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
-
-
-@dataclass
-class Snapshot:
-    """A fetched set of opportunities (`frame`) and what is known about the fetch (`meta`)."""
-
-    frame: pd.DataFrame
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def warnings(self) -> list[str]:
-        return list(self.meta.get("warnings", []))
-
-
-def _ms(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    return None
-
-
-def _archived_at(opp: Mapping[str, Any]) -> tuple[bool, int | None]:
-    """Both shapes: the `archived` object, or legacy top-level `archivedAt` / `archiveReason`."""
-    archived = opp.get("archived")
-    if isinstance(archived, Mapping):
-        return True, _ms(archived.get("archivedAt"))
-    legacy = opp.get("archivedAt")
-    if legacy is not None:
-        return True, _ms(legacy)
-    return False, None
-
-
-def _tags(value: Any) -> list[str]:
-    if not isinstance(value, list):
-        return []
-    return [t for t in value if isinstance(t, str)]
-
-
-def frame_from_opportunities(
-    opportunities: Iterable[Mapping[str, Any]], with_personal: bool = False
-) -> pd.DataFrame:
-    """Parse Lever opportunity objects into the snapshot frame, defensively.
-
-    Every field may be missing; unknown fields are ignored. An opportunity whose `contact` is
-    absent keeps a missing `contact_id` (the audit treats it as a contact of its own).
-
-    Args:
-        opportunities: opportunity objects as Lever returns them.
-        with_personal: add `name` and `email` (first email) columns.
-
-    Returns:
-        One row per opportunity with the columns in `COLUMNS` (and `PERSONAL_COLUMNS`).
-
-    Example:
-        >>> frame = frame_from_opportunities([{"id": "o1", "contact": "c1", "tags": ["Python"]}])
-        >>> frame.loc[0, "tags"]
-        ['Python']
-    """
-    rows: dict[str, list] = {c: [] for c in COLUMNS + (PERSONAL_COLUMNS if with_personal else [])}
-    for opp in opportunities:
-        opp_id = opp.get("id")
-        if not isinstance(opp_id, str) or not opp_id:
-            continue
-        contact = opp.get("contact")
-        if isinstance(contact, Mapping):  # expand=contact
-            contact = contact.get("id")
-        archived, archived_at = _archived_at(opp)
-        rows["opportunity_id"].append(opp_id)
-        rows["contact_id"].append(contact if isinstance(contact, str) and contact else None)
-        rows["tags"].append(_tags(opp.get("tags")))
-        rows["archived"].append(archived)
-        rows["archived_at"].append(archived_at)
-        rows["confidential"].append(opp.get("confidentiality") == "confidential")
-        rows["anonymized"].append(bool(opp.get("isAnonymized")))
-        rows["created_at"].append(_ms(opp.get("createdAt")))
-        rows["updated_at"].append(_ms(opp.get("updatedAt")))
-        if with_personal:
-            name = opp.get("name")
-            emails = opp.get("emails")
-            rows["name"].append(name if isinstance(name, str) else None)
-            first = emails[0] if isinstance(emails, list) and emails else None
-            rows["email"].append(first if isinstance(first, str) else None)
-    return _typed(pd.DataFrame(rows))
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """The snapshot dtypes, whatever the frame came from (a parse, Parquet, a concat)."""
-    frame = frame.copy()
-    frame["opportunity_id"] = frame["opportunity_id"].astype("string")
-    frame["contact_id"] = frame["contact_id"].astype("string")
-    frame["tags"] = pd.Series(
-        [list(t) if t is not None else [] for t in frame["tags"]], index=frame.index, dtype=object
-    )
-    for column in ("archived", "confidential", "anonymized"):
-        frame[column] = frame[column].astype(bool)
-    for column in ("archived_at", "created_at", "updated_at"):
-        frame[column] = pd.array(frame[column], dtype="Int64")
-    for column in PERSONAL_COLUMNS:
-        if column in frame:
-            frame[column] = frame[column].astype("string")
-    return frame.reset_index(drop=True)
-
-
-def empty_frame(with_personal: bool = False) -> pd.DataFrame:
-    """A snapshot frame with no rows and the right columns and dtypes."""
-    return frame_from_opportunities([], with_personal=with_personal)
-
-
-def fingerprint(frame: pd.DataFrame) -> str:
-    """A short hash of every (id, tags, updatedAt): equal fingerprints, equal tag state.
-
-    Example:
-        >>> fingerprint(empty_frame())[:8]
-        'e3b0c442'
-    """
-    if frame.empty:
-        return hashlib.sha256(b"").hexdigest()
-    keyed = pd.DataFrame(
-        {
-            "id": frame["opportunity_id"].astype(str),
-            "tags": ["\x1f".join(sorted(set(t))) for t in frame["tags"]],
-            "updated": frame["updated_at"].astype("Int64").astype(str),
-        }
-    )
-    hashes = np.sort(pd.util.hash_pandas_object(keyed, index=False).to_numpy())
-    return hashlib.sha256(hashes.tobytes()).hexdigest()
-
-
-def watermark(frame: pd.DataFrame) -> int | None:
-    """The latest change the snapshot saw (max of updatedAt and createdAt), in ms."""
-    if frame.empty:
-        return None
-    values = pd.concat([frame["updated_at"], frame["created_at"]]).dropna()
-    return int(values.max()) if len(values) else None
-
-
-def safe_watermark(frame: pd.DataFrame, started_ms: int | None = None) -> int | None:
-    """From when on changes may be missing from a snapshot, in ms (Lever's clock).
-
-    A fetch takes time: an opportunity read early and changed later is in the snapshot as it
-    was. Everything changed since the fetch began (`started_ms`, by the server's clock) or
-    since the latest change the snapshot saw, whichever is earlier, minus a margin for writes
-    in flight, must be re-read before anything relies on it (drift check, refresh).
-
-    Example:
-        >>> frame = frame_from_opportunities([{"id": "o1", "updatedAt": 200_000}])
-        >>> safe_watermark(frame, started_ms=500_000)
-        140000
-    """
-    seen = watermark(frame)
-    marks = [m for m in (seen, started_ms) if m is not None]
-    return min(marks) - REFRESH_OVERLAP_MS if marks else None
 
 
 # -- fetching ---------------------------------------------------------------------------------
@@ -374,7 +211,7 @@ def fetch_snapshot(
     filters, warnings_, first = _probe(client, filters)
     started_ms = client.server_time_ms or now_ms  # Lever's clock when it answered the probe
     bar = _progress_bar(progress, "opportunities")
-    created = [c for c in (_ms(o.get("createdAt")) for o in first.items) if c is not None]
+    created = [c for c in (to_ms(o.get("createdAt")) for o in first.items) if c is not None]
     lo = min(created) if created else 0
     fetch = _WindowedFetch(client, filters, workers, bar, (min(lo, SPLIT_FLOOR_MS), now_ms))
     fetch._keep(first.items)
@@ -397,7 +234,7 @@ def fetch_snapshot(
         "with_personal": with_personal,
         "confidential_access": not warnings_,
         "warnings": warnings_,
-        "counts": _counts(frame),
+        "counts": frame_counts(frame),
         "fingerprint": fingerprint(frame),
         "watermark": safe_watermark(frame, started_ms),
         "fetch": {
@@ -410,16 +247,6 @@ def fetch_snapshot(
         },
     }
     return Snapshot(frame, meta)
-
-
-def _counts(frame: pd.DataFrame) -> dict[str, int]:
-    return {
-        "opportunities": len(frame),
-        "confidential": int(frame["confidential"].sum()),
-        "archived": int(frame["archived"].sum()),
-        "anonymized": int(frame["anonymized"].sum()),
-        "without_contact": int(frame["contact_id"].isna().sum()),
-    }
 
 
 def refresh_snapshot(
@@ -471,7 +298,7 @@ def refresh_snapshot(
     old = snapshot.frame[~snapshot.frame["opportunity_id"].isin(fresh["opportunity_id"])]
     if not include_archived:
         fresh = fresh[~fresh["archived"]]
-    merged = _typed(pd.concat([old, fresh], ignore_index=True)) if len(fresh) else old.copy()
+    merged = typed_frame(pd.concat([old, fresh], ignore_index=True)) if len(fresh) else old.copy()
     merged = merged.sort_values("opportunity_id", kind="stable").reset_index(drop=True)
     meta = dict(snapshot.meta)
     now = datetime.fromtimestamp(clock(), UTC)
@@ -490,7 +317,7 @@ def refresh_snapshot(
         refreshed_changed=len(changed),
         full_fetch_due=now >= due,
         warnings=notes,
-        counts=_counts(merged),
+        counts=frame_counts(merged),
         fingerprint=fingerprint(merged),
         watermark=safe_watermark(merged, started_ms),
         fetch={
@@ -505,56 +332,3 @@ def refresh_snapshot(
 
 
 # -- files ------------------------------------------------------------------------------------
-
-
-def meta_path(path: str | os.PathLike) -> Path:
-    """Where the metadata of the snapshot at `path` lives: `<name>.meta.json` beside it."""
-    path = Path(path)
-    return path.with_name(path.name + ".meta.json")
-
-
-def save_snapshot(snapshot: Snapshot, path: str | os.PathLike) -> Path:
-    """Write the frame as Parquet and the metadata as JSON, each atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    snapshot.frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    meta_tmp = path.with_name(f".{path.name}.meta.tmp")
-    meta_tmp.write_text(json.dumps(snapshot.meta, indent=2, sort_keys=True, default=str))
-    os.replace(meta_tmp, meta_path(path))
-    return path
-
-
-def load_snapshot(path: str | os.PathLike) -> Snapshot:
-    """Read a snapshot written by `save_snapshot`.
-
-    Raises:
-        ConfigurationError: the file is missing or is not a snapshot.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigurationError(
-            f"snapshot file not found: {path} (write one with `lever-tags snapshot --out {path}`)"
-        )
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a non-Parquet file
-        raise ConfigurationError(
-            f"{path} is not a Parquet snapshot ({type(exc).__name__})"
-        ) from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise ConfigurationError(f"{path} is not a snapshot: missing columns {', '.join(missing)}")
-    meta: dict[str, Any] = {}
-    if meta_path(path).is_file():
-        try:
-            meta = json.loads(meta_path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(
-                f"{meta_path(path)} is not valid JSON (line {exc.lineno})"
-            ) from None
-    frame = _typed(frame)
-    meta.setdefault("fingerprint", fingerprint(frame))
-    meta.setdefault("watermark", safe_watermark(frame))
-    return Snapshot(frame, meta)

@@ -1,0 +1,82 @@
+"""The audit's report files: `summary.json` (DESIGN.md's integer keys first, then context) and
+the CSVs, each written atomically (`toolkit.files`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from toolkit.audit.engine import AuditResult
+from toolkit.files import write_csv_atomic, write_json_atomic
+
+# Columns of the contract in DESIGN.md, in order.
+SPLIT_PAIRS_COLUMNS = ["contact_id", "tag", "with_tag", "opportunities"]
+
+
+MISSING_COLUMNS = ["opportunity_id", "contact_id", "tag"]
+
+
+def audit_summary(result: AuditResult, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON summary: DESIGN.md's integer keys at the top level, then context."""
+    summary: dict[str, Any] = {k: int(v) for k, v in result.summary.items()}
+    meta = dict(meta or {})
+    access = meta.pop("confidential_access", None)  # None: a snapshot without its metadata
+    summary["confidential_access"] = None if access is None else bool(access)
+    summary["warnings"] = list(meta.pop("warnings", []))
+    if "policy_summary" in meta:
+        summary["policy"] = dict(meta.pop("policy_summary"), file=meta.get("policy"))
+    summary["snapshot"] = meta
+    return summary
+
+
+def contact_people(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per contact with the first known `name` and `email` (for readable reports).
+
+    Example:
+        >>> f = pd.DataFrame({"contact_id": ["c1", "c1"], "name": [None, "Ada"],
+        ...                   "email": ["a@example.com", None]})
+        >>> contact_people(f).iloc[0].tolist()
+        ['c1', 'Ada', 'a@example.com']
+    """
+    columns = [c for c in ("name", "email") if c in frame.columns]
+    people = frame.dropna(subset=["contact_id"]).groupby("contact_id", sort=False)[columns].first()
+    return people.reset_index()
+
+
+def _with_people(table: pd.DataFrame, people: pd.DataFrame | None) -> pd.DataFrame:
+    if people is None:
+        return table
+    return table.merge(people, on="contact_id", how="left")
+
+
+def write_audit_artifacts(
+    result: AuditResult,
+    out_dir: str | os.PathLike,
+    meta: dict[str, Any] | None = None,
+    people: pd.DataFrame | None = None,
+) -> dict[str, Path]:
+    """Write summary.json and the audit's CSVs into `out_dir`; return their paths by name.
+
+    Args:
+        result: the audit.
+        out_dir: the report folder (created).
+        meta: the snapshot's metadata and warnings, for the summary.
+        people: `contact_people(frame)` to add `name` and `email` after the contract's columns
+            of split_pairs.csv and missing_assignments.csv (pass a redacted frame's people to
+            share a report with pseudonyms); None keeps personal data out of the report.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = {
+        "split_pairs": _with_people(result.split_pairs[SPLIT_PAIRS_COLUMNS], people),
+        "missing_assignments": _with_people(result.missing_assignments[MISSING_COLUMNS], people),
+        "tag_statistics": result.tag_statistics,
+        "variants": result.variants,
+        "evidence": result.evidence,
+    }
+    paths = {name: write_csv_atomic(out / f"{name}.csv", frame) for name, frame in frames.items()}
+    paths["summary"] = write_json_atomic(out / "summary.json", audit_summary(result, meta))
+    return paths

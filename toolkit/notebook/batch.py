@@ -1,0 +1,263 @@
+"""A batch (`runs.yaml`): named notebook runs one after another; consecutive read-only runs may
+run side by side, `parallel_audits` at a time. A failing run does not stop the others;
+`index.html` and `runs.csv` list every run with its status and links."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolkit import config
+from toolkit.errors import ConfigurationError
+from toolkit.notebook import execute
+from toolkit.notebook.execute import (
+    FAILED,
+    READ_ONLY_NOTEBOOKS,
+    RunResult,
+    _check_name,
+    _unique_folder,
+)
+from toolkit.notebook.params import (
+    resolve_notebook,
+    run_parameters,
+    utc_stamp,
+    validate_run_parameters,
+)
+
+
+@dataclass
+class RunSpec:
+    name: str
+    notebook: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def read_only(self) -> bool:
+        return self.notebook.stem in READ_ONLY_NOTEBOOKS
+
+
+@dataclass
+class BatchSpec:
+    runs: list[RunSpec]
+    parallel_audits: int = 1
+    source: Path | None = None
+
+
+@dataclass
+class BatchResult:
+    folder: Path
+    results: list[RunResult]
+    index_html: Path
+    runs_csv: Path
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.results if not r.ok]
+
+
+_BATCH_KEYS = {"runs", "parallel_audits"}
+
+
+_RUN_KEYS = {"name", "notebook", "parameters"}
+
+
+def load_batch(path: str | os.PathLike) -> BatchSpec:
+    """Read and check a batch file; any problem is one ConfigurationError line.
+
+    Relative path parameters are taken from the batch file's folder and made absolute; a
+    missing input file (`policy_path`, `snapshot_path`) is an error here, before any run.
+
+    Format::
+
+        parallel_audits: 1          # optional, default 1 (see docs/usage.md: one key, one limit)
+        runs:
+          - name: audit-all
+            notebook: 02-audit-report.ipynb
+            parameters: {include_archived: true}
+    """
+    path = Path(path)
+    folder = Path(os.path.abspath(path)).parent
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"no such batch file: {path}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigurationError(f"{path.name}: bad YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path.name}: expected a mapping with a 'runs' list")
+    unknown = sorted(set(data) - _BATCH_KEYS)
+    if unknown:
+        raise ConfigurationError(
+            f"{path.name}: unknown key {', '.join(unknown)} (allowed: runs, parallel_audits)"
+        )
+    parallel = data.get("parallel_audits", 1)
+    if not isinstance(parallel, int) or isinstance(parallel, bool) or not 1 <= parallel <= 16:
+        raise ConfigurationError(f"{path.name}: parallel_audits must be an integer 1..16")
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not runs:
+        raise ConfigurationError(f"{path.name}: 'runs' must be a non-empty list")
+    specs: list[RunSpec] = []
+    seen: set[str] = set()
+    for i, run in enumerate(runs, 1):
+        where = f"{path.name}: run {i}"
+        if not isinstance(run, dict):
+            raise ConfigurationError(f"{where}: expected a mapping with name, notebook")
+        unknown = sorted(set(run) - _RUN_KEYS)
+        if unknown:
+            raise ConfigurationError(
+                f"{where}: unknown key {', '.join(unknown)} (allowed: name, notebook, parameters)"
+            )
+        name, notebook = run.get("name"), run.get("notebook")
+        if not isinstance(name, str) or not isinstance(notebook, str):
+            raise ConfigurationError(f"{where}: 'name' and 'notebook' are required strings")
+        try:
+            _check_name(name)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where}: {exc}") from None
+        if name in seen:
+            raise ConfigurationError(f"{where}: duplicate run name {name!r}")
+        seen.add(name)
+        params = run.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ConfigurationError(f"{where}: 'parameters' must be a mapping")
+        try:
+            nb = resolve_notebook(notebook)
+            params = validate_run_parameters(nb, params)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where} ({name}): {exc}") from None
+        try:
+            params = run_parameters(params, folder)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where} ({name}): {exc}") from None
+        specs.append(RunSpec(name=name, notebook=nb, parameters=params))
+    return BatchSpec(runs=specs, parallel_audits=parallel, source=path)
+
+
+def _groups(runs: list[RunSpec], parallel: int) -> list[list[RunSpec]]:
+    """Consecutive read-only runs form one group (run side by side); any other run is alone."""
+    groups: list[list[RunSpec]] = []
+    for run in runs:
+        if parallel > 1 and run.read_only and groups and groups[-1][0].read_only:
+            groups[-1].append(run)
+        else:
+            groups.append([run])
+    return groups
+
+
+def run_batch(
+    batch: BatchSpec | str | os.PathLike,
+    out_root: str | os.PathLike | None = None,
+    *,
+    progress: Any = None,
+    execution_timeout: int | None = 900,
+) -> BatchResult:
+    """Run every run of a batch into `out_root/<timestamp>-batch-<file stem>/<timestamp>-<name>/`.
+
+    Runs go one after another in file order; consecutive read-only runs (explore, audit) run up to
+    `parallel_audits` at a time. A failing run is recorded and the batch goes on. `index.html` and
+    `runs.csv` in the batch folder list every run with its status and links.
+
+    Args:
+        progress: optional callable `progress(RunResult)` called as each run ends.
+    """
+    spec = batch if isinstance(batch, BatchSpec) else load_batch(batch)
+    stem = spec.source.stem if spec.source else "batch"
+    folder = _unique_folder(Path(out_root) if out_root else config.REPORTS_DIR, f"batch-{stem}")
+    results: dict[str, RunResult] = {}
+
+    def one(run: RunSpec) -> RunResult:
+        try:
+            res = execute.run_notebook(
+                run.notebook,
+                run.parameters,
+                folder,
+                run.name,
+                execution_timeout=execution_timeout,
+            )
+        except Exception as exc:  # a broken run never stops the batch
+            res = RunResult(name=run.name, notebook=run.notebook, folder=folder / run.name)
+            res.status = FAILED
+            res.error_message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        if progress is not None:
+            progress(res)
+        return res
+
+    for group in _groups(spec.runs, spec.parallel_audits):
+        if len(group) == 1:
+            results[group[0].name] = one(group[0])
+            continue
+        with ThreadPoolExecutor(max_workers=spec.parallel_audits) as pool:
+            for run, res in zip(group, pool.map(one, group), strict=True):
+                results[run.name] = res
+    ordered = [results[r.name] for r in spec.runs]
+    runs_csv = write_runs_csv(ordered, folder / "runs.csv")
+    index = write_index_html(ordered, folder / "index.html", title=f"Batch {stem}")
+    return BatchResult(folder=folder, results=ordered, index_html=index, runs_csv=runs_csv)
+
+
+def write_runs_csv(results: Sequence[RunResult], path: Path) -> Path:
+    """One row per run: name, notebook, status, seconds, error, folder, html, notebook_out."""
+    rows = [r.as_row(path.parent) for r in results]
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_index_html(results: Sequence[RunResult], path: Path, *, title: str = "Runs") -> Path:
+    """A small self-contained HTML page listing the runs, linking their reports."""
+    esc = html.escape
+    body = []
+    for r in results:
+        row = r.as_row(path.parent)
+        link = (f'<a href="{esc(row["html"])}">report</a>' if row["html"] else "") + (
+            f' · <a href="{esc(row["notebook_out"])}">notebook</a>' if row["notebook_out"] else ""
+        )
+        cls = "ok" if r.ok else "failed"
+        body.append(
+            f'<tr class="{cls}"><td>{esc(r.name)}</td><td>{esc(r.notebook.name)}</td>'
+            f'<td class="status">{esc(r.status)}</td><td>{row["seconds"]}</td>'
+            f"<td>{link}</td><td>{esc(r.error_message)}</td></tr>"
+        )
+    failed = sum(not r.ok for r in results)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
+tr.failed .status {{ color: #D55E00; font-weight: bold; }}
+tr.ok .status {{ color: #009E73; }}
+</style></head><body>
+<h1>{esc(title)}</h1>
+<p>{len(results)} runs, {failed} failed. Generated {esc(utc_stamp())}.</p>
+<table><thead><tr><th>run</th><th>notebook</th><th>status</th><th>seconds</th><th>links</th>
+<th>error</th></tr></thead><tbody>
+{chr(10).join(body)}
+</tbody></table></body></html>
+"""
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    """A RunResult as JSON-friendly data (paths as strings)."""
+    data = asdict(result)
+    return json.loads(json.dumps(data, default=str))

@@ -1,0 +1,355 @@
+"""Notebook parameters: one spec for every parameter a notebook of this project may declare, the
+checks a notebook runs on them, and the path rules (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from toolkit import config
+from toolkit.errors import ConfigurationError
+from toolkit.remediate.plan import MODES
+
+# Every parameter a notebook of this project may declare: name -> (type, check, what it must be).
+_PATHLIKE = "a path (or empty)"
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+
+
+def _is_str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and k and v for k, v in value.items()
+    )
+
+
+PARAMETER_SPEC: dict[str, tuple[type, Any, str]] = {
+    "snapshot_path": (str, None, _PATHLIKE),
+    "output_dir": (str, None, _PATHLIKE),
+    "policy_path": (str, None, _PATHLIKE),
+    "journal_path": (str, None, _PATHLIKE),
+    "include_archived": (bool, None, "true or false"),
+    "with_personal": (bool, None, "true or false"),
+    "redact": (bool, None, "true or false"),
+    "dry_run": (bool, None, "true or false"),
+    "retry_failed": (bool, None, "true or false"),
+    "tags": (list, _is_str_list, "a list of non-empty tag strings"),
+    "renames": (dict, _is_str_map, "a mapping of old tag -> new tag"),
+    "mode": (str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
+    "max_changes": (int, lambda v: v >= 0, "an integer >= 0"),
+    "top": (int, lambda v: v >= 1, "an integer >= 1"),
+    "min_opportunities": (int, lambda v: v >= 1, "an integer >= 1"),
+    "search": (str, None, "a string"),
+    "perform_as": (str, lambda v: v == v.strip(), "a Lever user id (or empty)"),
+}
+
+
+# The parameters that are paths; the first two are files a run reads (they must exist).
+PATH_PARAMETERS = tuple(name for name, spec in PARAMETER_SPEC.items() if spec[2] == _PATHLIKE)
+
+
+INPUT_PATH_PARAMETERS = ("snapshot_path", "policy_path")
+
+
+_SECRET_NAMES = re.compile(r"(key|token|secret|password)", re.I)
+
+
+class Parameters(dict):
+    """Checked notebook parameters: a dict that also reads as attributes (`params.dry_run`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def _repr_html_(self) -> str:  # a small table in notebooks and HTML reports
+        return parameters_table(self).to_html(index=False)
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def parameter_problems(params: Mapping[str, Any]) -> list[str]:
+    """What is wrong with `params` (empty when nothing), one short sentence per problem.
+
+    Example:
+        >>> parameter_problems({"dry_run": "no", "max_changes": 5})
+        ["dry_run must be true or false, got str 'no'"]
+    """
+    problems: list[str] = []
+    for name, value in params.items():
+        if _SECRET_NAMES.search(name):
+            problems.append(
+                f"{name}: credentials are never notebook parameters; set LEVER_API_KEY or "
+                "LEVER_ACCESS_TOKEN in the environment instead"
+            )
+            continue
+        spec = PARAMETER_SPEC.get(name)
+        if spec is None:
+            continue
+        kind, check, what = spec
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if ok and check is not None:
+            ok = bool(check(value))
+        if not ok:
+            problems.append(f"{name} must be {what}, got {_type_name(value)} {value!r}")
+    return problems
+
+
+def check_parameters(**params: Any) -> Parameters:
+    """Check a notebook's parameters and return them; raise one clear ConfigurationError if not.
+
+    Types and values follow `PARAMETER_SPEC`; paths that are given must exist (`snapshot_path`,
+    `policy_path`); a name that looks like a credential is refused. Call it in the cell after the
+    parameters cell, so a wrong parameter fails there with a one-line reason.
+
+    The returned paths are resolved, so the next cells pass them on as they are: input files
+    from the project root (`resolve_path`), `output_dir` to the folder the notebook writes to
+    (`resolve_output_dir`, created), `journal_path` to the journal file (`journal_path_for`).
+
+    Example:
+        >>> p = check_parameters(dry_run=True, max_changes=10, mode="propagate")
+        >>> p.max_changes
+        10
+        >>> check_parameters(max_changes="ten")
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.ConfigurationError: bad notebook parameter: max_changes must be an integer >= 0, got str 'ten'
+    """  # noqa: E501
+    problems = parameter_problems(params) + missing_input_files(params)
+    if problems:
+        raise ConfigurationError("bad notebook parameter: " + "; ".join(problems))
+    resolved = dict(params)
+    for name in INPUT_PATH_PARAMETERS:
+        if resolved.get(name):
+            resolved[name] = str(resolve_path(resolved[name]))
+    if "output_dir" in resolved:
+        resolved["output_dir"] = resolve_output_dir(resolved["output_dir"])
+    if "journal_path" in resolved:
+        resolved["journal_path"] = journal_path_for(
+            resolved["journal_path"], resolved.get("output_dir", "")
+        )
+    return Parameters(resolved)
+
+
+def parameters_table(params: Mapping[str, Any]) -> pd.DataFrame:
+    """The parameters as a two-column table, for display.
+
+    Example:
+        >>> parameters_table({"dry_run": True}).to_dict("records")
+        [{'parameter': 'dry_run', 'value': 'True'}]
+    """
+    return pd.DataFrame(
+        {"parameter": list(params), "value": [str(v) for v in params.values()]},
+        dtype="object",
+    )
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """A user-given path: `~` expanded; relative paths are taken from the project root.
+
+    Example:
+        >>> resolve_path("notebooks/demo-policy.yaml") == config.PROJECT_ROOT / "notebooks/demo-policy.yaml"
+        True
+    """  # noqa: E501
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else config.PROJECT_ROOT / p
+
+
+def absolute_path_parameters(
+    params: Mapping[str, Any],
+    base: str | os.PathLike,
+) -> dict[str, Any]:
+    """`params` with every relative path parameter (`PATH_PARAMETERS`) made absolute from `base`.
+
+    `lever-tags report` passes the caller's current folder and a batch file its own folder, so
+    `-p policy_path pol.yaml` means the file where the command was typed; the kernel (whose
+    working folder is the run folder) then gets an absolute path. `~` is expanded; `""` and
+    non-strings are left alone.
+
+    Example:
+        >>> absolute_path_parameters({"policy_path": "p.yaml", "top": 3}, "/jobs")
+        {'policy_path': '/jobs/p.yaml', 'top': 3}
+    """
+    out = dict(params)
+    for name in PATH_PARAMETERS:
+        value = out.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        path = Path(value).expanduser()
+        if not path.is_absolute():
+            path = Path(base) / path
+        out[name] = os.path.abspath(path)
+    return out
+
+
+def run_parameters(params: Mapping[str, Any], base: str | os.PathLike) -> dict[str, Any]:
+    """A run's parameters with relative paths taken from `base` (the caller's folder, or a batch
+    file's); an input file that does not exist is a ConfigurationError before any kernel starts.
+
+    Example:
+        >>> run_parameters({"top": 3}, "/jobs")
+        {'top': 3}
+    """
+    params = absolute_path_parameters(params, base)
+    missing = missing_input_files(params)
+    if missing:
+        raise ConfigurationError("; ".join(missing))
+    return params
+
+
+def missing_input_files(params: Mapping[str, Any]) -> list[str]:
+    """One phrase per input file parameter (`snapshot_path`, `policy_path`) that does not exist.
+
+    Example:
+        >>> missing_input_files({"policy_path": "/no/such/policy.yaml", "snapshot_path": ""})
+        ['policy_path: no such file /no/such/policy.yaml']
+    """
+    problems = []
+    for name in INPUT_PATH_PARAMETERS:
+        value = params.get(name)
+        if isinstance(value, str) and value and not resolve_path(value).is_file():
+            problems.append(f"{name}: no such file {resolve_path(value)}")
+    return problems
+
+
+_INTERACTIVE_DIR: Path | None = None
+
+
+def resolve_output_dir(output_dir: str | os.PathLike = "") -> Path:
+    """Where a notebook writes its artifacts, created if needed.
+
+    `""` means beside the executed notebook, i.e. the working directory papermill gives the kernel
+    (the run folder). Opened interactively from `notebooks/`, `""` means a fresh
+    `reports/<timestamp>-interactive/` instead, so artifacts never land among the sources.
+    """
+    if output_dir:
+        out = resolve_path(output_dir)
+    else:
+        cwd = Path.cwd().resolve()
+        if cwd == config.NOTEBOOKS_DIR.resolve() or cwd == config.PROJECT_ROOT.resolve():
+            global _INTERACTIVE_DIR
+            if _INTERACTIVE_DIR is None:  # one folder per kernel session, however many calls
+                _INTERACTIVE_DIR = config.REPORTS_DIR / f"{utc_stamp()}-interactive"
+            out = _INTERACTIVE_DIR
+        else:
+            out = cwd
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def journal_path_for(journal_path: str = "", output_dir: str | os.PathLike = "") -> Path:
+    """The journal to use: the given path, else `journal.sqlite` beside the report."""
+    if journal_path:
+        path = resolve_path(journal_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+    return resolve_output_dir(output_dir) / "journal.sqlite"
+
+
+def notebook_parameters(notebook: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The parameters a notebook declares in its `parameters` cell: name -> type, default, help."""
+    import papermill  # heavy (Jupyter stack): loaded only when a notebook is inspected
+
+    path = resolve_notebook(notebook)
+    try:
+        found = papermill.inspect_notebook(str(path))
+    except Exception as exc:  # not JSON, not a notebook
+        raise ConfigurationError(f"cannot read notebook {path.name}: {exc}") from exc
+    return dict(found)
+
+
+_TYPE_NAMES = {"str": str, "bool": bool, "int": int, "float": float, "list": list, "dict": dict}
+
+
+def coerce_parameter(value: Any, type_name: str | None) -> Any:
+    """A CLI value (a string parsed as YAML) fitted to the declared type where that is safe.
+
+    A scalar for a `list` parameter becomes a one-item list; an int for a `float` one a float;
+    anything for a `str` parameter stays the text given.
+
+    Example:
+        >>> coerce_parameter("Python", "list"), coerce_parameter("7", "str"), coerce_parameter("7", "int")
+        (['Python'], '7', 7)
+    """  # noqa: E501
+    kind = _TYPE_NAMES.get((type_name or "").strip())
+    if isinstance(value, str) and kind is not str:
+        with contextlib.suppress(yaml.YAMLError):
+            value = yaml.safe_load(value) if value.strip() else value
+    if kind is list and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return [str(value)]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is str and value is None:
+        return ""
+    return value
+
+
+def validate_run_parameters(notebook: Path, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Check parameters against the notebook before starting a kernel: names, then types."""
+    declared = notebook_parameters(notebook)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ConfigurationError(
+            f"{notebook.name} has no parameter {', '.join(unknown)} "
+            f"(it has: {', '.join(declared) or 'none'})"
+        )
+    fitted = {
+        name: coerce_parameter(value, declared[name].get("inferred_type_name"))
+        for name, value in parameters.items()
+    }
+    problems = parameter_problems(fitted)
+    for name, value in fitted.items():
+        kind = _TYPE_NAMES.get((declared[name].get("inferred_type_name") or "").strip())
+        if name in PARAMETER_SPEC or kind is None:
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            problems.append(f"{name} must be {kind.__name__}, got {_type_name(value)} {value!r}")
+    if problems:
+        raise ConfigurationError(f"{notebook.name}: bad parameter: " + "; ".join(problems))
+    return fitted
+
+
+NOTEBOOK_ALIASES = {
+    "explore": "01-explore-tag-coverage",
+    "audit": "02-audit-report",
+    "remediate": "03-remediate",
+}
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    """`20250101T120000Z`: sortable, safe in file names.
+
+    Example:
+        >>> utc_stamp(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC))
+        '20250102T030405Z'
+    """
+    return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def resolve_notebook(notebook: str | os.PathLike) -> Path:
+    """A notebook by path, by file name in `notebooks/`, by stem, or by alias (`audit`).
+
+    Example:
+        >>> resolve_notebook("audit").name
+        '02-audit-report.ipynb'
+    """
+    text = str(notebook)
+    text = NOTEBOOK_ALIASES.get(text, text)
+    candidates = [Path(text), resolve_path(text), config.NOTEBOOKS_DIR / text]
+    candidates += [c.with_name(c.name + ".ipynb") for c in candidates if c.suffix != ".ipynb"]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    raise ConfigurationError(f"no such notebook: {notebook} (looked in {config.NOTEBOOKS_DIR})")
