@@ -2,5 +2,6 @@
 limiter and its instrumentation. Nothing here loads pandas (see docs/architecture.md)."""
 
 from toolkit.client.lever import LeverClient
+from toolkit.client.stats import CallRecord, ClientStats
 
-__all__ = ["LeverClient"]
+__all__ = ["CallRecord", "ClientStats", "LeverClient"]

@@ -14,12 +14,9 @@ import email.utils
 import logging
 import random
 import re
-import threading
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlsplit
 
@@ -28,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from toolkit.client.ratelimit import TokenBucket
+from toolkit.client.stats import CallRecord, CallRecords, ClientStats
 from toolkit.config import DEFAULT_BASE_URL, load_settings
 from toolkit.errors import (
     INVALID_OFFSET_MARKER,
@@ -49,46 +47,6 @@ DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 PAGE_LIMIT = 100
 MAX_LISTING_RESTARTS = 5
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-@dataclass
-class ClientStats:
-    """Counters a caller (a report, a benchmark) can show. Thread-safe."""
-
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    server_errors: int = 0
-    connection_errors: int = 0
-    listing_restarts: int = 0
-    backoff_seconds: float = 0.0
-    throttle_seconds: float = 0.0
-    by_status: Counter = field(default_factory=Counter)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **deltas: float) -> None:
-        with self._lock:
-            for name, delta in deltas.items():
-                setattr(self, name, getattr(self, name) + delta)
-
-    def count_status(self, status: int) -> None:
-        with self._lock:
-            self.by_status[status] += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        """A plain dict, for JSON summaries."""
-        with self._lock:
-            return {
-                "requests": self.requests,
-                "retries": self.retries,
-                "rate_limited": self.rate_limited,
-                "server_errors": self.server_errors,
-                "connection_errors": self.connection_errors,
-                "listing_restarts": self.listing_restarts,
-                "backoff_seconds": round(self.backoff_seconds, 3),
-                "throttle_seconds": round(self.throttle_seconds, 3),
-                "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
-            }
 
 
 class Page(NamedTuple):
@@ -266,6 +224,7 @@ class LeverClient:
         self.backoff_max = backoff_max
         self._sleep = sleep
         self.stats = ClientStats()
+        self._records = CallRecords()
         self._reached = False  # set once any HTTP answer arrives from the server
         self.server_time_ms: int | None = None  # the server's clock, from its last Date header
 
@@ -300,6 +259,17 @@ class LeverClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- instrumentation --------------------------------------------------------------------------
+
+    def start_call_record(self) -> CallRecord:
+        """Start counting, for this thread, what the next calls take (see `call_record`)."""
+        return self._records.start()
+
+    @property
+    def call_record(self) -> CallRecord:
+        """This thread's `CallRecord` since `start_call_record()`: attempts, last status, waits."""
+        return self._records.current
 
     # -- the one request path -------------------------------------------------------------------
 
@@ -359,13 +329,18 @@ class LeverClient:
     def _before_sleep(self, state: RetryCallState) -> None:
         wait = state.upcoming_sleep
         self.stats.add(retries=1, backoff_seconds=wait)
+        self._records.current.waited += wait
         failure = state.outcome.exception() if state.outcome else None
         log.info("retrying %s %s after %.2f s: %s", *state.args[:2], wait, failure)
 
     def _attempt(
         self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
     ) -> dict[str, Any]:
-        self.stats.add(throttle_seconds=self.limiter.acquire(), requests=1)
+        throttled = self.limiter.acquire()
+        self.stats.add(throttle_seconds=throttled, requests=1)
+        record = self._records.current
+        record.attempts, record.status = record.attempts + 1, None
+        record.waited += throttled
         url = f"{self.base_url}{path}"
         started = time.monotonic()
         try:
@@ -403,6 +378,7 @@ class LeverClient:
         self._reached = True
         self._note_server_time(response.headers.get("Date"))
         self.stats.count_status(status)
+        record.status = status
         log.debug("%s %s -> %s in %.0f ms", method, path, status, elapsed_ms)
         if 300 <= status < 400:
             # Checked before decoding: a redirect's body is usually HTML. Never followed, since

@@ -51,7 +51,7 @@ from toolkit.remediate.planfile import load_plan
 from toolkit.remediate.planner import replan
 from toolkit.remediate.reads import DEFAULT_WORKERS, _read_each, _tags_of, _transient
 from toolkit.remediate.result import ApplyResult
-from toolkit.remediate.runner import _narrow, _Options, _Runner, _stats_delta
+from toolkit.remediate.runner import _narrow, _Options, _Runner
 
 # -- results ------------------------------------------------------------------------------------
 
@@ -260,7 +260,7 @@ def _run(
             status = "finished"
         finally:
             elapsed = time.monotonic() - started
-            stats = _stats_delta(stats_before, client.stats.as_dict())
+            stats = client.stats.since(stats_before)
             with contextlib.suppress(Exception):
                 journal.finish_session(
                     session,

@@ -7,7 +7,6 @@ tagless).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -21,65 +20,6 @@ from toolkit.errors import AuthenticationError, LeverError, NotFoundError
 from toolkit.progress import progress_bar
 from toolkit.remediate.journal import DONE, FAILED, NOOP, NOT_FOUND, PENDING, Call, Journal
 from toolkit.remediate.reads import _clean_tags, _tags_of
-
-
-class _AttemptCounter:
-    """Count HTTP attempts per thread, and remember the last status, by wrapping the session.
-
-    The client retries inside one call; wrapping `session.request` for the duration of a run is
-    the least intrusive way to know how many attempts one call took when many run at once.
-    """
-
-    def __init__(self, session: Any) -> None:
-        self._session = session
-        self._local = threading.local()
-        self._had_attr = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _AttemptCounter:
-        self._had_attr = "request" in vars(self._session)
-        self._previous = self._session.request
-        previous, local = self._previous, self._local
-
-        def request(*args: Any, **kwargs: Any) -> Any:
-            local.count = getattr(local, "count", 0) + 1
-            local.status = None
-            response = previous(*args, **kwargs)
-            local.status = getattr(response, "status_code", None)
-            return response
-
-        self._session.request = request
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._had_attr:
-            self._session.request = self._previous
-        else:
-            with contextlib.suppress(AttributeError):
-                del self._session.request
-
-    def reset(self) -> None:
-        self._local.count = 0
-        self._local.status = None
-
-    @property
-    def count(self) -> int:
-        return getattr(self._local, "count", 0)
-
-    @property
-    def status(self) -> int | None:
-        return getattr(self._local, "status", None)
-
-
-def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in after.items():
-        if isinstance(value, int | float) and isinstance(before.get(key), int | float):
-            out[key] = round(value - before[key], 3)
-        elif isinstance(value, dict):
-            old = before.get(key) or {}
-            out[key] = {k: v - old.get(k, 0) for k, v in value.items() if v - old.get(k, 0)}
-    return out
 
 
 @dataclass
@@ -121,7 +61,6 @@ class _Runner:
         self.attempts = 0
         self.retried = 0
         self._count_lock = threading.Lock()
-        self.counter = _AttemptCounter(client.session)
 
     def _count(self, attempts: int) -> None:
         with self._count_lock:
@@ -137,12 +76,12 @@ class _Runner:
         code: str | None = None,
     ) -> None:
         """Journal the outcome of a write that did not succeed (it may have reached Lever)."""
-        self._count(self.counter.count)
+        self._count(self.client.call_record.attempts)
         self.journal.mark_outcome(
             call.id,
             state,
             status=status,
-            attempts=self.counter.count,
+            attempts=self.client.call_record.attempts,
             wrote=True,
             code=code,
             message=message,
@@ -152,13 +91,13 @@ class _Runner:
     def _write(self, call: Call) -> None:
         journal, client = self.journal, self.client
         journal.mark_intent(call.id, self.session)
-        self.counter.reset()
+        client.start_call_record()  # the client counts this write's attempts and status
         write = client.add_tags if call.op == "add" else client.remove_tags
         try:
             data = write(call.opportunity_id, call.tags, perform_as=self.opts.perform_as)
         except AuthenticationError as exc:
             journal.reset_to_pending(call.id, str(exc))
-            self._count(self.counter.count)
+            self._count(self.client.call_record.attempts)
             raise
         except NotFoundError as exc:
             self._record_failure(call, NOT_FOUND, exc.message, exc.status, exc.code)
@@ -170,13 +109,13 @@ class _Runner:
             self._record_failure(call, FAILED, f"{type(exc).__name__}: {exc}")
             return
         failpoints.hit("after_write")
-        self._count(self.counter.count)
+        self._count(self.client.call_record.attempts)
         after = data.get("tags") if isinstance(data, dict) else None
         journal.mark_outcome(
             call.id,
             DONE,
-            status=self.counter.status or 200,
-            attempts=self.counter.count,
+            status=self.client.call_record.status or 200,
+            attempts=self.client.call_record.attempts,
             wrote=True,
             after_tags=_clean_tags(after),
             session=self.session,
@@ -274,7 +213,7 @@ class _Runner:
         failpoints.hit("before_first_write")
         bar = _progress(len(calls), self.opts.progress, desc)
         workers = max(1, min(self.opts.workers, len(by_opp) or 1))
-        with self.counter, ThreadPoolExecutor(workers, thread_name_prefix="apply") as pool:
+        with ThreadPoolExecutor(workers, thread_name_prefix="apply") as pool:
             futures = [
                 pool.submit(self._run_opportunity, group, check_first, retry, bar)
                 for group in by_opp.values()
