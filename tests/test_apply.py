@@ -9,7 +9,7 @@ import pytest
 import responses
 from reference import write_log
 
-from toolkit.audit.engine import split_pairs
+from toolkit.audit import split_pairs
 from toolkit.client import LeverClient
 from toolkit.errors import AuthenticationError
 from toolkit.remediate.apply import apply_plan

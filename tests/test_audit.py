@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import toolkit.audit.engine as audit
-from toolkit.audit.engine import (
+import toolkit.audit as audit
+from toolkit.audit import (
     COVERAGE_COLUMNS,
     EVIDENCE_COLUMNS,
     MISSING_COLUMNS,

@@ -30,7 +30,9 @@ def test_a_call_record_counts_attempts_and_the_last_status(client):
         rsps.get(f"{BASE}/opportunities/o1", status=503)
         rsps.get(f"{BASE}/opportunities/o1", status=429, headers={"Retry-After": "0"})
         rsps.get(f"{BASE}/opportunities/o1", json={"data": {"id": "o1"}})
-        rsps.get(f"{BASE}/opportunities/o2", status=404, json={"code": "NotFound", "message": "gone"})
+        rsps.get(
+            f"{BASE}/opportunities/o2", status=404, json={"code": "NotFound", "message": "gone"}
+        )
         before = client.stats.as_dict()
         record = client.start_call_record()
         client.get_opportunity("o1")

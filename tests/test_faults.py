@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from toolkit.audit.engine import missing_assignments
+from toolkit.audit import missing_assignments
 from toolkit.client import LeverClient
 from toolkit.remediate.apply import apply_plan
 from toolkit.remediate.planner import make_plan

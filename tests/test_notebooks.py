@@ -25,8 +25,7 @@ import pytest
 from papermill import execute_notebook
 from papermill.exceptions import PapermillExecutionError
 
-from toolkit import config
-from toolkit.audit import engine
+from toolkit import audit, config
 from toolkit.cli import main
 from toolkit.errors import ConfigurationError
 from toolkit.notebook import execute
@@ -113,10 +112,10 @@ def test_audit_report_artifacts_charts_and_redaction(lever_env, tmp_path):
     )
     assert result.ok, result.error_message
     summary = json.loads((out / "summary.json").read_text())
-    for key in engine.SUMMARY_KEYS if hasattr(engine, "SUMMARY_KEYS") else ():
+    for key in audit.SUMMARY_KEYS:
         assert isinstance(summary[key], int)
     frame = frame_from_opportunities(lever_env.opportunities())
-    expected = engine.run_audit(frame, include_archived=False).summary
+    expected = audit.run_audit(frame, include_archived=False).summary
     assert {k: summary[k] for k in expected} == expected
     for name in ("split_pairs", "missing_assignments", "tag_statistics", "variants", "evidence"):
         assert (out / f"{name}.csv").is_file()
@@ -143,7 +142,7 @@ def test_audit_report_from_a_saved_snapshot(tmp_path, sandbox, monkeypatch):
     result = execute.run_notebook("audit", {"snapshot_path": str(path)}, tmp_path)
     assert result.ok, result.error_message
     summary = json.loads((result.folder / "summary.json").read_text())
-    assert summary["split_pairs"] == engine.run_audit(frame).summary["split_pairs"]
+    assert summary["split_pairs"] == audit.run_audit(frame).summary["split_pairs"]
 
 
 def test_remediate_dry_run_writes_nothing(lever_env, tmp_path):
@@ -179,7 +178,7 @@ def test_remediate_apply_on_a_fresh_sandbox(fresh_sandbox, monkeypatch, tmp_path
     assert data["after"]["split_pairs"] == 0
     assert journal.is_file()
     frame = frame_from_opportunities(sb.opportunities())
-    assert engine.run_audit(frame, tags=["Go"]).summary["split_pairs"] == 0
+    assert audit.run_audit(frame, tags=["Go"]).summary["split_pairs"] == 0
     _no_key_anywhere(tmp_path, sb.api_key)
 
 
@@ -250,7 +249,7 @@ def test_batch_of_real_notebooks_with_one_failing_run(lever_env, tmp_path, capsy
     for name, archived in (("audit-all", True), ("audit-active", False)):
         folder = index.parent / table.loc[table["name"] == name, "folder"].item()
         summary = json.loads((folder / "summary.json").read_text())
-        expected = engine.run_audit(frame, include_archived=archived).summary
+        expected = audit.run_audit(frame, include_archived=archived).summary
         assert summary["opportunities"] == expected["opportunities"], name
     page = index.read_text(encoding="utf-8")
     assert page.count("report</a>") == 4
@@ -398,7 +397,7 @@ def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     data = json.loads((Path(captured.out.strip()) / "remediation.json").read_text())
     assert data["succeeded"] is True and data["problems"] == [] and data["apply"]["applied"] > 0
     frame = frame_from_opportunities(sb.opportunities())
-    assert engine.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
+    assert audit.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
     _no_key_anywhere(tmp_path, sb.api_key)
 
 
@@ -437,6 +436,6 @@ def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
     out = capsys.readouterr().out
     assert "5 failed calls retried" in out and "perform_as changed on resume" in out
     frame = frame_from_opportunities(sb.opportunities())
-    assert engine.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
+    assert audit.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
     assert main(argv) == 0  # resumed again: every write already done
     _no_key_anywhere(tmp_path, sb.api_key)

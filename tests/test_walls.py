@@ -31,7 +31,7 @@ def _hits(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
 PURE_USE = """
 import tempfile, pathlib
 import pandas as pd
-from toolkit.audit.engine import run_audit
+from toolkit.audit import run_audit
 from toolkit.audit.report import write_audit_artifacts
 from toolkit.policy import load_policy, unknown_tags_warnings
 from toolkit.remediate.planner import make_plan, replan
@@ -94,7 +94,7 @@ def test_the_sandbox_shares_no_code_with_the_client_or_the_remediation_side():
 
 @pytest.mark.parametrize(
     "module",
-    ["toolkit.audit.engine", "toolkit.policy", "toolkit.remediate.plan", "toolkit.snapshot.frame"],
+    ["toolkit.audit", "toolkit.policy", "toolkit.remediate.planner", "toolkit.snapshot.frame"],
 )
 def test_importing_a_pure_module_loads_no_client(module):
     assert _hits(_loaded(f"import {module}"), CLIENT_SIDE) == []

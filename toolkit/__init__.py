@@ -1,6 +1,6 @@
 """lever-tag-toolkit: audit and repair Lever tags split across a contact's opportunities.
 
-The package root stays thin and imports nothing: importing ``toolkit.audit.engine`` (pure pandas)
+The package root stays thin and imports nothing: importing ``toolkit.audit`` (pure pandas)
 must not load the HTTP client, and the sandbox must load nothing of the toolkit's own side, so
 the names below are imported on first use (PEP 562). See ``docs/architecture.md`` for the
 packages and the walls between them (``tests/test_walls.py`` checks them).

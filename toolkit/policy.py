@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from toolkit.audit.engine import normalize_tag
+from toolkit.audit.variants import normalize_tag
 from toolkit.errors import ConfigurationError
 
 __all__ = [

@@ -22,8 +22,13 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.audit.engine import AuditResult, considered, run_audit
-from toolkit.audit.report import audit_summary, contact_people, write_audit_artifacts
+from toolkit.audit import AuditResult, considered, run_audit
+from toolkit.audit.report import (
+    audit_summary,
+    contact_labels,
+    contact_people,
+    write_audit_artifacts,
+)
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError
 from toolkit.files import sidecar, write_csv_atomic, write_json_atomic
@@ -160,6 +165,11 @@ class AuditRun:
     @property
     def frame(self) -> pd.DataFrame:
         return self.snapshot.frame
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Contact labels for charts: names or pseudonyms when the snapshot holds them."""
+        return contact_labels(self.snapshot.frame)
 
     @property
     def considered(self) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.audit.engine import AuditResult
+from toolkit.audit import AuditResult
 from toolkit.files import write_csv_atomic, write_json_atomic
 
 # Columns of the contract in DESIGN.md, in order.
@@ -80,3 +80,23 @@ def write_audit_artifacts(
     paths = {name: write_csv_atomic(out / f"{name}.csv", frame) for name, frame in frames.items()}
     paths["summary"] = write_json_atomic(out / "summary.json", audit_summary(result, meta))
     return paths
+
+
+def contact_labels(frame: pd.DataFrame) -> dict[str, str]:
+    """contact id -> "name (first 8 characters of the id)" when the frame holds names, else {}.
+
+    The one label rule of the heatmap and the explorer (names or pseudonyms, whatever the frame
+    holds).
+
+    Example:
+        >>> f = pd.DataFrame({"contact_id": ["c1234567890"], "name": ["Ada"]})
+        >>> contact_labels(f)
+        {'c1234567890': 'Ada (c1234567)'}
+    """
+    if "name" not in frame.columns or frame.empty:
+        return {}
+    known = frame.dropna(subset=["contact_id", "name"]).drop_duplicates("contact_id")
+    return {
+        str(c): f"{n} ({str(c)[:8]})"
+        for c, n in zip(known["contact_id"], known["name"], strict=True)
+    }

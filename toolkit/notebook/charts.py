@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
+from toolkit.audit import coverage_grid
+
 # Okabe & Ito (2008), "Color Universal Design".
 OKABE_ITO = {
     "orange": "#E69F00",
@@ -149,7 +151,7 @@ def split_contacts_bar(
 
     Args:
         stats: per-tag statistics with at least the columns `tag` and `value`
-            (`audit.engine.tag_statistics`).
+            (`audit.tag_statistics`).
         top: how many tags to show.
         value: the column to rank and plot.
 
@@ -262,12 +264,13 @@ def coverage_matrix(
 ) -> pd.DataFrame:
     """Share of each contact's opportunities carrying each tag, for the most affected contacts.
 
-    Rows are the contacts with the most split tags (then the most opportunities), columns the tags
-    split for the most contacts among them. A value strictly between 0 and 1 is a gap.
+    `toolkit.audit.coverage_grid` (``split_only``) with absent tags as 0 and contacts labelled:
+    rows are the contacts with the most split tags (then the most opportunities), columns the
+    tags split for the most contacts among them. A value strictly between 0 and 1 is a gap.
 
     Args:
-        coverage: rows `contact_id, tag, with_tag, opportunities` (`audit.engine.tag_coverage` or
-            `toolkit.audit.engine.split_pairs`).
+        coverage: rows `contact_id, tag, with_tag, opportunities` (`audit.tag_coverage` or
+            `toolkit.audit.split_pairs`).
         top_contacts: rows to keep.
         top_tags: columns to keep.
         labels: optional contact id -> display label (a name or a pseudonym).
@@ -280,36 +283,13 @@ def coverage_matrix(
     """
     if coverage.empty:
         return pd.DataFrame(dtype="float64")
-    cov = coverage[["contact_id", "tag", "with_tag", "opportunities"]].copy()
-    cov["contact_id"] = cov["contact_id"].astype(str)
-    cov["tag"] = cov["tag"].astype(str)
-    cov["share"] = cov["with_tag"].astype("float64") / cov["opportunities"].astype("float64")
-    cov["split"] = (cov["with_tag"] > 0) & (cov["with_tag"] < cov["opportunities"])
-    per_contact = (
-        cov.groupby("contact_id")
-        .agg(splits=("split", "sum"), opps=("opportunities", "max"))
-        .reset_index()
-        .sort_values(["splits", "opps", "contact_id"], ascending=[False, False, True])
-    )
-    per_contact = per_contact[per_contact["splits"] > 0].head(top_contacts)
-    if per_contact.empty:
+    grid = coverage_grid(
+        coverage, max_contacts=top_contacts, max_tags=top_tags, split_only=True
+    ).fillna(0.0)  # absent: on none of the contact's opportunities
+    if grid.empty:
         return pd.DataFrame(dtype="float64")
-    chosen = cov[cov["contact_id"].isin(per_contact["contact_id"])]
-    tag_rank = (
-        chosen[chosen["split"]]
-        .groupby("tag")
-        .size()
-        .reset_index(name="n")
-        .sort_values(["n", "tag"], ascending=[False, True])
-        .head(top_tags)
-    )
-    grid = chosen.pivot_table(index="contact_id", columns="tag", values="share", aggfunc="max")
-    grid = grid.reindex(index=per_contact["contact_id"], columns=tag_rank["tag"]).fillna(0.0)
-    grid.index.name = "contact"
-    grid.columns.name = "tag"
-    if labels:
-        grid.index = [str(labels.get(c, c)) for c in grid.index]
-        grid.index.name = "contact"
+    index = [str(labels.get(c, c)) for c in grid.index] if labels else list(grid.index)
+    grid.index = pd.Index(index, name="contact")
     return grid.astype("float64")
 
 
@@ -324,7 +304,7 @@ def coverage_heatmap(
 
     `coverage` is either the long coverage table (`contact_id, tag, with_tag, opportunities`:
     `AuditResult.coverage` or `split_pairs`), from which the most affected contacts are picked, or
-    a ready contact x tag grid of shares (`toolkit.audit.engine.coverage_grid`, NaN = absent).
+    a ready contact x tag grid of shares (`toolkit.audit.coverage_grid`, NaN = absent).
 
     Each cell is the share of the contact's opportunities carrying the tag: 0 (dark) the tag is
     absent, 1 (light) on all of them; anything between is a split pair, outlined in vermillion and
@@ -477,8 +457,8 @@ def before_after_bar(
 ) -> Figure:
     """Grouped bars comparing two audits.
 
-    Given two summary dicts (`toolkit.audit.engine.summarize`), compares `keys`; given two per-tag
-    statistics frames (`audit.engine.tag_statistics`), compares split contacts per tag for the
+    Given two summary dicts (`toolkit.audit.summarize`), compares `keys`; given two per-tag
+    statistics frames (`audit.tag_statistics`), compares split contacts per tag for the
     tags that had the most before.
 
     Example:

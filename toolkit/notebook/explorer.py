@@ -23,7 +23,8 @@ import ipywidgets as widgets
 import pandas as pd
 from IPython.display import display
 
-from toolkit.audit import engine as audit
+from toolkit import audit
+from toolkit.audit.report import contact_labels
 from toolkit.notebook.charts import OKABE_ITO
 from toolkit.remediate.planner import make_plan
 
@@ -199,7 +200,7 @@ class TagExplorer:
         )
         if tags:  # only contacts that carry at least one chosen tag somewhere
             grid = grid.dropna(how="all")
-        labels = self._labels(frame)
+        labels = contact_labels(frame)
         if labels:
             grid.index = pd.Index([labels.get(c, c) for c in grid.index], name="contact")
         return grid
@@ -234,15 +235,6 @@ class TagExplorer:
         if plan is None or plan.rows.empty:
             return pd.DataFrame({"op": [], "tag": [], "opportunities": []})
         return plan.changes_by_tag()
-
-    def _labels(self, frame: pd.DataFrame) -> dict[str, str]:
-        if "name" not in frame.columns:
-            return {}
-        known = frame.dropna(subset=["contact_id", "name"]).drop_duplicates("contact_id")
-        return {
-            str(c): f"{n} ({str(c)[:8]})"
-            for c, n in zip(known["contact_id"], known["name"], strict=True)
-        }
 
     # -- rendering ------------------------------------------------------------------------------
 

@@ -60,17 +60,6 @@ def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
     )
 
 
-def contact_labels(frame: pd.DataFrame) -> dict[str, str]:
-    """contact id -> name (or pseudonym) when the snapshot holds names, else empty."""
-    if "name" not in frame.columns or frame.empty:
-        return {}
-    known = frame.dropna(subset=["contact_id", "name"]).drop_duplicates("contact_id")
-    return {
-        str(c): f"{n} ({str(c)[:8]})"
-        for c, n in zip(known["contact_id"], known["name"], strict=True)
-    }
-
-
 def focus_coverage(coverage: pd.DataFrame, policy: Any = None) -> pd.DataFrame:
     """Coverage rows of the policy's contact-level tags when a policy names some, else all.
 

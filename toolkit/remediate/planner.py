@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.audit.engine import considered, missing_assignments, tag_variants
+from toolkit.audit import considered, missing_assignments, tag_variants
 from toolkit.remediate.plan import (
     MODES,
     PLAN_COLUMNS,
