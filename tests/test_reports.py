@@ -220,7 +220,7 @@ def _write(path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("runs: [\n", "bad YAML at line"),
+        ("runs: [\n", "YAML syntax error at line"),
         ("- a\n", "expected a mapping"),
         ("runs: []\n", "'runs' must be a non-empty list"),
         ("runs: [{name: a, notebook: audit}]\nextra: 1\n", "unknown key extra"),

@@ -33,7 +33,7 @@ import tempfile, pathlib
 import pandas as pd
 from toolkit.audit import run_audit
 from toolkit.audit.report import write_audit_artifacts
-from toolkit.policy import load_policy, unknown_tags_warnings
+from toolkit.policy import load_policy, policy_tag_warnings
 from toolkit.remediate.planner import make_plan, replan
 from toolkit.remediate.planfile import load_plan, save_plan
 from toolkit.snapshot.frame import frame_from_opportunities, fingerprint
@@ -47,7 +47,7 @@ frame = frame_from_opportunities([
 ])
 (folder / "p.yaml").write_text("version: 1\\ncontact_level: [Python]\\n")
 policy = load_policy(folder / "p.yaml")
-unknown_tags_warnings(policy, ["Python"])
+policy_tag_warnings(policy, ["Python"])
 result = run_audit(frame, policy=policy)
 write_audit_artifacts(result, folder / "audit", {})
 save_snapshot(Snapshot(frame), folder / "s.parquet")

@@ -104,6 +104,9 @@ STATUS_TABLE: dict[int, type[LeverError]] = {
 }
 
 INVALID_OFFSET_MARKER = "invalid offset token"
+# Answers that may succeed if asked again (rate limit, server trouble): the client retries them,
+# and a journaled write that ended on one may or may not have reached Lever.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def error_for_status(status: int, message: str = "") -> type[LeverError]:

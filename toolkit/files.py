@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
+
+from toolkit.errors import ConfigurationError
 
 
 def _atomic_write(path: Path, write) -> Path:
@@ -40,8 +43,12 @@ def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     return _atomic_write(Path(path), lambda h: frame.to_csv(h, index=False))
 
 
-def sidecar(path: str | os.PathLike, suffix: str) -> Path:
+def sidecar(path: str | os.PathLike, suffix: str, *, keep_suffix: bool = False) -> Path:
     """The one rule for files that belong to another: `plan.csv` -> `plan<suffix>` beside it.
+
+    Plans (`plan.meta.json`, `plan.skipped.csv`, `plan.journal.sqlite`) and journals
+    (`j.rollback.sqlite`) drop the owner's suffix; a snapshot keeps it (`keep_suffix`:
+    `snap.parquet.meta.json`), so a snapshot and a plan of one stem never share a meta file.
 
     Example:
         >>> sidecar("runs/plan.csv", ".journal.sqlite").as_posix()
@@ -50,5 +57,47 @@ def sidecar(path: str | os.PathLike, suffix: str) -> Path:
         'runs/plan.meta.json'
     """
     path = Path(path)
+    if keep_suffix:
+        return path.with_name(path.name + suffix)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     return path.with_name(stem + suffix)
+
+
+def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
+    """A user's YAML file, or a ConfigurationError in one line naming the file and the fix.
+
+    The one reading rule of policy files, batch files and parameter files (``what`` names the
+    kind in the messages). An empty file is None.
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "x.yaml")
+        ...     _ = open(path, "w").write("runs: [\\n")
+        ...     read_yaml(path, "batch file")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.ConfigurationError: .../x.yaml: YAML syntax error at line 2, column 1: ...
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigurationError(f"no such {what}: {source}; check the path") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"{source} is a folder, not a {what}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{source}: not UTF-8 text ({exc.reason}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(f"{source}: cannot read the {what} ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigurationError(
+            f"{source}: YAML syntax error{where}: {problem}; fix the YAML there"
+        ) from None

@@ -27,14 +27,15 @@ import yaml
 
 from toolkit.audit.variants import normalize_tag
 from toolkit.errors import ConfigurationError
+from toolkit.files import read_yaml
 
 __all__ = [
     "ALLOWED_KEYS",
     "POLICY_VERSION",
     "Policy",
     "load_policy",
+    "policy_tag_warnings",
     "save_policy",
-    "unknown_tags_warnings",
 ]
 
 POLICY_VERSION = 1
@@ -263,25 +264,7 @@ def load_policy(path: str | Path) -> Policy:
         raise ConfigurationError(
             f"policy file {source} {what}; check the path (an example: toolkit.policy.save_policy)"
         )
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(
-            f"{source}: not UTF-8 text ({exc.reason}); save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise ConfigurationError(
-            f"{source}: cannot read the policy file ({exc.strerror})"
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigurationError(
-            f"{source}: YAML syntax error{where}: {problem}; fix the YAML there"
-        ) from None
+    data = read_yaml(file, "policy file")
     if data is None:
         raise ConfigurationError(
             f"{source}: the policy file is empty; write at least 'version: 1' and "
@@ -306,7 +289,7 @@ def save_policy(policy: Policy, path: str | Path) -> Path:
     return file
 
 
-def unknown_tags_warnings(policy: Policy, known_tags: Iterable[str]) -> list[str]:
+def policy_tag_warnings(policy: Policy, known_tags: Iterable[str]) -> list[str]:
     """One warning per policy tag that the account does not use, with close matches.
 
     Close matches are the account's tags that differ only by case, Unicode form or spaces, then
@@ -321,7 +304,7 @@ def unknown_tags_warnings(policy: Policy, known_tags: Iterable[str]) -> list[str
 
     Example:
         >>> p = Policy(contact_level=("python", "Boomerang"))
-        >>> unknown_tags_warnings(p, ["Python", "Go", "Boomerang"])  # doctest: +ELLIPSIS
+        >>> policy_tag_warnings(p, ["Python", "Go", "Boomerang"])  # doctest: +ELLIPSIS
         ["policy tag 'python' (contact_level) is not used in this account; close matches: 'Python'"]
     """
     known = list(dict.fromkeys(str(t) for t in known_tags))

@@ -35,7 +35,7 @@ from toolkit.files import sidecar, write_csv_atomic, write_json_atomic
 from toolkit.notebook import execute
 from toolkit.notebook.execute import RunResult, check_out_root
 from toolkit.notebook.params import run_parameters
-from toolkit.policy import Policy, load_policy, unknown_tag_warnings, unknown_tags_warnings
+from toolkit.policy import Policy, load_policy, policy_tag_warnings, unknown_tag_warnings
 from toolkit.redact import redact_frame, salt_kind
 from toolkit.remediate.apply import apply_plan, default_journal_path
 from toolkit.remediate.drift import check_drift
@@ -220,7 +220,7 @@ def audit_account(
     result = run_audit(frame, include_archived=include_archived, policy=policy)
     warnings = list(snap.warnings)
     if policy is not None:
-        warnings += unknown_tags_warnings(policy, known_tags(frame))
+        warnings += policy_tag_warnings(policy, known_tags(frame))
     meta.update(warnings=warnings, include_archived=include_archived)
     gaps = int(result.summary["split_pairs"])
     if policy is not None:

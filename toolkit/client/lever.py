@@ -29,6 +29,7 @@ from toolkit.client.stats import CallRecord, CallRecords, ClientStats
 from toolkit.config import DEFAULT_BASE_URL, load_settings
 from toolkit.errors import (
     INVALID_OFFSET_MARKER,
+    RETRYABLE_STATUSES,
     ConfigurationError,
     ConnectionFailedError,
     InvalidOffsetTokenError,
@@ -46,7 +47,6 @@ DEFAULT_BURST = 10  # half of Lever's burst of 20: slack for jitter and other cl
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 PAGE_LIMIT = 100
 MAX_LISTING_RESTARTS = 5
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class Page(NamedTuple):

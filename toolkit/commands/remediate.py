@@ -17,6 +17,7 @@ from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError
+from toolkit.remediate.plan import MODES
 from toolkit.remediate.planfile import load_plan, skipped_path
 from toolkit.remediate.result import ApplyResult
 
@@ -66,7 +67,7 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", metavar="FILE", help="policy YAML: contact_level tags, never_touch")
     p.add_argument(
         "--mode",
-        choices=("propagate", "remove", "rename"),
+        choices=MODES,
         default="propagate",
         help="propagate: add missing assignments (default); remove: take tags off; "
         "rename: variant -> canonical",

@@ -7,24 +7,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.files import read_yaml
 from toolkit.notebook.batch import load_batch, run_batch
 from toolkit.notebook.execute import check_out_root
 from toolkit.notebook.secrets import SecretLeakError
 
 
 def _params_file(path: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"no such parameters file: {path}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}: bad YAML{where}") from None
+    data = read_yaml(path, "parameters file")
     if data is None:
         return {}
     if not isinstance(data, dict):

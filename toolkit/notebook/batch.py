@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from toolkit import config
 from toolkit.errors import ConfigurationError
+from toolkit.files import read_yaml
 from toolkit.notebook import execute
 from toolkit.notebook.execute import (
     FAILED,
@@ -90,15 +89,7 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
     """
     path = Path(path)
     folder = Path(os.path.abspath(path)).parent
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigurationError(f"no such batch file: {path}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigurationError(f"{path.name}: bad YAML{where}: {problem}") from None
+    data = read_yaml(path, "batch file")
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path.name}: expected a mapping with a 'runs' list")
     unknown = sorted(set(data) - _BATCH_KEYS)

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from toolkit.files import sidecar
 from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift
 from toolkit.remediate.journal import (
     FAILED,
@@ -392,9 +393,7 @@ def _dry_run(
 
 def default_journal_path(plan_path: str | os.PathLike) -> Path:
     """`plan.csv` -> `plan.journal.sqlite` beside it."""
-    path = Path(plan_path)
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return path.with_name(stem + ".journal.sqlite")
+    return sidecar(plan_path, ".journal.sqlite")
 
 
 def apply_plan(

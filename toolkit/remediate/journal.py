@@ -63,7 +63,6 @@ PENDING, INTENT, DONE, NOOP, FAILED, NOT_FOUND = (
 FINAL_STATES = frozenset({DONE, NOOP, FAILED, NOT_FOUND})
 # Failures worth another go on resume: rate limit or server trouble that outlived the retries,
 # and dropped connections (status NULL). 400/403/404 are final.
-TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
@@ -709,7 +708,6 @@ __all__ = [
     "NOOP",
     "NOT_FOUND",
     "PENDING",
-    "TRANSIENT_STATUSES",
     "Call",
     "Journal",
     "JournalError",

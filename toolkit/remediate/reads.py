@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.errors import NotFoundError, PermissionDeniedError
-from toolkit.remediate.journal import TRANSIENT_STATUSES
+from toolkit.errors import RETRYABLE_STATUSES, NotFoundError, PermissionDeniedError
 from toolkit.remediate.plan import Plan
+from toolkit.snapshot.frame import string_tags
 
 DEFAULT_WORKERS = 8
 
@@ -48,7 +48,7 @@ def _read_each(client: Any, ids: Iterable[str], workers: int) -> tuple[dict[str,
 
 def _transient(status: int | None) -> bool:
     """A failure that may or may not have reached Lever (retries exhausted, connection lost)."""
-    return status is None or status in TRANSIENT_STATUSES
+    return status is None or status in RETRYABLE_STATUSES
 
 
 def _status(value: Any) -> int | None:
@@ -60,9 +60,8 @@ def _status(value: Any) -> int | None:
 
 
 def _clean_tags(tags: Any) -> list[str] | None:
-    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else None
+    return string_tags(tags) if isinstance(tags, list) else None  # None: not known
 
 
 def _tags_of(opp: dict) -> list[str]:
-    tags = opp.get("tags")
-    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+    return string_tags(opp.get("tags"))

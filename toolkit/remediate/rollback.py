@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.files import sidecar
 from toolkit.remediate.apply import _dry_run, _host, _run
 from toolkit.remediate.journal import DONE, FAILED, INTENT, Journal, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, Plan
@@ -18,9 +19,7 @@ from toolkit.remediate.runner import _Options
 
 def default_rollback_path(journal_path: str | os.PathLike) -> Path:
     """`j.sqlite` -> `j.rollback.sqlite` beside it."""
-    path = Path(journal_path)
-    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
-    return path.with_name(stem + ".rollback.sqlite")
+    return sidecar(journal_path, ".rollback.sqlite")
 
 
 def inverse_plan(journal_path: str | os.PathLike) -> Plan:

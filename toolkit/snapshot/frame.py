@@ -62,7 +62,16 @@ def _archived_at(opp: Mapping[str, Any]) -> tuple[bool, int | None]:
     return False, None
 
 
-def _tags(value: Any) -> list[str]:
+def string_tags(value: Any) -> list[str]:
+    """The tags of a Lever `tags` field: its strings, in order; anything else is no tag.
+
+    The one filter for tags read from Lever (snapshot parsing, drift reads, verify): data from
+    Lever is untrusted, so a non-list field or a non-string element is dropped, never an error.
+
+    Example:
+        >>> string_tags(["Python", 3, None, "Go"]), string_tags("Python")
+        (['Python', 'Go'], [])
+    """
     if not isinstance(value, list):
         return []
     return [t for t in value if isinstance(t, str)]
@@ -99,7 +108,7 @@ def frame_from_opportunities(
         archived, archived_at = _archived_at(opp)
         rows["opportunity_id"].append(opp_id)
         rows["contact_id"].append(contact if isinstance(contact, str) and contact else None)
-        rows["tags"].append(_tags(opp.get("tags")))
+        rows["tags"].append(string_tags(opp.get("tags")))
         rows["archived"].append(archived)
         rows["archived_at"].append(archived_at)
         rows["confidential"].append(opp.get("confidentiality") == "confidential")

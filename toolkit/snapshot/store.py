@@ -10,13 +10,17 @@ from typing import Any
 import pandas as pd
 
 from toolkit.errors import ConfigurationError
+from toolkit.files import sidecar
 from toolkit.snapshot.frame import COLUMNS, Snapshot, fingerprint, safe_watermark, typed_frame
 
 
 def meta_path(path: str | os.PathLike) -> Path:
-    """Where the metadata of the snapshot at `path` lives: `<name>.meta.json` beside it."""
-    path = Path(path)
-    return path.with_name(path.name + ".meta.json")
+    """Where the metadata of the snapshot at `path` lives: `snap.parquet.meta.json` beside it.
+
+    The snapshot keeps its suffix in the sidecar's name (`toolkit.files.sidecar`), so a snapshot
+    and a plan of the same stem (`run.parquet`, `run.csv`) never share a meta file.
+    """
+    return sidecar(path, ".meta.json", keep_suffix=True)
 
 
 def save_snapshot(snapshot: Snapshot, path: str | os.PathLike) -> Path:
