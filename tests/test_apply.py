@@ -585,7 +585,7 @@ def test_verify_refuses_another_plans_journal(world):
 
 
 def test_drift_check_sees_a_change_made_right_after_the_snapshot(fresh_sandbox):
-    """DESIGN.md: the run checks that what it touches has not changed since the snapshot.
+    """docs/architecture.md: the run checks that what it touches has not changed since the snapshot.
 
     One record carries an updatedAt ahead of the clock (skew, an import): a change made right
     after the snapshot then has an updatedAt *below* the newest one in the data. A watermark

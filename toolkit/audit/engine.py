@@ -4,7 +4,7 @@ Every public function takes the snapshot frame first, so they chain with ``DataF
 style of pyjanitor (``frame.pipe(considered, include_archived=False).pipe(split_pairs)``). None of
 them mutates its input.
 
-The words are those of ``DESIGN.md``:
+The words are those of ``docs/architecture.md``:
 
 * **considered opportunities**: the rows of the frame (``considered`` drops archived ones on
   request).

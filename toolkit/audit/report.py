@@ -1,5 +1,5 @@
-"""The audit's report files: `summary.json` (DESIGN.md's integer keys first, then context) and
-the CSVs, each written atomically (`toolkit.files`)."""
+"""The audit's report files: `summary.json` (the integer keys of docs/architecture.md first, then
+context) and the CSVs, each written atomically (`toolkit.files`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 from toolkit.audit import AuditResult
 from toolkit.files import write_csv_atomic, write_json_atomic
 
-# Columns of the contract in DESIGN.md, in order.
+# Columns of the contract in docs/architecture.md, in order.
 SPLIT_PAIRS_COLUMNS = ["contact_id", "tag", "with_tag", "opportunities"]
 
 
@@ -20,7 +20,7 @@ MISSING_COLUMNS = ["opportunity_id", "contact_id", "tag"]
 
 
 def audit_summary(result: AuditResult, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON summary: DESIGN.md's integer keys at the top level, then context."""
+    """The JSON summary: docs/architecture.md's integer keys at the top level, then context."""
     summary: dict[str, Any] = {k: int(v) for k, v in result.summary.items()}
     meta = dict(meta or {})
     access = meta.pop("confidential_access", None)  # None: a snapshot without its metadata

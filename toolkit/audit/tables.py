@@ -153,7 +153,7 @@ def considered(snapshot_frame: pd.DataFrame, include_archived: bool = True) -> p
 
     Args:
         snapshot_frame: the snapshot frame (needs ``archived`` when archived ones are dropped).
-        include_archived: keep archived opportunities (the default, as in DESIGN.md).
+        include_archived: keep archived opportunities (the default, as in docs/architecture.md).
 
     Returns:
         A new frame with the considered rows, index reset.

@@ -1,8 +1,8 @@
 """`lever-tags plan`, `apply`, `verify` and `rollback`: remediation from the command line.
 
 Each command calls one function of `toolkit.workflows` and prints a short summary.
-Exit codes (DESIGN.md): 0 done; 1 some changes failed (apply, rollback) or rows do not hold
-(verify); 2 bad input or configuration, a locked or foreign journal, a write of a plan over
+Exit codes (docs/architecture.md): 0 done; 1 some changes failed (apply, rollback) or rows do
+not hold (verify); 2 bad input or configuration, a locked or foreign journal, a write of a plan over
 --max-changes (a dry run previews it and says a real run would be refused), or authentication
 failure.
 """
@@ -22,7 +22,7 @@ from toolkit.remediate.planfile import load_plan, skipped_path
 from toolkit.remediate.result import ApplyResult
 
 MAX_LISTED = 20
-DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (DESIGN.md)
+DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (docs/architecture.md)
 
 
 def _client() -> LeverClient:
