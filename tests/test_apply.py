@@ -14,7 +14,9 @@ from toolkit.client import LeverClient
 from toolkit.errors import AuthenticationError
 from toolkit.remediate.apply import apply_plan
 from toolkit.remediate.drift import check_drift
-from toolkit.remediate.journal import Journal, JournalError, journal_frame, journal_summary
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import JournalError
+from toolkit.remediate.journal_views import journal_frame, journal_summary
 from toolkit.remediate.plan import REASON_DRIFT_PRESENT, REASON_DRIFT_SOURCE, PlanError
 from toolkit.remediate.planfile import load_plan, save_plan
 from toolkit.remediate.planner import make_plan

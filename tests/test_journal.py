@@ -9,16 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from toolkit.remediate.journal import (
-    DONE,
-    FAILED,
-    INTENT,
-    PENDING,
-    Journal,
-    JournalError,
-    journal_frame,
-    journal_summary,
-)
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, PENDING, JournalError
+from toolkit.remediate.journal_views import journal_frame, journal_summary
 
 ROWS = pd.DataFrame(
     {
@@ -201,7 +194,7 @@ def test_a_lock_file_left_by_a_crash_is_harmless(tmp_path):
 def test_a_lock_taken_on_a_file_just_removed_by_its_holder_is_taken_again(tmp_path, monkeypatch):
     """The holder unlinks then unlocks; a run that opened the old file just before must not
     end up holding a lock on a file nobody else can see."""
-    import toolkit.remediate.journal as journal_module
+    import toolkit.remediate.journal_lock as journal_module
 
     path = tmp_path / "j.sqlite"
     holder = Journal(path)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from toolkit.cli import main
-from toolkit.remediate.journal import Journal, journal_summary
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_views import journal_summary
 from toolkit.remediate.planfile import load_plan
 
 

@@ -14,7 +14,7 @@ import pytest
 from reference import write_log
 
 from toolkit.client import LeverClient
-from toolkit.remediate.journal import journal_frame, journal_summary
+from toolkit.remediate.journal_views import journal_frame, journal_summary
 from toolkit.remediate.planfile import load_plan, save_plan
 from toolkit.remediate.planner import make_plan
 from toolkit.snapshot.fetch import fetch_snapshot

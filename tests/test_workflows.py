@@ -12,7 +12,7 @@ from toolkit import workflows
 from toolkit.cli import main
 from toolkit.errors import ConfigurationError
 from toolkit.notebook import execute
-from toolkit.remediate.journal import journal_frame
+from toolkit.remediate.journal_views import journal_frame
 from toolkit.snapshot.frame import frame_from_opportunities
 
 AUDIT_FILES = (

@@ -39,7 +39,8 @@ from toolkit.policy import Policy, load_policy, policy_tag_warnings, unknown_tag
 from toolkit.redact import redact_frame, salt_kind
 from toolkit.remediate.apply import apply_plan, default_journal_path
 from toolkit.remediate.drift import check_drift
-from toolkit.remediate.journal import Journal, JournalError
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import JournalError
 from toolkit.remediate.outcome import (
     plan_tags,
     project_plan,

@@ -15,7 +15,7 @@ from IPython.display import Image
 
 from toolkit.notebook.charts import save_figure
 from toolkit.notebook.params import resolve_output_dir
-from toolkit.remediate.journal import journal_summary
+from toolkit.remediate.journal_views import journal_summary
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -38,15 +38,8 @@ import pandas as pd
 
 from toolkit.files import sidecar
 from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift
-from toolkit.remediate.journal import (
-    FAILED,
-    INTENT,
-    NOOP,
-    PENDING,
-    Call,
-    Journal,
-    JournalError,
-)
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import FAILED, INTENT, NOOP, PENDING, Call, JournalError
 from toolkit.remediate.plan import SKIPPED_COLUMNS, Plan, PlanError, calls_from_rows
 from toolkit.remediate.planfile import load_plan
 from toolkit.remediate.planner import replan

@@ -32,178 +32,33 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from toolkit.errors import ConfigurationError
-
-try:  # POSIX only; on other platforms the lock degrades to an O_EXCL-free best effort
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
-
-SCHEMA_VERSION = 1
-
-# Call states. `pending`: planned, not started. `intent`: the request may have left.
-# `done`: Lever answered 2xx (or a resume check found the tags already in place).
-# `noop`: nothing left to write (drift or a resume check). `failed`: a final error.
-# `not_found`: 404, the opportunity is gone.
-PENDING, INTENT, DONE, NOOP, FAILED, NOT_FOUND = (
-    "pending",
-    "intent",
-    "done",
-    "noop",
-    "failed",
-    "not_found",
+from toolkit.remediate.journal_lock import RunLock
+from toolkit.remediate.journal_schema import (
+    _JSON_COLUMNS,
+    _SCHEMA,
+    CALL_COLUMNS,
+    DONE,
+    FAILED,
+    INTENT,
+    NOOP,
+    NOT_FOUND,
+    PENDING,
+    SCHEMA_VERSION,
+    Call,
+    JournalError,
+    _dump,
+    _int,
+    _load,
+    now_iso,
 )
-FINAL_STATES = frozenset({DONE, NOOP, FAILED, NOT_FOUND})
+
 # Failures worth another go on resume: rate limit or server trouble that outlived the retries,
 # and dropped connections (status NULL). 400/403/404 are final.
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS run (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    schema_version INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    plan_sha256 TEXT NOT NULL,
-    plan_path TEXT,
-    plan_meta TEXT NOT NULL,
-    params TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL,
-    planned INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    pid INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    status TEXT NOT NULL,
-    message TEXT,
-    writes INTEGER NOT NULL DEFAULT 0,
-    stats TEXT
-);
-CREATE TABLE IF NOT EXISTS plan_rows (
-    opportunity_id TEXT NOT NULL,
-    contact_id TEXT NOT NULL,
-    op TEXT NOT NULL,
-    tag TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS calls (
-    id INTEGER PRIMARY KEY,
-    opportunity_id TEXT NOT NULL,
-    contact_id TEXT NOT NULL DEFAULT '',
-    op TEXT NOT NULL,
-    planned_tags TEXT NOT NULL,
-    tags TEXT NOT NULL,
-    before_tags TEXT,
-    after_tags TEXT,
-    state TEXT NOT NULL,
-    status INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    writes INTEGER NOT NULL DEFAULT 0,
-    code TEXT,
-    message TEXT,
-    started_at TEXT,
-    finished_at TEXT,
-    session INTEGER,
-    UNIQUE (opportunity_id, op)
-);
-CREATE TABLE IF NOT EXISTS dropped (
-    opportunity_id TEXT NOT NULL,
-    contact_id TEXT NOT NULL DEFAULT '',
-    op TEXT NOT NULL,
-    tag TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    session INTEGER
-);
-CREATE TABLE IF NOT EXISTS drift (
-    opportunity_id TEXT NOT NULL,
-    before_tags TEXT,
-    current_tags TEXT,
-    updated_at INTEGER,
-    session INTEGER
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    session INTEGER,
-    at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    detail TEXT
-);
-"""
-
-CALL_COLUMNS = [
-    "id",
-    "opportunity_id",
-    "contact_id",
-    "op",
-    "planned_tags",
-    "tags",
-    "before_tags",
-    "after_tags",
-    "state",
-    "status",
-    "attempts",
-    "writes",
-    "code",
-    "message",
-    "started_at",
-    "finished_at",
-    "session",
-]
-_JSON_COLUMNS = ("planned_tags", "tags", "before_tags", "after_tags")
-
-
-class JournalError(ConfigurationError):
-    """The journal cannot be used: locked by another run, another plan's, or not a journal."""
-
-
-def now_iso() -> str:
-    """The current UTC time, ISO 8601 with milliseconds."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _dump(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
-
-
-def _int(value: Any) -> int | None:
-    """An int for SQLite from a Python/numpy number; None for missing values."""
-    if value is None or value is pd.NA:
-        return None
-    try:
-        return None if value != value else int(value)  # NaN != NaN
-    except (TypeError, ValueError):
-        return None
-
-
-def _load(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else None
-
-
-@dataclass
-class Call:
-    """One planned write: all the tags of one operation on one opportunity."""
-
-    id: int
-    opportunity_id: str
-    contact_id: str
-    op: str
-    tags: list[str]
-    planned_tags: list[str]
-    before_tags: list[str] | None
-    state: str
-    status: int | None = None
-    attempts: int = 0
-    writes: int = 0
-    message: str | None = None
-    after_tags: list[str] | None = None
 
 
 class Journal:
@@ -221,9 +76,9 @@ class Journal:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise JournalError(f"journal not found: {self.path}")
-        self._lock_file = None
+        self._lock = RunLock(self.path)
         if lock:
-            self._take_lock()
+            self._lock.take()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -237,60 +92,12 @@ class Journal:
             raise JournalError(f"{self.path} is not a run journal ({exc})") from None
         self._mutex = threading.Lock()
 
-    # -- lock -----------------------------------------------------------------------------------
-
     @property
     def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
-
-    def _is_current_lock_file(self, handle: Any) -> bool:
-        """The open lock file is still the one at `lock_path` (not unlinked by its holder)."""
-        try:
-            ours, there = os.fstat(handle.fileno()), os.stat(self.lock_path)
-        except OSError:
-            return False
-        return (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino)
-
-    def _take_lock(self) -> None:
-        if fcntl is None:  # pragma: no cover
-            return
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        # A holder that releases cleanly unlinks the file and then unlocks. A run that opened
-        # the old file just before may then lock a file nobody else sees; it must notice that
-        # (the path no longer names its file) and take the lock again on the current one.
-        for _attempt in range(100):
-            handle = open(self.lock_path, "a+")  # noqa: SIM115  (held for the journal's life)
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                raise JournalError(
-                    f"another run holds the journal {self.path} (lock {self.lock_path}); "
-                    "wait for it to finish or use another --journal"
-                ) from None
-            if self._is_current_lock_file(handle):
-                break
-            with contextlib.suppress(OSError):
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
-        else:  # pragma: no cover  (another process keeps removing the file)
-            raise JournalError(f"could not take the lock {self.lock_path}; try again")
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._lock_file = handle
+        return self._lock.path
 
     def _release_lock(self) -> None:
-        """Remove the lock file while still holding the lock, then unlock."""
-        if self._lock_file is not None:
-            if self._is_current_lock_file(self._lock_file):
-                with contextlib.suppress(OSError):
-                    self.lock_path.unlink()
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
-            self._lock_file.close()
-            self._lock_file = None
+        self._lock.release()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -679,38 +486,4 @@ class Journal:
         }
 
 
-def journal_summary(path: str | os.PathLike) -> dict[str, Any]:
-    """Summarize a journal without taking its lock (safe while a run is going).
-
-    Returns:
-        A dict with kind, status, calls, calls_by_state, applied/failed/not_found/pending
-        (changes, i.e. tags), dropped, writes, attempts, sessions.
-
-    Example:
-        >>> journal_summary("run.sqlite")["calls_by_state"]  # doctest: +SKIP
-        {'done': 120, 'failed': 1}
-    """
-    with Journal(path, lock=False, create=False) as journal:
-        return journal.summary()
-
-
-def journal_frame(path: str | os.PathLike) -> pd.DataFrame:
-    """The calls of a journal as a DataFrame (one row per (opportunity, op)), without locking."""
-    with Journal(path, lock=False, create=False) as journal:
-        return journal.calls_frame()
-
-
-__all__ = [
-    "DONE",
-    "FAILED",
-    "FINAL_STATES",
-    "INTENT",
-    "NOOP",
-    "NOT_FOUND",
-    "PENDING",
-    "Call",
-    "Journal",
-    "JournalError",
-    "journal_frame",
-    "journal_summary",
-]
+__all__ = ["Journal"]

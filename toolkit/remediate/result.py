@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.remediate.drift import DRIFT_COLUMNS
-from toolkit.remediate.journal import FAILED
+from toolkit.remediate.journal_schema import FAILED
 from toolkit.remediate.plan import SKIPPED_COLUMNS
 from toolkit.remediate.reads import _status, _transient
 

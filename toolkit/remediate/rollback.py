@@ -10,7 +10,8 @@ import pandas as pd
 
 from toolkit.files import sidecar
 from toolkit.remediate.apply import _dry_run, _host, _run
-from toolkit.remediate.journal import DONE, FAILED, INTENT, Journal, JournalError
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, Plan
 from toolkit.remediate.reads import DEFAULT_WORKERS, _transient
 from toolkit.remediate.result import ApplyResult

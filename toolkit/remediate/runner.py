@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 from toolkit import failpoints
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError
 from toolkit.progress import progress_bar
-from toolkit.remediate.journal import DONE, FAILED, NOOP, NOT_FOUND, PENDING, Call, Journal
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import DONE, FAILED, NOOP, NOT_FOUND, PENDING, Call
 from toolkit.remediate.reads import _clean_tags, _tags_of
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 
 from toolkit import failpoints
-from toolkit.remediate.journal import NOOP, Journal, JournalError
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import NOOP, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, REASON_ANONYMIZED, Plan
 from toolkit.remediate.planfile import load_plan
 from toolkit.remediate.reads import DEFAULT_WORKERS, _list_opportunities, _read_each, _tags_of
