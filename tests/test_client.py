@@ -16,7 +16,8 @@ import pytest
 import requests
 import responses
 
-from toolkit.client.lever import MAX_LISTING_RESTARTS, LeverClient, parse_retry_after
+from toolkit.client.http import parse_retry_after
+from toolkit.client.lever import MAX_LISTING_RESTARTS, LeverClient
 from toolkit.client.ratelimit import TokenBucket
 from toolkit.errors import (
     AuthenticationError,
