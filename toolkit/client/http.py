@@ -3,11 +3,11 @@ reasons for connection failures, and unwrapping `{"data": ...}` answers."""
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import re
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
