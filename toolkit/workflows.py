@@ -31,7 +31,7 @@ from toolkit.audit.report import (
 )
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError
-from toolkit.files import sidecar, write_csv_atomic, write_json_atomic
+from toolkit.files import sidecar, write_csv_atomic
 from toolkit.notebook import execute
 from toolkit.notebook.execute import RunResult, check_out_root
 from toolkit.notebook.params import run_parameters
@@ -44,10 +44,8 @@ from toolkit.remediate.journal_schema import JournalError
 from toolkit.remediate.outcome import (
     plan_tags,
     project_plan,
-    remediation_problems,
     require_success,
-    resume_command,
-    unexpected_residual,
+    write_remediation_summary,
 )
 from toolkit.remediate.plan import PLAN_COLUMNS, Plan
 from toolkit.remediate.planfile import load_plan, save_plan
@@ -466,56 +464,6 @@ def audit_after(
     after = audit_for_plan(frame, plan, include_archived=include_archived, policy=policy)
     after.options["after"] = how
     return after
-
-
-def write_remediation_summary(
-    output_dir: str | os.PathLike,
-    *,
-    plan: Any,
-    result: Any,
-    before: AuditResult,
-    after: AuditResult,
-    residual: pd.DataFrame,
-) -> dict[str, Path]:
-    """`remediation.json` (counts, before/after summaries) and `outcomes.csv` beside the report."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    data = {
-        "dry_run": bool(result.dry_run),
-        "plan": plan.counts(),
-        "mode": plan.mode,
-        "tags": list((plan.meta or {}).get("tags") or []),
-        "apply": {
-            k: getattr(result, k)
-            for k in (
-                "planned_changes",
-                "planned_calls",
-                "applied",
-                "failed",
-                "not_found",
-                "skipped",
-                "pending",
-                "calls",
-                "attempts",
-            )
-        },
-        "ok": bool(result.ok),
-        "before": {k: int(v) for k, v in before.summary.items()},
-        "after": {k: int(v) for k, v in after.summary.items()},
-        "after_is": after.options.get("after", ""),
-        "residual_rows": len(residual),
-        "residual_dropped_for_drift": len(residual) - len(unexpected_residual(residual, result)),
-        "journal": Path(result.journal_path).name if result.journal_path else None,
-        "problems": remediation_problems(result, residual),
-    }
-    data["succeeded"] = not data["problems"]
-    data["resume_command"] = resume_command(result, plan) if data["problems"] else None
-    paths = {"remediation": write_json_atomic(out / "remediation.json", data)}
-    if isinstance(result.outcomes, pd.DataFrame) and len(result.outcomes):
-        paths["outcomes"] = write_csv_atomic(out / "outcomes.csv", result.outcomes)
-    if len(residual):
-        paths["residual"] = write_csv_atomic(out / "residual.csv", residual)
-    return paths
 
 
 # -- reports -------------------------------------------------------------------------------------

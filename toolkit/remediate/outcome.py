@@ -3,10 +3,15 @@ run did not succeed, and the command that resumes it (docs/architecture.md)."""
 
 from __future__ import annotations
 
+import os
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from toolkit.audit import AuditResult
+from toolkit.files import write_csv_atomic, write_json_atomic
 
 
 def project_plan(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
@@ -198,3 +203,53 @@ def require_success(result: Any, residual: pd.DataFrame, plan: Any = None) -> st
     if getattr(result, "dry_run", True):
         return "dry run: nothing was written"
     return f"succeeded: {int(result.applied)} changes applied, every plan row holds in Lever"
+
+
+def write_remediation_summary(
+    output_dir: str | os.PathLike,
+    *,
+    plan: Any,
+    result: Any,
+    before: AuditResult,
+    after: AuditResult,
+    residual: pd.DataFrame,
+) -> dict[str, Path]:
+    """`remediation.json` (counts, before/after summaries) and `outcomes.csv` beside the report."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = {
+        "dry_run": bool(result.dry_run),
+        "plan": plan.counts(),
+        "mode": plan.mode,
+        "tags": list((plan.meta or {}).get("tags") or []),
+        "apply": {
+            k: getattr(result, k)
+            for k in (
+                "planned_changes",
+                "planned_calls",
+                "applied",
+                "failed",
+                "not_found",
+                "skipped",
+                "pending",
+                "calls",
+                "attempts",
+            )
+        },
+        "ok": bool(result.ok),
+        "before": {k: int(v) for k, v in before.summary.items()},
+        "after": {k: int(v) for k, v in after.summary.items()},
+        "after_is": after.options.get("after", ""),
+        "residual_rows": len(residual),
+        "residual_dropped_for_drift": len(residual) - len(unexpected_residual(residual, result)),
+        "journal": Path(result.journal_path).name if result.journal_path else None,
+        "problems": remediation_problems(result, residual),
+    }
+    data["succeeded"] = not data["problems"]
+    data["resume_command"] = resume_command(result, plan) if data["problems"] else None
+    paths = {"remediation": write_json_atomic(out / "remediation.json", data)}
+    if isinstance(result.outcomes, pd.DataFrame) and len(result.outcomes):
+        paths["outcomes"] = write_csv_atomic(out / "outcomes.csv", result.outcomes)
+    if len(residual):
+        paths["residual"] = write_csv_atomic(out / "residual.csv", residual)
+    return paths
