@@ -3,10 +3,12 @@ is imported AND used, seen in `sys.modules`."""
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +100,50 @@ def test_the_sandbox_shares_no_code_with_the_client_or_the_remediation_side():
 )
 def test_importing_a_pure_module_loads_no_client(module):
     assert _hits(_loaded(f"import {module}"), CLIENT_SIDE) == []
+
+
+# -- conventions of docs/architecture.md -----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent / "toolkit"
+MAX_LINES = 520  # "no module much over ~500 lines"
+EXEMPT = {"sandbox/data.py"}  # the synthetic data generator: mostly word lists
+
+
+def _modules() -> list[Path]:
+    return sorted(ROOT.rglob("*.py"))
+
+
+def test_no_module_is_much_over_500_lines():
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in _modules()
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+        and str(p.relative_to(ROOT)) not in EXEMPT
+    }
+    assert long == {}
+
+
+def _local_imports_without_a_reason(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for inner in ast.walk(node):
+            if not isinstance(inner, ast.Import | ast.ImportFrom):
+                continue
+            row = inner.lineno - 1
+            # A comment on the import's line, or on the lines just above its block of imports.
+            while row > 0 and lines[row - 1].strip().startswith(("import ", "from ")):
+                row -= 1
+            said = "#" in lines[inner.lineno - 1] or (
+                row > 0 and lines[row - 1].strip().startswith("#")
+            )
+            if not said:
+                found.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
+    return found
+
+
+def test_every_function_local_import_says_why():
+    missing = [hit for p in _modules() for hit in _local_imports_without_a_reason(p)]
+    assert missing == []

@@ -185,9 +185,8 @@ HEADLESS_KERNEL_ENV = {"LEVER_TOOLKIT_PROGRESS": "0"}
 
 @functools.cache
 def _headless_kernel_manager_base() -> type:
-    from jupyter_client import (
-        AsyncKernelManager,  # heavy (Jupyter stack): loaded only when a notebook runs
-    )
+    # Heavy (Jupyter stack): loaded only when a notebook runs.
+    from jupyter_client import AsyncKernelManager
 
     class HeadlessKernelManager(AsyncKernelManager):
         run_cwd: str | None = None
