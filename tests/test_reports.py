@@ -221,7 +221,7 @@ def _write(path: Path, text: str) -> Path:
     ("text", "fragment"),
     [
         ("runs: [\n", "YAML syntax error at line"),
-        ("- a\n", "expected a mapping"),
+        ("- a\n", "must be a mapping"),
         ("runs: []\n", "'runs' must be a non-empty list"),
         ("runs: [{name: a, notebook: audit}]\nextra: 1\n", "unknown key extra"),
         ("runs: [{name: a, notebook: audit, params: {}}]\n", "unknown key params"),

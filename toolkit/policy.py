@@ -18,7 +18,7 @@ Tags are exact strings (Lever's tag filter is case sensitive). Every mistake in 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import yaml
 from toolkit.audit.variants import normalize_tag
 from toolkit.errors import ConfigurationError
 from toolkit.files import read_yaml
+from toolkit.specs import POLICY, check, short
 
 __all__ = [
     "ALLOWED_KEYS",
@@ -39,28 +40,9 @@ __all__ = [
 ]
 
 POLICY_VERSION = 1
-ALLOWED_KEYS = ("version", "contact_level", "never_touch", "include_archived", "skip_anonymized")
+ALLOWED_KEYS = tuple(POLICY["properties"])  # the spec in toolkit/specs.py
 _TAG_LISTS = ("contact_level", "never_touch")
 _FLAGS = ("include_archived", "skip_anonymized")
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """A one-line, bounded repr of a value for an error message."""
-    text = repr(value).replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
 
 
 @dataclass(frozen=True)
@@ -107,49 +89,15 @@ class Policy:
             ('Full-time',)
         """
 
-        def fail(message: str) -> ConfigurationError:
-            return ConfigurationError(f"{source}: {message}")
-
-        if not isinstance(data, Mapping):
-            raise fail(
-                f"the top level must be a mapping with keys {', '.join(ALLOWED_KEYS)}; "
-                f"got {_type_name(data)}"
-            )
-        non_text = [k for k in data if not isinstance(k, str)]
-        unknown = [k for k in data if k not in ALLOWED_KEYS]
-        if non_text or unknown:
-            bad = (non_text or unknown)[0]
-            close = difflib.get_close_matches(str(bad), ALLOWED_KEYS, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise fail(
-                f"unknown key {_short(bad)}: {hint}allowed keys are {', '.join(ALLOWED_KEYS)}"
-            )
-
-        version = data.get("version", POLICY_VERSION)
-        if isinstance(version, bool) or version != POLICY_VERSION:
-            raise fail(
-                f"key 'version' must be {POLICY_VERSION} (the only policy format so far); "
-                f"got {_short(version)}"
-            )
-
-        lists: dict[str, tuple[str, ...]] = {}
-        for key in _TAG_LISTS:
-            lists[key] = _tag_list(data.get(key), key, fail)
-
-        flags: dict[str, bool] = {}
-        for key in _FLAGS:
-            value = data.get(key, True)
-            if not isinstance(value, bool):
-                raise fail(
-                    f"key '{key}' must be true or false; got {_type_name(value)} {_short(value)}"
-                )
-            flags[key] = value
+        check(data, POLICY, source)  # the declarative spec: one line naming the key and the fix
+        lists = {key: tuple(dict.fromkeys(data.get(key) or ())) for key in _TAG_LISTS}
+        flags = {key: data.get(key, True) for key in _FLAGS}
 
         both = [t for t in lists["contact_level"] if t in set(lists["never_touch"])]
         if both:
-            raise fail(
-                f"tag(s) {', '.join(_short(t) for t in both)} are in both 'contact_level' and "
-                "'never_touch'; keep each tag in one of the two lists"
+            raise ConfigurationError(
+                f"{source}: tag(s) {', '.join(short(t) for t in both)} are in both "
+                "'contact_level' and 'never_touch'; keep each tag in one of the two lists"
             )
         return cls(
             contact_level=lists["contact_level"],
@@ -208,31 +156,6 @@ class Policy:
     def tags(self) -> tuple[str, ...]:
         """Every tag the policy names (contact_level first)."""
         return self.contact_level + self.never_touch
-
-
-def _tag_list(value: Any, key: str, fail: Any) -> tuple[str, ...]:
-    example = f'{key}: ["Python", "Do not contact"]'
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        raise fail(f"key '{key}' must be a list of tag strings, e.g. {example}; got one string")
-    if not isinstance(value, list):
-        raise fail(
-            f"key '{key}' must be a list of tag strings, e.g. {example}; got {_type_name(value)}"
-        )
-    seen: dict[str, None] = {}
-    for position, item in enumerate(value, start=1):
-        if not isinstance(item, str):
-            scalar = isinstance(item, (bool, int, float))
-            hint = f' (quote it in the YAML: "{item}")' if scalar else ""
-            raise fail(
-                f"key '{key}' item {position} must be a tag string; got {_type_name(item)} "
-                f"{_short(item)}{hint}"
-            )
-        if not item.strip():
-            raise fail(f"key '{key}' item {position} is an empty tag; remove it or write the tag")
-        seen.setdefault(item, None)
-    return tuple(seen)
 
 
 def load_policy(path: str | Path) -> Policy:
@@ -340,9 +263,9 @@ def _unknown(tags: Iterable[str], known: list[str], where: str) -> list[str]:
             if close not in matches:
                 matches.append(close)
         hint = (
-            "close matches: " + ", ".join(_short(m) for m in matches[:5])
+            "close matches: " + ", ".join(short(m) for m in matches[:5])
             if matches
             else "no close match"
         )
-        lines.append(f"{_short(tag)}{where} is not used in this account; {hint}")
+        lines.append(f"{short(tag)}{where} is not used in this account; {hint}")
     return lines

@@ -22,7 +22,6 @@ from toolkit.notebook.execute import (
     FAILED,
     READ_ONLY_NOTEBOOKS,
     RunResult,
-    _check_name,
     _unique_folder,
 )
 from toolkit.notebook.params import (
@@ -31,6 +30,7 @@ from toolkit.notebook.params import (
     utc_stamp,
     validate_run_parameters,
 )
+from toolkit.specs import BATCH, check
 
 
 @dataclass
@@ -90,43 +90,18 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
     path = Path(path)
     folder = Path(os.path.abspath(path)).parent
     data = read_yaml(path, "batch file")
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{path.name}: expected a mapping with a 'runs' list")
-    unknown = sorted(set(data) - _BATCH_KEYS)
-    if unknown:
-        raise ConfigurationError(
-            f"{path.name}: unknown key {', '.join(unknown)} (allowed: runs, parallel_audits)"
-        )
+    check(data, BATCH, path.name)  # the declarative spec: one line naming the key and the fix
     parallel = data.get("parallel_audits", 1)
-    if not isinstance(parallel, int) or isinstance(parallel, bool) or not 1 <= parallel <= 16:
-        raise ConfigurationError(f"{path.name}: parallel_audits must be an integer 1..16")
-    runs = data.get("runs")
-    if not isinstance(runs, list) or not runs:
-        raise ConfigurationError(f"{path.name}: 'runs' must be a non-empty list")
+    runs = data["runs"]
     specs: list[RunSpec] = []
     seen: set[str] = set()
     for i, run in enumerate(runs, 1):
         where = f"{path.name}: run {i}"
-        if not isinstance(run, dict):
-            raise ConfigurationError(f"{where}: expected a mapping with name, notebook")
-        unknown = sorted(set(run) - _RUN_KEYS)
-        if unknown:
-            raise ConfigurationError(
-                f"{where}: unknown key {', '.join(unknown)} (allowed: name, notebook, parameters)"
-            )
-        name, notebook = run.get("name"), run.get("notebook")
-        if not isinstance(name, str) or not isinstance(notebook, str):
-            raise ConfigurationError(f"{where}: 'name' and 'notebook' are required strings")
-        try:
-            _check_name(name)
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"{where}: {exc}") from None
+        name, notebook = run["name"], run["notebook"]
         if name in seen:
             raise ConfigurationError(f"{where}: duplicate run name {name!r}")
         seen.add(name)
         params = run.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise ConfigurationError(f"{where}: 'parameters' must be a mapping")
         try:
             nb = resolve_notebook(notebook)
             params = validate_run_parameters(nb, params)

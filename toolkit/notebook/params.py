@@ -16,48 +16,12 @@ import yaml
 
 from toolkit import config
 from toolkit.errors import ConfigurationError
-from toolkit.remediate.plan import MODES
+from toolkit.specs import INPUT_PATH_PARAMETERS, PARAMETERS, PATH_PARAMETERS, short
+from toolkit.specs import problems as spec_problems
 
-# Every parameter a notebook of this project may declare: name -> (type, check, what it must be).
-_PATHLIKE = "a path (or empty)"
-
-
-def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
-
-
-def _is_str_map(value: Any) -> bool:
-    return isinstance(value, dict) and all(
-        isinstance(k, str) and isinstance(v, str) and k and v for k, v in value.items()
-    )
-
-
-PARAMETER_SPEC: dict[str, tuple[type, Any, str]] = {
-    "snapshot_path": (str, None, _PATHLIKE),
-    "output_dir": (str, None, _PATHLIKE),
-    "policy_path": (str, None, _PATHLIKE),
-    "journal_path": (str, None, _PATHLIKE),
-    "include_archived": (bool, None, "true or false"),
-    "with_personal": (bool, None, "true or false"),
-    "redact": (bool, None, "true or false"),
-    "dry_run": (bool, None, "true or false"),
-    "retry_failed": (bool, None, "true or false"),
-    "tags": (list, _is_str_list, "a list of non-empty tag strings"),
-    "renames": (dict, _is_str_map, "a mapping of old tag -> new tag"),
-    "mode": (str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
-    "max_changes": (int, lambda v: v >= 0, "an integer >= 0"),
-    "top": (int, lambda v: v >= 1, "an integer >= 1"),
-    "min_opportunities": (int, lambda v: v >= 1, "an integer >= 1"),
-    "search": (str, None, "a string"),
-    "perform_as": (str, lambda v: v == v.strip(), "a Lever user id (or empty)"),
-}
-
-
-# The parameters that are paths; the first two are files a run reads (they must exist).
-PATH_PARAMETERS = tuple(name for name, spec in PARAMETER_SPEC.items() if spec[2] == _PATHLIKE)
-
-
-INPUT_PATH_PARAMETERS = ("snapshot_path", "policy_path")
+# Every parameter a notebook of this project may declare, with its type and constraints, is
+# declared once in `toolkit.specs.PARAMETERS`; a notebook's parameters cell gives the defaults.
+PARAMETER_SPEC = PARAMETERS["properties"]
 
 
 _SECRET_NAMES = re.compile(r"(key|token|secret|password)", re.I)
@@ -87,30 +51,20 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
         >>> parameter_problems({"dry_run": "no", "max_changes": 5})
         ["dry_run must be true or false, got str 'no'"]
     """
-    problems: list[str] = []
-    for name, value in params.items():
-        if _SECRET_NAMES.search(name):
-            problems.append(
-                f"{name}: credentials are never notebook parameters; set LEVER_API_KEY or "
-                "LEVER_ACCESS_TOKEN in the environment instead"
-            )
-            continue
-        spec = PARAMETER_SPEC.get(name)
-        if spec is None:
-            continue
-        kind, check, what = spec
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if ok and check is not None:
-            ok = bool(check(value))
-        if not ok:
-            problems.append(f"{name} must be {what}, got {_type_name(value)} {value!r}")
-    return problems
+    secret = [name for name in params if _SECRET_NAMES.search(name)]
+    problems = [
+        f"{name}: credentials are never notebook parameters; set LEVER_API_KEY or "
+        "LEVER_ACCESS_TOKEN in the environment instead"
+        for name in secret
+    ]
+    known = {k: v for k, v in params.items() if k in PARAMETER_SPEC and k not in secret}
+    return problems + spec_problems(known, PARAMETERS)
 
 
 def check_parameters(**params: Any) -> Parameters:
     """Check a notebook's parameters and return them; raise one clear ConfigurationError if not.
 
-    Types and values follow `PARAMETER_SPEC`; paths that are given must exist (`snapshot_path`,
+    Types and values follow `toolkit.specs.PARAMETERS`; paths that are given must exist (`snapshot_path`,
     `policy_path`); a name that looks like a credential is refused. Call it in the cell after the
     parameters cell, so a wrong parameter fails there with a one-line reason.
 
@@ -315,7 +269,9 @@ def validate_run_parameters(notebook: Path, parameters: Mapping[str, Any]) -> di
         if name in PARAMETER_SPEC or kind is None:
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            problems.append(f"{name} must be {kind.__name__}, got {_type_name(value)} {value!r}")
+            problems.append(
+                f"{name} must be {kind.__name__}, got {_type_name(value)} {short(value)}"
+            )
     if problems:
         raise ConfigurationError(f"{notebook.name}: bad parameter: " + "; ".join(problems))
     return fitted
