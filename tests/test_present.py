@@ -309,14 +309,16 @@ def test_batch_index_shows_key_numbers_and_the_trend(tmp_path):
     assert rows["failed_writes"].tolist() == ["", "2", ""]
     page = reports.write_index_html(results, batch / "index.html").read_text()
     assert "74 (contact-level)" in page and "126 of 128" in page
-    assert "▼ -74" in page and "<svg" in page  # audit-before -> audit-after
+    assert "this batch: 02-audit-report.ipynb" in page
+    assert "audit-before: 74 → audit-after: 0" in page and "▼ 74" in page and "<svg" in page
     # a second batch of the same file: the earlier runs are part of the series
     later = tmp_path / "20260102T000000Z-batch-demo"
     again = [_run(later, "audit-before", audit_nb, {"split_pairs": 5, "policy": policy}, "summary")]
     history = batch_index.batch_history(later, "batch-demo")
     assert {r["name"] for r in history} == {"audit-before", "apply", "audit-after"}
     page = reports.write_index_html(again, later / "index.html", history=history).read_text()
-    assert "audit-after (20260101T000000Z)" in page
+    assert "audit-before over batches" in page
+    assert "20260101T000000Z: 74 → this batch: 74" in page and "no change" in page
 
 
 def test_batch_history_ignores_other_batch_files(tmp_path):

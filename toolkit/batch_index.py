@@ -77,8 +77,6 @@ def run_numbers(folder: Path | None) -> dict[str, Any]:
         failed = _int(apply.get("failed"))
         missing = _int(apply.get("not_found"))
         numbers["failed_writes"] = (failed or 0) + (missing or 0) if failed != "" else ""
-        after = remediation.get("after") or {}
-        numbers["split_pairs"] = numbers["split_pairs"] or _int(after.get("split_pairs"))
     return numbers
 
 
@@ -123,37 +121,60 @@ def batch_history(
 def series(
     rows: Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]] = ()
 ) -> list[tuple[str, str, list[tuple[str, int]]]]:
-    """(notebook, what is counted, [(run label, value), ...]) for every notebook with two or more
-    points: earlier batches' runs first, then this batch's, in order."""
-    by_notebook: dict[str, list[tuple[str, str, int]]] = {}
-    for source, label_of in ((history, _history_label), (rows, _row_label)):
-        for row in source:
-            if row.get("status") not in ("succeeded", None):
-                continue
-            what, value = headline_number(row)
-            value = _int(value)
-            if value == "":
-                continue
-            by_notebook.setdefault(str(row.get("notebook", "")), []).append(
-                (label_of(row), what, int(value))
+    """The trends an index shows: (series, what is counted, [(label, value), ...]).
+
+    - Within this batch, the audits of one notebook in order (`audit-before` then `audit-after`:
+      split pairs 74 -> 0).
+    - Across batches, each run name's value in the earlier batches of the same batch file, then
+      in this one (a scheduled series: `audit-weekly` 80 -> 74 -> 61).
+
+    Only series of two or more points with the same measure are shown; failed runs are left out.
+    """
+    out: list[tuple[str, str, list[tuple[str, int]]]] = []
+    audits: dict[str, list[tuple[str, str, int]]] = {}
+    for row in rows:
+        point = _point(row)
+        if point and point[0] != "written":
+            audits.setdefault(str(row.get("notebook", "")), []).append(
+                (str(row.get("name", "")), *point)
             )
-    out = []
-    for notebook, points in by_notebook.items():
-        if len(points) < 2:
-            continue
-        what = points[-1][1]
-        same = [(label, value) for label, w, value in points if w == what]
-        if len(same) >= 2:
-            out.append((notebook, what, same[-HISTORY_LIMIT:]))
+    for notebook, points in audits.items():
+        _add(out, f"this batch: {notebook}", points)
+    by_name: dict[str, list[tuple[str, str, int]]] = {}
+    for row in history:
+        point = _point(row)
+        if point:
+            stamp = str(row.get("batch", "")).split("-")[0]
+            by_name.setdefault(str(row.get("name", "")), []).append((stamp, *point))
+    for row in rows:
+        name = str(row.get("name", ""))
+        point = _point(row)
+        if point and name in by_name:
+            by_name[name].append(("this batch", *point))
+    for name, points in by_name.items():
+        _add(out, f"{name} over batches", points)
     return out
 
 
-def _row_label(row: Mapping[str, Any]) -> str:
-    return str(row.get("name", ""))
+def _point(row: Mapping[str, Any]) -> tuple[str, int] | None:
+    if row.get("status") not in ("succeeded", None):
+        return None
+    what, value = headline_number(row)
+    value = _int(value)
+    return None if value == "" else (what, int(value))
 
 
-def _history_label(row: Mapping[str, Any]) -> str:
-    return f"{row.get('name', '')} ({str(row.get('batch', '')).split('-')[0]})"
+def _add(
+    out: list[tuple[str, str, list[tuple[str, int]]]],
+    label: str,
+    points: list[tuple[str, str, int]],
+) -> None:
+    if not points:
+        return
+    what = points[-1][1]
+    same = [(name, value) for name, w, value in points if w == what][-HISTORY_LIMIT:]
+    if len(same) >= 2:
+        out.append((label, what, same))
 
 
 def sparkline(values: Sequence[int], width: int = 120, height: int = 24) -> str:
@@ -184,18 +205,20 @@ def trend_html(trends: Sequence[tuple[str, str, list[tuple[str, int]]]]) -> str:
         return "<h2>Trend</h2><p>none: no notebook has two or more runs with numbers yet.</p>"
     esc = html.escape
     body = []
-    for notebook, what, points in trends:
+    for label, what, points in trends:
         values = [v for _, v in points]
         change = values[-1] - values[0]
         arrow = "▼" if change < 0 else "▲" if change > 0 else "="
+        change_text = f"{abs(change):,}" if change else "no change"
         steps = " → ".join(f"{esc(label)}: {value:,}" for label, value in points)
         body.append(
-            f"<tr><td>{esc(notebook)}</td><td>{esc(what)}</td><td>{steps}</td>"
-            f'<td class="num">{arrow} {change:+,}</td><td>{sparkline(values)}</td></tr>'
+            f"<tr><td>{esc(label)}</td><td>{esc(what)}</td><td>{steps}</td>"
+            f'<td class="num">{arrow} {change_text}</td><td>{sparkline(values)}</td></tr>'
         )
     return (
-        "<h2>Trend</h2><p>Runs of the same notebook, earlier batches of this batch file first.</p>"
-        "<table><thead><tr><th>notebook</th><th>counted</th><th>runs</th><th>change</th>"
+        "<h2>Trend</h2><p>The audits of this batch in order, and each run over the earlier batches "
+        "of this batch file (same reports folder).</p>"
+        "<table><thead><tr><th>series</th><th>counted</th><th>runs</th><th>change</th>"
         "<th></th></tr></thead><tbody>" + "\n".join(body) + "</tbody></table>"
     )
 
