@@ -34,7 +34,7 @@ fonts:
 	@$(BIN)/python -c "import matplotlib.font_manager as fm; fm._load_fontmanager(try_read_cache=False)" 2>/dev/null || true
 
 demo: $(STAMP)
-	$(BIN)/python -m toolkit.demo
+	@$(BIN)/python -m toolkit.demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
