@@ -97,34 +97,28 @@ def made_reports(tmp_path_factory) -> Iterator[dict[str, Any]]:
     policy["contact_level"].append(CJK_TAG)
     policy_path = root / "policy.yaml"
     policy_path.write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
-    saved = {
-        k: os.environ.get(k) for k in ("LEVER_BASE_URL", "LEVER_API_KEY", "LEVER_ACCESS_TOKEN")
-    }
-    with Sandbox(seed=7, contacts=300, latency_ms=0, rate=1000, burst=1000) as sb:
+    with (
+        Sandbox(seed=7, contacts=300, latency_ms=0, rate=1000, burst=1000) as sb,
+        pytest.MonkeyPatch.context() as mp,
+    ):
         planted = _plant_cjk_tag(sb)
-        os.environ.pop("LEVER_ACCESS_TOKEN", None)
-        os.environ.update(sb.env())
-        try:
-            writes_before = sb.stats()["writes"]
-            runs = {
-                "audit": reports.run_notebook(
-                    "audit",
-                    {"policy_path": str(policy_path), "with_personal": True},
-                    root,
-                    "audit-before",
-                ),
-                "dry-run": reports.run_notebook(
-                    "remediate", {"policy_path": str(policy_path)}, root, "remediate-dry-run"
-                ),
-                "defaults": reports.run_notebook("remediate", {}, root, "remediate-defaults"),
-            }
-            writes = sb.stats()["writes"] - writes_before
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        mp.delenv("LEVER_ACCESS_TOKEN", raising=False)
+        for name, value in sb.env().items():
+            mp.setenv(name, value)
+        writes_before = sb.stats()["writes"]
+        runs = {
+            "audit": reports.run_notebook(
+                "audit",
+                {"policy_path": str(policy_path), "with_personal": True},
+                root,
+                "audit-before",
+            ),
+            "dry-run": reports.run_notebook(
+                "remediate", {"policy_path": str(policy_path)}, root, "remediate-dry-run"
+            ),
+            "defaults": reports.run_notebook("remediate", {}, root, "remediate-defaults"),
+        }
+        writes = sb.stats()["writes"] - writes_before
     for name, run in runs.items():
         assert run.ok, f"{name}: {run.error_message}"
     yield {"runs": runs, "writes": writes, "planted": planted}
@@ -241,3 +235,14 @@ def test_remediate_defaults_report_says_nothing_to_do(browser, made_reports):
     assert seen["images"] == []  # no bar chart of zeros
     assert "none" in seen["text"]
     _assert_clean(seen)
+
+
+def test_a_missing_browser_skips_in_one_line_or_fails_under_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        _missing("no Chromium found")
+    assert "\n" not in str(skipped.value) and "apt-get install chromium" in str(skipped.value)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        _missing("no Chromium found")
+    assert str(failed.value).startswith("CI=true: browser checks of the reports skipped")
