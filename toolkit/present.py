@@ -327,16 +327,18 @@ def table(
         styles.append(
             {"selector": "", "props": "table-layout:auto;max-width:100%;font-size:0.9em;"}
         )
-    right = [
-        _words(c)
-        for c in frame.columns
-        if (columns is None or c in columns)
-        and c not in visible
-        and (pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]))
-    ]
-    if right:
-        styler = styler.set_properties(subset=right, **{"text-align": "right"})
+    for j, column in enumerate(frame.loc[:, list(data.columns.map(_unwords(frame)))].columns):
+        series = frame[column]
+        if column not in visible and (
+            pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+        ):  # numbers right-aligned (a column class beats the table's `td` rule)
+            styles.append({"selector": f"td.col{j}, th.col{j}", "props": "text-align:right;"})
     return styler.set_table_styles(styles, overwrite=False)
+
+
+def _unwords(frame: pd.DataFrame) -> Any:
+    back = {_words(c): c for c in frame.columns}
+    return lambda shown: back[shown]
 
 
 def _cell_text(value: Any) -> str:
