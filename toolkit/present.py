@@ -97,11 +97,12 @@ class Note:
 
     def _repr_html_(self) -> str:
         body = self._html if self._html is not None else html.escape(self.text)
-        return (
-            f'<p class="lever-note lever-note-{self.kind}" role="note" '
-            f'style="{self._STYLE[self.kind]}">'
-            f"{body}</p>"
-        )
+        attrs = f'class="lever-note lever-note-{self.kind}" style="{self._STYLE[self.kind]}"'
+        if self.kind == "none":
+            return f"<p {attrs}><em>{body}</em></p>"
+        # a blockquote: the report's own CSS draws it set apart even where inline styles are
+        # stripped (a sanitized export keeps elements, not every style)
+        return f'<blockquote {attrs} role="note"><p>{body}</p></blockquote>'
 
 
 class Block:
