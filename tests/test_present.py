@@ -346,3 +346,44 @@ def test_pyproject_license_is_an_spdx_string_and_playwright_is_a_dev_extra():
 def test_numbers_in_tables_keep_their_sign():
     page = _html(present.table(pd.DataFrame({"metric": ["x"], "change": np.array([-1500])})))
     assert "-1,500" in page
+
+
+@pytest.mark.notebook
+def test_run_kernels_log_only_critical_so_shutdown_noise_stays_out(tmp_path):
+    nb = tmp_path / "level.ipynb"
+    nb.write_text(
+        json.dumps(
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "metadata": {"tags": ["parameters"]},
+                        "source": "x: int = 1",
+                        "outputs": [],
+                        "execution_count": None,
+                    },
+                    {
+                        "cell_type": "code",
+                        "metadata": {},
+                        "source": "from ipykernel.kernelapp import IPKernelApp\n"
+                        "print('level', IPKernelApp.instance().log_level)",
+                        "outputs": [],
+                        "execution_count": None,
+                    },
+                ],
+                "metadata": {
+                    "kernelspec": {
+                        "name": "python3",
+                        "display_name": "Python 3",
+                        "language": "python",
+                    },
+                    "language_info": {"name": "python"},
+                },
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
+    )
+    result = reports.run_notebook(nb, {}, tmp_path / "out")
+    assert result.ok, result.error_message
+    assert "level 50" in result.executed_path.read_text(encoding="utf-8")  # logging.CRITICAL

@@ -1243,8 +1243,10 @@ def run_notebook(
             progress_bar=False,
             log_output=log_output,
             execution_timeout=execution_timeout,
-            # the kernel's own start-up chatter (a TCP-on-loopback warning) stays out of logs
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # the kernel's own chatter stays out of the terminal: its start-up warning (TCP on
+            # loopback) and the "KeyboardInterrupt caught in kernel" ERROR it logs now and then
+            # when jupyter_client interrupts it on shutdown; cell errors reach the report anyway
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             kernel_manager_class=_headless_kernel_manager(folder),
         )
     except PapermillExecutionError as exc:
