@@ -356,6 +356,7 @@ def test_run_kernels_log_only_critical_so_shutdown_noise_stays_out(tmp_path):
             {
                 "cells": [
                     {
+                        "id": "params",
                         "cell_type": "code",
                         "metadata": {"tags": ["parameters"]},
                         "source": "x: int = 1",
@@ -363,6 +364,7 @@ def test_run_kernels_log_only_critical_so_shutdown_noise_stays_out(tmp_path):
                         "execution_count": None,
                     },
                     {
+                        "id": "level",
                         "cell_type": "code",
                         "metadata": {},
                         "source": "from ipykernel.kernelapp import IPKernelApp\n"

@@ -173,7 +173,7 @@ def visible_tag(tag: object) -> str:
     return "".join(out)
 
 
-_MARK_STYLE = "background:#fde2c8;color:#a3410a;font-weight:bold;padding:0 2px;border-radius:2px"
+_MARK_STYLE = "background:#fde2c8;color:#a3410a;font-weight:bold;border-radius:2px"
 
 
 def _visible_html(escaped: str) -> str:
@@ -188,7 +188,8 @@ def _visible_html(escaped: str) -> str:
         else:
             parts.append(ch)
     html_text = "".join(parts).replace("⟨", f'<span class="ws" style="{_MARK_STYLE}">⟨')
-    return html_text.replace("⟩", "⟩</span>")
+    # monospace: every character as wide as the next, so a marked space reads as a space
+    return '<code style="white-space:nowrap">' + html_text.replace("⟩", "⟩</span>") + "</code>"
 
 
 def how_it_differs(tag: str, canonical: str) -> str:
