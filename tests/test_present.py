@@ -229,6 +229,8 @@ def test_chart_alt_text_says_what_the_chart_shows(tmp_path):
     assert "Python: 7" in image.alt and "Go: 3" in image.alt
     empty = charts.plan_counts_bar(pd.DataFrame(columns=["opportunity_id", "op", "tag"]))
     assert "Nothing to change" in charts.describe_figure(empty)
+    both = charts.before_after_bar(stats, stats.assign(split_contacts=[0, 0]))
+    assert "Python: before 7, after 0; Go: before 3, after 0" in charts.describe_figure(both)
 
 
 def _render(tag: str, families: list[str]) -> list[str]:

@@ -18,6 +18,7 @@ import matplotlib
 import matplotlib.pyplot as plt  # imported so IPython registers its PNG formatter for figures
 import numpy as np
 import pandas as pd
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -689,7 +690,11 @@ def _is_number(text: str) -> bool:
 
 
 def describe_figure(fig: Figure, *, items: int = 8) -> str:
-    """Alternative text for a chart: its title, axes, and the first labels it shows.
+    """Alternative text for a chart: its title, axes, and the first values it shows.
+
+    Bars are read from the axes' bar containers (each category with its value, or one value per
+    series: "Python: before 11, after 0"); a heatmap gives its size and columns; an empty chart
+    its message.
 
     Example:
         >>> fig = split_contacts_bar(pd.DataFrame({"tag": ["Go", "Rust"], "split_contacts": [7, 3]}))
@@ -704,33 +709,46 @@ def describe_figure(fig: Figure, *, items: int = 8) -> str:
     if not ax.axison:  # an empty chart: its message is the whole content
         parts += [t.get_text() + "." for t in ax.texts if t.get_text()]
         return " ".join(parts)
-    images = ax.get_images()
     xlabel, ylabel = ax.get_xlabel(), ax.get_ylabel()
-    ticks_y = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
-    ticks_x = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
-    if images:
+    ticks_y = [t.get_text() for t in ax.get_yticklabels()]
+    ticks_x = [t.get_text() for t in ax.get_xticklabels()]
+    if ax.get_images():
+        shown = [t for t in ticks_x if t]
         parts.append(
-            f"Heatmap of {len(ticks_y)} {ylabel or 'rows'} by {len(ticks_x)} {xlabel or 'columns'}"
-            f"; {xlabel or 'columns'}: {', '.join(ticks_x[:items])}"
-            + ("…" if len(ticks_x) > items else "")
-            + "."
+            f"Heatmap: {len([t for t in ticks_y if t])} rows ({ylabel or 'rows'}) by "
+            f"{len(shown)} columns ({xlabel or 'columns'}): {_listed(shown, items, ', ')}."
         )
         return " ".join(parts)
-    if ticks_y and not _is_number(ticks_y[0]):  # categories on the y axis: horizontal bars
-        parts.append(f"Horizontal bars; x: {xlabel}." if xlabel else "Horizontal bars.")
-        values = [t.get_text() for t in ax.texts]
-        if len(values) == len(ticks_y):
-            pairs = [f"{a}: {b}" for a, b in zip(ticks_y, values, strict=True)]
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    if not bars:
+        return " ".join(parts)
+    horizontal = bars[0].orientation == "horizontal"
+    kind = "Horizontal bars" if horizontal else "Bars"
+    axis = f"; x: {xlabel}" if xlabel else ""
+    axis += f"; y: {ylabel}" if ylabel and not horizontal else ""
+    parts.append(f"{kind}{axis}.")
+    categories = ticks_y if horizontal else ticks_x
+    series = [(c.get_label(), list(c.datavalues)) for c in bars]
+    rows = []
+    for k, category in enumerate(categories):
+        if not category or any(k >= len(values) for _, values in series):
+            continue
+        if len(series) == 1:
+            rows.append(f"{category}: {_num(series[0][1][k])}")
         else:
-            pairs = ticks_y
-        parts.append("; ".join(pairs[:items]) + ("…" if len(pairs) > items else "") + ".")
-    else:
-        parts.append(f"Bars; x: {xlabel}; y: {ylabel}." if xlabel else "Bars.")
-        values = [t.get_text() for t in ax.texts if t.get_text() and t.get_text()[0].isdigit()]
-        if ticks_x and len(values) == len(ticks_x):
-            pairs = [f"{a}: {b}" for a, b in zip(ticks_x, values, strict=True)]
-            parts.append("; ".join(pairs[:items]) + ("…" if len(pairs) > items else "") + ".")
+            rows.append(f"{category}: " + ", ".join(f"{lab} {_num(v[k])}" for lab, v in series))
+    if rows:
+        parts.append(_listed(rows, items, "; ") + ".")
     return " ".join(parts)
+
+
+def _num(value: Any) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{float(value):,.2f}"
+
+
+def _listed(items: list[str], limit: int, sep: str) -> str:
+    shown = sep.join(items[:limit])
+    return shown + (f"{sep}and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def png_bytes(fig: Figure, *, dpi: int = 110) -> bytes:
