@@ -8,13 +8,17 @@ under the common forms of colour blindness; heatmaps use `cividis`, designed for
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import matplotlib.pyplot as plt  # imported so IPython registers its PNG formatter for figures
 import numpy as np
 import pandas as pd
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -33,19 +37,98 @@ OKABE_ITO = {
 PALETTE = [OKABE_ITO[k] for k in ("blue", "orange", "green", "vermillion", "sky_blue", "purple")]
 HEATMAP_CMAP = "cividis"
 LABEL_WIDTH = 40  # characters of a tag name shown on an axis; the rest becomes an ellipsis
+HEATMAP_LABEL_SIZE = 10  # points: the `with/total` labels of the heatmap's cells
+
+# Fonts, in order, that charts draw text with. Matplotlib (>= 3.6) takes each character from the
+# first family in this list that has it, so Latin text stays DejaVu Sans (matplotlib's own) and
+# Chinese, Japanese and Korean tags come from Noto Sans CJK (Debian/Ubuntu: fonts-noto-cjk, which
+# `make` installs when it can). Only installed families are used; a character none of them has is
+# reported by `missing_glyphs` (the reports show a warning) instead of silently drawn as a box.
+FONT_FALLBACK = (
+    "DejaVu Sans",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK SC",
+    "Noto Sans CJK TC",
+    "Noto Sans CJK KR",
+    "Noto Sans",
+    "Noto Sans Arabic",
+    "Noto Sans Hebrew",
+    "Noto Sans Devanagari",
+    "Noto Sans Thai",
+    "WenQuanYi Zen Hei",
+    "Droid Sans Fallback",
+)
 
 __all__ = [
+    "FONT_FALLBACK",
     "OKABE_ITO",
     "PALETTE",
     "before_after_bar",
     "coverage_heatmap",
+    "describe_figure",
     "fit_labels",
+    "font_families",
+    "missing_glyphs",
     "opportunities_per_contact_hist",
     "plan_counts_bar",
     "save_figure",
     "shorten",
     "split_contacts_bar",
 ]
+
+
+def font_families(candidates: tuple[str, ...] = FONT_FALLBACK) -> list[str]:
+    """The installed families of `candidates`, in order (DejaVu Sans ships with matplotlib).
+
+    Example:
+        >>> font_families()[0]
+        'DejaVu Sans'
+    """
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return [name for name in candidates if name in installed] or ["DejaVu Sans"]
+
+
+def _font_files(families: list[str]) -> list[str]:
+    from matplotlib import font_manager
+
+    files = []
+    for name in families:
+        try:
+            path = font_manager.findfont(
+                font_manager.FontProperties(family=name), fallback_to_default=False
+            )
+        except ValueError:
+            continue
+        files.append(path)
+    return list(dict.fromkeys(files))
+
+
+def missing_glyphs(labels: Any, families: list[str] | None = None) -> set[str]:
+    """The characters of `labels` that no font of `families` (default: the charts') can draw.
+
+    Example:
+        >>> missing_glyphs(["Python", "Berlin"])
+        set()
+        >>> sorted(missing_glyphs(["数据"], ["DejaVu Sans"]))
+        ['据', '数']
+    """
+    from matplotlib.ft2font import FT2Font
+
+    chars = {ch for label in labels for ch in str(label) if ch.isprintable() and not ch.isspace()}
+    if not chars:
+        return set()
+    fonts = [FT2Font(path) for path in _font_files(families or font_families())]
+    return {ch for ch in chars if not any(f.get_char_index(ord(ch)) for f in fonts)}
+
+
+def use_fallback_fonts() -> None:
+    """Make every chart text use `font_families()` (called once when this module is imported)."""
+    matplotlib.rcParams["font.family"] = font_families()
+
+
+use_fallback_fonts()
 
 
 def shorten(label: object, width: int = LABEL_WIDTH) -> str:
@@ -122,7 +205,8 @@ def fit_labels(fig: Figure, ax, texts: list, *, axis: str = "x", pad: float = 4.
     if not texts:
         return
     for _ in range(4):
-        fig.draw_without_rendering()
+        with _glyph_warnings_reported():
+            fig.draw_without_rendering()
         box = ax.get_window_extent()
         if axis == "x":
             reach, edge, size = max(t.get_window_extent().x1 for t in texts), box.x1, box.width
@@ -141,7 +225,7 @@ def fit_labels(fig: Figure, ax, texts: list, *, axis: str = "x", pad: float = 4.
 
 
 def split_contacts_bar(
-    stats: pd.DataFrame, top: int = 20, *, value: str = "split_contacts"
+    stats: pd.DataFrame, top: int = 20, *, value: str = "split_contacts", what: str = "Tags"
 ) -> Figure:
     """Horizontal bars of the tags with the most split contacts, largest at the top.
 
@@ -150,6 +234,7 @@ def split_contacts_bar(
             (`toolkit.audit.tag_statistics`).
         top: how many tags to show.
         value: the column to rank and plot.
+        what: what the bars are, for the title (e.g. "Contact-level tags" with a policy).
 
     Example:
         >>> stats = pd.DataFrame({"tag": ["Python", "Go"], "split_contacts": [3, 7]})
@@ -157,12 +242,14 @@ def split_contacts_bar(
         >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
         ['Go', 'Python']
     """
-    title = f"Tags with the most split contacts (top {top})"
+    title = f"{what} with the most split contacts (top {top})"
     data = stats.loc[stats[value] > 0, ["tag", value]] if len(stats) else stats
     data = data.sort_values([value, "tag"], ascending=[False, True], kind="stable").head(top)
     fig, ax = _new_figure(len(data))
     if data.empty:
-        return _empty(fig, ax, "Tags with split contacts", "No split contacts: every tag is whole")
+        return _empty(
+            fig, ax, f"{what} with split contacts", "No split contacts: every tag is whole"
+        )
     labels = _unique_labels([str(t) for t in data["tag"]], LABEL_WIDTH)
     values = data[value].astype("int64").to_numpy()
     y = np.arange(len(data))
@@ -344,8 +431,10 @@ def coverage_heatmap(
         if labels:
             grid.index = [str(labels.get(c, c)) for c in grid.index]
     rows, cols = grid.shape
-    width = min(16.0, max(7.0, 3.5 + 0.55 * cols))
-    fig = Figure(figsize=(width, max(3.0, 1.8 + 0.3 * rows)), dpi=100, layout="constrained")
+    # At most 10 inches (1,100 px at the reports' 110 dpi): a report page shows it at (nearly) its
+    # own size, so the cell labels stay HEATMAP_LABEL_SIZE points, not scaled down to ~7 px.
+    width = min(10.0, max(6.5, 3.5 + 0.5 * cols))
+    fig = Figure(figsize=(width, max(3.0, 1.8 + 0.34 * rows)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if grid.empty:
         return _empty(fig, ax, title, "No split pairs")
@@ -366,7 +455,7 @@ def coverage_heatmap(
                 )
             )
             text = counts.get((grid.index[i], grid.columns[j]), f"{share:.0%}")
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+            ax.text(j, i, text, ha="center", va="center", fontsize=HEATMAP_LABEL_SIZE,
                     color="black" if share > 0.5 else "white")  # fmt: skip
     ax.set_xlabel("tag")
     ax.set_ylabel("contact")
@@ -521,7 +610,7 @@ def _grouped(
     else:
         fig = Figure(figsize=(8.0, 4.0), dpi=100, layout="constrained")
         ax = fig.add_subplot()
-    if not labels:
+    if not labels or (not any(before) and not any(after)):
         return _empty(fig, ax, title, "Nothing split before or after")
     pos = np.arange(len(labels))
     w = 0.38
@@ -577,8 +666,89 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png", metadata={"Software": None})
+    with _glyph_warnings_reported():
+        fig.savefig(path, dpi=dpi, format="png", metadata={"Software": None})
     return path
+
+
+@contextmanager
+def _glyph_warnings_reported() -> Iterator[None]:
+    """Matplotlib's "Glyph N missing from font(s)" warnings are replaced by the report's notice
+    (`toolkit.present.glyph_notice`, built on `missing_glyphs`): one sentence saying which
+    characters and how to fix it, instead of a warning per glyph in the middle of a report."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        yield
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace("−", "-").replace(",", ""))
+    except ValueError:
+        return False
+    return True
+
+
+def describe_figure(fig: Figure, *, items: int = 8) -> str:
+    """Alternative text for a chart: its title, axes, and the first values it shows.
+
+    Bars are read from the axes' bar containers (each category with its value, or one value per
+    series: "Python: before 11, after 0"); a heatmap gives its size and columns; an empty chart
+    its message.
+
+    Example:
+        >>> fig = split_contacts_bar(pd.DataFrame({"tag": ["Go", "Rust"], "split_contacts": [7, 3]}))
+        >>> describe_figure(fig)
+        'Tags with the most split contacts (top 20). Horizontal bars; x: contacts with the tag on some but not all of their opportunities. Go: 7; Rust: 3.'
+    """  # noqa: E501
+    if not fig.axes:
+        return ""
+    ax = fig.axes[0]
+    title = ax.get_title(loc="left") or ax.get_title()
+    parts = [title.rstrip(".") + "."] if title else []
+    if not ax.axison:  # an empty chart: its message is the whole content
+        parts += [t.get_text() + "." for t in ax.texts if t.get_text()]
+        return " ".join(parts)
+    xlabel, ylabel = ax.get_xlabel(), ax.get_ylabel()
+    ticks_y = [t.get_text() for t in ax.get_yticklabels()]
+    ticks_x = [t.get_text() for t in ax.get_xticklabels()]
+    if ax.get_images():
+        shown = [t for t in ticks_x if t]
+        parts.append(
+            f"Heatmap: {len([t for t in ticks_y if t])} rows ({ylabel or 'rows'}) by "
+            f"{len(shown)} columns ({xlabel or 'columns'}): {_listed(shown, items, ', ')}."
+        )
+        return " ".join(parts)
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    if not bars:
+        return " ".join(parts)
+    horizontal = bars[0].orientation == "horizontal"
+    kind = "Horizontal bars" if horizontal else "Bars"
+    axis = f"; x: {xlabel}" if xlabel else ""
+    axis += f"; y: {ylabel}" if ylabel and not horizontal else ""
+    parts.append(f"{kind}{axis}.")
+    categories = ticks_y if horizontal else ticks_x
+    series = [(c.get_label(), list(c.datavalues)) for c in bars]
+    rows = []
+    for k, category in enumerate(categories):
+        if not category or any(k >= len(values) for _, values in series):
+            continue
+        if len(series) == 1:
+            rows.append(f"{category}: {_num(series[0][1][k])}")
+        else:
+            rows.append(f"{category}: " + ", ".join(f"{lab} {_num(v[k])}" for lab, v in series))
+    if rows:
+        parts.append(_listed(rows, items, "; ") + ".")
+    return " ".join(parts)
+
+
+def _num(value: Any) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{float(value):,.2f}"
+
+
+def _listed(items: list[str], limit: int, sep: str) -> str:
+    shown = sep.join(items[:limit])
+    return shown + (f"{sep}and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def png_bytes(fig: Figure, *, dpi: int = 110) -> bytes:
@@ -586,7 +756,8 @@ def png_bytes(fig: Figure, *, dpi: int = 110) -> bytes:
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, dpi=dpi, format="png", metadata={"Software": None})
+    with _glyph_warnings_reported():
+        fig.savefig(buf, dpi=dpi, format="png", metadata={"Software": None})
     return buf.getvalue()
 
 

@@ -44,6 +44,7 @@ import pandas as pd
 import yaml
 
 from toolkit import config
+from toolkit.batch_index import batch_history, number_cells, run_numbers, series, trend_html
 from toolkit.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -395,10 +396,12 @@ def keep_figure(fig: Figure, name: str, output_dir: str | os.PathLike = "") -> A
     """
     from IPython.display import Image
 
-    from toolkit.charts import save_figure
+    from toolkit.charts import describe_figure, save_figure
 
     path = save_figure(fig, resolve_output_dir(output_dir) / "charts" / f"{name}.png")
-    return Image(data=path.read_bytes(), format="png", alt=figure_title(fig) or name)
+    # alternative text: the title, the axes and the first values (what a reader would see)
+    alt = describe_figure(fig) or figure_title(fig) or name
+    return Image(data=path.read_bytes(), format="png", alt=alt)
 
 
 def figure_title(fig: Figure) -> str:
@@ -441,15 +444,16 @@ def make_plan(
 ) -> Any:
     """`toolkit.plan.make_plan`, except that nothing chosen gives an empty plan, not an error.
 
-    A notebook run with its defaults (no tags, no policy) then previews nothing and says why,
-    instead of failing; given tags or a policy, it is exactly `toolkit.plan.make_plan`.
+    A notebook run with its defaults (no tags, no policy) then previews nothing, instead of
+    failing: the plan's `meta["note"]` says why and the report's headline says "nothing to do"
+    (`toolkit.present.headline_remediation`); given tags or a policy, it is exactly
+    `toolkit.plan.make_plan`.
     """
     from toolkit.plan import PLAN_COLUMNS, Plan
     from toolkit.plan import make_plan as _make_plan
 
     chosen = list(tags or []) or list(getattr(policy, "contact_level", None) or [])
     if not chosen and not (mode == "rename" and renames):
-        print("No tags chosen: set `tags` or `policy_path` to plan changes; nothing is planned.")
         empty = pd.DataFrame({c: pd.Series([], dtype="object") for c in PLAN_COLUMNS})
         return Plan(rows=empty, meta={"mode": mode, "tags": [], "note": "no tags chosen"})
     return _make_plan(
@@ -848,6 +852,7 @@ class RunResult:
             "html": rel(self.html_path),
             "notebook_out": rel(self.executed_path),
             "started_at": self.started_at,
+            **run_numbers(self.folder),  # key numbers from the run's summary/remediation JSON
         }
 
 
@@ -1238,8 +1243,10 @@ def run_notebook(
             progress_bar=False,
             log_output=log_output,
             execution_timeout=execution_timeout,
-            # the kernel's own start-up chatter (a TCP-on-loopback warning) stays out of logs
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # the kernel's own chatter stays out of the terminal: its start-up warning (TCP on
+            # loopback) and the "KeyboardInterrupt caught in kernel" ERROR it logs now and then
+            # when jupyter_client interrupts it on shutdown; cell errors reach the report anyway
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             kernel_manager_class=_headless_kernel_manager(folder),
         )
     except PapermillExecutionError as exc:
@@ -1445,13 +1452,15 @@ def run_batch(
             for run, res in zip(group, pool.map(one, group), strict=True):
                 results[run.name] = res
     ordered = [results[r.name] for r in spec.runs]
+    history = batch_history(folder, f"batch-{stem}")  # earlier batches of this file: the trend
     runs_csv = write_runs_csv(ordered, folder / "runs.csv")
-    index = write_index_html(ordered, folder / "index.html", title=f"Batch {stem}")
+    index = write_index_html(ordered, folder / "index.html", title=f"Batch {stem}", history=history)
     return BatchResult(folder=folder, results=ordered, index_html=index, runs_csv=runs_csv)
 
 
 def write_runs_csv(results: Sequence[RunResult], path: Path) -> Path:
-    """One row per run: name, notebook, status, seconds, error, folder, html, notebook_out."""
+    """One row per run: name, notebook, status, seconds, error, folder, html, notebook_out,
+    started_at, then its key numbers (`toolkit.batch_index.NUMBER_COLUMNS`, "" when none)."""
     rows = [r.as_row(path.parent) for r in results]
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
@@ -1460,20 +1469,30 @@ def write_runs_csv(results: Sequence[RunResult], path: Path) -> Path:
     return path
 
 
-def write_index_html(results: Sequence[RunResult], path: Path, *, title: str = "Runs") -> Path:
-    """A small self-contained HTML page listing the runs, linking their reports."""
+def write_index_html(
+    results: Sequence[RunResult],
+    path: Path,
+    *,
+    title: str = "Runs",
+    history: Sequence[Mapping[str, Any]] = (),
+) -> Path:
+    """A small self-contained HTML page listing the runs with their key numbers (split pairs,
+    writes, failures) and links, then the trend of each notebook's runs (`history`: rows of
+    earlier batches' runs.csv, `toolkit.batch_index.batch_history`)."""
     esc = html.escape
     body = []
+    rows = []
     for r in results:
         row = r.as_row(path.parent)
+        rows.append(row)
         link = (f'<a href="{esc(row["html"])}">report</a>' if row["html"] else "") + (
             f' · <a href="{esc(row["notebook_out"])}">notebook</a>' if row["notebook_out"] else ""
         )
         cls = "ok" if r.ok else "failed"
         body.append(
             f'<tr class="{cls}"><td>{esc(r.name)}</td><td>{esc(r.notebook.name)}</td>'
-            f'<td class="status">{esc(r.status)}</td><td>{row["seconds"]}</td>'
-            f"<td>{link}</td><td>{esc(r.error_message)}</td></tr>"
+            f'<td class="status">{esc(r.status)}</td><td class="num">{row["seconds"]}</td>'
+            f"{number_cells(row)}<td>{link}</td><td>{esc(r.error_message)}</td></tr>"
         )
     failed = sum(not r.ok for r in results)
     page = f"""<!doctype html>
@@ -1484,13 +1503,17 @@ table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
 tr.failed .status {{ color: #D55E00; font-weight: bold; }}
 tr.ok .status {{ color: #009E73; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
 <p>{len(results)} runs, {failed} failed. Generated {esc(utc_stamp())}.</p>
-<table><thead><tr><th>run</th><th>notebook</th><th>status</th><th>seconds</th><th>links</th>
+<table><thead><tr><th>run</th><th>notebook</th><th>status</th><th>seconds</th>
+<th>split pairs</th><th>written (of planned)</th><th>failed writes</th><th>links</th>
 <th>error</th></tr></thead><tbody>
 {chr(10).join(body)}
-</tbody></table></body></html>
+</tbody></table>
+{trend_html(series(rows, history))}
+</body></html>
 """
     path.write_text(page, encoding="utf-8")
     return path
