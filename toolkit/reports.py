@@ -45,6 +45,7 @@ import yaml
 
 from toolkit import config
 from toolkit.errors import ConfigurationError
+from toolkit.sanitize import MAX_TAG_LENGTH, safe_yaml_load, short_repr, tag_problem
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -72,15 +73,17 @@ REDACTED = b"[redacted]"
 
 # Every parameter a notebook of this project may declare: name -> (type, check, what it must be).
 _PATHLIKE = "a path (or empty)"
+# The longest parameter value accepted from the command line or a batch file (before parsing).
+MAX_PARAMETER_CHARS = 100_000
 
 
 def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+    return isinstance(value, list) and all(tag_problem(v) is None for v in value)
 
 
 def _is_str_map(value: Any) -> bool:
     return isinstance(value, dict) and all(
-        isinstance(k, str) and isinstance(v, str) and k and v for k, v in value.items()
+        tag_problem(k) is None and tag_problem(v) is None for k, v in value.items()
     )
 
 
@@ -94,8 +97,8 @@ PARAMETER_SPEC: dict[str, tuple[type, Any, str]] = {
     "redact": (bool, None, "true or false"),
     "dry_run": (bool, None, "true or false"),
     "retry_failed": (bool, None, "true or false"),
-    "tags": (list, _is_str_list, "a list of non-empty tag strings"),
-    "renames": (dict, _is_str_map, "a mapping of old tag -> new tag"),
+    "tags": (list, _is_str_list, f"a list of non-empty tag strings (<= {MAX_TAG_LENGTH} chars)"),
+    "renames": (dict, _is_str_map, "a mapping of old tag -> new tag (tags as for `tags`)"),
     "mode": (str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
     "max_changes": (int, lambda v: v >= 0, "an integer >= 0"),
     "top": (int, lambda v: v >= 1, "an integer >= 1"),
@@ -149,7 +152,7 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
         if ok and check is not None:
             ok = bool(check(value))
         if not ok:
-            problems.append(f"{name} must be {what}, got {_type_name(value)} {value!r}")
+            problems.append(f"{name} must be {what}, got {_type_name(value)} {short_repr(value)}")
     return problems
 
 
@@ -908,9 +911,21 @@ def coerce_parameter(value: Any, type_name: str | None) -> Any:
         (['Python'], '7', 7)
     """  # noqa: E501
     kind = _TYPE_NAMES.get((type_name or "").strip())
+    if isinstance(value, str) and len(value) > MAX_PARAMETER_CHARS:
+        raise ConfigurationError(
+            f"a parameter value of {len(value):,} characters (the maximum is "
+            f"{MAX_PARAMETER_CHARS:,}); pass large inputs as files (policy_path, snapshot_path)"
+        )
     if isinstance(value, str) and kind is not str:
-        with contextlib.suppress(yaml.YAMLError):
-            value = yaml.safe_load(value) if value.strip() else value
+        try:
+            value = safe_yaml_load(value) if value.strip() else value
+        except yaml.composer.ComposerError as exc:
+            if "aliases" in str(exc):
+                raise ConfigurationError(
+                    f"parameter value {short_repr(value)}: YAML aliases (*name) are not allowed"
+                ) from None
+        except yaml.YAMLError:
+            pass  # not YAML: the text as given
     if kind is list and isinstance(value, str | int | float) and not isinstance(value, bool):
         return [str(value)]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -939,7 +954,9 @@ def validate_run_parameters(notebook: Path, parameters: Mapping[str, Any]) -> di
         if name in PARAMETER_SPEC or kind is None:
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            problems.append(f"{name} must be {kind.__name__}, got {_type_name(value)} {value!r}")
+            problems.append(
+                f"{name} must be {kind.__name__}, got {_type_name(value)} {short_repr(value)}"
+            )
     if problems:
         raise ConfigurationError(f"{notebook.name}: bad parameter: " + "; ".join(problems))
     return fitted
@@ -1055,13 +1072,14 @@ def check_out_root(out_root: str | os.PathLike) -> None:
             return
 
 
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def _check_name(name: str) -> str:
-    if not _NAME_OK.match(name):
+    if not isinstance(name, str) or not _NAME_OK.fullmatch(name):
         raise ConfigurationError(
-            f"run name {name!r} must be letters, digits, '.', '_' or '-' (no spaces or slashes)"
+            f"run name {short_repr(name)} must be letters, digits, '.', '_' or '-' (1-100, "
+            "starting with a letter or digit; no spaces, slashes or line breaks)"
         )
     return name
 
@@ -1330,9 +1348,11 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
     path = Path(path)
     folder = Path(os.path.abspath(path)).parent
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigurationError(f"no such batch file: {path}") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{path.name}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -1370,7 +1390,7 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where}: {exc}") from None
         if name in seen:
-            raise ConfigurationError(f"{where}: duplicate run name {name!r}")
+            raise ConfigurationError(f"{where}: duplicate run name {short_repr(name)}")
         seen.add(name)
         params = run.get("parameters") or {}
         if not isinstance(params, dict):
