@@ -56,7 +56,8 @@ def short_repr(value: Any) -> str:
         >>> short_repr("x" * 1000)[:12], len(short_repr(list(range(10**6)))) < 60
         ("'xxxxxxxxxxx", True)
     """
-    return _repr.repr(value)
+    text = _repr.repr(value)
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 def csv_cell(value: Any) -> Any:

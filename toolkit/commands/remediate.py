@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.sanitize import printable
+from toolkit.sanitize import MAX_TAG_LENGTH, printable, tag_problem
 
 MAX_LISTED = 20
 DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (DESIGN.md)
@@ -107,6 +107,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError("--rename needs --mode rename")
     elif not (args.tag or args.policy):
         raise UsageError("give --tag T (repeatable) or --policy FILE")
+    for tag in [*(args.tag or []), *renames, *renames.values()]:  # before any fetch or file
+        problem = tag_problem(tag)
+        if problem:
+            raise UsageError(
+                f"bad tag: {problem}; a tag must be non-empty, without control characters, "
+                f"at most {MAX_TAG_LENGTH} characters"
+            )
     out = Path(args.out)
     if not out.parent.exists():
         raise UsageError(f"the folder of --out does not exist: {out.parent}")

@@ -23,7 +23,8 @@ def _params_file(path: str) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}: bad YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        raise UsageError(f"{path}: bad YAML{where}" + (f": {problem}" if problem else "")) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
