@@ -315,9 +315,15 @@ def test_no_payload_fires_in_headless_chromium(runs, hostile_sb, tmp_path):
                 tab.evaluate("m => { document.getElementById('w').innerHTML = m; }", markup)
                 tab.wait_for_timeout(150)
             assert tab.evaluate("document.querySelectorAll('#w img[onerror]').length") == 0
+            payloads_fired = list(fired)
+            # the control: the same harness does see a payload that is not escaped
+            tab.evaluate("m => { document.getElementById('w').innerHTML = m; }",
+                         "<img src=x onerror=\"alert('control')\">")  # fmt: skip
+            tab.wait_for_timeout(300)
         finally:
             browser.close()
-    assert fired == [], f"payloads fired: {fired}"
+    assert payloads_fired == [], f"payloads fired: {payloads_fired}"
+    assert fired == ["control"]
     assert requests_out == [], f"a report loaded something from elsewhere: {requests_out[:3]}"
 
 
