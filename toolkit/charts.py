@@ -590,7 +590,10 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
         '.png'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from toolkit.sanitize import create_private, private_dir
+
+    private_dir(path.parent)  # charts carry tags and names: 0600 in 0700 folders
+    create_private(path)  # savefig truncates it in place: the mode stays
     fig.savefig(path, dpi=dpi, format="png", metadata={"Software": None})
     return path
 

@@ -276,7 +276,7 @@ def resolve_output_dir(output_dir: str | os.PathLike = "") -> Path:
             out = _INTERACTIVE_DIR
         else:
             out = cwd
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)  # the folders it creates are 0700: artifacts hold personal data
     return out
 
 
@@ -485,7 +485,7 @@ def journal_path_for(journal_path: str = "", output_dir: str | os.PathLike = "")
     """The journal to use: the given path, else `journal.sqlite` beside the report."""
     if journal_path:
         path = resolve_path(journal_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         return path
     return resolve_output_dir(output_dir) / "journal.sqlite"
 
