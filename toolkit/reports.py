@@ -1126,6 +1126,28 @@ REPORT_CSP = (
     "script-src 'none'; base-uri 'none'; form-action 'none'"
 )
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
+# What HTML outputs may keep (nbconvert's SanitizeHTML, bleach): tables as pandas and Styler
+# write them, with their <style>, and simple text markup. Anything else (script, svg, iframe,
+# form, event handlers, javascript: links) is stripped; widget views and JavaScript outputs are
+# dropped (their text/plain stays).
+REPORT_TAGS = [
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "div",
+    "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p",
+    "pre", "small", "span", "strong", "style", "sub", "sup", "table", "tbody", "td", "tfoot",
+    "th", "thead", "tr", "ul",
+]  # fmt: skip
+REPORT_ATTRIBUTES = {
+    "*": ["class", "id", "title", "style"],
+    "a": ["href"],
+    "img": ["src", "alt", "width", "height"],
+    "td": ["colspan", "rowspan"],
+    "th": ["colspan", "rowspan"],
+    "table": ["border"],
+}
+REPORT_STYLES = [
+    "background-color", "border", "border-collapse", "color", "font-style", "font-weight",
+    "padding", "text-align", "vertical-align", "white-space", "width",
+]  # fmt: skip
 
 
 def _strip_external(soup: Any) -> int:
@@ -1149,24 +1171,31 @@ def export_html(executed: Path, html_path: Path | None = None) -> Path:
     alternative text (`keep_figure` records it). The template (`toolkit/templates/offline`, the
     lab template without its CDN loads) references no require.js, MathJax, Mermaid or widget
     renderer, and carries a Content-Security-Policy (`REPORT_CSP`) that lets no script run and
-    nothing load from another origin. Outputs are sanitized by nbconvert (`sanitize_html`:
-    script, event handlers and unknown tags from outputs are dropped), and whatever would still
-    load from elsewhere is removed (`_strip_external`). The file is 0600.
+    nothing load from another origin. Code cell outputs are sanitized by nbconvert's
+    `SanitizeHTML` (bleach) with an allowlist that keeps pandas/Styler tables and their styles
+    (`REPORT_TAGS`, `REPORT_ATTRIBUTES`, `REPORT_STYLES`): script, svg, iframes, forms, event
+    handlers and javascript: links are escaped or dropped. Whatever would still load from
+    elsewhere is removed (`_strip_external`). The file is 0600.
     """
     import nbformat
     from bs4 import BeautifulSoup
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
 
     html_path = html_path or executed.with_suffix(".html")
     nb = nbformat.read(executed, as_version=4)
     nb.metadata.pop("widgets", None)  # widget state would need a renderer from a CDN
+    sanitizer = SanitizeHTML(tags=REPORT_TAGS, attributes=REPORT_ATTRIBUTES, styles=REPORT_STYLES)
+    sanitizer.log.setLevel(logging.WARNING)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":  # outputs carry data; Markdown is the notebook's own text
+            sanitizer.preprocess_cell(cell, {}, index)
     exporter = HTMLExporter(
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
         template_name="offline",
         extra_template_basedirs=[str(_TEMPLATES)],
-        sanitize_html=True,
         require_js_url="",
         mathjax_url="",
         jquery_url="",
