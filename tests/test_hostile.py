@@ -183,6 +183,7 @@ def test_no_html_report_or_index_holds_an_executable_payload(runs):
         assert _unsafe_html(markup) == [], page
         assert 'http-equiv="Content-Security-Policy"' in markup, page
         assert "script-src 'none'" in markup, page
+        assert "&lt;table" not in markup and "&lt;style" not in markup, page  # tables intact
     everything = "\n".join(text.values())
     for name in ("explore-names", "audit-names"):  # the payloads are there, as text
         page = text[next(p for p in pages if f"-{name}" in str(p.parent))]
@@ -190,6 +191,9 @@ def test_no_html_report_or_index_holds_an_executable_payload(runs):
             html.escape(HOSTILE_TAGS[1]) in page
         ), name
     assert html.escape(HOSTILE_NAMES[0], quote=False) in everything  # a name, escaped
+    explore = text[next(p for p in pages if "-explore-names" in str(p.parent))]
+    grid = BeautifulSoup(explore, "html.parser").select_one("table.tag-coverage")
+    assert grid is not None and grid.select("thead th") and grid.select("tbody td")
     assert "cdnjs" not in everything and "require.js" not in everything
     assert "mathjax" not in everything.lower()
 
