@@ -98,8 +98,8 @@ HOSTILE = {
         "the key inside a SQLite journal and a text log",
         "the journal left byte for byte (integrity ok), the log redacted, both reported",
     ),
-    "test_a_yaml_alias_bomb_parameter_is_refused_at_once": (
-        "a 9^9 YAML alias bomb as `-p` value and as `-f` file",
+    "test_a_yaml_alias_bomb_is_refused_at_once": (
+        "a 9^9 YAML alias bomb as `-p` value, as `-f` file and in a policy file",
         "exit 2 at once, one line naming aliases",
     ),
     "test_parameter_problems_are_short_whatever_the_value": (

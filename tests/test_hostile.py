@@ -550,7 +550,7 @@ BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
 )
 
 
-def test_a_yaml_alias_bomb_parameter_is_refused_at_once(tmp_path, capsys, monkeypatch):
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LEVER_API_KEY", KEY)
     started = time.monotonic()
     code = main(["report", "remediate", "-p", "renames", BOMB, "--out-root", str(tmp_path)])
@@ -562,6 +562,11 @@ def test_a_yaml_alias_bomb_parameter_is_refused_at_once(tmp_path, capsys, monkey
     assert main(["report", "audit", "-f", str(params), "--out-root", str(tmp_path)]) == 2
     assert "aliases" in capsys.readouterr().err
     assert not any(tmp_path.iterdir()) or list(tmp_path.iterdir()) == [params]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\ncontact_level: [Python]\n" + BOMB)
+    assert main(["plan", "--policy", str(policy), "--out", str(tmp_path / "plan.csv")]) == 2
+    assert "aliases" in capsys.readouterr().err
+    assert not (tmp_path / "plan.csv").exists()
 
 
 def test_parameter_problems_are_short_whatever_the_value():
