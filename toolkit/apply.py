@@ -71,6 +71,7 @@ from toolkit.plan import (
     replan,
 )
 from toolkit.progress import progress_bar
+from toolkit.scrub import scrub
 
 DEFAULT_WORKERS = 8
 DRIFT_COLUMNS = [
@@ -474,7 +475,7 @@ class _Runner:
             self._record_failure(call, FAILED, str(exc), exc.status, exc.code)
             return
         except Exception as exc:  # a bug or an unexpected library error: record, go on
-            self._record_failure(call, FAILED, f"{type(exc).__name__}: {exc}")
+            self._record_failure(call, FAILED, f"{type(exc).__name__}: {scrub(exc)}")
             return
         failpoints.hit("after_write")
         self._count(self.counter.count)

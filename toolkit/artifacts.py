@@ -1,4 +1,10 @@
-"""Writing report artifacts: each file complete or not at all (temp file, then rename)."""
+"""Writing report artifacts: each file complete or not at all (temp file, then rename).
+
+Every file is created 0600 in a 0700 folder, whatever the umask: reports hold tags, contact ids
+and, when asked for, names and emails. Every CSV is safe to open in a spreadsheet: text cells
+that a spreadsheet would run as a formula get the reversible OWASP `'` prefix
+(`toolkit.sanitize.csv_cell`; `load_plan` strips it, so `plan.csv` reads back exactly).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from toolkit.sanitize import csv_safe_frame, private_dir
+
 if TYPE_CHECKING:
     from toolkit.audit import AuditResult
 
@@ -19,11 +27,10 @@ MISSING_COLUMNS = ["opportunity_id", "contact_id", "tag"]
 
 
 def _atomic_write(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # as open() would make it, not mkstemp's private 0600
+    os.chmod(tmp, 0o600)  # mkstemp's private mode, kept on purpose: reports hold personal data
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             write(handle)
@@ -42,8 +49,9 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    """Write `frame` as CSV without its index, atomically."""
-    return _atomic_write(Path(path), lambda h: frame.to_csv(h, index=False))
+    """Write `frame` as CSV without its index, atomically, formula-safe (`csv_safe_frame`)."""
+    safe = csv_safe_frame(frame)
+    return _atomic_write(Path(path), lambda h: safe.to_csv(h, index=False))
 
 
 def audit_summary(result: AuditResult, meta: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -96,7 +104,7 @@ def write_audit_artifacts(
             share a report with pseudonyms); None keeps personal data out of the report.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)
     frames = {
         "split_pairs": _with_people(result.split_pairs[SPLIT_PAIRS_COLUMNS], people),
         "missing_assignments": _with_people(result.missing_assignments[MISSING_COLUMNS], people),

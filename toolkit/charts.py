@@ -144,15 +144,29 @@ def shorten(label: object, width: int = LABEL_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def plain_text(label: object) -> str:
+    r"""A data label matplotlib draws as it is: `$` escaped, so a tag like `$\alpha$` or
+    `$$x^{99999}$$` is shown literally, never parsed as mathtext (nor made to fail rendering).
+
+    Example:
+        >>> plain_text("costs $5 or $6")
+        'costs \\$5 or \\$6'
+    """
+    return str(label).replace("$", r"\$")
+
+
 def _unique_labels(labels: list[str], width: int) -> list[str]:
-    """Shortened labels, made distinct again when two long names share their first characters."""
+    """Shortened labels, made distinct again when two long names share their first characters.
+
+    They are data (tags, names): `$` is escaped (`plain_text`), so none is read as mathtext.
+    """
     out: list[str] = []
     seen: dict[str, int] = {}
     for label in labels:
         short = shorten(label, width)
         n = seen.get(short, 0)
         seen[short] = n + 1
-        out.append(short if n == 0 else f"{short} ({n + 1})")
+        out.append(plain_text(short if n == 0 else f"{short} ({n + 1})"))
     return out
 
 
@@ -665,7 +679,10 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 110) -> Path:
         '.png'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from toolkit.sanitize import create_private, private_dir
+
+    private_dir(path.parent)  # charts carry tags and names: 0600 in 0700 folders
+    create_private(path)  # savefig truncates it in place: the mode stays
     with _glyph_warnings_reported():
         fig.savefig(path, dpi=dpi, format="png", metadata={"Software": None})
     return path

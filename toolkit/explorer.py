@@ -24,6 +24,7 @@ import pandas as pd
 
 from toolkit import audit
 from toolkit.charts import OKABE_ITO
+from toolkit.sanitize import tag_problem
 
 GAP_STYLE = f"background-color: {OKABE_ITO['orange']}; color: black; font-weight: bold"
 FULL_STYLE = "background-color: #cfe6f6; color: black"
@@ -88,7 +89,9 @@ def style_grid(grid: pd.DataFrame) -> Any:
         return GAP_STYLE if 0.0 < value < 1.0 else FULL_STYLE
 
     return (
-        grid.style.format("{:.0%}", na_rep="")
+        grid.style.format("{:.0%}", na_rep="", escape="html")
+        .format_index(escape="html", axis=0)  # tags and names are data: never markup
+        .format_index(escape="html", axis=1)
         .map(colour)
         .set_caption("share of each contact's opportunities carrying the tag; gaps highlighted")
         .set_table_attributes('class="tag-coverage"')
@@ -169,6 +172,7 @@ class TagExplorer:
         evidence = audit.contact_level_evidence(audit.considered(self.frame))
         likely = evidence.loc[evidence["suggestion"] == "likely contact-level"]
         likely = likely.sort_values(["split_contacts", "tag"], ascending=[False, True])
+        likely = likely.loc[likely["tag"].map(lambda t: tag_problem(t) is None)]  # plannable
         return likely["tag"].head(DEFAULT_TAGS).tolist()
 
     # -- the current choice -----------------------------------------------------------------------
@@ -218,12 +222,13 @@ class TagExplorer:
         """The plan (propagate) the current choice would produce, or None without tags."""
         from toolkit.plan import make_plan
 
-        if not self.selected_tags:
+        tags = [t for t in self.selected_tags if tag_problem(t) is None]  # never written as is
+        if not tags:
             return None
         return make_plan(
             self.filtered(),
             mode="propagate",
-            tags=self.selected_tags,
+            tags=tags,
             policy=self.policy,
             include_archived=self.include_archived.value,
         )

@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.errors import ConfigurationError
+from toolkit.sanitize import create_private
 
 try:  # POSIX only; on other platforms the lock degrades to an O_EXCL-free best effort
     import fcntl
@@ -227,6 +229,8 @@ class Journal:
             self._take_lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if create and not os.path.lexists(self.path):
+                create_private(self.path)  # 0600 before SQLite writes (its -wal/-shm follow)
             self._db = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=30
             )
@@ -260,7 +264,7 @@ class Journal:
         # the old file just before may then lock a file nobody else sees; it must notice that
         # (the path no longer names its file) and take the lock again on the current one.
         for _attempt in range(100):
-            handle = open(self.lock_path, "a+")  # noqa: SIM115  (held for the journal's life)
+            handle = self._open_lock_file()
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -281,6 +285,26 @@ class Journal:
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         self._lock_file = handle
+
+    def _open_lock_file(self) -> Any:
+        """Open (or create, 0600) the lock file without following a symlink; refuse anything
+        but a plain file of its own (a hard link to another file would be truncated)."""
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.lock_path, flags, 0o600)
+        except OSError as exc:
+            kind = "a symlink" if self.lock_path.is_symlink() else "not usable"
+            raise JournalError(
+                f"the lock file {self.lock_path} is {kind} ({exc.strerror}); remove it and retry"
+            ) from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            os.close(fd)
+            raise JournalError(
+                f"the lock file {self.lock_path} is not a plain file of its own (a link or a "
+                "device); remove it and retry"
+            )
+        return os.fdopen(fd, "r+")
 
     def _release_lock(self) -> None:
         """Remove the lock file while still holding the lock, then unlock."""

@@ -33,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.errors import ConfigurationError
+from toolkit.sanitize import MAX_TAG_LENGTH, csv_uncell, short_repr, tag_problem
 
 PLAN_COLUMNS = ["opportunity_id", "contact_id", "op", "tag"]
 SKIPPED_COLUMNS = [*PLAN_COLUMNS, "reason"]
@@ -325,6 +326,7 @@ def make_plan(
         rename_map = _renames_from_variants(frame, chosen, include_archived)
     if mode != "rename" and not chosen:
         raise PlanError("no tags to plan: give --tag or a policy with contact_level tags")
+    _check_plan_tags([*chosen, *rename_map, *rename_map.values()])
     if mode == "rename":
         _check_renames(rename_map)
         if not rename_map:
@@ -490,6 +492,17 @@ def _rename_candidates(
     return _frame(records, [*PLAN_COLUMNS, "variant"])
 
 
+def _check_plan_tags(tags: Iterable[Any], where: str = "") -> None:
+    """One PlanError line for the first tag Lever should not get (`sanitize.tag_problem`)."""
+    for tag in tags:
+        problem = tag_problem(tag)
+        if problem:
+            raise PlanError(
+                f"{where}{problem}: a tag must be non-empty after stripping spaces, without "
+                f"control characters, and at most {MAX_TAG_LENGTH} characters"
+            )
+
+
 def _check_renames(renames: dict[str, str]) -> None:
     for old, new in renames.items():
         if not old or not new:
@@ -595,7 +608,16 @@ def replan(
 # -- reading a plan -----------------------------------------------------------------------------
 
 
+# A plan cell can be at most this long (a tag is at most MAX_TAG_LENGTH; ids are short): the
+# csv module's own limit (131,072) ended in a `_csv.Error` traceback; a longer cell is refused.
+PLAN_FIELD_LIMIT = 1 << 20
+
+
 def _read_rows(path: Path) -> pd.DataFrame:
+    """Plan rows from `path`; cells pass `csv_uncell` (the OWASP `'` written by `save`)."""
+    if csv.field_size_limit() < PLAN_FIELD_LIMIT:
+        csv.field_size_limit(PLAN_FIELD_LIMIT)
+    line = 1
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -616,17 +638,22 @@ def _read_rows(path: Path) -> pd.DataFrame:
                     continue
                 if len(record) != len(header):
                     raise PlanError(f"{path}:{line}: {len(record)} fields, expected {len(header)}")
-                opp, contact, op, tag = (record[i] for i in index)
+                opp, contact, op, tag = (csv_uncell(record[i]) for i in index)
                 opp, contact, op = opp.strip(), contact.strip(), op.strip()
                 if not opp:
                     raise PlanError(f"{path}:{line}: empty opportunity_id")
                 if op not in OPS:
-                    raise PlanError(f"{path}:{line}: unknown op {op!r} (use add or remove)")
+                    raise PlanError(
+                        f"{path}:{line}: unknown op {short_repr(op)} (use add or remove)"
+                    )
                 if not tag:
                     raise PlanError(f"{path}:{line}: empty tag")
+                _check_plan_tags([tag], f"{path}:{line}: ")
                 records.append((opp, contact, op, tag, line))
     except UnicodeDecodeError:
         raise PlanError(f"{path}: not a UTF-8 CSV file") from None
+    except csv.Error as exc:
+        raise PlanError(f"{path}:{line + 1}: not a plan CSV ({exc})") from None
     frame = _frame(records, [*PLAN_COLUMNS, "line"])
     if frame.empty:
         return _empty(PLAN_COLUMNS)
@@ -680,6 +707,7 @@ def load_plan(path: str | os.PathLike) -> Plan:
             skipped_path(path), dtype=str, keep_default_na=False, encoding="utf-8-sig"
         )
         skipped = skipped.reindex(columns=SKIPPED_COLUMNS, fill_value="").astype(object)
+        skipped = skipped.map(csv_uncell)
     if meta.get("plan_sha256") and meta["plan_sha256"] != rows_digest(rows):
         meta = dict(meta, edited=True)  # reviewed and edited by hand: still a valid plan
     return Plan(rows=rows, skipped=skipped, meta=meta, before=before, path=path)

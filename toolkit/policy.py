@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from toolkit.errors import ConfigurationError
+from toolkit.sanitize import safe_yaml_load
 
 __all__ = [
     "ALLOWED_KEYS",
@@ -273,7 +274,9 @@ def load_policy(path: str | Path) -> Policy:
             f"{source}: cannot read the policy file ({exc.strerror})"
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_yaml_load(text)  # no aliases: a small file cannot expand to gigabytes
+    except ValueError as exc:
+        raise ConfigurationError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

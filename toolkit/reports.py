@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import shlex
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,6 +47,17 @@ import yaml
 from toolkit import config
 from toolkit.batch_index import batch_history, number_cells, run_numbers, series, trend_html
 from toolkit.errors import ConfigurationError
+from toolkit.sanitize import (
+    MAX_TAG_LENGTH,
+    create_private,
+    csv_cell,
+    private_dir,
+    private_file,
+    private_tree,
+    safe_yaml_load,
+    short_repr,
+    tag_problem,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -73,15 +85,17 @@ REDACTED = b"[redacted]"
 
 # Every parameter a notebook of this project may declare: name -> (type, check, what it must be).
 _PATHLIKE = "a path (or empty)"
+# The longest parameter value accepted from the command line or a batch file (before parsing).
+MAX_PARAMETER_CHARS = 100_000
 
 
 def _is_str_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+    return isinstance(value, list) and all(tag_problem(v) is None for v in value)
 
 
 def _is_str_map(value: Any) -> bool:
     return isinstance(value, dict) and all(
-        isinstance(k, str) and isinstance(v, str) and k and v for k, v in value.items()
+        tag_problem(k) is None and tag_problem(v) is None for k, v in value.items()
     )
 
 
@@ -95,8 +109,8 @@ PARAMETER_SPEC: dict[str, tuple[type, Any, str]] = {
     "redact": (bool, None, "true or false"),
     "dry_run": (bool, None, "true or false"),
     "retry_failed": (bool, None, "true or false"),
-    "tags": (list, _is_str_list, "a list of non-empty tag strings"),
-    "renames": (dict, _is_str_map, "a mapping of old tag -> new tag"),
+    "tags": (list, _is_str_list, f"a list of non-empty tag strings (<= {MAX_TAG_LENGTH} chars)"),
+    "renames": (dict, _is_str_map, "a mapping of old tag -> new tag (tags as for `tags`)"),
     "mode": (str, lambda v: v in MODES, "one of " + ", ".join(MODES)),
     "max_changes": (int, lambda v: v >= 0, "an integer >= 0"),
     "top": (int, lambda v: v >= 1, "an integer >= 1"),
@@ -150,7 +164,7 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
         if ok and check is not None:
             ok = bool(check(value))
         if not ok:
-            problems.append(f"{name} must be {what}, got {_type_name(value)} {value!r}")
+            problems.append(f"{name} must be {what}, got {_type_name(value)} {short_repr(value)}")
     return problems
 
 
@@ -263,7 +277,7 @@ def resolve_output_dir(output_dir: str | os.PathLike = "") -> Path:
             out = _INTERACTIVE_DIR
         else:
             out = cwd
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)  # the folders it creates are 0700: artifacts hold personal data
     return out
 
 
@@ -475,7 +489,7 @@ def journal_path_for(journal_path: str = "", output_dir: str | os.PathLike = "")
     """The journal to use: the given path, else `journal.sqlite` beside the report."""
     if journal_path:
         path = resolve_path(journal_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         return path
     return resolve_output_dir(output_dir) / "journal.sqlite"
 
@@ -857,7 +871,7 @@ class RunResult:
 
 
 class SecretLeakError(RuntimeError):
-    """A produced file contained the credential (it has been overwritten in place)."""
+    """A produced file contained the credential (text redacted, binary files left intact)."""
 
 
 def utc_stamp(now: datetime | None = None) -> str:
@@ -913,9 +927,21 @@ def coerce_parameter(value: Any, type_name: str | None) -> Any:
         (['Python'], '7', 7)
     """  # noqa: E501
     kind = _TYPE_NAMES.get((type_name or "").strip())
+    if isinstance(value, str) and len(value) > MAX_PARAMETER_CHARS:
+        raise ConfigurationError(
+            f"a parameter value of {len(value):,} characters (the maximum is "
+            f"{MAX_PARAMETER_CHARS:,}); pass large inputs as files (policy_path, snapshot_path)"
+        )
     if isinstance(value, str) and kind is not str:
-        with contextlib.suppress(yaml.YAMLError):
-            value = yaml.safe_load(value) if value.strip() else value
+        try:
+            value = safe_yaml_load(value) if value.strip() else value
+        except yaml.composer.ComposerError as exc:
+            if "aliases" in str(exc):
+                raise ConfigurationError(
+                    f"parameter value {short_repr(value)}: YAML aliases (*name) are not allowed"
+                ) from None
+        except yaml.YAMLError:
+            pass  # not YAML: the text as given
     if kind is list and isinstance(value, str | int | float) and not isinstance(value, bool):
         return [str(value)]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -944,7 +970,9 @@ def validate_run_parameters(notebook: Path, parameters: Mapping[str, Any]) -> di
         if name in PARAMETER_SPEC or kind is None:
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            problems.append(f"{name} must be {kind.__name__}, got {_type_name(value)} {value!r}")
+            problems.append(
+                f"{name} must be {kind.__name__}, got {_type_name(value)} {short_repr(value)}"
+            )
     if problems:
         raise ConfigurationError(f"{notebook.name}: bad parameter: " + "; ".join(problems))
     return fitted
@@ -974,79 +1002,91 @@ def _refuse_secret_values(parameters: Mapping[str, Any], secrets: Sequence[str])
         )
 
 
-# A quote as it appears in a printed dict, in JSON (escaped) or in HTML (entities).
-_QUOTE = rb"""(?:\\?["']|&#39;|&#x27;|&quot;|&#34;)"""
-# An Authorization header with its value: a header line (`Authorization: Basic abc=`) or a
-# printed dict item (`'Authorization': 'Bearer abc'`, `"authorization": "abc"`).
-_TOKEN = rb"""[^\s'"&\\,}]+"""
-_HEADER_LINE = rb"authorization\s*:\s*(?:basic|bearer)\s+" + _TOKEN
-_DICT_ITEM = b"".join(
-    [_QUOTE, rb"authorization", _QUOTE, rb"\s*:\s*", _QUOTE, rb"(?:(?:basic|bearer)\s+)?", _TOKEN]
-)
-_AUTH_HEADER = re.compile(_HEADER_LINE + rb"|" + _DICT_ITEM, re.IGNORECASE)
-
-
 def secret_forms(secret: str) -> list[bytes]:
-    """The byte strings a credential can travel as: raw, in a Basic-auth header, as a bearer.
-
-    Lever's Basic auth sends `base64("KEY:")`; its aligned prefix (the part that does not depend
-    on what follows the key) is searched too, so `base64("KEY")` and a password after the colon
-    are caught. `Bearer KEY` contains the raw key.
+    """The byte strings a credential can travel as (`toolkit.scrub.secret_forms`).
 
     Example:
-        >>> [f.decode() for f in secret_forms("sk-test-0123456789abcdef")][:2]
-        ['sk-test-0123456789abcdef', 'c2stdGVzdC0wMTIzNDU2Nzg5YWJjZGVmOg==']
+        >>> b"c2stdGVzdC0wMTIzNDU2Nzg5YWJjZGVmOg==" in secret_forms("sk-test-0123456789abcdef")
+        True
     """
-    import base64
+    from toolkit.scrub import secret_forms as forms
 
-    raw = secret.encode()
-    forms = [raw, base64.b64encode(raw + b":"), b"Bearer " + raw]
-    aligned = base64.b64encode(raw)[: 4 * (len(raw) // 3)]
-    if len(aligned) >= 16:
-        forms.append(aligned)
-    return list(dict.fromkeys(f for f in forms if f))
+    return [f.encode() for f in forms(secret)]
+
+
+# Files the scan never edits: a database, a columnar file or an image rewritten byte-wise is
+# corrupt (a journal so edited said "database disk image is malformed" and rollback crashed).
+_BINARY_SUFFIXES = {".sqlite", ".sqlite-wal", ".sqlite-shm", ".db", ".parquet", ".png", ".lock"}
+
+
+def _is_text(path: Path, data: bytes) -> bool:
+    if path.suffix.lower() in _BINARY_SUFFIXES or b"\x00" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def scan_for_secrets(folder: Path, secrets: Sequence[str] | None = None) -> list[Path]:
-    """Files under `folder` holding a credential; each is overwritten with it redacted.
+    """Files under `folder` holding a credential: the last check after a run (a safety net).
 
-    Looks for every secret (the Lever credential, the redaction salt) in each form it can travel
-    as (`secret_forms`: raw, base64 of `KEY:` as Basic auth sends it, `Bearer KEY`), and for any
-    Authorization header with a value (a header line or a printed headers dict, also
-    JSON-escaped or HTML-escaped), whatever the key: that is a leak even of a key this process
-    does not know.
+    It looks for the real credentials only (the Lever key or token and the redaction salt),
+    in every form they travel as (`secret_forms`: raw, base64 of `KEY:` as Basic auth sends it,
+    `Bearer KEY`). Text that merely looks like a header (a tag called
+    `Authorization: Bearer innocentlookingtag`) is data and is not a finding. Credentials are
+    scrubbed where they enter (`toolkit.scrub`), so a finding here is a bug.
+
+    A text file that holds one is rewritten atomically with `[redacted]` in its place (same
+    private mode). A binary file (the journal, a Parquet snapshot, an image) is never edited:
+    it is left intact and private (0600) and reported, so nothing is corrupted; the caller
+    fails the run and names it.
     """
     secrets = _secrets() if secrets is None else tuple(secrets)
     needles = sorted(
         {form for s in secrets if s for form in secret_forms(s)}, key=len, reverse=True
     )
     leaked: list[Path] = []
+    if not needles:
+        return leaked
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         data = path.read_bytes()
+        if not any(needle in data for needle in needles):
+            continue
+        leaked.append(path)
+        if not _is_text(path, data):
+            private_file(path)  # left as it is: editing it would corrupt it
+            continue
         clean = data
         for needle in needles:
             clean = clean.replace(needle, REDACTED)
-        clean = _AUTH_HEADER.sub(REDACTED, clean)  # the header name too
-        if clean != data:
-            path.write_bytes(clean)
-            leaked.append(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(clean)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return leaked
 
 
 def _unique_folder(out_root: Path, name: str) -> Path:
     check_out_root(out_root)
     try:
-        out_root.mkdir(parents=True, exist_ok=True)
+        private_dir(out_root)  # folders it creates are 0700; an existing one is left as it is
     except (FileExistsError, NotADirectoryError):
         raise ConfigurationError(f"--out-root {out_root} is not a folder") from None
     base = f"{utc_stamp()}-{name}"
     for n in range(1, 1000):
         folder = out_root / (base if n == 1 else f"{base}-{n}")
         try:
-            folder.mkdir()
-            return folder
+            folder.mkdir(mode=0o700)
         except FileExistsError:
             continue
+        os.chmod(folder, 0o700)  # whatever the umask: a run folder holds personal data
+        return folder
     raise ConfigurationError(f"cannot create a run folder under {out_root}")  # pragma: no cover
 
 
@@ -1060,13 +1100,14 @@ def check_out_root(out_root: str | os.PathLike) -> None:
             return
 
 
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def _check_name(name: str) -> str:
-    if not _NAME_OK.match(name):
+    if not isinstance(name, str) or not _NAME_OK.fullmatch(name):
         raise ConfigurationError(
-            f"run name {name!r} must be letters, digits, '.', '_' or '-' (no spaces or slashes)"
+            f"run name {short_repr(name)} must be letters, digits, '.', '_' or '-' (1-100, "
+            "starting with a letter or digit; no spaces, slashes or line breaks)"
         )
     return name
 
@@ -1083,31 +1124,100 @@ def _image_alts(nb: Any) -> list[str]:
     return alts
 
 
-def export_html(executed: Path, html_path: Path | None = None) -> Path:
-    """Export an executed notebook to HTML with the code hidden; images stay embedded (base64).
+# Reports are documents: no script runs, nothing loads from elsewhere (a report tells no third
+# party it was opened, and a payload that slipped through an escape still cannot run).
+REPORT_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+    "script-src 'none'; base-uri 'none'; form-action 'none'"
+)
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+# What HTML outputs may keep (nbconvert's SanitizeHTML, bleach): tables as pandas and Styler
+# write them, with their <style>, and simple text markup. Anything else (script, svg, iframe,
+# form, event handlers, javascript: links) is stripped; widget views and JavaScript outputs are
+# dropped (their text/plain stays).
+REPORT_TAGS = [
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "div",
+    "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p",
+    "pre", "small", "span", "strong", "style", "sub", "sup", "table", "tbody", "td", "tfoot",
+    "th", "thead", "tr", "ul",
+]  # fmt: skip
+REPORT_ATTRIBUTES = {
+    "*": ["class", "id", "title", "style"],
+    "a": ["href"],
+    "img": ["src", "alt", "width", "height"],
+    "td": ["colspan", "rowspan"],
+    "th": ["colspan", "rowspan"],
+    "table": ["border"],
+}
+REPORT_STYLES = [
+    "background-color", "border", "border-collapse", "color", "font-style", "font-weight",
+    "padding", "text-align", "vertical-align", "white-space", "width",
+]  # fmt: skip
 
-    Each chart gets its title as alternative text (`keep_figure` records it).
+
+def _strip_external(soup: Any) -> int:
+    """Remove every element that would load something from elsewhere; return how many."""
+    removed = 0
+    for tag in soup.find_all(["script", "link", "iframe", "object", "embed", "base"]):
+        if tag.name != "link" or tag.get("href"):  # a report runs no script (widget views too)
+            tag.decompose()
+            removed += 1
+    for tag in soup.find_all(src=True):
+        if not str(tag["src"]).startswith("data:"):
+            del tag["src"]
+            removed += 1
+    return removed
+
+
+def export_html(executed: Path, html_path: Path | None = None) -> Path:
+    """Export an executed notebook to a self-contained, offline, sanitized HTML report.
+
+    The code is hidden; images stay embedded (base64), and each chart gets its title as
+    alternative text (`keep_figure` records it). The template (`toolkit/templates/offline`, the
+    lab template without its CDN loads) references no require.js, MathJax, Mermaid or widget
+    renderer, and carries a Content-Security-Policy (`REPORT_CSP`) that lets no script run and
+    nothing load from another origin. Code cell outputs are sanitized by nbconvert's
+    `SanitizeHTML` (bleach) with an allowlist that keeps pandas/Styler tables and their styles
+    (`REPORT_TAGS`, `REPORT_ATTRIBUTES`, `REPORT_STYLES`): script, svg, iframes, forms, event
+    handlers and javascript: links are escaped or dropped. Whatever would still load from
+    elsewhere is removed (`_strip_external`). The file is 0600.
     """
     import nbformat
     from bs4 import BeautifulSoup
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
 
     html_path = html_path or executed.with_suffix(".html")
     nb = nbformat.read(executed, as_version=4)
+    nb.metadata.pop("widgets", None)  # widget state would need a renderer from a CDN
+    sanitizer = SanitizeHTML(tags=REPORT_TAGS, attributes=REPORT_ATTRIBUTES, styles=REPORT_STYLES)
+    sanitizer.log.setLevel(logging.WARNING)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":  # outputs carry data; Markdown is the notebook's own text
+            sanitizer.preprocess_cell(cell, {}, index)
     exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        template_name="offline",
+        extra_template_basedirs=[str(_TEMPLATES)],
+        require_js_url="",
+        mathjax_url="",
+        jquery_url="",
+        widget_renderer_url="",
     )
     exporter.log.setLevel(logging.ERROR)  # it warns about missing alt text, set below
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    resources = {"metadata": {"name": executed.stem}, "report_csp": REPORT_CSP}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    soup = BeautifulSoup(body, features="html.parser")
     alts = _image_alts(nb)
-    if alts:
-        soup = BeautifulSoup(body, features="html.parser")
-        images = soup.select('img[src^="data:image/png"]')
-        for img, alt in zip(images, alts, strict=False):
-            if alt:
-                img["alt"] = alt
-        body = str(soup)
-    html_path.write_text(body, encoding="utf-8")
+    images = soup.select('img[src^="data:image/png"]')
+    for img, alt in zip(images, alts, strict=False):
+        if alt:
+            img["alt"] = alt
+    _strip_external(soup)
+    create_private(html_path)
+    html_path.write_text(str(soup), encoding="utf-8")
     return html_path
 
 
@@ -1217,7 +1327,8 @@ def run_notebook(
 
     Raises:
         ConfigurationError: unknown notebook or parameter, wrong-typed value, credential given.
-        SecretLeakError: a produced file contained the credential (the file is redacted in place).
+        SecretLeakError: a produced file contained the credential (text files are redacted,
+            binary ones left intact; see `scan_for_secrets`).
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -1232,6 +1343,7 @@ def run_notebook(
     result = RunResult(name=name, notebook=path, folder=folder, parameters=params)
     result.executed_path = folder / path.name
     result.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    create_private(result.executed_path)  # papermill rewrites it in place: it stays 0600
     t0 = time.monotonic()
     try:
         papermill.execute_notebook(
@@ -1266,13 +1378,15 @@ def run_notebook(
         for p in folder.rglob("*")
         if p.is_file() and p not in (result.executed_path, result.html_path) and p.suffix != ".lock"
     )
+    private_tree(folder)  # 0700 folders, 0600 files, whatever the umask
     leaked = scan_for_secrets(folder, secrets)
     if leaked:
         names = ", ".join(str(p.relative_to(folder)) for p in leaked)
         raise SecretLeakError(
-            f"a credential (the Lever key or token, its Basic-auth encoding, an Authorization "
-            f"header, or the redaction salt) was found in {names} under {folder}; it has been "
-            "redacted there, but this is a bug: please report it"
+            f"a credential (the Lever key or token, its Basic-auth or bearer form, or the "
+            f"redaction salt) was found in {names} under {folder}; text files have been "
+            "redacted, binary files (journal, snapshot) were left intact and private: rotate "
+            "the key. This is a bug: please report it"
         )
     return result
 
@@ -1337,9 +1451,11 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
     path = Path(path)
     folder = Path(os.path.abspath(path)).parent
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigurationError(f"no such batch file: {path}") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{path.name}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -1377,7 +1493,7 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where}: {exc}") from None
         if name in seen:
-            raise ConfigurationError(f"{where}: duplicate run name {name!r}")
+            raise ConfigurationError(f"{where}: duplicate run name {short_repr(name)}")
         seen.add(name)
         params = run.get("parameters") or {}
         if not isinstance(params, dict):
@@ -1461,7 +1577,8 @@ def run_batch(
 def write_runs_csv(results: Sequence[RunResult], path: Path) -> Path:
     """One row per run: name, notebook, status, seconds, error, folder, html, notebook_out,
     started_at, then its key numbers (`toolkit.batch_index.NUMBER_COLUMNS`, "" when none)."""
-    rows = [r.as_row(path.parent) for r in results]
+    rows = [{k: csv_cell(v) for k, v in r.as_row(path.parent).items()} for r in results]
+    create_private(path)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
         writer.writeheader()
@@ -1496,7 +1613,9 @@ def write_index_html(
         )
     failed = sum(not r.ok for r in results)
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">
+<title>{esc(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }}
@@ -1515,6 +1634,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 {trend_html(series(rows, history))}
 </body></html>
 """
+    create_private(path)
     path.write_text(page, encoding="utf-8")
     return path
 

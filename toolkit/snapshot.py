@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError, PermissionDeniedError
 from toolkit.progress import progress_bar
+from toolkit.sanitize import create_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -516,11 +517,13 @@ def meta_path(path: str | os.PathLike) -> Path:
 def save_snapshot(snapshot: Snapshot, path: str | os.PathLike) -> Path:
     """Write the frame as Parquet and the metadata as JSON, each atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # folders it creates: 0700; files: 0600 (names, emails, tags)
     tmp = path.with_name(f".{path.name}.tmp")
+    create_private(tmp)
     snapshot.frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
     meta_tmp = path.with_name(f".{path.name}.meta.tmp")
+    create_private(meta_tmp)
     meta_tmp.write_text(json.dumps(snapshot.meta, indent=2, sort_keys=True, default=str))
     os.replace(meta_tmp, meta_path(path))
     return path

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.sanitize import MAX_TAG_LENGTH, printable, tag_problem
 
 MAX_LISTED = 20
 DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (DESIGN.md)
@@ -106,6 +107,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         raise UsageError("--rename needs --mode rename")
     elif not (args.tag or args.policy):
         raise UsageError("give --tag T (repeatable) or --policy FILE")
+    for tag in [*(args.tag or []), *renames, *renames.values()]:  # before any fetch or file
+        problem = tag_problem(tag)
+        if problem:
+            raise UsageError(
+                f"bad tag: {problem}; a tag must be non-empty, without control characters, "
+                f"at most {MAX_TAG_LENGTH} characters"
+            )
     out = Path(args.out)
     if not out.parent.exists():
         raise UsageError(f"the folder of --out does not exist: {out.parent}")
@@ -208,7 +216,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         _print_result(result)
         table = result.changes_by_tag
         for row in table.head(MAX_LISTED).itertuples(index=False):
-            print(f"  {row.op:<6} {row.opportunities:>6}  {row.tag}")
+            print(f"  {row.op:<6} {row.opportunities:>6}  {printable(row.tag)}")
         if len(table) > MAX_LISTED:
             print(f"  ... {len(table) - MAX_LISTED} more (op, tag) pairs")
         if result.over_max_changes:
@@ -251,8 +259,8 @@ def _list_failures(result) -> None:
     bad = outcomes[outcomes["state"].isin(["failed", "not_found"])]
     for row in bad.head(MAX_LISTED).itertuples(index=False):
         print(
-            f"  {row.state}: {row.op} {row.tags} on {row.opportunity_id}: "
-            f"{row.message or row.code or row.status}"
+            f"  {row.state}: {row.op} {printable(row.tags)} on {row.opportunity_id}: "
+            f"{printable(row.message or row.code or row.status)}"
         )
     if len(bad) > MAX_LISTED:
         print(f"  ... {len(bad) - MAX_LISTED} more; see the journal")

@@ -10,17 +10,21 @@ from typing import Any
 import yaml
 
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.sanitize import printable, safe_yaml_load
 
 
 def _params_file(path: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = safe_yaml_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"no such parameters file: {path}") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise UsageError(f"{path}: bad YAML{where}") from None
+        problem = getattr(exc, "problem", None)
+        raise UsageError(f"{path}: bad YAML{where}" + (f": {problem}" if problem else "")) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -154,7 +158,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     def progress(res) -> None:
         line = f"{res.status:9} {res.name}  {res.seconds:.1f} s  {res.folder}"
         if not res.ok:
-            line += f"\n          {res.error_message}"
+            line += f"\n          {printable(res.error_message)}"
         print(line, file=sys.stderr, flush=True)
 
     batch = run_batch(spec, out_root, progress=progress, execution_timeout=args.timeout)
