@@ -312,7 +312,8 @@ def test_batch_index_shows_key_numbers_and_the_trend(tmp_path):
     page = reports.write_index_html(results, batch / "index.html").read_text()
     assert "74 (contact-level)" in page and "126 of 128" in page
     assert "this batch: 02-audit-report.ipynb" in page
-    assert "audit-before: 74 → audit-after: 0" in page and "▼ 74" in page and 'class="spark" src="data:image/svg+xml' in page
+    assert "audit-before: 74 → audit-after: 0" in page and "▼ 74" in page
+    assert 'class="spark" src="data:image/svg+xml' in page
     # a second batch of the same file: the earlier runs are part of the series
     later = tmp_path / "20260102T000000Z-batch-demo"
     again = [_run(later, "audit-before", audit_nb, {"split_pairs": 5, "policy": policy}, "summary")]
