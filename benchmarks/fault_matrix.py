@@ -27,7 +27,95 @@ TESTS = [
     "tests/test_remediate_kill.py",
     "tests/test_bad_input.py",
     "tests/test_demo.py",
+    "tests/test_hostile.py",
 ]
+
+# tests/test_hostile.py: what each test tries as an attacker would, and what must hold.
+HOSTILE = {
+    "test_hostile_seed_plants_split_strings_everywhere": (
+        "`lever-tags sandbox --hostile`: 13 hostile tags, 5 names, 2 emails on some but not all "
+        "opportunities of several multi-opportunity contacts",
+        "every string is a split pair, so it reaches every report, CSV and plan",
+    ),
+    "test_every_run_succeeds_on_hostile_data": (
+        "`lever-tags report explore` with names and redacted, `lever-tags batch` (audit with "
+        "and without names, a real remediation of three hostile tags)",
+        "every run succeeds; no run is taken for a leak because of a tag",
+    ),
+    "test_no_html_report_or_index_holds_an_executable_payload": (
+        '`<script>alert(1)</script>`, `<img src=x onerror=...>`, `"><svg onload=...>` as tags '
+        "and names in the three notebooks' HTML reports and the batch index",
+        "shown as text; no script element, no on* handler, no external URL; "
+        "CSP `script-src 'none'`; no require.js, MathJax or other CDN load",
+    ),
+    "test_no_executed_notebook_output_holds_an_executable_payload": (
+        "the same payloads in the executed notebooks' HTML outputs (Styler grid, tables)",
+        'escaped (`Styler` `escape="html"` for values and both index axes)',
+    ),
+    "test_every_csv_for_people_is_formula_safe_and_reads_back_exactly": (
+        "`=HYPERLINK(...)`, `+1+cmd|' /C calc'!A0`, `-2+3...`, `@SUM(...)`, tab-led tags and "
+        "names in every CSV",
+        "no text cell starts with = + - @ tab CR LF (OWASP `'` prefix); the exact tag is "
+        "recovered with `csv_uncell`",
+    ),
+    "test_every_produced_file_is_private_under_umask_022": (
+        "umask 022: reports with names, executed notebooks, journals, CSVs",
+        "every file 0600, every folder 0700",
+    ),
+    "test_a_remediation_of_the_bearer_tag_keeps_its_journal_and_plan_intact": (
+        "a real remediation of `Authorization: Bearer innocentlookingtag` in a scheduled batch",
+        "applied; journal `PRAGMA integrity_check` = ok; plan.csv and journal not rewritten",
+    ),
+    "test_no_payload_fires_in_headless_chromium": (
+        "headless Chromium opens every report (and each again without its CSP) and sets the "
+        "explorer's widget HTML as innerHTML, as `widgets.HTML` does",
+        "no dialog fires, no request leaves file://; a control payload does fire",
+    ),
+    "test_hostile_tags_plan_apply_verify_rollback_round_trip": (
+        "plan, apply, verify, rollback of 11 hostile tags (script, formulas, mathtext, the "
+        "Bearer lookalike)",
+        "plan.csv formula-safe and read back exactly; verify 0; journal ok; rollback restores "
+        "every opportunity's tags exactly",
+    ),
+    "test_bad_plan_tags_are_refused_before_any_write": (
+        "plan tags with NUL, newline, ANSI escape, only spaces, 100,000 and 200,000 characters",
+        "exit 2, one line, no write, no journal; `plan --tag` refuses them before fetching",
+    ),
+    "test_plan_csv_escaping_round_trips_every_tricky_start": (
+        "cells starting with `'`, `''`, `'=` and every formula character",
+        "escape then unescape gives the same string",
+    ),
+    "test_a_server_echoing_the_authorization_header_never_leaks_the_key": (
+        "a server that answers every write with the request's Authorization header (Basic "
+        "and Bearer) and the decoded key",
+        "the key in no exception, stdout, stderr or journal; the tag itself kept",
+    ),
+    "test_scrub_knows_every_form_and_leaves_lookalikes_alone": (
+        "the key raw, as Basic base64 of `KEY:`, as `Bearer KEY`, beside a lookalike tag",
+        "every form scrubbed, the lookalike kept",
+    ),
+    "test_the_after_run_scan_never_edits_a_binary_file": (
+        "the key inside a SQLite journal and a text log",
+        "the journal left byte for byte (integrity ok), the log redacted, both reported",
+    ),
+    "test_a_yaml_alias_bomb_is_refused_at_once": (
+        "a 9^9 YAML alias bomb as `-p` value, as `-f` file and in a policy file",
+        "exit 2 at once, one line naming aliases",
+    ),
+    "test_parameter_problems_are_short_whatever_the_value": (
+        "a wrong-typed parameter of 100 MB",
+        "a problem line under 300 characters (`reprlib`)",
+    ),
+    "test_run_names_must_match_whole": (
+        "run names ending in a newline, with slashes, empty, over 100 characters",
+        "refused (`fullmatch`)",
+    ),
+    "test_the_lock_file_never_follows_a_symlink_nor_truncates_a_link": (
+        "`<journal>.lock` as a symlink and as a hard link to another file",
+        "refused with one line; the other file unchanged; lock and journal 0600",
+    ),
+    "test_sandbox_cli_offers_the_hostile_seed": ("`lever-tags sandbox --hostile`", "accepted"),
+}
 
 
 def run_tests(workdir: Path) -> tuple[list[dict], dict[str, dict], int]:
@@ -119,7 +207,41 @@ def render(scenarios: list[dict], cases: dict[str, dict], code: int) -> str:
         out += ["", f"## {title}", "", what, "", "| test | held | seconds |", "|---|---|---|"]
         for name, case in _rows(cases, module):
             out.append(f"| `{name}` | {held(case['held'])} | {case['time']:.1f} |")
+    out += render_hostile(cases)
     return "\n".join(out) + "\n"
+
+
+def render_hostile(cases: dict[str, dict]) -> list[str]:
+    """The hostile-data table: one row per test of tests/test_hostile.py (cases merged)."""
+    out = [
+        "",
+        "## Hostile data (tests/test_hostile.py)",
+        "",
+        "A sandbox seeded with `hostile_dataset` (`lever-tags sandbox --hostile`), every "
+        "notebook through `lever-tags report` and `lever-tags batch`, plan/apply/verify/rollback "
+        "with hostile tags, checked as text, as parsed HTML and in headless Chromium. "
+        'Design: docs/usage.md, "Hostile data".',
+        "",
+        "| what was tried | what held | test | held | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    merged: dict[str, dict] = {}
+    for name, case in _rows(cases, "tests.test_hostile"):
+        base = name.split("[", 1)[0]
+        prev = merged.get(base, {"held": True, "time": 0.0, "n": 0})
+        merged[base] = {
+            "held": prev["held"] and case["held"],
+            "time": prev["time"] + case["time"],
+            "n": prev["n"] + 1,
+        }
+    for name, case in merged.items():
+        tried, holds = (t.replace("|", "\\|") for t in HOSTILE.get(name, (name, "")))
+        cases_note = f" ({case['n']} cases)" if case["n"] > 1 else ""
+        out.append(
+            f"| {tried} | {holds} | `{name}`{cases_note} | {held(case['held'])} "
+            f"| {case['time']:.1f} |"
+        )
+    return out
 
 
 def main() -> int:

@@ -184,13 +184,20 @@ def test_a_snapshot_without_archived_ones_is_audited_as_such(env, tmp_path):
     assert summary["snapshot"]["include_archived"] is False
 
 
-def test_report_files_are_readable_like_any_file_written_by_open(env, tmp_path):
+def test_report_files_are_private_whatever_the_umask(env, tmp_path):
+    """Reports hold contact ids and tags, and names when asked for (issue 10): 0600 in a 0700
+    folder the audit creates, under the usual umask 022 as under a strict one."""
     import os
     import stat
 
-    out = tmp_path / "r"
-    assert main(["audit", "--out", str(out)]) == 0
-    umask = os.umask(0)
-    os.umask(umask)
-    for path in out.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
+    for umask, name in ((0o022, "r"), (0o077, "s")):
+        old = os.umask(umask)
+        try:
+            out = tmp_path / name / "deeper"
+            assert main(["audit", "--out", str(out)]) == 0
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE(out.stat().st_mode) == 0o700
+        assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700
+        for path in out.iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name

@@ -126,8 +126,9 @@ def test_audit_report_artifacts_charts_and_redaction(lever_env, tmp_path):
     }
     page = result.html_path.read_text(encoding="utf-8")
     assert _images(result.html_path) == 3  # the three charts, embedded
-    assert 'alt="Tags with the most split contacts' in page  # titles as alternative text
-    assert 'alt="Tag coverage of the most affected contacts"' in page
+    # alternative text: the title, then what the chart shows (with a policy: contact-level tags)
+    assert 'alt="Contact-level tags with the most split contacts (top 5). Horizontal bars' in page
+    assert 'alt="Tag coverage of the most affected contacts. Heatmap: ' in page
     names = {o["name"] for o in lever_env.opportunities() if o.get("name")}
     assert not [n for n in names if n in page]  # redacted: no real name in the report
     _no_key_anywhere(tmp_path, lever_env.api_key)

@@ -349,15 +349,13 @@ def test_repeated_parameter_collects_a_list():
 # -- notebook helpers ---------------------------------------------------------------------------
 
 
-def test_make_plan_without_tags_is_empty_not_an_error(capsys, tmp_path):
+def test_make_plan_without_tags_is_empty_not_an_error(tmp_path):
     frame = frame_from_opportunities(
         [{"id": "o1", "contact": "c", "tags": ["a"]}, {"id": "o2", "contact": "c"}]
     )
     snap = save_snapshot(Snapshot(frame), tmp_path / "s.parquet")
     run = workflows.plan_changes(tmp_path / "plan.csv", snapshot_path=snap, allow_nothing=True)
     assert run.plan.rows.empty and run.plan.meta["note"] == "no tags chosen"
-    helpers.plan_overview(run)
-    assert "No tags chosen" in capsys.readouterr().out
 
 
 def test_project_plan_and_before_after_table():
@@ -401,10 +399,8 @@ _B64 = "c2stdGVzdC0wMTIzNDU2Nzg5YWJjZGVmOg=="  # base64("sk-test-0123456789abcde
         ("b64-only.txt", f"token={_B64}"),
         ("bearer.txt", f"Bearer {SCAN_KEY}"),
         ("headers.txt", f"{{'User-Agent': 'x', 'Authorization': 'Basic {_B64}'}}"),
-        ("unknown-key.txt", "{'Authorization': 'Basic c29tZS1vdGhlci1rZXk6'}"),
-        ("bearer-dict.txt", "{'authorization': 'Bearer some-other-token-value'}"),
-        ("out.ipynb", '{"text": "{\\"Authorization\\": \\"Basic c29tZS1vdGhlci1rZXk6\\"}"}'),
-        ("out.html", "<pre>{&#39;Authorization&#39;: &#39;Basic c29tZS1vdGhlci1rZXk6&#39;}</pre>"),
+        ("out.ipynb", f'{{"text": "{{\\"Authorization\\": \\"Basic {_B64}\\"}}"}}'),
+        ("out.html", f"<pre>{{&#39;Authorization&#39;: &#39;Bearer {SCAN_KEY}&#39;}}</pre>"),
     ],
 )
 def test_scan_catches_the_key_in_every_form_and_redacts_it(tmp_path, name, text):
@@ -416,11 +412,23 @@ def test_scan_catches_the_key_in_every_form_and_redacts_it(tmp_path, name, text)
     assert secrets.scan_for_secrets(tmp_path, [SCAN_KEY]) == [path]
     data = path.read_bytes()
     assert b"[redacted]" in data
-    for needle in (SCAN_KEY.encode(), _B64.encode(), b"c29tZS1vdGhlci1rZXk6", b"some-other"):
+    for needle in (SCAN_KEY.encode(), _B64.encode()):
         assert needle not in data
-    for header in (b"Authorization: Basic", b"Authorization: Bearer", b"'Authorization': '"):
-        assert header not in data
     assert secrets.scan_for_secrets(tmp_path, [SCAN_KEY]) == []  # redacted for good
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{'Authorization': 'Basic c29tZS1vdGhlci1rZXk6'}",  # not this process's key
+        "tag: Authorization: Bearer innocentlookingtag",  # a tag that looks like a header
+    ],
+)
+def test_scan_matches_real_credentials_only_not_lookalikes(tmp_path, text):
+    path = tmp_path / "data.csv"
+    path.write_text(text, encoding="utf-8")
+    assert secrets.scan_for_secrets(tmp_path, [SCAN_KEY]) == []
+    assert path.read_text(encoding="utf-8") == text
 
 
 def test_scan_covers_the_redaction_salt(tmp_path, monkeypatch):

@@ -96,7 +96,12 @@ def test_the_sandbox_shares_no_code_with_the_client_or_the_remediation_side():
 
 @pytest.mark.parametrize(
     "module",
-    ["toolkit.audit", "toolkit.policy", "toolkit.remediate.planner", "toolkit.snapshot.frame"],
+    [
+        "toolkit.audit",
+        "toolkit.policy",
+        "toolkit.remediate.planner",
+        "toolkit.snapshot.frame",
+    ],
 )
 def test_importing_a_pure_module_loads_no_client(module):
     assert _hits(_loaded(f"import {module}"), CLIENT_SIDE) == []

@@ -21,6 +21,8 @@ from toolkit.errors import (
     LeverError,
     UnexpectedResponseError,
 )
+from toolkit.sanitize import printable
+from toolkit.scrub import scrub
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -32,7 +34,8 @@ class UsageError(Exception):
 
 
 def _fail(message: str) -> int:
-    text = " ".join(str(message).split())  # one line, whatever the cause
+    # one line, whatever the cause; no credential, no raw control character from data
+    text = printable(" ".join(scrub(message).split()))
     print(f"lever-tags: error: {text}", file=sys.stderr)
     return EXIT_BAD_INPUT
 

@@ -3,10 +3,14 @@
 `error_for_status` picks the class from a status table, as stripe-python and simple-salesforce do.
 No error carries the key or an Authorization header: only status, Lever's code and message,
 method and path (without the query string's secrets, which there are none of: the key travels
-in a header).
+in a header). The message and code pass through `toolkit.scrub.scrub` as the error is built, so
+a server that echoes the Authorization header cannot put the key into an exception, a log line
+or the journal.
 """
 
 from __future__ import annotations
+
+from toolkit.scrub import scrub  # every message passes the one credential scrubber
 
 
 class ConfigurationError(Exception):
@@ -28,8 +32,8 @@ class LeverError(Exception):
         path: str | None = None,
     ) -> None:
         self.status = status
-        self.code = code
-        self.message = message
+        self.code = scrub(code) if code is not None else None
+        self.message = scrub(message)
         self.method = method
         self.path = path
         super().__init__(str(self))

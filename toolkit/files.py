@@ -1,5 +1,11 @@
-"""Files the toolkit writes: each complete or not at all (temp file, then rename), and the one
-rule for sidecar names (`plan.csv` -> `plan.meta.json`)."""
+"""Files the toolkit writes: each complete or not at all (temp file, then rename), the one rule
+for sidecar names (`plan.csv` -> `plan.meta.json`), and the one way to read a user's YAML.
+
+Every file is created 0600 in a 0700 folder, whatever the umask: reports hold tags, contact ids
+and, when asked for, names and emails. Every CSV is safe to open in a spreadsheet: text cells
+that a spreadsheet would run as a formula get the reversible OWASP `'` prefix
+(`toolkit.sanitize.csv_cell`; `load_plan` strips it, so `plan.csv` reads back exactly).
+"""
 
 from __future__ import annotations
 
@@ -13,14 +19,14 @@ import pandas as pd
 import yaml
 
 from toolkit.errors import ConfigurationError
+from toolkit.sanitize import csv_safe_frame, private_dir, safe_yaml_load
 
 
 def _atomic_write(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # as open() would make it, not mkstemp's private 0600
+    os.chmod(tmp, 0o600)  # mkstemp's private mode, kept on purpose: reports hold personal data
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             write(handle)
@@ -39,8 +45,9 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
-    """Write `frame` as CSV without its index, atomically."""
-    return _atomic_write(Path(path), lambda h: frame.to_csv(h, index=False))
+    """Write `frame` as CSV without its index, atomically, formula-safe (`csv_safe_frame`)."""
+    safe = csv_safe_frame(frame)
+    return _atomic_write(Path(path), lambda h: safe.to_csv(h, index=False))
 
 
 def sidecar(path: str | os.PathLike, suffix: str, *, keep_suffix: bool = False) -> Path:
@@ -93,7 +100,9 @@ def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
     except OSError as exc:
         raise ConfigurationError(f"{source}: cannot read the {what} ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return safe_yaml_load(text)  # no aliases: a small file cannot expand to gigabytes
+    except ValueError as exc:
+        raise ConfigurationError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

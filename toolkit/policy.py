@@ -187,7 +187,7 @@ def load_policy(path: str | Path) -> Policy:
         raise ConfigurationError(
             f"policy file {source} {what}; check the path (an example: toolkit.policy.save_policy)"
         )
-    data = read_yaml(file, "policy file")
+    data = read_yaml(file, "policy file")  # no aliases: see toolkit.files.read_yaml
     if data is None:
         raise ConfigurationError(
             f"{source}: the policy file is empty; write at least 'version: 1' and "

@@ -18,8 +18,8 @@ from jsonschema.exceptions import ValidationError
 
 from toolkit.errors import ConfigurationError
 from toolkit.remediate.plan import MODES
+from toolkit.sanitize import MAX_TAG_LENGTH, short_repr, tag_problem
 
-MAX_TAG_LENGTH = 255  # what Lever keeps of a tag (lever-api.md)
 _TAG = {
     "type": "string",
     "format": "tag",
@@ -135,7 +135,7 @@ _FORMATS = FormatChecker(formats=())
 
 @_FORMATS.checks("tag")
 def _is_tag(value: object) -> bool:
-    return not isinstance(value, str) or (bool(value.strip()) and len(value) <= MAX_TAG_LENGTH)
+    return not isinstance(value, str) or tag_problem(value) is None  # the one tag rule
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -145,7 +145,7 @@ def short(value: Any, limit: int = 60) -> str:
         >>> short("x" * 100)[-5:]
         'xx...'
     """
-    text = repr(value).replace("\n", " ")
+    text = short_repr(value).replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -202,7 +202,7 @@ def _message(error: ValidationError, schema: Mapping[str, Any], data: Any) -> st
         name = str(path[0]) if path else "parameters"
         must = schema["properties"].get(name, {}).get("x-must", must)
         value = data.get(name) if path and isinstance(data, Mapping) else value
-        return f"{name} must be {must}, got {type(value).__name__} {short(value)}"
+        return f"{name} must be {must}, got {type(value).__name__} {short_repr(value)}"
     if not path:
         return f"the top level must be {must}; got {kind_of(value)}"
     listed = "array" in str(error.schema.get("type"))

@@ -24,9 +24,11 @@ import pandas as pd
 
 from toolkit.audit import AuditResult, considered, run_audit
 from toolkit.audit.report import (
+    audit_meta,
     audit_summary,
     contact_labels,
     contact_people,
+    focus_summary,
     write_audit_artifacts,
 )
 from toolkit.client import LeverClient
@@ -47,7 +49,7 @@ from toolkit.remediate.outcome import (
     require_success,
     write_remediation_summary,
 )
-from toolkit.remediate.plan import PLAN_COLUMNS, Plan
+from toolkit.remediate.plan import Plan, nothing_planned
 from toolkit.remediate.planfile import load_plan, save_plan
 from toolkit.remediate.planner import check_plan_request, make_plan
 from toolkit.remediate.result import ApplyResult
@@ -68,6 +70,7 @@ __all__ = [
     "check_drift",
     "open_snapshot",
     "plan_changes",
+    "plan_tags",
     "require_success",
     "roll_back",
     "run_report",
@@ -221,18 +224,8 @@ def audit_account(
     if policy is not None:
         warnings += policy_tag_warnings(policy, known_tags(frame))
     meta.update(warnings=warnings, include_archived=include_archived)
-    gaps = int(result.summary["split_pairs"])
-    if policy is not None:
-        contact_level = set(policy.contact_level)
-        gaps = int(result.split_pairs["tag"].isin(contact_level).sum())
-        meta["policy"] = str(policy_path)
-        meta["policy_summary"] = {
-            "contact_level_tags": len(contact_level),
-            "contact_level_split_pairs": gaps,
-            "contact_level_missing_assignments": int(
-                result.missing_assignments["tag"].isin(contact_level).sum()
-            ),
-        }
+    meta = audit_meta(meta, result, policy)  # with a policy, its contact-level numbers
+    gaps = int(focus_summary(result, policy)["split_pairs"])
     meta["personal_data"] = personal
     if personal == "pseudonyms":
         meta["redaction"] = salt_kind()  # which salt, in words; never the salt itself
@@ -315,8 +308,7 @@ def plan_changes(
     note = ""
     if nothing:
         note = "No tags chosen: set `tags` or `policy_path` to plan changes; nothing is planned."
-        empty = pd.DataFrame({c: pd.Series([], dtype="object") for c in PLAN_COLUMNS})
-        plan = Plan(rows=empty, meta={"mode": mode, "tags": [], "note": "no tags chosen"})
+        plan = nothing_planned(mode)
     else:
         plan = make_plan(
             snap,

@@ -4,13 +4,15 @@ context) and the CSVs, each written atomically (`toolkit.files`)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from toolkit.audit import AuditResult
+from toolkit.audit.result import AuditResult
 from toolkit.files import write_csv_atomic, write_json_atomic
+from toolkit.sanitize import private_dir
 
 # Columns of the contract in docs/architecture.md, in order.
 SPLIT_PAIRS_COLUMNS = ["contact_id", "tag", "with_tag", "opportunities"]
@@ -69,7 +71,7 @@ def write_audit_artifacts(
             share a report with pseudonyms); None keeps personal data out of the report.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)
     frames = {
         "split_pairs": _with_people(result.split_pairs[SPLIT_PAIRS_COLUMNS], people),
         "missing_assignments": _with_people(result.missing_assignments[MISSING_COLUMNS], people),
@@ -100,3 +102,51 @@ def contact_labels(frame: pd.DataFrame) -> dict[str, str]:
         str(c): f"{n} ({str(c)[:8]})"
         for c, n in zip(known["contact_id"], known["name"], strict=True)
     }
+
+
+def _contact_level(policy: Any) -> list[str]:
+    return list(getattr(policy, "contact_level", None) or [])
+
+
+def focus_summary(result: AuditResult, policy: Any = None) -> dict[str, int]:
+    """The audit's split numbers counted over the policy's contact-level tags (as the heatmap).
+
+    Without a policy (or one naming no contact-level tag) this is the all-tags summary.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> from toolkit.audit import run_audit
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"],
+        ...                   "tags": [["Python", "Berlin"], []]})
+        >>> focus_summary(run_audit(f), SimpleNamespace(contact_level=["Python"]))["split_pairs"]
+        1
+    """
+    tags = _contact_level(policy)
+    summary = {k: int(v) for k, v in result.summary.items()}
+    if not tags:
+        return summary
+    wanted = set(tags)
+    pairs = result.split_pairs.loc[result.split_pairs["tag"].isin(wanted)]
+    missing = result.missing_assignments.loc[result.missing_assignments["tag"].isin(wanted)]
+    return dict(
+        summary,
+        split_contacts=int(pairs["contact_id"].nunique()),
+        split_pairs=len(pairs),
+        missing_assignments=len(missing),
+    )
+
+
+def audit_meta(meta: Mapping[str, Any], result: AuditResult, policy: Any = None) -> dict:
+    """The snapshot's metadata plus the policy summary `summary.json` carries (as the CLI's)."""
+    out = dict(meta or {})
+    tags = _contact_level(policy)
+    if tags:
+        focus = focus_summary(result, policy)
+        out["policy"] = str(getattr(policy, "source", "") or "")
+        out["policy_summary"] = {
+            "contact_level_tags": len(set(tags)),
+            "contact_level_split_pairs": focus["split_pairs"],
+            "contact_level_split_contacts": focus["split_contacts"],
+            "contact_level_missing_assignments": focus["missing_assignments"],
+        }
+    return out

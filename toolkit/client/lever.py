@@ -48,6 +48,7 @@ from toolkit.errors import (
     UnexpectedResponseError,
     error_for_status,
 )
+from toolkit.scrub import register_secret
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class LeverClient:
             self._host = f"{self._host}:{parts.port}"
         self._base_path = parts.path.rstrip("/")
         self.session = session if session is not None else self._new_session()
+        register_secret(api_key or access_token)  # errors scrub it from server messages
         if api_key:
             self.session.auth = (api_key, "")
         else:

@@ -20,6 +20,7 @@ from toolkit.errors import ConfigurationError
 from toolkit.remediate.plan import MODES
 from toolkit.remediate.planfile import load_plan, skipped_path
 from toolkit.remediate.result import ApplyResult
+from toolkit.sanitize import printable
 
 MAX_LISTED = 20
 DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (docs/architecture.md)
@@ -179,7 +180,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         _print_result(result)
         table = result.changes_by_tag
         for row in table.head(MAX_LISTED).itertuples(index=False):
-            print(f"  {row.op:<6} {row.opportunities:>6}  {row.tag}")
+            print(f"  {row.op:<6} {row.opportunities:>6}  {printable(row.tag)}")
         if len(table) > MAX_LISTED:
             print(f"  ... {len(table) - MAX_LISTED} more (op, tag) pairs")
         if result.over_max_changes:
@@ -219,8 +220,8 @@ def _list_failures(result) -> None:
     bad = outcomes[outcomes["state"].isin(["failed", "not_found"])]
     for row in bad.head(MAX_LISTED).itertuples(index=False):
         print(
-            f"  {row.state}: {row.op} {row.tags} on {row.opportunity_id}: "
-            f"{row.message or row.code or row.status}"
+            f"  {row.state}: {row.op} {printable(row.tags)} on {row.opportunity_id}: "
+            f"{printable(row.message or row.code or row.status)}"
         )
     if len(bad) > MAX_LISTED:
         print(f"  ... {len(bad) - MAX_LISTED} more; see the journal")

@@ -13,6 +13,7 @@ from toolkit.files import read_yaml
 from toolkit.notebook.batch import load_batch, run_batch
 from toolkit.notebook.execute import check_out_root
 from toolkit.notebook.secrets import SecretLeakError
+from toolkit.sanitize import printable
 
 
 def _params_file(path: str) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     def progress(res) -> None:
         line = f"{res.status:9} {res.name}  {res.seconds:.1f} s  {res.folder}"
         if not res.ok:
-            line += f"\n          {res.error_message}"
+            line += f"\n          {printable(res.error_message)}"
         print(line, file=sys.stderr, flush=True)
 
     batch = run_batch(spec, out_root, progress=progress, execution_timeout=args.timeout)

@@ -81,6 +81,12 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         help="HTTP status of the invalid-offset-token answer (default 400)",
     )
     p.add_argument("--state", metavar="FILE", default=None, help="load/save the data in FILE")
+    p.add_argument(
+        "--hostile",
+        action="store_true",
+        help="plant hostile tags, names and emails (script, formulas, mathtext, escapes) on "
+        "some opportunities of several contacts: for testing reports and CSVs",
+    )
     p.set_defaults(func=_cmd_sandbox)
 
 
@@ -113,7 +119,13 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
     _check(args)
     try:
+        dataset = None
+        if args.hostile and not (args.state and os.path.exists(args.state)):
+            from toolkit.sandbox.data import hostile_dataset  # the sandbox only when it runs
+
+            dataset = hostile_dataset(args.seed, args.contacts, args.opportunities)
         sb = Sandbox(
+            dataset=dataset,
             seed=args.seed,
             contacts=args.contacts,
             opportunities=args.opportunities,

@@ -8,7 +8,7 @@ import csv
 import html
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,9 +18,11 @@ from toolkit import config
 from toolkit.errors import ConfigurationError
 from toolkit.files import read_yaml
 from toolkit.notebook import execute
+from toolkit.notebook.batch_index import batch_history, number_cells, series, trend_html
 from toolkit.notebook.execute import (
     FAILED,
     READ_ONLY_NOTEBOOKS,
+    REPORT_CSP,
     RunResult,
     _unique_folder,
 )
@@ -30,6 +32,7 @@ from toolkit.notebook.params import (
     utc_stamp,
     validate_run_parameters,
 )
+from toolkit.sanitize import create_private, csv_cell, short_repr
 from toolkit.specs import BATCH, check
 
 
@@ -99,7 +102,7 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
         where = f"{path.name}: run {i}"
         name, notebook = run["name"], run["notebook"]
         if name in seen:
-            raise ConfigurationError(f"{where}: duplicate run name {name!r}")
+            raise ConfigurationError(f"{where}: duplicate run name {short_repr(name)}")
         seen.add(name)
         params = run.get("parameters") or {}
         try:
@@ -172,14 +175,17 @@ def run_batch(
             for run, res in zip(group, pool.map(one, group), strict=True):
                 results[run.name] = res
     ordered = [results[r.name] for r in spec.runs]
+    history = batch_history(folder, f"batch-{stem}")  # earlier batches of this file: the trend
     runs_csv = write_runs_csv(ordered, folder / "runs.csv")
-    index = write_index_html(ordered, folder / "index.html", title=f"Batch {stem}")
+    index = write_index_html(ordered, folder / "index.html", title=f"Batch {stem}", history=history)
     return BatchResult(folder=folder, results=ordered, index_html=index, runs_csv=runs_csv)
 
 
 def write_runs_csv(results: Sequence[RunResult], path: Path) -> Path:
-    """One row per run: name, notebook, status, seconds, error, folder, html, notebook_out."""
-    rows = [r.as_row(path.parent) for r in results]
+    """One row per run: name, notebook, status, seconds, error, folder, html, notebook_out,
+    started_at, then its key numbers (`batch_index.NUMBER_COLUMNS`, "" when none)."""
+    rows = [{k: csv_cell(v) for k, v in r.as_row(path.parent).items()} for r in results]
+    create_private(path)
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
         writer.writeheader()
@@ -187,38 +193,55 @@ def write_runs_csv(results: Sequence[RunResult], path: Path) -> Path:
     return path
 
 
-def write_index_html(results: Sequence[RunResult], path: Path, *, title: str = "Runs") -> Path:
-    """A small self-contained HTML page listing the runs, linking their reports."""
+def write_index_html(
+    results: Sequence[RunResult],
+    path: Path,
+    *,
+    title: str = "Runs",
+    history: Sequence[Mapping[str, Any]] = (),
+) -> Path:
+    """A small self-contained HTML page listing the runs with their key numbers (split pairs,
+    writes, failures) and links, then the trend of each notebook's runs (`history`: rows of
+    earlier batches' runs.csv, `toolkit.notebook.batch_index.batch_history`)."""
     esc = html.escape
     body = []
+    rows = []
     for r in results:
         row = r.as_row(path.parent)
+        rows.append(row)
         link = (f'<a href="{esc(row["html"])}">report</a>' if row["html"] else "") + (
             f' · <a href="{esc(row["notebook_out"])}">notebook</a>' if row["notebook_out"] else ""
         )
         cls = "ok" if r.ok else "failed"
         body.append(
             f'<tr class="{cls}"><td>{esc(r.name)}</td><td>{esc(r.notebook.name)}</td>'
-            f'<td class="status">{esc(r.status)}</td><td>{row["seconds"]}</td>'
-            f"<td>{link}</td><td>{esc(r.error_message)}</td></tr>"
+            f'<td class="status">{esc(r.status)}</td><td class="num">{row["seconds"]}</td>'
+            f"{number_cells(row)}<td>{link}</td><td>{esc(r.error_message)}</td></tr>"
         )
     failed = sum(not r.ok for r in results)
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP}">
+<title>{esc(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
 tr.failed .status {{ color: #D55E00; font-weight: bold; }}
 tr.ok .status {{ color: #009E73; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
 <p>{len(results)} runs, {failed} failed. Generated {esc(utc_stamp())}.</p>
-<table><thead><tr><th>run</th><th>notebook</th><th>status</th><th>seconds</th><th>links</th>
+<table><thead><tr><th>run</th><th>notebook</th><th>status</th><th>seconds</th>
+<th>split pairs</th><th>written (of planned)</th><th>failed writes</th><th>links</th>
 <th>error</th></tr></thead><tbody>
 {chr(10).join(body)}
-</tbody></table></body></html>
+</tbody></table>
+{trend_html(series(rows, history))}
+</body></html>
 """
+    create_private(path)
     path.write_text(page, encoding="utf-8")
     return path
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from toolkit import config
 from toolkit.errors import ConfigurationError
+from toolkit.notebook.batch_index import run_numbers
 from toolkit.notebook.params import (
     notebook_parameters,
     resolve_notebook,
@@ -44,6 +45,7 @@ from toolkit.notebook.secrets import (
     _secrets,
     scan_for_secrets,
 )
+from toolkit.sanitize import create_private, private_dir, private_tree, short_repr
 
 KERNEL_NAME = "python3"
 
@@ -96,23 +98,25 @@ class RunResult:
             "html": rel(self.html_path),
             "notebook_out": rel(self.executed_path),
             "started_at": self.started_at,
+            **run_numbers(self.folder),  # key numbers from the run's summary/remediation JSON
         }
 
 
 def _unique_folder(out_root: Path, name: str) -> Path:
     check_out_root(out_root)
     try:
-        out_root.mkdir(parents=True, exist_ok=True)
+        private_dir(out_root)  # folders it creates are 0700; an existing one is left as it is
     except (FileExistsError, NotADirectoryError):
         raise ConfigurationError(f"--out-root {out_root} is not a folder") from None
     base = f"{utc_stamp()}-{name}"
     for n in range(1, 1000):
         folder = out_root / (base if n == 1 else f"{base}-{n}")
         try:
-            folder.mkdir()
-            return folder
+            folder.mkdir(mode=0o700)
         except FileExistsError:
             continue
+        os.chmod(folder, 0o700)  # whatever the umask: a run folder holds personal data
+        return folder
     raise ConfigurationError(f"cannot create a run folder under {out_root}")  # pragma: no cover
 
 
@@ -126,13 +130,14 @@ def check_out_root(out_root: str | os.PathLike) -> None:
             return
 
 
-_NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_OK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def _check_name(name: str) -> str:
-    if not _NAME_OK.match(name):
+    if not isinstance(name, str) or not _NAME_OK.fullmatch(name):
         raise ConfigurationError(
-            f"run name {name!r} must be letters, digits, '.', '_' or '-' (no spaces or slashes)"
+            f"run name {short_repr(name)} must be letters, digits, '.', '_' or '-' (1-100, "
+            "starting with a letter or digit; no spaces, slashes or line breaks)"
         )
     return name
 
@@ -149,32 +154,109 @@ def _image_alts(nb: Any) -> list[str]:
     return alts
 
 
-def export_html(executed: Path, html_path: Path | None = None) -> Path:
-    """Export an executed notebook to HTML with the code hidden; images stay embedded (base64).
+# Reports are documents: no script runs, nothing loads from elsewhere (a report tells no third
+# party it was opened, and a payload that slipped through an escape still cannot run).
+REPORT_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; "
+    "script-src 'none'; base-uri 'none'; form-action 'none'"
+)
 
-    Each chart gets its title as alternative text (`keep_figure` records it).
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+# What HTML outputs may keep (nbconvert's SanitizeHTML, bleach): tables as pandas and Styler
+# write them, with their <style>, and simple text markup. Anything else (script, svg, iframe,
+# form, event handlers, javascript: links) is stripped; widget views and JavaScript outputs are
+# dropped (their text/plain stays).
+REPORT_TAGS = [
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "div",
+    "dl", "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p",
+    "pre", "small", "span", "strong", "style", "sub", "sup", "table", "tbody", "td", "tfoot",
+    "th", "thead", "tr", "ul",
+]  # fmt: skip
+
+
+REPORT_ATTRIBUTES = {
+    "*": ["class", "id", "title", "style"],
+    "a": ["href"],
+    "img": ["src", "alt", "width", "height"],
+    "td": ["colspan", "rowspan"],
+    "th": ["colspan", "rowspan"],
+    "table": ["border"],
+}
+
+
+REPORT_STYLES = [
+    "background-color", "border", "border-collapse", "color", "font-style", "font-weight",
+    "padding", "text-align", "vertical-align", "white-space", "width",
+]  # fmt: skip
+
+
+def _strip_external(soup: Any) -> int:
+    """Remove every element that would load something from elsewhere; return how many."""
+    removed = 0
+    for tag in soup.find_all(["script", "link", "iframe", "object", "embed", "base"]):
+        if tag.name != "link" or tag.get("href"):  # a report runs no script (widget views too)
+            tag.decompose()
+            removed += 1
+    for tag in soup.find_all(src=True):
+        if not str(tag["src"]).startswith("data:"):
+            del tag["src"]
+            removed += 1
+    return removed
+
+
+def export_html(executed: Path, html_path: Path | None = None) -> Path:
+    """Export an executed notebook to a self-contained, offline, sanitized HTML report.
+
+    The code is hidden; images stay embedded (base64), and each chart gets its title as
+    alternative text (`keep_figure` records it). The template (`toolkit/templates/offline`, the
+    lab template without its CDN loads) references no require.js, MathJax, Mermaid or widget
+    renderer, and carries a Content-Security-Policy (`REPORT_CSP`) that lets no script run and
+    nothing load from another origin. Code cell outputs are sanitized by nbconvert's
+    `SanitizeHTML` (bleach) with an allowlist that keeps pandas/Styler tables and their styles
+    (`REPORT_TAGS`, `REPORT_ATTRIBUTES`, `REPORT_STYLES`): script, svg, iframes, forms, event
+    handlers and javascript: links are escaped or dropped. Whatever would still load from
+    elsewhere is removed (`_strip_external`). The file is 0600.
     """
     # Heavy (Jupyter stack, HTML parsing): loaded only when a report is exported.
     import nbformat
     from bs4 import BeautifulSoup
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
 
     html_path = html_path or executed.with_suffix(".html")
     nb = nbformat.read(executed, as_version=4)
+    nb.metadata.pop("widgets", None)  # widget state would need a renderer from a CDN
+    sanitizer = SanitizeHTML(tags=REPORT_TAGS, attributes=REPORT_ATTRIBUTES, styles=REPORT_STYLES)
+    sanitizer.log.setLevel(logging.WARNING)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":  # outputs carry data; Markdown is the notebook's own text
+            sanitizer.preprocess_cell(cell, {}, index)
     exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        template_name="offline",
+        extra_template_basedirs=[str(_TEMPLATES)],
+        require_js_url="",
+        mathjax_url="",
+        jquery_url="",
+        widget_renderer_url="",
     )
     exporter.log.setLevel(logging.ERROR)  # it warns about missing alt text, set below
-    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    resources = {"metadata": {"name": executed.stem}, "report_csp": REPORT_CSP}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    soup = BeautifulSoup(body, features="html.parser")
     alts = _image_alts(nb)
-    if alts:
-        soup = BeautifulSoup(body, features="html.parser")
-        images = soup.select('img[src^="data:image/png"]')
-        for img, alt in zip(images, alts, strict=False):
-            if alt:
-                img["alt"] = alt
-        body = str(soup)
-    html_path.write_text(body, encoding="utf-8")
+    images = soup.select('img[src^="data:image/png"]')
+    for img, alt in zip(images, alts, strict=False):
+        if alt:
+            img["alt"] = alt
+    _strip_external(soup)
+    create_private(html_path)
+    html_path.write_text(str(soup), encoding="utf-8")
     return html_path
 
 
@@ -285,7 +367,8 @@ def run_notebook(
 
     Raises:
         ConfigurationError: unknown notebook or parameter, wrong-typed value, credential given.
-        SecretLeakError: a produced file contained the credential (the file is redacted in place).
+        SecretLeakError: a produced file contained the credential (text files are redacted,
+            binary ones left intact; see `scan_for_secrets`).
     """
     # Heavy (Jupyter stack): loaded only when a notebook runs, not by `import toolkit...`.
     import papermill
@@ -301,6 +384,7 @@ def run_notebook(
     result = RunResult(name=name, notebook=path, folder=folder, parameters=params)
     result.executed_path = folder / path.name
     result.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    create_private(result.executed_path)  # papermill rewrites it in place: it stays 0600
     t0 = time.monotonic()
     try:
         papermill.execute_notebook(
@@ -312,8 +396,10 @@ def run_notebook(
             progress_bar=False,
             log_output=log_output,
             execution_timeout=execution_timeout,
-            # the kernel's own start-up chatter (a TCP-on-loopback warning) stays out of logs
-            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            # the kernel's own chatter stays out of the terminal: its start-up warning (TCP on
+            # loopback) and the "KeyboardInterrupt caught in kernel" ERROR it logs now and then
+            # when jupyter_client interrupts it on shutdown; cell errors reach the report anyway
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             kernel_manager_class=_headless_kernel_manager(folder),
         )
     except PapermillExecutionError as exc:
@@ -333,12 +419,14 @@ def run_notebook(
         for p in folder.rglob("*")
         if p.is_file() and p not in (result.executed_path, result.html_path) and p.suffix != ".lock"
     )
+    private_tree(folder)  # 0700 folders, 0600 files, whatever the umask
     leaked = scan_for_secrets(folder, secrets)
     if leaked:
         names = ", ".join(str(p.relative_to(folder)) for p in leaked)
         raise SecretLeakError(
-            f"a credential (the Lever key or token, its Basic-auth encoding, an Authorization "
-            f"header, or the redaction salt) was found in {names} under {folder}; it has been "
-            "redacted there, but this is a bug: please report it"
+            f"a credential (the Lever key or token, its Basic-auth or bearer form, or the "
+            f"redaction salt) was found in {names} under {folder}; text files have been "
+            "redacted, binary files (journal, snapshot) were left intact and private: rotate "
+            "the key. This is a bug: please report it"
         )
     return result

@@ -27,6 +27,7 @@ from toolkit import audit
 from toolkit.audit.report import contact_labels
 from toolkit.notebook.charts import OKABE_ITO
 from toolkit.remediate.planner import make_plan
+from toolkit.sanitize import tag_problem
 
 GAP_STYLE = f"background-color: {OKABE_ITO['orange']}; color: black; font-weight: bold"
 FULL_STYLE = "background-color: #cfe6f6; color: black"
@@ -91,7 +92,9 @@ def style_grid(grid: pd.DataFrame) -> Any:
         return GAP_STYLE if 0.0 < value < 1.0 else FULL_STYLE
 
     return (
-        grid.style.format("{:.0%}", na_rep="")
+        grid.style.format("{:.0%}", na_rep="", escape="html")
+        .format_index(escape="html", axis=0)  # tags and names are data: never markup
+        .format_index(escape="html", axis=1)
         .map(colour)
         .set_caption("share of each contact's opportunities carrying the tag; gaps highlighted")
         .set_table_attributes('class="tag-coverage"')
@@ -172,6 +175,7 @@ class TagExplorer:
         evidence = audit.contact_level_evidence(audit.considered(self.frame))
         likely = evidence.loc[evidence["suggestion"] == "likely contact-level"]
         likely = likely.sort_values(["split_contacts", "tag"], ascending=[False, True])
+        likely = likely.loc[likely["tag"].map(lambda t: tag_problem(t) is None)]  # plannable
         return likely["tag"].head(DEFAULT_TAGS).tolist()
 
     # -- the current choice -----------------------------------------------------------------------
@@ -219,12 +223,13 @@ class TagExplorer:
 
     def plan(self) -> Any:
         """The plan (propagate) the current choice would produce, or None without tags."""
-        if not self.selected_tags:
+        tags = [t for t in self.selected_tags if tag_problem(t) is None]  # never written as is
+        if not tags:
             return None
         return make_plan(
             self.filtered(),
             mode="propagate",
-            tags=self.selected_tags,
+            tags=tags,
             policy=self.policy,
             include_archived=self.include_archived.value,
         )

@@ -14,6 +14,7 @@ import pandas as pd
 from IPython.display import Image
 
 from toolkit.notebook.charts import save_figure
+from toolkit.notebook.charts.base import describe_figure
 from toolkit.notebook.params import resolve_output_dir
 from toolkit.remediate.journal_views import journal_summary
 
@@ -86,7 +87,9 @@ def keep_figure(fig: Figure, name: str, output_dir: str | os.PathLike = "") -> A
     carries the chart as an image whatever the plotting backend.
     """
     path = save_figure(fig, resolve_output_dir(output_dir) / "charts" / f"{name}.png")
-    return Image(data=path.read_bytes(), format="png", alt=figure_title(fig) or name)
+    # alternative text: the title, the axes and the first values (what a reader would see)
+    alt = describe_figure(fig) or figure_title(fig) or name
+    return Image(data=path.read_bytes(), format="png", alt=alt)
 
 
 def figure_title(fig: Figure) -> str:

@@ -3,7 +3,6 @@ checks a notebook runs on them, and the path rules (docs/architecture.md)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -16,7 +15,8 @@ import yaml
 
 from toolkit import config
 from toolkit.errors import ConfigurationError
-from toolkit.specs import INPUT_PATH_PARAMETERS, PARAMETERS, PATH_PARAMETERS, short
+from toolkit.sanitize import private_dir, safe_yaml_load, short_repr
+from toolkit.specs import INPUT_PATH_PARAMETERS, PARAMETERS, PATH_PARAMETERS
 from toolkit.specs import problems as spec_problems
 
 # Every parameter a notebook of this project may declare, with its type and constraints, is
@@ -199,7 +199,7 @@ def resolve_output_dir(output_dir: str | os.PathLike = "") -> Path:
             out = _INTERACTIVE_DIR
         else:
             out = cwd
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)  # the folders it creates are 0700: artifacts hold personal data
     return out
 
 
@@ -207,7 +207,7 @@ def journal_path_for(journal_path: str = "", output_dir: str | os.PathLike = "")
     """The journal to use: the given path, else `journal.sqlite` beside the report."""
     if journal_path:
         path = resolve_path(journal_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         return path
     return resolve_output_dir(output_dir) / "journal.sqlite"
 
@@ -238,9 +238,21 @@ def coerce_parameter(value: Any, type_name: str | None) -> Any:
         (['Python'], '7', 7)
     """  # noqa: E501
     kind = _TYPE_NAMES.get((type_name or "").strip())
+    if isinstance(value, str) and len(value) > MAX_PARAMETER_CHARS:
+        raise ConfigurationError(
+            f"a parameter value of {len(value):,} characters (the maximum is "
+            f"{MAX_PARAMETER_CHARS:,}); pass large inputs as files (policy_path, snapshot_path)"
+        )
     if isinstance(value, str) and kind is not str:
-        with contextlib.suppress(yaml.YAMLError):
-            value = yaml.safe_load(value) if value.strip() else value
+        try:
+            value = safe_yaml_load(value) if value.strip() else value
+        except yaml.composer.ComposerError as exc:
+            if "aliases" in str(exc):
+                raise ConfigurationError(
+                    f"parameter value {short_repr(value)}: YAML aliases (*name) are not allowed"
+                ) from None
+        except yaml.YAMLError:
+            pass  # not YAML: the text as given
     if kind is list and isinstance(value, str | int | float) and not isinstance(value, bool):
         return [str(value)]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -270,7 +282,7 @@ def validate_run_parameters(notebook: Path, parameters: Mapping[str, Any]) -> di
             continue
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             problems.append(
-                f"{name} must be {kind.__name__}, got {_type_name(value)} {short(value)}"
+                f"{name} must be {kind.__name__}, got {_type_name(value)} {short_repr(value)}"
             )
     if problems:
         raise ConfigurationError(f"{notebook.name}: bad parameter: " + "; ".join(problems))
@@ -309,3 +321,7 @@ def resolve_notebook(notebook: str | os.PathLike) -> Path:
         if c.is_file():
             return c.resolve()
     raise ConfigurationError(f"no such notebook: {notebook} (looked in {config.NOTEBOOKS_DIR})")
+
+
+# The longest parameter value accepted from the command line or a batch file (before parsing).
+MAX_PARAMETER_CHARS = 100_000

@@ -4,10 +4,10 @@ overwritten in place where found; parameters that carry them are refused before 
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
-import re
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,14 @@ from typing import Any
 from toolkit import config
 from toolkit.errors import ConfigurationError
 from toolkit.redact import redaction_salt
+from toolkit.sanitize import private_file
+from toolkit.scrub import secret_forms as forms
 
 REDACTED = b"[redacted]"
 
 
 class SecretLeakError(RuntimeError):
-    """A produced file contained the credential (it has been overwritten in place)."""
+    """A produced file contained the credential (text redacted, binary files left intact)."""
 
 
 def _secrets() -> tuple[str, ...]:
@@ -45,66 +47,69 @@ def _refuse_secret_values(parameters: Mapping[str, Any], secrets: Sequence[str])
         )
 
 
-# A quote as it appears in a printed dict, in JSON (escaped) or in HTML (entities).
-_QUOTE = rb"""(?:\\?["']|&#39;|&#x27;|&quot;|&#34;)"""
-
-
-# An Authorization header with its value: a header line (`Authorization: Basic abc=`) or a
-# printed dict item (`'Authorization': 'Bearer abc'`, `"authorization": "abc"`).
-_TOKEN = rb"""[^\s'"&\\,}]+"""
-
-
-_HEADER_LINE = rb"authorization\s*:\s*(?:basic|bearer)\s+" + _TOKEN
-
-
-_DICT_ITEM = b"".join(
-    [_QUOTE, rb"authorization", _QUOTE, rb"\s*:\s*", _QUOTE, rb"(?:(?:basic|bearer)\s+)?", _TOKEN]
-)
-
-
-_AUTH_HEADER = re.compile(_HEADER_LINE + rb"|" + _DICT_ITEM, re.IGNORECASE)
-
-
 def secret_forms(secret: str) -> list[bytes]:
-    """The byte strings a credential can travel as: raw, in a Basic-auth header, as a bearer.
-
-    Lever's Basic auth sends `base64("KEY:")`; its aligned prefix (the part that does not depend
-    on what follows the key) is searched too, so `base64("KEY")` and a password after the colon
-    are caught. `Bearer KEY` contains the raw key.
+    """The byte strings a credential can travel as (`toolkit.scrub.secret_forms`).
 
     Example:
-        >>> [f.decode() for f in secret_forms("sk-test-0123456789abcdef")][:2]
-        ['sk-test-0123456789abcdef', 'c2stdGVzdC0wMTIzNDU2Nzg5YWJjZGVmOg==']
+        >>> b"c2stdGVzdC0wMTIzNDU2Nzg5YWJjZGVmOg==" in secret_forms("sk-test-0123456789abcdef")
+        True
     """
-    raw = secret.encode()
-    forms = [raw, base64.b64encode(raw + b":"), b"Bearer " + raw]
-    aligned = base64.b64encode(raw)[: 4 * (len(raw) // 3)]
-    if len(aligned) >= 16:
-        forms.append(aligned)
-    return list(dict.fromkeys(f for f in forms if f))
+    return [f.encode() for f in forms(secret)]
+
+
+# Files the scan never edits: a database, a columnar file or an image rewritten byte-wise is
+# corrupt (a journal so edited said "database disk image is malformed" and rollback crashed).
+_BINARY_SUFFIXES = {".sqlite", ".sqlite-wal", ".sqlite-shm", ".db", ".parquet", ".png", ".lock"}
+
+
+def _is_text(path: Path, data: bytes) -> bool:
+    if path.suffix.lower() in _BINARY_SUFFIXES or b"\x00" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def scan_for_secrets(folder: Path, secrets: Sequence[str] | None = None) -> list[Path]:
-    """Files under `folder` holding a credential; each is overwritten with it redacted.
+    """Files under `folder` holding a credential: the last check after a run (a safety net).
 
-    Looks for every secret (the Lever credential, the redaction salt) in each form it can travel
-    as (`secret_forms`: raw, base64 of `KEY:` as Basic auth sends it, `Bearer KEY`), and for any
-    Authorization header with a value (a header line or a printed headers dict, also
-    JSON-escaped or HTML-escaped), whatever the key: that is a leak even of a key this process
-    does not know.
+    It looks for the real credentials only (the Lever key or token and the redaction salt),
+    in every form they travel as (`secret_forms`: raw, base64 of `KEY:` as Basic auth sends it,
+    `Bearer KEY`). Text that merely looks like a header (a tag called
+    `Authorization: Bearer innocentlookingtag`) is data and is not a finding. Credentials are
+    scrubbed where they enter (`toolkit.scrub`), so a finding here is a bug.
+
+    A text file that holds one is rewritten atomically with `[redacted]` in its place (same
+    private mode). A binary file (the journal, a Parquet snapshot, an image) is never edited:
+    it is left intact and private (0600) and reported, so nothing is corrupted; the caller
+    fails the run and names it.
     """
     secrets = _secrets() if secrets is None else tuple(secrets)
     needles = sorted(
         {form for s in secrets if s for form in secret_forms(s)}, key=len, reverse=True
     )
     leaked: list[Path] = []
+    if not needles:
+        return leaked
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         data = path.read_bytes()
+        if not any(needle in data for needle in needles):
+            continue
+        leaked.append(path)
+        if not _is_text(path, data):
+            private_file(path)  # left as it is: editing it would corrupt it
+            continue
         clean = data
         for needle in needles:
             clean = clean.replace(needle, REDACTED)
-        clean = _AUTH_HEADER.sub(REDACTED, clean)  # the header name too
-        if clean != data:
-            path.write_bytes(clean)
-            leaked.append(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(clean)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return leaked

@@ -56,6 +56,7 @@ from toolkit.remediate.journal_schema import (
     _load,
     now_iso,
 )
+from toolkit.sanitize import create_private
 
 # Failures worth another go on resume: rate limit or server trouble that outlived the retries,
 # and dropped connections (status NULL). 400/403/404 are final.
@@ -81,6 +82,8 @@ class Journal:
             self._lock.take()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if create and not os.path.lexists(self.path):
+                create_private(self.path)  # 0600 before SQLite writes (its -wal/-shm follow)
             self._db = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=30
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ class RunLock:
         # the old file just before may then lock a file nobody else sees; it must notice that
         # (the path no longer names its file) and take the lock again on the current one.
         for _attempt in range(100):
-            handle = open(self.path, "a+")  # noqa: SIM115  (held for the journal's life)
+            handle = self._open()
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -64,6 +65,26 @@ class RunLock:
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         self._handle = handle
+
+    def _open(self) -> Any:
+        """Open (or create, 0600) the lock file without following a symlink; refuse anything
+        but a plain file of its own (a hard link to another file would be truncated)."""
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, 0o600)
+        except OSError as exc:
+            kind = "a symlink" if self.path.is_symlink() else "not usable"
+            raise JournalError(
+                f"the lock file {self.path} is {kind} ({exc.strerror}); remove it and retry"
+            ) from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            os.close(fd)
+            raise JournalError(
+                f"the lock file {self.path} is not a plain file of its own (a link or a "
+                "device); remove it and retry"
+            )
+        return os.fdopen(fd, "r+")
 
     def release(self) -> None:
         """Remove the lock file while still holding the lock, then unlock."""

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.errors import ConfigurationError
+from toolkit.sanitize import MAX_TAG_LENGTH, tag_problem
 
 PLAN_COLUMNS = ["opportunity_id", "contact_id", "op", "tag"]
 SKIPPED_COLUMNS = [*PLAN_COLUMNS, "reason"]
@@ -147,6 +148,19 @@ class Plan:
         }
 
 
+def nothing_planned(mode: str = "propagate") -> Plan:
+    """The plan of a run that chose no tags: no rows, and a note saying why (a notebook run with
+    its defaults previews nothing instead of failing; its headline says "nothing to do").
+
+    Example:
+        >>> nothing_planned().meta["note"], len(nothing_planned().rows)
+        ('no tags chosen', 0)
+    """
+    return Plan(
+        rows=_empty(PLAN_COLUMNS), meta={"mode": mode, "tags": [], "note": "no tags chosen"}
+    )
+
+
 def calls_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Group plan rows into write calls: one per (opportunity_id, op) with all its tags.
 
@@ -185,3 +199,14 @@ __all__ = [
     "calls_from_rows",
     "rows_digest",
 ]
+
+
+def check_plan_tags(tags: Iterable[Any], where: str = "") -> None:
+    """One PlanError line for the first tag Lever should not get (`sanitize.tag_problem`)."""
+    for tag in tags:
+        problem = tag_problem(tag)
+        if problem:
+            raise PlanError(
+                f"{where}{problem}: a tag must be non-empty after stripping spaces, without "
+                f"control characters, and at most {MAX_TAG_LENGTH} characters"
+            )

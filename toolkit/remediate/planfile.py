@@ -25,8 +25,10 @@ from toolkit.remediate.plan import (
     PlanError,
     _empty,
     _frame,
+    check_plan_tags,
     rows_digest,
 )
+from toolkit.sanitize import csv_uncell, short_repr
 
 
 def meta_path(path: str | os.PathLike) -> Path:
@@ -50,6 +52,10 @@ def snapshot_path(path: str | os.PathLike) -> Path:
 
 
 def _read_rows(path: Path) -> pd.DataFrame:
+    """Plan rows from `path`; cells pass `csv_uncell` (the OWASP `'` written by `save`)."""
+    if csv.field_size_limit() < PLAN_FIELD_LIMIT:
+        csv.field_size_limit(PLAN_FIELD_LIMIT)
+    line = 1
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
@@ -70,17 +76,22 @@ def _read_rows(path: Path) -> pd.DataFrame:
                     continue
                 if len(record) != len(header):
                     raise PlanError(f"{path}:{line}: {len(record)} fields, expected {len(header)}")
-                opp, contact, op, tag = (record[i] for i in index)
+                opp, contact, op, tag = (csv_uncell(record[i]) for i in index)
                 opp, contact, op = opp.strip(), contact.strip(), op.strip()
                 if not opp:
                     raise PlanError(f"{path}:{line}: empty opportunity_id")
                 if op not in OPS:
-                    raise PlanError(f"{path}:{line}: unknown op {op!r} (use add or remove)")
+                    raise PlanError(
+                        f"{path}:{line}: unknown op {short_repr(op)} (use add or remove)"
+                    )
                 if not tag:
                     raise PlanError(f"{path}:{line}: empty tag")
+                check_plan_tags([tag], f"{path}:{line}: ")
                 records.append((opp, contact, op, tag, line))
     except UnicodeDecodeError:
         raise PlanError(f"{path}: not a UTF-8 CSV file") from None
+    except csv.Error as exc:
+        raise PlanError(f"{path}:{line + 1}: not a plan CSV ({exc})") from None
     frame = _frame(records, [*PLAN_COLUMNS, "line"])
     if frame.empty:
         return _empty(PLAN_COLUMNS)
@@ -134,6 +145,7 @@ def load_plan(path: str | os.PathLike) -> Plan:
             skipped_path(path), dtype=str, keep_default_na=False, encoding="utf-8-sig"
         )
         skipped = skipped.reindex(columns=SKIPPED_COLUMNS, fill_value="").astype(object)
+        skipped = skipped.map(csv_uncell)
     if meta.get("plan_sha256") and meta["plan_sha256"] != rows_digest(rows):
         meta = dict(meta, edited=True)  # reviewed and edited by hand: still a valid plan
     return Plan(rows=rows, skipped=skipped, meta=meta, before=before, path=path)
@@ -158,3 +170,8 @@ def save_plan(plan: Plan, path: str | os.PathLike) -> Path:
     plan.meta = meta
     plan.path = path
     return path
+
+
+# A plan cell can be at most this long (a tag is at most MAX_TAG_LENGTH; ids are short): the
+# csv module's own limit (131,072) ended in a `_csv.Error` traceback; a longer cell is refused.
+PLAN_FIELD_LIMIT = 1 << 20

@@ -28,6 +28,7 @@ from toolkit.remediate.plan import (
     _empty,
     _frame,
     _sorted_rows,
+    check_plan_tags,
 )
 from toolkit.snapshot.frame import fingerprint, safe_watermark
 
@@ -99,6 +100,8 @@ def check_plan_request(
     if mode not in MODES:
         raise PlanError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     chosen = [tags] if isinstance(tags, str) else list(tags or [])
+    renames = dict(renames or {})
+    check_plan_tags([*chosen, *renames, *renames.values()], "bad tag: ")  # before any fetch
     chosen = chosen or list(_policy_view(policy).get("contact_level", []))
     if mode == "rename":
         if not (renames or chosen):
@@ -163,6 +166,7 @@ def make_plan(
         rename_map = _renames_from_variants(frame, chosen, include_archived)
     if mode != "rename" and not chosen:
         raise PlanError("no tags to plan: give --tag T (repeatable) or --policy FILE")
+    check_plan_tags([*chosen, *rename_map, *rename_map.values()])
     if mode == "rename":
         _check_renames(rename_map)
         if not rename_map:

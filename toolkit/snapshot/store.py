@@ -11,6 +11,7 @@ import pandas as pd
 
 from toolkit.errors import ConfigurationError
 from toolkit.files import sidecar
+from toolkit.sanitize import create_private, private_dir
 from toolkit.snapshot.frame import COLUMNS, Snapshot, fingerprint, safe_watermark, typed_frame
 
 
@@ -26,11 +27,13 @@ def meta_path(path: str | os.PathLike) -> Path:
 def save_snapshot(snapshot: Snapshot, path: str | os.PathLike) -> Path:
     """Write the frame as Parquet and the metadata as JSON, each atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # folders it creates: 0700; files: 0600 (names, emails, tags)
     tmp = path.with_name(f".{path.name}.tmp")
+    create_private(tmp)
     snapshot.frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
     meta_tmp = path.with_name(f".{path.name}.meta.tmp")
+    create_private(meta_tmp)
     meta_tmp.write_text(json.dumps(snapshot.meta, indent=2, sort_keys=True, default=str))
     os.replace(meta_tmp, meta_path(path))
     return path

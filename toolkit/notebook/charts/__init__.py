@@ -16,20 +16,29 @@ from toolkit.notebook.charts.audit import (
     split_contacts_bar,
 )
 from toolkit.notebook.charts.base import (
+    FONT_FALLBACK,
     HEATMAP_CMAP,
+    HEATMAP_LABEL_SIZE,
     LABEL_WIDTH,
     OKABE_ITO,
     PALETTE,
     close,
+    describe_figure,
     fit_labels,
+    font_families,
+    missing_glyphs,
+    plain_text,
     png_bytes,
     save_figure,
     shorten,
+    use_fallback_fonts,
 )
 from toolkit.notebook.charts.remediation import before_after_bar, plan_counts_bar
 
 __all__ = [
+    "FONT_FALLBACK",
     "HEATMAP_CMAP",
+    "HEATMAP_LABEL_SIZE",
     "LABEL_WIDTH",
     "OKABE_ITO",
     "PALETTE",
@@ -37,11 +46,16 @@ __all__ = [
     "close",
     "coverage_heatmap",
     "coverage_matrix",
+    "describe_figure",
     "fit_labels",
+    "font_families",
+    "missing_glyphs",
     "opportunities_per_contact_hist",
+    "plain_text",
     "plan_counts_bar",
     "png_bytes",
     "save_figure",
     "shorten",
     "split_contacts_bar",
+    "use_fallback_fonts",
 ]

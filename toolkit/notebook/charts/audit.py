@@ -13,6 +13,7 @@ from matplotlib.ticker import MaxNLocator
 from toolkit.audit.coverage import coverage_grid
 from toolkit.notebook.charts.base import (
     HEATMAP_CMAP,
+    HEATMAP_LABEL_SIZE,
     LABEL_WIDTH,
     OKABE_ITO,
     _annotate_barh,
@@ -24,7 +25,7 @@ from toolkit.notebook.charts.base import (
 
 
 def split_contacts_bar(
-    stats: pd.DataFrame, top: int = 20, *, value: str = "split_contacts"
+    stats: pd.DataFrame, top: int = 20, *, value: str = "split_contacts", what: str = "Tags"
 ) -> Figure:
     """Horizontal bars of the tags with the most split contacts, largest at the top.
 
@@ -33,6 +34,7 @@ def split_contacts_bar(
             (`audit.tag_statistics`).
         top: how many tags to show.
         value: the column to rank and plot.
+        what: what the bars are, for the title (e.g. "Contact-level tags" with a policy).
 
     Example:
         >>> stats = pd.DataFrame({"tag": ["Python", "Go"], "split_contacts": [3, 7]})
@@ -40,12 +42,14 @@ def split_contacts_bar(
         >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
         ['Go', 'Python']
     """
-    title = f"Tags with the most split contacts (top {top})"
+    title = f"{what} with the most split contacts (top {top})"
     data = stats.loc[stats[value] > 0, ["tag", value]] if len(stats) else stats
     data = data.sort_values([value, "tag"], ascending=[False, True], kind="stable").head(top)
     fig, ax = _new_figure(len(data))
     if data.empty:
-        return _empty(fig, ax, "Tags with split contacts", "No split contacts: every tag is whole")
+        return _empty(
+            fig, ax, f"{what} with split contacts", "No split contacts: every tag is whole"
+        )
     labels = _unique_labels([str(t) for t in data["tag"]], LABEL_WIDTH)
     values = data[value].astype("int64").to_numpy()
     y = np.arange(len(data))
@@ -205,8 +209,10 @@ def coverage_heatmap(
         if labels:
             grid.index = [str(labels.get(c, c)) for c in grid.index]
     rows, cols = grid.shape
-    width = min(16.0, max(7.0, 3.5 + 0.55 * cols))
-    fig = Figure(figsize=(width, max(3.0, 1.8 + 0.3 * rows)), dpi=100, layout="constrained")
+    # At most 10 inches (1,100 px at the reports' 110 dpi): a report page shows it at (nearly) its
+    # own size, so the cell labels stay HEATMAP_LABEL_SIZE points, not scaled down to ~7 px.
+    width = min(10.0, max(6.5, 3.5 + 0.5 * cols))
+    fig = Figure(figsize=(width, max(3.0, 1.8 + 0.34 * rows)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if grid.empty:
         return _empty(fig, ax, title, "No split pairs")
@@ -227,7 +233,7 @@ def coverage_heatmap(
                 )
             )
             text = counts.get((grid.index[i], grid.columns[j]), f"{share:.0%}")
-            ax.text(j, i, text, ha="center", va="center", fontsize=7,
+            ax.text(j, i, text, ha="center", va="center", fontsize=HEATMAP_LABEL_SIZE,
                     color="black" if share > 0.5 else "white")  # fmt: skip
     ax.set_xlabel("tag")
     ax.set_ylabel("contact")

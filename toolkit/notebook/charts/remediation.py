@@ -149,7 +149,7 @@ def _grouped(
     else:
         fig = Figure(figsize=(8.0, 4.0), dpi=100, layout="constrained")
         ax = fig.add_subplot()
-    if not labels:
+    if not labels or (not any(before) and not any(after)):
         return _empty(fig, ax, title, "Nothing split before or after")
     pos = np.arange(len(labels))
     w = 0.38

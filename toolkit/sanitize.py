@@ -1,0 +1,281 @@
+"""Untrusted text meets spreadsheets, terminals, files and YAML: the rules in one place.
+
+Tags, names and emails come from Lever, and candidates type their own names, so every string may
+be hostile. This module holds the small pure rules the rest of the toolkit applies:
+
+- CSV cells (`csv_cell`, `csv_uncell`, `csv_safe_frame`): the OWASP rule against CSV injection.
+  A text cell that begins with `=`, `+`, `-`, `@`, tab, CR or LF gets a leading `'`, so a
+  spreadsheet shows it as text instead of running it as a formula. The rule is reversible:
+  a cell that already begins with `'` followed by one of those characters (or by another `'`)
+  gets one more `'`, and `csv_uncell` strips exactly one. So `csv_uncell(csv_cell(s)) == s` for
+  every string, which is how `plan.csv` stays both safe to open and exact for `apply`.
+- Terminal text (`printable`): control characters (ANSI escapes, NUL, newlines) shown as
+  `\\x1b`-style escapes, never sent raw.
+- Tags (`tag_problem`, `check_tag`): what the toolkit will write to Lever: non-empty after
+  stripping, no control characters, at most `MAX_TAG_LENGTH` characters.
+- Private files (`private_dir`, `private_file`): 0700 folders and 0600 files, whatever the umask.
+- YAML (`safe_yaml_load`): `yaml.safe_load` without aliases (`&a`/`*a`), so a "billion laughs"
+  value cannot expand to gigabytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import reprlib
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolkit.errors import ConfigurationError
+
+# OWASP CSV injection: cells beginning with these are formulas to a spreadsheet. LF is added:
+# some spreadsheets skip a leading newline and read what follows.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+CSV_ESCAPE = "'"
+
+# Lever documents no maximum tag length. Real tags are words or short phrases (posting titles,
+# teams, locations, skills: the sandbox's longest is under 40 characters); 255 characters is the
+# usual width of a text column and far above any tag a person types, while a 100,000-character
+# "tag" is an attack or a corrupted file. Longer tags are refused before any write.
+MAX_TAG_LENGTH = 255
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_repr = reprlib.Repr()
+_repr.maxstring = 80
+_repr.maxother = 80
+_repr.maxlist = _repr.maxdict = _repr.maxtuple = _repr.maxset = 6
+_repr.maxlevel = 3
+
+
+def short_repr(value: Any) -> str:
+    """A bounded `repr` (at most about 80 characters per string, 6 items, 3 levels).
+
+    Example:
+        >>> short_repr("x" * 1000)[:12], len(short_repr(list(range(10**6)))) < 60
+        ("'xxxxxxxxxxx", True)
+    """
+    text = _repr.repr(value)
+    return text if len(text) <= 160 else text[:159] + "…"
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell value made safe for a spreadsheet (OWASP), reversibly; non-strings unchanged.
+
+    Example:
+        >>> csv_cell("=HYPERLINK(\\"http://x\\")"), csv_cell("Python"), csv_cell(-1)
+        ('\\'=HYPERLINK("http://x")', 'Python', -1)
+        >>> csv_cell("'=1"), csv_cell("'quoted")
+        ("''=1", "'quoted")
+    """
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] in FORMULA_STARTS or (
+        value[0] == CSV_ESCAPE and len(value) > 1 and value[1] in (*FORMULA_STARTS, CSV_ESCAPE)
+    ):
+        return CSV_ESCAPE + value
+    return value
+
+
+def csv_uncell(value: Any) -> Any:
+    """The exact value a `csv_cell` cell stands for (strips one escaping `'`).
+
+    Example:
+        >>> [csv_uncell(csv_cell(s)) for s in ["=1", "'=1", "''", "'x", "-", "'"]]
+        ['=1', "'=1", "''", "'x", '-', "'"]
+    """
+    if (
+        isinstance(value, str)
+        and len(value) > 1
+        and value[0] == CSV_ESCAPE
+        and value[1] in (*FORMULA_STARTS, CSV_ESCAPE)
+    ):
+        return value[1:]
+    return value
+
+
+def csv_safe_frame(frame: Any) -> Any:
+    """A copy of a DataFrame whose text cells (and column names) pass `csv_cell`.
+
+    Numeric columns are left alone (a negative number is a number, not a formula).
+
+    Example:
+        >>> import pandas as pd
+        >>> f = pd.DataFrame({"tag": ["=cmd", "ok"], "n": [-1, 2]})
+        >>> csv_safe_frame(f).to_dict("list")
+        {'tag': ["'=cmd", 'ok'], 'n': [-1, 2]}
+    """
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or str(out[column].dtype) in ("string", "str"):
+            out[column] = out[column].map(csv_cell).astype(out[column].dtype)
+    out.columns = [csv_cell(str(c)) for c in out.columns]
+    return out
+
+
+def printable(text: Any) -> str:
+    """`text` safe for a terminal: control characters shown as escapes, nothing else changed.
+
+    Example:
+        >>> printable("red\\x1b[31m tag\\nnext")
+        'red\\\\x1b[31m tag\\\\nnext'
+    """
+
+    def esc(match: re.Match[str]) -> str:
+        return match.group().encode("unicode_escape").decode("ascii")
+
+    return _CONTROL.sub(esc, str(text))
+
+
+def tag_problem(tag: Any) -> str | None:
+    """Why `tag` cannot be written to Lever, or None when it can.
+
+    Example:
+        >>> tag_problem("Python") is None
+        True
+        >>> tag_problem("  "), tag_problem("a\\x00b")
+        ('empty tag', "control character U+0000 in tag 'a\\\\x00b'")
+        >>> tag_problem("x" * 300)
+        'tag of 300 characters (the maximum is 255)'
+    """
+    if not isinstance(tag, str):
+        return f"a tag must be text, not {type(tag).__name__}"
+    if not tag.strip():
+        return "empty tag"
+    if len(tag) > MAX_TAG_LENGTH:
+        return f"tag of {len(tag):,} characters (the maximum is {MAX_TAG_LENGTH})"
+    bad = next((ch for ch in tag if _CONTROL.match(ch) or unicodedata.category(ch) == "Cc"), None)
+    if bad is not None:
+        return f"control character U+{ord(bad):04X} in tag {short_repr(tag)}"
+    return None
+
+
+def check_tags(tags: Iterable[Any], what: str = "tag") -> None:
+    """Raise one ConfigurationError line naming the first bad tag (see `tag_problem`)."""
+    for tag in tags:
+        problem = tag_problem(tag)
+        if problem:
+            raise ConfigurationError(
+                f"bad {what}: {problem}; tags must be non-empty, without control characters, "
+                f"at most {MAX_TAG_LENGTH} characters"
+            )
+
+
+def private_dir(path: str | os.PathLike) -> Path:
+    """Create `path` and any missing parents as 0700 folders; return it.
+
+    Folders that already exist are left as they are (`--out .` must not change the mode of the
+    user's own folder); the ones this call creates are 0700 whatever the umask.
+    """
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # created meanwhile by someone else: not ours to change
+        os.chmod(folder, 0o700)
+    if not path.is_dir():
+        raise NotADirectoryError(str(path))
+    return path
+
+
+def private_file(path: str | os.PathLike) -> Path:
+    """Make an existing file 0600 (missing files are ignored); return its path."""
+    path = Path(path)
+    try:
+        os.chmod(path, 0o600, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    except NotImplementedError:  # pragma: no cover  (platforms without lchmod)
+        if not path.is_symlink():
+            os.chmod(path, 0o600)
+    return path
+
+
+def private_tree(folder: str | os.PathLike) -> None:
+    """Every folder under `folder` 0700 and every file 0600 (symlinks are left alone)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return
+    os.chmod(root, 0o700)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames:
+            p = Path(dirpath, name)
+            if not p.is_symlink():
+                os.chmod(p, 0o700)
+        for name in filenames:
+            p = Path(dirpath, name)
+            if not p.is_symlink():
+                os.chmod(p, 0o600)
+
+
+def create_private(path: str | os.PathLike) -> Path:
+    """Create `path` empty with mode 0600 if it does not exist (never follows a symlink)."""
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)
+    os.close(fd)
+    return private_file(path)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """A safe loader that refuses aliases: no anchor can be expanded, however small the text."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed here", mark
+            )
+        return super().compose_node(parent, index)
+
+
+def safe_yaml_load(text: str, max_chars: int = 1_000_000) -> Any:
+    """`yaml.safe_load` that refuses aliases and texts over `max_chars`.
+
+    Raises:
+        yaml.YAMLError: on an alias (`*name`), or on bad YAML; ValueError when too long.
+
+    Example:
+        >>> safe_yaml_load("[a, b]")
+        ['a', 'b']
+        >>> safe_yaml_load("a: &x [1]\\nb: *x")
+        Traceback (most recent call last):
+        ...
+        yaml.composer.ComposerError: YAML aliases (*name) are not allowed here
+        ...
+    """
+    if len(text) > max_chars:
+        raise ValueError(f"YAML text of {len(text):,} characters (the maximum is {max_chars:,})")
+    loader = _NoAliasLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+__all__ = [
+    "CSV_ESCAPE",
+    "FORMULA_STARTS",
+    "MAX_TAG_LENGTH",
+    "check_tags",
+    "create_private",
+    "csv_cell",
+    "csv_safe_frame",
+    "csv_uncell",
+    "printable",
+    "private_dir",
+    "private_file",
+    "private_tree",
+    "safe_yaml_load",
+    "short_repr",
+    "tag_problem",
+]
