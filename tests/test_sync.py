@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import requests
 
@@ -559,3 +560,34 @@ def test_a_policy_without_contact_level_tags_is_refused(sb, tmp_path):
         argv, env={**os.environ, **sb.env()}, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 2 and "nothing to sync" in done.stderr
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+@pytest.mark.notebook
+def test_sync_activity_report_over_a_real_journal(sb, service_factory, tmp_path, monkeypatch):
+    from toolkit import reports
+
+    service = service_factory(max_changes_per_hour=1)
+    subscribe(sb, f"{service.url}/webhooks/lever")
+    (c1, _), (c2, _) = contacts_with(sb, 2)
+    first = new_opportunity(sb, c1)
+    new_opportunity(sb, c2)  # held back by the cap
+    wait_for(lambda: has_tag(sb, first), 10, "the first tag")
+    wait_for(lambda: service.health()["status"] == "paused", 5, "the pause")
+    service.stop()
+    monkeypatch.setenv("LEVER_WEBHOOK_SECRET", SECRET)
+    result = reports.run_notebook(
+        "sync-activity", {"journal_path": str(service.journal_path)}, tmp_path / "reports"
+    )
+    assert result.ok, result.error_message
+    summary = pd.read_csv(result.folder / "sync_summary.csv", dtype=str)
+    summary = dict(zip(summary["measure"], summary["value"], strict=True))
+    assert summary["events from webhooks"] == "2"
+    assert summary["writes"] == "1" and summary["events waiting"] == "1"
+    per_tag = (result.folder / "sync_writes_per_tag.csv").read_text()
+    assert TAG in per_tag
+    for path in result.folder.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes()
