@@ -573,8 +573,8 @@ def test_sync_activity_report_over_a_real_journal(sb, service_factory, tmp_path,
     subscribe(sb, f"{service.url}/webhooks/lever")
     (c1, _), (c2, _) = contacts_with(sb, 2)
     first = new_opportunity(sb, c1)
-    new_opportunity(sb, c2)  # held back by the cap
     wait_for(lambda: has_tag(sb, first), 10, "the first tag")
+    new_opportunity(sb, c2)  # held back by the cap
     wait_for(lambda: service.health()["status"] == "paused", 5, "the pause")
     service.stop()
     monkeypatch.setenv("LEVER_WEBHOOK_SECRET", SECRET)
