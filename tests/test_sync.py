@@ -591,3 +591,40 @@ def test_sync_activity_report_over_a_real_journal(sb, service_factory, tmp_path,
     for path in result.folder.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes()
+
+
+# -- the queue ------------------------------------------------------------------------------------
+
+
+def test_events_for_one_contact_coalesce_and_are_never_checked_twice_at_once(tmp_path):
+    with SyncJournal(tmp_path / "q.sqlite") as journal:
+        assert journal.enqueue_webhook("w1", "applicationCreated", 1, "c1", "o1")
+        assert not journal.enqueue_webhook("w1", "applicationCreated", 1, "c1", "o1")
+        assert journal.enqueue_webhook("w2", "candidateStageChange", 2, "c1", "o2")
+        assert journal.enqueue_contact("c2")
+        assert not journal.enqueue_contact("c2")  # one waiting check is enough
+        first = journal.claim()
+        assert (first.contact_id, first.opportunity_ids) == ("c1", ["o1", "o2"])
+        journal.enqueue_webhook("w3", "applicationCreated", 3, "c1", "o3")
+        second = journal.claim()
+        assert second.contact_id == "c2"  # c1 is being processed: its new event waits
+        assert journal.claim() is None
+        journal.finish(first)
+        assert journal.claim().opportunity_ids == ["o3"]
+        assert journal.queue_depth() == (2, 2)  # c2 and c1 in process
+    # a crash while processing: recover puts the rows back
+    with SyncJournal(tmp_path / "q.sqlite") as journal:
+        assert journal.recover() == (2, 0)
+        assert journal.queue_depth() == (2, 2)
+
+
+def test_a_full_queue_answers_503_so_lever_retries(sb, service_factory):
+    service = service_factory(max_queue=0)
+    [(contact, _opps)] = contacts_with(sb, 1)
+    subscribe(sb, f"{service.url}/webhooks/lever", retryDelaysMs=[])
+    opp = new_opportunity(sb, contact)
+    wait_for(lambda: admin(sb, "GET", "/webhooks/deliveries").json()["data"], 5, "the delivery")
+    assert admin(sb, "GET", "/webhooks/deliveries").json()["data"][0]["status"] == 503
+    assert not has_tag(sb, opp)
+    text = requests.get(f"{service.url}/metrics").text
+    assert metric(text, "lever_sync_events_refused_total", reason="queue_full") == 1
