@@ -628,3 +628,75 @@ def test_a_full_queue_answers_503_so_lever_retries(sb, service_factory):
     assert not has_tag(sb, opp)
     text = requests.get(f"{service.url}/metrics").text
     assert metric(text, "lever_sync_events_refused_total", reason="queue_full") == 1
+
+
+def test_a_refused_credential_stops_the_service_with_exit_2(sb, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"contact_level: ['{TAG}']\n")
+    env = {**os.environ, **sb.env(), "LEVER_API_KEY": "not-the-key"}
+    argv = [sys.executable, "-m", "toolkit.cli", "sync", "--policy", str(policy)]
+    argv += ["--poll-interval", "1", "--journal", str(tmp_path / "j.sqlite"), "--yes"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("lever-tags: error:")
+    assert "Traceback" not in done.stderr and "not-the-key" not in done.stderr + done.stdout
+
+
+def test_a_port_in_use_is_bad_input(sb, tmp_path):
+    import socket
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"contact_level: ['{TAG}']\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, **sb.env(), "LEVER_WEBHOOK_SECRET": SECRET}
+        argv = [sys.executable, "-m", "toolkit.cli", "sync", "--policy", str(policy)]
+        argv += ["--listen", f"127.0.0.1:{port}", "--journal", str(tmp_path / "j.sqlite")]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "cannot listen" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_webhook_without_contact_id_reads_the_opportunity_once(sb, service_factory):
+    service = service_factory()
+    [(contact, _opps)] = contacts_with(sb, 1)
+    opp = new_opportunity(sb, contact)  # no subscription: the test sends the webhook itself
+    sb.reset_stats()
+    now = int(time.time() * 1000)
+    body = {
+        "id": str(uuid.uuid4()),
+        "event": "candidateStageChange",
+        "triggeredAt": now,
+        "token": "t0k",
+        "signature": sign("t0k", now),
+        "data": {"opportunityId": opp},
+    }
+    assert requests.post(f"{service.url}/webhooks/lever", json=body).status_code == 200
+    wait_for(lambda: has_tag(sb, opp), 10, "the tag")
+    routes = sb.stats()["by_route"]
+    assert sum(routes.get("GET /v1/opportunities/{id}", {}).values()) == 1
+
+
+def test_the_sandbox_and_the_sync_side_share_no_code():
+    import ast
+
+    def imports(path: Path) -> set[str]:
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        return {m for m in found if m.startswith("toolkit")}
+
+    for path in (ROOT / "toolkit" / "sandbox").glob("*.py"):
+        foreign = {
+            m
+            for m in imports(path)
+            if not m.startswith("toolkit.sandbox") and m != "toolkit.ratelimit"
+        }
+        assert not foreign, f"{path.name} imports {foreign}"
+    for path in (ROOT / "toolkit" / "sync").glob("*.py"):
+        assert not {m for m in imports(path) if m.startswith("toolkit.sandbox")}, path.name

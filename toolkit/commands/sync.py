@@ -112,7 +112,10 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         workers=args.workers,
         replay_window=args.replay_window,
     )
-    service.start()
+    try:
+        service.start()
+    except OSError as exc:  # the port is taken, the address is not this machine's
+        raise UsageError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
     previous = {
         sig: signal.signal(sig, lambda *_: service.request_stop())
         for sig in (signal.SIGTERM, signal.SIGINT)
