@@ -2,7 +2,7 @@
 
 Modules: `webhook` (Lever's signature, replay window), `store` (the SQLite queue and journal),
 `contact` (the contact check; `tag_contact` for integrations), `cap` (hourly change cap),
-`poller` (watermark polling), `metrics` (Prometheus), `http` (tornado routes), `service` (the
+`poller` (watermark polling), `metrics` (Prometheus), `web` (tornado routes), `service` (the
 threads and the clean stop), `activity` (the sync-activity report's tables).
 """
 

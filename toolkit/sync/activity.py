@@ -122,13 +122,35 @@ def activity_summary(activity: SyncActivity) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["measure", "value"]).astype({"value": object})
 
 
-def activity_over_time(activity: SyncActivity, freq: str = "1h") -> pd.DataFrame:
-    """Events, checks, writes and failures per time bucket (UTC).
+_FREQS = ("1min", "10min", "1h", "6h", "1D", "7D")
+
+
+def auto_freq(activity: SyncActivity, buckets: int = 48) -> str:
+    """The finest bucket size that shows the journal's time span in at most `buckets` buckets.
+
+    Example:
+        >>> auto_freq(SyncActivity(path=None))
+        '1min'
+    """
+    times = pd.to_datetime(pd.Series(activity.inbox["received_at"]), utc=True).dropna()
+    if times.empty:
+        return _FREQS[0]
+    span = times.max() - times.min()
+    for freq in _FREQS:
+        if span / pd.Timedelta(freq) <= buckets:
+            return freq
+    return _FREQS[-1]
+
+
+def activity_over_time(activity: SyncActivity, freq: str = "auto") -> pd.DataFrame:
+    """Events, checks, writes and failures per time bucket (UTC); ``auto``: see `auto_freq`.
 
     Example:
         >>> activity_over_time(SyncActivity(path=None)).columns.tolist()
         ['events', 'checks', 'writes', 'failures']
     """
+    if freq == "auto":
+        freq = auto_freq(activity)
     series = {
         "events": activity.inbox["received_at"],
         "checks": activity.checks["at"] if "at" in activity.checks else pd.Series(dtype=object),
@@ -144,6 +166,9 @@ def activity_over_time(activity: SyncActivity, freq: str = "1h") -> pd.DataFrame
         times = pd.to_datetime(pd.Series(times), utc=True)
         counts[name] = times.dt.floor(freq).value_counts() if len(times) else pd.Series(dtype=int)
     frame = pd.DataFrame(counts).fillna(0).astype(int).sort_index()
+    if len(frame) and (frame.index[-1] - frame.index[0]) / pd.Timedelta(freq) < 500:
+        every = pd.date_range(frame.index[0], frame.index[-1], freq=freq)  # quiet buckets too
+        frame = frame.reindex(every, fill_value=0)
     frame.index.name = "time (UTC)"
     return frame.reindex(columns=list(series))
 
@@ -188,18 +213,23 @@ def sync_failures(activity: SyncActivity) -> pd.DataFrame:
     return pd.concat(frames).sort_values("at", ascending=False).reset_index(drop=True)
 
 
-def activity_chart(activity: SyncActivity, freq: str = "1h") -> Any:
-    """Events and writes per time bucket, as a matplotlib Figure."""
+def activity_chart(activity: SyncActivity, freq: str = "auto") -> Any:
+    """Events, checks, writes and failures per time bucket, as a matplotlib Figure (bars)."""
     import matplotlib.pyplot as plt
 
+    if freq == "auto":
+        freq = auto_freq(activity)
     table = activity_over_time(activity, freq)
     fig, ax = plt.subplots(figsize=(9, 3.5))
     if table.empty:
         ax.text(0.5, 0.5, "no sync activity yet", ha="center", va="center")
         ax.set_axis_off()
     else:
-        table.plot(ax=ax, marker="o")
+        labels = table.copy()
+        labels.index = [t.strftime("%m-%d %H:%M") for t in table.index]
+        labels.plot.bar(ax=ax, width=0.8, rot=45)
         ax.set_ylabel(f"per {freq}")
+        ax.set_xlabel("UTC")
     ax.set_title("Sync activity: events, checks, writes, failures", loc="left")
     fig.tight_layout()
     return fig
@@ -223,7 +253,7 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object:
+        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
             out[column] = out[column].map(cell)
     return out
 
@@ -253,6 +283,7 @@ __all__ = [
     "activity_chart",
     "activity_over_time",
     "activity_summary",
+    "auto_freq",
     "load_sync_activity",
     "spreadsheet_safe",
     "sync_failures",

@@ -27,10 +27,10 @@ from toolkit.errors import AuthenticationError, LeverError, NotFoundError
 from toolkit.journal import TRANSIENT_STATUSES
 from toolkit.sync.cap import HOUR_MS, ChangeCap
 from toolkit.sync.contact import ContactChecker, WriteOutcome, _Access, shown
-from toolkit.sync.http import make_app
 from toolkit.sync.metrics import SyncMetrics
 from toolkit.sync.poller import DEFAULT_MARGIN_MS, poll_once
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, Claim, SyncJournal, now_ms
+from toolkit.sync.web import make_app
 from toolkit.sync.webhook import DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_S
 
 log = logging.getLogger("toolkit.sync")
