@@ -700,3 +700,18 @@ def test_the_sandbox_and_the_sync_side_share_no_code():
         assert not foreign, f"{path.name} imports {foreign}"
     for path in (ROOT / "toolkit" / "sync").glob("*.py"):
         assert not {m for m in imports(path) if m.startswith("toolkit.sandbox")}, path.name
+
+
+def test_policy_on_removal_is_report_or_propagate(tmp_path):
+    from toolkit.errors import ConfigurationError
+    from toolkit.policy import load_policy
+
+    path = tmp_path / "p.yaml"
+    path.write_text("contact_level: [Python]\non_removal: delete\n")
+    with pytest.raises(ConfigurationError, match=r"on_removal.*report or propagate") as info:
+        load_policy(path)
+    assert "\n" not in str(info.value)
+    path.write_text("contact_level: [Python]\non_removal: propagate\n")
+    assert load_policy(path).on_removal == "propagate"
+    assert Policy(contact_level=("Python",)).on_removal == "report"
+    assert "on_removal" not in Policy(contact_level=("Python",)).to_dict()  # unchanged output
