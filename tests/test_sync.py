@@ -505,7 +505,10 @@ def test_kill_9_after_accepting_before_processing_loses_nothing(sb, tmp_path, pr
     opp = new_opportunity(sb, contact)
     assert crashing.proc.wait(15) == -signal.SIGKILL
     attempts = admin(sb, "GET", "/webhooks/deliveries").json()["data"]
-    assert [a["status"] for a in attempts] == [200]  # accepted (stored) before the crash
+    assert len(attempts) == 1  # one delivery, no retry (its 200 may or may not have left)
+    with SyncJournal(crashing.journal, lock=False, create=False) as journal:
+        inbox = journal.sync_table("sync_inbox")
+    assert inbox["state"].tolist() == ["processing"]  # stored and taken, never checked
     assert not has_tag(sb, opp)
     restarted = SyncProcess(sb, tmp_path, *args)
     processes.append(restarted)
@@ -517,6 +520,46 @@ def test_kill_9_after_accepting_before_processing_loses_nothing(sb, tmp_path, pr
     assert "recovered after an unclean stop: 1 queued events" in text
     assert SECRET not in text and SECRET.encode() not in restarted.journal.read_bytes()
     assert oct(restarted.journal.stat().st_mode & 0o777) == "0o600"
+
+
+def test_kill_9_after_storing_before_answering_is_redelivered_and_processed_once(
+    sb, tmp_path, processes
+):
+    [(contact, _opps)] = contacts_with(sb, 1)
+    crashing = SyncProcess(
+        sb,
+        tmp_path,
+        *("--listen", "127.0.0.1:0", "--poll-interval", "0", "--yes"),
+        env={"LEVER_TOOLKIT_FAILPOINTS": "sync_after_accept"},
+    )
+    processes.append(crashing)
+    url = crashing.url()
+    port = url.rsplit(":", 1)[1]
+    subscribe(sb, f"{url}/webhooks/lever", retryDelaysMs=[500] * 20)
+    opp = new_opportunity(sb, contact)
+    assert crashing.proc.wait(15) == -signal.SIGKILL  # stored, never answered
+    # Lever retries the same delivery (same id) to the same URL: the restarted service finds it
+    # already stored, answers 200 duplicate, and processes the stored event once
+    restarted = SyncProcess(
+        sb, tmp_path, "--listen", f"127.0.0.1:{port}", "--poll-interval", "0", "--yes"
+    )
+    processes.append(restarted)
+    restarted.url()
+    wait_for(lambda: has_tag(sb, opp), 15, "the tag after the restart")
+    wait_for(
+        lambda: any(
+            a["status"] == 200 for a in admin(sb, "GET", "/webhooks/deliveries").json()["data"]
+        ),
+        15,
+        "the redelivery answered",
+    )
+    restarted.proc.send_signal(signal.SIGTERM)
+    assert restarted.proc.wait(15) == 0
+    with SyncJournal(restarted.journal, lock=False, create=False) as journal:
+        inbox = journal.sync_table("sync_inbox")
+        writes = journal.sync_table("sync_writes")
+    assert len(inbox) == 1 and inbox["state"].tolist() == ["done"]
+    assert writes["state"].tolist() == ["done"]
 
 
 def test_sigterm_stops_cleanly_and_keeps_the_queue(sb, tmp_path, processes):
