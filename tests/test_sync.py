@@ -758,3 +758,32 @@ def test_policy_on_removal_is_report_or_propagate(tmp_path):
     assert load_policy(path).on_removal == "propagate"
     assert Policy(contact_level=("Python",)).on_removal == "report"
     assert "on_removal" not in Policy(contact_level=("Python",)).to_dict()  # unchanged output
+
+
+def test_sandbox_webhook_admin_routes_refuse_bad_input(sb):
+    assert admin(sb, "POST", "/webhooks", {"url": "ftp://x"}).status_code == 400
+    assert (
+        admin(sb, "POST", "/webhooks", {"url": "http://x", "events": ["tagAdded"]}).status_code
+        == 400
+    )
+    assert (
+        admin(sb, "POST", "/webhooks", {"url": "http://x", "faults": {"nope": 1}}).status_code
+        == 400
+    )
+    assert (
+        admin(sb, "POST", "/webhooks", {"url": "http://x", "retryDelaysMs": [-1]}).status_code
+        == 400
+    )
+    assert admin(sb, "POST", "/webhooks/unknown", {"faults": {}}).status_code == 404
+    assert admin(sb, "DELETE", "/webhooks/unknown").status_code == 404
+    assert admin(sb, "POST", "/contacts/unknown/opportunities", {}).status_code == 404
+    opp = sb.opportunities()[0]["id"]
+    assert admin(sb, "POST", f"/opportunities/{opp}/changeTags", {"add": "x"}).status_code == 400
+    answer = admin(sb, "POST", f"/opportunities/{opp}/changeTags", {"event": "tagAdded"})
+    assert answer.status_code == 400
+    no_key = requests.post(f"{sb.url}/_sandbox/webhooks", json={"url": "http://x"})
+    assert no_key.status_code == 401
+    restricted = requests.post(
+        f"{sb.url}/_sandbox/webhooks", json={"url": "http://x"}, auth=(sb.restricted_api_key, "")
+    )
+    assert restricted.status_code == 401
