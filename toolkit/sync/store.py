@@ -135,6 +135,9 @@ class SyncJournal(Journal):
         super().__init__(path, lock=lock, create=create)
         try:
             with self._mutex:
+                # A 2xx promises the event is kept: FULL survives a power loss too, not only a
+                # killed process (the run journal's NORMAL); webhooks come a few per second.
+                self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             self.close()
