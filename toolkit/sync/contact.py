@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit import failpoints
-from toolkit.apply import _clean_tags, _narrow, _tags_of
+from toolkit.apply import _clean_tags, _narrow, _tags_of  # apply's write rules, reused
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError, PermissionDeniedError
 from toolkit.plan import calls_from_rows, make_plan
 from toolkit.snapshot import frame_from_opportunities
@@ -91,7 +91,7 @@ class TagResult:
         return [w for w in self.writes if w.state in (W_FAILED, W_NOT_FOUND)]
 
 
-class _Access:
+class ConfidentialAccess:
     """Whether the key may list confidential opportunities, learnt once (a 403 means no)."""
 
     def __init__(self) -> None:
@@ -235,7 +235,7 @@ def tag_contact(
     if contact_id is None:
         opps = [trigger] if trigger else []
     else:
-        opps = _Access().list(client, contact_id=contact_id)
+        opps = ConfidentialAccess().list(client, contact_id=contact_id)
         requests += 1
         if trigger is not None and trigger.get("id") not in {o.get("id") for o in opps}:
             opps.append(trigger)  # e.g. a confidential one the listing left out
@@ -314,7 +314,7 @@ class ContactChecker:
         self.session = session
         self.on_write = on_write
         self.tags = tuple(policy.contact_level)
-        self._access = _Access()
+        self._access = ConfidentialAccess()
         self._lock = threading.Lock()
 
     def resolve_contact(self, opportunity_id: str) -> tuple[str | None, dict]:
@@ -480,4 +480,4 @@ class ContactChecker:
         )
 
 
-__all__ = ["ContactChecker", "TagResult", "WriteOutcome", "flags_of", "shown", "tag_contact"]
+__all__ = ["ConfidentialAccess", "ContactChecker", "TagResult", "WriteOutcome", "flags_of", "shown", "tag_contact"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.snapshot import REFRESH_OVERLAP_MS, frame_from_opportunities
-from toolkit.sync.contact import _Access, flags_of, shown
+from toolkit.sync.contact import ConfidentialAccess, flags_of, shown
 from toolkit.sync.store import SyncJournal
 
 log = logging.getLogger("toolkit.sync")
@@ -39,7 +39,7 @@ def poll_once(
     *,
     margin_ms: int = DEFAULT_MARGIN_MS,
     start_ms: int | None = None,
-    access: _Access | None = None,
+    access: ConfidentialAccess | None = None,
 ) -> PollResult:
     """One poll: list what changed since the watermark, queue the contacts worth a check.
 
@@ -57,7 +57,7 @@ def poll_once(
     started = int(time.time() * 1000)
     stored = journal.get_state("watermark")
     mark = int(stored) if stored is not None else (start_ms if start_ms is not None else started)
-    access = access or _Access()
+    access = access or ConfidentialAccess()
     opps = access.list(client, updated_at_start=max(0, mark - margin_ms))
     frame = frame_from_opportunities(opps)
     frame = frame[frame["contact_id"].notna()]

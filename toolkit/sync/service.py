@@ -26,7 +26,7 @@ from toolkit import failpoints
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError
 from toolkit.journal import TRANSIENT_STATUSES
 from toolkit.sync.cap import HOUR_MS, ChangeCap
-from toolkit.sync.contact import ContactChecker, WriteOutcome, _Access, shown
+from toolkit.sync.contact import ConfidentialAccess, ContactChecker, WriteOutcome, shown
 from toolkit.sync.metrics import SyncMetrics
 from toolkit.sync.poller import DEFAULT_MARGIN_MS, poll_once
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, Claim, SyncJournal, now_ms
@@ -129,7 +129,7 @@ class SyncService:
         self._cap_logged = False
         self._writes = 0
         self._lock = threading.Lock()
-        self._access = _Access()
+        self._access = ConfidentialAccess()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
