@@ -480,4 +480,12 @@ class ContactChecker:
         )
 
 
-__all__ = ["ConfidentialAccess", "ContactChecker", "TagResult", "WriteOutcome", "flags_of", "shown", "tag_contact"]
+__all__ = [
+    "ConfidentialAccess",
+    "ContactChecker",
+    "TagResult",
+    "WriteOutcome",
+    "flags_of",
+    "shown",
+    "tag_contact",
+]
