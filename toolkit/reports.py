@@ -70,11 +70,12 @@ log = logging.getLogger(__name__)
 KERNEL_NAME = "python3"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
-READ_ONLY_NOTEBOOKS = ("01-explore-tag-coverage", "02-audit-report")
+READ_ONLY_NOTEBOOKS = ("01-explore-tag-coverage", "02-audit-report", "04-sync-activity")
 NOTEBOOK_ALIASES = {
     "explore": "01-explore-tag-coverage",
     "audit": "02-audit-report",
     "remediate": "03-remediate",
+    "sync-activity": "04-sync-activity",
 }
 MODES = ("propagate", "remove", "rename")
 REDACTED = b"[redacted]"
@@ -986,6 +987,9 @@ def _secrets() -> tuple[str, ...]:
         found = list(config.load_settings().secrets)
     except ConfigurationError:
         found = []
+    webhook_secret = (os.environ.get("LEVER_WEBHOOK_SECRET") or "").strip()  # lever-tags sync
+    if webhook_secret:
+        found.append(webhook_secret)
     with contextlib.suppress(ConfigurationError):  # a too-short salt is refused where it is used
         salt = redaction_salt()
         if salt:

@@ -634,6 +634,12 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
+def _webhook_routes(kw: dict[str, Any]) -> list:
+    from toolkit.sandbox.webhooks import routes  # it imports this module's AdminHandler
+
+    return routes(kw)
+
+
 def make_app(engine: Engine) -> tornado.web.Application:
     """The tornado application: /v1 routes and /_sandbox admin routes."""
     kw = {"engine": engine}
@@ -654,6 +660,7 @@ def make_app(engine: Engine) -> tornado.web.Application:
             (r"/_sandbox/opportunities", AdminOpportunitiesHandler, kw),
             (rf"/_sandbox/opportunities/{seg}", AdminOpportunityHandler, kw),
             (rf"/_sandbox/opportunities/{seg}/tags", AdminTagsHandler, kw),
+            *_webhook_routes(kw),
             (r"/_sandbox(/.*)?", AdminNotFoundHandler, kw),
         ],
         log_function=_log_request,
@@ -773,6 +780,9 @@ class Sandbox:
         if thread.is_alive():
             raise RuntimeError("the sandbox thread did not stop in time")
         self._thread = self._loop = self._stop_event = None
+        hub = getattr(self.engine, "webhooks", None)
+        if hub is not None:  # webhook deliveries (toolkit.sandbox.webhooks)
+            hub.stop()
         self.engine.state.close()
 
     def wait(self) -> None:
