@@ -787,3 +787,16 @@ def test_sandbox_webhook_admin_routes_refuse_bad_input(sb):
         f"{sb.url}/_sandbox/webhooks", json={"url": "http://x"}, auth=(sb.restricted_api_key, "")
     )
     assert restricted.status_code == 401
+
+
+def test_activity_csvs_escape_a_formula_tag_once(tmp_path):
+    from toolkit.sanitize import csv_uncell
+    from toolkit.sync.activity import WRITE_COLUMNS, SyncActivity, write_activity_artifacts
+
+    row = dict.fromkeys(WRITE_COLUMNS)
+    row.update(id=1, op="add", tags=["=HYPERLINK(1)", "Python"], state="done")
+    activity = SyncActivity(path=None, writes=pd.DataFrame([row], columns=WRITE_COLUMNS))
+    paths = write_activity_artifacts(activity, tmp_path)
+    cells = pd.read_csv(paths["per_tag"], dtype=str)["tag"].tolist()
+    assert "'=HYPERLINK(1)" in cells  # one apostrophe: a spreadsheet shows the text
+    assert sorted(csv_uncell(c) for c in cells) == ["=HYPERLINK(1)", "Python"]

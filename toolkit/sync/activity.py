@@ -235,33 +235,22 @@ def activity_chart(activity: SyncActivity, freq: str = "auto") -> Any:
     return fig
 
 
-def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text cells that a spreadsheet would run as a formula (=, +, -, @, tab, CR first) get a
-    leading apostrophe: tags come from Lever, untrusted.
-
-    Example:
-        >>> spreadsheet_safe(pd.DataFrame({"tag": ["=HYPERLINK()", "Python"]}))["tag"].tolist()
-        ["'=HYPERLINK()", 'Python']
-    """
-
-    def cell(value: Any) -> Any:
-        if isinstance(value, list):
-            value = ", ".join(map(str, value))
-        if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-            return "'" + value
-        return value
-
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
+    """List cells as one comma-separated string (CSV has no lists); formula-safety is
+    `write_csv_atomic`'s job, done once, so nothing is escaped twice."""
     out = frame.copy()
     for column in out.columns:
-        if pd.api.types.is_object_dtype(out[column]) or pd.api.types.is_string_dtype(out[column]):
-            out[column] = out[column].map(cell)
+        if pd.api.types.is_object_dtype(out[column]):
+            out[column] = out[column].map(
+                lambda v: ", ".join(map(str, v)) if isinstance(v, list) else v
+            )
     return out
 
 
 def write_activity_artifacts(
     activity: SyncActivity, output_dir: str | os.PathLike
 ) -> dict[str, Path]:
-    """The report's tables as CSV files in `output_dir` (text cells spreadsheet-safe)."""
+    """The report's tables as CSV files in `output_dir` (formula-safe: `write_csv_atomic`)."""
     from toolkit.artifacts import write_csv_atomic
 
     folder = Path(output_dir)
@@ -271,10 +260,10 @@ def write_activity_artifacts(
         "over_time": folder / "sync_over_time.csv",
         "failures": folder / "sync_failures.csv",
     }
-    write_csv_atomic(paths["summary"], spreadsheet_safe(activity_summary(activity)))
-    write_csv_atomic(paths["per_tag"], spreadsheet_safe(writes_per_tag(activity)))
+    write_csv_atomic(paths["summary"], _flat(activity_summary(activity)))
+    write_csv_atomic(paths["per_tag"], _flat(writes_per_tag(activity)))
     write_csv_atomic(paths["over_time"], activity_over_time(activity).reset_index())
-    write_csv_atomic(paths["failures"], spreadsheet_safe(sync_failures(activity)))
+    write_csv_atomic(paths["failures"], _flat(sync_failures(activity)))
     return paths
 
 
@@ -285,7 +274,6 @@ __all__ = [
     "activity_summary",
     "auto_freq",
     "load_sync_activity",
-    "spreadsheet_safe",
     "sync_failures",
     "write_activity_artifacts",
     "writes_per_tag",
