@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m toolkit.demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+# Chromium for tests/browser, from the system's packages (never `playwright install`): installed
+# here when missing and we are root with apt-get; otherwise the browser tests skip with one line
+# saying how to enable them (under CI=true they fail instead). LTT_CHROMIUM=/path overrides.
+browser:
+	@if [ -n "$$LTT_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 \
+	   || command -v chromium-browser >/dev/null 2>&1; then :; \
+	 elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	   echo "make: installing Chromium and CJK fonts from the system's packages for tests/browser"; \
+	   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     chromium fonts-noto-cjk >/dev/null; } || [ "$$CI" != true ]; \
+	 fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -511,6 +511,7 @@ class TagExplorer:
             self._chosen.remove(tag)
         else:
             return
+        self._render_note()
         self._tags_changed()
 
     def _check(self, tag: str) -> widgets.Checkbox:
@@ -544,14 +545,13 @@ class TagExplorer:
             if box.value != (tag in chosen):
                 box.value = tag in chosen
         self.tag_list.children = [self._checks[t] for t in shown]
-        matching = len(order)
-        rest = matching - len([t for t in shown if t not in chosen])
-        self.tag_note.value = (
-            f"<small>{len(self._chosen)} chosen; {max(0, rest):,} more "
-            f"{'matching ' if needle else ''}tags: type to filter</small>"
-            if rest > 0
-            else f"<small>{len(self._chosen)} chosen</small>"
-        )
+        self._unlisted = len(order) - len([t for t in shown if t not in chosen])
+        self._render_note()
+
+    def _render_note(self) -> None:
+        rest = max(0, getattr(self, "_unlisted", 0))
+        more = f"; {rest:,} more tags not listed: type to filter" if rest else ""
+        self.tag_note.value = f"<small>{len(self._chosen)} chosen{more}</small>"
 
     def selection(self) -> _Selection:
         """The masks of the current filters (cached until a filter changes)."""
