@@ -278,6 +278,10 @@ class ExplorerIndex:
         # flat occurrences by tag: tag t is on rows flat_row[occ[t0:t1]]
         self.occ = _argsort(self.flat_tag)
         self.occ_start = np.searchsorted(self.flat_tag[self.occ], np.arange(n_tags + 1))
+        # rows by contact: contact c's rows are by_contact[row_start[c]:row_start[c + 1]]
+        self.by_contact = _argsort(self.contact)
+        self.row_start = np.zeros(n_contacts + 1, dtype=np.int64)
+        np.cumsum(self.opportunities[0], out=self.row_start[1:])
         self.first_row = np.full(n_contacts, -1, dtype=np.int64)
         self.first_row[self.contact[::-1]] = np.arange(n - 1, -1, -1)
         # the search text: name, email, contact id, lower-cased, as a dictionary
@@ -294,6 +298,15 @@ class ExplorerIndex:
     def rows_with(self, tag: int) -> np.ndarray:
         """The rows carrying a tag code."""
         return self.flat_row[self.occ[self.occ_start[tag] : self.occ_start[tag + 1]]]
+
+    def rows_of(self, contacts: np.ndarray) -> np.ndarray:
+        """Every row of the given contact codes (one gather, no Python loop)."""
+        starts = self.row_start[contacts]
+        sizes = self.row_start[contacts + 1] - starts
+        if not len(sizes) or not sizes.sum():
+            return np.zeros(0, dtype=np.int64)
+        offsets = np.repeat(starts - np.cumsum(sizes) + sizes, sizes)
+        return self.by_contact[offsets + np.arange(int(sizes.sum()))]
 
     def pairs_of(self, tags: Iterable[int]) -> np.ndarray:
         """Pair positions of the given tag codes."""
@@ -409,6 +422,7 @@ class TagExplorer:
         self.index = ix = ExplorerIndex(frame)
         self.page = 0
         self._sel: _Selection | None = None
+        self._preview: tuple[Any, Any] | None = None
         # tags: split contacts over all data, for the checklist's labels and order
         everything = _select(ix, "", 1, True)
         self._tag_split = np.bincount(
@@ -642,7 +656,9 @@ class TagExplorer:
         kept = pairs[sel.pair_kept[pairs]]
         if not len(kept):
             return np.zeros(0, dtype=np.int64)
-        contacts = np.unique(ix.pair_contact[kept])
+        carrying = np.zeros(len(ix.contacts), dtype=bool)
+        carrying[ix.pair_contact[kept]] = True
+        contacts = np.flatnonzero(carrying)
         opps = sel.opportunities
         split = kept[sel.pair_with[kept] < opps[ix.pair_contact[kept]]]
         split_count = np.bincount(ix.pair_contact[split], minlength=len(ix.contacts))
@@ -691,6 +707,9 @@ class TagExplorer:
         """
         if not self._chosen:
             return None
+        key = tuple(self._chosen)  # the cache is dropped whenever a filter changes
+        if self._preview is not None and self._preview[0] == key:
+            return self._preview[1]
         ix, sel = self.index, self.selection()
         never, skip_anonymized = _policy_rules(self.policy)
         touched = np.zeros(len(ix.contact), dtype=bool)
@@ -701,23 +720,23 @@ class TagExplorer:
             lo, hi = ix.tag_start[t], ix.tag_start[t + 1]
             opps = sel.opportunities[ix.pair_contact[lo:hi]]
             split = sel.pair_kept[lo:hi] & (opps >= 2) & (sel.pair_with[lo:hi] < opps)
-            split_contacts = np.zeros(len(ix.contacts), dtype=bool)
-            split_contacts[ix.pair_contact[lo:hi][split]] = True
-            candidate = sel.rows & split_contacts[ix.contact]
-            candidate[ix.rows_with(t)] = False
+            rows = ix.rows_of(ix.pair_contact[lo:hi][split])  # the split contacts' rows
+            has = np.zeros(len(ix.contact), dtype=bool)
+            has[ix.rows_with(t)] = True
+            candidate = rows[sel.rows[rows] & ~has[rows]]
             if tag in never:
-                skipped += int(candidate.sum())
+                skipped += len(candidate)
                 continue
             if skip_anonymized:
-                skipped += int((candidate & ix.anonymized).sum())
-                candidate &= ~ix.anonymized
-            n = int(candidate.sum())
-            if n:
-                per_tag[tag] = n
-            touched |= candidate
+                anonymous = ix.anonymized[candidate]
+                skipped += int(anonymous.sum())
+                candidate = candidate[~anonymous]
+            if len(candidate):
+                per_tag[tag] = len(candidate)
+            touched[candidate] = True
         adds = sum(per_tag.values())
         opportunities = int(touched.sum())
-        return {
+        result = {
             "counts": {
                 "rows": adds,
                 "add": adds,
@@ -728,6 +747,8 @@ class TagExplorer:
             },
             "by_tag": per_tag,
         }
+        self._preview = (key, result)
+        return result
 
     def plan(self) -> Any:
         """The plan (propagate) the current choice would produce, or None without tags.
@@ -765,6 +786,7 @@ class TagExplorer:
 
     def _filters_changed(self, _change: Any = None) -> None:
         self._sel = None
+        self._preview = None
         self.page = 0
         self.refresh()
 
