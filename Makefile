@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fetch.py --opportunities 50000 --latency-ms 300
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_writes.py
+	$(BIN)/python benchmarks/bench_explorer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
