@@ -819,12 +819,11 @@ class TagExplorer:
             f"<b>{shown:,}</b> contacts shown of <b>{len(ix.contacts):,}</b> "
             f"({int(sel.rows.sum()):,} opportunities); <b>{len(self._chosen)}</b> tags chosen"
         )
-        if rows:
-            status += (
-                f"; grid rows {start + 1:,}–{min(rows, start + self.max_contacts):,} of {rows:,}"
-            )
         if self._chosen:
-            status += ": " + ", ".join(html.escape(t) for t in self._chosen)
+            status += " (" + ", ".join(html.escape(t) for t in self._chosen) + ")"
+        if rows:
+            end = min(rows, start + self.max_contacts)
+            status += f"; grid rows {start + 1:,}–{end:,} of {rows:,}"
         if self.unknown_tags:
             status += "; not in the snapshot: " + ", ".join(
                 html.escape(t) for t in self.unknown_tags

@@ -154,6 +154,7 @@ def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_pr
     status = _changes(page, ".ltt-status", status)
     assert tag in status
     assert _grid_columns(page) != columns and tag in _grid_columns(page)
+    assert tag in page.locator(".ltt-stats").text_content()  # the statistics tab follows
     _shot(page, artifacts, "01-02-tags-after")
 
     # ... and a second click takes it off again
@@ -211,18 +212,19 @@ def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_pr
 
     # paging: next shows the following rows
     rows = _grid_rows(page)
+    _shot(page, artifacts, "01-11-page-before")
     if page.locator(".ltt-next").is_enabled():
         page.locator(".ltt-next").click()
         status = _changes(page, ".ltt-status", status)
         assert "grid rows 31" in status and _grid_rows(page) != rows
-        _shot(page, artifacts, "01-11-next-page")
+        _shot(page, artifacts, "01-12-page-after")
 
     # the statistics and plan tabs show the chosen tags
     page.locator(".lm-TabBar-tabLabel", has_text="Tag statistics").click()
     page.locator(".ltt-stats table").wait_for()
     page.locator(".lm-TabBar-tabLabel", has_text="Plan preview").click()
     assert "Preview only" in page.locator(".ltt-plan").inner_text()
-    _shot(page, artifacts, "01-12-plan-tab")
+    _shot(page, artifacts, "01-13-plan-tab")
 
     # save, reload: every widget renders again (the kernel still runs)
     _save(page, jupyterlab, "01-explore-tag-coverage.ipynb")
@@ -234,7 +236,7 @@ def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_pr
     assert _contacts_shown(_text(page, ".ltt-status")) == _contacts_shown(status)
     assert page.locator(".ltt-tags .ltt-tag-option").count() > 0
     page.locator(".ltt-explorer").scroll_into_view_if_needed()
-    _shot(page, artifacts, "01-13-after-reload")
+    _shot(page, artifacts, "01-14-after-reload")
     outputs = _saved_outputs(jupyterlab, "01-explore-tag-coverage.ipynb")
     views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(views) == 1, "only the explorer is a widget (the progress bar is text)"
