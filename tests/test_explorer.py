@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import ipywidgets as widgets
@@ -156,7 +157,7 @@ def test_every_chosen_tag_is_listed_first_and_the_filter_finds_the_others():
 
 def test_search_is_debounced_inside_a_running_loop():
     calls = []
-    debounced = _Debounced(lambda: calls.append(time.monotonic()), wait=0.05)
+    debounced = _Debounced(lambda: calls.append(time.monotonic()), wait=0.05, live=lambda: True)
 
     async def typing() -> None:
         for _ in range(5):  # five keystrokes, 10 ms apart
@@ -166,10 +167,16 @@ def test_search_is_debounced_inside_a_running_loop():
         while not calls and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
-    asyncio.run(typing())
+    # a thread of its own: its own event loop, as the kernel has one
+    worker = threading.Thread(target=asyncio.run, args=(typing(),))
+    worker.start()
+    worker.join(timeout=10)
     assert len(calls) == 1
     debounced()  # no running loop (a script, a headless run): at once
     assert len(calls) == 2
+    outside = []
+    _Debounced(lambda: outside.append(1))()  # not in a kernel: at once, whatever the loop
+    assert outside == [1]
 
 
 def test_lever_strings_are_escaped_in_every_view():

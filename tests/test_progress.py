@@ -68,8 +68,9 @@ class _Handle:
 def test_jupyter_bar_is_text_that_survives_a_reload(plain, monkeypatch):
     """In a kernel the bar is a display handle updated with text, never a widget: after the
     bar ends, the output holds one plain line (a widget would be 'model not found' on reload)."""
-    import IPython.display
+    import importlib
 
+    ipython_display = importlib.import_module("IPython.display")
     handle = _Handle()
     created = []
 
@@ -77,7 +78,7 @@ def test_jupyter_bar_is_text_that_survives_a_reload(plain, monkeypatch):
         created.append(data)
         return handle
 
-    monkeypatch.setattr(IPython.display, "display", display)
+    monkeypatch.setattr(ipython_display, "display", display)
     shell = SimpleNamespace(kernel=object())
     monkeypatch.setitem(sys.modules, "IPython", SimpleNamespace(get_ipython=lambda: shell))
     bar = progress_bar(total=3, desc="opportunities", unit=" opp", mininterval=0)

@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 
 from toolkit import audit
 from toolkit.charts import OKABE_ITO
+from toolkit.progress import in_kernel
 
 GAP_STYLE = f"background-color: {OKABE_ITO['orange']}; color: black; font-weight: bold"
 FULL_STYLE = "background-color: #cfe6f6; color: black"
@@ -374,16 +375,29 @@ def _policy_rules(policy: Any) -> tuple[set[str], bool]:
 
 
 class _Debounced:
-    """Call `fn` once input has been quiet for `wait` seconds (inside a running event loop, as in
-    a Jupyter kernel); immediately where no loop runs (tests, scripts, a headless run)."""
+    """Call `fn` once input has been quiet for `wait` seconds, on the kernel's event loop.
 
-    def __init__(self, fn: Callable[[], None], wait: float = DEBOUNCE_S) -> None:
-        self.fn, self.wait, self.handle = fn, wait, None
+    Outside a Jupyter kernel (tests, scripts, a headless run) `fn` runs at once: nothing else
+    would run the loop's timers there. `live` decides which case applies (default: a kernel
+    with a running event loop).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[], None],
+        wait: float = DEBOUNCE_S,
+        live: Callable[[], bool] = in_kernel,
+    ) -> None:
+        self.fn, self.wait, self.live, self.handle = fn, wait, live, None
 
     def __call__(self, _change: Any = None) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = None
+        if self.live():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        if loop is None:
             self.fn()
             return
         if self.handle is not None:

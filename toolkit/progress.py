@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 ENV = "LEVER_TOOLKIT_PROGRESS"
 
 
-def _kernel() -> bool:
+def in_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel (not a terminal IPython, not a script)."""
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None
     return getattr(shell, "kernel", None) is not None  # a Jupyter kernel, not a terminal IPython
@@ -35,7 +36,7 @@ def progress_enabled(progress: bool | None = None) -> bool:
     forced = os.environ.get(ENV, "").strip()
     if forced in ("0", "1"):
         return forced == "1"
-    if _kernel():
+    if in_kernel():
         return True
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
@@ -78,6 +79,6 @@ class OutputBar(_text_tqdm):
 def progress_bar(progress: bool | None = None, **kwargs: Any) -> tqdm:
     """A bar (an updating text output in Jupyter, text in a terminal), disabled when not wanted."""
     enabled = progress_enabled(progress)
-    if enabled and _kernel():
+    if enabled and in_kernel():
         return OutputBar(**kwargs)
     return _text_tqdm(disable=not enabled, leave=False, **kwargs)
