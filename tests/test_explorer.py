@@ -101,7 +101,8 @@ def test_unknown_tags_are_reported_not_selected():
 
 def _click_tag(ex: TagExplorer, tag: str) -> None:
     """What a click on the tag's checkbox does: flip its value."""
-    boxes = [b for b in ex.tag_list.children if b.description.startswith(f"{tag} (")]
+    label = f'"{tag}"' if tag != tag.strip() else tag
+    boxes = [b for b in ex.tag_list.children if b.description.startswith(f"{label} (")]
     assert boxes, f"{tag} is not listed"
     boxes[0].value = not boxes[0].value
 
@@ -153,6 +154,14 @@ def test_every_chosen_tag_is_listed_first_and_the_filter_finds_the_others():
     _click_tag(ex, "Boomerang")
     assert ex.selected_tags == ["Boomerang"]
     assert "Boomerang" in ex.status.value
+
+
+def test_a_tag_with_surrounding_spaces_is_told_apart():
+    frame = _frame()
+    frame.at[1, "tags"] = ["Boomerang", "Python "]
+    ex = TagExplorer(frame, tags=["Python", "Python "])
+    listed = [b.description for b in ex.tag_list.children]
+    assert listed[:2] == ["Python (2 split)", '"Python " (1 split)']
 
 
 def test_search_is_debounced_inside_a_running_loop():

@@ -374,6 +374,11 @@ def _policy_rules(policy: Any) -> tuple[set[str], bool]:
     )
 
 
+def _visible(tag: str) -> str:
+    """A tag as a label: quoted when it has surrounding spaces ("python " is not "python")."""
+    return f'"{tag}"' if tag != tag.strip() or not tag else tag
+
+
 class _Debounced:
     """Call `fn` once input has been quiet for `wait` seconds, on the kernel's event loop.
 
@@ -547,9 +552,11 @@ class TagExplorer:
         if box is None:
             n = int(self._tag_split[self.index.tag_code[tag]])
             box = widgets.Checkbox(
-                value=tag in self._chosen, description=f"{tag} ({n:,} split)", indent=False,
+                value=tag in self._chosen,
+                description=f"{_visible(tag)} ({n:,} split)",
+                indent=False,
                 layout=widgets.Layout(width="auto", min_height="22px"),
-            )  # fmt: skip
+            )
             box.add_class("ltt-tag-option")
             box.observe(lambda change, t=tag: self._toggle(t, bool(change["new"])), names="value")
             self._checks[tag] = box
@@ -678,11 +685,6 @@ class TagExplorer:
         split_count = np.bincount(ix.pair_contact[split], minlength=len(ix.contacts))
         key = split_count[contacts] * (int(opps.max()) + 1) + opps[contacts]
         return contacts[np.argsort(-key, kind="stable")]
-
-    def grid_pages(self) -> int:
-        """How many pages the grid has now."""
-        rows = len(self._grid_contacts(self._shown_tags()))
-        return max(1, -(-rows // self.max_contacts))
 
     def grid_table(self) -> pd.DataFrame:
         """Contact x tag shares on the current grid page (NaN = the contact never has the tag)."""
