@@ -272,7 +272,7 @@ def test_the_index_agrees_with_the_audit_and_the_plan(sandbox, state):
     grid = ex.grid_table()
     truth_grid = audit.coverage_grid(kept, tags=tags, max_contacts=None).dropna(how="all")
     assert len(grid) == len(truth_grid)
-    keys = {ex.index.label(c): str(ex.index.contacts[c]) for c in range(len(ex.index.contacts))}
+    keys = {ex.index.label(c): ex.index.contact_key(c) for c in range(len(ex.index.contacts))}
     values = truth_grid.loc[[keys[label] for label in grid.index]].to_numpy()
     np.testing.assert_allclose(grid.to_numpy(), values)
 
@@ -293,3 +293,20 @@ def test_explorer_on_sandbox_data(sandbox):
     }
     assert len(ex.grid_table()) == len(busiest & with_tags)
     assert f"<b>{len(busiest)}</b> contacts shown" in ex.status.value
+
+
+def test_search_matches_filter_frame_when_names_differ_between_opportunities():
+    frame = _frame()
+    frame["archived"] = [True, False, True, False, True, False]  # first rows archived
+    frame.at[1, "name"] = "Ada Byron"  # Ada's live row has another name than her first one
+    frame.at[2, "email"] = "bob@old.example"  # Bob's first (archived) row has an old email
+    ex = TagExplorer(frame, tags=["Python"], min_opportunities=1)
+    for needle in ("byron", "lovelace", "old.example", "bob@example.org", "cy", "zzz", "CA"):
+        for archived in (True, False):
+            ex.include_archived.value = archived
+            ex.search.value = needle
+            expected = set(
+                filter_frame(frame, search=needle, include_archived=archived)["contact_id"]
+            )
+            shown = {ex.index.contact_key(c) for c in np.flatnonzero(ex.selection().contacts)}
+            assert shown == expected, (needle, archived)

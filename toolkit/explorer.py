@@ -123,15 +123,18 @@ def style_grid(grid: pd.DataFrame) -> Any:
 # -- the index (built once) ---------------------------------------------------------------------
 
 
-def _codes(values: Any) -> tuple[np.ndarray, np.ndarray]:
-    """int64 codes into the sorted distinct strings (pyarrow dictionary encoding)."""
+def _codes(values: Any, objects: bool = True) -> tuple[np.ndarray, Any]:
+    """int64 codes into the sorted distinct strings (pyarrow dictionary encoding); the distinct
+    strings as a numpy object array, or (``objects=False``) as a pyarrow array."""
     array = pa.array(values, type=pa.large_string(), from_pandas=True)
     encoded = pc.dictionary_encode(array)
     order = pc.array_sort_indices(encoded.dictionary).to_numpy()
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
     index = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    labels = np.asarray(encoded.dictionary.take(pa.array(order)).to_pylist(), dtype=object)
+    labels = encoded.dictionary.take(pa.array(order))
+    if objects:
+        labels = np.asarray(labels.to_pylist(), dtype=object)
     return rank[index] if len(index) else index, labels
 
 
@@ -254,7 +257,7 @@ class ExplorerIndex:
         self.frame = frame
         n = len(frame)
         contact_keys = _contact_keys(frame)
-        self.contact, self.contacts = _codes(contact_keys)
+        self.contact, self.contacts = _codes(contact_keys, objects=False)
         n_contacts = len(self.contacts)
         self.archived = _column(frame, "archived")
         self.anonymized = _column(frame, "anonymized")
@@ -285,16 +288,48 @@ class ExplorerIndex:
         np.cumsum(self.opportunities[0], out=self.row_start[1:])
         self.first_row = np.full(n_contacts, -1, dtype=np.int64)
         self.first_row[self.contact[::-1]] = np.arange(n - 1, -1, -1)
-        # the search text: name, email, contact id, lower-cased, as a dictionary
+        # the search text (name, email, contact id): one per contact (its first row's), plus the
+        # rows whose text differs from their contact's first row (rare), lower-cased
         parts = [_strings(frame, c) for c in ("name", "email") if c in frame.columns]
         parts.append(contact_keys)
-        text = pc.utf8_lower(
-            pc.binary_join_element_wise(*parts, pa.scalar("\n", type=pa.large_string()))
+        text = pc.binary_join_element_wise(*parts, pa.scalar("\n", type=pa.large_string()))
+        first = pa.array(self.first_row)
+        same = np.asarray(
+            pc.equal(text, text.take(pa.array(self.first_row[self.contact]))).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=bool,
         )
-        encoded = pc.dictionary_encode(text)
-        self.text_code = encoded.indices.to_numpy(zero_copy_only=False)
-        self.texts = encoded.dictionary
-        self.names = frame["name"].astype("object").to_numpy() if "name" in frame.columns else None
+        self.contact_text = pc.utf8_lower(text.take(first))
+        self.extra_rows = np.flatnonzero(~same)
+        self.extra_text = pc.utf8_lower(text.take(pa.array(self.extra_rows)))
+        self.first_text_active = np.zeros(n_contacts, dtype=bool)  # that text on a live row
+        self.first_text_active[self.contact[same & ~self.archived]] = True
+        self.names = _text_array(frame, "name") if "name" in frame.columns else None
+
+    def search(self, needle: str, include_archived: bool) -> np.ndarray:
+        """Contacts with an opportunity whose name, email or contact id contains `needle`
+        (lower-case); without archived ones, only live opportunities count."""
+        hit = np.asarray(
+            pc.match_substring(self.contact_text, needle).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        )
+        if not include_archived:
+            hit &= self.first_text_active
+        if len(self.extra_rows):
+            found = np.asarray(
+                pc.match_substring(self.extra_text, needle).to_numpy(zero_copy_only=False),
+                dtype=bool,
+            )
+            rows = self.extra_rows[found]
+            if not include_archived:
+                rows = rows[~self.archived[rows]]
+            hit[self.contact[rows]] = True
+        return hit
+
+    def contact_key(self, contact: int) -> str:
+        """The contact's key: its contact_id, or ``opp:<id>`` for one without a contact."""
+        return str(self.contacts[contact].as_py())
 
     def rows_with(self, tag: int) -> np.ndarray:
         """The rows carrying a tag code."""
@@ -316,10 +351,10 @@ class ExplorerIndex:
 
     def label(self, contact: int) -> str:
         """'Name (first 8 of the id)' when names are known, else the contact key."""
-        key = str(self.contacts[contact])
+        key = self.contact_key(contact)
         row = self.first_row[contact]
         if self.names is not None and row >= 0:
-            name = self.names[row]
+            name = self.names[int(row)].as_py()
             if isinstance(name, str) and name:
                 return f"{name} ({key[:8]})"
         return key
@@ -348,13 +383,7 @@ def _select(
     keep = opps >= max(1, int(min_opportunities))
     needle = (search or "").strip().lower()
     if needle:
-        hit_text = pc.match_substring(ix.texts, needle).to_numpy(zero_copy_only=False)
-        hit_rows = np.asarray(hit_text, dtype=bool)[ix.text_code]
-        if not include_archived:
-            hit_rows &= ~ix.archived
-        hit = np.zeros(len(keep), dtype=bool)
-        hit[ix.contact[hit_rows]] = True
-        keep &= hit
+        keep &= ix.search(needle, include_archived)
     rows = keep[ix.contact]
     if not include_archived:
         rows &= ~ix.archived
