@@ -548,7 +548,8 @@ class TagExplorer:
         """The policy's contact-level tags, else the ones the evidence calls contact-level."""
         if self.policy is not None and getattr(self.policy, "contact_level", None):
             return list(self.policy.contact_level)
-        evidence = audit.contact_level_evidence(audit.considered(self.frame))
+        needed = ["opportunity_id", "contact_id", "tags"]  # all the evidence reads
+        evidence = audit.contact_level_evidence(self.frame[needed].reset_index(drop=True))
         likely = evidence.loc[evidence["suggestion"] == "likely contact-level"]
         likely = likely.sort_values(["split_contacts", "tag"], ascending=[False, True])
         return likely["tag"].head(DEFAULT_TAGS).tolist()
