@@ -91,8 +91,19 @@ def child(n: int, seed: int, repeats: int) -> dict:
         ),
         "grid: next page": lambda: ex.next_page.click(),
     }
+    nothing_chosen = {
+        "no tag chosen (every tag's statistics): min opportunities": lambda: setattr(
+            ex.min_opportunities, "value", 3 if ex.min_opportunities.value == 2 else 2
+        ),
+        "no tag chosen: search": lambda: setattr(
+            ex.search, "value", "person 00" if ex.search.value != "person 00" else ""
+        ),
+    }
     times = {}
     for name, action in controls.items():
+        times[name] = [_time(action) for _ in range(repeats)]
+    ex.choose_tags([])
+    for name, action in nothing_chosen.items():
         times[name] = [_time(action) for _ in range(repeats)]
     ex.search.value = ""
     return {

@@ -310,3 +310,14 @@ def test_search_matches_filter_frame_when_names_differ_between_opportunities():
             )
             shown = {ex.index.contact_key(c) for c in np.flatnonzero(ex.selection().contacts)}
             assert shown == expected, (needle, archived)
+
+
+def test_without_chosen_tags_the_views_show_the_most_split_tags():
+    ex = TagExplorer(_frame(), tags=[], min_opportunities=1)
+    stats = ex.stats_table()
+    truth = audit.tag_statistics(_frame())
+    assert stats["tag"].tolist() == truth["tag"].tolist()
+    assert list(ex.grid_table().columns) == stats["tag"].tolist()[: ex.max_tags]
+    ex.min_opportunities.value = 3  # Bob alone: the cached every-tag counts are recomputed
+    assert ex.stats_table()["tag"].tolist() == ["Python"]
+    assert "choose tags" in ex.plan_view.value

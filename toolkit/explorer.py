@@ -471,6 +471,8 @@ class TagExplorer:
         self.page = 0
         self._sel: _Selection | None = None
         self._preview: tuple[Any, Any] | None = None
+        self._every_tag: dict[str, np.ndarray] | None = None
+        self._unlisted = 0
         # tags: split contacts over all data, for the checklist's labels and order
         everything = _select(ix, "", 1, True)
         self._tag_split = np.bincount(
@@ -614,7 +616,7 @@ class TagExplorer:
         self._render_note()
 
     def _render_note(self) -> None:
-        rest = max(0, getattr(self, "_unlisted", 0))
+        rest = max(0, self._unlisted)
         more = f"; {rest:,} more tags not listed: type to filter" if rest else ""
         self.tag_note.value = f"<small>{len(self._chosen)} chosen{more}</small>"
 
@@ -641,7 +643,15 @@ class TagExplorer:
         return [int(t) for t in stats["code"][: self.max_tags]]
 
     def _stats_codes(self, codes: list[int] | None) -> dict[str, np.ndarray]:
-        """Per-tag counts under the filters, for the given tag codes (None: every tag)."""
+        """Per-tag counts under the filters, for the given tag codes (None: every tag, cached
+        until a filter changes)."""
+        if codes is None:
+            if self._every_tag is None:
+                self._every_tag = self._count_tags(None)
+            return self._every_tag
+        return self._count_tags(codes)
+
+    def _count_tags(self, codes: list[int] | None) -> dict[str, np.ndarray]:
         ix, sel = self.index, self.selection()
         n_tags = len(ix.tags)
         if codes is None:
@@ -655,9 +665,11 @@ class TagExplorer:
         opps = sel.opportunities[ix.pair_contact[pairs]]
         multi = kept & (opps >= 2)
         split = multi & (with_tag < opps)
-        count = lambda mask, w=None: np.bincount(  # noqa: E731
-            tag_of[mask], weights=None if w is None else w[mask], minlength=n_tags
-        )
+
+        def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+            w = None if weights is None else weights[mask]
+            return np.bincount(tag_of[mask], weights=w, minlength=n_tags)
+
         out = {
             "opportunities": count(kept, with_tag).astype(np.int64),
             "contacts": count(kept),
@@ -833,6 +845,7 @@ class TagExplorer:
     def _filters_changed(self, _change: Any = None) -> None:
         self._sel = None
         self._preview = None
+        self._every_tag = None
         self.page = 0
         self.refresh()
 
