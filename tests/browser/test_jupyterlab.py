@@ -118,6 +118,12 @@ def _contacts_shown(status: str) -> int:
     return int(match.group(1).replace(",", ""))
 
 
+def _opportunities(status: str) -> int:
+    match = re.search(r"\(([\d,]+) opportunities\)", status)
+    assert match, status
+    return int(match.group(1).replace(",", ""))
+
+
 def _grid_rows(page: Any) -> list[str]:
     return page.locator(".ltt-grid table tbody th").all_inner_texts()
 
@@ -204,11 +210,14 @@ def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_pr
 
     # include archived: one click changes the opportunities counted
     _shot(page, artifacts, "01-09-archived-before")
+    with_archived = _opportunities(status)
     page.locator(".ltt-include-archived input").click()
     status = _changes(page, ".ltt-status", status)
+    assert _opportunities(status) < with_archived
     _shot(page, artifacts, "01-10-archived-after")
     page.locator(".ltt-include-archived input").click()
     status = _changes(page, ".ltt-status", status)
+    assert _opportunities(status) == with_archived
 
     # paging: next shows the following rows
     rows = _grid_rows(page)
