@@ -65,6 +65,7 @@ def test_initial_views_and_plan_preview():
     assert "3</b> additions" in ex.plan_view.value
     assert "Preview only" in ex.plan_view.value
     assert "tag-coverage" in ex.grid_view.value  # the styled table
+    assert "<td>100%</td>" in ex.stats_view.value  # a rate as a percentage (Python: 2 of 2)
 
 
 def test_changing_widgets_updates_the_views():

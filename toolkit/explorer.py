@@ -903,8 +903,9 @@ class TagExplorer:
                     f"<p><small>the {limit} most split of {total:,} tags; "
                     "choose tags to see theirs</small></p>"
                 )
+        counts = {c: "{:,}".format for c in STATS_COLUMNS[1:] if c != "split_rate"}
         self.stats_view.value = note + stats.to_html(
-            index=False, float_format=lambda v: f"{v:.2f}", escape=True
+            index=False, escape=True, formatters={**counts, "split_rate": "{:.0%}".format}
         )
         preview = self.preview()
         if preview is None:
