@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean fonts
+.PHONY: demo test lint format bench clean fonts browser
 
 # The set-up is quiet: pip's and the build's output go to $(VENV)/install.log (shown on failure),
 # so the first lines a newcomer reads are the demo's own.
@@ -36,10 +36,22 @@ fonts:
 demo: $(STAMP)
 	@$(BIN)/python -m toolkit.demo $(DEMO_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
+
+# Chromium for tests/browser, from the system's packages (never `playwright install`): installed
+# here when missing and we are root with apt-get; otherwise the browser tests skip with one line
+# saying how to enable them (under CI=true they fail instead). LTT_CHROMIUM=/path overrides.
+browser:
+	@if [ -n "$$LTT_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 \
+	   || command -v chromium-browser >/dev/null 2>&1; then :; \
+	 elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	   echo "make: installing Chromium and CJK fonts from the system's packages for tests/browser"; \
+	   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	     chromium fonts-noto-cjk >/dev/null; } || [ "$$CI" != true ]; \
+	 fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -54,6 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fetch.py --opportunities 50000 --latency-ms 300
 	$(BIN)/python benchmarks/bench_audit.py
 	$(BIN)/python benchmarks/bench_writes.py
+	$(BIN)/python benchmarks/bench_explorer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

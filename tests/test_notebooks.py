@@ -276,7 +276,7 @@ def test_nbval_over_every_notebook(sandbox, tmp_path):
     assert proc.returncode == 0, tail
     assert " passed" in proc.stdout and "failed" not in proc.stdout, tail
     notebooks = sorted(p.name for p in config.NOTEBOOKS_DIR.glob("*.ipynb"))
-    assert len(notebooks) == 3
+    assert len(notebooks) == 4
     _no_key_anywhere(tmp_path, sandbox.api_key)
 
 

@@ -6,7 +6,10 @@ time it reaches `before_first_write`. Unset, as it always is outside the tests, 
 environment lookup.
 
 Points: `before_first_write` (planning journaled, nothing sent), `after_write` (Lever answered,
-the outcome not yet journaled), `verify_midway` (verify has read part of the plan).
+the outcome not yet journaled), `verify_midway` (verify has read part of the plan); for
+`lever-tags sync`: `sync_after_accept` (a webhook stored, not yet answered), `sync_before_process`
+(a contact's events taken from the queue, not yet checked), `sync_after_write` (Lever answered,
+the outcome not yet journaled).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ A policy is a small YAML file::
       - Full-time
     include_archived: true  # consider archived opportunities (default true)
     skip_anonymized: true   # never write to anonymized opportunities (default true)
+    on_removal: report      # sync: a contact-level tag removed from one opportunity is
+                            # reported (default) or propagated (removed from the others)
 
 Tags are exact strings (Lever's tag filter is case sensitive). Every mistake in the file is a
 ``ConfigurationError`` whose message is one line naming the file, the key and the fix.
@@ -41,6 +43,9 @@ __all__ = [
 
 POLICY_VERSION = 1
 ALLOWED_KEYS = tuple(POLICY["properties"])  # the spec in toolkit/specs.py
+
+
+ON_REMOVAL = tuple(POLICY["properties"]["on_removal"]["enum"])  # what sync does on removal
 _TAG_LISTS = ("contact_level", "never_touch")
 _FLAGS = ("include_archived", "skip_anonymized")
 
@@ -54,6 +59,8 @@ class Policy:
         never_touch: exact tags the toolkit never adds or removes.
         include_archived: consider archived opportunities.
         skip_anonymized: never write to anonymized opportunities.
+        on_removal: what `lever-tags sync` does when a contact-level tag disappears from one
+            opportunity while still on others: ``report`` (default) or ``propagate``.
         version: the file format version (1).
         source: where it came from (a path, or "<dict>"); not part of equality.
 
@@ -67,6 +74,7 @@ class Policy:
     never_touch: tuple[str, ...] = ()
     include_archived: bool = True
     skip_anonymized: bool = True
+    on_removal: str = "report"
     version: int = POLICY_VERSION
     source: str = field(default="<policy>", compare=False)
 
@@ -93,6 +101,7 @@ class Policy:
         lists = {key: tuple(dict.fromkeys(data.get(key) or ())) for key in _TAG_LISTS}
         flags = {key: data.get(key, True) for key in _FLAGS}
 
+        on_removal = data.get("on_removal", "report")
         both = [t for t in lists["contact_level"] if t in set(lists["never_touch"])]
         if both:
             raise ConfigurationError(
@@ -104,6 +113,7 @@ class Policy:
             never_touch=lists["never_touch"],
             include_archived=flags["include_archived"],
             skip_anonymized=flags["skip_anonymized"],
+            on_removal=on_removal,
             version=POLICY_VERSION,
             source=source,
         )
@@ -121,7 +131,7 @@ class Policy:
             "never_touch": list(self.never_touch),
             "include_archived": self.include_archived,
             "skip_anonymized": self.skip_anonymized,
-        }
+        } | ({"on_removal": self.on_removal} if self.on_removal != "report" else {})
 
     def to_yaml(self) -> str:
         """The policy as YAML text with a short explanatory header.

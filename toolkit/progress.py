@@ -4,6 +4,10 @@
 terminal (stderr is a TTY) or a Jupyter kernel shows a bar; anything else (cron, CI, pipes)
 does not. `LEVER_TOOLKIT_PROGRESS=0` or `1` overrides that; `lever-tags report` and `batch`
 set it to 0 for the kernels they start, so papermill reports carry no bar.
+
+In Jupyter the bar is a text output updated in place (an IPython display handle), not a widget:
+a widget bar that closes itself leaves "Error displaying widget: model not found" behind after a
+page reload. When it ends, the output keeps one plain line (what was done, how fast).
 """
 
 from __future__ import annotations
@@ -12,9 +16,17 @@ import os
 import sys
 from typing import Any
 
+from tqdm import tqdm as _text_tqdm
 from tqdm.auto import tqdm
 
 ENV = "LEVER_TOOLKIT_PROGRESS"
+
+
+def in_kernel() -> bool:
+    """Whether this code runs in a Jupyter kernel (not a terminal IPython, not a script)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None  # a Jupyter kernel, not a terminal IPython
 
 
 def progress_enabled(progress: bool | None = None) -> bool:
@@ -24,13 +36,49 @@ def progress_enabled(progress: bool | None = None) -> bool:
     forced = os.environ.get(ENV, "").strip()
     if forced in ("0", "1"):
         return forced == "1"
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if getattr(shell, "kernel", None) is not None:  # a Jupyter kernel, not a terminal IPython
+    if in_kernel():
         return True
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
 
+class _Discard:
+    """A file that swallows tqdm's own writes (the display handle shows the bar instead)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class OutputBar(_text_tqdm):
+    """A text tqdm bar drawn into a Jupyter output through a display handle.
+
+    Every refresh replaces the output's text; closing leaves the final line (count, time, rate),
+    which is plain text and therefore survives saving, reloading and a kernel restart.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from IPython.display import display
+
+        kwargs["file"] = _Discard()
+        kwargs["leave"] = True
+        kwargs.setdefault("ascii", False)
+        kwargs.setdefault("ncols", 100)
+        self._handle = display({"text/plain": ""}, raw=True, display_id=True)
+        super().__init__(*args, **kwargs)
+
+    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            text = self.__str__() if msg is None else msg
+            handle.update({"text/plain": text}, raw=True)
+        return True
+
+
 def progress_bar(progress: bool | None = None, **kwargs: Any) -> tqdm:
-    """A tqdm bar (a widget in Jupyter, text in a terminal), disabled when not wanted."""
-    return tqdm(disable=not progress_enabled(progress), leave=False, **kwargs)
+    """A bar (an updating text output in Jupyter, text in a terminal), disabled when not wanted."""
+    enabled = progress_enabled(progress)
+    if enabled and in_kernel():
+        return OutputBar(**kwargs)
+    return _text_tqdm(disable=not enabled, leave=False, **kwargs)

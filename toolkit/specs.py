@@ -29,7 +29,7 @@ _TAG = {
 POLICY = {
     "type": "object",
     "x-must": "a mapping with keys version, contact_level, never_touch, include_archived, "
-    "skip_anonymized",
+    "skip_anonymized, on_removal",
     "additionalProperties": False,
     "properties": {
         "version": {"const": 1, "x-must": "1 (the only policy format so far)"},
@@ -47,6 +47,7 @@ POLICY = {
         },
         "include_archived": {"type": "boolean", "x-must": "true or false"},
         "skip_anonymized": {"type": "boolean", "x-must": "true or false"},
+        "on_removal": {"enum": ["report", "propagate"], "x-must": "report or propagate"},
     },
 }
 

@@ -7,14 +7,14 @@ charts carry CJK labels. Each report is opened in the system's Chromium through 
 leaves loopback (every request is intercepted and recorded; anything else is aborted), and a
 full-page screenshot is saved under `test-artifacts/browser-reports/` (gitignored).
 
-Without Chromium or Playwright these tests skip with one line saying how to enable them, except
-under `CI=true`, where a missing browser is a failure.
+They use the suite's `browser` fixture (tests/browser/conftest.py). Without Chromium or
+Playwright they skip with one line saying how to enable them, except under `CI=true`, where a
+missing browser is a failure (browser_env.require_browser).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,14 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from browser_env import require_browser
 
 from toolkit.client import LeverClient
 from toolkit.notebook import charts, execute
 from toolkit.sandbox import Sandbox
 
 pytestmark = [pytest.mark.notebook, pytest.mark.browser]
+require_browser()  # one line to skip without Chromium; under CI=true a failure (browser_env)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = (
@@ -36,44 +38,6 @@ ARTIFACTS = (
 CJK_TAG = "数据科学"
 VIEWPORT = {"width": 1280, "height": 900}
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-# What nbconvert's stock lab template loads from a CDN; the offline export template (issue 10)
-# drops them. Until it is merged these are the only requests allowed to be seen (and aborted).
-STOCK_TEMPLATE_CDN = ("https://cdnjs.cloudflare.com/ajax/libs/require.js/",
-                      "https://cdnjs.cloudflare.com/ajax/libs/mathjax/")  # fmt: skip
-
-
-def chromium_path() -> str | None:
-    """The system's Chromium: $LEVER_TEST_CHROMIUM, /usr/bin/chromium, or on PATH."""
-    candidates = [os.environ.get("LEVER_TEST_CHROMIUM"), "/usr/bin/chromium"]
-    candidates += [shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-def _missing(reason: str) -> None:
-    line = (
-        f"browser checks of the reports skipped: {reason} "
-        "(to enable: apt-get install chromium, and pip install -e '.[dev]' for playwright)"
-    )
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("CI=true: " + line, pytrace=False)
-    pytest.skip(line)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed")
-    path = chromium_path()
-    if path is None:
-        _missing("no Chromium found")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _plant_cjk_tag(sb: Sandbox, contacts: int = 15) -> set[str]:
@@ -180,11 +144,6 @@ def _assert_clean(seen: dict[str, Any]) -> None:
     """Images decoded with alt text; no console error; nothing requested beyond loopback."""
     assert all(i["natural"] > 0 for i in seen["images"]), seen["images"]
     assert all(i["alt"].strip() for i in seen["images"]), "an image without alternative text"
-    if seen["outside"] and all(u.startswith(STOCK_TEMPLATE_CDN) for u in seen["outside"]):
-        pytest.xfail(
-            "the export still uses nbconvert's stock template (require.js and MathJax from a "
-            "CDN; aborted here); the offline export template of issue 10 removes them"
-        )
     assert seen["outside"] == [], f"requests beyond loopback: {seen['outside']}"
     assert seen["errors"] == [], f"console errors: {seen['errors']}"
 
@@ -235,14 +194,3 @@ def test_remediate_defaults_report_says_nothing_to_do(browser, made_reports):
     assert seen["images"] == []  # no bar chart of zeros
     assert "none" in seen["text"]
     _assert_clean(seen)
-
-
-def test_a_missing_browser_skips_in_one_line_or_fails_under_ci(monkeypatch):
-    monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception) as skipped:
-        _missing("no Chromium found")
-    assert "\n" not in str(skipped.value) and "apt-get install chromium" in str(skipped.value)
-    monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception) as failed:
-        _missing("no Chromium found")
-    assert str(failed.value).startswith("CI=true: browser checks of the reports skipped")

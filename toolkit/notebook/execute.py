@@ -58,7 +58,7 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 
 
-READ_ONLY_NOTEBOOKS = ("01-explore-tag-coverage", "02-audit-report")
+READ_ONLY_NOTEBOOKS = ("01-explore-tag-coverage", "02-audit-report", "04-sync-activity")
 
 
 @dataclass

@@ -293,6 +293,7 @@ NOTEBOOK_ALIASES = {
     "explore": "01-explore-tag-coverage",
     "audit": "02-audit-report",
     "remediate": "03-remediate",
+    "sync-activity": "04-sync-activity",
 }
 
 

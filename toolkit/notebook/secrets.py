@@ -31,6 +31,9 @@ def _secrets() -> tuple[str, ...]:
         found = list(config.load_settings().secrets)
     except ConfigurationError:
         found = []
+    webhook_secret = (os.environ.get("LEVER_WEBHOOK_SECRET") or "").strip()  # lever-tags sync
+    if webhook_secret:
+        found.append(webhook_secret)
     with contextlib.suppress(ConfigurationError):  # a too-short salt is refused where it is used
         salt = redaction_salt()
         if salt:

@@ -396,6 +396,12 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
+def _webhook_routes(kw: dict[str, Any]) -> list:
+    from toolkit.sandbox.webhooks import routes  # it imports this module's AdminHandler
+
+    return routes(kw)
+
+
 def make_app(engine: Engine) -> tornado.web.Application:
     """The tornado application: /v1 routes and /_sandbox admin routes."""
     kw = {"engine": engine}
@@ -416,6 +422,7 @@ def make_app(engine: Engine) -> tornado.web.Application:
             (r"/_sandbox/opportunities", AdminOpportunitiesHandler, kw),
             (rf"/_sandbox/opportunities/{seg}", AdminOpportunityHandler, kw),
             (rf"/_sandbox/opportunities/{seg}/tags", AdminTagsHandler, kw),
+            *_webhook_routes(kw),
             (r"/_sandbox(/.*)?", AdminNotFoundHandler, kw),
         ],
         log_function=_log_request,

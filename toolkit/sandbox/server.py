@@ -143,6 +143,9 @@ class Sandbox:
         if thread.is_alive():
             raise RuntimeError("the sandbox thread did not stop in time")
         self._thread = self._loop = self._stop_event = None
+        hub = getattr(self.engine, "webhooks", None)
+        if hub is not None:  # webhook deliveries (toolkit.sandbox.webhooks)
+            hub.stop()
         self.engine.state.close()
 
     def wait(self) -> None:

@@ -463,6 +463,16 @@ class SandboxState:
             self._changed()
             return opp
 
+    def insert(self, opp: dict[str, Any]) -> None:
+        """Add a new opportunity (an application of an existing contact). ValueError if its id
+        exists."""
+        with self.lock:
+            if opp["id"] in self._opps:
+                raise ValueError(f"opportunity {opp['id']} exists")
+            self._opps[opp["id"]] = opp
+            bisect.insort(self._keys, (int(opp.get("createdAt") or 0), opp["id"]))
+            self._changed()
+
     def delete(self, opp_id: str) -> None:
         """Delete an opportunity; later reads answer 404. KeyError for unknown ids."""
         with self.lock:

@@ -1,0 +1,297 @@
+"""The three notebooks as a person uses them: JupyterLab in Chromium, Run All, the widgets, reload.
+
+For each notebook: open it, wait until the kernel is really there ("(ipykernel) | Idle" in the
+status bar), Run All, wait until every code cell has its execution number and the kernel is idle,
+then check that no cell shows an error and no widget says "Error displaying widget". In 01 every
+explorer control is used the way a person would (click, type, arrow key) and the views must
+change; then the notebook is saved and the page reloaded, and the widgets must render again. 03
+runs with its defaults and the sandbox must have received no write. Screenshots of each step are
+saved in tests/browser/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_env import require_browser
+
+require_browser()
+pytestmark = [pytest.mark.slow]
+
+IDLE = re.compile(r"\(ipykernel\)\s*\|\s*Idle")
+BAR = re.compile(r"opportunities: [\d,]+ opp")  # the snapshot's progress bar, once done
+RUN_S = 120  # a whole notebook, Run All to idle
+CHANGE_S = 15  # one control, to the views changing
+
+
+def _wait_idle(page: Any) -> None:
+    page.get_by_text(IDLE).first.wait_for(timeout=RUN_S * 1000)
+
+
+def _open(page: Any, lab: Any, name: str) -> None:
+    page.goto(lab.notebook_url(name))
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=RUN_S * 1000)
+    _wait_idle(page)
+
+
+def _run_all(page: Any) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    _wait_done(page)
+
+
+def _prompts(page: Any) -> list[str]:
+    return page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+
+
+def _wait_done(page: Any) -> None:
+    """Every code cell numbered ([n]:) and the kernel idle: the notebook has run."""
+    deadline = time.monotonic() + RUN_S
+    while time.monotonic() < deadline:
+        prompts = _prompts(page)
+        numbered = prompts and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
+        if numbered and page.get_by_text(IDLE).count():
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the notebook did not finish within {RUN_S} s: prompts {_prompts(page)}")
+
+
+def _no_errors(page: Any) -> None:
+    body = page.locator(".jp-Notebook").inner_text()
+    assert "Error displaying widget" not in body
+    assert "Traceback" not in body
+    errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    texts = [t for t in errors.all_inner_texts() if "Error" in t or "Exception" in t]
+    assert not texts, texts[:2]
+
+
+def _save(page: Any, lab: Any, name: str) -> None:
+    """Ctrl+S, then wait until the file on disk (the served copy) has been rewritten."""
+    path = lab.root / name
+    before = path.stat().st_mtime_ns
+    page.locator(".jp-Notebook .jp-Cell").first.click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + CHANGE_S
+    while path.stat().st_mtime_ns == before:
+        assert time.monotonic() < deadline, f"{name} was not saved"
+        page.wait_for_timeout(100)
+
+
+def _saved_outputs(lab: Any, name: str) -> list[dict]:
+    notebook = json.loads((lab.root / name).read_text(encoding="utf-8"))
+    return [o for c in notebook["cells"] for o in c.get("outputs", [])]
+
+
+def _plain(output: dict) -> str:
+    text = output.get("data", {}).get("text/plain", "")
+    return "".join(text) if isinstance(text, list) else str(text)
+
+
+def _shot(page: Any, artifacts: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=False)
+
+
+def _text(page: Any, css: str) -> str:
+    return page.locator(css).first.inner_text()
+
+
+def _changes(page: Any, css: str, before: str) -> str:
+    """Wait until the element's text differs from `before`; return the new text."""
+    deadline = time.monotonic() + CHANGE_S
+    while time.monotonic() < deadline:
+        now = page.locator(css).first.inner_text()
+        if now != before:
+            return now
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{css} did not change within {CHANGE_S} s: {before[:200]!r}")
+
+
+def _contacts_shown(status: str) -> int:
+    match = re.search(r"([\d,]+) contacts shown", status)
+    assert match, status
+    return int(match.group(1).replace(",", ""))
+
+
+def _opportunities(status: str) -> int:
+    match = re.search(r"\(([\d,]+) opportunities\)", status)
+    assert match, status
+    return int(match.group(1).replace(",", ""))
+
+
+def _grid_rows(page: Any) -> list[str]:
+    return page.locator(".ltt-grid table tbody th").all_inner_texts()
+
+
+def _grid_columns(page: Any) -> list[str]:
+    return [t.strip() for t in page.locator(".ltt-grid table thead th").all_inner_texts()]
+
+
+def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_process):
+    page, watch = page
+    _open(page, jupyterlab, "01-explore-tag-coverage.ipynb")
+    _run_all(page)
+    page.locator(".ltt-status").wait_for(timeout=RUN_S * 1000)
+    _no_errors(page)
+    page.locator(".ltt-explorer").scroll_into_view_if_needed()
+    _shot(page, artifacts, "01-00-start")
+
+    status = _text(page, ".ltt-status")
+    total = _contacts_shown(status)
+    chosen = page.locator(".ltt-tags .ltt-tag-option input:checked")
+    assert chosen.count() >= 1, "the starting tags are listed, checked, above the fold"
+    for i in range(chosen.count()):
+        assert chosen.nth(i).is_visible()
+    columns = _grid_columns(page)
+
+    # tags: a plain click on an unchosen tag adds it (no Ctrl)
+    option = page.locator(".ltt-tags .ltt-tag-option").filter(
+        has=page.locator("input:not(:checked)")
+    )
+    label = option.first.inner_text().strip()
+    tag = label.rsplit(" (", 1)[0]
+    _shot(page, artifacts, "01-01-tags-before")
+    option.first.locator("input").click()
+    status = _changes(page, ".ltt-status", status)
+    assert tag in status
+    assert _grid_columns(page) != columns and tag in _grid_columns(page)
+    assert tag in page.locator(".ltt-stats").text_content()  # the statistics tab follows
+    _shot(page, artifacts, "01-02-tags-after")
+
+    # ... and a second click takes it off again
+    page.locator(".ltt-tags .ltt-tag-option", has_text=label).locator("input").click()
+    status = _changes(page, ".ltt-status", status)
+    assert tag not in _grid_columns(page)
+
+    # the tag filter narrows the list as you type
+    listed = page.locator(".ltt-tags .ltt-tag-option").count()
+    _shot(page, artifacts, "01-03-tag-filter-before")
+    page.locator(".ltt-tag-filter input").press_sequentially(tag[:4], delay=50)
+    deadline = time.monotonic() + CHANGE_S
+    while page.locator(".ltt-tags .ltt-tag-option").count() == listed:
+        assert time.monotonic() < deadline, "the tag list did not narrow"
+        page.wait_for_timeout(100)
+    unchosen = page.locator(".ltt-tags .ltt-tag-option").filter(
+        has=page.locator("input:not(:checked)")
+    )
+    assert all(tag[:4].lower() in t.lower() for t in unchosen.all_inner_texts())
+    _shot(page, artifacts, "01-04-tag-filter-after")
+    page.locator(".ltt-tag-filter input").fill("")
+
+    # search as you type: no Enter
+    rows = _grid_rows(page)
+    name = rows[0].rsplit(" (", 1)[0]
+    _shot(page, artifacts, "01-05-search-before")
+    page.locator(".ltt-search input").press_sequentially(name, delay=30)
+    status = _changes(page, ".ltt-status", status)
+    assert _contacts_shown(status) < total
+    assert all(r.startswith(name) for r in _grid_rows(page))
+    _shot(page, artifacts, "01-06-search-after")
+    page.locator(".ltt-search input").fill("")
+    status = _changes(page, ".ltt-status", status)
+    assert _contacts_shown(status) == total
+
+    # min opportunities: the slider's handle, one arrow key
+    _shot(page, artifacts, "01-07-min-opportunities-before")
+    handle = page.locator(".ltt-min-opportunities .noUi-handle")
+    handle.focus()
+    handle.press("ArrowRight")
+    status = _changes(page, ".ltt-status", status)
+    assert _contacts_shown(status) < total
+    _shot(page, artifacts, "01-08-min-opportunities-after")
+    handle.press("ArrowLeft")
+    status = _changes(page, ".ltt-status", status)
+    assert _contacts_shown(status) == total
+
+    # include archived: one click changes the opportunities counted
+    _shot(page, artifacts, "01-09-archived-before")
+    with_archived = _opportunities(status)
+    page.locator(".ltt-include-archived input").click()
+    status = _changes(page, ".ltt-status", status)
+    assert _opportunities(status) < with_archived
+    _shot(page, artifacts, "01-10-archived-after")
+    page.locator(".ltt-include-archived input").click()
+    status = _changes(page, ".ltt-status", status)
+    assert _opportunities(status) == with_archived
+
+    # paging: next shows the following rows
+    rows = _grid_rows(page)
+    _shot(page, artifacts, "01-11-page-before")
+    if page.locator(".ltt-next").is_enabled():
+        page.locator(".ltt-next").click()
+        status = _changes(page, ".ltt-status", status)
+        assert "grid rows 31" in status and _grid_rows(page) != rows
+        _shot(page, artifacts, "01-12-page-after")
+
+    # the statistics and plan tabs show the chosen tags
+    page.locator(".lm-TabBar-tabLabel", has_text="Tag statistics").click()
+    page.locator(".ltt-stats table").wait_for()
+    page.locator(".lm-TabBar-tabLabel", has_text="Plan preview").click()
+    assert "Preview only" in page.locator(".ltt-plan").inner_text()
+    _shot(page, artifacts, "01-13-plan-tab")
+
+    # save, reload: every widget renders again (the kernel still runs)
+    _save(page, jupyterlab, "01-explore-tag-coverage.ipynb")
+    page.reload()
+    _wait_idle(page)
+    page.locator(".ltt-status").wait_for(timeout=RUN_S * 1000)
+    page.wait_for_timeout(1000)
+    _no_errors(page)
+    assert _contacts_shown(_text(page, ".ltt-status")) == _contacts_shown(status)
+    assert page.locator(".ltt-tags .ltt-tag-option").count() > 0
+    page.locator(".ltt-explorer").scroll_into_view_if_needed()
+    _shot(page, artifacts, "01-14-after-reload")
+    outputs = _saved_outputs(jupyterlab, "01-explore-tag-coverage.ipynb")
+    views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(views) == 1, "only the explorer is a widget (the progress bar is text)"
+    bars = [o for o in outputs if BAR.match(_plain(o))]
+    assert bars, "the snapshot's progress bar leaves its final line as text"
+    assert not watch.outside, watch.outside[:3]
+
+
+@pytest.mark.parametrize("name", ["02-audit-report.ipynb"])
+def test_02_runs_and_survives_a_reload(jupyterlab, page, artifacts, name):
+    page, watch = page
+    _open(page, jupyterlab, name)
+    _run_all(page)
+    _no_errors(page)
+    images = page.locator(".jp-OutputArea-output img")
+    assert images.count() >= 3
+    for i in range(images.count()):
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    _shot(page, artifacts, "02-00-run")
+    _save(page, jupyterlab, name)
+    page.reload()
+    _wait_idle(page)
+    page.wait_for_timeout(1500)
+    _no_errors(page)
+    bar = page.get_by_text(BAR).first
+    bar.scroll_into_view_if_needed()  # the snapshot's progress bar: a plain line, not a widget
+    _shot(page, artifacts, "02-01-after-reload")
+    assert not [o for o in _saved_outputs(jupyterlab, name) if o.get("output_type") == "error"]
+    assert not watch.outside, watch.outside[:3]
+
+
+def test_03_with_its_defaults_writes_nothing(jupyterlab, page, artifacts, sandbox_process):
+    page, watch = page
+    before = sandbox_process.stats()
+    _open(page, jupyterlab, "03-remediate.ipynb")
+    _run_all(page)
+    _no_errors(page)
+    _shot(page, artifacts, "03-00-run")
+    after = sandbox_process.stats()
+    assert after["requests"] > before["requests"], "03 read from the sandbox"
+    assert after["writes"] == before["writes"], "03 with its defaults (a dry run) wrote"
+    assert not watch.outside, watch.outside[:3]
+
+
+def test_no_key_in_anything_jupyterlab_saved(jupyterlab, sandbox_process):
+    """The key went to the kernels through the environment: no served file holds it."""
+    for path in jupyterlab.root.rglob("*"):
+        if path.is_file():
+            assert sandbox_process.api_key.encode() not in path.read_bytes(), path

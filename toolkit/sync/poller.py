@@ -1,0 +1,89 @@
+"""Polling: the opportunities updated since the last watermark, grouped by contact.
+
+Webhooks can be lost and Lever has no tag event, so the service also lists
+``updated_at_start=<watermark - margin>`` every poll interval. A contact is queued for a check
+when one of its listed opportunities is new to the service or its contact-level tags (or its
+archived / anonymized flags) differ from what the service last saw: its own writes, already
+seen, cost no check. The watermark only moves after a listing completed, to the time the listing
+started, so a crash or an error means the next poll covers the gap again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from toolkit.snapshot.frame import REFRESH_OVERLAP_MS, frame_from_opportunities
+from toolkit.sync.contact import ConfidentialAccess, flags_of, shown
+from toolkit.sync.store import SyncJournal
+
+log = logging.getLogger("toolkit.sync")
+
+DEFAULT_MARGIN_MS = REFRESH_OVERLAP_MS  # Lever's clock, writes in flight, coarse timestamps
+
+
+@dataclass
+class PollResult:
+    opportunities: int
+    contacts: int
+    queued: int
+    watermark: int
+
+
+def poll_once(
+    client: Any,
+    journal: SyncJournal,
+    contact_tags: tuple[str, ...],
+    *,
+    margin_ms: int = DEFAULT_MARGIN_MS,
+    start_ms: int | None = None,
+    access: ConfidentialAccess | None = None,
+) -> PollResult:
+    """One poll: list what changed since the watermark, queue the contacts worth a check.
+
+    Args:
+        client: a `LeverClient`.
+        journal: the sync journal (watermark, last-seen tags, the queue).
+        contact_tags: the policy's contact-level tags.
+        margin_ms: how far before the watermark to list again.
+        start_ms: the first watermark of a new journal (default: now; polling covers what
+            changes from now on; a clean-up of the past is `plan` + `apply`).
+
+    Returns:
+        A `PollResult`.
+    """
+    started = int(time.time() * 1000)
+    stored = journal.get_state("watermark")
+    mark = int(stored) if stored is not None else (start_ms if start_ms is not None else started)
+    access = access or ConfidentialAccess()
+    opps = access.list(client, updated_at_start=max(0, mark - margin_ms))
+    frame = frame_from_opportunities(opps)
+    frame = frame[frame["contact_id"].notna()]
+    seen = journal.seen(list(frame["opportunity_id"]))
+    wanted = set(contact_tags)
+    due: dict[str, None] = {}
+    for opp, contact, tags, archived, anonymized in frame[
+        ["opportunity_id", "contact_id", "tags", "archived", "anonymized"]
+    ].itertuples(index=False, name=None):
+        now = (sorted(t for t in tags if t in wanted), flags_of(bool(archived), bool(anonymized)))
+        before = seen.get(opp)
+        if before is None or (sorted(before[0]), before[1]) != now:
+            due.setdefault(contact, None)
+    queued = sum(1 for contact in due if journal.enqueue_contact(contact, source="poll"))
+    journal.set_state(watermark=started, last_poll=int(time.time() * 1000))
+    log.info(
+        "poll: %d opportunities updated since %d (margin %d ms), %d contacts to check, %d queued",
+        len(frame),
+        mark,
+        margin_ms,
+        len(due),
+        queued,
+    )
+    if due and log.isEnabledFor(logging.DEBUG):
+        log.debug("poll: contacts %s", ", ".join(map(shown, due)))
+    return PollResult(len(frame), len(due), queued, started)
+
+
+__all__ = ["DEFAULT_MARGIN_MS", "PollResult", "poll_once"]
