@@ -1,3 +1,3 @@
 """The `lever-tags` subcommands, one module per step; each registers itself with `toolkit.cli`."""
 
-from toolkit.commands import audit, remediate, report, sandbox  # noqa: F401  (registration)
+from toolkit.commands import audit, doctor, remediate, report, sandbox  # noqa: F401  (registration)
