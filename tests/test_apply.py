@@ -512,14 +512,14 @@ def a_user_id(client) -> str:
     return next(iter(client.iter_users()))["id"]
 
 
-def test_retry_failed_after_a_bad_perform_as(world, monkeypatch):
+def test_retry_failed_after_a_bad_perform_as(world):
     sb, client, _snap, plan, tmp = world
-    # A user removed after the pre-flight check (GET /users/{id}): the writes refuse it.
-    monkeypatch.setattr("toolkit.apply.check_perform_as", lambda client, user: None)
+    nobody = sb.users[1]["id"]  # deactivated: GET /users/{id} finds it, the writes refuse it
+    sb.deactivate_user(nobody)
     before = tag_sets(sb)
     log = write_log(sb)
     journal = tmp / "j.sqlite"
-    bad = apply_plan(client, plan, dry_run=False, journal_path=journal, perform_as="nobody")
+    bad = apply_plan(client, plan, dry_run=False, journal_path=journal, perform_as=nobody)
     groups = len(plan.calls())
     assert bad.failed == len(plan.rows) and not log  # 400 each: nothing written
     assert bad.permanent_failures == groups
@@ -546,7 +546,7 @@ def test_retry_failed_after_a_bad_perform_as(world, monkeypatch):
     retries = events[events["kind"] == "retry"]
     assert len(retries) == groups and set(retries["detail"].map(lambda d: d["status"])) == {400}
     sessions = events[events["kind"] == "session"]["detail"].tolist()
-    assert [s["perform_as"] for s in sessions] == ["nobody", user, user]
+    assert [s["perform_as"] for s in sessions] == [nobody, user, user]
     # rollback keeps the tag that was put there by hand before the retry
     rollback(client, journal, dry_run=False)
     assert tag_sets(sb) == by_hand

@@ -371,3 +371,43 @@ def test_unknown_user_and_perform_as_404_bodies_are_lever_shaped(fresh_sandbox):
         timeout=10,
     )
     assert w.status_code == 404 and w.json()["message"] == "users nobody was not found"
+
+
+def test_sandbox_cli_mode_flags_reach_doctor(tmp_path):
+    """`lever-tags sandbox` with every mode flag; doctor lists each one (and only those)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, LEVER_SANDBOX_KEY="cli-mode-key-123")
+    args = ["--port", "0", "--contacts", "150", "--rate", "1000", "--burst", "1000"]
+    args += ["--perform-as-status", "404", "--no-updated-at-bump", "--omit-next", "once"]
+    args += ["--deleted-shape", "id", "--offset-error-status", "200"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit.cli", "sandbox", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        base_url = proc.stdout.readline().strip().split("=", 1)[1]
+        assert proc.stdout.readline().strip() == "LEVER_API_KEY=cli-mode-key-123"
+        client = LeverClient(base_url, api_key="cli-mode-key-123")
+        opp = next(client.iter_opportunities(archived=True))["id"]  # not doctor's listing
+        user = next(client.iter_users())["id"]
+        report = run_doctor(client, write_test=opp, journal_dir=tmp_path, perform_as=user)
+        assert {c.name for c in report.differences} == {
+            "write with a wrong perform_as",
+            "tag write moves updatedAt",
+            "hasNext without next",
+            "invalid offset token",
+        }, report.table()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0

@@ -27,6 +27,7 @@ journal, run under its own journal):
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -72,6 +73,8 @@ from toolkit.plan import (
     replan,
 )
 from toolkit.progress import progress_bar
+
+log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 8
 DRIFT_COLUMNS = [
@@ -998,7 +1001,7 @@ def check_perform_as(client: Any, perform_as: str | None) -> None:
     if client is None or not perform_as:
         return
     try:
-        client.get_user(perform_as)
+        user = client.get_user(perform_as)
     except (NotFoundError, BadRequestError):
         raise PlanError(
             f"--perform-as {perform_as}: no such user in this Lever account; find the id with "
@@ -1006,6 +1009,10 @@ def check_perform_as(client: Any, perform_as: str | None) -> None:
         ) from None
     except PermissionDeniedError:
         return
+    if user.get("deactivatedAt"):
+        log.warning(
+            "--perform-as %s is a deactivated Lever user: Lever may refuse the writes", perform_as
+        )
 
 
 def _check_size(plan: Plan, max_changes: int | None) -> None:

@@ -553,6 +553,9 @@ class TagWriteHandler(V1Handler):
             if self.engine.config.perform_as_status == 404:
                 raise ApiError(404, "ResourceNotFound", f"users {perform_as} was not found")
             raise ApiError(400, "InvalidRequest", f"perform_as: unknown user {perform_as}")
+        if perform_as is not None and state.user_deactivated(perform_as):
+            # [guess] Lever refuses changes attributed to a deactivated user
+            raise ApiError(400, "InvalidRequest", f"perform_as: user {perform_as} is deactivated")
         try:
             if action == "addTags":
                 opp = state.change_tags(opp_id, add=tags)
@@ -1010,6 +1013,10 @@ class Sandbox:
     def archive_opportunity(self, opp_id: str) -> dict[str, Any]:
         """Archive an opportunity now, as a recruiter would; bumps updatedAt."""
         return self.engine.state.render(self.engine.state.archive(opp_id), False)
+
+    def deactivate_user(self, user_id: str) -> None:
+        """Deactivate a user: GET /users/{id} still finds it, writes attributed to it are 400."""
+        self.engine.state.deactivate_user(user_id)
 
     def delete_opportunity(self, opp_id: str) -> None:
         """Delete an opportunity; the API then answers 404 for it."""

@@ -481,6 +481,19 @@ class SandboxState:
     def user_ids(self) -> set[str]:
         return {u["id"] for u in self.users}
 
+    def user_deactivated(self, user_id: str) -> bool:
+        return any(u["id"] == user_id and u.get("deactivatedAt") for u in self.users)
+
+    def deactivate_user(self, user_id: str) -> None:
+        """Deactivate a user now (its id stays known; writes attributed to it are refused)."""
+        with self.lock:
+            for user in self.users:
+                if user["id"] == user_id:
+                    user["deactivatedAt"] = now_ms()
+                    self._changed()
+                    return
+        raise KeyError(user_id)
+
     # -- writes ---------------------------------------------------------------------------------
 
     def _bump(self, opp: dict[str, Any]) -> None:
