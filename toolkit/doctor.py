@@ -1,7 +1,7 @@
 """`lever-tags doctor`: check, against the configured account, every Lever behaviour the toolkit
 relies on, and print a compatibility table.
 
-Read-only by default and bounded (about 15 reads plus a burst of at most `BURST` cheap reads):
+Read-only by default and bounded (about a dozen reads plus a burst of at most `BURST` cheap reads):
 safe on production. ``write_test`` adds and removes a throwaway tag on one opportunity, through
 `apply_plan` and `rollback` (so journaled and reversible), to see whether a tag write moves
 ``updatedAt`` and what a write with a wrong ``perform_as`` answers.
