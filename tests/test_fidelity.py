@@ -267,6 +267,28 @@ def test_resume_skips_an_opportunity_anonymized_or_changed_since_the_kill(fresh_
     assert verify_failures(bad).empty
 
 
+def test_resume_does_not_respread_a_tag_removed_from_the_person_since_the_kill(
+    fresh_sandbox, tmp_path
+):
+    sb = fresh_sandbox(contacts=CONTACTS, tag_writes_bump_updated_at=False)
+    plan = make_plan(fetch_snapshot(client_for(sb), progress=False), tags=TAGS)
+    frame = _expire_midway(sb, tmp_path, plan, after=len(plan.calls()) // 3 + 4)
+    target = frame[(frame["state"] == "pending") & (frame["op"] == "add")].iloc[0]
+    contact, removed = target["contact_id"], set(target["tags"])
+    for opp in sb.opportunities():  # the recruiter removes the tags from the person
+        if opp.get("contact") == contact and removed & set(opp["tags"]):
+            sb.set_tags(opp["id"], [t for t in opp["tags"] if t not in removed])
+    sb.configure(access_token_max_requests=0)
+    client = client_for(sb, access_token=sb.refresh_access_token())
+    result = apply_plan(client, plan, dry_run=False, journal_path=tmp_path / "j")
+    assert result.ok and result.resumed
+    people = [o for o in sb.opportunities() if o.get("contact") == contact]
+    assert not any(removed & set(o["tags"]) for o in people)
+    after = journal_frame(tmp_path / "j").set_index(["opportunity_id", "op"])
+    assert after.loc[(target["opportunity_id"], "add"), "state"] == "noop"
+    assert verify_failures(verify_plan(client, plan, tmp_path / "j")).empty
+
+
 # -- 3b/5. refresh after the toolkit's own writes, and deletions --------------------------------
 
 
