@@ -768,7 +768,7 @@ def _first_session(
             for c in calls.to_dict("records")
         ),
         dropped=dropped.to_dict("records"),
-        drift=drift.to_dict("records"),
+        drift=drift[drift["changed"].astype(bool)].to_dict("records"),
         session=session,
     )
     return drift, dropped
