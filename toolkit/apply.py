@@ -388,13 +388,16 @@ def check_drift(
         >>> drift[drift["changed"]], drift.attrs["reads"]["calls"]  # doctest: +SKIP
     """
     planned = set(plan.opportunity_ids())
-    wanted = planned | set(plan.before)
-    if not wanted:
+    if not planned:
         return _drift_frame([], {"calls": 0, "opportunities": 0, "contacts": 0})
     before_calls = client.stats.requests
-    contacts = {(e or {}).get("contact_id") or "" for e in plan.before.values()}
-    contacts |= set(plan.rows["contact_id"].astype(str))
+    # the contacts the rows touch (not every contact the plan's before-state knows)
+    contacts = set(plan.rows["contact_id"].astype(str))
+    contacts |= {(plan.before.get(o) or {}).get("contact_id") or "" for o in planned}
     contacts.discard("")
+    wanted = planned | {
+        o for o, e in plan.before.items() if ((e or {}).get("contact_id") or "") in contacts
+    }
     found: dict[str, dict] = {}
     for opp in read_by_contacts(client, plan, contacts, batch=batch, workers=workers):
         if isinstance(opp.get("id"), str) and opp["id"] in wanted:
