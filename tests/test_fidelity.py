@@ -375,6 +375,27 @@ def test_offset_tokens_have_lever_shape_and_are_passed_back_encoded_once_more(sa
     assert raw.status_code == 400 and "Invalid offset token" in raw.json()["message"]
 
 
+def test_expired_token_is_refused_until_refreshed_over_the_admin_route(fresh_sandbox):
+    sb = fresh_sandbox(contacts=20, access_token_max_requests=2)
+    old = sb.access_token
+    bearer = {"Authorization": f"Bearer {old}"}
+    codes = [requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10).status_code]
+    codes += [requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10).status_code]
+    expired = requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10)
+    assert codes == [200, 200] and expired.status_code == 401
+    assert expired.json()["message"] == "Invalid or expired access token"
+    issued = requests.post(f"{sb.url}/_sandbox/oauth/token", auth=(sb.api_key, ""), timeout=10)
+    new = issued.json()["access_token"]
+    assert new != old and new == sb.access_token
+    fresh = requests.get(
+        f"{sb.base_url}/users", headers={"Authorization": f"Bearer {new}"}, timeout=10
+    )
+    assert fresh.status_code == 200
+    assert requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10).status_code == 401
+    forbidden = requests.post(f"{sb.url}/_sandbox/oauth/token", headers=bearer, timeout=10)
+    assert forbidden.status_code == 401  # admin needs the full API key
+
+
 def test_unknown_user_and_perform_as_404_bodies_are_lever_shaped(fresh_sandbox):
     sb = fresh_sandbox(contacts=20, perform_as_status=404)
     r = requests.get(f"{sb.base_url}/users/nobody", auth=(sb.api_key, ""), timeout=10)

@@ -121,7 +121,8 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="the OAuth access token expires after N requests (default 0: by time only)",
+        help="the OAuth access token expires after N requests (default 0: by time only); "
+        "POST /_sandbox/oauth/token (with the API key) issues a new one",
     )
     modes.add_argument(
         "--deleted-shape",

@@ -694,6 +694,16 @@ class AdminResetHandler(AdminHandler):
         self.reply(200, {"ok": True})
 
 
+class AdminTokenHandler(AdminHandler):
+    route = "POST /_sandbox/oauth/token"
+
+    def post(self) -> None:
+        """Issue a new OAuth access token (an OAuth refresh); the previous one is refused."""
+        self.reply(
+            200, {"access_token": self.engine.refresh_access_token(), "token_type": "Bearer"}
+        )
+
+
 class AdminConfigHandler(AdminHandler):
     route = "/_sandbox/config"
 
@@ -790,6 +800,7 @@ def make_app(engine: Engine) -> tornado.web.Application:
             (r"/v1(/.*)?", NotFoundHandler, kw),
             (r"/_sandbox/stats", AdminStatsHandler, kw),
             (r"/_sandbox/reset", AdminResetHandler, kw),
+            (r"/_sandbox/oauth/token", AdminTokenHandler, kw),
             (r"/_sandbox/config", AdminConfigHandler, kw),
             (r"/_sandbox/opportunities", AdminOpportunitiesHandler, kw),
             (rf"/_sandbox/opportunities/{seg}", AdminOpportunityHandler, kw),
