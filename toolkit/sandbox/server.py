@@ -833,7 +833,9 @@ class Sandbox:
             and on `stop`.
         **config: the `SandboxConfig` fields (latency_ms, rate, burst, fail_rate, drop_rate,
             offset_fault_rate, retry_after, offset_error_status, jitter_ms, spike_rate,
-            spike_ms).
+            spike_ms) and the Lever-behaviour modes (perform_as_status,
+            tag_writes_bump_updated_at, confidential_denied, omit_next, access_token_ttl_s,
+            access_token_max_requests, deleted_shape).
 
     Example:
         >>> with Sandbox(seed=7, contacts=50, rate=1000, burst=1000) as sb:  # doctest: +SKIP
