@@ -285,6 +285,26 @@ def test_resume_does_not_respread_a_tag_removed_from_the_person_since_the_kill(
     assert verify_failures(verify_plan(client, plan, tmp_path / "j")).empty
 
 
+def test_a_restricted_key_applying_a_plan_with_confidential_rows_records_403s(
+    fresh_sandbox, tmp_path
+):
+    from toolkit.sandbox import CONTACT_LEVEL_TAGS
+
+    sb = fresh_sandbox()
+    snap = fetch_snapshot(client_for(sb), progress=False)
+    plan = make_plan(snap, tags=list(CONTACT_LEVEL_TAGS))
+    secret = {o["id"] for o in sb.opportunities() if o["confidentiality"] == "confidential"}
+    touched = set(plan.rows["opportunity_id"]) & secret
+    assert touched
+    restricted = client_for(sb, api_key=sb.restricted_api_key)
+    result = apply_plan(restricted, plan, dry_run=False, journal_path=tmp_path / "j")
+    frame = journal_frame(tmp_path / "j")
+    refused = frame[frame["opportunity_id"].isin(touched)]
+    assert set(refused["state"]) == {"failed"} and set(refused["status"]) == {403}
+    assert result.failed == int(plan.rows["opportunity_id"].isin(touched).sum())
+    assert set(frame.loc[~frame["opportunity_id"].isin(touched), "state"]) <= {"done", "noop"}
+
+
 # -- 3b/5. refresh after the toolkit's own writes, and deletions --------------------------------
 
 

@@ -292,19 +292,31 @@ def _list_opportunities(client: Any, plan: Plan, **filters: Any) -> list[dict]:
         return list(client.iter_opportunities(**filters))
 
 
-def _read_each(client: Any, ids: Iterable[str], workers: int) -> tuple[dict[str, dict], list[str]]:
-    """get_opportunity for each id, concurrently; returns (found, not found)."""
+def _read_each(
+    client: Any, ids: Iterable[str], workers: int, forbidden_unread: bool = False
+) -> tuple[dict[str, dict], list[str]]:
+    """get_opportunity for each id, concurrently; returns (found, not found).
+
+    With `forbidden_unread`, an id the key may not read (403) is left out of both.
+    """
     found: dict[str, dict] = {}
     missing: list[str] = []
+    unread = object()
 
-    def one(opp_id: str) -> tuple[str, dict | None]:
+    def one(opp_id: str) -> tuple[str, Any]:
         try:
             return opp_id, client.get_opportunity(opp_id)
         except NotFoundError:
             return opp_id, None
+        except PermissionDeniedError:
+            if not forbidden_unread:
+                raise
+            return opp_id, unread
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for opp_id, opp in pool.map(one, list(ids)):
+            if opp is unread:
+                continue
             if opp is None:
                 missing.append(opp_id)
             else:
@@ -404,8 +416,8 @@ def check_drift(
             found[opp["id"]] = opp
     rest = sorted(planned - set(found))
     if rest:
-        by_id, _missing = _read_each(client, rest, workers)
-        found.update(by_id)
+        by_id, _missing = _read_each(client, rest, workers, forbidden_unread=True)
+        found.update(by_id)  # unreadable or gone: the write (or its 404 check) finds out
     records = []
     for opp_id, opp in found.items():
         entry = plan.before.get(opp_id)
