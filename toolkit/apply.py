@@ -27,6 +27,7 @@ journal, run under its own journal):
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -44,6 +45,7 @@ from tqdm.auto import tqdm
 from toolkit import failpoints
 from toolkit.errors import (
     AuthenticationError,
+    BadRequestError,
     LeverError,
     NotFoundError,
     PermissionDeniedError,
@@ -72,6 +74,8 @@ from toolkit.plan import (
 )
 from toolkit.progress import progress_bar
 from toolkit.scrub import scrub
+
+log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 8
 DRIFT_COLUMNS = [
@@ -289,19 +293,31 @@ def _list_opportunities(client: Any, plan: Plan, **filters: Any) -> list[dict]:
         return list(client.iter_opportunities(**filters))
 
 
-def _read_each(client: Any, ids: Iterable[str], workers: int) -> tuple[dict[str, dict], list[str]]:
-    """get_opportunity for each id, concurrently; returns (found, not found)."""
+def _read_each(
+    client: Any, ids: Iterable[str], workers: int, forbidden_unread: bool = False
+) -> tuple[dict[str, dict], list[str]]:
+    """get_opportunity for each id, concurrently; returns (found, not found).
+
+    With `forbidden_unread`, an id the key may not read (403) is left out of both.
+    """
     found: dict[str, dict] = {}
     missing: list[str] = []
+    unread = object()
 
-    def one(opp_id: str) -> tuple[str, dict | None]:
+    def one(opp_id: str) -> tuple[str, Any]:
         try:
             return opp_id, client.get_opportunity(opp_id)
         except NotFoundError:
             return opp_id, None
+        except PermissionDeniedError:
+            if not forbidden_unread:
+                raise
+            return opp_id, unread
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for opp_id, opp in pool.map(one, list(ids)):
+            if opp is unread:
+                continue
             if opp is None:
                 missing.append(opp_id)
             else:
@@ -331,41 +347,80 @@ def _tags_of(opp: dict) -> list[str]:
     return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
 
 
-def check_drift(client: Any, plan: Plan, *, workers: int = DEFAULT_WORKERS) -> pd.DataFrame:
-    """The plan's opportunities (and their contacts' others) updated since the snapshot.
+DRIFT_BATCH = 50  # contact ids per listing of the drift read
 
-    One cheap listing, ``updated_at_start=<snapshot watermark>``, intersected with the
-    opportunities the plan looked at. Without a watermark (a hand-made plan), each planned
-    opportunity is read by id instead.
+
+def read_by_contacts(
+    client: Any,
+    plan: Plan,
+    contact_ids: Iterable[str],
+    *,
+    batch: int = DRIFT_BATCH,
+    workers: int = DEFAULT_WORKERS,
+) -> list[dict]:
+    """Every opportunity of these contacts, now: ``GET /opportunities?contact_id=..``, in batches.
+
+    One listing per ``batch`` contact ids (repeated keys: Lever answers their union), with
+    confidential opportunities included when the key may read them; up to ``workers`` listings
+    at once (the client's one limiter paces them).
+    """
+    contacts = sorted(set(contact_ids))
+    chunks = [contacts[i : i + batch] for i in range(0, len(contacts), batch)]
+    if not chunks:
+        return []
+    with ThreadPoolExecutor(max(1, min(workers, len(chunks)))) as pool:
+        pages = pool.map(lambda chunk: _list_opportunities(client, plan, contact_id=chunk), chunks)
+        return [opp for page in pages for opp in page]
+
+
+def check_drift(
+    client: Any, plan: Plan, *, workers: int = DEFAULT_WORKERS, batch: int = DRIFT_BATCH
+) -> pd.DataFrame:
+    """The current tags of the plan's opportunities and of their contacts' other ones.
+
+    The one drift rule of apply (first run, resume, dry run): re-read, compare the tags, re-plan
+    (`replan_from_drift`). Reads by ``contact_id`` in batches (every opportunity of every contact
+    the plan touches: the propagate re-plan needs the sources too); the plan's opportunities not
+    found that way (no contact in the plan, moved) are read by id. ``updatedAt`` is never
+    trusted: Lever does not promise that a tag write moves it.
 
     Args:
         client: a `LeverClient`.
-        plan: the plan (its ``meta.snapshot.watermark`` and ``before`` are used).
+        plan: the plan (its ``before`` and rows are used).
         workers: concurrent reads when reading by id.
+        batch: contact ids per listing.
 
     Returns:
         DataFrame[opportunity_id, contact_id, updated_at, before_tags, current_tags, anonymized,
         archived, changed]: one row per re-read opportunity; ``changed`` when the tag set differs
-        from what the plan assumed (or the plan assumed nothing).
+        from what the plan assumed (or the plan assumed nothing). ``attrs["reads"]`` says what
+        the read cost: ``{"calls", "opportunities", "contacts"}``.
 
     Example:
         >>> drift = check_drift(client, plan)  # doctest: +SKIP
-        >>> drift[drift["changed"]]  # doctest: +SKIP
+        >>> drift[drift["changed"]], drift.attrs["reads"]["calls"]  # doctest: +SKIP
     """
-    wanted = set(plan.opportunity_ids()) | set(plan.before)
-    if not wanted:
-        return pd.DataFrame(columns=DRIFT_COLUMNS)
-    mark = plan.watermark
-    if mark is None:
-        found, _missing = _read_each(client, sorted(set(plan.opportunity_ids())), workers)
-        opps = list(found.values())
-    else:
-        opps = [o for o in _list_opportunities(client, plan, updated_at_start=mark)]
+    planned = set(plan.opportunity_ids())
+    if not planned:
+        return _drift_frame([], {"calls": 0, "opportunities": 0, "contacts": 0})
+    before_calls = client.stats.requests
+    # the contacts the rows touch (not every contact the plan's before-state knows)
+    contacts = set(plan.rows["contact_id"].astype(str))
+    contacts |= {(plan.before.get(o) or {}).get("contact_id") or "" for o in planned}
+    contacts.discard("")
+    wanted = planned | {
+        o for o, e in plan.before.items() if ((e or {}).get("contact_id") or "") in contacts
+    }
+    found: dict[str, dict] = {}
+    for opp in read_by_contacts(client, plan, contacts, batch=batch, workers=workers):
+        if isinstance(opp.get("id"), str) and opp["id"] in wanted:
+            found[opp["id"]] = opp
+    rest = sorted(planned - set(found))
+    if rest:
+        by_id, _missing = _read_each(client, rest, workers, forbidden_unread=True)
+        found.update(by_id)  # unreadable or gone: the write (or its 404 check) finds out
     records = []
-    for opp in opps:
-        opp_id = opp.get("id")
-        if opp_id not in wanted:
-            continue
+    for opp_id, opp in found.items():
         entry = plan.before.get(opp_id)
         before = entry.get("tags") if entry else None
         current = _tags_of(opp)
@@ -384,7 +439,43 @@ def check_drift(client: Any, plan: Plan, *, workers: int = DEFAULT_WORKERS) -> p
                 before is None or set(before) != set(current),
             )
         )
-    return pd.DataFrame.from_records(records, columns=DRIFT_COLUMNS)
+    reads = {
+        "calls": client.stats.requests - before_calls,
+        "opportunities": len(found),
+        "contacts": len(contacts),
+    }
+    return _drift_frame(records, reads)
+
+
+def _drift_frame(records: list[tuple], reads: dict[str, int]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(records, columns=DRIFT_COLUMNS)
+    frame.attrs["reads"] = reads
+    return frame
+
+
+def replan_from_drift(plan: Plan, drift: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The plan's rows re-planned against a drift read: (rows kept, rows dropped with reason).
+
+    Example:
+        >>> kept, dropped = replan_from_drift(plan, check_drift(client, plan))  # doctest: +SKIP
+    """
+    if drift.empty:
+        return plan.rows.copy(), pd.DataFrame(columns=SKIPPED_COLUMNS)
+    current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
+    anonymized = set(drift.loc[drift["anonymized"].astype(bool), "opportunity_id"])
+    return replan(plan, current, anonymized)
+
+
+def drift_line(drift: pd.DataFrame) -> str | None:
+    """One line on what the drift read cost and found, or None when none was made."""
+    reads = drift.attrs.get("reads")
+    if not reads:
+        return None
+    changed = int(drift["changed"].astype(bool).sum()) if len(drift) else 0
+    return (
+        f"drift check: re-read {reads['opportunities']} opportunities of {reads['contacts']} "
+        f"contacts in {reads['calls']} calls; {changed} changed since the plan"
+    )
 
 
 # -- the engine ---------------------------------------------------------------------------------
@@ -469,6 +560,23 @@ class _Runner:
             self._count(self.counter.count)
             raise
         except NotFoundError as exc:
+            # A write's 404 may concern the perform_as user, not the opportunity: only a read
+            # that 404s too proves the opportunity is gone.
+            exists = self._exists(call.opportunity_id)
+            if exists is None:
+                self._record_failure(
+                    call, FAILED, f"{exc} (could not confirm the opportunity by a read)"
+                )
+                return
+            if exists:
+                self._record_failure(
+                    call,
+                    FAILED,
+                    f"{exc} (the opportunity exists: check --perform-as and the tags)",
+                    exc.status,
+                    exc.code,
+                )
+                return
             self._record_failure(call, NOT_FOUND, exc.message, exc.status, exc.code)
             raise
         except LeverError as exc:
@@ -489,6 +597,20 @@ class _Runner:
             after_tags=_clean_tags(after),
             session=self.session,
         )
+
+    def _exists(self, opportunity_id: str) -> bool | None:
+        """Whether a read finds the opportunity (True also for a 403); None when unsure."""
+        try:
+            self.client.get_opportunity(opportunity_id)
+        except NotFoundError:
+            return False
+        except PermissionDeniedError:
+            return True
+        except AuthenticationError:
+            raise
+        except LeverError:
+            return None
+        return True
 
     def _check_then_write(self, call: Call) -> None:
         """A call that may have reached Lever: read the opportunity first."""
@@ -642,8 +764,7 @@ def _first_session(
     if opts.drift_check and len(rows):
         drift = check_drift(client, plan, workers=opts.workers)
         current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
-        anonymized = set(drift.loc[drift["anonymized"].astype(bool), "opportunity_id"])
-        rows, dropped = replan(plan, current, anonymized)
+        rows, dropped = replan_from_drift(plan, drift)
 
     def before(opp: str) -> list[str] | None:
         if opp in current:
@@ -663,7 +784,7 @@ def _first_session(
             for c in calls.to_dict("records")
         ),
         dropped=dropped.to_dict("records"),
-        drift=drift.to_dict("records"),
+        drift=drift[drift["changed"].astype(bool)].to_dict("records"),
         session=session,
     )
     return drift, dropped
@@ -672,7 +793,14 @@ def _first_session(
 def _resume_session(
     client: Any, journal: Journal, plan: Plan, session: int, opts: _Options
 ) -> tuple[pd.DataFrame, set[int], set[int]]:
-    """Narrow pending calls by a fresh drift read.
+    """Re-read and re-plan the open calls by the same rule as the first run.
+
+    Every call still open (pending, or one that may have reached Lever: an intent without
+    outcome, a transient failure) keeps only the tags the plan re-planned against the current
+    tags still wants (`replan_from_drift`: an opportunity anonymized meanwhile, a tag already in
+    place, a propagate source whose tag someone removed). A call that may have reached Lever
+    and whose tags are all in place is done; one with nothing left is a no-op; the rows dropped
+    are journaled (verify tells them apart).
 
     Returns (drift, ids to check before writing, failed ids to retry (``retry_failed``)).
     """
@@ -687,22 +815,60 @@ def _resume_session(
         if opts.retry_failed
         else set()
     )
-    pending = [c for c in open_calls if c.state == PENDING]
+    live = [c for c in open_calls if c.state == PENDING or c.id in check_first]
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)
-    if opts.drift_check and pending:
+    if opts.drift_check and live:
         drift = check_drift(client, plan, workers=opts.workers)
+        kept_rows, dropped_rows = replan_from_drift(plan, drift)
+        kept = set(kept_rows[["opportunity_id", "op", "tag"]].itertuples(index=False, name=None))
+        why = {
+            (r["opportunity_id"], r["op"], r["tag"]): r["reason"]
+            for r in dropped_rows.to_dict("records")
+        }
         current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
-        for call in pending:
+        dropped: list[dict[str, Any]] = []
+        for call in live:
             if call.opportunity_id not in current:
-                continue
+                continue  # not readable now (deleted?): the write or its check finds out
             now = current[call.opportunity_id]
-            tags = _narrow(call.op, call.tags, now)
-            if not tags:
+            if call.id in check_first and _desired(call.op, call.tags, now):
                 journal.mark_outcome(
-                    call.id, NOOP, message="drift: nothing left to write", session=session
+                    call.id,
+                    DONE,
+                    message="already in place when checked on resume",
+                    after_tags=now,
+                    session=session,
                 )
-            elif tags != call.tags or call.before_tags is None:
+                continue
+            wanted = [t for t in call.tags if (call.opportunity_id, call.op, t) in kept]
+            tags = _narrow(call.op, wanted, now)
+            for tag in call.tags:
+                reason = why.get((call.opportunity_id, call.op, tag))
+                if reason and tag not in tags:
+                    dropped.append(
+                        {
+                            "opportunity_id": call.opportunity_id,
+                            "contact_id": call.contact_id,
+                            "op": call.op,
+                            "tag": tag,
+                            "reason": reason,
+                        }
+                    )
+            if not tags:
+                anonymized = REASON_ANONYMIZED in {
+                    why.get((call.opportunity_id, call.op, t)) for t in call.tags
+                }
+                message = (
+                    "anonymized since the plan" if anonymized else "drift: nothing left to write"
+                )
+                journal.mark_outcome(call.id, NOOP, message=message, session=session)
+            elif call.state == PENDING and (tags != call.tags or call.before_tags is None):
                 journal.replan_call(call.id, tags, now)
+            elif tags != call.tags:
+                # It may have reached Lever: narrow what is left, keep the before-state rollback
+                # relies on.
+                journal.narrow_open_call(call.id, tags)
+        journal.add_dropped(dropped, session)
         journal.add_drift(drift[drift["changed"]].to_dict("records"), session)
     return drift, check_first, retry
 
@@ -815,7 +981,7 @@ def _run(
             stats=stats,
             drift=drift,
             changes_by_tag=plan.changes_by_tag(),
-            notes=notes,
+            notes=[*notes, *[line for line in (drift_line(drift),) if line]],
             max_changes=params.get("max_changes"),
             plan_rows=len(plan.rows),
         )
@@ -844,6 +1010,33 @@ def _resume_perform_as(
         f"perform_as changed on resume: {old or '(none)'} -> {opts.perform_as}; "
         "recorded in the journal, used for the writes from now on"
     ]
+
+
+def check_perform_as(client: Any, perform_as: str | None) -> None:
+    """Refuse a ``perform_as`` user Lever does not know, before anything is written.
+
+    One ``GET /users/{id}``. Lever may answer a write's unknown perform_as with 404 instead of
+    400; found only by the writes, every opportunity would look deleted. A key that may not read
+    users (403) is let through: the writes' 404s are then confirmed by reads.
+
+    Raises:
+        PlanError: the user does not exist (CLI exit 2).
+    """
+    if client is None or not perform_as:
+        return
+    try:
+        user = client.get_user(perform_as)
+    except (NotFoundError, BadRequestError):
+        raise PlanError(
+            f"--perform-as {perform_as}: no such user in this Lever account; find the id with "
+            "GET /users?email=<their address> (LeverClient.iter_users); nothing was written"
+        ) from None
+    except PermissionDeniedError:
+        return
+    if user.get("deactivatedAt"):
+        log.warning(
+            "--perform-as %s is a deactivated Lever user: Lever may refuse the writes", perform_as
+        )
 
 
 def _check_size(plan: Plan, max_changes: int | None) -> None:
@@ -904,9 +1097,7 @@ def _dry_run(
     dropped = pd.DataFrame(columns=SKIPPED_COLUMNS)
     if client is not None and drift_check and len(rows):
         drift = check_drift(client, plan, workers=workers)
-        current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
-        anonymized = set(drift.loc[drift["anonymized"].astype(bool), "opportunity_id"])
-        rows, dropped = replan(plan, current, anonymized)
+        rows, dropped = replan_from_drift(plan, drift)
     preview = Plan(rows=rows, meta=plan.meta)
     return ApplyResult(
         kind=kind,
@@ -921,6 +1112,7 @@ def _dry_run(
         max_changes=max_changes,
         plan_rows=len(plan.rows),
         over_max_changes=max_changes is not None and len(plan.rows) > max_changes,
+        notes=[line for line in (drift_line(drift),) if line],
     )
 
 
@@ -993,6 +1185,7 @@ def apply_plan(
         if plan.path is None:
             raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
         journal_path = default_journal_path(plan.path)
+    check_perform_as(client, perform_as)
     if dry_run or not _journal_is_planned(journal_path):
         plan = _check_known_opportunities(client, plan, workers)
     if dry_run:
@@ -1094,6 +1287,7 @@ def rollback(
             perform_as = ((source.run() or {}).get("params") or {}).get("perform_as")
     if dry_run:
         return _dry_run(client, plan, "rollback", True, workers)
+    check_perform_as(client, perform_as)
     target = rollback_journal or default_rollback_path(journal_path)
     params = {
         "perform_as": perform_as,

@@ -19,6 +19,7 @@ import os
 import random
 import secrets
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -33,6 +34,7 @@ from toolkit.sandbox.state import (
     ApiError,
     SandboxState,
     TokenCodec,
+    _parse_ms,
     default_dataset,
     parse_limit,
     query_hash,
@@ -70,6 +72,24 @@ class SandboxConfig:
         spike_rate: probability that a request is delayed by an extra `spike_ms` (a latency
             spike: slow enough to hit a client's read timeout).
         spike_ms: the extra delay of a spike, milliseconds.
+
+    Modes for Lever behaviours that are not documented ([guess] in lever-api.md); each default
+    is the behaviour the toolkit was first written against, and `lever-tags doctor` reports a
+    real account that differs from it:
+
+        perform_as_status: the answer to a write whose ``perform_as`` user does not exist:
+            400 (default) or 404 ``users <id> was not found``.
+        tag_writes_bump_updated_at: a tag write moves ``updatedAt`` (default true).
+        confidential_denied: a key without confidential access asking for confidential data
+            gets ``403`` (default) or ``filter``: the confidential ones are silently left out.
+        omit_next: ``never`` (default), ``once`` (the first page of every listing that has more
+            answers ``hasNext: true`` without ``next`` once), or ``always``.
+        access_token_ttl_s: lifetime of the OAuth access token in seconds (Lever: one hour).
+        access_token_max_requests: the OAuth access token expires after this many requests
+            (0 = only by time): a deterministic expiring-token mode.
+        deleted_shape: items of ``GET /opportunities/deleted``: ``minimal`` (default,
+            ``{id, deletedAt}``), ``opportunity`` (the whole opportunity and ``deletedAt``)
+            or ``id`` (``{id}`` only).
     """
 
     latency_ms: float = 0.0
@@ -84,6 +104,13 @@ class SandboxConfig:
     spike_rate: float = 0.0
     spike_ms: float = 2000.0
     offset_fault_each_listing: int = 0
+    perform_as_status: int = 400
+    tag_writes_bump_updated_at: bool = True
+    confidential_denied: str = "403"
+    omit_next: str = "never"
+    access_token_ttl_s: float = 3600.0
+    access_token_max_requests: int = 0
+    deleted_shape: str = "minimal"
 
     def validated(self) -> SandboxConfig:
         if self.latency_ms < 0 or (self.jitter_ms is not None and self.jitter_ms < 0):
@@ -104,6 +131,16 @@ class SandboxConfig:
                 raise ValueError(f"{name} must be between 0 and 1 (got {value})")
         if self.offset_error_status not in (200, 400):
             raise ValueError("offset_error_status must be 200 or 400")
+        if self.perform_as_status not in (400, 404):
+            raise ValueError("perform_as_status must be 400 or 404")
+        if self.confidential_denied not in ("403", "filter"):
+            raise ValueError("confidential_denied must be 403 or filter")
+        if self.omit_next not in ("never", "once", "always"):
+            raise ValueError("omit_next must be never, once or always")
+        if self.deleted_shape not in ("minimal", "opportunity", "id"):
+            raise ValueError("deleted_shape must be minimal, opportunity or id")
+        if self.access_token_ttl_s <= 0 or self.access_token_max_requests < 0:
+            raise ValueError("access_token_ttl_s must be > 0, access_token_max_requests >= 0")
         self.burst = int(self.burst)
         return self
 
@@ -121,6 +158,13 @@ _CONFIG_TYPES = {
     "spike_rate": float,
     "spike_ms": float,
     "offset_fault_each_listing": int,
+    "perform_as_status": int,
+    "tag_writes_bump_updated_at": bool,
+    "confidential_denied": str,
+    "omit_next": str,
+    "access_token_ttl_s": float,
+    "access_token_max_requests": int,
+    "deleted_shape": str,
 }
 
 
@@ -136,6 +180,8 @@ def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false")
             out[name] = value
+        elif kind is str:
+            out[name] = str(value)
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{name} must be a number")
         else:
@@ -153,11 +199,19 @@ class Engine:
         api_key: str,
         restricted_api_key: str,
         seed: int,
+        access_token: str | None = None,
     ) -> None:
         self.state = state
         self.config = config.validated()
+        self.state.bump_on_tag_write = self.config.tag_writes_bump_updated_at
         self._keys = {api_key: True, restricted_api_key: False}  # key -> confidential access
         self._api_key = api_key
+        # OAuth: Bearer only, never an API key. One live token (full access) at a time.
+        self.access_token = access_token or secrets.token_urlsafe(32)
+        self.issued_tokens = [self.access_token]
+        self._token_issued = time.monotonic()
+        self._token_uses = 0
+        self._omitted: set[str] = set()  # listings (query hash) that already lost a `next`
         self._buckets: dict[str, ServerBucket] = {}
         self._rng = random.Random(f"faults-{seed}")
         self._follow_ups: dict[str, int] = {}  # listing (query hash) -> follow-up pages asked
@@ -172,12 +226,31 @@ class Engine:
         with self.lock:
             merged = SandboxConfig(**{**asdict(self.config), **changes}).validated()
             self.config = merged
+            self.state.bump_on_tag_write = merged.tag_writes_bump_updated_at
             if "rate" in changes or "burst" in changes:
                 self._buckets.clear()
             return asdict(merged)
 
+    def refresh_access_token(self) -> str:
+        """Issue a new OAuth access token; the previous one stops working at once."""
+        with self.lock:
+            self.access_token = secrets.token_urlsafe(32)
+            self.issued_tokens.append(self.access_token)
+            self._token_issued = time.monotonic()
+            self._token_uses = 0
+            return self.access_token
+
+    def _token_live(self) -> bool:
+        cfg = self.config
+        if time.monotonic() - self._token_issued > cfg.access_token_ttl_s:
+            return False
+        limit = cfg.access_token_max_requests
+        return not (limit and self._token_uses >= limit)
+
     def key_of(self, authorization: str | None) -> str | None:
-        """The key a request presents (Basic user name, or Bearer token), if it is a valid one."""
+        """The credential a request presents, if valid: an API key as the Basic user name, or
+        the live OAuth access token as Bearer (an API key sent as Bearer is refused, as Lever
+        does)."""
         if not authorization:
             return None
         scheme, _, value = authorization.strip().partition(" ")
@@ -187,19 +260,41 @@ class Engine:
                 key = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[0]
             except (binascii.Error, UnicodeDecodeError):
                 return None
-        elif scheme.lower() == "bearer":
-            key = value
-        else:
-            return None
-        return key if key in self._keys else None
+            return key if key in self._keys else None
+        if scheme.lower() == "bearer":
+            with self.lock:
+                if value == self.access_token and self._token_live():
+                    return value
+        return None
 
     def access(self, authorization: str | None) -> bool | None:
         """Confidential access of the presented credential; None when it is not valid."""
         key = self.key_of(authorization)
-        return None if key is None else self._keys[key]
+        if key is None:
+            return None
+        return True if key == self.access_token else self._keys[key]
+
+    def use(self, authorization: str | None) -> bool | None:
+        """`access` for a /v1 request, counting one use of a Bearer token."""
+        access = self.access(authorization)
+        if access is not None and self.key_of(authorization) == self.access_token:
+            with self.lock:
+                self._token_uses += 1
+        return access
+
+    def omit_next(self, listing: str) -> bool:
+        """Whether this page drops its `next` (the omit_next mode)."""
+        with self.lock:
+            mode = self.config.omit_next
+            if mode == "always":
+                return True
+            if mode == "once" and listing not in self._omitted:
+                self._omitted.add(listing)
+                return True
+            return False
 
     def is_admin(self, authorization: str | None) -> bool:
-        return self.access(authorization) is True
+        return self.key_of(authorization) == self._api_key
 
     def take_token(self, authorization: str) -> float:
         """One token of the presenting key's bucket: one bucket per key, however it is sent."""
@@ -334,10 +429,12 @@ class V1Handler(BaseHandler):
         self.engine.in_flight(1)
         self._counted_in_flight = True
         authorization = self.request.headers.get("Authorization")
-        access = engine.access(authorization)
+        access = engine.use(authorization)
         if access is None:
             self.set_header("WWW-Authenticate", 'Basic realm="Lever API"')
-            self.reply(401, {"code": "Unauthorized", "message": "Invalid or missing API key"})
+            bearer = (authorization or "").strip().lower().startswith("bearer")
+            message = "Invalid or expired access token" if bearer else "Invalid or missing API key"
+            self.reply(401, {"code": "Unauthorized", "message": message})
             return
         self.confidential_access = access
         wait = engine.take_token(authorization)
@@ -388,7 +485,7 @@ class V1Handler(BaseHandler):
                 return None
         items, cursor = fetch(limit, after)
         body: dict[str, Any] = {"data": items, "hasNext": cursor is not None}
-        if cursor is not None:
+        if cursor is not None and not self.engine.omit_next(qhash):
             body["next"] = self.engine.tokens.encode(cursor, qhash)
         return body
 
@@ -415,7 +512,9 @@ class OpportunitiesHandler(V1Handler):
 
     def _list(self) -> None:
         state = self.engine.state
-        keep = state.opportunity_filter(self.params(), self.confidential_access)
+        keep = state.opportunity_filter(
+            self.params(), self.confidential_access, self.engine.config.confidential_denied
+        )
         expand = self.expand_contact()
         body = self.paginate(
             lambda limit, after: state.list_opportunities(keep, limit, after, expand)
@@ -451,7 +550,12 @@ class TagWriteHandler(V1Handler):
         tags = validate_tags_body(self.json_body())
         perform_as = (self.params().get("perform_as") or [None])[-1]
         if perform_as is not None and perform_as not in state.user_ids():
+            if self.engine.config.perform_as_status == 404:
+                raise ApiError(404, "ResourceNotFound", f"users {perform_as} was not found")
             raise ApiError(400, "InvalidRequest", f"perform_as: unknown user {perform_as}")
+        if perform_as is not None and state.user_deactivated(perform_as):
+            # [guess] Lever refuses changes attributed to a deactivated user
+            raise ApiError(400, "InvalidRequest", f"perform_as: user {perform_as} is deactivated")
         try:
             if action == "addTags":
                 opp = state.change_tags(opp_id, add=tags)
@@ -514,6 +618,40 @@ class UsersHandler(V1Handler):
             self.reply(200, body)
 
 
+class UserHandler(V1Handler):
+    route = "GET /v1/users/{id}"
+
+    async def get(self, user_id: str) -> None:
+        await self._run(self._get, user_id)
+
+    def _get(self, user_id: str) -> None:
+        for user in self.engine.state.users:
+            if user["id"] == user_id:
+                self.reply(200, {"data": dict(user)})
+                return
+        raise ApiError(404, "ResourceNotFound", f"users {user_id} was not found")
+
+
+class DeletedOpportunitiesHandler(V1Handler):
+    route = "GET /v1/opportunities/deleted"
+
+    async def get(self) -> None:
+        await self._run(self._list)
+
+    def _list(self) -> None:
+        params = self.params()
+        start = _parse_ms(params, "deleted_at_start")
+        end = _parse_ms(params, "deleted_at_end")
+        state, shape = self.engine.state, self.engine.config.deleted_shape
+
+        def fetch(limit: int, after: list | None):
+            return state.list_deleted(start, end, self.confidential_access, limit, after, shape)
+
+        body = self.paginate(fetch)
+        if body is not None:
+            self.reply(200, body)
+
+
 class ContactHandler(V1Handler):
     route = "GET /v1/contacts/{id}"
 
@@ -554,6 +692,16 @@ class AdminResetHandler(AdminHandler):
         with self.engine.lock:
             self.engine.state.stats.reset()
         self.reply(200, {"ok": True})
+
+
+class AdminTokenHandler(AdminHandler):
+    route = "POST /_sandbox/oauth/token"
+
+    def post(self) -> None:
+        """Issue a new OAuth access token (an OAuth refresh); the previous one is refused."""
+        self.reply(
+            200, {"access_token": self.engine.refresh_access_token(), "token_type": "Bearer"}
+        )
 
 
 class AdminConfigHandler(AdminHandler):
@@ -647,15 +795,18 @@ def make_app(engine: Engine) -> tornado.web.Application:
     return tornado.web.Application(
         [
             (r"/v1/opportunities/?", OpportunitiesHandler, kw),
+            (r"/v1/opportunities/deleted/?", DeletedOpportunitiesHandler, kw),
             (rf"/v1/opportunities/{seg}/?", OpportunityHandler, kw),
             (rf"/v1/opportunities/{seg}/(addTags|removeTags)/?", TagWriteHandler, kw),
             (rf"/v1/candidates/{seg}/(addTags|removeTags)/?", CandidateTagWriteHandler, kw),
             (r"/v1/tags/?", TagsHandler, kw),
             (r"/v1/users/?", UsersHandler, kw),
+            (rf"/v1/users/{seg}/?", UserHandler, kw),
             (rf"/v1/contacts/{seg}/?", ContactHandler, kw),
             (r"/v1(/.*)?", NotFoundHandler, kw),
             (r"/_sandbox/stats", AdminStatsHandler, kw),
             (r"/_sandbox/reset", AdminResetHandler, kw),
+            (r"/_sandbox/oauth/token", AdminTokenHandler, kw),
             (r"/_sandbox/config", AdminConfigHandler, kw),
             (r"/_sandbox/opportunities", AdminOpportunitiesHandler, kw),
             (rf"/_sandbox/opportunities/{seg}", AdminOpportunityHandler, kw),
@@ -682,11 +833,16 @@ class Sandbox:
         host, port: where to listen; port 0 picks a free port.
         api_key: the full-access key (random by default); `restricted_api_key` lacks
             confidential access.
+        access_token: the OAuth access token (random by default), accepted as Bearer only,
+            with full access; it expires (``access_token_ttl_s``,
+            ``access_token_max_requests``) and `refresh_access_token` issues a new one.
         state_file: JSON file to load (if it exists); saved within ~50 ms of every write
             and on `stop`.
         **config: the `SandboxConfig` fields (latency_ms, rate, burst, fail_rate, drop_rate,
             offset_fault_rate, retry_after, offset_error_status, jitter_ms, spike_rate,
-            spike_ms).
+            spike_ms) and the Lever-behaviour modes (perform_as_status,
+            tag_writes_bump_updated_at, confidential_denied, omit_next, access_token_ttl_s,
+            access_token_max_requests, deleted_shape).
 
     Example:
         >>> with Sandbox(seed=7, contacts=50, rate=1000, burst=1000) as sb:  # doctest: +SKIP
@@ -705,6 +861,7 @@ class Sandbox:
         port: int = 0,
         api_key: str | None = None,
         restricted_api_key: str | None = None,
+        access_token: str | None = None,
         state_file: str | os.PathLike | None = None,
         **config: Any,
     ) -> None:
@@ -719,7 +876,9 @@ class Sandbox:
         if dataset is None and not (state_file and os.path.exists(state_file)):
             dataset = default_dataset(seed, contacts, opportunities)
         state = SandboxState(dataset or Dataset([], {}, []), state_file=state_file)
-        self.engine = Engine(state, cfg, self._api_key, self._restricted_key, seed)
+        self.engine = Engine(
+            state, cfg, self._api_key, self._restricted_key, seed, access_token=access_token
+        )
         self.port: int | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -823,6 +982,15 @@ class Sandbox:
         """Key without confidential access."""
         return self._restricted_key
 
+    @property
+    def access_token(self) -> str:
+        """The live OAuth access token (Bearer only; full access). See `refresh_access_token`."""
+        return self.engine.access_token
+
+    def refresh_access_token(self) -> str:
+        """Issue a new OAuth access token (as an OAuth refresh would); the old one is refused."""
+        return self.engine.refresh_access_token()
+
     def env(self) -> dict[str, str]:
         """``LEVER_BASE_URL`` and ``LEVER_API_KEY``, for a child process or `from_env`."""
         return {"LEVER_BASE_URL": self.base_url, "LEVER_API_KEY": self.api_key}
@@ -868,6 +1036,10 @@ class Sandbox:
     def archive_opportunity(self, opp_id: str) -> dict[str, Any]:
         """Archive an opportunity now, as a recruiter would; bumps updatedAt."""
         return self.engine.state.render(self.engine.state.archive(opp_id), False)
+
+    def deactivate_user(self, user_id: str) -> None:
+        """Deactivate a user: GET /users/{id} still finds it, writes attributed to it are 400."""
+        self.engine.state.deactivate_user(user_id)
 
     def delete_opportunity(self, opp_id: str) -> None:
         """Delete an opportunity; the API then answers 404 for it."""
