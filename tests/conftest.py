@@ -52,6 +52,7 @@ def fresh_sandbox() -> Iterator[Callable[..., Sandbox]]:
 # -- secrets (owner: reliability) -----------------------------------------------------------------
 
 _KEYS: set[str] = set()
+_SANDBOXES: list[Sandbox] = []
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,6 +67,7 @@ def no_key_in_any_produced_file(tmp_path_factory):
 
     def start(self, *args: Any, **kwargs: Any) -> Sandbox:
         _KEYS.update({self.api_key, self.restricted_api_key})
+        _SANDBOXES.append(self)  # its OAuth tokens, refreshed ones included, are read at the end
         return original(self, *args, **kwargs)
 
     Sandbox.start = start
@@ -74,6 +76,8 @@ def no_key_in_any_produced_file(tmp_path_factory):
     finally:
         Sandbox.start = original
     root = tmp_path_factory.getbasetemp()
+    for sb in _SANDBOXES:
+        _KEYS.update(sb.engine.issued_tokens)
     # Real credential forms only: text that looks like a header (the hostile tag
     # "Authorization: Bearer innocentlookingtag") is data, not a leak.
     needles: list[bytes] = []

@@ -130,10 +130,24 @@ def test_pagination_is_lazy(rsps, make) -> None:
     assert len(rsps.calls) == 1
 
 
-def test_pagination_stops_when_hasnext_is_true_but_next_is_missing(rsps, make) -> None:
+def test_hasnext_without_next_restarts_the_listing_never_truncates(rsps, make) -> None:
+    # once malformed, then Lever answers properly: nothing lost, nothing repeated
     rsps.get(OPPS, json={"data": [{"id": "o1"}], "hasNext": True})
-    assert [o["id"] for o in make().iter_opportunities()] == ["o1"]
-    assert len(rsps.calls) == 1
+    rsps.get(OPPS, json=page(["o1", "o2"], "tok-1"))
+    rsps.get(OPPS, json=page(["o3"]))
+    client = make()
+    assert [o["id"] for o in client.iter_opportunities()] == ["o1", "o2", "o3"]
+    assert [qdict(c).get("offset") for c in rsps.calls] == [None, None, "tok-1"]
+    assert client.stats.listing_restarts == 1
+
+
+def test_hasnext_without_next_every_time_is_an_error_naming_the_listing(rsps, make) -> None:
+    rsps.get(OPPS, json={"data": [{"id": "o1"}], "hasNext": True})
+    with pytest.raises(UnexpectedResponseError) as info:
+        list(make().iter_opportunities(confidentiality="all"))
+    assert "GET /opportunities (confidentiality)" in str(info.value)
+    assert "without a 'next' token" in str(info.value)
+    assert len(rsps.calls) == MAX_LISTING_RESTARTS + 1
 
 
 def test_pagination_deduplicates_by_id(rsps, make) -> None:

@@ -352,16 +352,19 @@ def test_headless_explore_report_publishes_no_names_no_bars_no_salt(lever_env, t
 def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     fresh_sandbox, monkeypatch, tmp_path, capsys
 ):
-    """A real apply whose every write fails (unknown perform_as): report exit 1 naming the last
-    cell, every artifact written; a batch marks it failed; the same run done right exits 0."""
+    """A real apply whose every write fails (a deactivated perform_as user): report exit 1 naming
+    the last cell, every artifact written; a batch marks it failed; the same run done right
+    exits 0."""
     sb = fresh_sandbox()
+    gone = sb.users[1]["id"]  # known to GET /users/{id}, refused by the writes
+    sb.deactivate_user(gone)
     monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
     for name, value in sb.env().items():
         monkeypatch.setenv(name, value)
     before = _tags_by_opportunity(sb)
     # Rust: 5 missing assignments, so the rate-limited writes (10/s, as Lever) stay quick
     params = ["-p", "tags", "Rust", "-p", "dry_run", "false", "-p", "max_changes", "1000"]
-    bad = [*params, "-p", "perform_as", "bogus-user"]
+    bad = [*params, "-p", "perform_as", gone]
 
     code = main(["report", "remediate", *bad, "--out-root", str(tmp_path / "bad")])
     captured = capsys.readouterr()
@@ -383,7 +386,7 @@ def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     runs = tmp_path / "runs.yaml"
     runs.write_text(
         "runs:\n  - name: bogus\n    notebook: remediate\n    parameters:\n"
-        "      {tags: [Rust], dry_run: false, max_changes: 1000, perform_as: bogus-user}\n",
+        f"      {{tags: [Rust], dry_run: false, max_changes: 1000, perform_as: {gone}}}\n",
         encoding="utf-8",
     )
     assert main(["batch", str(runs), "--out-root", str(tmp_path / "batch")]) == 1
@@ -412,11 +415,13 @@ def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
     import shlex
 
     sb = fresh_sandbox()
+    gone = sb.users[1]["id"]  # known to GET /users/{id}, refused by the writes
+    sb.deactivate_user(gone)
     monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
     for name, value in sb.env().items():
         monkeypatch.setenv(name, value)
     params = ["-p", "tags", "Rust", "-p", "dry_run", "false", "-p", "max_changes", "1000"]
-    code = main(["report", "remediate", *params, "-p", "perform_as", "bogus-user",
+    code = main(["report", "remediate", *params, "-p", "perform_as", gone,
                  "--out-root", str(tmp_path)])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 1

@@ -158,10 +158,12 @@ def test_max_changes_dry_run_exits_0_and_says_the_real_run_would_be_refused(env,
 
 def test_retry_failed_after_a_bad_perform_as(env, capsys):
     sb = env
+    nobody = sb.users[1]["id"]  # deactivated: GET /users/{id} finds it, the writes refuse it
+    sb.deactivate_user(nobody)
     assert main(["plan", "--tag", "Python", "--out", "plan.csv"]) == 0
     n = len(load_plan("plan.csv").rows)
     user = sb.engine.state.users[0]["id"]
-    assert main(["apply", "plan.csv", "--yes", "--perform-as", "nobody"]) == 1
+    assert main(["apply", "plan.csv", "--yes", "--perform-as", nobody]) == 1
     out = capsys.readouterr().out
     assert f"0 applied, {n} failed" in out and "--retry-failed" in out
     assert main(["apply", "plan.csv", "--yes", "--perform-as", user]) == 1

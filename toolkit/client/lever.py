@@ -121,6 +121,7 @@ class LeverClient:
             self.session.auth = (api_key, "")
         else:
             self.session.headers["Authorization"] = f"Bearer {access_token}"
+        self.auth_kind = "api_key" if api_key else "oauth"  # Basic for a key, Bearer for OAuth
         # requests.Session starts with "Accept: */*", so setdefault would never apply.
         self.session.headers["Accept"] = "application/json"
         self.limiter = limiter if limiter is not None else TokenBucket(rate, burst)
@@ -292,7 +293,12 @@ class LeverClient:
             # requests would turn a redirected POST into a GET.
             location = response.headers.get("Location", "")
             message = f"redirected to {location!r}; not followed" if location else "redirected"
-            raise UnexpectedResponseError(message, status=status, method=method, path=path)
+            raise UnexpectedResponseError(
+                f"{message}; {redirect_advice(location, self._base_path)}",
+                status=status,
+                method=method,
+                path=path,
+            )
         payload = self._decode(response, method, path)
         if 200 <= status < 300:
             if (
@@ -320,6 +326,12 @@ class LeverClient:
         error = error_for_status(status, message)(
             message, status=status, code=payload.get("code"), method=method, path=path
         )
+        if status == 401 and self.auth_kind == "oauth":
+            error.hint = (
+                "the OAuth access token is invalid or expired (they live one hour): refresh it, "
+                "set LEVER_ACCESS_TOKEN to the new one and run the same command again; a write "
+                "run resumes from its journal"
+            )
         if status == 429:
             self.stats.add(rate_limited=1)
             self.limiter.slow_down()  # every thread sharing the key slows down, not just this one
@@ -411,6 +423,24 @@ class LeverClient:
                     seen.add(key)
                 items.append(item)
             offset = payload.get("next")
+            if payload.get("hasNext") and not offset:
+                # Malformed: more follows but no token to reach it. Ending here would silently
+                # undercount, so the listing restarts (like a rejected token), then fails.
+                restarts += 1
+                self.stats.add(listing_restarts=1)
+                if restarts > MAX_LISTING_RESTARTS:
+                    raise UnexpectedResponseError(
+                        f"the listing {_describe_listing(path, base)} answered hasNext: true "
+                        f"without a 'next' token {restarts} times; its result would be "
+                        "incomplete, so it was not used",
+                        method="GET",
+                        path=path,
+                    )
+                log.info("hasNext without next on %s; restarting the listing", path)
+                offset = None
+                tokens.clear()
+                yield Page(items, True)
+                continue
             has_next = bool(payload.get("hasNext") and offset)
             yield Page(items, has_next)
             if not has_next:
@@ -511,6 +541,64 @@ class LeverClient:
     def iter_users(self, email: str | None = None) -> Iterator[dict]:
         """Users of the account, e.g. to find the id for ``perform_as``."""
         return self._paginate("/users", {"email": email})
+
+    def get_user(self, user_id: str) -> dict:
+        """One user (``GET /users/{id}``); raises `NotFoundError` for an unknown id."""
+        path = f"/users/{_id(user_id)}"
+        return _data_object(self._request("GET", path), self._host, path)
+
+    def iter_deleted_opportunities(self, **filters: Any) -> Iterator[dict]:
+        """Lever's "List deleted opportunities" (``GET /opportunities/deleted``).
+
+        Filters: ``deleted_at_start`` / ``deleted_at_end`` (epoch ms, inclusive). The items'
+        shape is not documented beyond an ``id``; read them with `deleted_ids`.
+        """
+        return self._paginate("/opportunities/deleted", filters)
+
+
+def deleted_ids(items: Iterable[Any]) -> list[str]:
+    """The opportunity ids of "List deleted opportunities" items, whatever their shape.
+
+    Tolerates ``{"id", "deletedAt"}``, a whole opportunity object, ``{"id"}``, an
+    ``{"opportunityId": ...}`` object, or a bare id string.
+
+    Example:
+        >>> deleted_ids([{"id": "a", "deletedAt": 1}, "b", {"opportunityId": "c"}, {}])
+        ['a', 'b', 'c']
+    """
+    out = []
+    for item in items:
+        if isinstance(item, str) and item:
+            out.append(item)
+        elif isinstance(item, Mapping):
+            value = item.get("id") or item.get("opportunityId")
+            if isinstance(value, str) and value:
+                out.append(value)
+    return out
+
+
+def redirect_advice(location: str, base_path: str = "/v1") -> str:
+    """What to set when Lever redirects (EU accounts live on api.eu.lever.co).
+
+    Example:
+        >>> redirect_advice("https://api.eu.lever.co/v1/opportunities")
+        'set LEVER_BASE_URL=https://api.eu.lever.co/v1 (EU accounts are served from there)'
+    """
+    parts = urlsplit(location or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        base = f"{parts.scheme}://{parts.netloc}{base_path or ''}"
+        eu = " (EU accounts are served from there)" if ".eu." in parts.netloc else ""
+        return f"set LEVER_BASE_URL={base}{eu}"
+    return (
+        "set LEVER_BASE_URL to your account's API host: https://api.lever.co/v1, or "
+        "https://api.eu.lever.co/v1 for an EU account"
+    )
+
+
+def _describe_listing(path: str, params: Mapping[str, Any]) -> str:
+    """`GET /opportunities (confidentiality, created_at_start)`: the path and parameter names."""
+    names = sorted(k for k in params if k not in ("limit", "offset"))
+    return f"GET {path}" + (f" ({', '.join(names)})" if names else "")
 
 
 __all__ = ["ClientStats", "LeverClient", "LeverError", "RateLimitedError", "ServerError"]

@@ -1,3 +1,10 @@
 """The `lever-tags` subcommands, one module per step; each registers itself with `toolkit.cli`."""
 
-from toolkit.commands import audit, remediate, report, sandbox, sync  # noqa: F401  (registration)
+from toolkit.commands import (  # noqa: F401  (registration)
+    audit,
+    doctor,
+    remediate,
+    report,
+    sandbox,
+    sync,
+)

@@ -9,6 +9,7 @@ from pathlib import Path
 from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
+from toolkit.remediate.journal_views import journal_written_ids
 from toolkit.snapshot.fetch import fetch_snapshot, refresh_snapshot
 from toolkit.snapshot.store import load_snapshot, save_snapshot
 
@@ -40,6 +41,14 @@ def _add_snapshot(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="FILE exists: fetch only what changed since it and merge",
     )
+    p.add_argument(
+        "--journal",
+        action="append",
+        default=[],
+        metavar="JOURNAL",
+        help="with --refresh: also re-read the opportunities this apply/rollback journal wrote "
+        "(Lever does not promise that a tag write moves updatedAt); repeatable",
+    )
     p.add_argument("--workers", type=int, default=8, help="windows listed at once (default 8)")
     p.set_defaults(func=_cmd_snapshot)
 
@@ -52,13 +61,15 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         raise UsageError(f"the folder of --out does not exist: {out.parent}")
     if out.is_dir():
         raise UsageError(f"--out must be a file name, and {out} is a folder")
+    if args.journal and not args.refresh:
+        raise UsageError("--journal goes with --refresh (it names what a refresh must re-read)")
     client = _client(args)
     if args.refresh:
         if not out.exists():
             raise UsageError(
                 f"--refresh needs an existing snapshot at {out}; run without --refresh"
             )
-        snap = refresh_snapshot(client, load_snapshot(out))
+        snap = refresh_snapshot(client, load_snapshot(out), written=_written(args.journal))
     else:
         snap = fetch_snapshot(
             client,
@@ -75,6 +86,13 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         + (f" in {fetch['seconds']} s ({fetch['requests']} requests)" if fetch else "")
     )
     return EXIT_OK
+
+
+def _written(journals: list[str]) -> set[str]:
+    for path in journals:
+        if not Path(path).is_file():
+            raise UsageError(f"--journal {path}: no such file (give an apply or rollback journal)")
+    return journal_written_ids(journals)
 
 
 @command

@@ -80,6 +80,57 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         default=400,
         help="HTTP status of the invalid-offset-token answer (default 400)",
     )
+    modes = p.add_argument_group(
+        "Lever behaviours that are not documented (defaults: what the toolkit is built against; "
+        "see docs/lever-fidelity.md)"
+    )
+    modes.add_argument(
+        "--perform-as-status",
+        type=int,
+        choices=(400, 404),
+        default=400,
+        help="answer to a write whose perform_as user does not exist (default 400)",
+    )
+    modes.add_argument(
+        "--no-updated-at-bump",
+        action="store_true",
+        help="tag writes leave updatedAt as it was",
+    )
+    modes.add_argument(
+        "--confidential-denied",
+        choices=("403", "filter"),
+        default="403",
+        help="a key without confidential access asking for it: 403 (default) or silently filtered",
+    )
+    modes.add_argument(
+        "--omit-next",
+        choices=("never", "once", "always"),
+        default="never",
+        help="answer hasNext: true without next on the first page of a listing (once each, or "
+        "always)",
+    )
+    modes.add_argument(
+        "--access-token-ttl",
+        type=_rate,
+        default=3600.0,
+        metavar="SECONDS",
+        help="lifetime of the OAuth access token (default 3600, as Lever's)",
+    )
+    modes.add_argument(
+        "--access-token-requests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the OAuth access token expires after N requests (default 0: by time only); "
+        "POST /_sandbox/oauth/token (with the API key) issues a new one",
+    )
+    modes.add_argument(
+        "--deleted-shape",
+        choices=("minimal", "opportunity", "id"),
+        default="minimal",
+        help="items of GET /opportunities/deleted: {id, deletedAt} (default), the whole "
+        "opportunity, or {id}",
+    )
     p.add_argument("--state", metavar="FILE", default=None, help="load/save the data in FILE")
     p.add_argument(
         "--hostile",
@@ -103,6 +154,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--rate must be > 0 (got {args.rate})")
     if args.burst < 1:
         raise UsageError(f"--burst must be >= 1 (got {args.burst})")
+    if args.access_token_ttl <= 0 or args.access_token_requests < 0:
+        raise UsageError("--access-token-ttl must be > 0 and --access-token-requests >= 0")
     if args.spike_ms < 0:
         raise UsageError(f"--spike-ms must be >= 0 (got {args.spike_ms})")
     for name in ("fail_rate", "drop_rate", "offset_fault_rate", "spike_rate"):
@@ -145,6 +198,14 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             offset_error_status=args.offset_error_status,
             spike_rate=args.spike_rate,
             spike_ms=args.spike_ms,
+            access_token=os.environ.get("LEVER_SANDBOX_ACCESS_TOKEN") or None,
+            perform_as_status=args.perform_as_status,
+            tag_writes_bump_updated_at=not args.no_updated_at_bump,
+            confidential_denied=args.confidential_denied,
+            omit_next=args.omit_next,
+            access_token_ttl_s=args.access_token_ttl,
+            access_token_max_requests=args.access_token_requests,
+            deleted_shape=args.deleted_shape,
         )
         sb.start()
     except OSError as exc:
@@ -165,6 +226,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
         print(f"LEVER_API_KEY={sb.api_key}", flush=True)
         print(
             f"lever-tags sandbox: {len(sb.engine.state)} opportunities at {sb.base_url}; "
+            "OAuth (Bearer only): LEVER_ACCESS_TOKEN=" + sb.access_token + "; "
             "stop with Ctrl-C",
             file=sys.stderr,
             flush=True,

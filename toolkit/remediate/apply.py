@@ -27,6 +27,7 @@ journal, run under its own journal):
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from dataclasses import replace
@@ -36,18 +37,26 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from toolkit.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from toolkit.files import sidecar
-from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift
+from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, drift_line, replan_from_drift
 from toolkit.remediate.journal import Journal
-from toolkit.remediate.journal_schema import FAILED, INTENT, NOOP, PENDING, Call, JournalError
-from toolkit.remediate.plan import SKIPPED_COLUMNS, Plan, PlanError, calls_from_rows
+from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, NOOP, PENDING, Call, JournalError
+from toolkit.remediate.plan import (
+    REASON_ANONYMIZED,
+    SKIPPED_COLUMNS,
+    Plan,
+    PlanError,
+    calls_from_rows,
+)
 from toolkit.remediate.planfile import load_plan
-from toolkit.remediate.planner import replan
 from toolkit.remediate.reads import DEFAULT_WORKERS, _read_each, _tags_of, _transient
 from toolkit.remediate.result import ApplyResult
-from toolkit.remediate.runner import _narrow, _Options, _Runner
+from toolkit.remediate.runner import _desired, _narrow, _Options, _Runner
 
 # -- results ------------------------------------------------------------------------------------
+
+log = logging.getLogger(__name__)
 
 
 # -- counting attempts per call -----------------------------------------------------------------
@@ -102,8 +111,7 @@ def _first_session(
     if opts.drift_check and len(rows):
         drift = check_drift(client, plan, workers=opts.workers)
         current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
-        anonymized = set(drift.loc[drift["anonymized"].astype(bool), "opportunity_id"])
-        rows, dropped = replan(plan, current, anonymized)
+        rows, dropped = replan_from_drift(plan, drift)
 
     def before(opp: str) -> list[str] | None:
         if opp in current:
@@ -123,7 +131,7 @@ def _first_session(
             for c in calls.to_dict("records")
         ),
         dropped=dropped.to_dict("records"),
-        drift=drift.to_dict("records"),
+        drift=drift[drift["changed"].astype(bool)].to_dict("records"),
         session=session,
     )
     return drift, dropped
@@ -132,7 +140,14 @@ def _first_session(
 def _resume_session(
     client: Any, journal: Journal, plan: Plan, session: int, opts: _Options
 ) -> tuple[pd.DataFrame, set[int], set[int]]:
-    """Narrow pending calls by a fresh drift read.
+    """Re-read and re-plan the open calls by the same rule as the first run.
+
+    Every call still open (pending, or one that may have reached Lever: an intent without
+    outcome, a transient failure) keeps only the tags the plan re-planned against the current
+    tags still wants (`replan_from_drift`: an opportunity anonymized meanwhile, a tag already in
+    place, a propagate source whose tag someone removed). A call that may have reached Lever
+    and whose tags are all in place is done; one with nothing left is a no-op; the rows dropped
+    are journaled (verify tells them apart).
 
     Returns (drift, ids to check before writing, failed ids to retry (``retry_failed``)).
     """
@@ -147,22 +162,60 @@ def _resume_session(
         if opts.retry_failed
         else set()
     )
-    pending = [c for c in open_calls if c.state == PENDING]
+    live = [c for c in open_calls if c.state == PENDING or c.id in check_first]
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)
-    if opts.drift_check and pending:
+    if opts.drift_check and live:
         drift = check_drift(client, plan, workers=opts.workers)
+        kept_rows, dropped_rows = replan_from_drift(plan, drift)
+        kept = set(kept_rows[["opportunity_id", "op", "tag"]].itertuples(index=False, name=None))
+        why = {
+            (r["opportunity_id"], r["op"], r["tag"]): r["reason"]
+            for r in dropped_rows.to_dict("records")
+        }
         current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
-        for call in pending:
+        dropped: list[dict[str, Any]] = []
+        for call in live:
             if call.opportunity_id not in current:
-                continue
+                continue  # not readable now (deleted?): the write or its check finds out
             now = current[call.opportunity_id]
-            tags = _narrow(call.op, call.tags, now)
-            if not tags:
+            if call.id in check_first and _desired(call.op, call.tags, now):
                 journal.mark_outcome(
-                    call.id, NOOP, message="drift: nothing left to write", session=session
+                    call.id,
+                    DONE,
+                    message="already in place when checked on resume",
+                    after_tags=now,
+                    session=session,
                 )
-            elif tags != call.tags or call.before_tags is None:
+                continue
+            wanted = [t for t in call.tags if (call.opportunity_id, call.op, t) in kept]
+            tags = _narrow(call.op, wanted, now)
+            for tag in call.tags:
+                reason = why.get((call.opportunity_id, call.op, tag))
+                if reason and tag not in tags:
+                    dropped.append(
+                        {
+                            "opportunity_id": call.opportunity_id,
+                            "contact_id": call.contact_id,
+                            "op": call.op,
+                            "tag": tag,
+                            "reason": reason,
+                        }
+                    )
+            if not tags:
+                anonymized = REASON_ANONYMIZED in {
+                    why.get((call.opportunity_id, call.op, t)) for t in call.tags
+                }
+                message = (
+                    "anonymized since the plan" if anonymized else "drift: nothing left to write"
+                )
+                journal.mark_outcome(call.id, NOOP, message=message, session=session)
+            elif call.state == PENDING and (tags != call.tags or call.before_tags is None):
                 journal.replan_call(call.id, tags, now)
+            elif tags != call.tags:
+                # It may have reached Lever: narrow what is left, keep the before-state rollback
+                # relies on.
+                journal.narrow_open_call(call.id, tags)
+        journal.add_dropped(dropped, session)
         journal.add_drift(drift[drift["changed"]].to_dict("records"), session)
     return drift, check_first, retry
 
@@ -275,7 +328,7 @@ def _run(
             stats=stats,
             drift=drift,
             changes_by_tag=plan.changes_by_tag(),
-            notes=notes,
+            notes=[*notes, *[line for line in (drift_line(drift),) if line]],
             max_changes=params.get("max_changes"),
             plan_rows=len(plan.rows),
         )
@@ -304,6 +357,33 @@ def _resume_perform_as(
         f"perform_as changed on resume: {old or '(none)'} -> {opts.perform_as}; "
         "recorded in the journal, used for the writes from now on"
     ]
+
+
+def check_perform_as(client: Any, perform_as: str | None) -> None:
+    """Refuse a ``perform_as`` user Lever does not know, before anything is written.
+
+    One ``GET /users/{id}``. Lever may answer a write's unknown perform_as with 404 instead of
+    400; found only by the writes, every opportunity would look deleted. A key that may not read
+    users (403) is let through: the writes' 404s are then confirmed by reads.
+
+    Raises:
+        PlanError: the user does not exist (CLI exit 2).
+    """
+    if client is None or not perform_as:
+        return
+    try:
+        user = client.get_user(perform_as)
+    except (NotFoundError, BadRequestError):
+        raise PlanError(
+            f"--perform-as {perform_as}: no such user in this Lever account; find the id with "
+            "GET /users?email=<their address> (LeverClient.iter_users); nothing was written"
+        ) from None
+    except PermissionDeniedError:
+        return
+    if user.get("deactivatedAt"):
+        log.warning(
+            "--perform-as %s is a deactivated Lever user: Lever may refuse the writes", perform_as
+        )
 
 
 def _check_size(plan: Plan, max_changes: int | None) -> None:
@@ -364,9 +444,7 @@ def _dry_run(
     dropped = pd.DataFrame(columns=SKIPPED_COLUMNS)
     if client is not None and drift_check and len(rows):
         drift = check_drift(client, plan, workers=workers)
-        current = dict(zip(drift["opportunity_id"], drift["current_tags"], strict=True))
-        anonymized = set(drift.loc[drift["anonymized"].astype(bool), "opportunity_id"])
-        rows, dropped = replan(plan, current, anonymized)
+        rows, dropped = replan_from_drift(plan, drift)
     preview = Plan(rows=rows, meta=plan.meta)
     return ApplyResult(
         kind=kind,
@@ -381,6 +459,7 @@ def _dry_run(
         max_changes=max_changes,
         plan_rows=len(plan.rows),
         over_max_changes=max_changes is not None and len(plan.rows) > max_changes,
+        notes=[line for line in (drift_line(drift),) if line],
     )
 
 
@@ -451,6 +530,7 @@ def apply_plan(
         if plan.path is None:
             raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
         journal_path = default_journal_path(plan.path)
+    check_perform_as(client, perform_as)
     if dry_run or not _journal_is_planned(journal_path):
         plan = _check_known_opportunities(client, plan, workers)
     if dry_run:

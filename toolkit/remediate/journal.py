@@ -278,6 +278,18 @@ class Journal:
                 (_dump(tags), _dump(before_tags), call_id),
             )
 
+    def narrow_open_call(self, call_id: int, tags: list[str]) -> None:
+        """Narrow the tags of a call that may have reached Lever (intent, failed) on resume.
+
+        Its before-tags stay: they are what rollback compares with.
+        """
+        with self._tx() as db:
+            db.execute(
+                "UPDATE calls SET tags = ? WHERE id = ?"
+                " AND state IN ('pending', 'intent', 'failed')",
+                (_dump(tags), call_id),
+            )
+
     def mark_intent(self, call_id: int, session: int) -> None:
         """Committed before the request leaves."""
         with self._tx() as db:

@@ -26,19 +26,31 @@ def _list_opportunities(client: Any, plan: Plan, **filters: Any) -> list[dict]:
         return list(client.iter_opportunities(**filters))
 
 
-def _read_each(client: Any, ids: Iterable[str], workers: int) -> tuple[dict[str, dict], list[str]]:
-    """get_opportunity for each id, concurrently; returns (found, not found)."""
+def _read_each(
+    client: Any, ids: Iterable[str], workers: int, forbidden_unread: bool = False
+) -> tuple[dict[str, dict], list[str]]:
+    """get_opportunity for each id, concurrently; returns (found, not found).
+
+    With `forbidden_unread`, an id the key may not read (403) is left out of both.
+    """
     found: dict[str, dict] = {}
     missing: list[str] = []
+    unread = object()
 
-    def one(opp_id: str) -> tuple[str, dict | None]:
+    def one(opp_id: str) -> tuple[str, Any]:
         try:
             return opp_id, client.get_opportunity(opp_id)
         except NotFoundError:
             return opp_id, None
+        except PermissionDeniedError:
+            if not forbidden_unread:
+                raise
+            return opp_id, unread
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for opp_id, opp in pool.map(one, list(ids)):
+            if opp is unread:
+                continue
             if opp is None:
                 missing.append(opp_id)
             else:
@@ -65,3 +77,29 @@ def _clean_tags(tags: Any) -> list[str] | None:
 
 def _tags_of(opp: dict) -> list[str]:
     return string_tags(opp.get("tags"))
+
+
+DRIFT_BATCH = 50  # contact ids per listing of the drift read
+
+
+def read_by_contacts(
+    client: Any,
+    plan: Plan,
+    contact_ids: Iterable[str],
+    *,
+    batch: int = DRIFT_BATCH,
+    workers: int = DEFAULT_WORKERS,
+) -> list[dict]:
+    """Every opportunity of these contacts, now: ``GET /opportunities?contact_id=..``, in batches.
+
+    One listing per ``batch`` contact ids (repeated keys: Lever answers their union), with
+    confidential opportunities included when the key may read them; up to ``workers`` listings
+    at once (the client's one limiter paces them).
+    """
+    contacts = sorted(set(contact_ids))
+    chunks = [contacts[i : i + batch] for i in range(0, len(contacts), batch)]
+    if not chunks:
+        return []
+    with ThreadPoolExecutor(max(1, min(workers, len(chunks)))) as pool:
+        pages = pool.map(lambda chunk: _list_opportunities(client, plan, contact_id=chunk), chunks)
+        return [opp for page in pages for opp in page]

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.files import sidecar
-from toolkit.remediate.apply import _dry_run, _host, _run
+from toolkit.remediate.apply import _dry_run, _host, _run, check_perform_as
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, Plan
@@ -99,6 +99,7 @@ def rollback(
             perform_as = ((source.run() or {}).get("params") or {}).get("perform_as")
     if dry_run:
         return _dry_run(client, plan, "rollback", True, workers)
+    check_perform_as(client, perform_as)
     target = rollback_journal or default_rollback_path(journal_path)
     params = {
         "perform_as": perform_as,

@@ -16,7 +16,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from toolkit import failpoints
-from toolkit.errors import AuthenticationError, LeverError, NotFoundError
+from toolkit.errors import AuthenticationError, LeverError, NotFoundError, PermissionDeniedError
 from toolkit.progress import progress_bar
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, NOOP, NOT_FOUND, PENDING, Call
@@ -102,6 +102,23 @@ class _Runner:
             self._count(self.client.call_record.attempts)
             raise
         except NotFoundError as exc:
+            # A write's 404 may concern the perform_as user, not the opportunity: only a read
+            # that 404s too proves the opportunity is gone.
+            exists = self._exists(call.opportunity_id)
+            if exists is None:
+                self._record_failure(
+                    call, FAILED, f"{exc} (could not confirm the opportunity by a read)"
+                )
+                return
+            if exists:
+                self._record_failure(
+                    call,
+                    FAILED,
+                    f"{exc} (the opportunity exists: check --perform-as and the tags)",
+                    exc.status,
+                    exc.code,
+                )
+                return
             self._record_failure(call, NOT_FOUND, exc.message, exc.status, exc.code)
             raise
         except LeverError as exc:
@@ -122,6 +139,20 @@ class _Runner:
             after_tags=_clean_tags(after),
             session=self.session,
         )
+
+    def _exists(self, opportunity_id: str) -> bool | None:
+        """Whether a read finds the opportunity (True also for a 403); None when unsure."""
+        try:
+            self.client.get_opportunity(opportunity_id)
+        except NotFoundError:
+            return False
+        except PermissionDeniedError:
+            return True
+        except AuthenticationError:
+            raise
+        except LeverError:
+            return None
+        return True
 
     def _check_then_write(self, call: Call) -> None:
         """A call that may have reached Lever: read the opportunity first."""

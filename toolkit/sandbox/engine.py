@@ -8,6 +8,7 @@ import binascii
 import random
 import secrets
 import threading
+import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -45,6 +46,24 @@ class SandboxConfig:
         spike_rate: probability that a request is delayed by an extra `spike_ms` (a latency
             spike: slow enough to hit a client's read timeout).
         spike_ms: the extra delay of a spike, milliseconds.
+
+    Modes for Lever behaviours that are not documented ([guess] in lever-api.md); each default
+    is the behaviour the toolkit was first written against, and `lever-tags doctor` reports a
+    real account that differs from it:
+
+        perform_as_status: the answer to a write whose ``perform_as`` user does not exist:
+            400 (default) or 404 ``users <id> was not found``.
+        tag_writes_bump_updated_at: a tag write moves ``updatedAt`` (default true).
+        confidential_denied: a key without confidential access asking for confidential data
+            gets ``403`` (default) or ``filter``: the confidential ones are silently left out.
+        omit_next: ``never`` (default), ``once`` (the first page of every listing that has more
+            answers ``hasNext: true`` without ``next`` once), or ``always``.
+        access_token_ttl_s: lifetime of the OAuth access token in seconds (Lever: one hour).
+        access_token_max_requests: the OAuth access token expires after this many requests
+            (0 = only by time): a deterministic expiring-token mode.
+        deleted_shape: items of ``GET /opportunities/deleted``: ``minimal`` (default,
+            ``{id, deletedAt}``), ``opportunity`` (the whole opportunity and ``deletedAt``)
+            or ``id`` (``{id}`` only).
     """
 
     latency_ms: float = 0.0
@@ -59,6 +78,13 @@ class SandboxConfig:
     spike_rate: float = 0.0
     spike_ms: float = 2000.0
     offset_fault_each_listing: int = 0
+    perform_as_status: int = 400
+    tag_writes_bump_updated_at: bool = True
+    confidential_denied: str = "403"
+    omit_next: str = "never"
+    access_token_ttl_s: float = 3600.0
+    access_token_max_requests: int = 0
+    deleted_shape: str = "minimal"
 
     def validated(self) -> SandboxConfig:
         if self.latency_ms < 0 or (self.jitter_ms is not None and self.jitter_ms < 0):
@@ -79,6 +105,16 @@ class SandboxConfig:
                 raise ValueError(f"{name} must be between 0 and 1 (got {value})")
         if self.offset_error_status not in (200, 400):
             raise ValueError("offset_error_status must be 200 or 400")
+        if self.perform_as_status not in (400, 404):
+            raise ValueError("perform_as_status must be 400 or 404")
+        if self.confidential_denied not in ("403", "filter"):
+            raise ValueError("confidential_denied must be 403 or filter")
+        if self.omit_next not in ("never", "once", "always"):
+            raise ValueError("omit_next must be never, once or always")
+        if self.deleted_shape not in ("minimal", "opportunity", "id"):
+            raise ValueError("deleted_shape must be minimal, opportunity or id")
+        if self.access_token_ttl_s <= 0 or self.access_token_max_requests < 0:
+            raise ValueError("access_token_ttl_s must be > 0, access_token_max_requests >= 0")
         self.burst = int(self.burst)
         return self
 
@@ -96,6 +132,13 @@ _CONFIG_TYPES = {
     "spike_rate": float,
     "spike_ms": float,
     "offset_fault_each_listing": int,
+    "perform_as_status": int,
+    "tag_writes_bump_updated_at": bool,
+    "confidential_denied": str,
+    "omit_next": str,
+    "access_token_ttl_s": float,
+    "access_token_max_requests": int,
+    "deleted_shape": str,
 }
 
 
@@ -111,6 +154,8 @@ def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false")
             out[name] = value
+        elif kind is str:
+            out[name] = str(value)
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{name} must be a number")
         else:
@@ -128,11 +173,19 @@ class Engine:
         api_key: str,
         restricted_api_key: str,
         seed: int,
+        access_token: str | None = None,
     ) -> None:
         self.state = state
         self.config = config.validated()
+        self.state.bump_on_tag_write = self.config.tag_writes_bump_updated_at
         self._keys = {api_key: True, restricted_api_key: False}  # key -> confidential access
         self._api_key = api_key
+        # OAuth: Bearer only, never an API key. One live token (full access) at a time.
+        self.access_token = access_token or secrets.token_urlsafe(32)
+        self.issued_tokens = [self.access_token]
+        self._token_issued = time.monotonic()
+        self._token_uses = 0
+        self._omitted: set[str] = set()  # listings (query hash) that already lost a `next`
         self._buckets: dict[str, ServerBucket] = {}
         self._rng = random.Random(f"faults-{seed}")
         self._follow_ups: dict[str, int] = {}  # listing (query hash) -> follow-up pages asked
@@ -147,12 +200,31 @@ class Engine:
         with self.lock:
             merged = SandboxConfig(**{**asdict(self.config), **changes}).validated()
             self.config = merged
+            self.state.bump_on_tag_write = merged.tag_writes_bump_updated_at
             if "rate" in changes or "burst" in changes:
                 self._buckets.clear()
             return asdict(merged)
 
+    def refresh_access_token(self) -> str:
+        """Issue a new OAuth access token; the previous one stops working at once."""
+        with self.lock:
+            self.access_token = secrets.token_urlsafe(32)
+            self.issued_tokens.append(self.access_token)
+            self._token_issued = time.monotonic()
+            self._token_uses = 0
+            return self.access_token
+
+    def _token_live(self) -> bool:
+        cfg = self.config
+        if time.monotonic() - self._token_issued > cfg.access_token_ttl_s:
+            return False
+        limit = cfg.access_token_max_requests
+        return not (limit and self._token_uses >= limit)
+
     def key_of(self, authorization: str | None) -> str | None:
-        """The key a request presents (Basic user name, or Bearer token), if it is a valid one."""
+        """The credential a request presents, if valid: an API key as the Basic user name, or
+        the live OAuth access token as Bearer (an API key sent as Bearer is refused, as Lever
+        does)."""
         if not authorization:
             return None
         scheme, _, value = authorization.strip().partition(" ")
@@ -162,19 +234,41 @@ class Engine:
                 key = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[0]
             except (binascii.Error, UnicodeDecodeError):
                 return None
-        elif scheme.lower() == "bearer":
-            key = value
-        else:
-            return None
-        return key if key in self._keys else None
+            return key if key in self._keys else None
+        if scheme.lower() == "bearer":
+            with self.lock:
+                if value == self.access_token and self._token_live():
+                    return value
+        return None
 
     def access(self, authorization: str | None) -> bool | None:
         """Confidential access of the presented credential; None when it is not valid."""
         key = self.key_of(authorization)
-        return None if key is None else self._keys[key]
+        if key is None:
+            return None
+        return True if key == self.access_token else self._keys[key]
+
+    def use(self, authorization: str | None) -> bool | None:
+        """`access` for a /v1 request, counting one use of a Bearer token."""
+        access = self.access(authorization)
+        if access is not None and self.key_of(authorization) == self.access_token:
+            with self.lock:
+                self._token_uses += 1
+        return access
+
+    def omit_next(self, listing: str) -> bool:
+        """Whether this page drops its `next` (the omit_next mode)."""
+        with self.lock:
+            mode = self.config.omit_next
+            if mode == "always":
+                return True
+            if mode == "once" and listing not in self._omitted:
+                self._omitted.add(listing)
+                return True
+            return False
 
     def is_admin(self, authorization: str | None) -> bool:
-        return self.access(authorization) is True
+        return self.key_of(authorization) == self._api_key
 
     def take_token(self, authorization: str) -> float:
         """One token of the presenting key's bucket: one bucket per key, however it is sent."""

@@ -20,7 +20,7 @@ from typing import Any
 import tornado.web
 
 from toolkit.sandbox.engine import INVALID_OFFSET_MESSAGE, Engine
-from toolkit.sandbox.state import ApiError, parse_limit, query_hash, validate_tags_body
+from toolkit.sandbox.state import ApiError, _parse_ms, parse_limit, query_hash, validate_tags_body
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +96,12 @@ class V1Handler(BaseHandler):
         self.engine.in_flight(1)
         self._counted_in_flight = True
         authorization = self.request.headers.get("Authorization")
-        access = engine.access(authorization)
+        access = engine.use(authorization)
         if access is None:
             self.set_header("WWW-Authenticate", 'Basic realm="Lever API"')
-            self.reply(401, {"code": "Unauthorized", "message": "Invalid or missing API key"})
+            bearer = (authorization or "").strip().lower().startswith("bearer")
+            message = "Invalid or expired access token" if bearer else "Invalid or missing API key"
+            self.reply(401, {"code": "Unauthorized", "message": message})
             return
         self.confidential_access = access
         wait = engine.take_token(authorization)
@@ -150,7 +152,7 @@ class V1Handler(BaseHandler):
                 return None
         items, cursor = fetch(limit, after)
         body: dict[str, Any] = {"data": items, "hasNext": cursor is not None}
-        if cursor is not None:
+        if cursor is not None and not self.engine.omit_next(qhash):
             body["next"] = self.engine.tokens.encode(cursor, qhash)
         return body
 
@@ -177,7 +179,9 @@ class OpportunitiesHandler(V1Handler):
 
     def _list(self) -> None:
         state = self.engine.state
-        keep = state.opportunity_filter(self.params(), self.confidential_access)
+        keep = state.opportunity_filter(
+            self.params(), self.confidential_access, self.engine.config.confidential_denied
+        )
         expand = self.expand_contact()
         body = self.paginate(
             lambda limit, after: state.list_opportunities(keep, limit, after, expand)
@@ -213,7 +217,12 @@ class TagWriteHandler(V1Handler):
         tags = validate_tags_body(self.json_body())
         perform_as = (self.params().get("perform_as") or [None])[-1]
         if perform_as is not None and perform_as not in state.user_ids():
+            if self.engine.config.perform_as_status == 404:
+                raise ApiError(404, "ResourceNotFound", f"users {perform_as} was not found")
             raise ApiError(400, "InvalidRequest", f"perform_as: unknown user {perform_as}")
+        if perform_as is not None and state.user_deactivated(perform_as):
+            # [guess] Lever refuses changes attributed to a deactivated user
+            raise ApiError(400, "InvalidRequest", f"perform_as: user {perform_as} is deactivated")
         try:
             if action == "addTags":
                 opp = state.change_tags(opp_id, add=tags)
@@ -276,6 +285,40 @@ class UsersHandler(V1Handler):
             self.reply(200, body)
 
 
+class UserHandler(V1Handler):
+    route = "GET /v1/users/{id}"
+
+    async def get(self, user_id: str) -> None:
+        await self._run(self._get, user_id)
+
+    def _get(self, user_id: str) -> None:
+        for user in self.engine.state.users:
+            if user["id"] == user_id:
+                self.reply(200, {"data": dict(user)})
+                return
+        raise ApiError(404, "ResourceNotFound", f"users {user_id} was not found")
+
+
+class DeletedOpportunitiesHandler(V1Handler):
+    route = "GET /v1/opportunities/deleted"
+
+    async def get(self) -> None:
+        await self._run(self._list)
+
+    def _list(self) -> None:
+        params = self.params()
+        start = _parse_ms(params, "deleted_at_start")
+        end = _parse_ms(params, "deleted_at_end")
+        state, shape = self.engine.state, self.engine.config.deleted_shape
+
+        def fetch(limit: int, after: list | None):
+            return state.list_deleted(start, end, self.confidential_access, limit, after, shape)
+
+        body = self.paginate(fetch)
+        if body is not None:
+            self.reply(200, body)
+
+
 class ContactHandler(V1Handler):
     route = "GET /v1/contacts/{id}"
 
@@ -316,6 +359,16 @@ class AdminResetHandler(AdminHandler):
         with self.engine.lock:
             self.engine.state.stats.reset()
         self.reply(200, {"ok": True})
+
+
+class AdminTokenHandler(AdminHandler):
+    route = "POST /_sandbox/oauth/token"
+
+    def post(self) -> None:
+        """Issue a new OAuth access token (an OAuth refresh); the previous one is refused."""
+        self.reply(
+            200, {"access_token": self.engine.refresh_access_token(), "token_type": "Bearer"}
+        )
 
 
 class AdminConfigHandler(AdminHandler):
@@ -409,15 +462,18 @@ def make_app(engine: Engine) -> tornado.web.Application:
     return tornado.web.Application(
         [
             (r"/v1/opportunities/?", OpportunitiesHandler, kw),
+            (r"/v1/opportunities/deleted/?", DeletedOpportunitiesHandler, kw),
             (rf"/v1/opportunities/{seg}/?", OpportunityHandler, kw),
             (rf"/v1/opportunities/{seg}/(addTags|removeTags)/?", TagWriteHandler, kw),
             (rf"/v1/candidates/{seg}/(addTags|removeTags)/?", CandidateTagWriteHandler, kw),
             (r"/v1/tags/?", TagsHandler, kw),
             (r"/v1/users/?", UsersHandler, kw),
+            (rf"/v1/users/{seg}/?", UserHandler, kw),
             (rf"/v1/contacts/{seg}/?", ContactHandler, kw),
             (r"/v1(/.*)?", NotFoundHandler, kw),
             (r"/_sandbox/stats", AdminStatsHandler, kw),
             (r"/_sandbox/reset", AdminResetHandler, kw),
+            (r"/_sandbox/oauth/token", AdminTokenHandler, kw),
             (r"/_sandbox/config", AdminConfigHandler, kw),
             (r"/_sandbox/opportunities", AdminOpportunitiesHandler, kw),
             (rf"/_sandbox/opportunities/{seg}", AdminOpportunityHandler, kw),

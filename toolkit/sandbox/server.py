@@ -45,11 +45,16 @@ class Sandbox:
         host, port: where to listen; port 0 picks a free port.
         api_key: the full-access key (random by default); `restricted_api_key` lacks
             confidential access.
+        access_token: the OAuth access token (random by default), accepted as Bearer only,
+            with full access; it expires (``access_token_ttl_s``,
+            ``access_token_max_requests``) and `refresh_access_token` issues a new one.
         state_file: JSON file to load (if it exists); saved within ~50 ms of every write
             and on `stop`.
         **config: the `SandboxConfig` fields (latency_ms, rate, burst, fail_rate, drop_rate,
             offset_fault_rate, retry_after, offset_error_status, jitter_ms, spike_rate,
-            spike_ms).
+            spike_ms) and the Lever-behaviour modes (perform_as_status,
+            tag_writes_bump_updated_at, confidential_denied, omit_next, access_token_ttl_s,
+            access_token_max_requests, deleted_shape).
 
     Example:
         >>> with Sandbox(seed=7, contacts=50, rate=1000, burst=1000) as sb:  # doctest: +SKIP
@@ -68,6 +73,7 @@ class Sandbox:
         port: int = 0,
         api_key: str | None = None,
         restricted_api_key: str | None = None,
+        access_token: str | None = None,
         state_file: str | os.PathLike | None = None,
         **config: Any,
     ) -> None:
@@ -82,7 +88,9 @@ class Sandbox:
         if dataset is None and not (state_file and os.path.exists(state_file)):
             dataset = default_dataset(seed, contacts, opportunities)
         state = SandboxState(dataset or Dataset([], {}, []), state_file=state_file)
-        self.engine = Engine(state, cfg, self._api_key, self._restricted_key, seed)
+        self.engine = Engine(
+            state, cfg, self._api_key, self._restricted_key, seed, access_token=access_token
+        )
         self.port: int | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -186,6 +194,15 @@ class Sandbox:
         """Key without confidential access."""
         return self._restricted_key
 
+    @property
+    def access_token(self) -> str:
+        """The live OAuth access token (Bearer only; full access). See `refresh_access_token`."""
+        return self.engine.access_token
+
+    def refresh_access_token(self) -> str:
+        """Issue a new OAuth access token (as an OAuth refresh would); the old one is refused."""
+        return self.engine.refresh_access_token()
+
     def env(self) -> dict[str, str]:
         """``LEVER_BASE_URL`` and ``LEVER_API_KEY``, for a child process or `from_env`."""
         return {"LEVER_BASE_URL": self.base_url, "LEVER_API_KEY": self.api_key}
@@ -231,6 +248,10 @@ class Sandbox:
     def archive_opportunity(self, opp_id: str) -> dict[str, Any]:
         """Archive an opportunity now, as a recruiter would; bumps updatedAt."""
         return self.engine.state.render(self.engine.state.archive(opp_id), False)
+
+    def deactivate_user(self, user_id: str) -> None:
+        """Deactivate a user: GET /users/{id} still finds it, writes attributed to it are 400."""
+        self.engine.state.deactivate_user(user_id)
 
     def delete_opportunity(self, opp_id: str) -> None:
         """Delete an opportunity; the API then answers 404 for it."""

@@ -14,7 +14,6 @@ never changed was last updated when it was created).
 
 from __future__ import annotations
 
-import base64
 import bisect
 import copy
 import hashlib
@@ -29,6 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from toolkit.sandbox.data import Dataset, generate_dataset, is_archived
 
@@ -56,51 +56,59 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 class TokenCodec:
-    """Opaque offset tokens bound to the query that made them.
+    """Offset tokens in Lever's observed shape, bound to the query that made them.
 
-    A token carries the cursor (the key of the last item served) and an HMAC over the cursor and
-    a hash of the query's parameters minus ``offset``. Used with other parameters, or forged, or
-    from another sandbox instance, it does not verify.
+    Lever's tokens are a percent-encoded JSON array such as
+    ``%5B1%2C1750233409740%2C%22<uuid>%22%5D`` (seen in a public connector's recorded answers);
+    a client passes one back as the ``offset`` query value, which encodes it once more
+    (``%255B...``), so the server reads back exactly the string it sent. Here the array is
+    ``[1, *cursor, signature]``: the signature is an HMAC over the cursor and a hash of the
+    query's parameters minus ``offset``, so a token used with other parameters, forged, decoded
+    once too often, or from another sandbox instance does not verify.
 
     Example:
         >>> codec = TokenCodec(b"secret")
         >>> token = codec.encode([1, "a"], "q1")
+        >>> token.startswith("%5B1%2C1%2C%22a%22%2C%22")
+        True
         >>> codec.decode(token, "q1")
         [1, 'a']
         >>> codec.decode(token, "q2") is None
         True
     """
 
+    VERSION = 1
+
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
 
     def _sign(self, payload: str, query_hash: str) -> str:
         mac = hmac.new(self._secret, f"{query_hash}|{payload}".encode(), hashlib.sha256)
-        return _b64(mac.digest()[:15])
+        return mac.hexdigest()[:20]
 
     def encode(self, cursor: Any, query_hash: str) -> str:
-        payload = _b64(json.dumps(cursor, separators=(",", ":")).encode())
-        return f"{payload}.{self._sign(payload, query_hash)}"
+        items = list(cursor) if isinstance(cursor, list | tuple) else [cursor]
+        payload = json.dumps(items, separators=(",", ":"))
+        array = [self.VERSION, *items, self._sign(payload, query_hash)]
+        return quote(json.dumps(array, separators=(",", ":")), safe="")
 
     def decode(self, token: str, query_hash: str) -> Any | None:
-        payload, _, signature = token.partition(".")
-        if not payload or not signature:
-            return None
-        if not hmac.compare_digest(signature, self._sign(payload, query_hash)):
-            return None
+        if not token.startswith("%5B"):
+            return None  # decoded once too often (a raw array), or not ours at all
         try:
-            return json.loads(_unb64(payload))
+            array = json.loads(unquote(token))
         except ValueError:
             return None
+        if not isinstance(array, list) or len(array) < 3 or array[0] != self.VERSION:
+            return None
+        items, signature = array[1:-1], array[-1]
+        if not isinstance(signature, str):
+            return None
+        payload = json.dumps(items, separators=(",", ":"))
+        if not hmac.compare_digest(signature, self._sign(payload, query_hash)):
+            return None
+        return items
 
 
 def query_hash(pairs: Iterable[tuple[str, str]]) -> str:
@@ -215,6 +223,10 @@ class SandboxState:
         self.users = dataset.users
         self.archive_reasons = dataset.archive_reasons
         self.stats = Stats()
+        # Whether a tag write moves updatedAt (Lever does not document it): a sandbox mode.
+        self.bump_on_tag_write = True
+        # Deleted opportunities, for GET /opportunities/deleted: {"id", "deletedAt", "opp"}.
+        self.deleted: list[dict[str, Any]] = []
         self._file_lock = threading.Lock()
         self._save_cond = threading.Condition()
         self._dirty = False
@@ -330,9 +342,17 @@ class SandboxState:
         return out
 
     def opportunity_filter(
-        self, params: dict[str, list[str]], confidential_access: bool
+        self,
+        params: dict[str, list[str]],
+        confidential_access: bool,
+        confidential_denied: str = "403",
     ) -> Callable[[dict[str, Any]], bool]:
-        """Compile ``GET /opportunities`` filters into a predicate (ApiError on bad ones)."""
+        """Compile ``GET /opportunities`` filters into a predicate (ApiError on bad ones).
+
+        A key without confidential access that asks for confidential data gets a 403, or with
+        ``confidential_denied="filter"`` the confidential ones are silently left out (both are
+        reported of Lever).
+        """
         confidentiality = (params.get("confidentiality") or ["non-confidential"])[-1]
         if confidentiality not in ("non-confidential", "confidential", "all"):
             raise ApiError(
@@ -340,12 +360,15 @@ class SandboxState:
                 "InvalidRequest",
                 "confidentiality must be one of non-confidential, confidential, all",
             )
+        hide_confidential = False
         if confidentiality != "non-confidential" and not confidential_access:
-            raise ApiError(
-                403,
-                "Forbidden",
-                "This API key does not have access to confidential data",
-            )
+            if confidential_denied != "filter":
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    "This API key does not have access to confidential data",
+                )
+            hide_confidential = True
         tags = set(params.get("tag") or [])
         contacts = set(params.get("contact_id") or [])
         emails = {e.strip().lower() for e in params.get("email") or [] if e.strip()}
@@ -362,6 +385,8 @@ class SandboxState:
         def keep(opp: dict[str, Any]) -> bool:
             conf = opp.get("confidentiality") or "non-confidential"
             if confidentiality != "all" and conf != confidentiality:
+                return False
+            if hide_confidential and conf == "confidential":
                 return False
             if tags and tags.isdisjoint(opp.get("tags") or ()):
                 return False
@@ -412,6 +437,42 @@ class SandboxState:
                 last = key
             return page, (last if has_next else None)
 
+    def list_deleted(
+        self,
+        start: int | None,
+        end: int | None,
+        confidential_access: bool,
+        limit: int,
+        after: list | None,
+        shape: str = "minimal",
+    ) -> tuple[list[dict[str, Any]], list | None]:
+        """One page of deleted opportunities (oldest deletion first), in the configured shape.
+
+        Shapes (the answer is a guess, see docs/lever-fidelity.md): ``minimal`` = ``{id,
+        deletedAt}``; ``opportunity`` = the whole opportunity plus ``deletedAt``; ``id`` =
+        ``{id}`` only.
+        """
+        with self.lock:
+            rows = [
+                d
+                for d in self.deleted
+                if (start is None or d["deletedAt"] >= start)
+                and (end is None or d["deletedAt"] <= end)
+                and (confidential_access or d["opp"].get("confidentiality") != "confidential")
+            ]
+            begin = int(after[0]) if after else 0
+            page = rows[begin : begin + limit]
+            more = begin + limit < len(rows)
+            out = []
+            for d in page:
+                if shape == "opportunity":
+                    out.append({**copy.deepcopy(d["opp"]), "deletedAt": d["deletedAt"]})
+                elif shape == "id":
+                    out.append({"id": d["id"]})
+                else:
+                    out.append({"id": d["id"], "deletedAt": d["deletedAt"]})
+            return out, ([begin + limit] if more else None)
+
     def tag_counts(self) -> list[dict[str, Any]]:
         with self.lock:
             counts = Counter(t for o in self._opps.values() for t in o.get("tags") or ())
@@ -419,6 +480,19 @@ class SandboxState:
 
     def user_ids(self) -> set[str]:
         return {u["id"] for u in self.users}
+
+    def user_deactivated(self, user_id: str) -> bool:
+        return any(u["id"] == user_id and u.get("deactivatedAt") for u in self.users)
+
+    def deactivate_user(self, user_id: str) -> None:
+        """Deactivate a user now (its id stays known; writes attributed to it are refused)."""
+        with self.lock:
+            for user in self.users:
+                if user["id"] == user_id:
+                    user["deactivatedAt"] = now_ms()
+                    self._changed()
+                    return
+        raise KeyError(user_id)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -439,7 +513,8 @@ class SandboxState:
                 if tag not in tags:
                     tags.append(tag)
             opp["tags"] = tags
-            self._bump(opp)
+            if self.bump_on_tag_write:
+                self._bump(opp)
             self._changed()
             return opp
 
@@ -448,7 +523,8 @@ class SandboxState:
         with self.lock:
             opp = self._opps[opp_id]
             opp["tags"] = list(tags)
-            self._bump(opp)
+            if self.bump_on_tag_write:
+                self._bump(opp)
             self._changed()
             return opp
 
@@ -477,6 +553,7 @@ class SandboxState:
         """Delete an opportunity; later reads answer 404. KeyError for unknown ids."""
         with self.lock:
             opp = self._opps.pop(opp_id)
+            self.deleted.append({"id": opp_id, "deletedAt": now_ms(), "opp": opp})
             key = (int(opp.get("createdAt") or 0), opp_id)
             index = bisect.bisect_left(self._keys, key)
             if index < len(self._keys) and self._keys[index] == key:

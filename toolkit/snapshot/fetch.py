@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.client import LeverClient
-from toolkit.errors import PermissionDeniedError
+from toolkit.client.lever import deleted_ids
+from toolkit.errors import (
+    BadRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnexpectedResponseError,
+)
 from toolkit.progress import progress_bar
 from toolkit.snapshot.frame import (
     Snapshot,
@@ -222,6 +228,10 @@ def fetch_snapshot(
         fetch.run(windows)
     bar.close()
     frame = frame_from_opportunities(fetch.items.values(), with_personal=with_personal)
+    access = confidential_access_seen(filters, warnings_, frame)
+    if access is None:
+        log.warning(UNKNOWN_ACCESS_WARNING)
+        warnings_.append(UNKNOWN_ACCESS_WARNING)
     stats_after = client.stats.as_dict()
     elapsed = time.monotonic() - started
     fetched_at = datetime.fromtimestamp(clock(), UTC)
@@ -232,7 +242,7 @@ def fetch_snapshot(
         "filters": dict(filters),
         "include_archived": include_archived,
         "with_personal": with_personal,
-        "confidential_access": not warnings_,
+        "confidential_access": access,
         "warnings": warnings_,
         "counts": frame_counts(frame),
         "fingerprint": fingerprint(frame),
@@ -249,18 +259,60 @@ def fetch_snapshot(
     return Snapshot(frame, meta)
 
 
+UNKNOWN_ACCESS_WARNING = (
+    "confidentiality=all returned no confidential opportunity: either the account has none, or "
+    "this key has no confidential access and Lever left them out silently, and the audit is "
+    "then incomplete; confidential_access is unknown. Check the key in Lever (Settings > "
+    "Integrations and API > API Credentials: the key's confidential access) or run "
+    "`lever-tags doctor`"
+)
+
+
+def confidential_access_seen(
+    filters: Mapping[str, Any], warnings_: list[str], frame: pd.DataFrame
+) -> bool | None:
+    """Whether the key reads confidential data: True, False (403), or None (unknown).
+
+    Lever may answer a key without confidential access with a 403 or by leaving confidential
+    opportunities out [guess: both reported]. A `confidentiality=all` fetch that holds none at
+    all cannot tell a restricted key from an account without confidential data.
+
+    Example:
+        >>> from toolkit.snapshot.frame import empty_frame
+        >>> confidential_access_seen({"confidentiality": "all"}, [], empty_frame()) is None
+        True
+    """
+    if filters.get("confidentiality") != "all":
+        return False
+    if frame.empty or not bool(frame["confidential"].any()):
+        return None
+    return True
+
+
 def refresh_snapshot(
     client: LeverClient,
     snapshot: Snapshot,
     *,
+    written: Iterable[str] = (),
     progress: bool | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Snapshot:
     """Fetch only what changed since `snapshot` and merge it in.
 
-    Two cheap listings: opportunities updated since the watermark, and those created since it
-    (new ones whose `updatedAt` is still null). A refresh cannot see deletions: `meta` says so,
-    and says when a full fetch is due (`FULL_FETCH_DUE_DAYS` after the last one).
+    Cheap listings: opportunities updated since the watermark, those created since it (new ones
+    whose `updatedAt` is still null), and Lever's "List deleted opportunities" since it (dropped
+    from the result). Lever does not promise that a tag write moves `updatedAt`, so the
+    opportunities a run of this toolkit wrote (`written`, from its journals: see
+    `journal_written_ids`) are re-read too, by contact in batches. When the deleted listing
+    is not available, `meta` says that deletions were not detected and when a full fetch is
+    due (`FULL_FETCH_DUE_DAYS` after the last one).
+
+    Args:
+        client: the client.
+        snapshot: the snapshot to bring up to date.
+        written: opportunity ids the toolkit wrote since the snapshot.
+        progress: a tqdm bar; None = in a terminal or Jupyter.
+        clock: seconds since the epoch (tests).
     """
     mark = snapshot.meta.get("watermark")
     if mark is None:
@@ -291,7 +343,11 @@ def refresh_snapshot(
             if isinstance(opp.get("id"), str):
                 changed[opp["id"]] = opp
                 bar.update(1)
+    for opp in _reread_written(client, snapshot.frame, filters, set(written) - set(changed)):
+        changed[opp["id"]] = opp
+        bar.update(1)
     bar.close()
+    deleted, deleted_note = _deleted_since(client, since)
     started_ms = client.server_time_ms or int(clock() * 1000)
     with_personal = bool(snapshot.meta.get("with_personal", False))
     fresh = frame_from_opportunities(changed.values(), with_personal=with_personal)
@@ -299,22 +355,27 @@ def refresh_snapshot(
     if not include_archived:
         fresh = fresh[~fresh["archived"]]
     merged = typed_frame(pd.concat([old, fresh], ignore_index=True)) if len(fresh) else old.copy()
+    dropped_deleted = int(merged["opportunity_id"].isin(deleted).sum())
+    merged = merged[~merged["opportunity_id"].isin(deleted)]
     merged = merged.sort_values("opportunity_id", kind="stable").reset_index(drop=True)
     meta = dict(snapshot.meta)
     now = datetime.fromtimestamp(clock(), UTC)
     full_at = datetime.fromisoformat(meta.get("full_fetch_at") or meta.get("fetched_at"))
     due = full_at + timedelta(days=FULL_FETCH_DUE_DAYS)
     notes = [w for w in meta.get("warnings", []) if not w.startswith("incremental refresh")]
-    notes.append(
-        "incremental refresh: deleted opportunities are not detected; "
-        f"a full fetch is due by {due.date().isoformat()}"
-    )
+    if deleted_note:
+        notes.append(
+            f"incremental refresh: deleted opportunities are not detected ({deleted_note}); "
+            f"a full fetch is due by {due.date().isoformat()}"
+        )
     stats_after = client.stats.as_dict()
     elapsed = time.monotonic() - started
     meta.update(
         refreshed_at=now.isoformat(timespec="seconds"),
         refreshed_since=since,
         refreshed_changed=len(changed),
+        refreshed_written=len(set(written)),
+        refreshed_deleted=dropped_deleted,
         full_fetch_due=now >= due,
         warnings=notes,
         counts=frame_counts(merged),
@@ -329,6 +390,42 @@ def refresh_snapshot(
         },
     )
     return Snapshot(merged, meta)
+
+
+def _reread_written(
+    client: LeverClient,
+    frame: pd.DataFrame,
+    filters: Mapping[str, Any],
+    ids: set[str],
+    batch: int = 50,
+) -> list[dict]:
+    """The opportunities in `ids` as they are now: by their contacts in batches, else by id."""
+    if not ids:
+        return []
+    known = frame[frame["opportunity_id"].isin(ids)]
+    contacts = sorted({c for c in known["contact_id"].dropna().astype(str) if c})
+    found: dict[str, dict] = {}
+    for i in range(0, len(contacts), batch):
+        for opp in client.iter_opportunities(**filters, contact_id=contacts[i : i + batch]):
+            if isinstance(opp.get("id"), str) and opp["id"] in ids:
+                found[opp["id"]] = opp
+    for opp_id in sorted(ids - set(found)):
+        try:
+            found[opp_id] = client.get_opportunity(opp_id)
+        except NotFoundError:
+            continue  # deleted: the deleted listing (or the next full fetch) drops it
+    return list(found.values())
+
+
+def _deleted_since(client: LeverClient, since: int) -> tuple[set[str], str | None]:
+    """Ids from "List deleted opportunities" since `since`; (ids, None) or (empty, why not)."""
+    try:
+        items = list(client.iter_deleted_opportunities(deleted_at_start=since))
+    except (NotFoundError, PermissionDeniedError, BadRequestError) as exc:
+        return set(), f"GET /opportunities/deleted answered {exc.status}"
+    except UnexpectedResponseError as exc:
+        return set(), f"GET /opportunities/deleted: {exc.message}"
+    return set(deleted_ids(items)), None
 
 
 # -- files ------------------------------------------------------------------------------------
