@@ -7,9 +7,9 @@ import datetime
 import email.utils
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -138,3 +138,48 @@ def _data_object(payload: dict[str, Any], host: str, path: str) -> dict:
             f"the answer from {host} has no 'data' object", method="GET", path=path
         )
     return data
+
+
+def deleted_ids(items: Iterable[Any]) -> list[str]:
+    """The opportunity ids of "List deleted opportunities" items, whatever their shape.
+
+    Tolerates ``{"id", "deletedAt"}``, a whole opportunity object, ``{"id"}``, an
+    ``{"opportunityId": ...}`` object, or a bare id string.
+
+    Example:
+        >>> deleted_ids([{"id": "a", "deletedAt": 1}, "b", {"opportunityId": "c"}, {}])
+        ['a', 'b', 'c']
+    """
+    out = []
+    for item in items:
+        if isinstance(item, str) and item:
+            out.append(item)
+        elif isinstance(item, Mapping):
+            value = item.get("id") or item.get("opportunityId")
+            if isinstance(value, str) and value:
+                out.append(value)
+    return out
+
+
+def redirect_advice(location: str, base_path: str = "/v1") -> str:
+    """What to set when Lever redirects (EU accounts live on api.eu.lever.co).
+
+    Example:
+        >>> redirect_advice("https://api.eu.lever.co/v1/opportunities")
+        'set LEVER_BASE_URL=https://api.eu.lever.co/v1 (EU accounts are served from there)'
+    """
+    parts = urlsplit(location or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        base = f"{parts.scheme}://{parts.netloc}{base_path or ''}"
+        eu = " (EU accounts are served from there)" if ".eu." in parts.netloc else ""
+        return f"set LEVER_BASE_URL={base}{eu}"
+    return (
+        "set LEVER_BASE_URL to your account's API host: https://api.lever.co/v1, or "
+        "https://api.eu.lever.co/v1 for an EU account"
+    )
+
+
+def _describe_listing(path: str, params: Mapping[str, Any]) -> str:
+    """`GET /opportunities (confidentiality, created_at_start)`: the path and parameter names."""
+    names = sorted(k for k in params if k not in ("limit", "offset"))
+    return f"GET {path}" + (f" ({', '.join(names)})" if names else "")

@@ -14,8 +14,7 @@ import email.utils
 import logging
 import random
 import time
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,15 +24,16 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from toolkit.client.http import (
     Page,
-    _data_object,
+    _describe_listing,
     _encode_params,
-    _id,
     _never_connected,
     _Retryable,
     _short_reason,
     parse_retry_after,
+    redirect_advice,
 )
 from toolkit.client.ratelimit import TokenBucket
+from toolkit.client.resources import LeverResources
 from toolkit.client.stats import CallRecord, CallRecords, ClientStats
 from toolkit.config import DEFAULT_BASE_URL, load_settings
 from toolkit.errors import (
@@ -59,7 +59,7 @@ PAGE_LIMIT = 100
 MAX_LISTING_RESTARTS = 5
 
 
-class LeverClient:
+class LeverClient(LeverResources):
     """A client for the Lever Data API v1.
 
     Args:
@@ -457,148 +457,6 @@ class LeverClient:
         """Yield every item of a list endpoint, each once (see `_pages`)."""
         for page in self._pages(path, params):
             yield from page.items
-
-    # -- resources ------------------------------------------------------------------------------
-
-    def iter_opportunities(self, **filters: Any) -> Iterator[dict]:
-        """Every opportunity matching Lever's filters, as a generator.
-
-        Filters use Lever's names: ``confidentiality="all"``, ``archived=False``,
-        ``tag=["a", "b"]`` (union), ``contact_id=...``, ``created_at_start=ms``,
-        ``expand="contact"``.
-        Remember that Lever's default is ``confidentiality="non-confidential"``.
-        """
-        return self._paginate("/opportunities", filters)
-
-    def iter_opportunity_pages(self, **filters: Any) -> Iterator[Page]:
-        """Like `iter_opportunities`, page by page: each `Page` has `items` and `has_next`."""
-        return self._pages("/opportunities", filters)
-
-    def get_opportunity(self, opportunity_id: str, **params: Any) -> dict:
-        """One opportunity; raises `NotFoundError` for unknown or deleted ids."""
-        path = f"/opportunities/{_id(opportunity_id)}"
-        return _data_object(self._request("GET", path, params=params), self._host, path)
-
-    def add_tags(
-        self, opportunity_id: str, tags: Iterable[str], perform_as: str | None = None
-    ) -> dict:
-        """Add tags to one opportunity. Returns the updated opportunity when Lever echoes it."""
-        return self._write_tags("opportunities", opportunity_id, "addTags", tags, perform_as)
-
-    def remove_tags(
-        self, opportunity_id: str, tags: Iterable[str], perform_as: str | None = None
-    ) -> dict:
-        """Remove tags from one opportunity. Returns the updated opportunity when echoed."""
-        return self._write_tags("opportunities", opportunity_id, "removeTags", tags, perform_as)
-
-    def add_candidate_tags(
-        self, candidate_id: str, tags: Iterable[str], perform_as: str | None = None
-    ) -> dict:
-        """Deprecated candidate endpoint; use `add_tags`."""
-        warnings.warn(
-            "POST /candidates/{id}/addTags is deprecated by Lever; use add_tags (opportunities)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self._write_tags("candidates", candidate_id, "addTags", tags, perform_as)
-
-    def remove_candidate_tags(
-        self, candidate_id: str, tags: Iterable[str], perform_as: str | None = None
-    ) -> dict:
-        """Deprecated candidate endpoint; use `remove_tags`."""
-        warnings.warn(
-            "POST /candidates/{id}/removeTags is deprecated by Lever; use remove_tags",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return self._write_tags("candidates", candidate_id, "removeTags", tags, perform_as)
-
-    def _write_tags(
-        self, kind: str, object_id: str, action: str, tags: Iterable[str], perform_as: str | None
-    ) -> dict:
-        if isinstance(tags, str):
-            # list("vip") would send ["v", "i", "p"].
-            raise ValueError(f"tags must be a list of strings, not one string ({tags!r})")
-        tag_list = list(tags)
-        if not tag_list or not all(isinstance(t, str) and t for t in tag_list):
-            raise ValueError("tags must be a non-empty list of non-empty strings")
-        params = {"perform_as": perform_as} if perform_as else None
-        payload = self._request(
-            "POST", f"/{kind}/{_id(object_id)}/{action}", params=params, json={"tags": tag_list}
-        )
-        data = payload.get("data")
-        return data if isinstance(data, dict) else {}
-
-    def iter_tags(self) -> Iterator[dict]:
-        """Every tag of the account as ``{"text", "count"}``."""
-        return self._paginate("/tags")
-
-    def get_contact(self, contact_id: str) -> dict:
-        """One contact (a person): name, emails, phones, headline, location."""
-        path = f"/contacts/{_id(contact_id)}"
-        return _data_object(self._request("GET", path), self._host, path)
-
-    def iter_users(self, email: str | None = None) -> Iterator[dict]:
-        """Users of the account, e.g. to find the id for ``perform_as``."""
-        return self._paginate("/users", {"email": email})
-
-    def get_user(self, user_id: str) -> dict:
-        """One user (``GET /users/{id}``); raises `NotFoundError` for an unknown id."""
-        path = f"/users/{_id(user_id)}"
-        return _data_object(self._request("GET", path), self._host, path)
-
-    def iter_deleted_opportunities(self, **filters: Any) -> Iterator[dict]:
-        """Lever's "List deleted opportunities" (``GET /opportunities/deleted``).
-
-        Filters: ``deleted_at_start`` / ``deleted_at_end`` (epoch ms, inclusive). The items'
-        shape is not documented beyond an ``id``; read them with `deleted_ids`.
-        """
-        return self._paginate("/opportunities/deleted", filters)
-
-
-def deleted_ids(items: Iterable[Any]) -> list[str]:
-    """The opportunity ids of "List deleted opportunities" items, whatever their shape.
-
-    Tolerates ``{"id", "deletedAt"}``, a whole opportunity object, ``{"id"}``, an
-    ``{"opportunityId": ...}`` object, or a bare id string.
-
-    Example:
-        >>> deleted_ids([{"id": "a", "deletedAt": 1}, "b", {"opportunityId": "c"}, {}])
-        ['a', 'b', 'c']
-    """
-    out = []
-    for item in items:
-        if isinstance(item, str) and item:
-            out.append(item)
-        elif isinstance(item, Mapping):
-            value = item.get("id") or item.get("opportunityId")
-            if isinstance(value, str) and value:
-                out.append(value)
-    return out
-
-
-def redirect_advice(location: str, base_path: str = "/v1") -> str:
-    """What to set when Lever redirects (EU accounts live on api.eu.lever.co).
-
-    Example:
-        >>> redirect_advice("https://api.eu.lever.co/v1/opportunities")
-        'set LEVER_BASE_URL=https://api.eu.lever.co/v1 (EU accounts are served from there)'
-    """
-    parts = urlsplit(location or "")
-    if parts.scheme in ("http", "https") and parts.netloc:
-        base = f"{parts.scheme}://{parts.netloc}{base_path or ''}"
-        eu = " (EU accounts are served from there)" if ".eu." in parts.netloc else ""
-        return f"set LEVER_BASE_URL={base}{eu}"
-    return (
-        "set LEVER_BASE_URL to your account's API host: https://api.lever.co/v1, or "
-        "https://api.eu.lever.co/v1 for an EU account"
-    )
-
-
-def _describe_listing(path: str, params: Mapping[str, Any]) -> str:
-    """`GET /opportunities (confidentiality, created_at_start)`: the path and parameter names."""
-    names = sorted(k for k in params if k not in ("limit", "offset"))
-    return f"GET {path}" + (f" ({', '.join(names)})" if names else "")
 
 
 __all__ = ["ClientStats", "LeverClient", "LeverError", "RateLimitedError", "ServerError"]

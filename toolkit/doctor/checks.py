@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import pandas as pd
 
 from toolkit.client import LeverClient
-from toolkit.client.lever import deleted_ids
+from toolkit.client.http import deleted_ids
 from toolkit.errors import (
     AuthenticationError,
     BadRequestError,

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from toolkit.sandbox.bucket import ServerBucket
-from toolkit.sandbox.state import SandboxState, TokenCodec
+from toolkit.sandbox.protocol import TokenCodec
+from toolkit.sandbox.state import SandboxState
 
 INVALID_OFFSET_MESSAGE = "Invalid offset token: Offset token is invalid for sort"
 

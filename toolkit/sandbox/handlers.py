@@ -20,7 +20,13 @@ from typing import Any
 import tornado.web
 
 from toolkit.sandbox.engine import INVALID_OFFSET_MESSAGE, Engine
-from toolkit.sandbox.state import ApiError, _parse_ms, parse_limit, query_hash, validate_tags_body
+from toolkit.sandbox.protocol import (
+    ApiError,
+    _parse_ms,
+    parse_limit,
+    query_hash,
+    validate_tags_body,
+)
 
 log = logging.getLogger(__name__)
 

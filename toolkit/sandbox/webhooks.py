@@ -40,7 +40,7 @@ import uuid
 from typing import Any
 
 from toolkit.sandbox.handlers import AdminHandler
-from toolkit.sandbox.state import ApiError, now_ms
+from toolkit.sandbox.protocol import ApiError, now_ms
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.client import LeverClient
-from toolkit.client.lever import deleted_ids
+from toolkit.client.http import deleted_ids
 from toolkit.errors import (
     BadRequestError,
     NotFoundError,
