@@ -145,10 +145,3 @@ def journal_overview(result: Any) -> pd.DataFrame:
          for k, v in summary.items()],
         columns=["item", "value"],
     ).astype({"value": "object"})  # fmt: skip
-
-
-def plan_overview(run: Any) -> pd.DataFrame:
-    """A `workflows.PlanRun` as a table of counts; its note (nothing chosen) is printed first."""
-    if run.note:
-        print(run.note)
-    return summary_table(run.plan.counts())

@@ -61,16 +61,20 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
     return problems + spec_problems(known, PARAMETERS)
 
 
-def check_parameters(**params: Any) -> Parameters:
+def check_parameters(namespace: Mapping[str, Any] | None = None, **params: Any) -> Parameters:
     """Check a notebook's parameters and return them; raise one clear ConfigurationError if not.
 
-    Types and values follow `toolkit.specs.PARAMETERS`; paths that are given must exist (`snapshot_path`,
-    `policy_path`); a name that looks like a credential is refused. Call it in the cell after the
-    parameters cell, so a wrong parameter fails there with a one-line reason.
+    Types and values follow `toolkit.specs.PARAMETERS`; paths that are given must exist
+    (`snapshot_path`, `policy_path`); a name that looks like a credential is refused. Call it in
+    the cell after the parameters cell, so a wrong parameter fails there with a one-line reason.
+
+    A notebook passes its namespace, `check_parameters(globals())`: its parameters are the
+    names of the spec its parameters cell defined, so each parameter is written once there
+    (name, type, default, help) and its constraints once in the spec.
 
     The returned paths are resolved, so the next cells pass them on as they are: input files
     from the project root (`resolve_path`), `output_dir` to the folder the notebook writes to
-    (`resolve_output_dir`, created), `journal_path` to the journal file (`journal_path_for`).
+    (`resolve_output_dir`, created), a given `journal_path` from the project root.
 
     Example:
         >>> p = check_parameters(dry_run=True, max_changes=10, mode="propagate")
@@ -81,6 +85,8 @@ def check_parameters(**params: Any) -> Parameters:
         ...
         toolkit.errors.ConfigurationError: bad notebook parameter: max_changes must be an integer >= 0, got str 'ten'
     """  # noqa: E501
+    if namespace is not None:
+        params = {k: namespace[k] for k in PARAMETER_SPEC if k in namespace} | params
     problems = parameter_problems(params) + missing_input_files(params)
     if problems:
         raise ConfigurationError("bad notebook parameter: " + "; ".join(problems))
@@ -90,10 +96,8 @@ def check_parameters(**params: Any) -> Parameters:
             resolved[name] = str(resolve_path(resolved[name]))
     if "output_dir" in resolved:
         resolved["output_dir"] = resolve_output_dir(resolved["output_dir"])
-    if "journal_path" in resolved:
-        resolved["journal_path"] = journal_path_for(
-            resolved["journal_path"], resolved.get("output_dir", "")
-        )
+    if resolved.get("journal_path"):  # "" stays: each notebook has its own default journal
+        resolved["journal_path"] = str(resolve_path(resolved["journal_path"]))
     return Parameters(resolved)
 
 

@@ -54,11 +54,6 @@ def plan_tags(plan: Any) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def tags_of_plan(stats: pd.DataFrame, plan: Any) -> pd.DataFrame:
-    """Per-tag statistics restricted to the tags the plan is about."""
-    return stats.loc[stats["tag"].isin(set(plan_tags(plan)))].reset_index(drop=True)
-
-
 class RemediationFailedError(RuntimeError):
     """A real apply finished, but some changes failed or do not hold in Lever afterwards."""
 
