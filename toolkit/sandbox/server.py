@@ -28,8 +28,9 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from toolkit.ratelimit import TokenBucket
-from toolkit.sandbox.data import Dataset
+from toolkit.sandbox.data import Dataset, apply_created_profile
 from toolkit.sandbox.state import (
+    LISTING_ORDERS,
     ApiError,
     SandboxState,
     TokenCodec,
@@ -70,6 +71,9 @@ class SandboxConfig:
         spike_rate: probability that a request is delayed by an extra `spike_ms` (a latency
             spike: slow enough to hit a client's read timeout).
         spike_ms: the extra delay of a spike, milliseconds.
+        listing_order: the order `GET /opportunities` lists in (undocumented at Lever):
+            ``created`` (createdAt, then id), ``descending`` (newest first) or ``shuffled``
+            (a fixed order unrelated to time, from a hash of the id).
     """
 
     latency_ms: float = 0.0
@@ -84,6 +88,7 @@ class SandboxConfig:
     spike_rate: float = 0.0
     spike_ms: float = 2000.0
     offset_fault_each_listing: int = 0
+    listing_order: str = "created"
 
     def validated(self) -> SandboxConfig:
         if self.latency_ms < 0 or (self.jitter_ms is not None and self.jitter_ms < 0):
@@ -104,6 +109,8 @@ class SandboxConfig:
                 raise ValueError(f"{name} must be between 0 and 1 (got {value})")
         if self.offset_error_status not in (200, 400):
             raise ValueError("offset_error_status must be 200 or 400")
+        if self.listing_order not in LISTING_ORDERS:
+            raise ValueError(f"listing_order must be one of {', '.join(LISTING_ORDERS)}")
         self.burst = int(self.burst)
         return self
 
@@ -121,6 +128,7 @@ _CONFIG_TYPES = {
     "spike_rate": float,
     "spike_ms": float,
     "offset_fault_each_listing": int,
+    "listing_order": str,
 }
 
 
@@ -132,6 +140,10 @@ def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
         kind = _CONFIG_TYPES[name]
         if value is None and name == "jitter_ms":
             out[name] = None
+        elif kind is str:
+            if not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
+            out[name] = value
         elif kind is bool:
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false")
@@ -418,7 +430,9 @@ class OpportunitiesHandler(V1Handler):
         keep = state.opportunity_filter(self.params(), self.confidential_access)
         expand = self.expand_contact()
         body = self.paginate(
-            lambda limit, after: state.list_opportunities(keep, limit, after, expand)
+            lambda limit, after: state.list_opportunities(
+                keep, limit, after, expand, order=self.engine.config.listing_order
+            )
         )
         if body is not None:
             self.reply(200, body)
@@ -677,6 +691,8 @@ class Sandbox:
             confidential access.
         state_file: JSON file to load (if it exists); saved within ~50 ms of every write
             and on `stop`.
+        created_profile: how generated opportunities spread over time (`uniform`, `recent`,
+            `bulk`, `sparse`; see `toolkit.sandbox.data.apply_created_profile`).
         **config: the `SandboxConfig` fields (latency_ms, rate, burst, fail_rate, drop_rate,
             offset_fault_rate, retry_after, offset_error_status, jitter_ms, spike_rate,
             spike_ms).
@@ -699,6 +715,7 @@ class Sandbox:
         api_key: str | None = None,
         restricted_api_key: str | None = None,
         state_file: str | os.PathLike | None = None,
+        created_profile: str = "uniform",
         **config: Any,
     ) -> None:
         self.seed = seed
@@ -711,6 +728,7 @@ class Sandbox:
         cfg = SandboxConfig(**_coerce_config(config)).validated()
         if dataset is None and not (state_file and os.path.exists(state_file)):
             dataset = default_dataset(seed, contacts, opportunities)
+            dataset = apply_created_profile(dataset, created_profile, seed)
         state = SandboxState(dataset or Dataset([], {}, []), state_file=state_file)
         self.engine = Engine(state, cfg, self._api_key, self._restricted_key, seed)
         self.port: int | None = None
