@@ -369,7 +369,12 @@ class WindowedListing:
         start = window.position
         hi = window.hi if window.hi is not None else max(self.now_ms, start + 1)
         width = max(1, int(PART_PAGES * PAGE_ITEMS / window.density))
-        near = min(max(deficit, 1), self.target, (hi - start) // width)
+        near = min(
+            max(deficit, 1),
+            self.target,
+            (hi - start) // width,
+            max(1, math.ceil(window.left / PART_PAGES)),
+        )
         if near >= 1:
             bounds = [start + i * width for i in range(near + 1)]
             out: list[Window] = [(bounds[i], bounds[i + 1] - 1) for i in range(near)]
@@ -386,3 +391,79 @@ class WindowedListing:
             return []
         parts = split_window((window.lo, window.hi), lo, hi, min(deficit + 1, self.target))
         return parts if len(parts) > 1 else []
+
+
+# -- a whole account ------------------------------------------------------------------------------
+
+NO_CONFIDENTIAL_ACCESS = (
+    "this key has no access to confidential opportunities: the snapshot holds "
+    "non-confidential opportunities only (ask a Lever admin for a key with "
+    "confidential access for a complete audit)"
+)
+
+
+@dataclass
+class Fetched:
+    """Every opportunity of one fetch, by id, and what is known about how it was fetched."""
+
+    items: dict[str, dict]
+    filters: dict[str, Any]
+    warnings: list[str]
+    started: float  # time.monotonic() when the fetch began
+    server_started_ms: int | None  # Lever's clock at its first answer
+    stats: dict[str, Any]
+
+
+def fetch_opportunities(
+    client: Any,
+    *,
+    include_archived: bool = True,
+    workers: int = 8,
+    progress: bool | None = None,
+    now_ms: int | None = None,
+    trust_order: bool = True,
+) -> Fetched:
+    """List every considered opportunity of the account (no pandas: a CLI can load it meanwhile).
+
+    Confidential ones included (`confidentiality=all`; a key without that access gets the
+    non-confidential ones and a warning), archived ones unless `include_archived` is False.
+
+    Args:
+        client: a `LeverClient`; its rate limiter paces every window.
+        include_archived: keep archived opportunities.
+        workers: the fewest windows listed at once (see `WindowedListing`).
+        progress: show a tqdm bar; None = in a terminal or Jupyter (see `toolkit.progress`).
+        now_ms: the present, ms since the epoch (tests).
+        trust_order: see `WindowedListing`.
+    """
+    from toolkit.errors import PermissionDeniedError
+    from toolkit.progress import progress_bar
+
+    started = time.monotonic()
+    filters: dict[str, Any] = {"confidentiality": "all"}
+    if not include_archived:
+        filters["archived"] = False
+    before = client.stats.as_dict()
+    warnings_: list[str] = []
+    bar = progress_bar(progress, desc="opportunities", unit=" opp")
+    options = {"workers": workers, "now_ms": now_ms, "on_items": bar.update}
+    try:
+        listing = WindowedListing(client, trust_order=trust_order, **options)
+        items = listing.run([(filters, (None, None))])
+    except PermissionDeniedError:
+        log.warning(NO_CONFIDENTIAL_ACCESS)
+        warnings_.append(NO_CONFIDENTIAL_ACCESS)
+        filters = {k: v for k, v in filters.items() if k != "confidentiality"}
+        listing = WindowedListing(client, trust_order=trust_order, **options)
+        items = listing.run([(filters, (None, None))])
+    finally:
+        bar.close()
+    after = client.stats.as_dict()
+    stats = {
+        "pages": listing.stats["pages"],
+        "windows": listing.stats["windows"],
+        "cuts": listing.stats["cuts"],
+        "order_trusted": listing.order_trusted,
+        **{k: after[k] - before[k] for k in ("requests", "retries", "rate_limited")},
+    }
+    return Fetched(items, filters, warnings_, started, listing.server_time_ms, stats)

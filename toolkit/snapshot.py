@@ -25,8 +25,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.client import LeverClient
-from toolkit.errors import ConfigurationError, PermissionDeniedError
-from toolkit.fetch import WindowedListing
+from toolkit.errors import ConfigurationError
+from toolkit.fetch import Fetched, fetch_opportunities
 from toolkit.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -215,6 +215,7 @@ def fetch_snapshot(
     workers: int = 8,
     progress: bool | None = None,
     clock: Callable[[], float] = time.time,
+    fetched: Fetched | None = None,
 ) -> Snapshot:
     """Fetch every considered opportunity into a `Snapshot`.
 
@@ -230,34 +231,22 @@ def fetch_snapshot(
             `toolkit.fetch.WindowedListing`).
         progress: show a tqdm bar; None = in a terminal or Jupyter (see `toolkit.progress`).
         clock: seconds since the epoch (tests).
+        fetched: the result of `toolkit.fetch.fetch_opportunities` with the same options, when
+            already listed (the CLI lists while pandas loads); None = list now.
     """
-    started = time.monotonic()
-    filters: dict[str, Any] = {"confidentiality": "all"}
-    if not include_archived:
-        filters["archived"] = False
-    stats_before = client.stats.as_dict()
     now_ms = int(clock() * 1000)
-    warnings_: list[str] = []
-    bar = _progress_bar(progress, "opportunities")
-    try:
-        listing = WindowedListing(client, workers=workers, now_ms=now_ms, on_items=bar.update)
-        items = listing.run([(filters, (None, None))])
-    except PermissionDeniedError:
-        message = (
-            "this key has no access to confidential opportunities: the snapshot holds "
-            "non-confidential opportunities only (ask a Lever admin for a key with "
-            "confidential access for a complete audit)"
+    if fetched is None:
+        fetched = fetch_opportunities(
+            client,
+            include_archived=include_archived,
+            workers=workers,
+            progress=progress,
+            now_ms=now_ms,
         )
-        log.warning(message)
-        warnings_.append(message)
-        filters = {k: v for k, v in filters.items() if k != "confidentiality"}
-        listing = WindowedListing(client, workers=workers, now_ms=now_ms, on_items=bar.update)
-        items = listing.run([(filters, (None, None))])
-    started_ms = listing.server_time_ms or now_ms  # Lever's clock when it first answered
-    bar.close()
-    frame = frame_from_opportunities(items.values(), with_personal=with_personal)
-    stats_after = client.stats.as_dict()
-    elapsed = time.monotonic() - started
+    filters, warnings_ = fetched.filters, fetched.warnings
+    started_ms = fetched.server_started_ms or now_ms  # Lever's clock when it first answered
+    frame = frame_from_opportunities(fetched.items.values(), with_personal=with_personal)
+    elapsed = time.monotonic() - fetched.started
     fetched_at = datetime.fromtimestamp(clock(), UTC)
     meta = {
         "fetched_at": fetched_at.isoformat(timespec="seconds"),
@@ -273,13 +262,7 @@ def fetch_snapshot(
         "watermark": safe_watermark(frame, started_ms),
         "fetch": {
             "seconds": round(elapsed, 3),
-            "pages": listing.stats["pages"],
-            "windows": listing.stats["windows"],
-            "cuts": listing.stats["cuts"],
-            "order_trusted": listing.order_trusted,
-            "requests": stats_after["requests"] - stats_before["requests"],
-            "retries": stats_after["retries"] - stats_before["retries"],
-            "rate_limited": stats_after["rate_limited"] - stats_before["rate_limited"],
+            **fetched.stats,
             "opportunities_per_second": round(len(frame) / elapsed, 1) if elapsed else None,
         },
     }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,13 +41,16 @@ def _add_snapshot(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="FILE exists: fetch only what changed since it and merge",
     )
-    p.add_argument("--workers", type=int, default=8, help="windows listed at once (default 8)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        help="the fewest windows listed at once; more when latency needs them (default 8)",
+    )
     p.set_defaults(func=_cmd_snapshot)
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    from toolkit.snapshot import fetch_snapshot, load_snapshot, refresh_snapshot, save_snapshot
-
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {args.workers})")
     out = Path(args.out)
@@ -54,6 +59,19 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UsageError(f"--out must be a file name, and {out} is a folder")
     client = _client(args)
+    fetched = None
+    if not args.refresh:
+        # The listing needs no pandas: load it (a second or more) while the pages come in.
+        from toolkit.fetch import fetch_opportunities
+
+        loading = threading.Thread(target=importlib.import_module, args=("toolkit.snapshot",))
+        loading.start()
+        fetched = fetch_opportunities(
+            client, include_archived=not args.exclude_archived, workers=args.workers
+        )
+        loading.join()
+    from toolkit.snapshot import fetch_snapshot, load_snapshot, refresh_snapshot, save_snapshot
+
     if args.refresh:
         if not out.exists():
             raise UsageError(
@@ -66,6 +84,7 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
             include_archived=not args.exclude_archived,
             with_personal=args.with_personal,
             workers=args.workers,
+            fetched=fetched,
         )
     save_snapshot(snap, out)
     _warn(snap.warnings)
