@@ -14,6 +14,7 @@ from toolkit.client import LeverClient
 from toolkit.fetch import WindowedListing, fetch_opportunities, split_window
 from toolkit.sandbox.data import (
     BULK_IMPORT_MS,
+    CONTACT_LEVEL_TAGS,
     CREATED_PROFILES,
     DAY_MS,
     apply_created_profile,
@@ -91,9 +92,9 @@ def test_fetch_is_exact_on_every_profile_in_every_order(fresh_sandbox, profile, 
 
 FAULTS = {
     "invalid offset": {"offset_fault_each_listing": 1},
-    "server errors": {"fail_rate": 0.08},
-    "dropped connections": {"drop_rate": 0.05},
-    "429s": {"rate": 40, "burst": 2},
+    "server errors": {"fail_rate": 0.2},
+    "dropped connections": {"drop_rate": 0.1},
+    "429s": {"rate": 20, "burst": 2},  # the client runs at 60/s: another client shares the key
 }
 
 
@@ -103,7 +104,7 @@ def test_fetch_is_exact_under_faults_on_every_profile(fresh_sandbox, profile, fa
     sb = fresh_sandbox(
         seed=9, opportunities=1500, created_profile=profile, latency_ms=2, **FAULTS[fault]
     )
-    client = _client(sb, max_attempts=12)
+    client = _client(sb, max_attempts=12, **({"rate": 60, "burst": 6} if fault == "429s" else {}))
     snap = fetch_snapshot(client, workers=4, progress=False)
     _assert_exact(snap, sb)
     injected = sum(sb.stats().get("faults", {}).values()) + client.stats.rate_limited
@@ -185,3 +186,40 @@ def test_split_window_keeps_open_ends_and_covers_the_range():
     assert parts[0][0] == 10 and parts[-1][1] == 109
     assert all(b[0] == a[1] + 1 for a, b in pairwise(parts))
     assert split_window((5, 6), 5, 6, 4) == [(5, 6)]
+
+
+# -- refresh and the contact_id reads go through the same scheduler ------------------------------
+
+
+@pytest.mark.parametrize("order", ["created", "shuffled"])
+def test_a_refresh_with_much_changed_is_windowed_and_exact(fresh_sandbox, order):
+    from toolkit.snapshot import Snapshot, refresh_snapshot
+
+    sb = fresh_sandbox(seed=4, opportunities=3000, created_profile="recent", latency_ms=3)
+    sb.configure(listing_order=order)
+    client = _client(sb)
+    snap = fetch_snapshot(client, progress=False)
+    stale = Snapshot(snap.frame.iloc[:100].reset_index(drop=True), dict(snap.meta, watermark=1))
+    for opp_id in list(snap.frame["opportunity_id"][:5]):
+        sb.set_tags(opp_id, ["changed since"])
+    sb.reset_stats()
+    refreshed = refresh_snapshot(client, stale, progress=False)
+    _assert_exact(refreshed, sb)
+    assert refreshed.meta["refreshed_changed"] == 3000
+    assert sb.stats()["max_in_flight"] > 1  # windows listed at once, not one serial chain
+
+
+def test_verify_reads_contact_batches_concurrently_under_the_limiter(fresh_sandbox, tmp_path):
+    from toolkit.apply import verify_plan
+    from toolkit.plan import make_plan
+
+    sb = fresh_sandbox(seed=8, contacts=600, latency_ms=20)
+    client = _client(sb, rate=1000, burst=1000)
+    plan = make_plan(fetch_snapshot(client, progress=False), tags=list(CONTACT_LEVEL_TAGS))
+    sb.reset_stats()
+    bad = verify_plan(client, plan, by="contact", batch=5)
+    assert len(bad) == len(plan.rows)  # nothing applied: every add is missing
+    stats = sb.stats()
+    batches = -(-plan.rows["contact_id"].nunique() // 5)
+    assert sum(stats["by_route"]["GET /v1/opportunities"].values()) >= batches > 4
+    assert stats["max_in_flight"] >= 4

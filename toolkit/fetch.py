@@ -159,7 +159,9 @@ class WindowedListing:
     @property
     def target(self) -> int:
         """Windows to keep listing: enough to keep the limiter's rate with this latency."""
-        rate = float(getattr(getattr(self.client, "limiter", None), "nominal_rate", 10.0))
+        # the limiter's rate now: lower while it recovers from 429s (another client may share
+        # the key), and then fewer windows are needed
+        rate = float(getattr(getattr(self.client, "limiter", None), "rate", 10.0))
         need = math.ceil(rate * self.latency * 2) + 1 if self.latency else 0
         return max(self.workers, min(MAX_TARGET, need))
 
@@ -334,8 +336,7 @@ class WindowedListing:
     def _hand_on(self, window: _Window, deficit: int) -> list[Window]:
         """The order is trusted: the window stops, holding `[lo, position)`; the rest goes on."""
         assert window.position is not None
-        root = window.lo is None and window.hi is None and window.pages_done == 1
-        if not (root or self._heavy(window)):
+        if not self._heavy(window):
             return []
         parts = self._work_parts(window, deficit)
         if len(parts) < 2:

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError
-from toolkit.fetch import Fetched, fetch_opportunities
+from toolkit.fetch import Fetched, WindowedListing, fetch_opportunities
 from toolkit.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -314,13 +314,12 @@ def refresh_snapshot(
         if k != "archived"
     }
     since = int(mark)
-    changed: dict[str, dict] = {}
     bar = _progress_bar(progress, "changed opportunities")
-    for key in ("updated_at_start", "created_at_start"):
-        for opp in client.iter_opportunities(**filters, **{key: since}):
-            if isinstance(opp.get("id"), str):
-                changed[opp["id"]] = opp
-                bar.update(1)
+    # Both listings at once under the limiter, a long one cut into created_at windows.
+    listing = WindowedListing(client, on_items=bar.update, now_ms=int(clock() * 1000))
+    changed = listing.run(
+        [({**filters, "updated_at_start": since}, (None, None)), (filters, (since, None))]
+    )
     bar.close()
     started_ms = client.server_time_ms or int(clock() * 1000)
     with_personal = bool(snapshot.meta.get("with_personal", False))
