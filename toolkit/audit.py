@@ -30,6 +30,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import chain, pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -283,7 +284,7 @@ def _sorted_unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return ordered[starts], counts, inverse
 
 
-MISSING_BLOCK = 1 << 21  # candidate cells per block when listing missing assignments
+MISSING_BLOCK = 1 << 19  # candidate cells per block when listing missing assignments
 
 
 def _index_dtype(largest: int) -> type:
@@ -419,19 +420,23 @@ class _Core:
 
     # ---- tables ---------------------------------------------------------------------------
 
+    @cached_property
+    def _contacts(self) -> _Labels:
+        return _Labels.of(self.contact_labels)
+
+    @cached_property
+    def _opportunities(self) -> _Labels:
+        return _Labels.of(pd.Index(self.opp_ids))
+
     def _contact_text(self, codes: np.ndarray) -> Any:
-        return _labelled(codes, self.contact_labels)
+        return self._contacts.at(codes)
 
     def _tag_text(self, codes: np.ndarray) -> Any:
-        return _labelled(codes, self.tag_labels)
+        return _Labels(self.tag_labels, None, True).at(codes)  # sorted distinct already
 
     def _opportunity_text(self, rows: np.ndarray, reuse: bool = False) -> Any:
         """Categorical opportunity ids at `rows` (with `reuse`, `rows` may be overwritten)."""
-        return _labelled(rows, self.opportunity_labels, reuse=reuse)
-
-    @property
-    def opportunity_labels(self) -> pd.Index:
-        return pd.Index(self.opp_ids)
+        return self._opportunities.at(rows, reuse=reuse)
 
     def exploded(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -606,45 +611,61 @@ class _Core:
         return out.take(order).reset_index(drop=True)
 
 
-def _labelled(codes: np.ndarray, labels: pd.Index, reuse: bool = False) -> Any:
-    """The labels at `codes`, as a categorical over `labels` (integer codes, no string copies).
+@dataclass(frozen=True)
+class _Labels:
+    """Labels made ready for categoricals: sorted, with each old code's new code (`rank`)."""
 
-    A table of millions of rows (missing assignments) then holds 4 bytes per cell instead of a
-    copy of a 36-character id. The categories are the labels sorted (code point order, as
-    Python sorts strings), so sorting by the column sorts by the text; the values, `.str`,
-    `isin`, comparisons and CSV output are those of the strings. Labels that are not unique
-    (a contactless opportunity whose id is also a contact's) fall back to text. With `reuse`,
-    `codes` may be overwritten.
-    """
-    kind = _index_dtype(len(labels))
-    try:  # pyarrow compares and sorts the strings without making Python objects of them
-        text = pa.array(labels.array, from_pandas=True)
-        ascending = pc.less_equal(text.slice(0, len(text) - 1), text.slice(1))
-        if len(text) > 1 and not pc.all(ascending).as_py():
-            sorter = pc.array_sort_indices(text).to_numpy()
-            rank = np.empty(len(sorter), dtype=kind)
-            rank[sorter] = np.arange(len(sorter), dtype=kind)
+    labels: pd.Index  # sorted (code point order)
+    rank: np.ndarray | None  # old code -> sorted code; None when already sorted
+    unique: bool
+
+    @classmethod
+    def of(cls, labels: pd.Index) -> _Labels:
+        kind = _index_dtype(len(labels))
+        rank = None
+        try:  # pyarrow compares and sorts the strings without making Python objects of them
+            text = pa.array(labels.array, from_pandas=True)
+            ordered = pc.less_equal(text.slice(0, len(text) - 1), text.slice(1))
+            if len(text) > 1 and not pc.all(ordered).as_py():
+                sorter = pc.array_sort_indices(text).to_numpy()
+                rank = np.empty(len(sorter), dtype=kind)
+                rank[sorter] = np.arange(len(sorter), dtype=kind)
+                text = text.take(sorter)  # one sorted copy, shared by the categories
+                labels = pd.Index(_text_from_arrow(text))
+            same = len(text) > 1 and pc.any(pc.equal(text.slice(0, len(text) - 1), text.slice(1)))
+            unique = not (same and same.as_py())
+        except _ARROW_ERRORS:
+            if not labels.is_monotonic_increasing:
+                sorter = np.asarray(labels.argsort())
+                rank = np.empty(len(sorter), dtype=kind)
+                rank[sorter] = np.arange(len(sorter), dtype=kind)
+                labels = labels.take(sorter)
+            unique = labels.is_unique
+        return cls(labels, rank, unique)
+
+    def at(self, codes: np.ndarray, reuse: bool = False) -> Any:
+        """The labels at `codes` as a categorical (integer codes, no string copies).
+
+        A table of millions of rows (missing assignments) then holds 4 bytes per cell instead
+        of a copy of a 36-character id. The categories are the labels sorted (code point order,
+        as Python sorts strings), so sorting by the column sorts by the text; the values,
+        `.str`, `isin`, comparisons and CSV output are those of the strings. Labels that are
+        not unique (a contactless opportunity whose id is also a contact's) give text. With
+        `reuse`, `codes` may be overwritten.
+        """
+        kind = _index_dtype(len(self.labels))
+        if self.rank is not None:
             in_place = reuse and codes.dtype == kind  # no second array of codes
-            codes = np.take(rank, codes, out=codes) if in_place else rank[codes]
-            labels, text = labels.take(sorter), text.take(sorter)
-            del rank, sorter
-        repeated = len(text) > 1 and pc.any(pc.equal(text.slice(0, len(text) - 1), text.slice(1)))
-        unique = not (repeated and repeated.as_py())
-    except _ARROW_ERRORS:
-        if not labels.is_monotonic_increasing:
-            sorter = np.asarray(labels.argsort())
-            rank = np.empty(len(sorter), dtype=kind)
-            rank[sorter] = np.arange(len(sorter), dtype=kind)
-            codes, labels = rank[codes], labels.take(sorter)
-        unique = labels.is_unique
-    if not unique:
-        return labels.take(codes).array
-    codes = codes if codes.dtype == kind else codes.astype(kind)
-    # The labels are known sorted and unique: skip the dtype's own check, which hashes every
-    # label into a table the categories would keep (about 100 MB for a million ids).
-    fastpath = getattr(pd.CategoricalDtype, "_from_fastpath", None)
-    dtype = fastpath(labels, False) if fastpath is not None else pd.CategoricalDtype(labels)
-    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+            codes = np.take(self.rank, codes, out=codes) if in_place else self.rank[codes]
+        if not self.unique:
+            return self.labels.take(codes).array
+        codes = codes if codes.dtype == kind else codes.astype(kind)
+        # Known sorted and unique: skip the dtype's own check, which hashes every label into a
+        # table the categories would keep (about 100 MB for a million ids).
+        fastpath = getattr(pd.CategoricalDtype, "_from_fastpath", None)
+        labels = self.labels
+        dtype = fastpath(labels, False) if fastpath is not None else pd.CategoricalDtype(labels)
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def _listify(tags: Iterable[str] | str) -> list[str]:
