@@ -4,6 +4,7 @@ order, under injected faults; the hand-on of a running window fails safe; concur
 from __future__ import annotations
 
 import json
+import time
 from itertools import pairwise
 from urllib.parse import parse_qs, urlsplit
 
@@ -92,8 +93,8 @@ def test_fetch_is_exact_on_every_profile_in_every_order(fresh_sandbox, profile, 
 
 FAULTS = {
     "invalid offset": {"offset_fault_each_listing": 1},
-    "server errors": {"fail_rate": 0.2},
-    "dropped connections": {"drop_rate": 0.1},
+    "server errors": {"fail_rate": 0.25},
+    "dropped connections": {"drop_rate": 0.25},
     "429s": {"rate": 20, "burst": 2},  # the client runs at 60/s: another client shares the key
 }
 
@@ -102,7 +103,7 @@ FAULTS = {
 @pytest.mark.parametrize("profile", CREATED_PROFILES)
 def test_fetch_is_exact_under_faults_on_every_profile(fresh_sandbox, profile, fault):
     sb = fresh_sandbox(
-        seed=9, opportunities=1500, created_profile=profile, latency_ms=2, **FAULTS[fault]
+        seed=9, opportunities=3000, created_profile=profile, latency_ms=2, **FAULTS[fault]
     )
     client = _client(sb, max_attempts=12, **({"rate": 60, "burst": 6} if fault == "429s" else {}))
     snap = fetch_snapshot(client, workers=4, progress=False)
@@ -219,7 +220,13 @@ def test_verify_reads_contact_batches_concurrently_under_the_limiter(fresh_sandb
     sb.reset_stats()
     bad = verify_plan(client, plan, by="contact", batch=5)
     assert len(bad) == len(plan.rows)  # nothing applied: every add is missing
-    stats = sb.stats()
     batches = -(-plan.rows["contact_id"].nunique() // 5)
-    assert sum(stats["by_route"]["GET /v1/opportunities"].values()) >= batches > 4
-    assert stats["max_in_flight"] >= 4
+
+    def listings() -> int:  # the sandbox counts a request once its answer is sent: poll
+        return sum(sb.stats()["by_route"].get("GET /v1/opportunities", {}).values())
+
+    deadline = time.monotonic() + 10
+    while listings() < batches and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert listings() >= batches > 4  # one listing per batch of contacts, at least
+    assert sb.stats()["max_in_flight"] >= 4  # listed at once, not one after another
