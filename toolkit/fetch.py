@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
 PAGE_ITEMS = 100  # a full page (Lever's maximum limit)
 PART_PAGES = 10  # a new window holds about this many pages at the density that made it
-MIN_PART_PAGES = 4  # below this many pages left, a window is not worth cutting
+MIN_PART_PAGES = 3  # below this many pages left, a window is not worth cutting
 LATE_CUT_GAIN = 8  # without trust, a later cut needs this many pages left per page listed
 MAX_TARGET = 32  # windows listed at once, at most (high latency)
 
