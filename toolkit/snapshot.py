@@ -3,7 +3,8 @@
 A single paginated listing is serial (each page needs the previous token), so `fetch_snapshot`
 and `refresh_snapshot` list through `toolkit.fetch.WindowedListing`: `created_at` windows listed
 in parallel under the client's one shared rate limiter, recut while they run so the limiter
-stays busy whatever the spread of `createdAt`, complete whatever order Lever lists in.
+stays busy whatever the spread of `createdAt`; a window's rest is handed on only while the pages
+show Lever listing by `createdAt`, and every such range is listed again once they do not.
 """
 
 from __future__ import annotations
