@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,6 +50,7 @@ from toolkit.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from toolkit.fetch import WindowedListing
 from toolkit.journal import (
     DONE,
     FAILED,
@@ -284,13 +285,30 @@ def _stats_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any
 
 def _list_opportunities(client: Any, plan: Plan, **filters: Any) -> list[dict]:
     """A listing with confidential opportunities included when the key may read them."""
+    return _list_many(client, plan, [filters])
+
+
+def _list_many(
+    client: Any,
+    plan: Plan,
+    filter_sets: list[dict[str, Any]],
+    on_items: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Several listings (one per filter set, e.g. a batch of contact ids) listed at once under
+    the client's rate limiter, a long one cut into `created_at` windows (`toolkit.fetch`);
+    confidential opportunities included when the key may read them. Each opportunity once."""
     access = (plan.meta.get("snapshot") or {}).get("confidential_access")
+
+    def run(extra: dict[str, Any]) -> list[dict]:
+        listing = WindowedListing(client, on_items=on_items)
+        return list(listing.run([({**extra, **f}, (None, None)) for f in filter_sets]).values())
+
     if access is False:
-        return list(client.iter_opportunities(**filters))
+        return run({})
     try:
-        return list(client.iter_opportunities(confidentiality="all", **filters))
+        return run({"confidentiality": "all"})
     except PermissionDeniedError:
-        return list(client.iter_opportunities(**filters))
+        return run({})
 
 
 def _read_each(
@@ -1437,16 +1455,15 @@ def verify_plan(
     if by in ("auto", "contact"):
         contacts = sorted({c for c in rows["contact_id"] if c})
         chunks = [contacts[i : i + batch] for i in range(0, len(contacts), batch)]
-
-        def listing(chunk: list[str]) -> list[dict]:
-            return _list_opportunities(client, plan, contact_id=chunk)
-
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for opps in pool.map(listing, chunks):
-                for opp in opps:
-                    if opp.get("id") in wanted:
-                        current[opp["id"]] = _tags_of(opp)
-                failpoints.hit("verify_midway")
+        listed = _list_many(
+            client,
+            plan,
+            [{"contact_id": chunk} for chunk in chunks],
+            on_items=lambda _new: failpoints.hit("verify_midway"),
+        )
+        for opp in listed:
+            if opp.get("id") in wanted:
+                current[opp["id"]] = _tags_of(opp)
     elif by != "id":
         raise ValueError(f"by must be auto, contact or id (got {by!r})")
     rest = sorted(wanted - set(current))

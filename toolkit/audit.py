@@ -30,7 +30,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
+from functools import cached_property
+from itertools import chain, pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -283,6 +284,14 @@ def _sorted_unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return ordered[starts], counts, inverse
 
 
+MISSING_BLOCK = 1 << 19  # candidate cells per block when listing missing assignments
+
+
+def _index_dtype(largest: int) -> type:
+    """int32 when every value up to `largest` fits in it, else int64."""
+    return np.int32 if largest < 2**31 - 1 else np.int64
+
+
 def _group_offsets(sizes: np.ndarray) -> np.ndarray:
     """Start offset of each group given group sizes."""
     starts = np.zeros(len(sizes), dtype=np.int64)
@@ -352,12 +361,19 @@ class _Core:
         lengths, tag_codes, all_labels = _flatten_tags(frame["tags"])
         n_all = len(all_labels)
         if n_all:
-            rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+            # int32 keys when they fit: half the memory and faster sorts
+            kind = _index_dtype(n * n_all)
+            rows = np.repeat(np.arange(n, dtype=kind), lengths)
             keep = tag_codes >= 0
             if not keep.all():
                 rows, tag_codes = rows[keep], tag_codes[keep]
-            key, _ = _sorted_unique(rows * n_all + tag_codes)
+            rows *= n_all
+            rows += tag_codes.astype(kind)
+            del tag_codes, keep
+            key, _ = _sorted_unique(rows)
+            del rows
             pair_opp, pair_tag = key // n_all, key % n_all
+            del key
         else:
             pair_opp = pair_tag = np.zeros(0, dtype=np.int64)
         all_counts = np.bincount(pair_tag, minlength=n_all).astype(np.int64)
@@ -375,8 +391,14 @@ class _Core:
         n_tags = len(tag_labels)
 
         if len(pair_opp):
-            ckey, cov_with, pair_cov = _sorted_unique_inverse(codes[pair_opp] * n_tags + pair_tag)
+            kind = _index_dtype(len(opps_per_contact) * max(n_tags, 1))
+            ckey = codes.astype(kind)[pair_opp]
+            ckey *= n_tags
+            ckey += pair_tag.astype(kind)
+            ckey, cov_with, pair_cov = _sorted_unique_inverse(ckey)
+            pair_cov = pair_cov.astype(_index_dtype(len(ckey)))
             cov_contact, cov_tag = ckey // n_tags, ckey % n_tags
+            del ckey
         else:
             cov_contact = cov_tag = cov_with = pair_cov = np.zeros(0, dtype=np.int64)
 
@@ -398,20 +420,33 @@ class _Core:
 
     # ---- tables ---------------------------------------------------------------------------
 
+    @cached_property
+    def _contacts(self) -> _Labels:
+        return _Labels.of(self.contact_labels)
+
+    @cached_property
+    def _opportunities(self) -> _Labels:
+        return _Labels.of(pd.Index(self.opp_ids))
+
     def _contact_text(self, codes: np.ndarray) -> Any:
-        return self.contact_labels.take(codes).array
+        return self._contacts.at(codes)
 
     def _tag_text(self, codes: np.ndarray) -> Any:
-        return self.tag_labels.take(codes).array
+        return _Labels(self.tag_labels, None, True).at(codes)  # sorted distinct already
+
+    def _opportunity_text(self, rows: np.ndarray, reuse: bool = False) -> Any:
+        """Categorical opportunity ids at `rows` (with `reuse`, `rows` may be overwritten)."""
+        return self._opportunities.at(rows, reuse=reuse)
 
     def exploded(self) -> pd.DataFrame:
         return pd.DataFrame(
             {
-                "opportunity_id": self.opp_ids.take(self.pair_opp),
+                "opportunity_id": self._opportunity_text(self.pair_opp),
                 "contact_id": self._contact_text(self.contact_codes[self.pair_opp]),
                 "tag": self._tag_text(self.pair_tag),
             },
             columns=EXPLODED_COLUMNS,
+            copy=False,
         )
 
     def _pairs_frame(self, mask: np.ndarray | None) -> pd.DataFrame:
@@ -426,6 +461,7 @@ class _Core:
                 "opportunities": self.opps_per_contact[cc],
             },
             columns=COVERAGE_COLUMNS,
+            copy=False,
         )
 
     def coverage(self) -> pd.DataFrame:
@@ -451,33 +487,55 @@ class _Core:
         rank = np.empty(n, dtype=small)
         rank[order] = np.arange(n, dtype=np.int64) - starts[self.contact_codes[order]]
         # candidates: every row of the contact, for every split pair of it (positions only);
-        # strike those that carry the tag, i.e. the pairs of a split (contact, tag)
-        offsets = _group_offsets(sizes)
+        # strike those that carry the tag, i.e. the pairs of a split (contact, tag). Done in
+        # blocks of split pairs, so the temporaries stay small whatever the account's size.
         split_index = np.full(len(mask), -1, dtype=small)
         split_index[mask] = np.arange(len(sc), dtype=small)
         hit_split = split_index[self.pair_cov]
-        hit = hit_split >= 0
-        lacking = np.ones(total, dtype=bool)
-        lacking[offsets[hit_split[hit]] + rank[self.pair_opp[hit]]] = False
-        del hit_split, hit, rank, split_index
-        which = np.repeat(np.arange(len(sc), dtype=small), sizes)[lacking]
-        position = np.flatnonzero(lacking)
-        del lacking
-        position += (starts[sc] - offsets)[which]
-        rows = order[position]
-        del position, order
-        return rows, sc.astype(small)[which], st.astype(small)[which]
+        del split_index
+        hit = np.flatnonzero(hit_split >= 0)
+        hit = hit[np.argsort(hit_split[hit], kind="stable")]
+        hit_pair = hit_split[hit]  # the split pair of each tagged row, ascending
+        hit_rank = rank[self.pair_opp[hit]]
+        del hit_split, hit, rank
+        lacks = sizes - self.cov_with[mask]
+        count = int(lacks.sum())
+        rows = np.empty(count, dtype=small)
+        contacts = np.empty(count, dtype=small)
+        tags = np.empty(count, dtype=small)
+        bounds = np.searchsorted(
+            np.cumsum(sizes), np.arange(1, total // MISSING_BLOCK + 1) * MISSING_BLOCK
+        )
+        edges = np.unique(np.concatenate([[0], bounds + 1, [len(sc)]]).clip(0, len(sc)))
+        cursor = 0
+        for p0, p1 in pairwise(edges.tolist()):
+            part = sizes[p0:p1]
+            offsets = _group_offsets(part)
+            lacking = np.ones(int(part.sum()), dtype=bool)
+            h0, h1 = np.searchsorted(hit_pair, [p0, p1])
+            lacking[offsets[hit_pair[h0:h1] - p0] + hit_rank[h0:h1]] = False
+            which = np.repeat(np.arange(p0, p1, dtype=small), part)[lacking]
+            position = np.flatnonzero(lacking)
+            del lacking
+            position += (starts[sc[p0:p1]] - offsets)[which - p0]
+            end = cursor + len(which)
+            rows[cursor:end] = order[position]
+            contacts[cursor:end] = sc[which]
+            tags[cursor:end] = st[which]
+            cursor = end
+        return rows, contacts, tags
 
     def missing(self) -> pd.DataFrame:
         rows, contacts, tags = self._missing_arrays()
-        # one string column at a time, dropping each index array once used (peak memory)
-        opportunity = self.opp_ids.take(rows)
+        # one column at a time, dropping each index array once used (peak memory)
+        opportunity = self._opportunity_text(rows, reuse=True)
         del rows
         contact = self._contact_text(contacts)
         del contacts
         return pd.DataFrame(
             {"opportunity_id": opportunity, "contact_id": contact, "tag": self._tag_text(tags)},
             columns=MISSING_COLUMNS,
+            copy=False,  # the columns are new arrays: no second copy of 7 million codes each
         )
 
     def summary(self) -> dict[str, int]:
@@ -551,6 +609,63 @@ class _Core:
         # tags are sorted already: a stable sort on split_contacts desc keeps tag order in ties
         order = np.argsort(-split, kind="stable")
         return out.take(order).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """Labels made ready for categoricals: sorted, with each old code's new code (`rank`)."""
+
+    labels: pd.Index  # sorted (code point order)
+    rank: np.ndarray | None  # old code -> sorted code; None when already sorted
+    unique: bool
+
+    @classmethod
+    def of(cls, labels: pd.Index) -> _Labels:
+        kind = _index_dtype(len(labels))
+        rank = None
+        try:  # pyarrow compares and sorts the strings without making Python objects of them
+            text = pa.array(labels.array, from_pandas=True)
+            ordered = pc.less_equal(text.slice(0, len(text) - 1), text.slice(1))
+            if len(text) > 1 and not pc.all(ordered).as_py():
+                sorter = pc.array_sort_indices(text).to_numpy()
+                rank = np.empty(len(sorter), dtype=kind)
+                rank[sorter] = np.arange(len(sorter), dtype=kind)
+                text = text.take(sorter)  # one sorted copy, shared by the categories
+                labels = pd.Index(_text_from_arrow(text))
+            same = len(text) > 1 and pc.any(pc.equal(text.slice(0, len(text) - 1), text.slice(1)))
+            unique = not (same and same.as_py())
+        except _ARROW_ERRORS:
+            if not labels.is_monotonic_increasing:
+                sorter = np.asarray(labels.argsort())
+                rank = np.empty(len(sorter), dtype=kind)
+                rank[sorter] = np.arange(len(sorter), dtype=kind)
+                labels = labels.take(sorter)
+            unique = labels.is_unique
+        return cls(labels, rank, unique)
+
+    def at(self, codes: np.ndarray, reuse: bool = False) -> Any:
+        """The labels at `codes` as a categorical (integer codes, no string copies).
+
+        A table of millions of rows (missing assignments) then holds 4 bytes per cell instead
+        of a copy of a 36-character id. The categories are the labels sorted (code point order,
+        as Python sorts strings), so sorting by the column sorts by the text; the values,
+        `.str`, `isin`, comparisons and CSV output are those of the strings. Labels that are
+        not unique (a contactless opportunity whose id is also a contact's) give text. With
+        `reuse`, `codes` may be overwritten.
+        """
+        kind = _index_dtype(len(self.labels))
+        if self.rank is not None:
+            in_place = reuse and codes.dtype == kind  # no second array of codes
+            codes = np.take(self.rank, codes, out=codes) if in_place else self.rank[codes]
+        if not self.unique:
+            return self.labels.take(codes).array
+        codes = codes if codes.dtype == kind else codes.astype(kind)
+        # Known sorted and unique: skip the dtype's own check, which hashes every label into a
+        # table the categories would keep (about 100 MB for a million ids).
+        fastpath = getattr(pd.CategoricalDtype, "_from_fastpath", None)
+        labels = self.labels
+        dtype = fastpath(labels, False) if fastpath is not None else pd.CategoricalDtype(labels)
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def _listify(tags: Iterable[str] | str) -> list[str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,13 +49,16 @@ def _add_snapshot(sub: argparse._SubParsersAction) -> None:
         help="with --refresh: also re-read the opportunities this apply/rollback journal wrote "
         "(Lever does not promise that a tag write moves updatedAt); repeatable",
     )
-    p.add_argument("--workers", type=int, default=8, help="windows listed at once (default 8)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        help="the fewest windows listed at once; more when latency needs them (default 8)",
+    )
     p.set_defaults(func=_cmd_snapshot)
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    from toolkit.snapshot import fetch_snapshot, load_snapshot, refresh_snapshot, save_snapshot
-
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {args.workers})")
     out = Path(args.out)
@@ -64,6 +69,19 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     if args.journal and not args.refresh:
         raise UsageError("--journal goes with --refresh (it names what a refresh must re-read)")
     client = _client(args)
+    fetched = None
+    if not args.refresh:
+        # The listing needs no pandas: load it (a second or more) while the pages come in.
+        from toolkit.fetch import fetch_opportunities
+
+        loading = threading.Thread(target=importlib.import_module, args=("toolkit.snapshot",))
+        loading.start()
+        fetched = fetch_opportunities(
+            client, include_archived=not args.exclude_archived, workers=args.workers
+        )
+        loading.join()
+    from toolkit.snapshot import fetch_snapshot, load_snapshot, refresh_snapshot, save_snapshot
+
     if args.refresh:
         if not out.exists():
             raise UsageError(
@@ -76,6 +94,7 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
             include_archived=not args.exclude_archived,
             with_personal=args.with_personal,
             workers=args.workers,
+            fetched=fetched,
         )
     save_snapshot(snap, out)
     _warn(snap.warnings)

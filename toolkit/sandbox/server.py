@@ -29,8 +29,9 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from toolkit.sandbox.bucket import ServerBucket
-from toolkit.sandbox.data import Dataset
+from toolkit.sandbox.data import Dataset, apply_created_profile
 from toolkit.sandbox.state import (
+    LISTING_ORDERS,
     ApiError,
     SandboxState,
     TokenCodec,
@@ -90,6 +91,9 @@ class SandboxConfig:
         deleted_shape: items of ``GET /opportunities/deleted``: ``minimal`` (default,
             ``{id, deletedAt}``), ``opportunity`` (the whole opportunity and ``deletedAt``)
             or ``id`` (``{id}`` only).
+        listing_order: the order `GET /opportunities` lists in (undocumented at Lever):
+            ``created`` (createdAt, then id), ``descending`` (newest first) or ``shuffled``
+            (a fixed order unrelated to time, from a hash of the id).
     """
 
     latency_ms: float = 0.0
@@ -111,6 +115,7 @@ class SandboxConfig:
     access_token_ttl_s: float = 3600.0
     access_token_max_requests: int = 0
     deleted_shape: str = "minimal"
+    listing_order: str = "created"
 
     def validated(self) -> SandboxConfig:
         if self.latency_ms < 0 or (self.jitter_ms is not None and self.jitter_ms < 0):
@@ -141,6 +146,8 @@ class SandboxConfig:
             raise ValueError("deleted_shape must be minimal, opportunity or id")
         if self.access_token_ttl_s <= 0 or self.access_token_max_requests < 0:
             raise ValueError("access_token_ttl_s must be > 0, access_token_max_requests >= 0")
+        if self.listing_order not in LISTING_ORDERS:
+            raise ValueError(f"listing_order must be one of {', '.join(LISTING_ORDERS)}")
         self.burst = int(self.burst)
         return self
 
@@ -165,6 +172,7 @@ _CONFIG_TYPES = {
     "access_token_ttl_s": float,
     "access_token_max_requests": int,
     "deleted_shape": str,
+    "listing_order": str,
 }
 
 
@@ -176,6 +184,10 @@ def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
         kind = _CONFIG_TYPES[name]
         if value is None and name == "jitter_ms":
             out[name] = None
+        elif kind is str:
+            if not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
+            out[name] = value
         elif kind is bool:
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false")
@@ -517,7 +529,9 @@ class OpportunitiesHandler(V1Handler):
         )
         expand = self.expand_contact()
         body = self.paginate(
-            lambda limit, after: state.list_opportunities(keep, limit, after, expand)
+            lambda limit, after: state.list_opportunities(
+                keep, limit, after, expand, order=self.engine.config.listing_order
+            )
         )
         if body is not None:
             self.reply(200, body)
@@ -838,6 +852,8 @@ class Sandbox:
             ``access_token_max_requests``) and `refresh_access_token` issues a new one.
         state_file: JSON file to load (if it exists); saved within ~50 ms of every write
             and on `stop`.
+        created_profile: how generated opportunities spread over time (`uniform`, `recent`,
+            `bulk`, `sparse`; see `toolkit.sandbox.data.apply_created_profile`).
         **config: the `SandboxConfig` fields (latency_ms, rate, burst, fail_rate, drop_rate,
             offset_fault_rate, retry_after, offset_error_status, jitter_ms, spike_rate,
             spike_ms) and the Lever-behaviour modes (perform_as_status,
@@ -863,6 +879,7 @@ class Sandbox:
         restricted_api_key: str | None = None,
         access_token: str | None = None,
         state_file: str | os.PathLike | None = None,
+        created_profile: str = "uniform",
         **config: Any,
     ) -> None:
         self.seed = seed
@@ -875,6 +892,7 @@ class Sandbox:
         cfg = SandboxConfig(**_coerce_config(config)).validated()
         if dataset is None and not (state_file and os.path.exists(state_file)):
             dataset = default_dataset(seed, contacts, opportunities)
+            dataset = apply_created_profile(dataset, created_profile, seed)
         state = SandboxState(dataset or Dataset([], {}, []), state_file=state_file)
         self.engine = Engine(
             state, cfg, self._api_key, self._restricted_key, seed, access_token=access_token
