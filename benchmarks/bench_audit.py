@@ -358,11 +358,13 @@ def render(result: dict, env: dict, command: str) -> str:
         "| peak RSS after the first `run_audit`, second fresh process | "
         f"{result['second_process']['peak_rss_mib']:.0f} |",
         "",
-        "Target: <= 10 s and <= 2 GiB (2048 MiB) peak RSS. The loop's numbers on the sample equal "
+        "Target (issue 15): a cold `run_audit` under 2 s and a peak RSS under 1 GiB (1024 MiB). "
+        "The loop's numbers on the sample equal "
         f"`summarize` on it: {b['numbers_equal_summarize']}. A cold `run_audit` (all seven tables) "
         f"against the loop with its two tables: {b['extrapolated_tables_seconds'] / cold:.1f}x "
-        "faster. Most of the audit's time and memory goes into the missing-assignments table's "
-        "string columns (one row per gap, 36-character ids). Timings vary by about 2x with the "
+        "faster. Ids and tags in the result tables are categoricals over the sorted labels "
+        "(int32 codes): the missing-assignments table (one row per gap) holds no string copies. "
+        "Timings vary by about 2x with the "
         "load of the shared machine. The first call in a process is slower than later ones "
         "mostly in system time: the kernel zeroes and maps the ~1.2 GB the tables need, which "
         "is slow on this VM; later calls reuse memory the allocators kept.",
@@ -437,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         write_docs(section)
         print(f"wrote the '{SECTION}' section of {DOCS.relative_to(ROOT)}")
     peak = max(result["peak_rss_mib"], result["second_process"]["peak_rss_mib"])
-    ok = result["run_audit_cold_s"] <= 10 and peak <= 2048
+    ok = result["run_audit_cold_s"] < 2 and peak < 1024
     return 0 if ok and result["baseline"]["numbers_equal_summarize"] else 1
 
 

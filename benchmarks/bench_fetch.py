@@ -1,43 +1,82 @@
-"""Fetch benchmark: a full snapshot against the sandbox at realistic latency and Lever's limit.
+"""Fetch benchmark: `lever-tags snapshot --out FILE`, timed as a user runs it, on every profile.
 
-    .venv/bin/python benchmarks/bench_fetch.py --opportunities 50000 --latency-ms 300
+    .venv/bin/python benchmarks/bench_fetch.py
+    .venv/bin/python benchmarks/bench_fetch.py --profiles bulk --sizes 10000 --skip-sequential
 
-The sandbox runs in its own process with Lever's documented limit (10 requests/second, burst 20).
-The ceiling is 10 pages/s x 100 opportunities = 1,000 opportunities/s. The windowed fetch is
-compared with a plain sequential listing (one `iter_opportunities`), which is latency bound.
+For each `createdAt` profile (uniform, recent, bulk, sparse: see
+`toolkit.sandbox.data.apply_created_profile`) and size, a sandbox runs in its own process
+(`lever-tags sandbox --created-profile P`) with Lever's documented limit (10 requests/s, bursts
+of 20) and 300 ms latency (10 % jitter). The whole `lever-tags snapshot --out FILE` command is
+timed in a child process: interpreter start, imports, the fetch, the Parquet and metadata files.
+The ceiling is 10 pages/s x 100 opportunities = 1,000 opportunities/s; the minimum number of
+requests is ceil(N / 100). The snapshot is checked against the sandbox's own list (every
+opportunity exactly once). Beside it, one plain sequential listing per size (one
+`iter_opportunities`, latency bound, the same on every profile).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sandbox_process import sandbox_process
+import pandas as pd  # noqa: E402
+import requests  # noqa: E402
+from sandbox_process import sandbox_process  # noqa: E402
 
-from toolkit.client import LeverClient
-from toolkit.snapshot.fetch import fetch_snapshot
+from toolkit.client import LeverClient  # noqa: E402
+from toolkit.sandbox.data import CREATED_PROFILES  # noqa: E402
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--opportunities", type=int, default=50_000)
-    parser.add_argument("--latency-ms", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=10)
-    parser.add_argument("--burst", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--skip-sequential", action="store_true")
-    args = parser.parse_args()
+def _server_ids(env: dict[str, str]) -> list[str]:
+    """Every opportunity id the sandbox holds, from its admin route (no limits, no latency)."""
+    response = requests.get(
+        f"{env['LEVER_BASE_URL'].rsplit('/v1', 1)[0]}/_sandbox/opportunities",
+        auth=(env["LEVER_API_KEY"], ""),
+        timeout=60,
+    )
+    response.raise_for_status()
+    body = response.json()
+    items = body["data"] if isinstance(body, dict) else body
+    return [o["id"] for o in items]
+
+
+def _snapshot_command(env: dict[str, str], out: Path, workers: int) -> dict:
+    child_env = dict(os.environ, **env)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "toolkit.cli", "snapshot", "--out", str(out)]
+        + (["--workers", str(workers)] if workers else []),
+        env=child_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"lever-tags snapshot failed ({proc.returncode}): {proc.stderr[-500:]}")
+    meta = json.loads(out.with_name(out.name + ".meta.json").read_text())
+    ids = pd.read_parquet(out, columns=["opportunity_id"])["opportunity_id"]
+    return {"seconds": seconds, "meta": meta, "ids": ids}
+
+
+def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool) -> list[dict]:
+    rows = []
     ceiling = args.rate * 100
-    results: dict[str, dict] = {}
     with sandbox_process(
         "--opportunities",
-        str(args.opportunities),
+        str(size),
+        "--created-profile",
+        profile,
         "--latency-ms",
         str(args.latency_ms),
         "--rate",
@@ -45,36 +84,95 @@ def main() -> int:
         "--burst",
         str(args.burst),
     ) as env:
-        client = LeverClient(env["LEVER_BASE_URL"], api_key=env["LEVER_API_KEY"])
-        started = time.monotonic()
-        snap = fetch_snapshot(client, workers=args.workers, progress=False)
-        seconds = time.monotonic() - started
-        rate = len(snap.frame) / seconds
-        results["windowed"] = {
-            "opportunities": len(snap.frame),
-            "seconds": round(seconds, 1),
-            "opportunities_per_second": round(rate, 1),
-            "share_of_ceiling": round(rate / ceiling, 3),
-            "requests": snap.meta["fetch"]["requests"],
-            "minimum_requests": -(-len(snap.frame) // 100),
-            "retries": snap.meta["fetch"]["retries"],
-            "rate_limited": snap.meta["fetch"]["rate_limited"],
-        }
-        print(json.dumps({"windowed": results["windowed"]}), flush=True)
-        if not args.skip_sequential:
-            seq_client = LeverClient(env["LEVER_BASE_URL"], api_key=env["LEVER_API_KEY"])
-            started = time.monotonic()
-            count = sum(1 for _ in seq_client.iter_opportunities(confidentiality="all"))
-            seconds = time.monotonic() - started
-            results["sequential"] = {
-                "opportunities": count,
+        expected = _server_ids(env)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = _snapshot_command(env, Path(tmp) / "snapshot.parquet", args.workers)
+        ids = result["ids"]
+        exact = ids.is_unique and set(ids) == set(expected)
+        fetch = result["meta"]["fetch"]
+        seconds = result["seconds"]
+        rows.append(
+            {
+                "profile": profile,
+                "fetch": "lever-tags snapshot",
+                "opportunities": len(ids),
+                "exact": exact,
                 "seconds": round(seconds, 1),
-                "opportunities_per_second": round(count / seconds, 1),
-                "share_of_ceiling": round(count / seconds / ceiling, 3),
-                "requests": seq_client.stats.requests,
+                "fetch_seconds": fetch["seconds"],
+                "opportunities_per_second": round(len(ids) / seconds, 1),
+                "share_of_ceiling": round(len(ids) / seconds / ceiling, 3),
+                "requests": fetch["requests"],
+                "minimum_requests": -(-size // 100),
+                "windows": fetch.get("windows"),
+                "rate_limited": fetch["rate_limited"],
             }
-            print(json.dumps({"sequential": results["sequential"]}), flush=True)
-    print(f"ceiling: {ceiling:.0f} opportunities/s ({args.rate:g} requests/s x 100 per page)")
+        )
+        print(json.dumps(rows[-1]), flush=True)
+        if sequential:
+            client = LeverClient(env["LEVER_BASE_URL"], api_key=env["LEVER_API_KEY"])
+            started = time.monotonic()
+            count = sum(1 for _ in client.iter_opportunities(confidentiality="all"))
+            seconds = time.monotonic() - started
+            rows.append(
+                {
+                    "profile": profile,
+                    "fetch": "one sequential listing (in process)",
+                    "opportunities": count,
+                    "exact": count == len(expected),
+                    "seconds": round(seconds, 1),
+                    "fetch_seconds": round(seconds, 1),
+                    "opportunities_per_second": round(count / seconds, 1),
+                    "share_of_ceiling": round(count / seconds / ceiling, 3),
+                    "requests": client.stats.requests,
+                    "minimum_requests": -(-size // 100),
+                    "windows": 1,
+                    "rate_limited": client.stats.rate_limited,
+                }
+            )
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = [
+        "| profile | fetch | opportunities | seconds | opp/s | share of ceiling "
+        "| requests (minimum) | 429s | exact |",
+        "|---|---|---:|---:|---:|---:|---|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['profile']} | {r['fetch']} | {r['opportunities']:,} | {r['seconds']} "
+            f"| {r['opportunities_per_second']:,.0f} | **{r['share_of_ceiling']:.1%}** "
+            f"| {r['requests']} ({r['minimum_requests']}) | {r['rate_limited']} "
+            f"| {'yes' if r['exact'] else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profiles", default=",".join(CREATED_PROFILES))
+    parser.add_argument("--sizes", default="10000,50000")
+    parser.add_argument("--latency-ms", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=10)
+    parser.add_argument("--burst", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=0, help="--workers for the command")
+    parser.add_argument("--skip-sequential", action="store_true")
+    args = parser.parse_args()
+    rows: list[dict] = []
+    load_before = os.getloadavg()
+    for size in (int(s) for s in args.sizes.split(",")):
+        for i, profile in enumerate(p.strip() for p in args.profiles.split(",")):
+            rows.extend(run_one(profile, size, args, not args.skip_sequential and i == 0))
+    load_after = os.getloadavg()
+    print()
+    print(markdown(rows))
+    print()
+    print(
+        f"ceiling: {args.rate * 100:.0f} opportunities/s ({args.rate:g} requests/s x 100 per "
+        f"page); load average before {load_before[0]:.2f}, after "
+        f"{', '.join(f'{x:.2f}' for x in load_after)} (1, 5, 15 min) on {os.cpu_count()} CPUs"
+    )
     return 0
 
 

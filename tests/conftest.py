@@ -6,6 +6,7 @@ import base64
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import browser_env
 import pytest
 
 from toolkit.sandbox import Sandbox
@@ -89,3 +90,24 @@ def no_key_in_any_produced_file(tmp_path_factory):
             data = path.read_bytes()
             leaks += [str(path) for needle in needles if needle in data]
     assert not leaks, f"a sandbox key in: {sorted(set(leaks))[:5]}"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Chromium from the system's packages, driven by Playwright (headless), one per session.
+
+    One, because sync Playwright cannot be started a second time in a thread while another
+    instance runs. Without Chromium or Playwright: a one-line skip saying how to enable it; under
+    CI=true a failure (browser_env).
+    """
+    reason = browser_env.missing()
+    if reason is not None:
+        browser_env.skip_or_fail(reason)
+    from playwright.sync_api import sync_playwright  # a dev extra, only for browser tests
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=browser_env.chromium_path(), headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -16,7 +16,6 @@ import html
 import json
 import os
 import re
-import shutil
 import sqlite3
 import stat
 import threading
@@ -264,28 +263,12 @@ def test_a_remediation_of_the_bearer_tag_keeps_its_journal_and_plan_intact(runs,
 
 # -- in a browser ---------------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-def _chromium():
-    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but Chromium is missing at {CHROMIUM}")
-        pytest.skip(f"Chromium not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip("playwright not installed (pip install -e '.[dev]')")
-    return sync_playwright
-
 
 @pytest.mark.slow
-def test_no_payload_fires_in_headless_chromium(runs, hostile_sb, tmp_path):
+def test_no_payload_fires_in_headless_chromium(runs, hostile_sb, tmp_path, browser):
     """Every report (as produced, and again with its CSP removed, so the escaping alone is what
-    holds) and the explorer's widget HTML (set as innerHTML, as `widgets.HTML` does)."""
-    sync_playwright = _chromium()
+    holds) and the explorer's widget HTML (set as innerHTML, as `widgets.HTML` does), in the
+    session's Chromium (tests/conftest.py: one-line skip without it, a failure under CI=true)."""
     out, _ = runs
     pages = _files(out, ".html")
     csp = re.compile(r"<meta[^>]*Content-Security-Policy[^>]*>", re.IGNORECASE)
@@ -302,32 +285,30 @@ def test_no_payload_fires_in_headless_chromium(runs, hostile_sb, tmp_path):
     assert "&lt;img src=x onerror=alert(12)&gt;" in explorer.grid_view.value  # a name, escaped
     fired: list[str] = []
     requests_out: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM)
-        try:
-            context = browser.new_context()
-            context.route(
-                re.compile(r"^(?!file:|data:|about:).*"),
-                lambda route: (requests_out.append(route.request.url), route.abort()),
-            )
-            tab = context.new_page()
-            tab.on("dialog", lambda d: (fired.append(d.message), d.dismiss()))
-            for page in [*pages, *bare]:
-                tab.goto(page.as_uri(), wait_until="load")
-                tab.wait_for_timeout(150)  # let onerror/onload handlers run, if any were there
-                assert tab.evaluate("document.querySelectorAll('script').length") == 0, page
-            tab.set_content("<div id='w'></div>")
-            for markup in widget_html:
-                tab.evaluate("m => { document.getElementById('w').innerHTML = m; }", markup)
-                tab.wait_for_timeout(150)
-            assert tab.evaluate("document.querySelectorAll('#w img[onerror]').length") == 0
-            payloads_fired = list(fired)
-            # the control: the same harness does see a payload that is not escaped
-            tab.evaluate("m => { document.getElementById('w').innerHTML = m; }",
-                         "<img src=x onerror=\"alert('control')\">")  # fmt: skip
-            tab.wait_for_timeout(300)
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        context.route(
+            re.compile(r"^(?!file:|data:|about:).*"),
+            lambda route: (requests_out.append(route.request.url), route.abort()),
+        )
+        tab = context.new_page()
+        tab.on("dialog", lambda d: (fired.append(d.message), d.dismiss()))
+        for page in [*pages, *bare]:
+            tab.goto(page.as_uri(), wait_until="load")
+            tab.wait_for_timeout(150)  # let onerror/onload handlers run, if any were there
+            assert tab.evaluate("document.querySelectorAll('script').length") == 0, page
+        tab.set_content("<div id='w'></div>")
+        for markup in widget_html:
+            tab.evaluate("m => { document.getElementById('w').innerHTML = m; }", markup)
+            tab.wait_for_timeout(150)
+        assert tab.evaluate("document.querySelectorAll('#w img[onerror]').length") == 0
+        payloads_fired = list(fired)
+        # the control: the same harness does see a payload that is not escaped
+        tab.evaluate("m => { document.getElementById('w').innerHTML = m; }",
+                     "<img src=x onerror=\"alert('control')\">")  # fmt: skip
+        tab.wait_for_timeout(300)
+    finally:
+        context.close()
     assert payloads_fired == [], f"payloads fired: {payloads_fired}"
     assert fired == ["control"]
     assert requests_out == [], f"a report loaded something from elsewhere: {requests_out[:3]}"

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_env import chromium_path
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -191,17 +190,8 @@ def _lab_url(runtime: Path, proc: subprocess.Popen, log: Path) -> str:
 # -- the browser --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Chromium from the system's packages, driven by Playwright (headless)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=chromium_path(), headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+# `browser` (one Chromium for the whole session) is in tests/conftest.py: sync Playwright cannot
+# start twice in one thread, and tests outside this folder (test_hostile.py) need it too.
 
 
 @dataclass

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from toolkit.audit.engine import COVERAGE_COLUMNS, _Core, _listify, _text
+from toolkit.audit.arrays import _listify, _text
+from toolkit.audit.engine import COVERAGE_COLUMNS, _Core
 
 
 def coverage_grid(

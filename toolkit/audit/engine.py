@@ -26,15 +26,28 @@ measures a million opportunities (numbers in ``docs/benchmarks.md``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import chain
+from functools import cached_property
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from toolkit.audit.arrays import (
+    _TEXT_DTYPE,
+    _factorize_sorted,
+    _flatten_tags,
+    _group_offsets,
+    _index_dtype,
+    _Labels,
+    _listify,
+    _require,
+    _sorted_unique,
+    _sorted_unique_inverse,
+    _text,
+)
 
 SUMMARY_KEYS = (
     "opportunities",
@@ -75,148 +88,8 @@ EVIDENCE_COLUMNS = [
     "policy",
 ]
 
-# The dtype pandas gives a column of Python strings: "str" on pandas 3, object on pandas 2.
-_TEXT_DTYPE = pd.Series(["x"]).dtype
 
-
-def _text(values: Any) -> Any:
-    """An array of strings in pandas' default string dtype."""
-    return pd.array(list(values) if not isinstance(values, list) else values, dtype=_TEXT_DTYPE)
-
-
-def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{what} needs a snapshot frame with column(s) {', '.join(missing)}; "
-            f"got columns {list(frame.columns)}"
-        )
-
-
-_ARROW_ERRORS = (
-    pa.ArrowInvalid,
-    pa.ArrowTypeError,
-    pa.ArrowNotImplementedError,
-    TypeError,
-    ValueError,
-    OverflowError,
-)
-
-
-def _text_from_arrow(array: pa.Array) -> Any:
-    """A pyarrow string array as pandas' default string dtype."""
-    if pd.api.types.is_object_dtype(_TEXT_DTYPE):
-        return pd.array(array.to_pylist(), dtype=object)
-    return pd.array(array, dtype=_TEXT_DTYPE)
-
-
-def _factorize_sorted(values: Any) -> tuple[np.ndarray, pd.Index]:
-    """Codes (int64, -1 where missing) into the sorted distinct values.
-
-    Strings go through pyarrow's dictionary encoding (sorted by code point, as Python sorts);
-    anything else falls back to ``pd.factorize(sort=True)``.
-    """
-    try:
-        array = pa.array(values, from_pandas=True)
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        if pa.types.is_null(array.type):  # empty, or nothing but missing values
-            return np.full(len(array), -1, dtype=np.int64), pd.Index(_text([]))
-        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-            raise TypeError("not strings")
-        encoded = pc.dictionary_encode(array)
-        order = pc.array_sort_indices(encoded.dictionary).to_numpy()
-        index = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)
-        index = index.astype(np.int64)
-        codes = np.full(len(index), -1, dtype=np.int64)
-        if len(order):
-            rank = np.empty(len(order), dtype=np.int64)
-            rank[order] = np.arange(len(order), dtype=np.int64)
-            present = index >= 0
-            codes[present] = rank[index[present]]
-        return codes, pd.Index(_text_from_arrow(encoded.dictionary.take(order)))
-    except _ARROW_ERRORS:
-        codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
-        return codes.astype(np.int64), pd.Index(uniques)
-
-
-def _flatten_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
-    """Tags per row, and the flat tag codes (-1 for a missing tag) into sorted distinct tags.
-
-    Lists (the snapshot's format), tuples and numpy arrays (a Parquet round trip) go through
-    pyarrow in one conversion; other cells (a bare string, None, NaN) through ``_as_list``.
-    """
-    values = tags.to_numpy(dtype=object, na_value=None)
-    kinds = {*map(type, values)}
-    if kinds <= {list, tuple, np.ndarray, type(None)}:
-        try:
-            lists = pa.array(values, type=pa.large_list(pa.large_string()))
-            lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
-            codes, uniques = _factorize_sorted(lists.flatten())
-            return lengths.astype(np.int64), codes, uniques
-        except _ARROW_ERRORS:
-            pass
-    if not kinds <= {list}:
-        values = [_as_list(v) for v in values]
-    lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    flat = list(chain.from_iterable(values))
-    if not flat:
-        return lengths, np.zeros(0, dtype=np.int64), pd.Index(_text([]))
-    codes, uniques = _factorize_sorted(np.array(flat, dtype=object))
-    return lengths, codes, uniques
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, str):  # a bare string is one tag, not a list of characters
-        return [value]
-    if isinstance(value, (list, tuple, np.ndarray, pd.api.extensions.ExtensionArray)):
-        return list(value)
-    if isinstance(value, float) and np.isnan(value):
-        return []
-    try:
-        return list(value)
-    except TypeError:
-        return [value]
-
-
-def _sorted_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct values and their counts (sort-based: faster than hash ``np.unique`` here)."""
-    if not len(keys):
-        return keys.copy(), np.zeros(0, dtype=np.int64)
-    ordered = np.sort(keys)
-    first = np.empty(len(ordered), dtype=bool)
-    first[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    counts = np.diff(np.append(starts, len(ordered))).astype(np.int64)
-    return ordered[starts], counts
-
-
-def _sorted_unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Like ``_sorted_unique``, plus the index of each key's distinct value."""
-    if not len(keys):
-        empty = np.zeros(0, dtype=np.int64)
-        return keys.copy(), empty, empty
-    order = np.argsort(keys)
-    ordered = keys[order]
-    first = np.empty(len(ordered), dtype=bool)
-    first[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    counts = np.diff(np.append(starts, len(ordered))).astype(np.int64)
-    inverse = np.empty(len(keys), dtype=np.int64)
-    inverse[order] = np.cumsum(first) - 1
-    return ordered[starts], counts, inverse
-
-
-def _group_offsets(sizes: np.ndarray) -> np.ndarray:
-    """Start offset of each group given group sizes."""
-    starts = np.zeros(len(sizes), dtype=np.int64)
-    if len(sizes) > 1:
-        np.cumsum(sizes[:-1], out=starts[1:])
-    return starts
+MISSING_BLOCK = 1 << 19  # candidate cells per block when listing missing assignments
 
 
 @dataclass(frozen=True)
@@ -280,12 +153,19 @@ class _Core:
         lengths, tag_codes, all_labels = _flatten_tags(frame["tags"])
         n_all = len(all_labels)
         if n_all:
-            rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+            # int32 keys when they fit: half the memory and faster sorts
+            kind = _index_dtype(n * n_all)
+            rows = np.repeat(np.arange(n, dtype=kind), lengths)
             keep = tag_codes >= 0
             if not keep.all():
                 rows, tag_codes = rows[keep], tag_codes[keep]
-            key, _ = _sorted_unique(rows * n_all + tag_codes)
+            rows *= n_all
+            rows += tag_codes.astype(kind)
+            del tag_codes, keep
+            key, _ = _sorted_unique(rows)
+            del rows
             pair_opp, pair_tag = key // n_all, key % n_all
+            del key
         else:
             pair_opp = pair_tag = np.zeros(0, dtype=np.int64)
         all_counts = np.bincount(pair_tag, minlength=n_all).astype(np.int64)
@@ -303,8 +183,14 @@ class _Core:
         n_tags = len(tag_labels)
 
         if len(pair_opp):
-            ckey, cov_with, pair_cov = _sorted_unique_inverse(codes[pair_opp] * n_tags + pair_tag)
+            kind = _index_dtype(len(opps_per_contact) * max(n_tags, 1))
+            ckey = codes.astype(kind)[pair_opp]
+            ckey *= n_tags
+            ckey += pair_tag.astype(kind)
+            ckey, cov_with, pair_cov = _sorted_unique_inverse(ckey)
+            pair_cov = pair_cov.astype(_index_dtype(len(ckey)))
             cov_contact, cov_tag = ckey // n_tags, ckey % n_tags
+            del ckey
         else:
             cov_contact = cov_tag = cov_with = pair_cov = np.zeros(0, dtype=np.int64)
 
@@ -326,20 +212,33 @@ class _Core:
 
     # ---- tables ---------------------------------------------------------------------------
 
+    @cached_property
+    def _contacts(self) -> _Labels:
+        return _Labels.of(self.contact_labels)
+
+    @cached_property
+    def _opportunities(self) -> _Labels:
+        return _Labels.of(pd.Index(self.opp_ids))
+
     def _contact_text(self, codes: np.ndarray) -> Any:
-        return self.contact_labels.take(codes).array
+        return self._contacts.at(codes)
 
     def _tag_text(self, codes: np.ndarray) -> Any:
-        return self.tag_labels.take(codes).array
+        return _Labels(self.tag_labels, None, True).at(codes)  # sorted distinct already
+
+    def _opportunity_text(self, rows: np.ndarray, reuse: bool = False) -> Any:
+        """Categorical opportunity ids at `rows` (with `reuse`, `rows` may be overwritten)."""
+        return self._opportunities.at(rows, reuse=reuse)
 
     def exploded(self) -> pd.DataFrame:
         return pd.DataFrame(
             {
-                "opportunity_id": self.opp_ids.take(self.pair_opp),
+                "opportunity_id": self._opportunity_text(self.pair_opp),
                 "contact_id": self._contact_text(self.contact_codes[self.pair_opp]),
                 "tag": self._tag_text(self.pair_tag),
             },
             columns=EXPLODED_COLUMNS,
+            copy=False,
         )
 
     def _pairs_frame(self, mask: np.ndarray | None) -> pd.DataFrame:
@@ -354,6 +253,7 @@ class _Core:
                 "opportunities": self.opps_per_contact[cc],
             },
             columns=COVERAGE_COLUMNS,
+            copy=False,
         )
 
     def coverage(self) -> pd.DataFrame:
@@ -379,33 +279,55 @@ class _Core:
         rank = np.empty(n, dtype=small)
         rank[order] = np.arange(n, dtype=np.int64) - starts[self.contact_codes[order]]
         # candidates: every row of the contact, for every split pair of it (positions only);
-        # strike those that carry the tag, i.e. the pairs of a split (contact, tag)
-        offsets = _group_offsets(sizes)
+        # strike those that carry the tag, i.e. the pairs of a split (contact, tag). Done in
+        # blocks of split pairs, so the temporaries stay small whatever the account's size.
         split_index = np.full(len(mask), -1, dtype=small)
         split_index[mask] = np.arange(len(sc), dtype=small)
         hit_split = split_index[self.pair_cov]
-        hit = hit_split >= 0
-        lacking = np.ones(total, dtype=bool)
-        lacking[offsets[hit_split[hit]] + rank[self.pair_opp[hit]]] = False
-        del hit_split, hit, rank, split_index
-        which = np.repeat(np.arange(len(sc), dtype=small), sizes)[lacking]
-        position = np.flatnonzero(lacking)
-        del lacking
-        position += (starts[sc] - offsets)[which]
-        rows = order[position]
-        del position, order
-        return rows, sc.astype(small)[which], st.astype(small)[which]
+        del split_index
+        hit = np.flatnonzero(hit_split >= 0)
+        hit = hit[np.argsort(hit_split[hit], kind="stable")]
+        hit_pair = hit_split[hit]  # the split pair of each tagged row, ascending
+        hit_rank = rank[self.pair_opp[hit]]
+        del hit_split, hit, rank
+        lacks = sizes - self.cov_with[mask]
+        count = int(lacks.sum())
+        rows = np.empty(count, dtype=small)
+        contacts = np.empty(count, dtype=small)
+        tags = np.empty(count, dtype=small)
+        bounds = np.searchsorted(
+            np.cumsum(sizes), np.arange(1, total // MISSING_BLOCK + 1) * MISSING_BLOCK
+        )
+        edges = np.unique(np.concatenate([[0], bounds + 1, [len(sc)]]).clip(0, len(sc)))
+        cursor = 0
+        for p0, p1 in pairwise(edges.tolist()):
+            part = sizes[p0:p1]
+            offsets = _group_offsets(part)
+            lacking = np.ones(int(part.sum()), dtype=bool)
+            h0, h1 = np.searchsorted(hit_pair, [p0, p1])
+            lacking[offsets[hit_pair[h0:h1] - p0] + hit_rank[h0:h1]] = False
+            which = np.repeat(np.arange(p0, p1, dtype=small), part)[lacking]
+            position = np.flatnonzero(lacking)
+            del lacking
+            position += (starts[sc[p0:p1]] - offsets)[which - p0]
+            end = cursor + len(which)
+            rows[cursor:end] = order[position]
+            contacts[cursor:end] = sc[which]
+            tags[cursor:end] = st[which]
+            cursor = end
+        return rows, contacts, tags
 
     def missing(self) -> pd.DataFrame:
         rows, contacts, tags = self._missing_arrays()
-        # one string column at a time, dropping each index array once used (peak memory)
-        opportunity = self.opp_ids.take(rows)
+        # one column at a time, dropping each index array once used (peak memory)
+        opportunity = self._opportunity_text(rows, reuse=True)
         del rows
         contact = self._contact_text(contacts)
         del contacts
         return pd.DataFrame(
             {"opportunity_id": opportunity, "contact_id": contact, "tag": self._tag_text(tags)},
             columns=MISSING_COLUMNS,
+            copy=False,  # the columns are new arrays: no second copy of 7 million codes each
         )
 
     def summary(self) -> dict[str, int]:
@@ -479,10 +401,6 @@ class _Core:
         # tags are sorted already: a stable sort on split_contacts desc keeps tag order in ties
         order = np.argsort(-split, kind="stable")
         return out.take(order).reset_index(drop=True)
-
-
-def _listify(tags: Iterable[str] | str) -> list[str]:
-    return [tags] if isinstance(tags, str) else list(tags)
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from toolkit.audit.engine import EVIDENCE_COLUMNS, _Core, _text
+from toolkit.audit.arrays import _text
+from toolkit.audit.engine import EVIDENCE_COLUMNS, _Core
 from toolkit.audit.variants import normalize_tag
 
 _COMMITMENTS = frozenset(

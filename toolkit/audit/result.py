@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.audit.engine import _Core, _listify
+from toolkit.audit.arrays import _listify
+from toolkit.audit.engine import _Core
 from toolkit.audit.evidence import _evidence
 from toolkit.audit.tables import considered
 from toolkit.audit.variants import _variants_from_counts, normalize_tag

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from toolkit.audit.engine import _Core, _require
+from toolkit.audit.arrays import _require
+from toolkit.audit.engine import _Core
 
 
 def explode_tags(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:

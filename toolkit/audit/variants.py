@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from toolkit.audit.engine import VARIANT_COLUMNS, _Core, _text
+from toolkit.audit.arrays import _text
+from toolkit.audit.engine import VARIANT_COLUMNS, _Core
 
 _SPACE = re.compile(r"\s+")
 

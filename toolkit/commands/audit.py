@@ -49,7 +49,12 @@ def _add_snapshot(sub: argparse._SubParsersAction) -> None:
         help="with --refresh: also re-read the opportunities this apply/rollback journal wrote "
         "(Lever does not promise that a tag write moves updatedAt); repeatable",
     )
-    p.add_argument("--workers", type=int, default=8, help="windows listed at once (default 8)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        help="the fewest windows listed at once; more when latency needs them (default 8)",
+    )
     p.set_defaults(func=_cmd_snapshot)
 
 

@@ -131,6 +131,18 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         help="items of GET /opportunities/deleted: {id, deletedAt} (default), the whole "
         "opportunity, or {id}",
     )
+    p.add_argument(
+        "--created-profile",
+        default="uniform",
+        help="how createdAt spreads: uniform (even), recent (most in the last year), bulk (40%% "
+        "on one import day), sparse (two short hiring bursts years apart); default uniform",
+    )
+    p.add_argument(
+        "--listing-order",
+        default="created",
+        help="the order opportunities are listed in (Lever's is undocumented): created, "
+        "descending (newest first) or shuffled; default created",
+    )
     p.add_argument("--state", metavar="FILE", default=None, help="load/save the data in FILE")
     p.add_argument(
         "--hostile",
@@ -163,6 +175,20 @@ def _check(args: argparse.Namespace) -> None:
         if not 0 <= value <= 1:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be between 0 and 1 (got {value})")
+    # imported here, not at the top: other commands must not load tornado
+    from toolkit.sandbox.data import CREATED_PROFILES
+    from toolkit.sandbox.state import LISTING_ORDERS
+
+    if args.created_profile not in CREATED_PROFILES:
+        raise UsageError(
+            f"--created-profile must be one of {', '.join(CREATED_PROFILES)} "
+            f"(got {args.created_profile!r})"
+        )
+    if args.listing_order not in LISTING_ORDERS:
+        raise UsageError(
+            f"--listing-order must be one of {', '.join(LISTING_ORDERS)} "
+            f"(got {args.listing_order!r})"
+        )
     if args.state and os.path.isdir(args.state):
         raise UsageError(f"--state must be a file, not a directory: {args.state}")
 
@@ -206,6 +232,8 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             access_token_ttl_s=args.access_token_ttl,
             access_token_max_requests=args.access_token_requests,
             deleted_shape=args.deleted_shape,
+            created_profile=args.created_profile,
+            listing_order=args.listing_order,
         )
         sb.start()
     except OSError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,19 +11,37 @@ import pandas as pd
 from toolkit.errors import RETRYABLE_STATUSES, NotFoundError, PermissionDeniedError
 from toolkit.remediate.plan import Plan
 from toolkit.snapshot.frame import string_tags
+from toolkit.snapshot.windows import WindowedListing
 
 DEFAULT_WORKERS = 8
 
 
 def _list_opportunities(client: Any, plan: Plan, **filters: Any) -> list[dict]:
     """A listing with confidential opportunities included when the key may read them."""
+    return _list_many(client, plan, [filters])
+
+
+def _list_many(
+    client: Any,
+    plan: Plan,
+    filter_sets: list[dict[str, Any]],
+    on_items: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Several listings (one per filter set, e.g. a batch of contact ids) listed at once under
+    the client's rate limiter, a long one cut into `created_at` windows (`snapshot.windows`);
+    confidential opportunities included when the key may read them. Each opportunity once."""
     access = (plan.meta.get("snapshot") or {}).get("confidential_access")
+
+    def run(extra: dict[str, Any]) -> list[dict]:
+        listing = WindowedListing(client, on_items=on_items)
+        return list(listing.run([({**extra, **f}, (None, None)) for f in filter_sets]).values())
+
     if access is False:
-        return list(client.iter_opportunities(**filters))
+        return run({})
     try:
-        return list(client.iter_opportunities(confidentiality="all", **filters))
+        return run({"confidentiality": "all"})
     except PermissionDeniedError:
-        return list(client.iter_opportunities(**filters))
+        return run({})
 
 
 def _read_each(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pandas as pd
@@ -13,7 +12,12 @@ from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import NOOP, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, REASON_ANONYMIZED, Plan
 from toolkit.remediate.planfile import load_plan
-from toolkit.remediate.reads import DEFAULT_WORKERS, _list_opportunities, _read_each, _tags_of
+from toolkit.remediate.reads import (
+    DEFAULT_WORKERS,
+    _list_many,
+    _read_each,
+    _tags_of,
+)
 
 VERIFY_COLUMNS = [*PLAN_COLUMNS, "reason"]
 
@@ -159,16 +163,15 @@ def verify_plan(
     if by in ("auto", "contact"):
         contacts = sorted({c for c in rows["contact_id"] if c})
         chunks = [contacts[i : i + batch] for i in range(0, len(contacts), batch)]
-
-        def listing(chunk: list[str]) -> list[dict]:
-            return _list_opportunities(client, plan, contact_id=chunk)
-
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for opps in pool.map(listing, chunks):
-                for opp in opps:
-                    if opp.get("id") in wanted:
-                        current[opp["id"]] = _tags_of(opp)
-                failpoints.hit("verify_midway")
+        listed = _list_many(
+            client,
+            plan,
+            [{"contact_id": chunk} for chunk in chunks],
+            on_items=lambda _new: failpoints.hit("verify_midway"),
+        )
+        for opp in listed:
+            if opp.get("id") in wanted:
+                current[opp["id"]] = _tags_of(opp)
     elif by != "id":
         raise ValueError(f"by must be auto, contact or id (got {by!r})")
     rest = sorted(wanted - set(current))

@@ -19,6 +19,7 @@ What the generator plants on purpose, because the toolkit must cope with it:
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -509,14 +510,106 @@ def hostile_dataset(
     return ds
 
 
+# -- createdAt profiles (how an account's opportunities spread over time) ------------------------
+
+CREATED_PROFILES: tuple[str, ...] = ("uniform", "recent", "bulk", "sparse")
+BULK_IMPORT_MS = 1_647_334_800_000  # 2022-03-15T09:00:00Z: the import starts
+BULK_IMPORT_HOURS = 6  # and runs for six hours
+BULK_SHARE = 0.40
+BURSTS_MS = (1_554_076_800_000, 1_719_792_000_000)  # 2019-04-01 and 2024-07-01
+BURST_DAYS = 45
+RECENT_GROWTH = 1.05  # per year: about 65 % of the opportunities fall in the last 12 months
+
+
+def _profile_time(profile: str, rng: random.Random) -> int:
+    """One createdAt drawn from `profile` (see `apply_created_profile`)."""
+    span = END_MS - START_MS
+    if profile == "recent":
+        # density grows like exp(g t): inverse CDF over the six years
+        years = span / (365 * DAY_MS)
+        u = rng.random()
+        t = math.log(1 + u * (math.exp(RECENT_GROWTH * years) - 1)) / RECENT_GROWTH
+        return START_MS + min(span - 1, int(t / years * span))
+    if profile == "bulk":
+        if rng.random() < BULK_SHARE:
+            return BULK_IMPORT_MS + rng.randrange(BULK_IMPORT_HOURS * 3_600_000)
+        return START_MS + rng.randrange(span)
+    if profile == "sparse":
+        start = BURSTS_MS[rng.random() < 0.5]
+        return start + rng.randrange(BURST_DAYS * DAY_MS)
+    return START_MS + rng.randrange(span)
+
+
+def apply_created_profile(dataset: Dataset, profile: str, seed: int = 7) -> Dataset:
+    """Respread the opportunities' `createdAt` over time the way real accounts are spread.
+
+    Profiles: ``uniform`` (the generator's even spread over 2019-2024, unchanged), ``recent``
+    (hiring grows: about 65 % created in the last 12 months), ``bulk`` (40 % created by one
+    six-hour import on 2022-03-15, the rest even), ``sparse`` (two 45-day hiring bursts five
+    years apart, nothing between). `updatedAt`, `archivedAt` and the other timestamps move with
+    `createdAt` (never before it, never past 2025-06-01); a contact's opportunities keep
+    their order. Deterministic for a given seed.
+
+    Example:
+        >>> ds = apply_created_profile(generate_dataset(seed=1, opportunities=200), "bulk")
+        >>> day = [o for o in ds.opportunities if o["createdAt"] >= BULK_IMPORT_MS
+        ...        and o["createdAt"] < BULK_IMPORT_MS + DAY_MS]
+        >>> 0.3 < len(day) / 200 < 0.5
+        True
+    """
+    if profile not in CREATED_PROFILES:
+        raise ValueError(
+            f"unknown created profile {profile!r} (choose one of {', '.join(CREATED_PROFILES)})"
+        )
+    if profile == "uniform":
+        return dataset
+    rng = random.Random(f"created-{seed}-{profile}")
+    opps = dataset.opportunities
+    new_times = sorted(_profile_time(profile, rng) for _ in opps)
+    # Each opportunity takes a new time; the old order is kept so a contact's sequence holds.
+    by_old = sorted(range(len(opps)), key=lambda i: (opps[i]["createdAt"], opps[i]["id"]))
+    out = []
+    for rank, index in enumerate(by_old):
+        opp = dict(opps[index])
+        delta = new_times[rank] - opp["createdAt"]
+        opp["createdAt"] = new_times[rank]
+        for key in ("updatedAt", "lastInteractionAt", "lastAdvancedAt"):
+            if isinstance(opp.get(key), int):
+                opp[key] = max(opp["createdAt"], min(LAST_UPDATE_MS, opp[key] + delta))
+        if isinstance(opp.get("archived"), dict):
+            archived = dict(opp["archived"])
+            at = archived.get("archivedAt")
+            if isinstance(at, int):
+                archived["archivedAt"] = max(opp["createdAt"], min(LAST_UPDATE_MS, at + delta))
+                if isinstance(opp.get("updatedAt"), int):
+                    opp["updatedAt"] = max(opp["updatedAt"], archived["archivedAt"])
+            opp["archived"] = archived
+        elif isinstance(opp.get("archivedAt"), int):
+            opp["archivedAt"] = max(
+                opp["createdAt"], min(LAST_UPDATE_MS, opp["archivedAt"] + delta)
+            )
+            if isinstance(opp.get("updatedAt"), int):
+                opp["updatedAt"] = max(opp["updatedAt"], opp["archivedAt"])
+        out.append(opp)
+    out.sort(key=lambda o: (o["createdAt"], o["id"]))
+    return Dataset(
+        opportunities=out,
+        contacts=dataset.contacts,
+        users=dataset.users,
+        archive_reasons=dataset.archive_reasons,
+    )
+
+
 __all__ = [
     "CONTACT_LEVEL_TAGS",
+    "CREATED_PROFILES",
     "HOSTILE_EMAILS",
     "HOSTILE_NAMES",
     "HOSTILE_TAGS",
     "POSTING_TAGS",
     "TAG_VARIANTS",
     "Dataset",
+    "apply_created_profile",
     "generate_dataset",
     "hostile_dataset",
     "is_archived",

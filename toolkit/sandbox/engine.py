@@ -14,7 +14,7 @@ from typing import Any
 
 from toolkit.sandbox.bucket import ServerBucket
 from toolkit.sandbox.protocol import TokenCodec
-from toolkit.sandbox.state import SandboxState
+from toolkit.sandbox.state import LISTING_ORDERS, SandboxState
 
 INVALID_OFFSET_MESSAGE = "Invalid offset token: Offset token is invalid for sort"
 
@@ -65,6 +65,9 @@ class SandboxConfig:
         deleted_shape: items of ``GET /opportunities/deleted``: ``minimal`` (default,
             ``{id, deletedAt}``), ``opportunity`` (the whole opportunity and ``deletedAt``)
             or ``id`` (``{id}`` only).
+        listing_order: the order `GET /opportunities` lists in (undocumented at Lever):
+            ``created`` (createdAt, then id), ``descending`` (newest first) or ``shuffled``
+            (a fixed order unrelated to time, from a hash of the id).
     """
 
     latency_ms: float = 0.0
@@ -86,6 +89,7 @@ class SandboxConfig:
     access_token_ttl_s: float = 3600.0
     access_token_max_requests: int = 0
     deleted_shape: str = "minimal"
+    listing_order: str = "created"
 
     def validated(self) -> SandboxConfig:
         if self.latency_ms < 0 or (self.jitter_ms is not None and self.jitter_ms < 0):
@@ -116,6 +120,8 @@ class SandboxConfig:
             raise ValueError("deleted_shape must be minimal, opportunity or id")
         if self.access_token_ttl_s <= 0 or self.access_token_max_requests < 0:
             raise ValueError("access_token_ttl_s must be > 0, access_token_max_requests >= 0")
+        if self.listing_order not in LISTING_ORDERS:
+            raise ValueError(f"listing_order must be one of {', '.join(LISTING_ORDERS)}")
         self.burst = int(self.burst)
         return self
 
@@ -140,6 +146,7 @@ _CONFIG_TYPES = {
     "access_token_ttl_s": float,
     "access_token_max_requests": int,
     "deleted_shape": str,
+    "listing_order": str,
 }
 
 
@@ -151,6 +158,10 @@ def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
         kind = _CONFIG_TYPES[name]
         if value is None and name == "jitter_ms":
             out[name] = None
+        elif kind is str:
+            if not isinstance(value, str):
+                raise ValueError(f"{name} must be a string")
+            out[name] = value
         elif kind is bool:
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be true or false")

@@ -190,7 +190,9 @@ class OpportunitiesHandler(V1Handler):
         )
         expand = self.expand_contact()
         body = self.paginate(
-            lambda limit, after: state.list_opportunities(keep, limit, after, expand)
+            lambda limit, after: state.list_opportunities(
+                keep, limit, after, expand, order=self.engine.config.listing_order
+            )
         )
         if body is not None:
             self.reply(200, body)

@@ -17,7 +17,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from toolkit.sandbox import SandboxConfig
-from toolkit.sandbox.data import Dataset
+from toolkit.sandbox.data import Dataset, apply_created_profile
 from toolkit.sandbox.engine import Engine, _coerce_config
 from toolkit.sandbox.handlers import make_app
 from toolkit.sandbox.state import (
@@ -50,6 +50,8 @@ class Sandbox:
             ``access_token_max_requests``) and `refresh_access_token` issues a new one.
         state_file: JSON file to load (if it exists); saved within ~50 ms of every write
             and on `stop`.
+        created_profile: how generated opportunities spread over time (`uniform`, `recent`,
+            `bulk`, `sparse`; see `toolkit.sandbox.data.apply_created_profile`).
         **config: the `SandboxConfig` fields (latency_ms, rate, burst, fail_rate, drop_rate,
             offset_fault_rate, retry_after, offset_error_status, jitter_ms, spike_rate,
             spike_ms) and the Lever-behaviour modes (perform_as_status,
@@ -75,6 +77,7 @@ class Sandbox:
         restricted_api_key: str | None = None,
         access_token: str | None = None,
         state_file: str | os.PathLike | None = None,
+        created_profile: str = "uniform",
         **config: Any,
     ) -> None:
         self.seed = seed
@@ -87,6 +90,7 @@ class Sandbox:
         cfg = SandboxConfig(**_coerce_config(config)).validated()
         if dataset is None and not (state_file and os.path.exists(state_file)):
             dataset = default_dataset(seed, contacts, opportunities)
+            dataset = apply_created_profile(dataset, created_profile, seed)
         state = SandboxState(dataset or Dataset([], {}, []), state_file=state_file)
         self.engine = Engine(
             state, cfg, self._api_key, self._restricted_key, seed, access_token=access_token

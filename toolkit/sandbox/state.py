@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import hashlib
 import json
 import logging
 import os
@@ -31,6 +32,9 @@ from toolkit.sandbox.protocol import ApiError, Stats, _parse_bool, _parse_ms, no
 
 STATE_FORMAT = "lever-sandbox-state"
 STATE_VERSION = 1
+
+
+LISTING_ORDERS = ("created", "descending", "shuffled")
 SAVE_DELAY = 0.05  # seconds: writes within this window share one save of the state file
 
 log = logging.getLogger(__name__)
@@ -245,6 +249,7 @@ class SandboxState:
                     return False
             return True
 
+        keep.created_range = (c_start, c_end)  # type: ignore[attr-defined]  # a fast path
         return keep
 
     def list_opportunities(
@@ -253,16 +258,27 @@ class SandboxState:
         limit: int,
         after: tuple[int, str] | None,
         expand_contact: bool = False,
+        order: str = "created",
     ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
-        """One page after the cursor `after`; returns (items, cursor of the last item or None)."""
+        """One page after the cursor `after`; returns (items, cursor of the last item or None).
+
+        `order` is one of `LISTING_ORDERS`; the cursor is the last item's key in that order.
+        """
         with self.lock:
-            start = bisect.bisect_right(self._keys, tuple(after)) if after else 0
+            keys = self._keys if order == "created" else self._ordered_keys(order)
+            start = bisect.bisect_right(keys, tuple(after)) if after else 0
+            stop = len(keys)
+            c_start, c_end = getattr(keep, "created_range", (None, None))
+            if order == "created" and c_start is not None:  # skip what the filter drops anyway
+                start = max(start, bisect.bisect_left(keys, (c_start,)))
+            if order == "created" and c_end is not None:
+                stop = bisect.bisect_right(keys, (c_end, "\U0010ffff"))
             page: list[dict[str, Any]] = []
             last: tuple[int, str] | None = None
             has_next = False
-            for i in range(start, len(self._keys)):
-                key = self._keys[i]
-                opp = self._opps[key[1]]
+            for i in range(start, stop):
+                key = keys[i]
+                opp = self._opps[key[-1]]
                 if not keep(opp):
                     continue
                 if len(page) == limit:
@@ -307,6 +323,21 @@ class SandboxState:
                 else:
                     out.append({"id": d["id"], "deletedAt": d["deletedAt"]})
             return out, ([begin + limit] if more else None)
+
+    def _ordered_keys(self, order: str) -> list[tuple]:
+        """Sort keys for a listing order other than createdAt (cached until an insert or delete)."""
+        if order not in LISTING_ORDERS:
+            raise ValueError(f"listing order must be one of {', '.join(LISTING_ORDERS)}")
+        cache = self.__dict__.setdefault("_order_cache", {})
+        if order not in cache:
+            if order == "descending":
+                cache[order] = sorted((-created, opp_id) for created, opp_id in self._keys)
+            else:
+                cache[order] = sorted(
+                    (hashlib.sha256(opp_id.encode()).hexdigest(), opp_id)
+                    for _created, opp_id in self._keys
+                )
+        return cache[order]
 
     def tag_counts(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -382,6 +413,7 @@ class SandboxState:
                 raise ValueError(f"opportunity {opp['id']} exists")
             self._opps[opp["id"]] = opp
             bisect.insort(self._keys, (int(opp.get("createdAt") or 0), opp["id"]))
+            self.__dict__.pop("_order_cache", None)  # the other listing orders see it too
             self._changed()
 
     def delete(self, opp_id: str) -> None:
@@ -393,6 +425,7 @@ class SandboxState:
             index = bisect.bisect_left(self._keys, key)
             if index < len(self._keys) and self._keys[index] == key:
                 del self._keys[index]
+            self.__dict__.pop("_order_cache", None)
             self._changed()
 
 

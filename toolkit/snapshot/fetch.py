@@ -1,20 +1,18 @@
-"""Every considered opportunity, fetched fast, as a DataFrame; Parquet snapshots; refresh.
+"""Every considered opportunity, fetched fast, as a DataFrame; and its refresh.
 
 A single paginated listing is serial (each page needs the previous token), so `fetch_snapshot`
-splits the listing into `created_at` windows listed in parallel under the client's one shared
-rate limiter. Windows partition the whole timeline (the first and last are open-ended), so the
-result is complete whatever the boundaries; the boundaries only decide the speed. A window whose
-first page says more follows is split further while workers are idle; a split happens only at a
-window's first page, so no assumption about the order Lever lists in is needed.
+and `refresh_snapshot` list through `toolkit.snapshot.windows.WindowedListing`: `created_at`
+windows listed in parallel under the client's one shared rate limiter, recut while they run so
+the limiter stays busy whatever the spread of `createdAt`; a window's rest is handed on only
+while the pages show Lever listing by `createdAt`, and every such range is listed again once
+they do not. Parsing is `toolkit.snapshot.frame` (pure); files are `toolkit.snapshot.store`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,16 +35,13 @@ from toolkit.snapshot.frame import (
     frame_counts,
     frame_from_opportunities,
     safe_watermark,
-    to_ms,
     typed_frame,
 )
+from toolkit.snapshot.windows import Fetched, WindowedListing, fetch_opportunities
 
 log = logging.getLogger(__name__)
 
 FULL_FETCH_DUE_DAYS = 7
-SPLIT_FLOOR_MS = 946_684_800_000  # 2000-01-01: where an open-started window is split from
-
-Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
 
 
 # -- fetching ---------------------------------------------------------------------------------
@@ -54,135 +49,6 @@ Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; Non
 
 def _progress_bar(progress: bool | None, desc: str) -> tqdm:
     return progress_bar(progress, desc=desc, unit=" opp")
-
-
-def _split(window: Window, lo: int, hi: int, parts: int) -> list[Window]:
-    """Split an inclusive window into `parts` contiguous windows (open ends stay open)."""
-    start = window[0] if window[0] is not None else lo
-    end = window[1] if window[1] is not None else hi
-    if end - start < parts:
-        return [window]
-    step = (end - start + 1) // parts
-    bounds = [start + i * step for i in range(parts)] + [end + 1]
-    out: list[Window] = []
-    for i in range(parts):
-        a = window[0] if i == 0 else bounds[i]
-        b = window[1] if i == parts - 1 else bounds[i + 1] - 1
-        out.append((a, b))
-    return out
-
-
-class _WindowedFetch:
-    """Parallel listing of created_at windows; collects opportunities by id."""
-
-    def __init__(
-        self,
-        client: LeverClient,
-        filters: dict[str, Any],
-        workers: int,
-        bar: tqdm,
-        span: tuple[int, int],
-    ) -> None:
-        self.client = client
-        self.filters = filters
-        self.workers = workers
-        # Two threads more than workers: the open-ended edge windows are usually empty and must
-        # not keep a real window waiting in the queue.
-        self.threads = workers + 2
-        self.bar = bar
-        self.lo, self.hi = span
-        self.items: dict[str, dict] = {}
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.pages = 0
-        # Each window costs about one extra request (a partial last page, or a refetched first
-        # page when it splits), so the number of windows is capped to bound that overhead.
-        self.windows_left = 4 * workers
-
-    def _keep(self, items: list[dict]) -> None:
-        with self.lock:
-            new = 0
-            for item in items:
-                opp_id = item.get("id")
-                if isinstance(opp_id, str) and opp_id not in self.items:
-                    self.items[opp_id] = item
-                    new += 1
-            self.pages += 1
-        self.bar.update(new)
-
-    def _parts_for_idle(self) -> int:
-        """How many parts a window may split into now: one per idle worker, within the cap."""
-        with self.lock:
-            parts = min(self.threads - self.in_flight, self.windows_left) + 1
-            if parts > 1:
-                self.windows_left -= parts - 1
-            return parts
-
-    def _give_back(self, unused: int) -> None:
-        with self.lock:
-            self.windows_left += unused
-
-    def list_window(self, window: Window) -> list[Window]:
-        """List one window; after its first page, split it instead when workers are idle.
-
-        A split happens only at the first page, and the parts refetch the whole window, so the
-        result is complete whatever order Lever lists in (the order is undocumented; handing
-        off "the rest" of a listing would assume one).
-        """
-        params = dict(self.filters)
-        if window[0] is not None:
-            params["created_at_start"] = window[0]
-        if window[1] is not None:
-            params["created_at_end"] = window[1]
-        first = True
-        for page in self.client.iter_opportunity_pages(**params):
-            self._keep(page.items)
-            if first and page.has_next and (allowed := self._parts_for_idle()) > 1:
-                parts = _split(window, self.lo, self.hi, allowed)
-                self._give_back(allowed - len(parts))
-                if len(parts) > 1:
-                    return parts
-            first = False
-        return []
-
-    def run(self, windows: list[Window]) -> None:
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="snapshot") as pool:
-            pending: set[Future] = set()
-
-            def submit(window: Window) -> None:
-                with self.lock:
-                    self.in_flight += 1
-                pending.add(pool.submit(self.list_window, window))
-
-            for window in windows:
-                submit(window)
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    pending.discard(future)
-                    with self.lock:
-                        self.in_flight -= 1
-                    for sub in future.result():  # re-raises the window's error
-                        submit(sub)
-
-
-def _probe(client: LeverClient, filters: dict[str, Any]) -> tuple[dict[str, Any], list[str], Any]:
-    """First page with confidentiality=all; fall back to non-confidential on 403."""
-    warnings_: list[str] = []
-    try:
-        first = next(iter(client.iter_opportunity_pages(**filters)))
-        return filters, warnings_, first
-    except PermissionDeniedError:
-        message = (
-            "this key has no access to confidential opportunities: the snapshot holds "
-            "non-confidential opportunities only (ask a Lever admin for a key with "
-            "confidential access for a complete audit)"
-        )
-        log.warning(message)
-        warnings_.append(message)
-        fallback = {k: v for k, v in filters.items() if k != "confidentiality"}
-        first = next(iter(client.iter_opportunity_pages(**fallback)))
-        return fallback, warnings_, first
 
 
 def fetch_snapshot(
@@ -193,6 +59,7 @@ def fetch_snapshot(
     workers: int = 8,
     progress: bool | None = None,
     clock: Callable[[], float] = time.time,
+    fetched: Fetched | None = None,
 ) -> Snapshot:
     """Fetch every considered opportunity into a `Snapshot`.
 
@@ -204,36 +71,30 @@ def fetch_snapshot(
         client: the client; its rate limiter paces every window's requests together.
         include_archived: keep archived opportunities.
         with_personal: keep names and emails (personal data: only when a report needs them).
-        workers: windows listed at once.
+        workers: the fewest windows listed at once (more when latency needs them; see
+            `toolkit.snapshot.windows.WindowedListing`).
         progress: show a tqdm bar; None = in a terminal or Jupyter (see `toolkit.progress`).
         clock: seconds since the epoch (tests).
+        fetched: the result of `windows.fetch_opportunities` with the same options, when
+            already listed (the CLI lists while pandas loads); None = list now.
     """
-    started = time.monotonic()
-    filters: dict[str, Any] = {"confidentiality": "all"}
-    if not include_archived:
-        filters["archived"] = False
-    stats_before = client.stats.as_dict()
     now_ms = int(clock() * 1000)
-    filters, warnings_, first = _probe(client, filters)
-    started_ms = client.server_time_ms or now_ms  # Lever's clock when it answered the probe
-    bar = _progress_bar(progress, "opportunities")
-    created = [c for c in (to_ms(o.get("createdAt")) for o in first.items) if c is not None]
-    lo = min(created) if created else 0
-    fetch = _WindowedFetch(client, filters, workers, bar, (min(lo, SPLIT_FLOOR_MS), now_ms))
-    fetch._keep(first.items)
-    if first.has_next:
-        # The first page proved there is more. Open-ended edges keep the partition complete.
-        inner = _split((lo, now_ms), lo, now_ms, workers)
-        windows: list[Window] = [(None, lo - 1), *inner, (now_ms + 1, None)]
-        fetch.run(windows)
-    bar.close()
-    frame = frame_from_opportunities(fetch.items.values(), with_personal=with_personal)
+    if fetched is None:
+        fetched = fetch_opportunities(
+            client,
+            include_archived=include_archived,
+            workers=workers,
+            progress=progress,
+            now_ms=now_ms,
+        )
+    filters, warnings_ = fetched.filters, fetched.warnings
+    started_ms = fetched.server_started_ms or now_ms  # Lever's clock when it first answered
+    frame = frame_from_opportunities(fetched.items.values(), with_personal=with_personal)
     access = confidential_access_seen(filters, warnings_, frame)
     if access is None:
         log.warning(UNKNOWN_ACCESS_WARNING)
         warnings_.append(UNKNOWN_ACCESS_WARNING)
-    stats_after = client.stats.as_dict()
-    elapsed = time.monotonic() - started
+    elapsed = time.monotonic() - fetched.started
     fetched_at = datetime.fromtimestamp(clock(), UTC)
     meta = {
         "fetched_at": fetched_at.isoformat(timespec="seconds"),
@@ -249,10 +110,7 @@ def fetch_snapshot(
         "watermark": safe_watermark(frame, started_ms),
         "fetch": {
             "seconds": round(elapsed, 3),
-            "pages": fetch.pages,
-            "requests": stats_after["requests"] - stats_before["requests"],
-            "retries": stats_after["retries"] - stats_before["retries"],
-            "rate_limited": stats_after["rate_limited"] - stats_before["rate_limited"],
+            **fetched.stats,
             "opportunities_per_second": round(len(frame) / elapsed, 1) if elapsed else None,
         },
     }
@@ -336,13 +194,12 @@ def refresh_snapshot(
         if k != "archived"
     }
     since = int(mark)
-    changed: dict[str, dict] = {}
     bar = _progress_bar(progress, "changed opportunities")
-    for key in ("updated_at_start", "created_at_start"):
-        for opp in client.iter_opportunities(**filters, **{key: since}):
-            if isinstance(opp.get("id"), str):
-                changed[opp["id"]] = opp
-                bar.update(1)
+    # Both listings at once under the limiter, a long one cut into created_at windows.
+    listing = WindowedListing(client, on_items=bar.update, now_ms=int(clock() * 1000))
+    changed = listing.run(
+        [({**filters, "updated_at_start": since}, (None, None)), (filters, (since, None))]
+    )
     for opp in _reread_written(client, snapshot.frame, filters, set(written) - set(changed)):
         changed[opp["id"]] = opp
         bar.update(1)

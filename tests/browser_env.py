@@ -1,6 +1,7 @@
 """Whether the browser suite can run here: the system's Chromium and Playwright.
 
-Imported by the suite's conftest and test module (pytest puts this folder on sys.path).
+Imported by tests/conftest.py (the one session `browser` fixture) and the browser test modules
+(pytest puts this folder on sys.path).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def chromium_path() -> str | None:
     return None
 
 
-def _missing() -> str | None:
+def missing() -> str | None:
     """Why the browser suite cannot run here, or None."""
     try:
         import playwright.sync_api  # noqa: F401
@@ -39,10 +40,18 @@ def _missing() -> str | None:
     return None
 
 
+def skip_or_fail(reason: str) -> None:
+    """Inside a fixture or test: skip with one line saying how to enable the browser; under
+    CI=true, fail instead (never a skip)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and the browser tests cannot run: {reason}; to enable them, {ENABLE}")
+    pytest.skip(f"browser tests skipped: {reason}; to enable them, {ENABLE}")
+
+
 def require_browser() -> None:
     """At the test module's import: skip the whole module with one line when no browser is
     here (how to enable it in the reason); under CI=true, fail instead (never a skip)."""
-    reason = _missing()
+    reason = missing()
     if reason is None:
         return
     if os.environ.get("CI", "").lower() == "true":

@@ -1,0 +1,112 @@
+"""The audit's integer-coded tables (categorical ids and tags, missing assignments in blocks) hold
+the same rows, in the same order, as the plain-string tables they replace, on random frames."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import pandas as pd
+import pytest
+
+from toolkit import audit
+from toolkit.audit import engine
+
+
+def random_frame(seed: int, n: int = 2500) -> pd.DataFrame:
+    rng = random.Random(seed)
+    contacts = [f"c{rng.getrandbits(40):010x}" for _ in range(n // 4)]
+    tags = [f"t{i:02d}" for i in range(30)] + ["Python", "python", "Python ", "É", "z"]
+    rows = []
+    for i in range(n):
+        contact = None if rng.random() < 0.03 else rng.choice(contacts)
+        picked = [rng.choice(tags) for _ in range(rng.randrange(0, 6))]  # repeats on purpose
+        rows.append(
+            {
+                "opportunity_id": f"o{rng.getrandbits(48):012x}-{i}",
+                "contact_id": contact,
+                "tags": picked,
+                "archived": rng.random() < 0.3,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame["opportunity_id"] = frame["opportunity_id"].astype("string")
+    frame["contact_id"] = frame["contact_id"].astype("string")
+    return frame
+
+
+def expected_tables(frame: pd.DataFrame) -> tuple[list[tuple], list[tuple]]:
+    """Split pairs and missing assignments by plain loops, in the audit's documented order:
+    split pairs by (contact, tag); missing by (contact, tag, row of the frame)."""
+    by_contact: dict[str, list[tuple[int, str, set[str]]]] = defaultdict(list)
+    for row, (opp, contact, tags) in enumerate(
+        frame[["opportunity_id", "contact_id", "tags"]].itertuples(index=False)
+    ):
+        if pd.notna(contact):
+            by_contact[contact].append((row, opp, set(tags)))
+    pairs, missing = [], []
+    for contact in sorted(by_contact):
+        opps = by_contact[contact]
+        if len(opps) < 2:
+            continue
+        for tag in sorted(set().union(*(t for _, _, t in opps))):
+            holders = sum(tag in t for _, _, t in opps)
+            if holders < len(opps):
+                pairs.append((contact, tag, holders, len(opps)))
+                missing.extend((opp, contact, tag) for _, opp, t in opps if tag not in t)
+    return pairs, missing
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("block", [7, 1 << 21])
+def test_coded_tables_equal_the_plain_tables(seed, block, monkeypatch):
+    monkeypatch.setattr(engine, "MISSING_BLOCK", block)  # many small blocks, and one
+    frame = random_frame(seed)
+    result = audit.run_audit(frame)
+    pairs, missing = expected_tables(frame)
+    got_missing = result.missing_assignments
+    assert [tuple(r) for r in got_missing.astype(object).itertuples(index=False)] == missing
+    assert [tuple(r) for r in result.split_pairs.astype(object).itertuples(index=False)] == pairs
+    for column in ("opportunity_id", "contact_id", "tag"):
+        assert isinstance(got_missing[column].dtype, pd.CategoricalDtype)
+        categories = got_missing[column].cat.categories
+        assert categories.is_monotonic_increasing and categories.is_unique
+    # sorting by a coded column sorts by its text, as it did with strings
+    by_id = got_missing.sort_values("opportunity_id", kind="stable")["opportunity_id"]
+    assert by_id.astype(str).tolist() == sorted(got_missing["opportunity_id"].astype(str))
+    assert result.summary["missing_assignments"] == len(missing) == len(got_missing)
+    assert result.summary["split_pairs"] == len(pairs)
+
+
+def test_coverage_and_exploded_keep_the_plain_values():
+    frame = random_frame(4, n=800)
+    result = audit.run_audit(frame)
+    plain = frame.assign(contact_id=frame["contact_id"].fillna(frame["opportunity_id"]))
+    exploded = (
+        plain.explode("tags").dropna(subset=["tags"]).drop_duplicates(["opportunity_id", "tags"])
+    )
+    counts = exploded.groupby(["contact_id", "tags"]).size()
+    coverage = result.coverage.astype({"contact_id": str, "tag": str})
+    got = coverage.set_index(["contact_id", "tag"])["with_tag"]
+    assert got.sort_index().to_dict() == counts.sort_index().to_dict()
+    flat = audit.explode_tags(frame)
+    assert len(flat) == len(exploded)
+    assert set(
+        zip(flat["opportunity_id"].astype(str), flat["tag"].astype(str), strict=True)
+    ) == set(zip(exploded["opportunity_id"], exploded["tags"], strict=True))
+
+
+def test_a_contactless_id_equal_to_a_contact_id_falls_back_to_text():
+    frame = pd.DataFrame(
+        {
+            "opportunity_id": ["x", "o2", "o3"],
+            "contact_id": [None, "x", "x"],
+            "tags": [["a"], ["a"], []],
+        }
+    )
+    cov = audit.tag_coverage(frame)
+    assert sorted(zip(cov["contact_id"], cov["tag"], cov["with_tag"], strict=True)) == [
+        ("x", "a", 1),
+        ("x", "a", 1),
+    ]
+    assert audit.missing_assignments(frame).values.tolist() == [["o3", "x", "a"]]
