@@ -107,11 +107,15 @@ def csv_safe_frame(frame: Any) -> Any:
         >>> f = pd.DataFrame({"tag": ["=cmd", "ok"], "n": [-1, 2]})
         >>> csv_safe_frame(f).to_dict("list")
         {'tag': ["'=cmd", 'ok'], 'n': [-1, 2]}
+        >>> csv_safe_frame(f.astype({"tag": "category"}))["tag"].tolist()
+        ["'=cmd", 'ok']
     """
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object or str(out[column].dtype) in ("string", "str"):
             out[column] = out[column].map(csv_cell).astype(out[column].dtype)
+        elif str(out[column].dtype) == "category":  # the audit's coded tables (csv_cell is 1:1)
+            out[column] = out[column].cat.rename_categories(csv_cell)
     out.columns = [csv_cell(str(c)) for c in out.columns]
     return out
 
