@@ -368,7 +368,7 @@ def test_project_plan_and_before_after_table():
     )  # fmt: skip
     assert outcome.project_plan(frame, rows)["tags"].tolist() == [["a"], ["a"]]
     assert frame["tags"].tolist() == [["a"], ["b"]]  # pure
-    table = helpers.before_after_table({"split_pairs": 2}, {"split_pairs": 0})
+    table = helpers.compare_summaries({"split_pairs": 2}, {"split_pairs": 0})
     assert table.to_dict("records") == [
         {"metric": "split_pairs", "before": 2, "after": 0, "change": -2}
     ]

@@ -102,7 +102,7 @@ def figure_title(fig: Figure) -> str:
     return ""
 
 
-def drift_table(drift: pd.DataFrame) -> pd.DataFrame:
+def changed_opportunities(drift: pd.DataFrame) -> pd.DataFrame:
     """The opportunities that changed since the snapshot (empty: no drift)."""
     if drift.empty or "changed" not in drift.columns:
         return drift
@@ -119,11 +119,11 @@ def apply_overview(result: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item", "value"]).astype({"value": "object"})
 
 
-def before_after_table(before: Mapping[str, Any], after: Mapping[str, Any]) -> pd.DataFrame:
+def compare_summaries(before: Mapping[str, Any], after: Mapping[str, Any]) -> pd.DataFrame:
     """Two summaries side by side, with the change.
 
     Example:
-        >>> before_after_table({"split_pairs": 5}, {"split_pairs": 0}).to_dict("records")
+        >>> compare_summaries({"split_pairs": 5}, {"split_pairs": 0}).to_dict("records")
         [{'metric': 'split_pairs', 'before': 5, 'after': 0, 'change': -5}]
     """
     keys = list(dict.fromkeys([*before, *after]))

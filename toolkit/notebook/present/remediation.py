@@ -125,7 +125,7 @@ def skipped_table(plan: Any) -> Any:
 def drift_table(drift: pd.DataFrame) -> Any:
     """The plan's opportunities that changed since the snapshot; "none" when none did."""
     return table(
-        helpers.drift_table(drift),
+        helpers.changed_opportunities(drift),
         empty="none: no opportunity of the plan changed since the snapshot",
     )
 
@@ -149,7 +149,7 @@ def verify_table(residual: pd.DataFrame, result: Any) -> Any:
 
 def before_after_table(before: Mapping[str, Any], after: Mapping[str, Any]) -> Any:
     """The two summaries side by side, with the change."""
-    frame = helpers.before_after_table(before, after)
+    frame = helpers.compare_summaries(before, after)
     return table(frame.assign(metric=frame["metric"].map(_words)), visible=())
 
 
