@@ -98,17 +98,23 @@ def csv_uncell(value: Any) -> Any:
 def csv_safe_frame(frame: Any) -> Any:
     """A copy of a DataFrame whose text cells (and column names) pass `csv_cell`.
 
-    Numeric columns are left alone (a negative number is a number, not a formula).
+    Numeric columns are left alone (a negative number is a number, not a formula); categorical
+    columns (the audit's ids and tags) have their categories escaped (`csv_cell` is one-to-one,
+    so they stay distinct).
 
     Example:
         >>> import pandas as pd
         >>> f = pd.DataFrame({"tag": ["=cmd", "ok"], "n": [-1, 2]})
         >>> csv_safe_frame(f).to_dict("list")
         {'tag': ["'=cmd", 'ok'], 'n': [-1, 2]}
+        >>> csv_safe_frame(f.astype({"tag": "category"}))["tag"].tolist()
+        ["'=cmd", 'ok']
     """
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object or str(out[column].dtype) in ("string", "str"):
+        if str(out[column].dtype) == "category":
+            out[column] = out[column].cat.rename_categories(csv_cell)
+        elif out[column].dtype == object or str(out[column].dtype) in ("string", "str"):
             out[column] = out[column].map(csv_cell).astype(out[column].dtype)
     out.columns = [csv_cell(str(c)) for c in out.columns]
     return out
