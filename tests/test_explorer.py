@@ -203,6 +203,18 @@ def test_lever_strings_are_escaped_in_every_view():
     assert ex.grid_table().loc["<script>alert(2)</script> (ca)", evil] == 0.5
 
 
+def test_a_dollar_tag_is_shown_as_typed_not_typeset():
+    frame = _frame()
+    math = "$x^{2}$ skills"
+    frame.at[0, "tags"] = ["Python", math]
+    ex = TagExplorer(frame, tags=["Python", math])
+    for view in (ex.grid_view, ex.stats_view, ex.plan_view, ex.status):
+        # JupyterLab's MathJax skips these classes, so `$...$` stays text
+        assert view.value.startswith('<div class="tex2jax_ignore mathjax_ignore">'), view.value
+        assert view.value.endswith("</div>")
+    assert "$x^{2}$ skills" in ex.status.value
+
+
 def test_the_grid_is_paged():
     rows = [
         (f"o{i}-{j}", f"c{i:03d}", ["Python"] if j == 0 else [], False, f"P{i:03d}", "x@y")

@@ -100,7 +100,9 @@ def csv_uncell(value: Any) -> Any:
 def csv_safe_frame(frame: Any) -> Any:
     """A copy of a DataFrame whose text cells (and column names) pass `csv_cell`.
 
-    Numeric columns are left alone (a negative number is a number, not a formula).
+    Numeric columns are left alone (a negative number is a number, not a formula); categorical
+    columns (the audit's ids and tags) have their categories escaped (`csv_cell` is one-to-one,
+    so they stay distinct).
 
     Example:
         >>> import pandas as pd
@@ -112,10 +114,10 @@ def csv_safe_frame(frame: Any) -> Any:
     """
     out = frame.copy()
     for column in out.columns:
-        if out[column].dtype == object or str(out[column].dtype) in ("string", "str"):
-            out[column] = out[column].map(csv_cell).astype(out[column].dtype)
-        elif str(out[column].dtype) == "category":  # the audit's coded tables (csv_cell is 1:1)
+        if str(out[column].dtype) == "category":
             out[column] = out[column].cat.rename_categories(csv_cell)
+        elif out[column].dtype == object or str(out[column].dtype) in ("string", "str"):
+            out[column] = out[column].map(csv_cell).astype(out[column].dtype)
     out.columns = [csv_cell(str(c)) for c in out.columns]
     return out
 

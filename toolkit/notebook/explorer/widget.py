@@ -82,6 +82,10 @@ def filter_frame(
 
 # -- the index (built once) ---------------------------------------------------------------------
 
+NO_MATH = '<div class="tex2jax_ignore mathjax_ignore">{}</div>'
+"""Every view's HTML is wrapped in this: JupyterLab typesets `$...$` in an HTML widget with
+MathJax, and a tag such as `$x^2$` is data, to be shown as typed (MathJax skips these classes)."""
+
 
 class _Debounced:
     """Call `fn` once input has been quiet for `wait` seconds, on the kernel's event loop.
@@ -316,7 +320,7 @@ class TagExplorer(_Views):
 
     def _render_grid(self) -> None:
         grid = self.grid_table()
-        self.grid_view.value = (
+        self.grid_view.value = NO_MATH.format(
             style_grid(grid).to_html()
             if not grid.empty
             else "<i>no contact matches: loosen the filters or choose other tags</i>"
@@ -343,7 +347,7 @@ class TagExplorer(_Views):
             status += "; not in the snapshot: " + ", ".join(
                 html.escape(t) for t in self.unknown_tags
             )
-        self.status.value = status
+        self.status.value = NO_MATH.format(status)
 
     def refresh(self) -> None:
         """Redraw every view from the widgets' current values (only what is visible)."""
@@ -360,8 +364,11 @@ class TagExplorer(_Views):
                     "choose tags to see theirs</small></p>"
                 )
         counts = {c: "{:,}".format for c in STATS_COLUMNS[1:] if c != "split_rate"}
-        self.stats_view.value = note + stats.to_html(
-            index=False, escape=True, formatters={**counts, "split_rate": "{:.0%}".format}
+        self.stats_view.value = NO_MATH.format(
+            note
+            + stats.to_html(
+                index=False, escape=True, formatters={**counts, "split_rate": "{:.0%}".format}
+            )
         )
         preview = self.preview()
         if preview is None:
@@ -373,7 +380,8 @@ class TagExplorer(_Views):
                 f"additions on <b>{counts['opportunities']:,}</b> opportunities in "
                 f"<b>{counts['calls']:,}</b> calls; {counts['skipped']:,} skipped.</p>"
             )
-            self.plan_view.value = head + self.plan_table().to_html(index=False, escape=True)
+            table = self.plan_table().to_html(index=False, escape=True)
+            self.plan_view.value = NO_MATH.format(head + table)
 
     def widget(self) -> widgets.VBox:
         """The explorer: filters on top, the status line, then tabs: grid, statistics, plan."""
