@@ -60,8 +60,8 @@ from toolkit.snapshot.frame import Snapshot, known_tags
 from toolkit.snapshot.store import load_snapshot, save_snapshot
 
 PERSONAL_DATA = ("none", "names", "pseudonyms")
-# Steps the notebooks call as they are (one function each), named here so that both front ends
-# find every job in this module.
+# The jobs, and the remediation steps notebook 03 calls as they are (re-exported here so that
+# both front ends find every step in this one module).
 __all__ = [
     "apply_changes",
     "audit_account",
