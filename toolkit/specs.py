@@ -10,11 +10,9 @@ and the fix, in one of two styles: ``file`` (``key 'x' must be ...; got a string
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import ConfigurationError
 from toolkit.remediate.plan import MODES
@@ -131,12 +129,13 @@ PARAMETERS = {
 PATH_PARAMETERS = tuple(k for k, v in PARAMETERS["properties"].items() if v.get("x-path"))
 INPUT_PATH_PARAMETERS = tuple(k for k, v in PARAMETERS["properties"].items() if v.get("x-input"))
 
-_FORMATS = FormatChecker(formats=())
 
-
-@_FORMATS.checks("tag")
 def _is_tag(value: object) -> bool:
     return not isinstance(value, str) or tag_problem(value) is None  # the one tag rule
+
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -178,6 +177,24 @@ def _where(path: Iterable[Any], schema: Mapping[str, Any]) -> str:
             parts.append(f"key '{step}'")
             node = node.get("properties", {}).get(step, {})
     return " ".join(parts).removesuffix(":")
+
+
+@functools.cache
+def _validator_class() -> type:
+    # jsonschema is imported on first use: its format module builds URI grammars at import
+    # (about 0.8 s), which every `lever-tags` command and every policy load would pay.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator
+
+
+@functools.cache
+def _format_checker() -> Any:
+    from jsonschema import FormatChecker  # see _validator_class: loaded on first use
+
+    checker = FormatChecker(formats=())
+    checker.checks("tag")(_is_tag)
+    return checker
 
 
 def _message(error: ValidationError, schema: Mapping[str, Any], data: Any) -> str:
@@ -229,7 +246,7 @@ def problems(data: Any, schema: Mapping[str, Any]) -> list[str]:
         >>> problems({"dry_run": "no"}, PARAMETERS)
         ["dry_run must be true or false, got str 'no'"]
     """
-    validator = Draft202012Validator(schema, format_checker=_FORMATS)
+    validator = _validator_class()(schema, format_checker=_format_checker())
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.path])
     return [_message(error, schema, data) for error in errors]
 
