@@ -18,6 +18,9 @@ from toolkit.errors import ConfigurationError
 from toolkit.remediate.plan import MODES
 from toolkit.sanitize import MAX_TAG_LENGTH, short_repr, tag_problem
 
+if TYPE_CHECKING:  # jsonschema itself loads on first use (see _validator_class)
+    from jsonschema.exceptions import ValidationError
+
 _TAG = {
     "type": "string",
     "format": "tag",
@@ -132,10 +135,6 @@ INPUT_PATH_PARAMETERS = tuple(k for k, v in PARAMETERS["properties"].items() if 
 
 def _is_tag(value: object) -> bool:
     return not isinstance(value, str) or tag_problem(value) is None  # the one tag rule
-
-
-if TYPE_CHECKING:
-    from jsonschema.exceptions import ValidationError
 
 
 def short(value: Any, limit: int = 60) -> str:
