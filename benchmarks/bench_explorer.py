@@ -61,7 +61,7 @@ def _time(action) -> float:
 
 
 def child(n: int, seed: int, repeats: int) -> dict:
-    from toolkit.explorer import TagExplorer
+    from toolkit.notebook.explorer import TagExplorer
 
     frame = build(n, seed)
     start = time.perf_counter()

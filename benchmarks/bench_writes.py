@@ -35,11 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sandbox_process import sandbox_process
 
-from toolkit.apply import apply_plan
 from toolkit.client import LeverClient
-from toolkit.plan import Plan, make_plan
+from toolkit.remediate.apply import apply_plan
+from toolkit.remediate.plan import Plan
+from toolkit.remediate.planner import make_plan
 from toolkit.sandbox import CONTACT_LEVEL_TAGS
-from toolkit.snapshot import fetch_snapshot
+from toolkit.snapshot.fetch import fetch_snapshot
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 

@@ -16,7 +16,7 @@ def is_archived(opp: dict) -> bool:
 
 
 def reference_audit(opportunities: Iterable[dict], include_archived: bool = True) -> dict:
-    """Summary, split pairs and missing assignments by DESIGN.md's definitions, with loops."""
+    """Summary, split pairs, missing assignments as docs/architecture.md defines them, by loops."""
     by_contact: dict[str, list[tuple[str, set[str]]]] = defaultdict(list)
     for opp in opportunities:
         if not include_archived and is_archived(opp):

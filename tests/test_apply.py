@@ -9,27 +9,20 @@ import pytest
 import responses
 from reference import write_log
 
-from toolkit.apply import (
-    apply_plan,
-    check_drift,
-    inverse_plan,
-    rollback,
-    verify_failures,
-    verify_on_purpose,
-    verify_plan,
-)
 from toolkit.audit import split_pairs
 from toolkit.client import LeverClient
 from toolkit.errors import AuthenticationError
-from toolkit.journal import Journal, JournalError, journal_frame, journal_summary
-from toolkit.plan import (
-    REASON_DRIFT_PRESENT,
-    REASON_DRIFT_SOURCE,
-    PlanError,
-    load_plan,
-    make_plan,
-)
-from toolkit.snapshot import fetch_snapshot
+from toolkit.remediate.apply import apply_plan
+from toolkit.remediate.drift import check_drift
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import JournalError
+from toolkit.remediate.journal_views import journal_frame, journal_summary
+from toolkit.remediate.plan import REASON_DRIFT_PRESENT, REASON_DRIFT_SOURCE, PlanError
+from toolkit.remediate.planfile import load_plan, save_plan
+from toolkit.remediate.planner import make_plan
+from toolkit.remediate.rollback import inverse_plan, rollback
+from toolkit.remediate.verify import verify_failures, verify_on_purpose, verify_plan
+from toolkit.snapshot.fetch import fetch_snapshot
 
 TAGS = ["Python", "Do not contact", "Boomerang"]
 
@@ -61,7 +54,7 @@ def world(fresh_sandbox, tmp_path):
     client = make_client(sb)
     snap = fetch_snapshot(client, progress=False)
     plan = make_plan(snap, tags=TAGS)
-    plan.save(tmp_path / "plan.csv")
+    save_plan(plan, tmp_path / "plan.csv")
     return sb, client, snap, load_plan(tmp_path / "plan.csv"), tmp_path
 
 
@@ -601,14 +594,14 @@ def test_verify_refuses_another_plans_journal(world):
 
 
 def test_drift_check_sees_a_change_made_right_after_the_snapshot(fresh_sandbox):
-    """DESIGN.md: the run checks that what it touches has not changed since the snapshot.
+    """docs/architecture.md: the run checks that what it touches has not changed since the snapshot.
 
     One record carries an updatedAt ahead of the clock (skew, an import): a change made right
     after the snapshot then has an updatedAt *below* the newest one in the data. A watermark
     taken from the newest updatedAt would miss it; the safe watermark must not.
     """
-    from toolkit.sandbox.state import now_ms
-    from toolkit.snapshot import watermark
+    from toolkit.sandbox.protocol import now_ms
+    from toolkit.snapshot.frame import watermark
 
     sb = fresh_sandbox()
     client = make_client(sb)

@@ -1,4 +1,4 @@
-"""toolkit.audit on small hand-built frames, numbers computed by hand (and a property test)."""
+"""The audit on small hand-built frames, numbers computed by hand (and a property test)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,7 @@ from toolkit.audit import (
     VARIANT_COLUMNS,
     AuditResult,
     considered,
-    contact_level_evidence,
-    coverage_grid,
     explode_tags,
-    looks_posting_derived,
     missing_assignments,
     normalize_tag,
     run_audit,
@@ -34,6 +31,8 @@ from toolkit.audit import (
     tag_statistics,
     tag_variants,
 )
+from toolkit.audit.coverage import coverage_grid
+from toolkit.audit.evidence import contact_level_evidence, looks_posting_derived
 
 
 def make_frame(rows: list[tuple]) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from toolkit import audit
+from toolkit.audit import engine
 
 
 def random_frame(seed: int, n: int = 2500) -> pd.DataFrame:
@@ -59,7 +60,7 @@ def expected_tables(frame: pd.DataFrame) -> tuple[list[tuple], list[tuple]]:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("block", [7, 1 << 21])
 def test_coded_tables_equal_the_plain_tables(seed, block, monkeypatch):
-    monkeypatch.setattr(audit, "MISSING_BLOCK", block)  # many small blocks, and one
+    monkeypatch.setattr(engine, "MISSING_BLOCK", block)  # many small blocks, and one
     frame = random_frame(seed)
     result = audit.run_audit(frame)
     pairs, missing = expected_tables(frame)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from toolkit import charts
+from toolkit.notebook import charts
 
 LONG = "Senior Software Engineer, Platform Infrastructure (Remote - EMEA)"
 LONG2 = "Senior Software Engineer, Platform Infrastructure (Remote - Americas)"

@@ -16,7 +16,9 @@ import pytest
 import requests
 import responses
 
-from toolkit.client import MAX_LISTING_RESTARTS, LeverClient, parse_retry_after
+from toolkit.client.http import parse_retry_after
+from toolkit.client.lever import MAX_LISTING_RESTARTS, LeverClient
+from toolkit.client.ratelimit import TokenBucket
 from toolkit.errors import (
     AuthenticationError,
     BadRequestError,
@@ -30,7 +32,6 @@ from toolkit.errors import (
     ServerError,
     UnexpectedResponseError,
 )
-from toolkit.ratelimit import TokenBucket
 
 BASE = "https://lever.test/v1"
 OPPS = f"{BASE}/opportunities"
@@ -317,7 +318,8 @@ def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> N
 def test_429_without_headers_backs_off_exponentially_up_to_backoff_max(
     rsps, make, sleep, monkeypatch
 ) -> None:
-    monkeypatch.setattr("toolkit.client.random.uniform", lambda lo, hi: hi)  # worst-case jitter
+    worst_jitter = lambda lo, hi: hi  # noqa: E731
+    monkeypatch.setattr("toolkit.client.lever.random.uniform", worst_jitter)
     for _ in range(5):
         rsps.get(f"{OPPS}/o1", status=429)
     rsps.get(f"{OPPS}/o1", json={"data": {"id": "o1"}})
@@ -431,7 +433,7 @@ def test_a_retry_after_beyond_the_budget_gives_up_at_once(rsps, make, sleep) -> 
 
 
 def test_backoff_is_cut_to_the_remaining_budget(rsps, make, sleep, monkeypatch) -> None:
-    monkeypatch.setattr("toolkit.client.random.uniform", lambda lo, hi: hi)
+    monkeypatch.setattr("toolkit.client.lever.random.uniform", lambda lo, hi: hi)
     rsps.get(f"{OPPS}/o1", status=503)
     client = make(max_attempts=10, max_retry_seconds=3.0, backoff_base=2.0, backoff_max=30)
     with pytest.raises(ServerError):
@@ -759,7 +761,7 @@ def test_iter_users_without_email(rsps, make) -> None:
 
 
 def test_stats_after_a_scripted_sequence(rsps, make, sleep, monkeypatch) -> None:
-    monkeypatch.setattr("toolkit.client.random.uniform", lambda lo, hi: 0.25)
+    monkeypatch.setattr("toolkit.client.lever.random.uniform", lambda lo, hi: 0.25)
     url = f"{OPPS}/o1"
     rsps.get(url, status=429, headers={"Retry-After": "2"})
     rsps.get(url, status=503)

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from toolkit import audit
-from toolkit.explorer import TagExplorer, _Debounced, filter_frame, style_grid
-from toolkit.plan import make_plan
+from toolkit.notebook.explorer import TagExplorer, _Debounced, filter_frame, style_grid
 from toolkit.policy import Policy
-from toolkit.snapshot import frame_from_opportunities
+from toolkit.remediate.planner import make_plan
+from toolkit.snapshot.frame import frame_from_opportunities
 
 
 def _frame() -> pd.DataFrame:

@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from toolkit.apply import apply_plan
 from toolkit.audit import missing_assignments
 from toolkit.client import LeverClient
-from toolkit.plan import make_plan
+from toolkit.remediate.apply import apply_plan
+from toolkit.remediate.planner import make_plan
 from toolkit.sandbox import CONTACT_LEVEL_TAGS
-from toolkit.snapshot import fetch_snapshot
+from toolkit.snapshot.fetch import fetch_snapshot
 
 TAGS = list(CONTACT_LEVEL_TAGS)
 

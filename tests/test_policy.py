@@ -8,7 +8,7 @@ import pytest
 
 import toolkit.policy as policy_module
 from toolkit.errors import ConfigurationError
-from toolkit.policy import Policy, load_policy, save_policy, unknown_tags_warnings
+from toolkit.policy import Policy, load_policy, policy_tag_warnings, save_policy
 
 GOOD = """\
 version: 1
@@ -151,20 +151,20 @@ def test_from_dict_uses_given_source():
         Policy.from_dict({"include_archived": "no"}, source="batch.yaml")
 
 
-def test_unknown_tags_warnings():
+def test_policy_tag_warnings():
     policy = Policy(
         contact_level=("python", "Boomerang", "Do not contact "),
         never_touch=("Ful-time", "Zzz"),
     )
     known = ["Python", "PYTHON", "Boomerang", "Do not contact", "Full-time", "Go"]
-    warnings = unknown_tags_warnings(policy, known)
+    warnings = policy_tag_warnings(policy, known)
     assert len(warnings) == 4
     assert warnings[0].startswith("policy tag 'python' (contact_level)")
     assert "'PYTHON'" in warnings[0] and "'Python'" in warnings[0]
     assert "'Do not contact'" in warnings[1]
     assert "(never_touch)" in warnings[2] and "'Full-time'" in warnings[2]
     assert warnings[3].endswith("no close match")
-    assert unknown_tags_warnings(Policy(contact_level=("Go",)), known) == []
+    assert policy_tag_warnings(Policy(contact_level=("Go",)), known) == []
 
 
 def test_doctests():

@@ -1,7 +1,8 @@
 """What a person sees in a report: headline, tables for people, visible tags, fonts, batch index.
 
-Unit tests of `toolkit.present`, `toolkit.charts` (fonts, labels, alt text) and
-`toolkit.batch_index`; the notebooks' HTML in a browser is `tests/browser/test_reports_browser.py`.
+Unit tests of `toolkit.notebook.present`, `toolkit.notebook.charts` (fonts, labels, alt text) and
+`toolkit.notebook.batch_index`; the notebooks' HTML in a browser is
+`tests/browser/test_reports_browser.py`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit import batch_index, charts, present, reports
 from toolkit.audit import run_audit
-from toolkit.plan import make_plan
+from toolkit.audit.report import focus_summary
+from toolkit.notebook import batch as batch_files
+from toolkit.notebook import batch_index, charts, execute, helpers, present
+from toolkit.remediate.plan import nothing_planned
+from toolkit.remediate.planner import make_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = SimpleNamespace(
@@ -123,8 +127,8 @@ def test_headline_with_a_policy_counts_the_contact_level_tags_like_the_heatmap()
     block = present.headline_audit(result, POLICY)
     text = block.parts[0].text
     all_split = result.summary["split_contacts"]
-    focus = present.focus_summary(result, POLICY)
-    heat = reports.focus_coverage(result.coverage, POLICY)
+    focus = focus_summary(result, POLICY)
+    heat = helpers.focus_coverage(result.coverage, POLICY)
     heat_contacts = heat.loc[
         (heat["with_tag"] > 0) & (heat["with_tag"] < heat["opportunities"]), "contact_id"
     ].nunique()
@@ -158,7 +162,7 @@ def test_run_lines_are_whole_not_cut_at_50_characters():
 
 
 def test_empty_plan_says_nothing_to_do_and_draws_no_chart(tmp_path):
-    plan = reports.make_plan(_frame())  # no tags, no policy: the notebook's defaults
+    plan = nothing_planned()  # no tags, no policy: the notebook's defaults
     head = present.headline_remediation(plan, None, {}, {})
     assert head.parts[0].text.startswith("Nothing to do")
     shown = present.plan_chart(plan, tmp_path)
@@ -224,7 +228,7 @@ def test_heatmap_cell_labels_are_readable(tmp_path):
 
 def test_chart_alt_text_says_what_the_chart_shows(tmp_path):
     stats = pd.DataFrame({"tag": ["Python", "Go"], "split_contacts": [7, 3]})
-    image = reports.keep_figure(charts.split_contacts_bar(stats), "x", tmp_path)
+    image = helpers.keep_figure(charts.split_contacts_bar(stats), "x", tmp_path)
     assert image.alt.startswith("Tags with the most split contacts")
     assert "Python: 7" in image.alt and "Go: 3" in image.alt
     empty = charts.plan_counts_bar(pd.DataFrame(columns=["opportunity_id", "op", "tag"]))
@@ -253,7 +257,7 @@ def test_cjk_tags_draw_with_the_fallback_fonts_or_are_reported():
     assert _render("数据科学", ["DejaVu Sans"])  # matplotlib itself sees the missing glyphs
     assert charts.missing_glyphs(["数据科学", "Python"], ["DejaVu Sans"]) == set("数据科学")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(charts, "font_families", lambda *a: ["DejaVu Sans"])
+        mp.setattr(charts.base, "font_families", lambda *a: ["DejaVu Sans"])
         note = present.glyph_notice(["数据科学", "Python"])
     assert note is not None and note.kind == "warning"
     assert "数据科学" in note.text and "fonts-noto-cjk" in note.text
@@ -276,11 +280,11 @@ def test_save_figure_reports_glyphs_instead_of_warning(tmp_path):
 # -- batch index: key numbers and trend ----------------------------------------------------------
 
 
-def _run(tmp_path: Path, name: str, notebook: str, data: dict, kind: str) -> reports.RunResult:
+def _run(tmp_path: Path, name: str, notebook: str, data: dict, kind: str) -> execute.RunResult:
     folder = tmp_path / name
     folder.mkdir(parents=True)
     (folder / f"{kind}.json").write_text(json.dumps(data))
-    return reports.RunResult(name=name, notebook=Path(notebook), folder=folder)
+    return execute.RunResult(name=name, notebook=Path(notebook), folder=folder)
 
 
 def test_batch_index_shows_key_numbers_and_the_trend(tmp_path):
@@ -304,12 +308,12 @@ def test_batch_index_shows_key_numbers_and_the_trend(tmp_path):
             "summary",
         ),
     ]
-    reports.write_runs_csv(results, batch / "runs.csv")
+    batch_files.write_runs_csv(results, batch / "runs.csv")
     rows = pd.read_csv(batch / "runs.csv", keep_default_na=False, dtype=str)
     assert rows["contact_level_split_pairs"].tolist() == ["74", "", "0"]
     assert rows["written"].tolist() == ["", "126", ""]
     assert rows["failed_writes"].tolist() == ["", "2", ""]
-    page = reports.write_index_html(results, batch / "index.html").read_text()
+    page = batch_files.write_index_html(results, batch / "index.html").read_text()
     assert "74 (contact-level)" in page and "126 of 128" in page
     assert "this batch: 02-audit-report.ipynb" in page
     assert "audit-before: 74 → audit-after: 0" in page and "▼ 74" in page
@@ -319,7 +323,7 @@ def test_batch_index_shows_key_numbers_and_the_trend(tmp_path):
     again = [_run(later, "audit-before", audit_nb, {"split_pairs": 5, "policy": policy}, "summary")]
     history = batch_index.batch_history(later, "batch-demo")
     assert {r["name"] for r in history} == {"audit-before", "apply", "audit-after"}
-    page = reports.write_index_html(again, later / "index.html", history=history).read_text()
+    page = batch_files.write_index_html(again, later / "index.html", history=history).read_text()
     assert "audit-before over batches" in page
     assert "20260101T000000Z: 74 → this batch: 74" in page and "no change" in page
 
@@ -389,6 +393,6 @@ def test_run_kernels_log_only_critical_so_shutdown_noise_stays_out(tmp_path):
             }
         )
     )
-    result = reports.run_notebook(nb, {}, tmp_path / "out")
+    result = execute.run_notebook(nb, {}, tmp_path / "out")
     assert result.ok, result.error_message
     assert "level 50" in result.executed_path.read_text(encoding="utf-8")  # logging.CRITICAL

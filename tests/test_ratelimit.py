@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from toolkit.ratelimit import TokenBucket
+from toolkit.client.ratelimit import TokenBucket
 
 
 class FakeClock:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from toolkit.cli import main
-from toolkit.journal import Journal, journal_summary
-from toolkit.plan import load_plan
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_views import journal_summary
+from toolkit.remediate.planfile import load_plan
 
 
 @pytest.fixture

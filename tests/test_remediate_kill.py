@@ -14,9 +14,10 @@ import pytest
 from reference import write_log
 
 from toolkit.client import LeverClient
-from toolkit.journal import journal_frame, journal_summary
-from toolkit.plan import load_plan, make_plan
-from toolkit.snapshot import fetch_snapshot
+from toolkit.remediate.journal_views import journal_frame, journal_summary
+from toolkit.remediate.planfile import load_plan, save_plan
+from toolkit.remediate.planner import make_plan
+from toolkit.snapshot.fetch import fetch_snapshot
 
 TAGS = ["Python", "Do not contact", "Boomerang", "Go"]
 
@@ -46,7 +47,7 @@ def test_kill_9_then_resume(fresh_sandbox, tmp_path):
     sb = fresh_sandbox(latency_ms=50)
     client = LeverClient(sb.base_url, api_key=sb.api_key, rate=1000, burst=1000)
     plan = make_plan(fetch_snapshot(client, progress=False), tags=TAGS)
-    plan.save(tmp_path / "plan.csv")
+    save_plan(plan, tmp_path / "plan.csv")
     plan = load_plan(tmp_path / "plan.csv")
     groups = len(plan.calls())
     assert groups >= 40
@@ -104,7 +105,7 @@ def planned(fresh_sandbox, tmp_path):
     """A sandbox with a little latency, a saved propagate plan, and the apply command line."""
     sb = fresh_sandbox(latency_ms=20)
     client = LeverClient(sb.base_url, api_key=sb.api_key, rate=1000, burst=1000)
-    make_plan(fetch_snapshot(client, progress=False), tags=TAGS).save(tmp_path / "plan.csv")
+    save_plan(make_plan(fetch_snapshot(client, progress=False), tags=TAGS), tmp_path / "plan.csv")
     plan = load_plan(tmp_path / "plan.csv")
     journal = tmp_path / "j.sqlite"
     argv = [sys.executable, "-m", "toolkit.cli", "apply", str(tmp_path / "plan.csv"), "--yes"]

@@ -1,4 +1,4 @@
-"""toolkit.reports and the report/batch commands, on small notebooks built here.
+"""toolkit.notebook.helpers and the report/batch commands, on small notebooks built here.
 
 The project's own notebooks are exercised against a sandbox in test_notebooks.py; these tests pin
 down the machinery: folders, HTML export, failure naming, parameter checks, batches, the
@@ -16,9 +16,14 @@ import nbformat
 import pandas as pd
 import pytest
 
-from toolkit import reports
+from toolkit import config, workflows
 from toolkit.cli import main
 from toolkit.errors import ConfigurationError
+from toolkit.notebook import batch, execute, helpers, secrets
+from toolkit.notebook import params as nb_params
+from toolkit.remediate import outcome
+from toolkit.snapshot.frame import Snapshot, frame_from_opportunities
+from toolkit.snapshot.store import save_snapshot
 
 FOLDER_NAME = re.compile(r"^\d{8}T\d{6}Z-[A-Za-z0-9._-]+$")
 
@@ -42,7 +47,7 @@ def _notebook(path: Path, *cells: str, params: str = 'x: int = 1  # a number\nna
 def ok_notebook(tmp_path: Path) -> Path:
     return _notebook(
         tmp_path / "ok.ipynb",
-        "import json\nimport pandas as pd\nfrom toolkit import charts, reports",
+        "import json\nimport pandas as pd\nfrom toolkit.notebook import charts, helpers as reports",
         "UNIQUE_SOURCE_MARKER = 1\n"
         "charts.split_contacts_bar(pd.DataFrame({'tag': ['a', 'b'], 'split_contacts': [x, 2]}))",
         "open('result.json', 'w').write(json.dumps({'x': x, 'name': name}))\n"
@@ -70,7 +75,7 @@ def _no_credential(monkeypatch):
 
 
 def test_check_parameters_accepts_good_values():
-    p = reports.check_parameters(
+    p = nb_params.check_parameters(
         dry_run=False, max_changes=0, tags=["Python"], mode="rename", renames={"py": "Python"}
     )
     assert p.dry_run is False and p["max_changes"] == 0
@@ -93,7 +98,7 @@ def test_check_parameters_accepts_good_values():
 )
 def test_check_parameters_one_clear_error(params, fragment):
     with pytest.raises(ConfigurationError) as err:
-        reports.check_parameters(**params)
+        nb_params.check_parameters(**params)
     message = str(err.value)
     assert message.startswith("bad notebook parameter: ")
     assert fragment in message
@@ -101,40 +106,40 @@ def test_check_parameters_one_clear_error(params, fragment):
 
 
 def test_coerce_parameter_from_cli_text():
-    assert reports.coerce_parameter("10", "int") == 10
-    assert reports.coerce_parameter("false", "bool") is False
-    assert reports.coerce_parameter("[a, b]", "list") == ["a", "b"]
-    assert reports.coerce_parameter("Python", "list") == ["Python"]
-    assert reports.coerce_parameter("007", "str") == "007"
-    assert reports.coerce_parameter("{a: b}", "dict") == {"a": "b"}
+    assert nb_params.coerce_parameter("10", "int") == 10
+    assert nb_params.coerce_parameter("false", "bool") is False
+    assert nb_params.coerce_parameter("[a, b]", "list") == ["a", "b"]
+    assert nb_params.coerce_parameter("Python", "list") == ["Python"]
+    assert nb_params.coerce_parameter("007", "str") == "007"
+    assert nb_params.coerce_parameter("{a: b}", "dict") == {"a": "b"}
 
 
 def test_validate_run_parameters_before_any_kernel(ok_notebook):
-    assert reports.validate_run_parameters(ok_notebook, {"x": "5"}) == {"x": 5}
+    assert nb_params.validate_run_parameters(ok_notebook, {"x": "5"}) == {"x": 5}
     with pytest.raises(ConfigurationError, match="has no parameter nope"):
-        reports.validate_run_parameters(ok_notebook, {"nope": 1})
+        nb_params.validate_run_parameters(ok_notebook, {"nope": 1})
     with pytest.raises(ConfigurationError, match="x must be int, got str 'zz'"):
-        reports.validate_run_parameters(ok_notebook, {"x": "zz"})
+        nb_params.validate_run_parameters(ok_notebook, {"x": "zz"})
 
 
 def test_project_notebooks_declare_every_parameter_line():
     """papermill must parse every line of each parameters cell (an '=' in a comment breaks it)."""
-    for path in sorted(reports.config.NOTEBOOKS_DIR.glob("*.ipynb")):
+    for path in sorted(config.NOTEBOOKS_DIR.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         lines = [ln for ln in cell.source.splitlines() if ln.strip()]
-        declared = reports.notebook_parameters(path)
+        declared = nb_params.notebook_parameters(path)
         assert len(declared) == len(lines), path.name
         for name in declared:
-            assert name in reports.PARAMETER_SPEC, f"{path.name}: {name} is not checked"
+            assert name in nb_params.PARAMETER_SPEC, f"{path.name}: {name} is not checked"
 
 
 def test_resolve_notebook_by_alias_stem_and_path(ok_notebook):
-    assert reports.resolve_notebook("remediate").name == "03-remediate.ipynb"
-    assert reports.resolve_notebook("02-audit-report").name == "02-audit-report.ipynb"
-    assert reports.resolve_notebook(ok_notebook) == ok_notebook.resolve()
+    assert nb_params.resolve_notebook("remediate").name == "03-remediate.ipynb"
+    assert nb_params.resolve_notebook("02-audit-report").name == "02-audit-report.ipynb"
+    assert nb_params.resolve_notebook(ok_notebook) == ok_notebook.resolve()
     with pytest.raises(ConfigurationError, match="no such notebook"):
-        reports.resolve_notebook("nope")
+        nb_params.resolve_notebook("nope")
 
 
 # -- single runs --------------------------------------------------------------------------------
@@ -142,7 +147,7 @@ def test_resolve_notebook_by_alias_stem_and_path(ok_notebook):
 
 @pytest.mark.notebook
 def test_run_notebook_folder_html_and_artifacts(ok_notebook, tmp_path):
-    result = reports.run_notebook(ok_notebook, {"x": 5}, tmp_path / "reports")
+    result = execute.run_notebook(ok_notebook, {"x": 5}, tmp_path / "reports")
     assert result.ok, result.error_message
     assert result.folder.parent == tmp_path / "reports"
     assert FOLDER_NAME.match(result.folder.name) and result.folder.name.endswith("-ok")
@@ -159,8 +164,8 @@ def test_run_notebook_folder_html_and_artifacts(ok_notebook, tmp_path):
 
 @pytest.mark.notebook
 def test_failure_names_the_cell_and_keeps_the_partial_notebook(bad_notebook, tmp_path):
-    result = reports.run_notebook(bad_notebook, {"name": "zz"}, tmp_path, name="broken")
-    assert result.status == reports.FAILED
+    result = execute.run_notebook(bad_notebook, {"name": "zz"}, tmp_path, name="broken")
+    assert result.status == execute.FAILED
     assert result.error_cell is not None
     assert "raise ValueError(f'boom {name}')" in result.error_message
     assert "ValueError: boom zz" in result.error_message
@@ -176,8 +181,8 @@ def test_credential_in_a_produced_file_fails_loudly_and_is_redacted(tmp_path, mo
     secret = "sk-test-0123456789abcdef"
     monkeypatch.setenv("LEVER_API_KEY", secret)
     leaky = _notebook(tmp_path / "leaky.ipynb", "import os\nprint(os.environ['LEVER_API_KEY'])")
-    with pytest.raises(reports.SecretLeakError) as err:
-        reports.run_notebook(leaky, {}, tmp_path / "out")
+    with pytest.raises(secrets.SecretLeakError) as err:
+        execute.run_notebook(leaky, {}, tmp_path / "out")
     assert secret not in str(err.value)
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file():
@@ -188,20 +193,20 @@ def test_credential_as_a_parameter_value_is_refused(ok_notebook, tmp_path, monke
     monkeypatch.setenv("LEVER_API_KEY", "sk-test-0123456789abcdef")
     ok_notebook_with_str = _notebook(tmp_path / "s.ipynb", "pass", params='name: str = ""')
     with pytest.raises(ConfigurationError, match="contains the Lever credential"):
-        reports.run_notebook(ok_notebook_with_str, {"name": "sk-test-0123456789abcdef"}, tmp_path)
+        execute.run_notebook(ok_notebook_with_str, {"name": "sk-test-0123456789abcdef"}, tmp_path)
     assert not list(tmp_path.glob("*-s"))  # refused before any folder or kernel
 
 
 def test_resolve_output_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert reports.resolve_output_dir("") == tmp_path  # papermill's cwd: the run folder
-    assert reports.resolve_output_dir(str(tmp_path / "x")) == tmp_path / "x"
-    monkeypatch.chdir(reports.config.NOTEBOOKS_DIR)
-    monkeypatch.setattr(reports.config, "REPORTS_DIR", tmp_path / "reports")
-    monkeypatch.setattr(reports, "_INTERACTIVE_DIR", None)
-    first = reports.resolve_output_dir("")
+    assert nb_params.resolve_output_dir("") == tmp_path  # papermill's cwd: the run folder
+    assert nb_params.resolve_output_dir(str(tmp_path / "x")) == tmp_path / "x"
+    monkeypatch.chdir(config.NOTEBOOKS_DIR)
+    monkeypatch.setattr(config, "REPORTS_DIR", tmp_path / "reports")
+    monkeypatch.setattr(nb_params, "_INTERACTIVE_DIR", None)
+    first = nb_params.resolve_output_dir("")
     assert first.parent == tmp_path / "reports" and first.name.endswith("-interactive")
-    assert reports.resolve_output_dir("") == first  # one folder per session
+    assert nb_params.resolve_output_dir("") == first  # one folder per session
 
 
 # -- batches ------------------------------------------------------------------------------------
@@ -215,8 +220,8 @@ def _write(path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("runs: [\n", "bad YAML at line"),
-        ("- a\n", "expected a mapping"),
+        ("runs: [\n", "YAML syntax error at line"),
+        ("- a\n", "must be a mapping"),
         ("runs: []\n", "'runs' must be a non-empty list"),
         ("runs: [{name: a, notebook: audit}]\nextra: 1\n", "unknown key extra"),
         ("runs: [{name: a, notebook: audit, params: {}}]\n", "unknown key params"),
@@ -234,13 +239,13 @@ def _write(path: Path, text: str) -> Path:
 def test_load_batch_errors_are_one_line(tmp_path, text, fragment):
     path = _write(tmp_path / "runs.yaml", text)
     with pytest.raises(ConfigurationError) as err:
-        reports.load_batch(path)
+        batch.load_batch(path)
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
 
 
 def test_batch_groups_consecutive_read_only_runs(tmp_path):
-    spec = reports.load_batch(
+    spec = batch.load_batch(
         _write(
             tmp_path / "runs.yaml",
             "parallel_audits: 2\nruns:\n"
@@ -248,9 +253,9 @@ def test_batch_groups_consecutive_read_only_runs(tmp_path):
             "  - {name: r, notebook: remediate}\n  - {name: a3, notebook: audit}\n",
         )
     )
-    groups = reports._groups(spec.runs, spec.parallel_audits)
+    groups = batch._groups(spec.runs, spec.parallel_audits)
     assert [[r.name for r in g] for g in groups] == [["a1", "a2"], ["r"], ["a3"]]
-    assert [[r.name for r in g] for g in reports._groups(spec.runs, 1)] == [
+    assert [[r.name for r in g] for g in batch._groups(spec.runs, 1)] == [
         ["a1"],
         ["a2"],
         ["r"],
@@ -344,12 +349,13 @@ def test_repeated_parameter_collects_a_list():
 # -- notebook helpers ---------------------------------------------------------------------------
 
 
-def test_make_plan_without_tags_is_empty_not_an_error():
-    frame = pd.DataFrame(
-        {"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"], "tags": [["a"], []]}
+def test_make_plan_without_tags_is_empty_not_an_error(tmp_path):
+    frame = frame_from_opportunities(
+        [{"id": "o1", "contact": "c", "tags": ["a"]}, {"id": "o2", "contact": "c"}]
     )
-    plan = reports.make_plan(frame)
-    assert plan.rows.empty and plan.meta["note"] == "no tags chosen"
+    snap = save_snapshot(Snapshot(frame), tmp_path / "s.parquet")
+    run = workflows.plan_changes(tmp_path / "plan.csv", snapshot_path=snap, allow_nothing=True)
+    assert run.plan.rows.empty and run.plan.meta["note"] == "no tags chosen"
 
 
 def test_project_plan_and_before_after_table():
@@ -360,22 +366,22 @@ def test_project_plan_and_before_after_table():
         {"opportunity_id": ["o2", "o2"], "contact_id": ["c", "c"], "op": ["add", "remove"],
          "tag": ["a", "b"]}
     )  # fmt: skip
-    assert reports.project_plan(frame, rows)["tags"].tolist() == [["a"], ["a"]]
+    assert outcome.project_plan(frame, rows)["tags"].tolist() == [["a"], ["a"]]
     assert frame["tags"].tolist() == [["a"], ["b"]]  # pure
-    table = reports.before_after_table({"split_pairs": 2}, {"split_pairs": 0})
+    table = helpers.compare_summaries({"split_pairs": 2}, {"split_pairs": 0})
     assert table.to_dict("records") == [
         {"metric": "split_pairs", "before": 2, "after": 0, "change": -2}
     ]
 
 
 def test_write_runs_csv_and_index_escape_html(tmp_path):
-    res = reports.RunResult(
-        name="r<1>", notebook=Path("x.ipynb"), folder=tmp_path / "r", status=reports.FAILED
+    res = execute.RunResult(
+        name="r<1>", notebook=Path("x.ipynb"), folder=tmp_path / "r", status=execute.FAILED
     )
     res.error_message = "cell 3: <script>alert(1)</script>"
-    page = reports.write_index_html([res], tmp_path / "index.html").read_text()
+    page = batch.write_index_html([res], tmp_path / "index.html").read_text()
     assert "<script>" not in page and "&lt;script&gt;" in page
-    reports.write_runs_csv([res], tmp_path / "runs.csv")
+    batch.write_runs_csv([res], tmp_path / "runs.csv")
     assert "failed" in (tmp_path / "runs.csv").read_text()
 
 
@@ -403,12 +409,12 @@ def test_scan_catches_the_key_in_every_form_and_redacts_it(tmp_path, name, text)
     path.write_text(text, encoding="utf-8")
     clean = tmp_path / "clean.txt"
     clean.write_text("the Authorization header is never written; Basic auth is used", "utf-8")
-    assert reports.scan_for_secrets(tmp_path, [SCAN_KEY]) == [path]
+    assert secrets.scan_for_secrets(tmp_path, [SCAN_KEY]) == [path]
     data = path.read_bytes()
     assert b"[redacted]" in data
     for needle in (SCAN_KEY.encode(), _B64.encode()):
         assert needle not in data
-    assert reports.scan_for_secrets(tmp_path, [SCAN_KEY]) == []  # redacted for good
+    assert secrets.scan_for_secrets(tmp_path, [SCAN_KEY]) == []  # redacted for good
 
 
 @pytest.mark.parametrize(
@@ -421,14 +427,14 @@ def test_scan_catches_the_key_in_every_form_and_redacts_it(tmp_path, name, text)
 def test_scan_matches_real_credentials_only_not_lookalikes(tmp_path, text):
     path = tmp_path / "data.csv"
     path.write_text(text, encoding="utf-8")
-    assert reports.scan_for_secrets(tmp_path, [SCAN_KEY]) == []
+    assert secrets.scan_for_secrets(tmp_path, [SCAN_KEY]) == []
     assert path.read_text(encoding="utf-8") == text
 
 
 def test_scan_covers_the_redaction_salt(tmp_path, monkeypatch):
     monkeypatch.setenv("LEVER_REDACT_SALT", "team-secret-0f3a9c2e7b1d4a65")
     (tmp_path / "a.json").write_text('{"salt": "team-secret-0f3a9c2e7b1d4a65"}', "utf-8")
-    assert reports.scan_for_secrets(tmp_path) == [tmp_path / "a.json"]
+    assert secrets.scan_for_secrets(tmp_path) == [tmp_path / "a.json"]
     assert b"team-secret" not in (tmp_path / "a.json").read_bytes()
 
 
@@ -436,7 +442,7 @@ def test_scan_covers_the_redaction_salt(tmp_path, monkeypatch):
 
 
 def _apply_result(**kw):
-    from toolkit.apply import ApplyResult
+    from toolkit.remediate.result import ApplyResult
 
     defaults = {"dry_run": False, "journal_path": "j.sqlite", "planned_changes": 4}
     return ApplyResult(**{**defaults, **kw})
@@ -451,8 +457,8 @@ def _residual(*opps: str) -> pd.DataFrame:
 
 
 def test_require_success_passes_a_dry_run_and_a_clean_apply():
-    assert reports.require_success(_apply_result(dry_run=True, failed=3), _residual("o1"))
-    assert "4 changes applied" in reports.require_success(_apply_result(applied=4), _residual())
+    assert outcome.require_success(_apply_result(dry_run=True, failed=3), _residual("o1"))
+    assert "4 changes applied" in outcome.require_success(_apply_result(applied=4), _residual())
 
 
 def test_require_success_raises_on_failed_writes_naming_the_first_error():
@@ -460,8 +466,8 @@ def test_require_success_raises_on_failed_writes_naming_the_first_error():
         {"state": ["failed", "failed"], "message": ["perform_as: unknown user bogus", "x"]}
     )
     result = _apply_result(failed=4, outcomes=outcomes)
-    with pytest.raises(reports.RemediationFailedError) as err:
-        reports.require_success(result, _residual())
+    with pytest.raises(outcome.RemediationFailedError) as err:
+        outcome.require_success(result, _residual())
     assert "4 of 4 changes failed (first: perform_as: unknown user bogus)" in str(err.value)
     assert "remediation.json" in str(err.value)
 
@@ -469,26 +475,26 @@ def test_require_success_raises_on_failed_writes_naming_the_first_error():
 def test_require_success_raises_on_rows_that_do_not_hold_except_drift_drops():
     dropped = _residual("o1").assign(reason="drift: changed since the snapshot")
     ok = _apply_result(applied=3, dropped=dropped)
-    assert reports.require_success(ok, _residual("o1"))  # dropped on purpose: fine
-    with pytest.raises(reports.RemediationFailedError, match="1 plan rows do not hold"):
-        reports.require_success(ok, _residual("o1", "o2"))
+    assert outcome.require_success(ok, _residual("o1"))  # dropped on purpose: fine
+    with pytest.raises(outcome.RemediationFailedError, match="1 plan rows do not hold"):
+        outcome.require_success(ok, _residual("o1", "o2"))
     for counts in ({"not_found": 1}, {"pending": 2}):
-        with pytest.raises(reports.RemediationFailedError):
-            reports.require_success(_apply_result(**counts), _residual())
+        with pytest.raises(outcome.RemediationFailedError):
+            outcome.require_success(_apply_result(**counts), _residual())
 
 
 # -- headless runs: no names unless asked for ---------------------------------------------------
 
 
 def test_headless_explore_is_redacted_unless_the_caller_chose():
-    explore = reports.resolve_notebook("explore")
-    assert reports.headless_defaults(explore, {}) == {"redact": True}
-    assert reports.headless_defaults(explore, {"tags": ["Go"]}) == {"tags": ["Go"], "redact": True}
-    assert reports.headless_defaults(explore, {"with_personal": True}) == {"with_personal": True}
-    assert reports.headless_defaults(explore, {"redact": False}) == {"redact": False}
-    audit = reports.resolve_notebook("audit")  # names off by default already
-    assert reports.headless_defaults(audit, {}) == {}
-    assert reports.HEADLESS_KERNEL_ENV == {"LEVER_TOOLKIT_PROGRESS": "0"}
+    explore = nb_params.resolve_notebook("explore")
+    assert execute.headless_defaults(explore, {}) == {"redact": True}
+    assert execute.headless_defaults(explore, {"tags": ["Go"]}) == {"tags": ["Go"], "redact": True}
+    assert execute.headless_defaults(explore, {"with_personal": True}) == {"with_personal": True}
+    assert execute.headless_defaults(explore, {"redact": False}) == {"redact": False}
+    audit = nb_params.resolve_notebook("audit")  # names off by default already
+    assert execute.headless_defaults(audit, {}) == {}
+    assert execute.HEADLESS_KERNEL_ENV == {"LEVER_TOOLKIT_PROGRESS": "0"}
 
 
 def test_require_success_names_the_command_that_resumes_this_run(tmp_path):
@@ -500,8 +506,8 @@ def test_require_success_names_the_command_that_resumes_this_run(tmp_path):
     result = _apply_result(
         failed=4, outcomes=outcomes, max_changes=1000, journal_path=str(folder / "journal.sqlite")
     )
-    with pytest.raises(reports.RemediationFailedError) as err:
-        reports.require_success(result, _residual(), plan)
+    with pytest.raises(outcome.RemediationFailedError) as err:
+        outcome.require_success(result, _residual(), plan)
     expected = (
         f"lever-tags apply {folder}/plan.csv --yes --journal {folder}/journal.sqlite "
         "--max-changes 1000 --retry-failed"
@@ -511,7 +517,7 @@ def test_require_success_names_the_command_that_resumes_this_run(tmp_path):
     assert "rerunning with the same journal_path resumes" not in str(err.value)
     # pending changes only (a killed run): a plain resume, refused calls need no retry
     pending = _apply_result(pending=2, journal_path=str(folder / "journal.sqlite"))
-    assert reports.resume_command(pending, plan).endswith("journal.sqlite")
+    assert outcome.resume_command(pending, plan).endswith("journal.sqlite")
 
 
 # -- report/batch paths: from the caller's folder, checked before any kernel ---------------------
@@ -523,9 +529,9 @@ def _fake_run(monkeypatch, tmp_path):
 
     def fake(notebook, parameters, out_root=None, name=None, **kw):
         calls.append(dict(parameters))
-        return reports.RunResult(name="x", notebook=Path(notebook), folder=tmp_path)
+        return execute.RunResult(name="x", notebook=Path(notebook), folder=tmp_path)
 
-    monkeypatch.setattr(reports, "run_notebook", fake)
+    monkeypatch.setattr(execute, "run_notebook", fake)
     return calls
 
 
@@ -569,7 +575,7 @@ def test_batch_paths_are_taken_from_the_batch_files_folder(tmp_path, monkeypatch
         "runs:\n  - name: fix\n    notebook: remediate\n"
         "    parameters: {policy_path: pol.yaml, journal_path: j.sqlite}\n",
     )
-    spec = reports.load_batch(runs)
+    spec = batch.load_batch(runs)
     assert spec.runs[0].parameters == {
         "policy_path": str(jobs / "pol.yaml"),
         "journal_path": str(jobs / "j.sqlite"),
@@ -580,8 +586,8 @@ def test_batch_paths_are_taken_from_the_batch_files_folder(tmp_path, monkeypatch
         "runs:\n  - name: old-style\n    notebook: remediate\n"
         "    parameters: {policy_path: notebooks/demo-policy.yaml}\n",
     )
-    with pytest.raises(reports.ConfigurationError, match="policy_path: no such file"):
-        reports.load_batch(old_style)
+    with pytest.raises(ConfigurationError, match="policy_path: no such file"):
+        batch.load_batch(old_style)
     missing = _write(
         jobs / "bad.yaml",
         "runs:\n  - {name: fix, notebook: remediate, parameters: {snapshot_path: s.parquet}}\n",
@@ -607,14 +613,14 @@ def test_out_root_that_is_a_file_is_a_usage_error(tmp_path, capsys):
             assert err.startswith(f"lever-tags: error: --out-root {root} is not a folder")
             assert len(err.strip().splitlines()) == 1
     with pytest.raises(ConfigurationError, match="not a folder"):  # the library says it too
-        reports.run_notebook("audit", {}, plan)
+        execute.run_notebook("audit", {}, plan)
 
 
 def test_parallel_audits_default_to_one_as_in_the_example_batch(tmp_path):
     # one key, one rate limit: parallel audits that fetch only meet 429s (docs/usage.md)
-    example = reports.load_batch(reports.config.NOTEBOOKS_DIR / "example-runs.yaml")
+    example = batch.load_batch(config.NOTEBOOKS_DIR / "example-runs.yaml")
     assert example.parallel_audits == 1
-    assert reports.BatchSpec(runs=[]).parallel_audits == 1
-    spec = reports.load_batch(_write(tmp_path / "r.yaml", "runs: [{name: a, notebook: audit}]\n"))
+    assert batch.BatchSpec(runs=[]).parallel_audits == 1
+    spec = batch.load_batch(_write(tmp_path / "r.yaml", "runs: [{name: a, notebook: audit}]\n"))
     assert spec.parallel_audits == 1
-    assert reports._groups(spec.runs * 2, spec.parallel_audits) == [spec.runs, spec.runs]
+    assert batch._groups(spec.runs * 2, spec.parallel_audits) == [spec.runs, spec.runs]

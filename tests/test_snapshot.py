@@ -10,20 +10,17 @@ import pytest
 
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError
-from toolkit.snapshot import (
+from toolkit.snapshot.fetch import fetch_snapshot, refresh_snapshot
+from toolkit.snapshot.frame import (
     COLUMNS,
     Snapshot,
     empty_frame,
-    fetch_snapshot,
     fingerprint,
     frame_from_opportunities,
-    load_snapshot,
-    meta_path,
-    refresh_snapshot,
     safe_watermark,
-    save_snapshot,
     watermark,
 )
+from toolkit.snapshot.store import load_snapshot, meta_path, save_snapshot
 
 EXAMPLES = Path(__file__).resolve().parent / "fixtures"  # copies of shared/lever-examples
 

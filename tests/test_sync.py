@@ -610,7 +610,7 @@ def test_a_policy_without_contact_level_tags_is_refused(sb, tmp_path):
 
 @pytest.mark.notebook
 def test_sync_activity_report_over_a_real_journal(sb, service_factory, tmp_path, monkeypatch):
-    from toolkit import reports
+    from toolkit.notebook import execute
 
     service = service_factory(max_changes_per_hour=1)
     subscribe(sb, f"{service.url}/webhooks/lever")
@@ -621,7 +621,7 @@ def test_sync_activity_report_over_a_real_journal(sb, service_factory, tmp_path,
     wait_for(lambda: service.health()["status"] == "paused", 5, "the pause")
     service.stop()
     monkeypatch.setenv("LEVER_WEBHOOK_SECRET", SECRET)
-    result = reports.run_notebook(
+    result = execute.run_notebook(
         "sync-activity", {"journal_path": str(service.journal_path)}, tmp_path / "reports"
     )
     assert result.ok, result.error_message
@@ -738,7 +738,7 @@ def test_the_sandbox_and_the_sync_side_share_no_code():
         foreign = {
             m
             for m in imports(path)
-            if not m.startswith("toolkit.sandbox") and m != "toolkit.ratelimit"
+            if not m.startswith("toolkit.sandbox") and m != "toolkit.client.ratelimit"
         }
         assert not foreign, f"{path.name} imports {foreign}"
     for path in (ROOT / "toolkit" / "sync").glob("*.py"):

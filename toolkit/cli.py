@@ -1,7 +1,7 @@
 """The `lever-tags` command.
 
 Each subcommand is a pair: `_add_<name>(subparsers)` registers its arguments and
-`_cmd_<name>(args) -> int` runs it by calling toolkit functions. Exit codes follow DESIGN.md:
+`_cmd_<name>(args) -> int` runs it by calling toolkit functions. Exit codes (docs/architecture.md):
 0 success; 1 finished but some changes failed / rows do not hold / gaps found with
 --fail-on-gaps; 2 bad input, bad configuration, unreachable or non-Lever URL, authentication
 failure, always with one line on stderr and no traceback.

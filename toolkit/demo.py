@@ -27,6 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from toolkit import config
+from toolkit.notebook.batch import run_batch
+from toolkit.policy import load_policy
 
 DEMO_RUNS = config.NOTEBOOKS_DIR / "demo-runs.yaml"
 DEMO_POLICY = config.NOTEBOOKS_DIR / "demo-policy.yaml"
@@ -146,8 +148,6 @@ def run_demo(
     images: bool = False,
 ) -> int:
     """Run the demo; return the exit status (0: zero split pairs left for the policy's tags)."""
-    from toolkit.policy import load_policy
-    from toolkit.reports import run_batch
 
     policy = load_policy(DEMO_POLICY)
     started = time.monotonic()

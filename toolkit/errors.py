@@ -10,6 +10,8 @@ or the journal.
 
 from __future__ import annotations
 
+from toolkit.scrub import scrub  # every message passes the one credential scrubber
+
 
 class ConfigurationError(Exception):
     """The user's configuration is wrong (missing key, bad URL, bad file). CLI exit code 2."""
@@ -29,8 +31,6 @@ class LeverError(Exception):
         method: str | None = None,
         path: str | None = None,
     ) -> None:
-        from toolkit.scrub import scrub  # every message passes the one credential scrubber
-
         self.status = status
         self.code = scrub(code) if code is not None else None
         self.message = scrub(message)
@@ -108,6 +108,9 @@ STATUS_TABLE: dict[int, type[LeverError]] = {
 }
 
 INVALID_OFFSET_MARKER = "invalid offset token"
+# Answers that may succeed if asked again (rate limit, server trouble): the client retries them,
+# and a journaled write that ended on one may or may not have reached Lever.
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 def error_for_status(status: int, message: str = "") -> type[LeverError]:

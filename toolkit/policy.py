@@ -20,56 +20,34 @@ Tags are exact strings (Lever's tag filter is case sensitive). Every mistake in 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from toolkit.audit.variants import normalize_tag
 from toolkit.errors import ConfigurationError
-from toolkit.sanitize import safe_yaml_load
+from toolkit.files import read_yaml
+from toolkit.specs import POLICY, check, short
 
 __all__ = [
     "ALLOWED_KEYS",
     "POLICY_VERSION",
     "Policy",
     "load_policy",
+    "policy_tag_warnings",
     "save_policy",
-    "unknown_tags_warnings",
 ]
 
 POLICY_VERSION = 1
-ALLOWED_KEYS = (
-    "version",
-    "contact_level",
-    "never_touch",
-    "include_archived",
-    "skip_anonymized",
-    "on_removal",
-)
-ON_REMOVAL = ("report", "propagate")
+ALLOWED_KEYS = tuple(POLICY["properties"])  # the spec in toolkit/specs.py
+
+
+ON_REMOVAL = tuple(POLICY["properties"]["on_removal"]["enum"])  # what sync does on removal
 _TAG_LISTS = ("contact_level", "never_touch")
 _FLAGS = ("include_archived", "skip_anonymized")
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """A one-line, bounded repr of a value for an error message."""
-    text = repr(value).replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a mapping",
-    }.get(type(value), type(value).__name__)
 
 
 @dataclass(frozen=True)
@@ -119,55 +97,16 @@ class Policy:
             ('Full-time',)
         """
 
-        def fail(message: str) -> ConfigurationError:
-            return ConfigurationError(f"{source}: {message}")
-
-        if not isinstance(data, Mapping):
-            raise fail(
-                f"the top level must be a mapping with keys {', '.join(ALLOWED_KEYS)}; "
-                f"got {_type_name(data)}"
-            )
-        non_text = [k for k in data if not isinstance(k, str)]
-        unknown = [k for k in data if k not in ALLOWED_KEYS]
-        if non_text or unknown:
-            bad = (non_text or unknown)[0]
-            close = difflib.get_close_matches(str(bad), ALLOWED_KEYS, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise fail(
-                f"unknown key {_short(bad)}: {hint}allowed keys are {', '.join(ALLOWED_KEYS)}"
-            )
-
-        version = data.get("version", POLICY_VERSION)
-        if isinstance(version, bool) or version != POLICY_VERSION:
-            raise fail(
-                f"key 'version' must be {POLICY_VERSION} (the only policy format so far); "
-                f"got {_short(version)}"
-            )
-
-        lists: dict[str, tuple[str, ...]] = {}
-        for key in _TAG_LISTS:
-            lists[key] = _tag_list(data.get(key), key, fail)
-
-        flags: dict[str, bool] = {}
-        for key in _FLAGS:
-            value = data.get(key, True)
-            if not isinstance(value, bool):
-                raise fail(
-                    f"key '{key}' must be true or false; got {_type_name(value)} {_short(value)}"
-                )
-            flags[key] = value
+        check(data, POLICY, source)  # the declarative spec: one line naming the key and the fix
+        lists = {key: tuple(dict.fromkeys(data.get(key) or ())) for key in _TAG_LISTS}
+        flags = {key: data.get(key, True) for key in _FLAGS}
 
         on_removal = data.get("on_removal", "report")
-        if on_removal not in ON_REMOVAL:
-            raise fail(
-                f"key 'on_removal' must be report or propagate; got {_type_name(on_removal)} "
-                f"{_short(on_removal)}"
-            )
         both = [t for t in lists["contact_level"] if t in set(lists["never_touch"])]
         if both:
-            raise fail(
-                f"tag(s) {', '.join(_short(t) for t in both)} are in both 'contact_level' and "
-                "'never_touch'; keep each tag in one of the two lists"
+            raise ConfigurationError(
+                f"{source}: tag(s) {', '.join(short(t) for t in both)} are in both "
+                "'contact_level' and 'never_touch'; keep each tag in one of the two lists"
             )
         return cls(
             contact_level=lists["contact_level"],
@@ -229,31 +168,6 @@ class Policy:
         return self.contact_level + self.never_touch
 
 
-def _tag_list(value: Any, key: str, fail: Any) -> tuple[str, ...]:
-    example = f'{key}: ["Python", "Do not contact"]'
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        raise fail(f"key '{key}' must be a list of tag strings, e.g. {example}; got one string")
-    if not isinstance(value, list):
-        raise fail(
-            f"key '{key}' must be a list of tag strings, e.g. {example}; got {_type_name(value)}"
-        )
-    seen: dict[str, None] = {}
-    for position, item in enumerate(value, start=1):
-        if not isinstance(item, str):
-            scalar = isinstance(item, (bool, int, float))
-            hint = f' (quote it in the YAML: "{item}")' if scalar else ""
-            raise fail(
-                f"key '{key}' item {position} must be a tag string; got {_type_name(item)} "
-                f"{_short(item)}{hint}"
-            )
-        if not item.strip():
-            raise fail(f"key '{key}' item {position} is an empty tag; remove it or write the tag")
-        seen.setdefault(item, None)
-    return tuple(seen)
-
-
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file.
 
@@ -283,27 +197,7 @@ def load_policy(path: str | Path) -> Policy:
         raise ConfigurationError(
             f"policy file {source} {what}; check the path (an example: toolkit.policy.save_policy)"
         )
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigurationError(
-            f"{source}: not UTF-8 text ({exc.reason}); save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise ConfigurationError(
-            f"{source}: cannot read the policy file ({exc.strerror})"
-        ) from None
-    try:
-        data = safe_yaml_load(text)  # no aliases: a small file cannot expand to gigabytes
-    except ValueError as exc:
-        raise ConfigurationError(f"{source}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigurationError(
-            f"{source}: YAML syntax error{where}: {problem}; fix the YAML there"
-        ) from None
+    data = read_yaml(file, "policy file")  # no aliases: see toolkit.files.read_yaml
     if data is None:
         raise ConfigurationError(
             f"{source}: the policy file is empty; write at least 'version: 1' and "
@@ -328,7 +222,7 @@ def save_policy(policy: Policy, path: str | Path) -> Path:
     return file
 
 
-def unknown_tags_warnings(policy: Policy, known_tags: Iterable[str]) -> list[str]:
+def policy_tag_warnings(policy: Policy, known_tags: Iterable[str]) -> list[str]:
     """One warning per policy tag that the account does not use, with close matches.
 
     Close matches are the account's tags that differ only by case, Unicode form or spaces, then
@@ -343,7 +237,7 @@ def unknown_tags_warnings(policy: Policy, known_tags: Iterable[str]) -> list[str
 
     Example:
         >>> p = Policy(contact_level=("python", "Boomerang"))
-        >>> unknown_tags_warnings(p, ["Python", "Go", "Boomerang"])  # doctest: +ELLIPSIS
+        >>> policy_tag_warnings(p, ["Python", "Go", "Boomerang"])  # doctest: +ELLIPSIS
         ["policy tag 'python' (contact_level) is not used in this account; close matches: 'Python'"]
     """
     known = list(dict.fromkeys(str(t) for t in known_tags))
@@ -366,8 +260,6 @@ def unknown_tag_warnings(tags: Iterable[str], known_tags: Iterable[str]) -> list
 
 
 def _unknown(tags: Iterable[str], known: list[str], where: str) -> list[str]:
-    from toolkit.audit import normalize_tag
-
     known_set = set(known)
     by_key: dict[str, list[str]] = {}
     for tag in known:
@@ -381,9 +273,9 @@ def _unknown(tags: Iterable[str], known: list[str], where: str) -> list[str]:
             if close not in matches:
                 matches.append(close)
         hint = (
-            "close matches: " + ", ".join(_short(m) for m in matches[:5])
+            "close matches: " + ", ".join(short(m) for m in matches[:5])
             if matches
             else "no close match"
         )
-        lines.append(f"{_short(tag)}{where} is not used in this account; {hint}")
+        lines.append(f"{short(tag)}{where} is not used in this account; {hint}")
     return lines

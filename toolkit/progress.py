@@ -59,6 +59,7 @@ class OutputBar(_text_tqdm):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # IPython only when a notebook bar is drawn: progress is imported by the CLI too.
         from IPython.display import display
 
         kwargs["file"] = _Discard()

@@ -15,7 +15,7 @@ Which key:
   anonymisation.
 
 The salt itself is never written anywhere: reports record only which kind was used
-(`salt_kind()`), and `toolkit.reports` scans every produced file for it as for the API key.
+(`salt_kind()`), and `toolkit.notebook.helpers` scans every produced file for it as for the API key.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from toolkit.errors import ConfigurationError
+
 # OWASP CSV injection: cells beginning with these are formulas to a spreadsheet. LF is added:
 # some spreadsheets skip a leading newline and read what follows.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -159,8 +161,6 @@ def tag_problem(tag: Any) -> str | None:
 
 def check_tags(tags: Iterable[Any], what: str = "tag") -> None:
     """Raise one ConfigurationError line naming the first bad tag (see `tag_problem`)."""
-    from toolkit.errors import ConfigurationError
-
     for tag in tags:
         problem = tag_problem(tag)
         if problem:

@@ -24,8 +24,8 @@ import pytest
 import yaml
 from browser_env import require_browser
 
-from toolkit import charts, reports
 from toolkit.client import LeverClient
+from toolkit.notebook import charts, execute
 from toolkit.sandbox import Sandbox
 
 pytestmark = [pytest.mark.notebook, pytest.mark.browser]
@@ -71,16 +71,16 @@ def made_reports(tmp_path_factory) -> Iterator[dict[str, Any]]:
             mp.setenv(name, value)
         writes_before = sb.stats()["writes"]
         runs = {
-            "audit": reports.run_notebook(
+            "audit": execute.run_notebook(
                 "audit",
                 {"policy_path": str(policy_path), "with_personal": True},
                 root,
                 "audit-before",
             ),
-            "dry-run": reports.run_notebook(
+            "dry-run": execute.run_notebook(
                 "remediate", {"policy_path": str(policy_path)}, root, "remediate-dry-run"
             ),
-            "defaults": reports.run_notebook("remediate", {}, root, "remediate-defaults"),
+            "defaults": execute.run_notebook("remediate", {}, root, "remediate-defaults"),
         }
         writes = sb.stats()["writes"] - writes_before
     for name, run in runs.items():

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-import threading
-from dataclasses import replace
 from pathlib import Path
 
+from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.client import LeverClient
+from toolkit.remediate.journal_views import journal_written_ids
+from toolkit.snapshot.fetch import fetch_snapshot, refresh_snapshot
+from toolkit.snapshot.store import load_snapshot, save_snapshot
 
 
-def _client(args: argparse.Namespace):
-    from toolkit.client import LeverClient
-
+def _client(args: argparse.Namespace) -> LeverClient:
     return LeverClient.from_env()
 
 
@@ -69,19 +69,6 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     if args.journal and not args.refresh:
         raise UsageError("--journal goes with --refresh (it names what a refresh must re-read)")
     client = _client(args)
-    fetched = None
-    if not args.refresh:
-        # The listing needs no pandas: load it (a second or more) while the pages come in.
-        from toolkit.fetch import fetch_opportunities
-
-        loading = threading.Thread(target=importlib.import_module, args=("toolkit.snapshot",))
-        loading.start()
-        fetched = fetch_opportunities(
-            client, include_archived=not args.exclude_archived, workers=args.workers
-        )
-        loading.join()
-    from toolkit.snapshot import fetch_snapshot, load_snapshot, refresh_snapshot, save_snapshot
-
     if args.refresh:
         if not out.exists():
             raise UsageError(
@@ -94,7 +81,6 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
             include_archived=not args.exclude_archived,
             with_personal=args.with_personal,
             workers=args.workers,
-            fetched=fetched,
         )
     save_snapshot(snap, out)
     _warn(snap.warnings)
@@ -108,8 +94,6 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _written(journals: list[str]) -> set[str]:
-    from toolkit.snapshot import journal_written_ids
-
     for path in journals:
         if not Path(path).is_file():
             raise UsageError(f"--journal {path}: no such file (give an apply or rollback journal)")
@@ -149,70 +133,28 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from toolkit.artifacts import contact_people, write_audit_artifacts
-    from toolkit.audit import run_audit
-    from toolkit.policy import load_policy, unknown_tags_warnings
-    from toolkit.redact import redact_frame, salt_kind
-    from toolkit.snapshot import fetch_snapshot, load_snapshot
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, and {out} is a file")
-    policy = load_policy(args.policy) if args.policy else None
-    include_archived = not args.exclude_archived
-    if policy is not None and not args.exclude_archived:
-        include_archived = policy.include_archived
-    personal = args.with_names or args.redact
-    if args.snapshot:
-        snap = load_snapshot(args.snapshot)
-        if snap.meta.get("include_archived") is False:
-            include_archived = False  # archived ones were never fetched into this snapshot
-        if personal and "name" not in snap.frame.columns:
-            raise UsageError(
-                f"{args.snapshot} holds no names; fetch it with "
-                "`lever-tags snapshot --with-personal`, or drop --with-names/--redact"
-            )
-    else:
-        snap = fetch_snapshot(
-            _client(args), include_archived=include_archived, with_personal=personal
-        )
-    frame = redact_frame(snap.frame) if args.redact else snap.frame
-    if policy is not None:
-        policy = replace(policy, include_archived=include_archived)
-    result = run_audit(frame, include_archived=include_archived, policy=policy)
-    people = contact_people(frame) if personal else None
-    warnings = snap.warnings
-    if policy is not None:
-        known = {t for tags in snap.frame["tags"] for t in tags}
-        warnings += unknown_tags_warnings(policy, known)
-    meta = dict(snap.meta, warnings=warnings, include_archived=include_archived)
-    gaps = result.summary["split_pairs"]
-    if args.policy:
-        meta["policy"] = str(args.policy)
-        contact_level = set(policy.contact_level)
-        gaps = int(result.split_pairs["tag"].isin(contact_level).sum())
-        meta["policy_summary"] = {
-            "contact_level_tags": len(contact_level),
-            "contact_level_split_pairs": gaps,
-            "contact_level_missing_assignments": int(
-                result.missing_assignments["tag"].isin(contact_level).sum()
-            ),
-        }
-    meta["personal_data"] = "pseudonyms" if args.redact else "names" if personal else "none"
-    if args.redact:
-        meta["redaction"] = salt_kind()  # which salt, in words; never the salt itself
-    paths = write_audit_artifacts(result, out, meta, people=people)
-    _warn(warnings)
-    s = result.summary
+    run = workflows.audit_account(
+        out,
+        snapshot_path=args.snapshot,
+        policy_path=args.policy,
+        include_archived=not args.exclude_archived,
+        personal=workflows.personal_data(args.with_names, args.redact),
+    )
+    _warn(run.warnings)
+    s = run.result.summary
     print(
         f"{s['opportunities']} opportunities, {s['contacts']} contacts "
         f"({s['multi_opportunity_contacts']} with several opportunities): "
         f"{s['split_pairs']} split pairs on {s['split_contacts']} contacts, "
         f"{s['missing_assignments']} missing assignments"
     )
-    if args.policy:
-        print(f"{gaps} split pairs on the policy's {len(policy.contact_level)} contact-level tags")
-    print(f"report: {paths['summary'].parent}")
-    if args.fail_on_gaps and gaps > 0:
+    if run.policy is not None:
+        tags = len(run.policy.contact_level)
+        print(f"{run.gaps} split pairs on the policy's {tags} contact-level tags")
+    print(f"report: {run.paths['summary'].parent}")
+    if args.fail_on_gaps and run.gaps > 0:
         return EXIT_FAILURES
     return EXIT_OK

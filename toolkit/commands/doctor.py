@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.client import LeverClient
+from toolkit.doctor.report import run_doctor
 
 SEND_US = (
     "Some rows differ from what the toolkit was built against. Please send us the output of "
@@ -48,9 +50,6 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from toolkit.client import LeverClient
-    from toolkit.doctor import run_doctor
-
     if args.write_test is not None and not args.write_test.strip():
         raise UsageError("--write-test needs an opportunity id")
     if args.write_test and not args.yes:

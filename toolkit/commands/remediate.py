@@ -1,8 +1,8 @@
 """`lever-tags plan`, `apply`, `verify` and `rollback`: remediation from the command line.
 
-Each command calls one function of `toolkit.plan` / `toolkit.apply` and prints a short summary.
-Exit codes (DESIGN.md): 0 done; 1 some changes failed (apply, rollback) or rows do not hold
-(verify); 2 bad input or configuration, a locked or foreign journal, a write of a plan over
+Each command calls one function of `toolkit.workflows` and prints a short summary.
+Exit codes (docs/architecture.md): 0 done; 1 some changes failed (apply, rollback) or rows do
+not hold (verify); 2 bad input or configuration, a locked or foreign journal, a write of a plan over
 --max-changes (a dry run previews it and says a real run would be refused), or authentication
 failure.
 """
@@ -13,16 +13,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.sanitize import MAX_TAG_LENGTH, printable, tag_problem
+from toolkit.client import LeverClient
+from toolkit.errors import ConfigurationError
+from toolkit.remediate.plan import MODES
+from toolkit.remediate.planfile import load_plan, skipped_path
+from toolkit.remediate.result import ApplyResult
+from toolkit.sanitize import printable
 
 MAX_LISTED = 20
-DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (DESIGN.md)
+DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (docs/architecture.md)
 
 
-def _client():
-    from toolkit.client import LeverClient
-
+def _client() -> LeverClient:
     return LeverClient.from_env()
 
 
@@ -64,7 +68,7 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", metavar="FILE", help="policy YAML: contact_level tags, never_touch")
     p.add_argument(
         "--mode",
-        choices=("propagate", "remove", "rename"),
+        choices=MODES,
         default="propagate",
         help="propagate: add missing assignments (default); remove: take tags off; "
         "rename: variant -> canonical",
@@ -95,60 +99,24 @@ def _parse_renames(values: list[str]) -> dict[str, str]:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from toolkit.plan import make_plan, skipped_path, snapshot_path
-    from toolkit.policy import unknown_tag_warnings
-    from toolkit.snapshot import fetch_snapshot, load_snapshot, save_snapshot
-
     renames = _parse_renames(args.rename)
-    if args.mode == "rename":
-        if not (renames or args.tag):
-            raise UsageError("--mode rename needs --rename OLD=NEW or --tag T (its variants)")
-    elif renames:
-        raise UsageError("--rename needs --mode rename")
-    elif not (args.tag or args.policy):
-        raise UsageError("give --tag T (repeatable) or --policy FILE")
-    for tag in [*(args.tag or []), *renames, *renames.values()]:  # before any fetch or file
-        problem = tag_problem(tag)
-        if problem:
-            raise UsageError(
-                f"bad tag: {problem}; a tag must be non-empty, without control characters, "
-                f"at most {MAX_TAG_LENGTH} characters"
-            )
     out = Path(args.out)
     if not out.parent.exists():
         raise UsageError(f"the folder of --out does not exist: {out.parent}")
     if out.is_dir():
         raise UsageError(f"--out must be a file name, and {out} is a folder")
-    policy = None
-    if args.policy:
-        from toolkit.policy import load_policy
-
-        policy = load_policy(args.policy)
-    include_archived = None if not args.exclude_archived else False
-    if args.snapshot:
-        snap = load_snapshot(args.snapshot)
-    else:
-        snap = fetch_snapshot(_client(), include_archived=True)
-        save_snapshot(snap, snapshot_path(out))
-    known = {t for tags in snap.frame["tags"] for t in tags}
-    named = list(args.tag) + ([old for old in renames] if renames else [])
-    for warning in [*snap.warnings, *unknown_tag_warnings(named, known)]:
-        print(f"lever-tags: warning: {warning}", file=sys.stderr)
-    plan = make_plan(
-        snap,
+    run = workflows.plan_changes(
+        out,
+        snapshot_path=args.snapshot,
         mode=args.mode,
-        tags=args.tag or None,
-        policy=policy,
-        renames=renames or None,
-        include_archived=include_archived,
+        tags=args.tag,
+        policy_path=args.policy,
+        renames=renames,
+        include_archived=not args.exclude_archived,
     )
-    if args.policy:
-        plan.meta["policy_path"] = str(args.policy)
-    if args.snapshot:
-        plan.meta["snapshot"]["path"] = str(args.snapshot)
-    else:
-        plan.meta["snapshot"]["path"] = str(snapshot_path(out))
-    plan.save(out)
+    for warning in run.warnings:
+        print(f"lever-tags: warning: {warning}", file=sys.stderr)
+    plan = run.plan
     counts = plan.counts()
     print(
         f"{out}: {counts['rows']} changes ({counts['add']} add, {counts['remove']} remove) "
@@ -197,10 +165,6 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from toolkit.apply import apply_plan, default_journal_path
-    from toolkit.errors import ConfigurationError
-    from toolkit.plan import load_plan
-
     _positive("--max-changes", args.max_changes)
     _positive("--workers", args.workers)
     plan = load_plan(args.plan)
@@ -210,7 +174,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         except ConfigurationError as exc:
             print(f"lever-tags: note: no drift check ({exc})", file=sys.stderr)
             client = None
-        result = apply_plan(
+        result = workflows.apply_changes(
             client, plan, dry_run=True, max_changes=args.max_changes, workers=args.workers
         )
         _print_result(result)
@@ -224,11 +188,10 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         else:
             print("add --yes to write")
         return EXIT_OK
-    journal = args.journal or default_journal_path(args.plan)
-    result = apply_plan(
+    result = workflows.apply_changes(
         _client(),
         plan,
-        journal_path=journal,
+        journal_path=args.journal,
         dry_run=False,
         max_changes=args.max_changes,
         perform_as=args.perform_as,
@@ -240,13 +203,11 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILURES
 
 
-def _print_lines(result) -> None:
+def _print_lines(result: ApplyResult) -> None:
     """The summary, the failures, then the hints (how to retry) last."""
-    lines = result.summary_lines()
-    hints = [line for line in lines if line.endswith("to retry them")]
-    for line in lines:
-        if line not in hints:
-            print(line)
+    hints = result.hint_lines()
+    for line in result.summary_lines()[: -len(hints) or None]:
+        print(line)
     _list_failures(result)
     for line in hints:
         print(line)
@@ -287,29 +248,6 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_verify)
 
 
-def _verify_journal(args: argparse.Namespace, plan) -> Path | None:
-    """--journal, else the plan's default journal when it exists and is this plan's."""
-    from toolkit.apply import default_journal_path
-    from toolkit.journal import Journal, JournalError
-
-    if args.journal:
-        if not Path(args.journal).is_file():
-            raise UsageError(f"journal not found: {args.journal}")
-        return Path(args.journal)
-    path = default_journal_path(args.plan)
-    if not path.is_file():
-        return None
-    try:
-        with Journal(path, lock=False, create=False) as journal:
-            run = journal.run()
-    except JournalError:
-        run = None
-    if not run or run["kind"] != "apply" or run["plan_sha256"] != plan.sha256:
-        print(f"lever-tags: note: {path} is not this plan's journal; not used", file=sys.stderr)
-        return None
-    return path
-
-
 def _on_purpose_line(on_purpose) -> str:
     """`not written on purpose: 3 (drift)` or `... 3 (2 drift, 1 anonymized)`."""
     kinds = on_purpose["reason"].str.extract(r"\((.*)\)", expand=False).value_counts()
@@ -321,19 +259,15 @@ def _on_purpose_line(on_purpose) -> str:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from toolkit.apply import verify_failures, verify_on_purpose, verify_plan
-    from toolkit.artifacts import write_csv_atomic
-    from toolkit.plan import load_plan
-
     _positive("--workers", args.workers)
     plan = load_plan(args.plan)
-    journal = _verify_journal(args, plan)
-    bad = verify_plan(_client(), plan, journal, workers=args.workers)
-    if args.out:
-        write_csv_atomic(args.out, bad)
-    failures, on_purpose = verify_failures(bad), verify_on_purpose(bad)
-    total = len(plan.rows)
-    if bad.empty:
+    run = workflows.verify_changes(
+        _client(), plan, journal=args.journal, out=args.out, workers=args.workers
+    )
+    for note in run.notes:
+        print(f"lever-tags: note: {note}", file=sys.stderr)
+    total, failures, on_purpose = run.rows, run.failures, run.on_purpose
+    if run.bad.empty:
         print(f"verify: all {total} rows hold")
         return EXIT_OK
     if failures.empty:
@@ -346,7 +280,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             more = f"  ... {len(failures) - MAX_LISTED} more"
             print(more + (f" in {args.out}" if args.out else ""))
     if len(on_purpose):
-        print(_on_purpose_line(on_purpose) + f"; see the journal {journal}")
+        print(_on_purpose_line(on_purpose) + f"; see the journal {run.journal}")
     return EXIT_OK if failures.empty else EXIT_FAILURES
 
 
@@ -370,12 +304,8 @@ def _add_rollback(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    from toolkit.apply import rollback
-
     _positive("--workers", args.workers)
-    if not Path(args.journal).is_file():
-        raise UsageError(f"journal not found: {args.journal}")
-    result = rollback(
+    result = workflows.roll_back(
         _client(),
         args.journal,
         dry_run=not args.yes,

@@ -7,24 +7,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.sanitize import printable, safe_yaml_load
+from toolkit.files import read_yaml
+from toolkit.notebook.batch import load_batch, run_batch
+from toolkit.notebook.execute import check_out_root
+from toolkit.notebook.secrets import SecretLeakError
+from toolkit.sanitize import printable
 
 
 def _params_file(path: str) -> dict[str, Any]:
-    try:
-        data = safe_yaml_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"no such parameters file: {path}") from None
-    except ValueError as exc:
-        raise UsageError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None)
-        raise UsageError(f"{path}: bad YAML{where}" + (f": {problem}" if problem else "")) from None
+    data = read_yaml(path, "parameters file")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -42,31 +35,6 @@ def _collect(args: argparse.Namespace) -> dict[str, Any]:
         repeated.setdefault(name, []).append(value)
     for name, values in repeated.items():
         params[name] = values[0] if len(values) == 1 else values
-    return params
-
-
-def _out_root(value: str | None) -> str | None:
-    """--out-root, refused (exit 2, one line) when it is a file or lies under one."""
-    from toolkit.errors import ConfigurationError
-    from toolkit.reports import check_out_root
-
-    if value:
-        try:
-            check_out_root(value)
-        except ConfigurationError as exc:
-            raise UsageError(str(exc)) from None
-    return value
-
-
-def _report_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's parameters, relative paths made absolute from the current folder; an input
-    file that does not exist is a UsageError (exit 2) before any kernel starts."""
-    from toolkit.reports import absolute_path_parameters, missing_input_files
-
-    params = absolute_path_parameters(_collect(args), Path.cwd())
-    missing = missing_input_files(params)
-    if missing:
-        raise UsageError("; ".join(missing))
     return params
 
 
@@ -107,16 +75,14 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from toolkit.reports import SecretLeakError, run_notebook
 
-    params = _report_parameters(args)
-    out_root = _out_root(args.out_root)
     try:
-        result = run_notebook(
+        result = workflows.run_report(
             args.notebook,
-            params,
-            out_root,
-            args.name,
+            _collect(args),
+            base=Path.cwd(),
+            out_root=args.out_root,
+            name=args.name,
             execution_timeout=args.timeout,
             log_output=args.log_output,
         )
@@ -150,10 +116,11 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
-    from toolkit.reports import load_batch, run_batch
 
     spec = load_batch(args.runs)  # ConfigurationError -> exit 2, one line, before any run
-    out_root = _out_root(args.out_root)
+    if args.out_root:
+        check_out_root(args.out_root)  # a file: exit 2 before any run
+    out_root = args.out_root
 
     def progress(res) -> None:
         line = f"{res.status:9} {res.name}  {res.seconds:.1f} s  {res.folder}"

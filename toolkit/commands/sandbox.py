@@ -200,7 +200,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         dataset = None
         if args.hostile and not (args.state and os.path.exists(args.state)):
-            from toolkit.sandbox.data import hostile_dataset
+            from toolkit.sandbox.data import hostile_dataset  # the sandbox only when it runs
 
             dataset = hostile_dataset(args.seed, args.contacts, args.opportunities)
         sb = Sandbox(

@@ -14,7 +14,8 @@ from toolkit.sandbox.data import (
     generate_dataset,
     is_archived,
 )
-from toolkit.sandbox.server import INVALID_OFFSET_MESSAGE, Sandbox, SandboxConfig
+from toolkit.sandbox.engine import INVALID_OFFSET_MESSAGE, SandboxConfig
+from toolkit.sandbox.server import Sandbox
 
 __all__ = [
     "CONTACT_LEVEL_TAGS",

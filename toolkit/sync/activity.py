@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
 from toolkit.errors import ConfigurationError
+from toolkit.files import write_csv_atomic
+from toolkit.sync.store import SyncJournal
 
 DEFAULT_JOURNAL = "lever-sync.sqlite"
 INBOX_COLUMNS = ["id", "source", "event", "contact_id", "opportunity_id", "triggered_at",
@@ -61,8 +64,6 @@ def load_sync_activity(journal_path: str | os.PathLike = "") -> SyncActivity:
         >>> load_sync_activity("").inbox.empty  # doctest: +SKIP
         True
     """
-    from toolkit.sync.store import SyncJournal
-
     path = Path(journal_path) if journal_path else Path(DEFAULT_JOURNAL)
     if not path.is_file():
         if journal_path:
@@ -215,8 +216,6 @@ def sync_failures(activity: SyncActivity) -> pd.DataFrame:
 
 def activity_chart(activity: SyncActivity, freq: str = "auto") -> Any:
     """Events, checks, writes and failures per time bucket, as a matplotlib Figure (bars)."""
-    import matplotlib.pyplot as plt
-
     if freq == "auto":
         freq = auto_freq(activity)
     table = activity_over_time(activity, freq)
@@ -251,8 +250,6 @@ def write_activity_artifacts(
     activity: SyncActivity, output_dir: str | os.PathLike
 ) -> dict[str, Path]:
     """The report's tables as CSV files in `output_dir` (formula-safe: `write_csv_atomic`)."""
-    from toolkit.artifacts import write_csv_atomic
-
     folder = Path(output_dir)
     paths = {
         "summary": folder / "sync_summary.csv",

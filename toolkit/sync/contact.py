@@ -4,7 +4,7 @@ This is Lever's recipe for a person-level tag (take the contact, list
 ``GET /opportunities?contact_id=``, tag each opportunity) done with the fewest calls: one listing
 (plus one read when only the opportunity id is known), then one ``addTags`` per opportunity that
 lacks something, all its missing tags together; nothing when nothing is missing (idempotent).
-Which tags and which opportunities follow the policy through `toolkit.plan.make_plan`, exactly as
+Which tags and which opportunities follow the policy through `remediate.planner.make_plan`, as
 a planned clean-up would (never_touch, archived and anonymized rules).
 
 `tag_contact` is the public function for integrations; `ContactChecker` is what the sync service
@@ -23,10 +23,12 @@ from typing import Any
 import pandas as pd
 
 from toolkit import failpoints
-from toolkit.apply import _clean_tags, _narrow, _tags_of  # apply's write rules, reused
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError, PermissionDeniedError
-from toolkit.plan import calls_from_rows, make_plan
-from toolkit.snapshot import frame_from_opportunities
+from toolkit.remediate.plan import calls_from_rows
+from toolkit.remediate.planner import make_plan
+from toolkit.remediate.reads import _clean_tags, _tags_of  # apply's write rules, reused
+from toolkit.remediate.runner import _narrow
+from toolkit.snapshot.frame import frame_from_opportunities
 from toolkit.sync.cap import ChangeCap
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, SyncJournal
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from toolkit.snapshot import REFRESH_OVERLAP_MS, frame_from_opportunities
+from toolkit.snapshot.frame import REFRESH_OVERLAP_MS, frame_from_opportunities
 from toolkit.sync.contact import ConfidentialAccess, flags_of, shown
 from toolkit.sync.store import SyncJournal
 
@@ -87,3 +88,9 @@ def poll_once(
 
 
 __all__ = ["DEFAULT_MARGIN_MS", "PollResult", "poll_once"]
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")

@@ -15,7 +15,6 @@ import logging
 import random
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,11 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from toolkit import failpoints
-from toolkit.errors import AuthenticationError, LeverError, NotFoundError
-from toolkit.journal import TRANSIENT_STATUSES
+from toolkit.errors import RETRYABLE_STATUSES, AuthenticationError, LeverError, NotFoundError
 from toolkit.sync.cap import HOUR_MS, ChangeCap
 from toolkit.sync.contact import ConfidentialAccess, ContactChecker, WriteOutcome, shown
 from toolkit.sync.metrics import SyncMetrics
-from toolkit.sync.poller import DEFAULT_MARGIN_MS, poll_once
+from toolkit.sync.poller import DEFAULT_MARGIN_MS, _iso, poll_once
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, Claim, SyncJournal, now_ms
 from toolkit.sync.web import make_app
 from toolkit.sync.webhook import DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_S
@@ -41,12 +39,6 @@ DEFAULT_WORKERS = 4
 DEFAULT_MAX_QUEUE = 10_000
 MAX_ATTEMPTS = 8  # checks of one contact that failed for a transient reason, then it is failed
 BACKOFF_MAX_S = 300.0
-
-
-def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
 
 
 class SyncService:
@@ -450,7 +442,7 @@ class SyncService:
         transient = [
             w
             for w in result.writes
-            if w.state == W_FAILED and (w.status is None or w.status in TRANSIENT_STATUSES)
+            if w.state == W_FAILED and (w.status is None or w.status in RETRYABLE_STATUSES)
         ]
         if transient:
             self._error("write", RuntimeError(transient[0].message or "write failed"))

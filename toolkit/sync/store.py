@@ -1,6 +1,6 @@
 """The sync journal: a durable event queue and the record of every decision, in one SQLite file.
 
-`SyncJournal` extends the run journal (`toolkit.journal.Journal`): the same lock file (one service
+`SyncJournal` extends the run journal (`remediate.journal.Journal`): the same lock file (one service
 per journal; the kernel frees it when the process dies), WAL, one committed transaction per
 change, the ``run``/``sessions``/``events`` tables (kind ``sync``). It adds:
 
@@ -28,7 +28,8 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.journal import Journal, JournalError
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import JournalError
 
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
 # sync_writes states

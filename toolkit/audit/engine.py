@@ -1,0 +1,408 @@
+"""The audit: pure pandas functions over a snapshot frame (frames in, new frames out, no I/O).
+
+Every public function takes the snapshot frame first, so they chain with ``DataFrame.pipe`` in the
+style of pyjanitor (``frame.pipe(considered, include_archived=False).pipe(split_pairs)``). None of
+them mutates its input.
+
+The words are those of ``docs/architecture.md``:
+
+* **considered opportunities**: the rows of the frame (``considered`` drops archived ones on
+  request).
+* **split pair** ``(contact, tag)``: the contact has two or more considered opportunities and the
+  tag is on at least one of them and not on all of them. Tag identity is the exact string; a tag
+  repeated in one opportunity's list counts once.
+* **missing assignment** ``(opportunity, tag)``: the opportunity's contact has the split pair
+  ``(contact, tag)`` and the opportunity lacks the tag.
+* An opportunity without a contact is a contact of its own (its key is its ``opportunity_id``) and
+  can never be split.
+
+How it is fast: the ``tags`` lists are converted once by pyarrow into a flat array, contacts and
+tags are dictionary-encoded into sorted integer codes, and every count is a sort, a ``bincount``
+or a gather over integer arrays (no Python loop per opportunity or per contact). Strings are only
+touched when the result frames are built. ``run_audit`` prepares once and derives every table
+from that; the single-table functions each prepare on their own. ``benchmarks/bench_audit.py``
+measures a million opportunities (numbers in ``docs/benchmarks.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.audit.arrays import (
+    _TEXT_DTYPE,
+    _factorize_sorted,
+    _flatten_tags,
+    _group_offsets,
+    _index_dtype,
+    _Labels,
+    _listify,
+    _require,
+    _sorted_unique,
+    _sorted_unique_inverse,
+    _text,
+)
+
+SUMMARY_KEYS = (
+    "opportunities",
+    "contacts",
+    "multi_opportunity_contacts",
+    "split_contacts",
+    "split_pairs",
+    "missing_assignments",
+)
+EXPLODED_COLUMNS = ["opportunity_id", "contact_id", "tag"]
+COVERAGE_COLUMNS = ["contact_id", "tag", "with_tag", "opportunities"]
+SPLIT_COLUMNS = COVERAGE_COLUMNS
+MISSING_COLUMNS = ["opportunity_id", "contact_id", "tag"]
+TAG_STATISTICS_COLUMNS = [
+    "tag",
+    "opportunities",
+    "contacts",
+    "multi_opportunity_contacts",
+    "split_contacts",
+    "split_rate",
+    "missing_assignments",
+]
+VARIANT_COLUMNS = ["group", "tag", "opportunities", "canonical", "is_canonical"]
+EVIDENCE_COLUMNS = [
+    "tag",
+    "opportunities",
+    "contacts_with_tag",
+    "full_coverage_contacts",
+    "full_coverage_rate",
+    "split_contacts",
+    "split_rate",
+    "mean_coverage",
+    "expected_coverage",
+    "clustering",
+    "looks_posting_derived",
+    "posting_reason",
+    "suggestion",
+    "policy",
+]
+
+
+MISSING_BLOCK = 1 << 19  # candidate cells per block when listing missing assignments
+
+
+@dataclass(frozen=True)
+class _Core:
+    """Integer view of the considered opportunities (built once, read by every table)."""
+
+    opp_ids: Any  # ExtensionArray of opportunity_id, one per row
+    contact_codes: np.ndarray  # int64 per row; contactless rows get codes of their own
+    contact_labels: pd.Index  # label per contact code (contact_id, or opportunity_id if none)
+    opps_per_contact: np.ndarray  # int64 per contact code
+    tag_labels: pd.Index  # sorted; codes index into it
+    pair_opp: np.ndarray  # deduplicated (opportunity row, tag code), sorted by row then tag
+    pair_tag: np.ndarray
+    cov_contact: np.ndarray  # distinct (contact, tag) sorted, with the count of opps carrying it
+    cov_tag: np.ndarray
+    cov_with: np.ndarray
+    pair_cov: np.ndarray  # per pair: index of its (contact, tag) in the cov_* arrays
+    all_tag_labels: pd.Index  # every tag of the considered opps (before a `tags` subset)
+    all_tag_opportunities: np.ndarray
+
+    @property
+    def n_opps(self) -> int:
+        return len(self.contact_codes)
+
+    @property
+    def n_tags(self) -> int:
+        return len(self.tag_labels)
+
+    @property
+    def cov_opps(self) -> np.ndarray:
+        return self.opps_per_contact[self.cov_contact]
+
+    @property
+    def split_mask(self) -> np.ndarray:
+        opps = self.cov_opps
+        return (opps >= 2) & (self.cov_with < opps)
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, tags: Iterable[str] | None = None) -> _Core:
+        _require(frame, ["opportunity_id", "contact_id", "tags"], "the audit")
+        n = len(frame)
+        opp_ids = frame["opportunity_id"].array
+
+        # contacts: sorted codes for real contacts, then one code per contactless opportunity
+        codes, uniques = _factorize_sorted(frame["contact_id"])
+        no_contact = codes < 0
+        n_real = len(uniques)
+        n_none = int(no_contact.sum())
+        if n_none:
+            codes[no_contact] = n_real + np.arange(n_none, dtype=np.int64)
+            own = pd.Series(opp_ids[no_contact])
+            labels = pd.concat([pd.Series(uniques), own], ignore_index=True)
+            if labels.dtype != _TEXT_DTYPE:
+                labels = labels.astype(_TEXT_DTYPE)
+            contact_labels = pd.Index(labels)
+        else:
+            contact_labels = pd.Index(uniques)
+        opps_per_contact = np.bincount(codes, minlength=n_real + n_none).astype(np.int64)
+
+        # tags: flatten, factorize (sorted), deduplicate (opportunity, tag)
+        lengths, tag_codes, all_labels = _flatten_tags(frame["tags"])
+        n_all = len(all_labels)
+        if n_all:
+            # int32 keys when they fit: half the memory and faster sorts
+            kind = _index_dtype(n * n_all)
+            rows = np.repeat(np.arange(n, dtype=kind), lengths)
+            keep = tag_codes >= 0
+            if not keep.all():
+                rows, tag_codes = rows[keep], tag_codes[keep]
+            rows *= n_all
+            rows += tag_codes.astype(kind)
+            del tag_codes, keep
+            key, _ = _sorted_unique(rows)
+            del rows
+            pair_opp, pair_tag = key // n_all, key % n_all
+            del key
+        else:
+            pair_opp = pair_tag = np.zeros(0, dtype=np.int64)
+        all_counts = np.bincount(pair_tag, minlength=n_all).astype(np.int64)
+
+        if tags is not None:
+            wanted = sorted({str(t) for t in _listify(tags)})
+            position = {t: i for i, t in enumerate(wanted)}
+            remap = np.array([position.get(t, -1) for t in all_labels], dtype=np.int64)
+            new_tag = remap[pair_tag] if len(pair_tag) else pair_tag
+            keep = new_tag >= 0
+            pair_opp, pair_tag = pair_opp[keep], new_tag[keep]
+            tag_labels = pd.Index(_text(wanted))
+        else:
+            tag_labels = all_labels
+        n_tags = len(tag_labels)
+
+        if len(pair_opp):
+            kind = _index_dtype(len(opps_per_contact) * max(n_tags, 1))
+            ckey = codes.astype(kind)[pair_opp]
+            ckey *= n_tags
+            ckey += pair_tag.astype(kind)
+            ckey, cov_with, pair_cov = _sorted_unique_inverse(ckey)
+            pair_cov = pair_cov.astype(_index_dtype(len(ckey)))
+            cov_contact, cov_tag = ckey // n_tags, ckey % n_tags
+            del ckey
+        else:
+            cov_contact = cov_tag = cov_with = pair_cov = np.zeros(0, dtype=np.int64)
+
+        return cls(
+            opp_ids=opp_ids,
+            contact_codes=codes,
+            contact_labels=contact_labels,
+            opps_per_contact=opps_per_contact,
+            tag_labels=tag_labels,
+            pair_opp=pair_opp,
+            pair_tag=pair_tag,
+            cov_contact=cov_contact,
+            cov_tag=cov_tag,
+            cov_with=cov_with,
+            pair_cov=pair_cov,
+            all_tag_labels=all_labels,
+            all_tag_opportunities=all_counts,
+        )
+
+    # ---- tables ---------------------------------------------------------------------------
+
+    @cached_property
+    def _contacts(self) -> _Labels:
+        return _Labels.of(self.contact_labels)
+
+    @cached_property
+    def _opportunities(self) -> _Labels:
+        return _Labels.of(pd.Index(self.opp_ids))
+
+    def _contact_text(self, codes: np.ndarray) -> Any:
+        return self._contacts.at(codes)
+
+    def _tag_text(self, codes: np.ndarray) -> Any:
+        return _Labels(self.tag_labels, None, True).at(codes)  # sorted distinct already
+
+    def _opportunity_text(self, rows: np.ndarray, reuse: bool = False) -> Any:
+        """Categorical opportunity ids at `rows` (with `reuse`, `rows` may be overwritten)."""
+        return self._opportunities.at(rows, reuse=reuse)
+
+    def exploded(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "opportunity_id": self._opportunity_text(self.pair_opp),
+                "contact_id": self._contact_text(self.contact_codes[self.pair_opp]),
+                "tag": self._tag_text(self.pair_tag),
+            },
+            columns=EXPLODED_COLUMNS,
+            copy=False,
+        )
+
+    def _pairs_frame(self, mask: np.ndarray | None) -> pd.DataFrame:
+        cc, ct, cw = self.cov_contact, self.cov_tag, self.cov_with
+        if mask is not None:
+            cc, ct, cw = cc[mask], ct[mask], cw[mask]
+        return pd.DataFrame(
+            {
+                "contact_id": self._contact_text(cc),
+                "tag": self._tag_text(ct),
+                "with_tag": cw,
+                "opportunities": self.opps_per_contact[cc],
+            },
+            columns=COVERAGE_COLUMNS,
+            copy=False,
+        )
+
+    def coverage(self) -> pd.DataFrame:
+        return self._pairs_frame(None)
+
+    def split_pairs(self) -> pd.DataFrame:
+        return self._pairs_frame(self.split_mask)
+
+    def _missing_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, contact code, tag code) of every missing assignment, by contact, tag, row."""
+        mask = self.split_mask
+        sc, st = self.cov_contact[mask], self.cov_tag[mask]
+        if not len(sc):
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        n = self.n_opps
+        sizes = self.opps_per_contact[sc]
+        total = int(sizes.sum())
+        small = np.int32 if max(n, total, len(mask)) < 2**31 - 1 else np.int64
+        # the rows of each contact, contiguous; and each row's rank among its contact's rows
+        order = np.argsort(self.contact_codes, kind="stable").astype(small)
+        starts = _group_offsets(self.opps_per_contact)
+        rank = np.empty(n, dtype=small)
+        rank[order] = np.arange(n, dtype=np.int64) - starts[self.contact_codes[order]]
+        # candidates: every row of the contact, for every split pair of it (positions only);
+        # strike those that carry the tag, i.e. the pairs of a split (contact, tag). Done in
+        # blocks of split pairs, so the temporaries stay small whatever the account's size.
+        split_index = np.full(len(mask), -1, dtype=small)
+        split_index[mask] = np.arange(len(sc), dtype=small)
+        hit_split = split_index[self.pair_cov]
+        del split_index
+        hit = np.flatnonzero(hit_split >= 0)
+        hit = hit[np.argsort(hit_split[hit], kind="stable")]
+        hit_pair = hit_split[hit]  # the split pair of each tagged row, ascending
+        hit_rank = rank[self.pair_opp[hit]]
+        del hit_split, hit, rank
+        lacks = sizes - self.cov_with[mask]
+        count = int(lacks.sum())
+        rows = np.empty(count, dtype=small)
+        contacts = np.empty(count, dtype=small)
+        tags = np.empty(count, dtype=small)
+        bounds = np.searchsorted(
+            np.cumsum(sizes), np.arange(1, total // MISSING_BLOCK + 1) * MISSING_BLOCK
+        )
+        edges = np.unique(np.concatenate([[0], bounds + 1, [len(sc)]]).clip(0, len(sc)))
+        cursor = 0
+        for p0, p1 in pairwise(edges.tolist()):
+            part = sizes[p0:p1]
+            offsets = _group_offsets(part)
+            lacking = np.ones(int(part.sum()), dtype=bool)
+            h0, h1 = np.searchsorted(hit_pair, [p0, p1])
+            lacking[offsets[hit_pair[h0:h1] - p0] + hit_rank[h0:h1]] = False
+            which = np.repeat(np.arange(p0, p1, dtype=small), part)[lacking]
+            position = np.flatnonzero(lacking)
+            del lacking
+            position += (starts[sc[p0:p1]] - offsets)[which - p0]
+            end = cursor + len(which)
+            rows[cursor:end] = order[position]
+            contacts[cursor:end] = sc[which]
+            tags[cursor:end] = st[which]
+            cursor = end
+        return rows, contacts, tags
+
+    def missing(self) -> pd.DataFrame:
+        rows, contacts, tags = self._missing_arrays()
+        # one column at a time, dropping each index array once used (peak memory)
+        opportunity = self._opportunity_text(rows, reuse=True)
+        del rows
+        contact = self._contact_text(contacts)
+        del contacts
+        return pd.DataFrame(
+            {"opportunity_id": opportunity, "contact_id": contact, "tag": self._tag_text(tags)},
+            columns=MISSING_COLUMNS,
+            copy=False,  # the columns are new arrays: no second copy of 7 million codes each
+        )
+
+    def summary(self) -> dict[str, int]:
+        mask = self.split_mask
+        split_contacts = len(_sorted_unique(self.cov_contact[mask])[0])
+        missing = int((self.cov_opps[mask] - self.cov_with[mask]).sum())
+        return {
+            "opportunities": int(self.n_opps),
+            "contacts": len(self.opps_per_contact),
+            "multi_opportunity_contacts": int((self.opps_per_contact >= 2).sum()),
+            "split_contacts": int(split_contacts),
+            "split_pairs": int(mask.sum()),
+            "missing_assignments": missing,
+        }
+
+    def _per_tag(self) -> dict[str, np.ndarray]:
+        t = self.n_tags
+        opps = self.cov_opps
+        multi = opps >= 2
+        split = self.split_mask
+        full = multi & (self.cov_with == opps)
+        share = np.divide(self.cov_with, opps, out=np.zeros(len(opps)), where=opps > 0)
+        return {
+            "opportunities": np.bincount(self.pair_tag, minlength=t),
+            "contacts": np.bincount(self.cov_tag, minlength=t),
+            "multi": np.bincount(self.cov_tag[multi], minlength=t),
+            "split": np.bincount(self.cov_tag[split], minlength=t),
+            "full": np.bincount(self.cov_tag[full], minlength=t),
+            "missing": np.bincount(
+                self.cov_tag[split], weights=(opps - self.cov_with)[split], minlength=t
+            ),
+            "share_sum": np.bincount(self.cov_tag[multi], weights=share[multi], minlength=t),
+            "expected_sum": self._expected_share_sum(multi),
+        }
+
+    def _expected_share_sum(self, multi: np.ndarray) -> np.ndarray:
+        """Per tag, the summed share a tag would have if scattered over opportunities at random.
+
+        With ``p`` the tag's share of the opportunities of multi-opportunity contacts, a contact
+        with ``m`` opportunities that carries it on ``k >= 1`` of them has, in expectation,
+        ``E[k/m | k >= 1] = p / (1 - (1 - p) ** m)`` of them covered.
+        """
+        t = self.n_tags
+        per_contact = self.opps_per_contact
+        total = float(per_contact[per_contact >= 2].sum())
+        tags = self.cov_tag[multi]
+        if not total or not len(tags):
+            return np.zeros(t)
+        p = np.bincount(tags, weights=self.cov_with[multi], minlength=t) / total
+        p_row = p[tags]
+        expected = p_row / (1.0 - (1.0 - p_row) ** self.cov_opps[multi])
+        return np.bincount(tags, weights=expected, minlength=t)
+
+    def tag_statistics(self) -> pd.DataFrame:
+        per = self._per_tag()
+        multi = per["multi"].astype(np.int64)
+        split = per["split"].astype(np.int64)
+        rate = np.divide(split, multi, out=np.zeros(len(multi)), where=multi > 0)
+        out = pd.DataFrame(
+            {
+                "tag": self.tag_labels.array,
+                "opportunities": per["opportunities"].astype(np.int64),
+                "contacts": per["contacts"].astype(np.int64),
+                "multi_opportunity_contacts": multi,
+                "split_contacts": split,
+                "split_rate": rate.astype(np.float64),
+                "missing_assignments": per["missing"].round().astype(np.int64),
+            },
+            columns=TAG_STATISTICS_COLUMNS,
+        )
+        # tags are sorted already: a stable sort on split_contacts desc keeps tag order in ties
+        order = np.argsort(-split, kind="stable")
+        return out.take(order).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# contact-level evidence
+# --------------------------------------------------------------------------------------------

@@ -1,0 +1,263 @@
+"""What the explorer shows, computed on its index: the selection, the statistics, the coverage
+grid and the plan preview, as DataFrames (a mixin of `TagExplorer`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.notebook.charts.base import OKABE_ITO
+from toolkit.notebook.explorer.index import STATS_COLUMNS, _policy_rules, _select, _Selection
+from toolkit.remediate.planner import make_plan
+from toolkit.sanitize import tag_problem
+
+GAP_STYLE = f"background-color: {OKABE_ITO['orange']}; color: black; font-weight: bold"
+
+
+FULL_STYLE = "background-color: #cfe6f6; color: black"
+
+
+def style_grid(grid: pd.DataFrame) -> Any:
+    """A pandas Styler: shares as percentages, gaps (strictly between 0 and 1) highlighted.
+
+    Contact labels and tags (both from Lever) are HTML-escaped.
+    """
+
+    def colour(value: float) -> str:
+        if pd.isna(value):
+            return ""
+        return GAP_STYLE if 0.0 < value < 1.0 else FULL_STYLE
+
+    return (
+        grid.style.format("{:.0%}", na_rep="", escape="html")
+        .format_index(escape="html", axis=0)
+        .format_index(escape="html", axis=1)
+        .map(colour)
+        .set_caption("share of each contact's opportunities carrying the tag; gaps highlighted")
+        .set_table_attributes('class="tag-coverage"')
+    )
+
+
+class _Views:
+    """The explorer's views; `TagExplorer` provides the index, the widgets and the options."""
+
+    def selection(self) -> _Selection:
+        """The masks of the current filters (cached until a filter changes)."""
+        if self._sel is None:
+            self._sel = _select(
+                self.index,
+                self.search.value,
+                self.min_opportunities.value,
+                self.include_archived.value,
+            )
+        return self._sel
+
+    def filtered(self) -> pd.DataFrame:
+        """The opportunities of the contacts the filters keep."""
+        return self.index.frame.loc[self.selection().rows].reset_index(drop=True)
+
+    def _shown_tags(self) -> list[int]:
+        """Tag codes of the grid's columns: the chosen tags, else the most split ones now."""
+        if self._chosen:
+            return [self.index.tag_code[t] for t in self._chosen]
+        stats = self._stats_codes(None)
+        return [int(t) for t in stats["code"][: self.max_tags]]
+
+    def _stats_codes(self, codes: list[int] | None) -> dict[str, np.ndarray]:
+        """Per-tag counts under the filters, for the given tag codes (None: every tag, cached
+        until a filter changes)."""
+        if codes is None:
+            if self._every_tag is None:
+                self._every_tag = self._count_tags(None)
+            return self._every_tag
+        return self._count_tags(codes)
+
+    def _count_tags(self, codes: list[int] | None) -> dict[str, np.ndarray]:
+        ix, sel = self.index, self.selection()
+        n_tags = len(ix.tags)
+        if codes is None:
+            pairs = slice(None)
+            tag_of = ix.pair_tag
+        else:
+            pairs = ix.pairs_of(codes)
+            tag_of = ix.pair_tag[pairs]
+        kept = sel.pair_kept[pairs]
+        with_tag = sel.pair_with[pairs]
+        opps = sel.opportunities[ix.pair_contact[pairs]]
+        multi = kept & (opps >= 2)
+        split = multi & (with_tag < opps)
+
+        def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+            w = None if weights is None else weights[mask]
+            return np.bincount(tag_of[mask], weights=w, minlength=n_tags)
+
+        out = {
+            "opportunities": count(kept, with_tag).astype(np.int64),
+            "contacts": count(kept),
+            "multi": count(multi),
+            "split": count(split),
+            "missing": count(split, opps - with_tag).astype(np.int64),
+        }
+        wanted = np.arange(n_tags) if codes is None else np.asarray(codes, dtype=np.int64)
+        order = np.lexsort((wanted, -out["split"][wanted]))
+        out = {k: v[wanted[order]] for k, v in out.items()}
+        out["code"] = wanted[order]
+        if codes is None:  # every tag: only those carried by a kept contact
+            present = out["contacts"] > 0
+            out = {k: v[present] for k, v in out.items()}
+        return out
+
+    def stats_table(self, limit: int | None = None) -> pd.DataFrame:
+        """Per-tag statistics of the filtered contacts, for the chosen tags (or all).
+
+        Same columns as `audit.tag_statistics`, most split first.
+        """
+        counts = self._stats_codes([self.index.tag_code[t] for t in self._chosen] or None)
+        if limit is not None:
+            counts = {k: v[:limit] for k, v in counts.items()}
+        multi = counts["multi"]
+        rate = np.divide(
+            counts["split"], multi, out=np.zeros(len(multi), dtype=np.float64), where=multi > 0
+        )
+        return pd.DataFrame(
+            {
+                "tag": [str(self.index.tags[c]) for c in counts["code"]],
+                "opportunities": counts["opportunities"].astype(np.int64),
+                "contacts": counts["contacts"].astype(np.int64),
+                "multi_opportunity_contacts": multi.astype(np.int64),
+                "split_contacts": counts["split"].astype(np.int64),
+                "split_rate": rate,
+                "missing_assignments": counts["missing"].astype(np.int64),
+            },
+            columns=STATS_COLUMNS,
+        )
+
+    def _grid_contacts(self, codes: list[int]) -> np.ndarray:
+        """Contacts carrying a shown tag, most split among the shown tags first, then the most
+        opportunities, then contact id."""
+        ix, sel = self.index, self.selection()
+        pairs = ix.pairs_of(codes)
+        kept = pairs[sel.pair_kept[pairs]]
+        if not len(kept):
+            return np.zeros(0, dtype=np.int64)
+        carrying = np.zeros(len(ix.contacts), dtype=bool)
+        carrying[ix.pair_contact[kept]] = True
+        contacts = np.flatnonzero(carrying)
+        opps = sel.opportunities
+        split = kept[sel.pair_with[kept] < opps[ix.pair_contact[kept]]]
+        split_count = np.bincount(ix.pair_contact[split], minlength=len(ix.contacts))
+        key = split_count[contacts] * (int(opps.max()) + 1) + opps[contacts]
+        return contacts[np.argsort(-key, kind="stable")]
+
+    def grid_table(self) -> pd.DataFrame:
+        """Contact x tag shares on the current grid page (NaN = the contact never has the tag)."""
+        ix, sel = self.index, self.selection()
+        codes = self._shown_tags()
+        ordered = self._grid_contacts(codes)
+        self._grid_rows = len(ordered)
+        self.page = min(self.page, max(0, -(-len(ordered) // self.max_contacts) - 1))
+        start = self.page * self.max_contacts
+        page = ordered[start : start + self.max_contacts]
+        values = np.full((len(page), len(codes)), np.nan)
+        for j, t in enumerate(codes):
+            lo, hi = ix.tag_start[t], ix.tag_start[t + 1]
+            at = np.searchsorted(ix.pair_contact[lo:hi], page) + lo
+            at = np.minimum(at, max(lo, hi - 1))
+            found = (hi > lo) & (ix.pair_contact[at] == page) & sel.pair_kept[at]
+            share = sel.pair_with[at] / np.maximum(sel.opportunities[page], 1)
+            values[:, j] = np.where(found, share, np.nan)
+        labels = [ix.label(int(c)) for c in page]
+        return pd.DataFrame(
+            values,
+            index=pd.Index(labels, name="contact", dtype=object),
+            columns=pd.Index([str(ix.tags[t]) for t in codes], name="tag", dtype=object),
+        )
+
+    def styled_grid(self) -> Any:
+        """`grid_table()` styled: percentages, gaps highlighted (a static HTML table)."""
+        return style_grid(self.grid_table())
+
+    def preview(self) -> dict[str, Any] | None:
+        """What the plan for the current choice would do, counted on the index (None: no tags).
+
+        The same numbers as `plan()` (propagate: every missing assignment of a chosen tag among
+        the kept contacts; `never_touch` tags and, by default, anonymized opportunities skipped),
+        without building the plan's rows.
+        """
+        if not self._chosen:
+            return None
+        key = tuple(self._chosen)  # the cache is dropped whenever a filter changes
+        if self._preview is not None and self._preview[0] == key:
+            return self._preview[1]
+        ix, sel = self.index, self.selection()
+        never, skip_anonymized = _policy_rules(self.policy)
+        touched = np.zeros(len(ix.contact), dtype=bool)
+        per_tag: dict[str, int] = {}
+        skipped = 0
+        for tag in self._chosen:
+            t = ix.tag_code[tag]
+            lo, hi = ix.tag_start[t], ix.tag_start[t + 1]
+            opps = sel.opportunities[ix.pair_contact[lo:hi]]
+            split = sel.pair_kept[lo:hi] & (opps >= 2) & (sel.pair_with[lo:hi] < opps)
+            rows = ix.rows_of(ix.pair_contact[lo:hi][split])  # the split contacts' rows
+            has = np.zeros(len(ix.contact), dtype=bool)
+            has[ix.rows_with(t)] = True
+            candidate = rows[sel.rows[rows] & ~has[rows]]
+            if tag in never or tag_problem(tag) is not None:  # never written as it is
+                skipped += len(candidate)
+                continue
+            if skip_anonymized:
+                anonymous = ix.anonymized[candidate]
+                skipped += int(anonymous.sum())
+                candidate = candidate[~anonymous]
+            if len(candidate):
+                per_tag[tag] = len(candidate)
+            touched[candidate] = True
+        adds = sum(per_tag.values())
+        opportunities = int(touched.sum())
+        result = {
+            "counts": {
+                "rows": adds,
+                "add": adds,
+                "remove": 0,
+                "opportunities": opportunities,
+                "calls": opportunities,
+                "skipped": skipped,
+            },
+            "by_tag": per_tag,
+        }
+        self._preview = (key, result)
+        return result
+
+    def plan(self) -> Any:
+        """The plan (propagate) the current choice would produce, or None without tags.
+
+        Built from the filtered frame by `make_plan` (rows and all); the views use
+        `preview()`, which counts the same on the index.
+        """
+        tags = [t for t in self._chosen if tag_problem(t) is None]  # never written as it is
+        if not tags:
+            return None
+        return make_plan(
+            self.filtered(),
+            mode="propagate",
+            tags=tags,
+            policy=self.policy,
+            include_archived=self.include_archived.value,
+        )
+
+    def plan_table(self) -> pd.DataFrame:
+        """Opportunities the preview would change, per op and tag (nothing is written)."""
+        preview = self.preview()
+        if preview is None or not preview["by_tag"]:
+            return pd.DataFrame({"op": [], "tag": [], "opportunities": []})
+        by_tag = sorted(preview["by_tag"].items())
+        return pd.DataFrame(
+            {
+                "op": ["add"] * len(by_tag),
+                "tag": [t for t, _ in by_tag],
+                "opportunities": np.array([n for _, n in by_tag], dtype=np.int64),
+            }
+        )

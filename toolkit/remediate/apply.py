@@ -1,0 +1,349 @@
+"""Apply a plan: drift check, rate-limited concurrent writes, a journal, resume; and rollback.
+
+The engine is the same for an apply and a rollback (a rollback is the inverse plan of a
+journal, run under its own journal):
+
+1. Refuse a plan larger than ``max_changes`` (a dry run previews it and says that a real run
+   would be refused). Pre-flight: the plan's opportunities the plan does not know the tags of
+   (rows added by hand, a plan without its sidecars) are read once; an id that does not exist
+   refuses the plan before any journal exists. A dry run stops here (after an optional drift
+   check) and sends no write.
+2. Open the journal (taking its lock). A new journal records the plan and parameters; an
+   existing one for the same plan is resumed; one for another plan is refused. A resume with
+   another ``perform_as`` records the new value (run params, and a per-session event): the
+   writes of each session are attributed to the user that session named.
+3. Drift: one ``updated_at_start=<snapshot watermark>`` listing; the plan's opportunities that
+   changed since the snapshot are re-planned against their current tags (`remediate.plan.replan`),
+   never written blindly. On resume, pending calls are narrowed the same way, and calls that may
+   have reached Lever (an intent without outcome, or a transient failure) are checked by reading
+   the opportunity first.
+4. Write: one call per (opportunity, op) with all its tags, adds before removes, from a bounded
+   pool of workers sharing the client (and so its one token bucket). Intent committed before each
+   call, outcome after. 400/403/404 are recorded and the run goes on; 401 stops it at once.
+   A resume retries transient failures by itself; calls Lever refused (400/403) are retried only
+   with ``retry_failed`` (``--retry-failed``): read first, written again if still needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+
+from toolkit.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from toolkit.files import sidecar
+from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, drift_line, replan_from_drift
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import INTENT, PENDING, JournalError
+from toolkit.remediate.plan import (
+    SKIPPED_COLUMNS,
+    Plan,
+    PlanError,
+    calls_from_rows,
+)
+from toolkit.remediate.planfile import load_plan
+from toolkit.remediate.reads import DEFAULT_WORKERS, _read_each, _tags_of
+from toolkit.remediate.result import ApplyResult
+from toolkit.remediate.runner import _Options, _Runner
+from toolkit.remediate.sessions import (
+    _calls_to_run,
+    _first_session,
+    _open_run,
+    _result_from_journal,
+    _resume_perform_as,
+    _resume_session,
+)
+
+# -- results ------------------------------------------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+
+# -- counting attempts per call -----------------------------------------------------------------
+
+
+# -- reading current state ----------------------------------------------------------------------
+
+
+# -- the engine ---------------------------------------------------------------------------------
+
+
+def _host(client: Any) -> str | None:
+    base = getattr(client, "base_url", None)
+    return urlsplit(base).netloc if base else None
+
+
+def _run(
+    client: Any,
+    plan: Plan,
+    journal_path: str | os.PathLike,
+    opts: _Options,
+    params: dict[str, Any],
+) -> ApplyResult:
+    stats_before = client.stats.as_dict()
+    with Journal(journal_path) as journal:
+        resumed, run_params = _open_run(journal, opts.kind, plan, params)
+        notes: list[str] = []
+        session = journal.start_session()
+        if resumed:
+            notes = _resume_perform_as(journal, run_params, opts, session)
+        journal.add_event(
+            session,
+            "session",
+            {
+                "resumed": resumed,
+                "perform_as": opts.perform_as,
+                "retry_failed": opts.retry_failed,
+                "workers": opts.workers,
+                "max_changes": params.get("max_changes"),
+                "drift_check": opts.drift_check,
+            },
+        )
+        status = "aborted"
+        runner: _Runner | None = None
+        drift = pd.DataFrame(columns=DRIFT_COLUMNS)
+        started = time.monotonic()
+        try:
+            check_first: set[int] = set()
+            retry: set[int] = set()
+            if resumed:
+                drift, check_first, retry = _resume_session(client, journal, plan, session, opts)
+            else:
+                drift, _dropped = _first_session(client, journal, plan, session, opts)
+            calls = _calls_to_run(journal, check_first, retry)
+            runner = _Runner(client, journal, session, opts)
+            started = time.monotonic()
+            runner.run(calls, check_first, retry)
+            if runner.auth_error is not None:
+                raise runner.auth_error
+            status = "finished"
+        finally:
+            elapsed = time.monotonic() - started
+            stats = client.stats.since(stats_before)
+            with contextlib.suppress(Exception):
+                journal.finish_session(
+                    session,
+                    status,
+                    writes=runner.writes if runner else 0,
+                    stats=stats,
+                    message=str(runner.auth_error) if runner and runner.auth_error else "",
+                )
+                open_left = journal.calls([PENDING, INTENT])
+                journal.finish_run("finished" if status == "finished" and not open_left else status)
+        return _result_from_journal(
+            journal,
+            plan,
+            opts.kind,
+            runner,
+            resumed=resumed,
+            elapsed=elapsed,
+            stats=stats,
+            drift=drift,
+            changes_by_tag=plan.changes_by_tag(),
+            notes=[*notes, *[line for line in (drift_line(drift),) if line]],
+            max_changes=params.get("max_changes"),
+            plan_rows=len(plan.rows),
+        )
+
+
+def check_perform_as(client: Any, perform_as: str | None) -> None:
+    """Refuse a ``perform_as`` user Lever does not know, before anything is written.
+
+    One ``GET /users/{id}``. Lever may answer a write's unknown perform_as with 404 instead of
+    400; found only by the writes, every opportunity would look deleted. A key that may not read
+    users (403) is let through: the writes' 404s are then confirmed by reads.
+
+    Raises:
+        PlanError: the user does not exist (CLI exit 2).
+    """
+    if client is None or not perform_as:
+        return
+    try:
+        user = client.get_user(perform_as)
+    except (NotFoundError, BadRequestError):
+        raise PlanError(
+            f"--perform-as {perform_as}: no such user in this Lever account; find the id with "
+            "GET /users?email=<their address> (LeverClient.iter_users); nothing was written"
+        ) from None
+    except PermissionDeniedError:
+        return
+    if user.get("deactivatedAt"):
+        log.warning(
+            "--perform-as %s is a deactivated Lever user: Lever may refuse the writes", perform_as
+        )
+
+
+def _check_size(plan: Plan, max_changes: int | None) -> None:
+    if max_changes is not None and len(plan.rows) > max_changes:
+        raise PlanError(
+            f"the plan has {len(plan.rows)} changes, more than --max-changes {max_changes}; "
+            "nothing was written"
+        )
+
+
+def _check_known_opportunities(client: Any, plan: Plan, workers: int) -> Plan:
+    """Pre-flight: read the plan's opportunities whose tags it does not know; refuse unknown ids.
+
+    `plan.before` holds the tag sets a plan made by `make_plan` assumed: every opportunity of
+    the contacts it touches, not the whole snapshot. A row added by hand for another contact's
+    opportunity (or every row of a plan written by hand, without sidecars) is not in it: those
+    ids are read once, concurrently, before any journal exists. An id Lever does not know
+    refuses the plan (`PlanError`, nothing written); the tags read join the before-state the
+    drift check and rollback rely on. They carry no contact: the plan does not know that
+    contact's other opportunities, so the propagate re-plan never judges their sources.
+    """
+    unknown = [o for o in plan.opportunity_ids() if o not in plan.before]
+    if client is None or not unknown:
+        return plan
+    found, missing = _read_each(client, unknown, workers)
+    if missing:
+        raise PlanError(
+            f"{len(missing)} opportunity id(s) in the plan do not exist in Lever "
+            f"(first: {missing[0]}); fix the CSV; nothing was written"
+        )
+    before = dict(plan.before)
+    before.update({o: {"tags": _tags_of(opp)} for o, opp in found.items()})
+    return replace(plan, before=before)
+
+
+def _journal_is_planned(journal_path: str | os.PathLike) -> bool:
+    """The journal exists and already recorded its calls (so it holds the before-state)."""
+    if not Path(journal_path).is_file():
+        return False
+    try:
+        with Journal(journal_path, lock=False, create=False) as journal:
+            run = journal.run()
+    except JournalError:
+        return False
+    return bool(run and run["planned"])
+
+
+def _dry_run(
+    client: Any,
+    plan: Plan,
+    kind: str,
+    drift_check: bool,
+    workers: int,
+    max_changes: int | None = None,
+) -> ApplyResult:
+    rows = plan.rows
+    drift = pd.DataFrame(columns=DRIFT_COLUMNS)
+    dropped = pd.DataFrame(columns=SKIPPED_COLUMNS)
+    if client is not None and drift_check and len(rows):
+        drift = check_drift(client, plan, workers=workers)
+        rows, dropped = replan_from_drift(plan, drift)
+    preview = Plan(rows=rows, meta=plan.meta)
+    return ApplyResult(
+        kind=kind,
+        dry_run=True,
+        planned_changes=len(rows),
+        planned_calls=len(calls_from_rows(rows)),
+        skipped=len(plan.skipped) + len(dropped),
+        drift=drift,
+        dropped=dropped,
+        changes_by_tag=preview.changes_by_tag(),
+        outcomes=calls_from_rows(rows),
+        max_changes=max_changes,
+        plan_rows=len(plan.rows),
+        over_max_changes=max_changes is not None and len(plan.rows) > max_changes,
+        notes=[line for line in (drift_line(drift),) if line],
+    )
+
+
+def default_journal_path(plan_path: str | os.PathLike) -> Path:
+    """`plan.csv` -> `plan.journal.sqlite` beside it."""
+    return sidecar(plan_path, ".journal.sqlite")
+
+
+def apply_plan(
+    client: Any,
+    plan: Plan | str | os.PathLike,
+    *,
+    journal_path: str | os.PathLike | None = None,
+    dry_run: bool = True,
+    max_changes: int | None = None,
+    perform_as: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool | None = None,
+    drift_check: bool = True,
+    retry_failed: bool = False,
+) -> ApplyResult:
+    """Apply a plan: dry run by default; with ``dry_run=False`` write it, journaled.
+
+    Running it again with the same journal resumes: finished calls are not repeated, calls that
+    may have reached Lever are checked by reading the opportunity first, transient failures are
+    tried again. Calls Lever refused (400/403, e.g. a bad perform_as) are tried again only with
+    ``retry_failed``.
+
+    Args:
+        client: a `LeverClient` (its limiter paces every worker). May be None for a dry run
+            (then no drift check).
+        plan: a `Plan` or the path of a plan CSV.
+        journal_path: the run journal (SQLite); default ``<plan>.journal.sqlite``.
+        dry_run: write nothing (the default); the result previews the changes.
+        max_changes: refuse to write a plan with more rows than this (`PlanError`); a dry run
+            previews it anyway and sets ``over_max_changes`` (its summary says a real run
+            would be refused).
+        perform_as: Lever user id the changes are attributed to (sent on every write). On
+            resume: None keeps the journal's; another value is recorded in the journal (run
+            params and a per-session event) and used for the writes from then on.
+        workers: concurrent calls; a few more than rate x latency keeps the rate at the limit.
+        progress: a tqdm bar; None = in a terminal or Jupyter (see `toolkit.progress`).
+        drift_check: re-read what changed since the snapshot before writing (keep it on).
+        retry_failed: on resume, retry the calls Lever refused: each is read first and written
+            again only if still needed; the retry is journaled (a ``retry`` event per call).
+
+    Returns:
+        An `ApplyResult`.
+
+    Raises:
+        PlanError: a write of a plan larger than max_changes, an opportunity id that does not
+            exist, or no journal path can be chosen.
+        JournalError: another run holds the journal, or it belongs to another plan.
+        AuthenticationError: Lever answered 401; the run stopped at once (resumable).
+
+    Example:
+        >>> result = apply_plan(client, "plan.csv", dry_run=False, journal_path="j.sqlite")
+        ... # doctest: +SKIP
+        >>> result.applied, result.failed  # doctest: +SKIP
+    """
+    if not isinstance(plan, Plan):
+        plan = load_plan(plan)
+    if not dry_run:
+        _check_size(plan, max_changes)
+    if workers < 1:
+        raise PlanError(f"workers must be at least 1 (got {workers})")
+    if not dry_run and journal_path is None:
+        if plan.path is None:
+            raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
+        journal_path = default_journal_path(plan.path)
+    check_perform_as(client, perform_as)
+    if dry_run or not _journal_is_planned(journal_path):
+        plan = _check_known_opportunities(client, plan, workers)
+    if dry_run:
+        return _dry_run(client, plan, "apply", drift_check, workers, max_changes)
+    params = {
+        "max_changes": max_changes,
+        "perform_as": perform_as,
+        "workers": workers,
+        "host": _host(client),
+        "drift_check": drift_check,
+    }
+    opts = _Options("apply", perform_as, workers, progress, drift_check, retry_failed)
+    return _run(client, plan, journal_path, opts, params)
+
+
+# -- rollback -----------------------------------------------------------------------------------
+
+
+# -- verify -------------------------------------------------------------------------------------
+
+
+__all__ = ["apply_plan", "default_journal_path"]

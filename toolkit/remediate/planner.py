@@ -1,0 +1,425 @@
+"""Making a plan, pure: from a snapshot frame (and a policy or explicit tags) to plan rows, and
+re-planning them against tags read later (drift). No I/O, no clock, no client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from toolkit.audit import considered, missing_assignments, tag_variants
+from toolkit.remediate.plan import (
+    MODES,
+    PLAN_COLUMNS,
+    PLAN_VERSION,
+    REASON_ANONYMIZED,
+    REASON_ARCHIVED,
+    REASON_ARCHIVED_SOURCE,
+    REASON_DRIFT_ABSENT,
+    REASON_DRIFT_PRESENT,
+    REASON_DRIFT_SOURCE,
+    REASON_DRIFT_VARIANT,
+    REASON_NEVER_TOUCH,
+    SKIPPED_COLUMNS,
+    Plan,
+    PlanError,
+    _empty,
+    _frame,
+    _sorted_rows,
+    check_plan_tags,
+)
+from toolkit.snapshot.frame import fingerprint, safe_watermark
+
+
+def _policy_view(policy: Any) -> dict[str, Any]:
+    """The policy fields the plan uses, read by attribute (a `toolkit.policy.Policy` or alike)."""
+    if policy is None:
+        return {}
+    if isinstance(policy, Mapping):
+        get = policy.get
+    else:
+
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(policy, name, default)
+
+    return {
+        "contact_level": list(get("contact_level", []) or []),
+        "never_touch": list(get("never_touch", []) or []),
+        "include_archived": bool(get("include_archived", True)),
+        "skip_anonymized": bool(get("skip_anonymized", True)),
+    }
+
+
+def _contact(value: Any) -> str:
+    """A contact id as a string; "" when missing (None, NA, NaN)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return ""
+    return str(value)
+
+
+def _snapshot_parts(snapshot: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    if isinstance(snapshot, pd.DataFrame):
+        return snapshot, {}
+    frame = getattr(snapshot, "frame", None)
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError("make_plan needs a snapshot frame (DataFrame) or a Snapshot")
+    return frame, dict(getattr(snapshot, "meta", {}) or {})
+
+
+def _snapshot_meta(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
+    mark = meta.get("watermark")
+    if mark is None:
+        mark = safe_watermark(frame)
+    return {
+        "fingerprint": meta.get("fingerprint") or fingerprint(frame),
+        "watermark": int(mark) if mark is not None else None,
+        "fetched_at": meta.get("fetched_at"),
+        "host": meta.get("host"),
+        "opportunities": len(frame),
+        "confidential_access": meta.get("confidential_access"),
+    }
+
+
+def check_plan_request(
+    mode: str,
+    tags: Iterable[str] | None = None,
+    policy: Any = None,
+    renames: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse a plan that cannot be made as asked, before anything is fetched (`PlanError`).
+
+    Example:
+        >>> check_plan_request("propagate", tags=["Python"])
+        >>> check_plan_request("remove", renames={"py": "Python"})
+        Traceback (most recent call last):
+        ...
+        toolkit.remediate.plan.PlanError: --rename needs --mode rename
+    """
+    if mode not in MODES:
+        raise PlanError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    chosen = [tags] if isinstance(tags, str) else list(tags or [])
+    renames = dict(renames or {})
+    check_plan_tags([*chosen, *renames, *renames.values()], "bad tag: ")  # before any fetch
+    chosen = chosen or list(_policy_view(policy).get("contact_level", []))
+    if mode == "rename":
+        if not (renames or chosen):
+            raise PlanError("--mode rename needs --rename OLD=NEW or --tag T (its variants)")
+    elif renames:
+        raise PlanError("--rename needs --mode rename")
+    elif not chosen:
+        raise PlanError("no tags to plan: give --tag T (repeatable) or --policy FILE")
+
+
+def make_plan(
+    snapshot: Any,
+    mode: str = "propagate",
+    tags: Iterable[str] | None = None,
+    policy: Any = None,
+    renames: Mapping[str, str] | None = None,
+    include_archived: bool | None = None,
+    created_at: str | None = None,
+) -> Plan:
+    """Plan the writes that fix what the audit found. Pure: no I/O.
+
+    Args:
+        snapshot: a snapshot frame (``toolkit.snapshot.fetch`` columns) or a `Snapshot`.
+        mode: ``propagate`` (add missing assignments), ``remove`` (take tags off), or
+            ``rename`` (variant -> canonical per opportunity).
+        tags: the exact tag strings; default the policy's ``contact_level`` tags (propagate).
+            In rename mode without ``renames``: rename the near-duplicate variants of these tags
+            (``audit.tag_variants``) to their canonical spelling.
+        policy: a `toolkit.policy.Policy` (or a mapping): ``never_touch`` tags are skipped,
+            ``include_archived`` and ``skip_anonymized`` are honoured.
+        renames: ``{variant: canonical}`` for rename mode.
+        include_archived: overrides the policy's ``include_archived`` (default True).
+        created_at: when the plan was made (ISO 8601), recorded in its meta; the caller's
+            clock (`toolkit.workflows.plan_changes` gives now), so planning stays pure.
+
+    Returns:
+        A `Plan`. Rows are sorted by contact, opportunity, op, tag.
+
+    Raises:
+        PlanError: unknown mode, no tags, or an inconsistent rename map.
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"],
+        ...                   "tags": [["Python"], []], "archived": [False, False],
+        ...                   "anonymized": [False, False], "created_at": [1, 2],
+        ...                   "updated_at": [5, 6]})
+        >>> make_plan(f, tags=["Python"]).rows.values.tolist()
+        [['o2', 'c', 'add', 'Python']]
+    """
+    check_plan_request(mode, tags, policy, renames)
+    frame, snap_meta = _snapshot_parts(snapshot)
+    pol = _policy_view(policy)
+    if include_archived is None:
+        include_archived = pol.get("include_archived", True)
+    skip_anonymized = pol.get("skip_anonymized", True)
+    never_touch = set(pol.get("never_touch", []))
+    if isinstance(tags, str):
+        tags = [tags]
+    chosen = list(dict.fromkeys(tags if tags is not None else pol.get("contact_level", [])))
+    rename_map: dict[str, str] = dict(renames or {})
+    if mode == "rename" and not rename_map:
+        rename_map = _renames_from_variants(frame, chosen, include_archived)
+    if mode != "rename" and not chosen:
+        raise PlanError("no tags to plan: give --tag T (repeatable) or --policy FILE")
+    check_plan_tags([*chosen, *rename_map, *rename_map.values()])
+    if mode == "rename":
+        _check_renames(rename_map)
+        if not rename_map:
+            raise PlanError("rename mode needs --rename OLD=NEW or tags with spelling variants")
+
+    frame = frame.reset_index(drop=True)
+    for column, default in (("archived", False), ("anonymized", False)):
+        if column not in frame.columns:
+            frame = frame.assign(**{column: default})
+    info = pd.DataFrame(
+        {
+            "opportunity_id": frame["opportunity_id"].astype(str).to_numpy(dtype=object),
+            "contact_id": [_contact(c) for c in frame["contact_id"]],
+            "archived": frame["archived"].fillna(False).astype(bool).to_numpy(),
+            "anonymized": frame["anonymized"].fillna(False).astype(bool).to_numpy(),
+        }
+    )
+    tag_lists = [list(t) if isinstance(t, list | tuple) else list(t or []) for t in frame["tags"]]
+
+    if mode == "propagate":
+        candidates = _propagate_candidates(frame, chosen)
+    elif mode == "remove":
+        candidates = _remove_candidates(info, tag_lists, set(chosen))
+    else:
+        candidates = _rename_candidates(info, tag_lists, rename_map)
+
+    flags = info.set_index("opportunity_id")
+    if candidates.empty:
+        rows, skipped = _empty(PLAN_COLUMNS), _empty(SKIPPED_COLUMNS)
+    else:
+        candidates = candidates.merge(
+            flags[["archived", "anonymized"]], left_on="opportunity_id", right_index=True
+        )
+        reason = pd.Series("", index=candidates.index, dtype=object)
+        if mode == "rename":
+            pair = candidates["variant"]
+            touched = candidates["tag"].isin(never_touch) | pair.isin(never_touch)
+        else:
+            touched = candidates["tag"].isin(never_touch)
+        reason[touched] = REASON_NEVER_TOUCH
+        if not include_archived:
+            reason[(reason == "") & candidates["archived"]] = REASON_ARCHIVED
+        if skip_anonymized:
+            reason[(reason == "") & candidates["anonymized"]] = REASON_ANONYMIZED
+        candidates = candidates.assign(reason=reason)
+        rows = _sorted_rows(candidates[candidates["reason"] == ""], PLAN_COLUMNS)
+        skipped = _sorted_rows(candidates[candidates["reason"] != ""], SKIPPED_COLUMNS)
+        if mode == "propagate" and not include_archived:
+            rows, extra = _propagate_without_archived(frame, chosen, rows, skipped)
+            skipped = _sorted_rows(pd.concat([skipped, extra]), SKIPPED_COLUMNS)
+
+    # The tag sets the plan assumed: every opportunity of every contact it touches (propagate
+    # needs the contact's other opportunities to re-plan after drift), or the targets.
+    touched_ids = set(rows["opportunity_id"]) if len(rows) else set()
+    if mode == "propagate" and touched_ids:
+        contacts = {c for c in rows["contact_id"] if c}
+        keep = info["opportunity_id"].isin(touched_ids) | (
+            info["contact_id"].isin(contacts) & (info["contact_id"] != "")
+        )
+        if not include_archived:
+            keep &= ~info["archived"] | info["opportunity_id"].isin(touched_ids)
+    else:
+        keep = info["opportunity_id"].isin(touched_ids)
+    before = {
+        info.at[i, "opportunity_id"]: {
+            "contact_id": info.at[i, "contact_id"],
+            "tags": tag_lists[i],
+        }
+        for i in info.index[keep.to_numpy()]
+    }
+    meta = {
+        "version": PLAN_VERSION,
+        "mode": mode,
+        "tags": chosen,
+        "renames": rename_map if mode == "rename" else {},
+        "policy": pol or None,
+        "include_archived": bool(include_archived),
+        "skip_anonymized": bool(skip_anonymized),
+        "snapshot": _snapshot_meta(frame, snap_meta),
+        "created_at": created_at,
+    }
+    plan = Plan(rows=rows, skipped=skipped, meta=meta, before=before)
+    plan.meta["counts"] = plan.counts()
+    plan.meta["plan_sha256"] = plan.sha256
+    return plan
+
+
+def _propagate_candidates(frame: pd.DataFrame, chosen: list[str]) -> pd.DataFrame:
+    """Missing assignments of the chosen tags among all opportunities (flags applied later)."""
+    missing = missing_assignments(frame)
+    missing = missing[missing["tag"].isin(chosen)]
+    contact_of = dict(
+        zip(
+            frame["opportunity_id"].astype(str),
+            (_contact(c) for c in frame["contact_id"]),
+            strict=True,
+        )
+    )
+    return pd.DataFrame(
+        {
+            "opportunity_id": missing["opportunity_id"].astype(str).to_numpy(dtype=object),
+            "contact_id": [contact_of.get(str(o), "") for o in missing["opportunity_id"]],
+            "op": "add",
+            "tag": missing["tag"].astype(str).to_numpy(dtype=object),
+        }
+    )
+
+
+def _propagate_without_archived(
+    frame: pd.DataFrame, chosen: list[str], rows: pd.DataFrame, skipped: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """With archived ones excluded, only active opportunities count as sources and targets.
+
+    Rows planned from the full frame are skipped when their target is archived (reason:
+    archived), or when the tag is on the contact's archived opportunities only (reason: the
+    source is archived), since with archived ones excluded there is nothing to propagate from.
+    """
+    active = considered(frame, include_archived=False)
+    wanted = _propagate_candidates(active, chosen)
+    keys = set(zip(wanted["opportunity_id"], wanted["tag"], strict=True))
+    in_active = [(o, t) in keys for o, t in zip(rows["opportunity_id"], rows["tag"], strict=True)]
+    mask = pd.Series(in_active, index=rows.index, dtype=bool)
+    archived = set(frame.loc[frame["archived"].astype(bool), "opportunity_id"].astype(str))
+    extra = rows[~mask]
+    reasons = [
+        REASON_ARCHIVED if str(o) in archived else REASON_ARCHIVED_SOURCE
+        for o in extra["opportunity_id"]
+    ]
+    extra = extra.assign(reason=pd.Series(reasons, index=extra.index, dtype=object))
+    return _sorted_rows(rows[mask], PLAN_COLUMNS), extra
+
+
+def _remove_candidates(
+    info: pd.DataFrame, tag_lists: list[list[str]], chosen: set[str]
+) -> pd.DataFrame:
+    records = [
+        (info.at[i, "opportunity_id"], info.at[i, "contact_id"], "remove", tag)
+        for i, tags in enumerate(tag_lists)
+        for tag in dict.fromkeys(tags)
+        if tag in chosen
+    ]
+    return _frame(records, PLAN_COLUMNS)
+
+
+def _rename_candidates(
+    info: pd.DataFrame, tag_lists: list[list[str]], renames: dict[str, str]
+) -> pd.DataFrame:
+    records = []
+    for i, tags in enumerate(tag_lists):
+        present = set(tags)
+        for variant in dict.fromkeys(tags):
+            canonical = renames.get(variant)
+            if canonical is None:
+                continue
+            opp, contact = info.at[i, "opportunity_id"], info.at[i, "contact_id"]
+            if canonical not in present:
+                records.append((opp, contact, "add", canonical, variant))
+            records.append((opp, contact, "remove", variant, variant))
+    return _frame(records, [*PLAN_COLUMNS, "variant"])
+
+
+def _check_renames(renames: dict[str, str]) -> None:
+    for old, new in renames.items():
+        if not old or not new:
+            raise PlanError(f"a rename needs both spellings (got {old!r}={new!r})")
+        if old == new:
+            raise PlanError(f"rename {old!r} to itself does nothing")
+        if new in renames:
+            raise PlanError(f"rename chain: {old!r} -> {new!r} -> {renames[new]!r}; give the end")
+
+
+def _renames_from_variants(
+    frame: pd.DataFrame, chosen: list[str], include_archived: bool
+) -> dict[str, str]:
+    variants = tag_variants(considered(frame, include_archived=include_archived))
+    if variants.empty:
+        return {}
+    groups = set(variants.loc[variants["tag"].isin(chosen), "group"]) if chosen else None
+    out = {}
+    for tag, group, canonical in zip(
+        variants["tag"], variants["group"], variants["canonical"], strict=True
+    ):
+        if (groups is None or group in groups) and tag != canonical:
+            out[str(tag)] = str(canonical)
+    return out
+
+
+def replan(
+    plan: Plan, current: Mapping[str, list[str]], anonymized: Iterable[str] = ()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Re-plan the rows of the opportunities whose tags are known now (pure).
+
+    Never writes blindly over a change: an add already present and a remove already absent are
+    dropped; in propagate mode an add is dropped when no other opportunity of the contact carries
+    the tag any more (someone removed it on purpose), even when the target itself did not change;
+    in rename mode both rows of a variant are dropped when the variant is gone. Other rows of
+    opportunities not in `current` are kept as planned.
+
+    Args:
+        plan: the plan.
+        current: {opportunity_id: tags now} for the re-read (drifted) opportunities.
+        anonymized: opportunities found anonymized now (their rows are dropped).
+
+    Returns:
+        (rows kept, rows dropped with a ``reason`` column).
+
+    Example:
+        >>> rows = pd.DataFrame({"opportunity_id": ["o2"], "contact_id": ["c"], "op": ["add"],
+        ...                      "tag": ["T"]})
+        >>> p = Plan(rows=rows, meta={"mode": "propagate"})
+        >>> kept, dropped = replan(p, {"o2": ["T"]})
+        >>> len(kept), dropped["reason"].tolist()
+        (0, ['drift: tag already present'])
+    """
+    rows = plan.rows
+    if rows.empty or not current:
+        return rows.copy(), _empty(SKIPPED_COLUMNS)
+    anonymized = set(anonymized)
+    mode = plan.mode
+    renames = dict(plan.meta.get("renames") or {})
+    # The contact's opportunities as known now: the plan's view, overridden by what was re-read.
+    by_contact: dict[str, dict[str, set[str]]] = {}
+    for opp, entry in plan.before.items():
+        contact = entry.get("contact_id") or ""
+        if contact:
+            tags = current.get(opp, entry.get("tags") or [])
+            by_contact.setdefault(contact, {})[opp] = set(tags)
+    drifted_contacts = {(plan.before.get(opp) or {}).get("contact_id") for opp in current} - {
+        None,
+        "",
+    }
+    reasons = []
+    for opp, contact, op, tag in rows[PLAN_COLUMNS].itertuples(index=False, name=None):
+        source_check = mode == "propagate" and op == "add" and contact in drifted_contacts
+        if opp not in current and not source_check:
+            reasons.append("")
+            continue
+        now = set(current.get(opp, (plan.before.get(opp) or {}).get("tags") or []))
+        if opp in anonymized:
+            reasons.append(REASON_ANONYMIZED)
+        elif op == "add" and tag in now:
+            reasons.append(REASON_DRIFT_PRESENT)
+        elif op == "remove" and tag not in now:
+            reasons.append(REASON_DRIFT_ABSENT if mode != "rename" else REASON_DRIFT_VARIANT)
+        elif op == "add" and mode == "rename":
+            variants = [v for v, c in renames.items() if c == tag]
+            reasons.append("" if any(v in now for v in variants) else REASON_DRIFT_VARIANT)
+        elif source_check and contact in by_contact:
+            others = [t for o, t in by_contact[contact].items() if o != opp]
+            reasons.append("" if any(tag in t for t in others) else REASON_DRIFT_SOURCE)
+        else:
+            reasons.append("")
+    reason = pd.Series(reasons, index=rows.index, dtype=object)
+    kept = rows[reason == ""].reset_index(drop=True)
+    dropped = rows[reason != ""].assign(reason=reason[reason != ""]).reset_index(drop=True)
+    return kept, dropped[SKIPPED_COLUMNS]

@@ -1,0 +1,113 @@
+"""Rollback: the inverse of what a journal says its run changed, run under its own journal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from toolkit.files import sidecar
+from toolkit.remediate.apply import _dry_run, _host, _run, check_perform_as
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, JournalError
+from toolkit.remediate.plan import PLAN_COLUMNS, Plan
+from toolkit.remediate.reads import DEFAULT_WORKERS, _transient
+from toolkit.remediate.result import ApplyResult
+from toolkit.remediate.runner import _Options
+
+
+def default_rollback_path(journal_path: str | os.PathLike) -> Path:
+    """`j.sqlite` -> `j.rollback.sqlite` beside it."""
+    return sidecar(journal_path, ".rollback.sqlite")
+
+
+def inverse_plan(journal_path: str | os.PathLike) -> Plan:
+    """The plan that undoes what a journal's run changed, and nothing else (pure read).
+
+    For each call that was (or may have been) written: an add is undone by removing only the
+    tags that were not there before the run; a remove by re-adding only the tags that were.
+
+    Raises:
+        JournalError: the journal is missing or belongs to a run still holding its lock.
+    """
+    with Journal(journal_path, lock=True, create=False) as journal:
+        run = journal.run()
+        if run is None:
+            raise JournalError(f"{journal_path} holds no run to roll back")
+        calls = journal.calls([DONE, INTENT, FAILED])
+    records = []
+    for call in calls:
+        if call.state == FAILED and not _transient(call.status):
+            continue  # 400/403: Lever refused, nothing was written
+        before = set(call.before_tags) if call.before_tags is not None else None
+        if call.op == "add":
+            tags = [t for t in call.tags if before is None or t not in before]
+            inverse = "remove"
+        else:
+            tags = [t for t in call.tags if before is None or t in before]
+            inverse = "add"
+        records.extend((call.opportunity_id, call.contact_id, inverse, t) for t in tags)
+    rows = pd.DataFrame.from_records(records, columns=PLAN_COLUMNS).astype(object)
+    rows = rows.drop_duplicates().reset_index(drop=True)
+    source_meta = run["plan_meta"] or {}
+    meta = {
+        "mode": "rollback",
+        "source_journal": str(journal_path),
+        "source_kind": run["kind"],
+        "source_plan_sha256": run["plan_sha256"],
+        "snapshot": {
+            "watermark": (source_meta.get("snapshot") or {}).get("watermark"),
+            "confidential_access": (source_meta.get("snapshot") or {}).get("confidential_access"),
+        },
+    }
+    return Plan(rows=rows, meta=meta, before={})
+
+
+def rollback(
+    client: Any,
+    journal_path: str | os.PathLike,
+    *,
+    dry_run: bool = True,
+    rollback_journal: str | os.PathLike | None = None,
+    perform_as: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+    progress: bool | None = None,
+    retry_failed: bool = False,
+) -> ApplyResult:
+    """Undo a run from its journal: remove the tags it added, re-add the ones it removed.
+
+    A tag that was already there before the run stays. The rollback is itself journaled
+    (default ``<journal>.rollback.sqlite``) and resumable; it re-reads the touched opportunities
+    first (one listing since the source snapshot) and writes only what still differs.
+
+    Args:
+        client: a `LeverClient`.
+        journal_path: the journal of the run to undo.
+        dry_run: write nothing (the default).
+        rollback_journal: where to journal the rollback.
+        perform_as: Lever user id; default the one the run used.
+        workers, progress, retry_failed: as in `apply_plan`.
+
+    Example:
+        >>> rollback(client, "j.sqlite", dry_run=False).applied  # doctest: +SKIP
+    """
+    plan = inverse_plan(journal_path)
+    if perform_as is None:
+        with Journal(journal_path, lock=False, create=False) as source:
+            perform_as = ((source.run() or {}).get("params") or {}).get("perform_as")
+    if dry_run:
+        return _dry_run(client, plan, "rollback", True, workers)
+    check_perform_as(client, perform_as)
+    target = rollback_journal or default_rollback_path(journal_path)
+    params = {
+        "perform_as": perform_as,
+        "workers": workers,
+        "host": _host(client),
+        "source_journal": str(journal_path),
+    }
+    opts = _Options("rollback", perform_as, workers, progress, True, retry_failed)
+    # Hold the source journal's lock too: no rollback while its run is still writing.
+    with Journal(journal_path, lock=True, create=False):
+        return _run(client, plan, target, opts, params)
