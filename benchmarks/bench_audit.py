@@ -45,6 +45,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from toolkit import audit  # noqa: E402
+from toolkit.audit import engine  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Audit"
@@ -234,7 +235,7 @@ def child(args: argparse.Namespace) -> dict:
 
     # 3. breakdown of the core numbers from one preparation (warm)
     t = time.perf_counter()
-    core = audit._Core.build(frame)
+    core = engine._Core.build(frame)
     steps = {"prepare (flatten, factorize, coverage)": time.perf_counter() - t}
     for name, fn in [
         ("summary", core.summary),
