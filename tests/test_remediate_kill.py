@@ -22,6 +22,18 @@ from toolkit.snapshot.fetch import fetch_snapshot
 TAGS = ["Python", "Do not contact", "Boomerang", "Go"]
 
 
+def _stopped(pid: int) -> bool:
+    """Every thread of `pid` is in the stopped state ('T' in /proc/PID/task/TID/stat)."""
+    states = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat", encoding="ascii") as handle:
+                states.append(handle.read().rpartition(")")[2].split()[0])
+        except FileNotFoundError:  # a thread that just ended
+            continue
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 def wait_for(condition, timeout: float, what: str):
     """Poll a condition (not a sleep for luck): return its first truthy value."""
     deadline = time.monotonic() + timeout
@@ -174,6 +186,9 @@ def test_a_second_apply_on_the_same_journal_refuses_and_changes_nothing(planned)
     try:
         wait_for(lambda: done_calls(journal) >= 3, 60, "3 finished calls")
         first.send_signal(signal.SIGSTOP)  # frozen while holding the journal's lock
+        # SIGSTOP is delivered asynchronously: read the journal only once every thread of the
+        # first run is stopped, or a write it was finishing could land after the snapshot.
+        wait_for(lambda: _stopped(first.pid), 10, "the first run to be stopped")
         frozen = journal_frame(journal)
         # The second run is pointed at an address where nothing listens: had it sent any
         # request (a read, a write), it would fail with "cannot reach" instead.
