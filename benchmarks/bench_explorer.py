@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from bench_audit import build_frame, environment  # noqa: E402  (one machine description)
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Explorer"
@@ -42,8 +41,6 @@ TARGET_CONTROL_S = 0.25
 
 def build(n: int, seed: int) -> pd.DataFrame:
     """The audit benchmark's frame with a name and an email per contact."""
-    from bench_audit import build_frame
-
     frame = build_frame(n, max(1, int(n * 0.3)), seed)
     contact = frame["contact_id"].astype("object")
     codes, uniques = pd.factorize(contact)
@@ -113,23 +110,6 @@ def child(n: int, seed: int, repeats: int) -> dict:
         "chosen": chosen,
         "start_s": started,
         "controls_s": times,
-    }
-
-
-def environment() -> dict:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if "model name" in line), "")
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "pandas": pd.__version__,
-        "numpy": np.__version__,
-        "load": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
