@@ -6,7 +6,8 @@
 
 The frame is built directly (not through the sandbox) in the snapshot's shape: ``tags`` is an object
 column of Python lists whose strings are distinct objects, as ``json.loads`` would give them, so
-flattening and hashing them is part of the measured time. The account: contacts with a skewed
+flattening and hashing them is part of the measured time. Ids are random version-4 UUIDs, as
+Lever's are (in no order, so sorting them is measured too). The account: contacts with a skewed
 number of opportunities (every contact has one, a few have many), about half a percent of
 opportunities without a contact, 30% archived; each contact has a few person tags (skills,
 "Boomerang", "Do not contact", including case/space variants) that are on about 80% of their
@@ -35,6 +36,7 @@ import resource
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -121,10 +123,10 @@ def build_frame(n: int, contacts: int, seed: int) -> pd.DataFrame:
             lst.append((lst[0] + "\0")[:-1])
         tags.append(lst)
 
-    opp_ids = [f"{i:08x}-5a1e-4d2b-9c3f-{(i * 2654435761) % 16**12:012x}" for i in range(n)]
+    # random version-4 UUIDs, as Lever's ids are: in no order, so sorting them is measured too
+    opp_ids = [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)]
     contact_ids = np.array(
-        [f"c0{c:06x}-7b3a-4e1f-8d2c-{(c * 40503) % 16**12:012x}" for c in range(contacts)],
-        dtype=object,
+        [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(contacts)], dtype=object
     )[contact_of]
     contact_ids[rng.random(n) < 0.005] = None
     archived = rng.random(n) < 0.3
@@ -367,7 +369,7 @@ def render(result: dict, env: dict, command: str) -> str:
         "(int32 codes): the missing-assignments table (one row per gap) holds no string copies. "
         "Timings vary by about 2x with the "
         "load of the shared machine. The first call in a process is slower than later ones "
-        "mostly in system time: the kernel zeroes and maps the ~1.2 GB the tables need, which "
+        "mostly in system time: the kernel zeroes and maps the memory the tables need, which "
         "is slow on this VM; later calls reuse memory the allocators kept.",
         "",
     ]

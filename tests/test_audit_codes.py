@@ -4,13 +4,16 @@ the same rows, in the same order, as the plain-string tables they replace, on ra
 from __future__ import annotations
 
 import random
+import uuid
 from collections import defaultdict
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from toolkit import audit
-from toolkit.audit import engine
+from toolkit.audit import arrays, engine
 
 
 def random_frame(seed: int, n: int = 2500) -> pd.DataFrame:
@@ -110,3 +113,61 @@ def test_a_contactless_id_equal_to_a_contact_id_falls_back_to_text():
         ("x", "a", 1),
     ]
     assert audit.missing_assignments(frame).values.tolist() == [["o3", "x", "a"]]
+
+
+def test_fixed_width_ids_sort_as_python_sorts_them():
+    """Ids of one byte width are sorted by numpy as fixed-width bytes: the order must be Python's
+    code point order, also for non-ASCII text, NUL bytes and a chunked array."""
+    rng = random.Random(11)
+    alphabet = ["a", "Z", "0", "\x00", "\x7f"]  # one byte each in UTF-8
+    wide = ["é", "ß"]  # two bytes each in UTF-8
+    for width in (1, 3, 8, 36):
+        for _ in range(40):
+            values = []
+            for _ in range(rng.randrange(2, 60)):
+                text = "".join(rng.choice(alphabet) for _ in range(width))
+                if width >= 2 and rng.random() < 0.5:  # same byte width, other code points
+                    text = rng.choice(wide) + text[2:]
+                values.append(text)
+            assert len({len(v.encode()) for v in values}) == 1
+            order = arrays._argsort_text(pa.array(values))
+            assert [values[i] for i in order] == sorted(values)
+            half = len(values) // 2
+            chunked = pa.chunked_array([values[:half], values[half:]])
+            assert [values[i] for i in arrays._argsort_text(chunked)] == sorted(values)
+    mixed = ["b", "ab", "abc", None, "é"]
+    order = arrays._argsort_text(pa.array(mixed))
+    assert [mixed[i] for i in order] == ["ab", "abc", "b", "é", None]
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_uuid_shaped_ids_give_the_plain_tables(seed):
+    """Lever's ids are UUIDs (one width): the fast sort path must give the same tables."""
+    frame = random_frame(seed, n=1500)
+    rng = random.Random(seed)
+    frame["opportunity_id"] = pd.array(
+        [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(len(frame))],
+        dtype="string",
+    )
+    contacts = {
+        c: str(uuid.UUID(int=rng.getrandbits(128), version=4)) for c in frame["contact_id"].dropna()
+    }
+    frame["contact_id"] = frame["contact_id"].map(contacts).astype("string")
+    result = audit.run_audit(frame)
+    pairs, missing = expected_tables(frame)
+    got = result.missing_assignments.astype(object).itertuples(index=False)
+    assert [tuple(r) for r in got] == missing
+    assert [tuple(r) for r in result.split_pairs.astype(object).itertuples(index=False)] == pairs
+
+
+def test_sorted_unique_helpers():
+    keys = np.array([5, 3, 5, 9, 3, 3], dtype=np.int32)
+    distinct, counts, inverse = arrays._sorted_unique_inverse(keys)
+    assert distinct.tolist() == [3, 5, 9] and counts.tolist() == [3, 2, 1]
+    assert distinct[inverse].tolist() == keys.tolist() and inverse.dtype == np.int32
+    assert arrays._sorted_distinct(keys).tolist() == [3, 5, 9]
+    assert keys.tolist() == [5, 3, 5, 9, 3, 3]  # not in place: untouched
+    codes, labels = arrays._factorize_sorted(pd.Series(["b", None, "a", "b"], dtype="string"))
+    assert (
+        codes.tolist() == [1, -1, 0, 1] and codes.dtype == np.int32 and list(labels) == ["a", "b"]
+    )

@@ -44,7 +44,7 @@ from toolkit.audit.arrays import (
     _Labels,
     _listify,
     _require,
-    _sorted_unique,
+    _sorted_distinct,
     _sorted_unique_inverse,
     _text,
 )
@@ -97,7 +97,9 @@ class _Core:
     """Integer view of the considered opportunities (built once, read by every table)."""
 
     opp_ids: Any  # ExtensionArray of opportunity_id, one per row
-    contact_codes: np.ndarray  # int64 per row; contactless rows get codes of their own
+    contact_codes: (
+        np.ndarray
+    )  # int32 (int64 past 2**31) per row; contactless rows get codes of their own
     contact_labels: pd.Index  # label per contact code (contact_id, or opportunity_id if none)
     opps_per_contact: np.ndarray  # int64 per contact code
     tag_labels: pd.Index  # sorted; codes index into it
@@ -135,11 +137,12 @@ class _Core:
 
         # contacts: sorted codes for real contacts, then one code per contactless opportunity
         codes, uniques = _factorize_sorted(frame["contact_id"])
+        codes = codes.astype(_index_dtype(n + 1), copy=False)  # room for the contactless
         no_contact = codes < 0
         n_real = len(uniques)
         n_none = int(no_contact.sum())
         if n_none:
-            codes[no_contact] = n_real + np.arange(n_none, dtype=np.int64)
+            codes[no_contact] = np.arange(n_real, n_real + n_none, dtype=codes.dtype)
             own = pd.Series(opp_ids[no_contact])
             labels = pd.concat([pd.Series(uniques), own], ignore_index=True)
             if labels.dtype != _TEXT_DTYPE:
@@ -156,18 +159,18 @@ class _Core:
             # int32 keys when they fit: half the memory and faster sorts
             kind = _index_dtype(n * n_all)
             rows = np.repeat(np.arange(n, dtype=kind), lengths)
-            keep = tag_codes >= 0
-            if not keep.all():
+            del lengths
+            if tag_codes.min() < 0:  # a missing tag inside a list
+                keep = tag_codes >= 0
                 rows, tag_codes = rows[keep], tag_codes[keep]
+                del keep
             rows *= n_all
-            rows += tag_codes.astype(kind)
-            del tag_codes, keep
-            key, _ = _sorted_unique(rows)
+            rows += tag_codes
+            del tag_codes
+            pair_opp, pair_tag = np.divmod(_sorted_distinct(rows, in_place=True), n_all)
             del rows
-            pair_opp, pair_tag = key // n_all, key % n_all
-            del key
         else:
-            pair_opp = pair_tag = np.zeros(0, dtype=np.int64)
+            pair_opp = pair_tag = np.zeros(0, dtype=np.int32)
         all_counts = np.bincount(pair_tag, minlength=n_all).astype(np.int64)
 
         if tags is not None:
@@ -184,12 +187,11 @@ class _Core:
 
         if len(pair_opp):
             kind = _index_dtype(len(opps_per_contact) * max(n_tags, 1))
-            ckey = codes.astype(kind)[pair_opp]
+            ckey = codes[pair_opp].astype(kind, copy=False)
             ckey *= n_tags
-            ckey += pair_tag.astype(kind)
+            ckey += pair_tag
             ckey, cov_with, pair_cov = _sorted_unique_inverse(ckey)
-            pair_cov = pair_cov.astype(_index_dtype(len(ckey)))
-            cov_contact, cov_tag = ckey // n_tags, ckey % n_tags
+            cov_contact, cov_tag = np.divmod(ckey, n_tags)
             del ckey
         else:
             cov_contact = cov_tag = cov_with = pair_cov = np.zeros(0, dtype=np.int64)
@@ -220,8 +222,9 @@ class _Core:
     def _opportunities(self) -> _Labels:
         return _Labels.of(pd.Index(self.opp_ids))
 
-    def _contact_text(self, codes: np.ndarray) -> Any:
-        return self._contacts.at(codes)
+    def _contact_text(self, codes: np.ndarray, reuse: bool = False) -> Any:
+        """Categorical contact ids at `codes` (with `reuse`, `codes` may be overwritten)."""
+        return self._contacts.at(codes, reuse=reuse)
 
     def _tag_text(self, codes: np.ndarray) -> Any:
         return _Labels(self.tag_labels, None, True).at(codes)  # sorted distinct already
@@ -273,6 +276,7 @@ class _Core:
         sizes = self.opps_per_contact[sc]
         total = int(sizes.sum())
         small = np.int32 if max(n, total, len(mask)) < 2**31 - 1 else np.int64
+        sizes = sizes.astype(small)
         # the rows of each contact, contiguous; and each row's rank among its contact's rows
         order = np.argsort(self.contact_codes, kind="stable").astype(small)
         starts = _group_offsets(self.opps_per_contact)
@@ -285,16 +289,20 @@ class _Core:
         split_index[mask] = np.arange(len(sc), dtype=small)
         hit_split = split_index[self.pair_cov]
         del split_index
-        hit = np.flatnonzero(hit_split >= 0)
-        hit = hit[np.argsort(hit_split[hit], kind="stable")]
-        hit_pair = hit_split[hit]  # the split pair of each tagged row, ascending
+        hit = np.flatnonzero(hit_split >= 0).astype(small)
+        hit_pair = hit_split[hit]
+        del hit_split
+        by_pair = np.argsort(hit_pair, kind="stable")
+        hit = hit[by_pair]
+        hit_pair = hit_pair[by_pair]  # the split pair of each tagged row, ascending
+        del by_pair
         hit_rank = rank[self.pair_opp[hit]]
-        del hit_split, hit, rank
-        lacks = sizes - self.cov_with[mask]
-        count = int(lacks.sum())
+        del hit, rank
+        count = total - int(self.cov_with[mask].sum())
         rows = np.empty(count, dtype=small)
         contacts = np.empty(count, dtype=small)
-        tags = np.empty(count, dtype=small)
+        # the tag column's categorical keeps int8/int16 codes for a few hundred tags: make them so
+        tags = np.empty(count, dtype=np.int16 if self.n_tags < 2**15 - 1 else small)
         bounds = np.searchsorted(
             np.cumsum(sizes), np.arange(1, total // MISSING_BLOCK + 1) * MISSING_BLOCK
         )
@@ -318,11 +326,13 @@ class _Core:
         return rows, contacts, tags
 
     def missing(self) -> pd.DataFrame:
+        # the sorted labels first: sorting a million ids needs room the big arrays would crowd
+        self._opportunities, self._contacts  # noqa: B018 (cached properties, computed here)
         rows, contacts, tags = self._missing_arrays()
         # one column at a time, dropping each index array once used (peak memory)
         opportunity = self._opportunity_text(rows, reuse=True)
         del rows
-        contact = self._contact_text(contacts)
+        contact = self._contact_text(contacts, reuse=True)
         del contacts
         return pd.DataFrame(
             {"opportunity_id": opportunity, "contact_id": contact, "tag": self._tag_text(tags)},
@@ -332,7 +342,7 @@ class _Core:
 
     def summary(self) -> dict[str, int]:
         mask = self.split_mask
-        split_contacts = len(_sorted_unique(self.cov_contact[mask])[0])
+        split_contacts = len(_sorted_distinct(self.cov_contact[mask], in_place=True))
         missing = int((self.cov_opps[mask] - self.cov_with[mask]).sum())
         return {
             "opportunities": int(self.n_opps),
@@ -343,43 +353,54 @@ class _Core:
             "missing_assignments": missing,
         }
 
-    def _per_tag(self) -> dict[str, np.ndarray]:
-        t = self.n_tags
-        opps = self.cov_opps
-        multi = opps >= 2
-        split = self.split_mask
-        full = multi & (self.cov_with == opps)
-        share = np.divide(self.cov_with, opps, out=np.zeros(len(opps)), where=opps > 0)
-        return {
-            "opportunities": np.bincount(self.pair_tag, minlength=t),
-            "contacts": np.bincount(self.cov_tag, minlength=t),
-            "multi": np.bincount(self.cov_tag[multi], minlength=t),
-            "split": np.bincount(self.cov_tag[split], minlength=t),
-            "full": np.bincount(self.cov_tag[full], minlength=t),
-            "missing": np.bincount(
-                self.cov_tag[split], weights=(opps - self.cov_with)[split], minlength=t
-            ),
-            "share_sum": np.bincount(self.cov_tag[multi], weights=share[multi], minlength=t),
-            "expected_sum": self._expected_share_sum(multi),
-        }
+    @cached_property
+    def _per_tag_counts(self) -> dict[str, np.ndarray]:
+        """Per tag code: the sums behind the statistics and the evidence (computed once).
 
-    def _expected_share_sum(self, multi: np.ndarray) -> np.ndarray:
-        """Per tag, the summed share a tag would have if scattered over opportunities at random.
-
-        With ``p`` the tag's share of the opportunities of multi-opportunity contacts, a contact
+        It runs over one row per (contact, tag); each temporary is dropped once summed, and the
+        expected share is computed in place (a million opportunities give ~1.7 million rows).
+        The expected share is what a tag would have if scattered over opportunities at random:
+        with ``p`` the tag's share of the opportunities of multi-opportunity contacts, a contact
         with ``m`` opportunities that carries it on ``k >= 1`` of them has, in expectation,
         ``E[k/m | k >= 1] = p / (1 - (1 - p) ** m)`` of them covered.
         """
         t = self.n_tags
+        tag, with_tag = self.cov_tag, self.cov_with
+        opps = self.cov_opps
+        multi = opps >= 2
+        split = multi & (with_tag < opps)
+        full = multi & (with_tag == opps)
+        out = {
+            "opportunities": np.bincount(self.pair_tag, minlength=t),
+            "contacts": np.bincount(tag, minlength=t),
+            "multi": np.bincount(tag[multi], minlength=t),
+            "split": np.bincount(tag[split], minlength=t),
+            "full": np.bincount(tag[full], minlength=t),
+        }
+        del full
+        lack = opps - with_tag
+        out["missing"] = np.bincount(tag[split], weights=lack[split], minlength=t)
+        del lack, split
+        m_tag, m_opps, m_with = tag[multi], opps[multi], with_tag[multi]
+        del opps, multi
+        share = m_with / m_opps  # m_opps >= 2
+        out["share_sum"] = np.bincount(m_tag, weights=share, minlength=t)
+        del share
         per_contact = self.opps_per_contact
         total = float(per_contact[per_contact >= 2].sum())
-        tags = self.cov_tag[multi]
-        if not total or not len(tags):
-            return np.zeros(t)
-        p = np.bincount(tags, weights=self.cov_with[multi], minlength=t) / total
-        p_row = p[tags]
-        expected = p_row / (1.0 - (1.0 - p_row) ** self.cov_opps[multi])
-        return np.bincount(tags, weights=expected, minlength=t)
+        if not total or not len(m_tag):
+            out["expected_sum"] = np.zeros(t)
+            return out
+        p = np.bincount(m_tag, weights=m_with, minlength=t) / total
+        expected = (1.0 - p)[m_tag]
+        np.power(expected, m_opps, out=expected)
+        np.subtract(1.0, expected, out=expected)
+        np.divide(p[m_tag], expected, out=expected)
+        out["expected_sum"] = np.bincount(m_tag, weights=expected, minlength=t)
+        return out
+
+    def _per_tag(self) -> dict[str, np.ndarray]:
+        return self._per_tag_counts
 
     def tag_statistics(self) -> pd.DataFrame:
         per = self._per_tag()
