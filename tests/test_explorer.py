@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import threading
 import time
 
@@ -13,6 +14,7 @@ import pytest
 
 from toolkit import audit
 from toolkit.notebook.explorer import TagExplorer, _Debounced, filter_frame, style_grid
+from toolkit.notebook.explorer.widget import NO_MATH_LABEL, option_label
 from toolkit.policy import Policy
 from toolkit.remediate.planner import make_plan
 from toolkit.snapshot.frame import frame_from_opportunities
@@ -103,7 +105,7 @@ def test_unknown_tags_are_reported_not_selected():
 def _click_tag(ex: TagExplorer, tag: str) -> None:
     """What a click on the tag's checkbox does: flip its value."""
     label = f'"{tag}"' if tag != tag.strip() else tag
-    boxes = [b for b in ex.tag_list.children if b.description.startswith(f"{label} (")]
+    boxes = [b for b in ex.tag_list.children if option_label(b).startswith(f"{label} (")]
     assert boxes, f"{tag} is not listed"
     boxes[0].value = not boxes[0].value
 
@@ -146,12 +148,12 @@ def test_style_grid_highlights_only_gaps():
 
 def test_every_chosen_tag_is_listed_first_and_the_filter_finds_the_others():
     ex = TagExplorer(_frame(), tags=["Boomerang", "Python"])
-    listed = [b.description for b in ex.tag_list.children]
+    listed = [option_label(b) for b in ex.tag_list.children]
     assert listed[:2] == ["Boomerang (0 split)", "Python (2 split)"]
     assert all(b.value for b in ex.tag_list.children[:2])
     ex.choose_tags([])
     ex.tag_filter.value = "boom"
-    assert [b.description for b in ex.tag_list.children] == ["Boomerang (0 split)"]
+    assert [option_label(b) for b in ex.tag_list.children] == ["Boomerang (0 split)"]
     _click_tag(ex, "Boomerang")
     assert ex.selected_tags == ["Boomerang"]
     assert "Boomerang" in ex.status.value
@@ -161,7 +163,7 @@ def test_a_tag_with_surrounding_spaces_is_told_apart():
     frame = _frame()
     frame.at[1, "tags"] = ["Boomerang", "Python "]
     ex = TagExplorer(frame, tags=["Python", "Python "])
-    listed = [b.description for b in ex.tag_list.children]
+    listed = [option_label(b) for b in ex.tag_list.children]
     assert listed[:2] == ["Python (2 split)", '"Python " (1 split)']
 
 
@@ -213,6 +215,18 @@ def test_a_dollar_tag_is_shown_as_typed_not_typeset():
         assert view.value.startswith('<div class="tex2jax_ignore mathjax_ignore">'), view.value
         assert view.value.endswith("</div>")
     assert "$x^{2}$ skills" in ex.status.value
+    # the tag checkboxes too: ipywidgets typesets descriptions, so theirs are HTML in a span
+    # MathJax skips, escaped (a hostile tag stays text), and read back as typed
+    hostile = '<b title="x">"$5k-$10k"</b>'
+    frame.at[1, "tags"] = [hostile]
+    ex = TagExplorer(frame, tags=["Python", math, hostile])
+    boxes = {option_label(b).rsplit(" (", 1)[0]: b for b in ex.tag_list.children}
+    assert set(boxes) >= {"Python", math, hostile}
+    for tag in (math, hostile):
+        box = boxes[tag]
+        assert box.description_allow_html
+        assert box.description == NO_MATH_LABEL.format(html.escape(f"{tag} (1 split)"))
+        assert "<b" not in box.description and box.description.count("<span") == 1
 
 
 def test_the_grid_is_paged():

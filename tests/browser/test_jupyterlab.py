@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +252,103 @@ def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_pr
     assert len(views) == 1, "only the explorer is a widget (the progress bar is text)"
     bars = [o for o in outputs if BAR.match(_plain(o))]
     assert bars, "the snapshot's progress bar leaves its final line as text"
+    assert not watch.outside, watch.outside[:3]
+
+
+# Tags a person can meet in a real account: Chinese (needs a CJK font: `make test` installs
+# fonts-noto-cjk with Chromium) and a salary band whose two dollar signs look like TeX math to
+# JupyterLab's MathJax, which typesets widget descriptions.
+CJK_TAG = "数据科学"
+DOLLAR_TAG = "$5k-$10k"
+
+# Draws each character of the text with the element's font on a canvas and compares it with the
+# drawing of unassigned code points (U+0378, U+0379): a character that draws like them has no
+# glyph in any font the browser found (a "tofu" box). The two unassigned ones must draw alike,
+# or the comparison proves nothing.
+GLYPHS_JS = """(element) => {
+  const style = getComputedStyle(element);
+  const font = `${style.fontStyle} ${style.fontWeight} 40px ${style.fontFamily}`;
+  const draw = (text) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 64; canvas.height = 64;
+    const context = canvas.getContext("2d");
+    context.font = font;
+    context.fillText(text, 4, 48);
+    return canvas.toDataURL();
+  };
+  const tofu = draw("\\u0378");
+  return {
+    tofu_alike: draw("\\u0379") === tofu,
+    drawn: Array.from(element.dataset.glyphs).map((ch) => draw(ch) !== tofu),
+  };
+}"""
+
+
+@pytest.fixture
+def planted_tags(sandbox_process) -> Iterator[dict[str, list[str]]]:
+    """CJK_TAG and DOLLAR_TAG on the first opportunity of a few contacts with several (split
+    pairs), written through the sandbox's API; taken off again afterwards."""
+    from toolkit.client import LeverClient
+
+    with LeverClient(sandbox_process.base_url, api_key=sandbox_process.api_key) as client:
+        by_contact: dict[str, list[str]] = {}
+        for opp in client.iter_opportunities():
+            if opp.get("contact") and not opp.get("isAnonymized"):
+                by_contact.setdefault(opp["contact"], []).append(opp["id"])
+        chosen = [ids[0] for ids in by_contact.values() if len(ids) >= 2][:6]
+        planted = {CJK_TAG: chosen[:3], DOLLAR_TAG: chosen[3:]}
+        for tag, ids in planted.items():
+            for opp_id in ids:
+                client.add_tags(opp_id, [tag])
+        try:
+            yield planted
+        finally:
+            for tag, ids in planted.items():
+                for opp_id in ids:
+                    client.remove_tags(opp_id, [tag])
+
+
+def _choose_by_filter(page: Any, tag: str, status: str) -> tuple[Any, str]:
+    """Type the start of `tag` in the tag filter, check its option; the option and new status."""
+    box = page.locator(".ltt-tag-filter input")
+    box.fill("")
+    box.press_sequentially(tag[:3], delay=50)
+    option = page.locator(".ltt-tags .ltt-tag-option", has_text=tag)
+    option.first.wait_for(timeout=CHANGE_S * 1000)
+    option.first.locator("input").click()
+    return option.first, _changes(page, ".ltt-status", status)
+
+
+def test_01_tags_in_any_script_and_with_dollar_signs(jupyterlab, page, artifacts, planted_tags):
+    page, watch = page
+    _open(page, jupyterlab, "01-explore-tag-coverage.ipynb")
+    _run_all(page)
+    page.locator(".ltt-status").wait_for(timeout=RUN_S * 1000)
+    _no_errors(page)
+    page.locator(".ltt-explorer").scroll_into_view_if_needed()
+    status = _text(page, ".ltt-status")
+
+    # the salary band: its text exactly, nowhere typeset as math
+    option, status = _choose_by_filter(page, DOLLAR_TAG, status)
+    assert option.inner_text().strip().startswith(f"{DOLLAR_TAG} (")
+    assert DOLLAR_TAG in _grid_columns(page)
+    assert DOLLAR_TAG in status
+    explorer = page.locator(".ltt-explorer")
+    assert explorer.locator("mjx-container, .MathJax, math").count() == 0
+    _shot(page, artifacts, "01-20-dollar-tag")
+
+    # the Chinese tag: listed, chosen, a grid column, and drawn with real glyphs
+    option, status = _choose_by_filter(page, CJK_TAG, status)
+    assert option.inner_text().strip().startswith(f"{CJK_TAG} (")
+    assert CJK_TAG in _grid_columns(page)
+    header = page.locator(".ltt-grid table thead th", has_text=CJK_TAG).first
+    for element in (option.locator("label, span").last, header):
+        element.evaluate(f"(e) => {{ e.dataset.glyphs = {json.dumps(CJK_TAG)}; }}")
+        drawn = element.evaluate(GLYPHS_JS)
+        assert drawn["tofu_alike"], "the glyph check cannot tell a missing glyph here"
+        assert all(drawn["drawn"]), f"{CJK_TAG!r} has characters without a glyph: {drawn}"
+    assert explorer.locator("mjx-container, .MathJax, math").count() == 0
+    _shot(page, artifacts, "01-21-cjk-tag")
     assert not watch.outside, watch.outside[:3]
 
 

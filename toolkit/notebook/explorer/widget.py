@@ -87,6 +87,25 @@ NO_MATH = '<div class="tex2jax_ignore mathjax_ignore">{}</div>'
 MathJax, and a tag such as `$x^2$` is data, to be shown as typed (MathJax skips these classes)."""
 
 
+NO_MATH_LABEL = '<span class="tex2jax_ignore mathjax_ignore" title="{0}">{0}</span>'
+"""A tag checkbox's description (escaped text): ipywidgets typesets descriptions too. The span's
+own title is the hover text over the label; with no `tooltip`, the checkbox has none."""
+
+
+def option_label(box: widgets.Checkbox) -> str:
+    """The text a tag checkbox shows, e.g. ``"Python (3 split)"`` (its description unwrapped).
+
+    Example:
+        >>> box = widgets.Checkbox(description=NO_MATH_LABEL.format("$5k-$10k (1 split)"))
+        >>> option_label(box)
+        '$5k-$10k (1 split)'
+    """
+    text = box.description
+    if text.startswith("<span") and text.endswith("</span>"):
+        text = text[text.index(">") + 1 : -len("</span>")]
+    return html.unescape(text)
+
+
 class _Debounced:
     """Call `fn` once input has been quiet for `wait` seconds, on the kernel's event loop.
 
@@ -263,9 +282,13 @@ class TagExplorer(_Views):
         box = self._checks.get(tag)
         if box is None:
             n = int(self._tag_split[self.index.tag_code[tag]])
+            label = f"{_visible(tag)} ({n:,} split)"
             box = widgets.Checkbox(
                 value=tag in self._chosen,
-                description=f"{_visible(tag)} ({n:,} split)",
+                # JupyterLab typesets a checkbox's description with MathJax: "$5k-$10k" would
+                # become math. As HTML in a span MathJax skips, it shows as typed.
+                description=NO_MATH_LABEL.format(html.escape(label)),
+                description_allow_html=True,
                 indent=False,
                 layout=widgets.Layout(width="auto", min_height="22px"),
             )
