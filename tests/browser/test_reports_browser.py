@@ -123,7 +123,10 @@ def _open(browser: Any, html_path: Path, shot: str) -> dict[str, Any]:
                 right: t.getBoundingClientRect().right,
                 headers: Array.from(t.querySelectorAll('th')).map(h => h.textContent.trim())})),
              firstNote: (() => { const n = document.querySelector('.lever-note');
-                                 return n ? n.getBoundingClientRect().top : null; })()})"""
+                                 return n ? n.getBoundingClientRect().top : null; })(),
+             emptyCells: Array.from(document.querySelectorAll('.jp-Cell'))
+                .filter(c => !c.innerText.trim() && !c.querySelector('img, table, svg'))
+                .map(c => c.getBoundingClientRect().height)})"""
     )
     text = page.inner_text("body")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -141,7 +144,10 @@ def _open(browser: Any, html_path: Path, shot: str) -> dict[str, Any]:
 
 
 def _assert_clean(seen: dict[str, Any]) -> None:
-    """Images decoded with alt text; no console error; nothing requested beyond loopback."""
+    """Images decoded with alt text; no console error; nothing requested beyond loopback; no
+    blank band left by a code cell that shows nothing (the parameters, the imports)."""
+    assert seen["geometry"]["emptyCells"], "the report's hidden code cells were not found"
+    assert max(seen["geometry"]["emptyCells"]) == 0, seen["geometry"]["emptyCells"]
     assert all(i["natural"] > 0 for i in seen["images"]), seen["images"]
     assert all(i["alt"].strip() for i in seen["images"]), "an image without alternative text"
     assert seen["outside"] == [], f"requests beyond loopback: {seen['outside']}"
