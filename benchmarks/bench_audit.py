@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_audit.py                   # 1,000,000 opportunities
     .venv/bin/python benchmarks/bench_audit.py --write-docs      # also update docs/benchmarks.md
     .venv/bin/python benchmarks/bench_audit.py --opportunities 100000 --baseline-fraction 1
+    .venv/bin/python benchmarks/bench_audit.py --save-snapshot /tmp/1m.parquet   # for the CLI
 
 The frame is built directly (not through the sandbox) in the snapshot's shape: ``tags`` is an object
 column of Python lists whose strings are distinct objects, as ``json.loads`` would give them, so
@@ -416,7 +417,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--first-call-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--save-snapshot",
+        metavar="FILE",
+        help="only write the frame as a snapshot (Parquet) for `lever-tags audit --snapshot FILE`",
+    )
     args = parser.parse_args(argv)
+    if args.save_snapshot:
+        from toolkit.snapshot.frame import Snapshot, typed_frame
+        from toolkit.snapshot.store import save_snapshot
+
+        frame = typed_frame(build_frame(args.opportunities, args.contacts, args.seed))
+        print(save_snapshot(Snapshot(frame, {}), args.save_snapshot))
+        return 0
     if args.child:
         print(json.dumps(child(args)))
         return 0

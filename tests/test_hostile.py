@@ -40,7 +40,14 @@ from toolkit.remediate.plan import PLAN_COLUMNS
 from toolkit.remediate.planfile import load_plan
 from toolkit.sandbox import Sandbox
 from toolkit.sandbox.data import HOSTILE_EMAILS, HOSTILE_NAMES, HOSTILE_TAGS, hostile_dataset
-from toolkit.sanitize import FORMULA_STARTS, MAX_TAG_LENGTH, csv_cell, csv_uncell, tag_problem
+from toolkit.sanitize import (
+    FORMULA_STARTS,
+    MAX_TAG_LENGTH,
+    csv_cell,
+    csv_safe_frame,
+    csv_uncell,
+    tag_problem,
+)
 from toolkit.scrub import scrub, secret_forms
 
 BEARER_TAG = "Authorization: Bearer innocentlookingtag"
@@ -403,6 +410,24 @@ def test_plan_csv_escaping_round_trips_every_tricky_start():
         assert csv_uncell(csv_cell(value)) == value
         assert not csv_cell(value).startswith(FORMULA_STARTS)
     assert MAX_TAG_LENGTH == 255
+
+
+@pytest.mark.parametrize("dtype", ["category", "string", "object"])
+def test_csv_safe_frame_escapes_every_tricky_start_and_leaves_the_input_alone(dtype):
+    import numpy as np
+    import pandas as pd
+
+    tricky = ["=1", "+1", "-1", "@a", "\t=1", "'", "'=1", "''=1", "'x", "''", "-", "=", "ok"]
+    frame = pd.DataFrame({"tag": tricky, "n": range(-1, len(tricky) - 1)}).astype({"tag": dtype})
+    before = frame.copy()
+    safe = csv_safe_frame(frame)
+    assert safe["tag"].astype(object).tolist() == [csv_cell(v) for v in tricky]
+    assert safe["n"].tolist() == frame["n"].tolist()  # a negative number is a number
+    pd.testing.assert_frame_equal(frame, before)  # the input is not changed
+    # a categorical with nothing to escape (a million ids) is passed through, not copied
+    ids = pd.DataFrame({"id": pd.Categorical(["b", "a", "b"])})
+    passed = csv_safe_frame(ids)["id"]
+    assert np.shares_memory(passed.array.codes, ids["id"].array.codes)
 
 
 # -- secrets: scrubbed where they enter -----------------------------------------------------------

@@ -112,14 +112,39 @@ def csv_safe_frame(frame: Any) -> Any:
         >>> csv_safe_frame(f.astype({"tag": "category"}))["tag"].tolist()
         ["'=cmd", 'ok']
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)  # columns are replaced, never changed in place
     for column in out.columns:
         if str(out[column].dtype) == "category":
-            out[column] = out[column].cat.rename_categories(csv_cell)
+            renamed = _escaped_categories(out[column].cat.categories)
+            if renamed:
+                out[column] = out[column].cat.rename_categories(renamed)
         elif out[column].dtype == object or str(out[column].dtype) in ("string", "str"):
             out[column] = out[column].map(csv_cell).astype(out[column].dtype)
     out.columns = [csv_cell(str(c)) for c in out.columns]
     return out
+
+
+def _escaped_categories(categories: Any) -> dict[Any, Any]:
+    """{category: its `csv_cell`} for the categories that change (usually none).
+
+    Text categories are tested with vectorised string slices (a million ids make no Python
+    strings); others one by one.
+
+    Example:
+        >>> import pandas as pd
+        >>> _escaped_categories(pd.Index(["=1", "ok", "'+x", "'a"]))
+        {'=1': "'=1", "'+x": "''+x"}
+        >>> _escaped_categories(pd.Index([1, 2]))
+        {}
+    """
+    try:
+        first, second = categories.str.slice(0, 1), categories.str.slice(1, 2)
+    except AttributeError:  # not text
+        return {c: csv_cell(c) for c in categories if csv_cell(c) is not c}
+    needs = first.isin(FORMULA_STARTS) | (
+        (first == CSV_ESCAPE) & second.isin((*FORMULA_STARTS, CSV_ESCAPE))
+    )
+    return {c: csv_cell(c) for c in categories[needs]}
 
 
 def printable(text: Any) -> str:
