@@ -8,14 +8,6 @@ from pathlib import Path
 
 from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.client import LeverClient
-from toolkit.remediate.journal_views import journal_written_ids
-from toolkit.snapshot.fetch import fetch_snapshot, refresh_snapshot
-from toolkit.snapshot.store import load_snapshot, save_snapshot
-
-
-def _client(args: argparse.Namespace) -> LeverClient:
-    return LeverClient.from_env()
 
 
 def _warn(lines: list[str]) -> None:
@@ -66,23 +58,14 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         raise UsageError(f"the folder of --out does not exist: {out.parent}")
     if out.is_dir():
         raise UsageError(f"--out must be a file name, and {out} is a folder")
-    if args.journal and not args.refresh:
-        raise UsageError("--journal goes with --refresh (it names what a refresh must re-read)")
-    client = _client(args)
-    if args.refresh:
-        if not out.exists():
-            raise UsageError(
-                f"--refresh needs an existing snapshot at {out}; run without --refresh"
-            )
-        snap = refresh_snapshot(client, load_snapshot(out), written=_written(args.journal))
-    else:
-        snap = fetch_snapshot(
-            client,
-            include_archived=not args.exclude_archived,
-            with_personal=args.with_personal,
-            workers=args.workers,
-        )
-    save_snapshot(snap, out)
+    snap = workflows.take_snapshot(
+        out,
+        refresh=args.refresh,
+        journals=args.journal,
+        include_archived=not args.exclude_archived,
+        with_personal=args.with_personal,
+        workers=args.workers,
+    )
     _warn(snap.warnings)
     counts = snap.meta.get("counts", {})
     fetch = snap.meta.get("fetch", {})
@@ -91,13 +74,6 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         + (f" in {fetch['seconds']} s ({fetch['requests']} requests)" if fetch else "")
     )
     return EXIT_OK
-
-
-def _written(journals: list[str]) -> set[str]:
-    for path in journals:
-        if not Path(path).is_file():
-            raise UsageError(f"--journal {path}: no such file (give an apply or rollback journal)")
-    return journal_written_ids(journals)
 
 
 @command

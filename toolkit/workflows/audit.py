@@ -1,0 +1,151 @@
+"""Audit an account (`lever-tags audit`, notebook 02), and the audits before and after a
+remediation (notebook 03)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from toolkit.audit import AuditResult, considered, run_audit
+from toolkit.audit.report import (
+    audit_meta,
+    audit_summary,
+    contact_labels,
+    contact_people,
+    focus_summary,
+    write_audit_artifacts,
+)
+from toolkit.policy import Policy, policy_tag_warnings
+from toolkit.redact import salt_kind
+from toolkit.remediate.outcome import plan_tags, project_plan
+from toolkit.snapshot.fetch import fetch_snapshot
+from toolkit.snapshot.frame import Snapshot, known_tags
+from toolkit.workflows.inputs import considered_archived, open_snapshot, optional_policy
+
+
+@dataclass
+class AuditRun:
+    """An audit of an account: the inputs as decided, the result, and the files written."""
+
+    snapshot: Snapshot
+    result: AuditResult
+    policy: Policy | None
+    include_archived: bool
+    summary: dict[str, Any]
+    paths: dict[str, Path]
+    warnings: list[str] = field(default_factory=list)
+    gaps: int = 0  # split pairs that count: the policy's contact-level ones, else all
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self.snapshot.frame
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Contact labels for charts: names or pseudonyms when the snapshot holds them."""
+        return contact_labels(self.snapshot.frame)
+
+    @property
+    def considered(self) -> pd.DataFrame:
+        """The opportunities the audit considered (archived ones only when they count)."""
+        return considered(self.snapshot.frame, self.include_archived)
+
+
+def audit_account(
+    out_dir: str | os.PathLike,
+    *,
+    snapshot_path: str | os.PathLike | None = None,
+    client: Any = None,
+    policy_path: str | os.PathLike | None = None,
+    include_archived: bool = True,
+    personal: str = "none",
+) -> AuditRun:
+    """Audit an account (or a saved snapshot) and write `summary.json` and the CSVs.
+
+    What `lever-tags audit` and notebook 02 both do: the policy (if any) decides archived
+    handling with the parameter; a snapshot fetched without archived ones is audited as such;
+    names or pseudonyms join the CSVs only when asked; the policy's tags the account does not use
+    are warnings; with a policy, `summary.json` has a `policy` section counting its
+    contact-level split pairs.
+
+    Args:
+        out_dir: the report folder (created).
+        snapshot_path: audit this saved snapshot offline; None fetches from Lever.
+        client: a `LeverClient` for the fetch (default from the environment).
+        policy_path: a policy YAML.
+        include_archived: consider archived opportunities (the policy may turn this off).
+        personal: ``none``, ``names`` or ``pseudonyms`` (see `personal_data`).
+    """
+    policy = optional_policy(policy_path)
+    include_archived = considered_archived(include_archived, policy)
+    snap = open_snapshot(
+        snapshot_path,
+        client=client,
+        include_archived=include_archived,
+        personal=personal,
+        require_names=True,
+    )
+    if snap.meta.get("include_archived") is False:
+        include_archived = False  # archived ones were never fetched into this snapshot
+    meta = {k: v for k, v in snap.meta.items() if k not in ("redacted", "redaction")}
+    frame = snap.frame
+    if policy is not None and policy.include_archived != include_archived:
+        policy = replace(policy, include_archived=include_archived)
+    result = run_audit(frame, include_archived=include_archived, policy=policy)
+    warnings = list(snap.warnings)
+    if policy is not None:
+        warnings += policy_tag_warnings(policy, known_tags(frame))
+    meta.update(warnings=warnings, include_archived=include_archived)
+    meta = audit_meta(meta, result, policy)  # with a policy, its contact-level numbers
+    gaps = int(focus_summary(result, policy)["split_pairs"])
+    meta["personal_data"] = personal
+    if personal == "pseudonyms":
+        meta["redaction"] = salt_kind()  # which salt, in words; never the salt itself
+    people = contact_people(frame) if personal != "none" and "name" in frame.columns else None
+    paths = write_audit_artifacts(result, out_dir, meta, people=people)
+    return AuditRun(
+        snapshot=snap,
+        result=result,
+        policy=policy,
+        include_archived=include_archived,
+        summary=audit_summary(result, meta),
+        paths=paths,
+        warnings=warnings,
+        gaps=gaps,
+    )
+
+
+# -- before and after ----------------------------------------------------------------------------
+
+
+def audit_for_plan(
+    frame: pd.DataFrame, plan: Any, *, include_archived: bool = True, policy: Any = None
+) -> AuditResult:
+    """The audit of `frame` restricted to the plan's tags (what the plan can change)."""
+    return run_audit(frame, include_archived=include_archived, tags=plan_tags(plan), policy=policy)
+
+
+def audit_after(
+    client: Any,
+    snap: Snapshot,
+    plan: Any,
+    result: Any,
+    *,
+    include_archived: bool = True,
+    policy: Any = None,
+) -> AuditResult:
+    """The audit, restricted to the plan's tags, after the run: of a fresh fetch after a real
+    apply, of the snapshot with the plan projected onto it after a dry run. `options["after"]`
+    says which."""
+    if result.dry_run:
+        frame, how = project_plan(snap.frame, plan), "projected (dry run: nothing was written)"
+    else:
+        frame = fetch_snapshot(client, include_archived=include_archived).frame
+        how = "re-fetched after the apply"
+    after = audit_for_plan(frame, plan, include_archived=include_archived, policy=policy)
+    after.options["after"] = how
+    return after

@@ -1,0 +1,210 @@
+"""Plan, apply, verify and roll back (`lever-tags plan|apply|verify|rollback`, notebook 03)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from toolkit.client import LeverClient
+from toolkit.errors import ConfigurationError
+from toolkit.files import sidecar, write_csv_atomic
+from toolkit.policy import Policy, unknown_tag_warnings
+from toolkit.remediate.apply import apply_plan, default_journal_path
+from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_schema import JournalError
+from toolkit.remediate.plan import Plan, nothing_planned
+from toolkit.remediate.planfile import load_plan, save_plan
+from toolkit.remediate.planner import check_plan_request, make_plan
+from toolkit.remediate.result import ApplyResult
+from toolkit.remediate.rollback import rollback
+from toolkit.remediate.verify import VERIFY_COLUMNS, verify_failures, verify_on_purpose, verify_plan
+from toolkit.snapshot.fetch import fetch_snapshot
+from toolkit.snapshot.frame import Snapshot, known_tags
+from toolkit.snapshot.store import load_snapshot, save_snapshot
+from toolkit.workflows.inputs import considered_archived, optional_policy
+
+
+@dataclass
+class PlanRun:
+    """A plan made and saved, with the snapshot it came from and its warnings."""
+
+    plan: Plan
+    snapshot: Snapshot
+    policy: Policy | None
+    include_archived: bool
+    path: Path | None
+    warnings: list[str] = field(default_factory=list)
+    note: str = ""
+
+
+def plan_changes(
+    out: str | os.PathLike,
+    *,
+    snapshot_path: str | os.PathLike | None = None,
+    client: Any = None,
+    mode: str = "propagate",
+    tags: Sequence[str] | None = None,
+    policy_path: str | os.PathLike | None = None,
+    renames: Mapping[str, str] | None = None,
+    include_archived: bool = True,
+    allow_nothing: bool = False,
+    created_at: str | None = None,
+) -> PlanRun:
+    """Plan the writes (propagate, remove, rename) and save the plan CSV and its sidecars.
+
+    What `lever-tags plan` and notebook 03 both do: without a snapshot a fresh one is fetched
+    (every opportunity, archived ones too, so the skipped rows can say why) and saved beside the
+    plan as `<plan>.snapshot.parquet`; the plan's meta records the policy file and the snapshot
+    it came from; tags the account does not use are warnings.
+
+    Args:
+        out: the plan CSV to write.
+        snapshot_path: plan from this saved snapshot; None fetches one.
+        client: a `LeverClient` for the fetch (default from the environment).
+        mode, tags, renames: as `toolkit.remediate.plan.make_plan`.
+        policy_path: a policy YAML (contact_level tags, never_touch, archived handling).
+        include_archived: write to archived opportunities too (the policy may turn this off).
+        allow_nothing: no tags and no policy give an empty plan with a note instead of an
+            error (a notebook run with its defaults previews nothing and says why).
+        created_at: the plan's creation time (ISO 8601); default now.
+    """
+    out = Path(out)
+    policy = optional_policy(policy_path)
+    include_archived = considered_archived(include_archived, policy)
+    chosen = list(tags or []) or list(getattr(policy, "contact_level", None) or [])
+    nothing = allow_nothing and not chosen and not (mode == "rename" and renames)
+    if not nothing:
+        check_plan_request(mode, tags, policy, renames)  # before anything is fetched
+    if snapshot_path:
+        snap, source = load_snapshot(snapshot_path), str(snapshot_path)
+    else:
+        snap = fetch_snapshot(client or LeverClient.from_env(), include_archived=True)
+        source = str(save_snapshot(snap, sidecar(out, ".snapshot.parquet")))
+    named = list(tags or []) + list(renames or {})
+    warnings = [*snap.warnings, *unknown_tag_warnings(named, known_tags(snap.frame))]
+    created_at = created_at or datetime.now(UTC).isoformat(timespec="seconds")
+    note = ""
+    if nothing:
+        note = "No tags chosen: set `tags` or `policy_path` to plan changes; nothing is planned."
+        plan = nothing_planned(mode)
+    else:
+        plan = make_plan(
+            snap,
+            mode=mode,
+            tags=list(tags) if tags else None,
+            policy=policy,
+            renames=dict(renames) if renames else None,
+            include_archived=include_archived,
+            created_at=created_at,
+        )
+    if policy_path:
+        plan.meta["policy_path"] = str(policy_path)
+    if "snapshot" in plan.meta:
+        plan.meta["snapshot"]["path"] = source
+    save_plan(plan, out)
+    return PlanRun(plan, snap, policy, include_archived, out, warnings, note)
+
+
+# -- apply, verify, rollback ---------------------------------------------------------------------
+
+
+def apply_changes(
+    client: Any,
+    plan: Plan | str | os.PathLike,
+    *,
+    journal_path: str | os.PathLike | None = None,
+    dry_run: bool = True,
+    **options: Any,
+) -> ApplyResult:
+    """Apply a plan (dry run unless told): `toolkit.remediate.apply.apply_plan`, journaled in
+    `journal_path` or `<plan>.journal.sqlite`."""
+    if not isinstance(plan, Plan):
+        plan = load_plan(plan)
+    if not dry_run and journal_path is None and plan.path is not None:
+        journal_path = default_journal_path(plan.path)
+    return apply_plan(client, plan, journal_path=journal_path, dry_run=dry_run, **options)
+
+
+def roll_back(client: Any, journal_path: str | os.PathLike, **options: Any) -> ApplyResult:
+    """Undo what a journal's run changed (dry run unless ``dry_run=False``):
+    `toolkit.remediate.rollback.rollback`."""
+    if not Path(journal_path).is_file():
+        raise ConfigurationError(f"journal not found: {journal_path}")
+    return rollback(client, journal_path, **options)
+
+
+@dataclass
+class VerifyRun:
+    """Plan rows that do not hold, told apart from rows the run left out on purpose."""
+
+    rows: int
+    bad: pd.DataFrame
+    failures: pd.DataFrame
+    on_purpose: pd.DataFrame
+    journal: Path | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failures.empty
+
+
+def verify_journal(plan: Plan, journal: str | os.PathLike | None = None) -> tuple[Path | None, str]:
+    """The journal to verify against: the given one, else the plan's default journal when it
+    exists and belongs to this plan. Returns (path or None, a note when one was not used)."""
+    if journal:
+        if not Path(journal).is_file():
+            raise ConfigurationError(f"journal not found: {journal}")
+        return Path(journal), ""
+    if plan.path is None:
+        return None, ""
+    path = default_journal_path(plan.path)
+    if not path.is_file():
+        return None, ""
+    try:
+        with Journal(path, lock=False, create=False) as opened:
+            run = opened.run()
+    except JournalError:
+        run = None
+    if not run or run["kind"] != "apply" or run["plan_sha256"] != plan.sha256:
+        return None, f"{path} is not this plan's journal; not used"
+    return path, ""
+
+
+def verify_changes(
+    client: Any,
+    plan: Plan | str | os.PathLike,
+    *,
+    journal: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    workers: int = 8,
+) -> VerifyRun:
+    """Re-read the plan's opportunities; rows that do not hold, apart from those its journal
+    left out on purpose (drift, anonymized). `out` gets the rows that do not hold (CSV)."""
+    if not isinstance(plan, Plan):
+        plan = load_plan(plan)
+    path, note = verify_journal(plan, journal)
+    bad = verify_plan(client, plan, path, workers=workers)
+    if out:
+        write_csv_atomic(out, bad)
+    return VerifyRun(
+        rows=len(plan.rows),
+        bad=bad,
+        failures=verify_failures(bad),
+        on_purpose=verify_on_purpose(bad),
+        journal=path,
+        notes=[note] if note else [],
+    )
+
+
+def verify_applied(client: Any, plan: Plan, result: Any) -> pd.DataFrame:
+    """Plan rows that do not hold after a real apply; empty after a dry run (nothing to check)."""
+    if result.dry_run or plan.rows.empty:
+        return pd.DataFrame(columns=VERIFY_COLUMNS)
+    return verify_plan(client, plan)
