@@ -9,7 +9,6 @@ the write in flight, and whatever is not done stays queued in the journal for th
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import random
@@ -18,9 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
-
 from toolkit import failpoints
 from toolkit.errors import RETRYABLE_STATUSES, AuthenticationError, LeverError, NotFoundError
 from toolkit.sync.cap import HOUR_MS, ChangeCap
@@ -28,7 +24,7 @@ from toolkit.sync.contact import ConfidentialAccess, ContactChecker, WriteOutcom
 from toolkit.sync.metrics import SyncMetrics
 from toolkit.sync.poller import DEFAULT_MARGIN_MS, _iso, poll_once
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, Claim, SyncJournal, now_ms
-from toolkit.sync.web import make_app
+from toolkit.sync.web import HttpSide, make_app
 from toolkit.sync.webhook import DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_S
 
 log = logging.getLogger("toolkit.sync")
@@ -107,16 +103,12 @@ class SyncService:
         self.poll_margin_ms = poll_margin_ms
         self.metrics = SyncMetrics()
         self.journal: SyncJournal | None = None
-        self.port: int | None = None
         self.last_error: str | None = None
         self.fatal: BaseException | None = None
         self._stop = threading.Event()
         self._wakeup = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._http_stop: asyncio.Event | None = None
-        self._http_ready = threading.Event()
-        self._http_error: BaseException | None = None
+        self._http: HttpSide | None = None
         self._session: int | None = None
         self._cap_logged = False
         self._writes = 0
@@ -182,7 +174,7 @@ class SyncService:
             lambda: float("inf") if self.cap.remaining() is None else self.cap.remaining()
         )
         if self.listen is not None:
-            self._start_http()
+            self._http = HttpSide(make_app(self), self.listen, self.max_body_bytes).start()
         for index in range(self.workers):
             self._spawn(self._work, f"sync-worker-{index}")
         if self.poll_interval > 0:
@@ -209,7 +201,8 @@ class SyncService:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop: no new events, the writes in flight finish, the rest stays queued."""
         self.request_stop()
-        self._stop_http(timeout)
+        if self._http is not None:
+            self._http.stop(timeout)
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.1, deadline - time.monotonic()))
@@ -241,55 +234,15 @@ class SyncService:
 
     # -- HTTP -----------------------------------------------------------------------------------
 
-    def _start_http(self) -> None:
-        thread = threading.Thread(target=self._serve_http, name="sync-http", daemon=True)
-        thread.start()
-        if not self._http_ready.wait(10):
-            raise RuntimeError("the HTTP server did not start in time")
-        if self._http_error is not None:
-            raise self._http_error
-        self._http_thread = thread
-
-    def _serve_http(self) -> None:
-        try:
-            asyncio.run(self._http_main())
-        except BaseException as exc:
-            self._http_error = exc
-            self._http_ready.set()
-
-    async def _http_main(self) -> None:
-        assert self.listen is not None
-        self._loop = asyncio.get_running_loop()
-        self._http_stop = asyncio.Event()
-        host, port = self.listen
-        sockets = bind_sockets(port, host)
-        server = HTTPServer(make_app(self), max_body_size=max(self.max_body_bytes * 4, 1 << 20))
-        server.add_sockets(sockets)
-        self.port = sockets[0].getsockname()[1]
-        self._http_ready.set()
-        try:
-            await self._http_stop.wait()
-        finally:
-            server.stop()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.close_all_connections(), timeout=5)
-
-    def _stop_http(self, timeout: float) -> None:
-        loop, event = self._loop, self._http_stop
-        if loop is not None and event is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-        thread = getattr(self, "_http_thread", None)
-        if thread is not None:
-            thread.join(timeout)
-            self._http_thread = None
+    @property
+    def port(self) -> int | None:
+        """The HTTP side's port, once started."""
+        return self._http.port if self._http is not None else None
 
     @property
     def url(self) -> str | None:
         """``http://HOST:PORT`` of the HTTP side, once started."""
-        if self.listen is None or self.port is None:
-            return None
-        return f"http://{self.listen[0]}:{self.port}"
+        return self._http.url if self._http is not None else None
 
     # -- shared state ---------------------------------------------------------------------------
 
