@@ -575,6 +575,14 @@ def test_admin_routes(fresh_sandbox):
     stats = raw(sb, "GET", "/_sandbox/stats").json()
     assert stats["by_route"]["GET /v1/opportunities"] == {"200": 1}
     assert stats["requests"] == 1 and stats["opportunities"] == len(sb.opportunities())
+    opp_id = sb.opportunities()[0]["id"]
+    for kind in ("opportunities", "candidates"):  # each write counted under its own route
+        for action in ("addTags", "removeTags"):
+            raw(sb, "POST", f"/{kind}/{opp_id}/{action}", json={"tags": ["Counted"]})
+    routes = sb.stats()["by_route"]
+    for kind in ("opportunities", "candidates"):
+        for action in ("addTags", "removeTags"):
+            assert routes[f"POST /v1/{kind}/{{id}}/{action}"] == {"200": 1}, routes
     assert raw(sb, "POST", "/_sandbox/reset").status_code == 200
     assert sb.stats()["requests"] == 0
     config = raw(sb, "POST", "/_sandbox/config", json={"latency_ms": 5, "fail_rate": 0.5}).json()

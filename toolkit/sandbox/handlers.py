@@ -214,7 +214,8 @@ class TagWriteHandler(V1Handler):
 
     @property
     def route(self) -> str:  # type: ignore[override]
-        return f"POST /v1/{self.kind}/{{id}}/{self.path_kwargs.get('action') or '?'}"
+        action = self.path_args[1] if len(self.path_args) > 1 else "?"  # (id, addTags|removeTags)
+        return f"POST /v1/{self.kind}/{{id}}/{action}"
 
     async def post(self, opp_id: str, action: str) -> None:
         await self._run(self._write, opp_id, action)
