@@ -633,7 +633,8 @@ def test_state_file_round_trip(tmp_path, fresh_sandbox):
     assert path.exists()
     opp = sb.opportunities()[0]
     client_for(sb).add_tags(opp["id"], ["Survives"])
-    sb.delete_opportunity(sb.opportunities()[1]["id"])
+    gone = sb.opportunities()[1]["id"]
+    sb.delete_opportunity(gone)
     before = sb.opportunities()
     deadline = time.monotonic() + 10  # the background save lands within ~50 ms
     while "Survives" not in path.read_text(encoding="utf-8") and time.monotonic() < deadline:
@@ -644,6 +645,10 @@ def test_state_file_round_trip(tmp_path, fresh_sandbox):
     again = fresh_sandbox(seed=999, contacts=5, state_file=path)  # the file wins
     assert again.opportunities() == before
     assert "Survives" in again.opportunity(opp["id"])["tags"]
+    # the deletion too: still listed by GET /opportunities/deleted, still a 404 to read
+    deleted = raw(again, "GET", "/opportunities/deleted").json()["data"]
+    assert [d["id"] for d in deleted] == [gone] and deleted[0]["deletedAt"] > 0
+    assert raw(again, "GET", f"/opportunities/{gone}").status_code == 404
     path.write_text("not json")
     with pytest.raises(ValueError):
         Sandbox(state_file=path)

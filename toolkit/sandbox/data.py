@@ -194,6 +194,8 @@ class Dataset:
     contacts: dict[str, dict[str, Any]]
     users: list[dict[str, Any]]
     archive_reasons: list[dict[str, Any]] = field(default_factory=list)
+    # deleted opportunities (GET /opportunities/deleted): {"id", "deletedAt", "opp"}
+    deleted: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -201,6 +203,7 @@ class Dataset:
             "contacts": self.contacts,
             "users": self.users,
             "archive_reasons": self.archive_reasons,
+            "deleted": self.deleted,
         }
 
     @classmethod
@@ -210,6 +213,7 @@ class Dataset:
             contacts=dict(raw.get("contacts") or {}),
             users=list(raw.get("users") or []),
             archive_reasons=list(raw.get("archive_reasons") or []),
+            deleted=list(raw.get("deleted") or []),
         )
 
 

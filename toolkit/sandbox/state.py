@@ -64,8 +64,9 @@ class SandboxState:
         self.stats = Stats()
         # Whether a tag write moves updatedAt (Lever does not document it): a sandbox mode.
         self.bump_on_tag_write = True
-        # Deleted opportunities, for GET /opportunities/deleted: {"id", "deletedAt", "opp"}.
-        self.deleted: list[dict[str, Any]] = []
+        # Deleted opportunities, for GET /opportunities/deleted: {"id", "deletedAt", "opp"}
+        # (kept in the state file too).
+        self.deleted: list[dict[str, Any]] = list(dataset.deleted)
         self._file_lock = threading.Lock()
         self._save_cond = threading.Condition()
         self._dirty = False
@@ -83,6 +84,7 @@ class SandboxState:
                 contacts=self.contacts,
                 users=self.users,
                 archive_reasons=self.archive_reasons,
+                deleted=list(self.deleted),
             )
 
     def save(self) -> None:
@@ -104,6 +106,7 @@ class SandboxState:
                     "contacts": dict(self.contacts),
                     "users": list(self.users),
                     "archive_reasons": list(self.archive_reasons),
+                    "deleted": [dict(d) for d in self.deleted],
                 }
             text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
             folder = self.state_file.parent
