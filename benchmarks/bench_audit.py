@@ -238,7 +238,7 @@ def child(args: argparse.Namespace) -> dict:
 
     # 3. breakdown of the core numbers from one preparation (warm)
     t = time.perf_counter()
-    core = engine._Core.build(frame)
+    core = engine.AuditCore.build(frame)
     steps = {"prepare (flatten, factorize, coverage)": time.perf_counter() - t}
     for name, fn in [
         ("summary", core.summary),

@@ -130,13 +130,13 @@ def test_fixed_width_ids_sort_as_python_sorts_them():
                     text = rng.choice(wide) + text[2:]
                 values.append(text)
             assert len({len(v.encode()) for v in values}) == 1
-            order = arrays._argsort_text(pa.array(values))
+            order = arrays.argsort_text(pa.array(values))
             assert [values[i] for i in order] == sorted(values)
             half = len(values) // 2
             chunked = pa.chunked_array([values[:half], values[half:]])
-            assert [values[i] for i in arrays._argsort_text(chunked)] == sorted(values)
+            assert [values[i] for i in arrays.argsort_text(chunked)] == sorted(values)
     mixed = ["b", "ab", "abc", None, "é"]
-    order = arrays._argsort_text(pa.array(mixed))
+    order = arrays.argsort_text(pa.array(mixed))
     assert [mixed[i] for i in order] == ["ab", "abc", "b", "é", None]
 
 
@@ -162,12 +162,12 @@ def test_uuid_shaped_ids_give_the_plain_tables(seed):
 
 def test_sorted_unique_helpers():
     keys = np.array([5, 3, 5, 9, 3, 3], dtype=np.int32)
-    distinct, counts, inverse = arrays._sorted_unique_inverse(keys)
+    distinct, counts, inverse = arrays.sorted_unique_inverse(keys)
     assert distinct.tolist() == [3, 5, 9] and counts.tolist() == [3, 2, 1]
     assert distinct[inverse].tolist() == keys.tolist() and inverse.dtype == np.int32
-    assert arrays._sorted_distinct(keys).tolist() == [3, 5, 9]
+    assert arrays.sorted_distinct(keys).tolist() == [3, 5, 9]
     assert keys.tolist() == [5, 3, 5, 9, 3, 3]  # not in place: untouched
-    codes, labels = arrays._factorize_sorted(pd.Series(["b", None, "a", "b"], dtype="string"))
+    codes, labels = arrays.factorize_sorted(pd.Series(["b", None, "a", "b"], dtype="string"))
     assert (
         codes.tolist() == [1, -1, 0, 1] and codes.dtype == np.int32 and list(labels) == ["a", "b"]
     )

@@ -1,6 +1,12 @@
-"""The audit engine's array helpers: tags flattened by pyarrow, values factorized into sorted
-integer codes, sorted-unique keys, group offsets, and label lookups (numpy, no Python loop per
-opportunity)."""
+"""The array helpers of the audit engine and of the explorer's index: tags flattened by pyarrow,
+values factorized into sorted integer codes, text sorted by code point, sorted-distinct keys and
+their inverse, a radix stable argsort, group offsets, and label lookups (numpy and pyarrow, no
+Python loop per opportunity).
+
+Both indexes are built from these; they differ in what they keep: the audit orders its
+(contact, tag) pairs by contact and builds result tables, the explorer orders them by tag and
+keeps per-row masks for its filters.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +21,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 # The dtype pandas gives a column of Python strings: "str" on pandas 3, object on pandas 2.
-_TEXT_DTYPE = pd.Series(["x"]).dtype
+TEXT_DTYPE = pd.Series(["x"]).dtype
 
 
-def _text(values: Any) -> Any:
+def as_text(values: Any) -> Any:
     """An array of strings in pandas' default string dtype."""
-    return pd.array(list(values) if not isinstance(values, list) else values, dtype=_TEXT_DTYPE)
+    return pd.array(list(values) if not isinstance(values, list) else values, dtype=TEXT_DTYPE)
 
 
-def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(
@@ -44,12 +50,12 @@ _ARROW_ERRORS = (
 
 def _text_from_arrow(array: pa.Array) -> Any:
     """A pyarrow string array as pandas' default string dtype."""
-    if pd.api.types.is_object_dtype(_TEXT_DTYPE):
+    if pd.api.types.is_object_dtype(TEXT_DTYPE):
         return pd.array(array.to_pylist(), dtype=object)
-    return pd.array(array, dtype=_TEXT_DTYPE)
+    return pd.array(array, dtype=TEXT_DTYPE)
 
 
-def _argsort_text(text: pa.Array) -> np.ndarray:
+def argsort_text(text: pa.Array) -> np.ndarray:
     """Indices that sort a pyarrow string array by code point (as Python sorts), stable.
 
     Ids of one width (Lever's UUIDs) are sorted by numpy as fixed-width bytes, a view of the
@@ -58,9 +64,9 @@ def _argsort_text(text: pa.Array) -> np.ndarray:
     mixed widths, a slice) goes to pyarrow.
 
     Example:
-        >>> _argsort_text(pa.array(["b2", "a9", "b1"])).tolist()
+        >>> argsort_text(pa.array(["b2", "a9", "b1"])).tolist()
         [1, 2, 0]
-        >>> _argsort_text(pa.chunked_array([["b", None], ["ab"]])).tolist()
+        >>> argsort_text(pa.chunked_array([["b", None], ["ab"]])).tolist()
         [2, 0, 1]
     """
     if isinstance(text, pa.ChunkedArray):
@@ -78,7 +84,7 @@ def _argsort_text(text: pa.Array) -> np.ndarray:
     return pc.array_sort_indices(text).to_numpy()
 
 
-def _factorize_sorted(values: Any) -> tuple[np.ndarray, pd.Index]:
+def factorize_sorted(values: Any) -> tuple[np.ndarray, pd.Index]:
     """Codes (int32 when they fit, -1 where missing) into the sorted distinct values.
 
     Strings go through pyarrow's dictionary encoding (sorted by code point, as Python sorts);
@@ -87,7 +93,7 @@ def _factorize_sorted(values: Any) -> tuple[np.ndarray, pd.Index]:
     a missing value (index -1) lands.
 
     Example:
-        >>> codes, labels = _factorize_sorted(pd.Series(["b", None, "a", "b"]))
+        >>> codes, labels = factorize_sorted(pd.Series(["b", None, "a", "b"]))
         >>> codes.tolist(), list(labels)
         ([1, -1, 0, 1], ['a', 'b'])
     """
@@ -96,13 +102,13 @@ def _factorize_sorted(values: Any) -> tuple[np.ndarray, pd.Index]:
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
         if pa.types.is_null(array.type):  # empty, or nothing but missing values
-            return np.full(len(array), -1, dtype=np.int32), pd.Index(_text([]))
+            return np.full(len(array), -1, dtype=np.int32), pd.Index(as_text([]))
         if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
             raise TypeError("not strings")
         encoded = pc.dictionary_encode(array)
         del array
-        order = _argsort_text(encoded.dictionary)
-        kind = _index_dtype(len(order) + 1)
+        order = argsort_text(encoded.dictionary)
+        kind = index_dtype(len(order) + 1)
         rank = np.empty(len(order) + 1, dtype=kind)
         rank[order] = np.arange(len(order), dtype=kind)
         rank[-1] = -1
@@ -113,10 +119,10 @@ def _factorize_sorted(values: Any) -> tuple[np.ndarray, pd.Index]:
         return codes, pd.Index(_text_from_arrow(encoded.dictionary.take(order)))
     except _ARROW_ERRORS:
         codes, uniques = pd.factorize(values, sort=True, use_na_sentinel=True)
-        return codes.astype(_index_dtype(len(uniques) + 1)), pd.Index(uniques)
+        return codes.astype(index_dtype(len(uniques) + 1)), pd.Index(uniques)
 
 
-def _flatten_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+def flatten_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
     """Tags per row, and the flat tag codes (-1 for a missing tag) into sorted distinct tags.
 
     Lists (the snapshot's format), tuples and numpy arrays (a Parquet round trip) go through
@@ -124,7 +130,7 @@ def _flatten_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
     string, None, NaN) through ``_as_list``.
 
     Example:
-        >>> lengths, codes, labels = _flatten_tags(pd.Series([["b", "a"], None, "b"]))
+        >>> lengths, codes, labels = flatten_tags(pd.Series([["b", "a"], None, "b"]))
         >>> lengths.tolist(), codes.tolist(), list(labels)
         ([2, 0, 1], [1, 0, 1], ['a', 'b'])
     """
@@ -143,15 +149,15 @@ def _flatten_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
             lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
             flat = lists.flatten()
             del lists
-            codes, uniques = _factorize_sorted(flat)
+            codes, uniques = factorize_sorted(flat)
             return lengths, codes, uniques
     if not kinds <= {list}:
         values = [_as_list(v) for v in values]
     lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
     flat = list(chain.from_iterable(values))
     if not flat:
-        return lengths, np.zeros(0, dtype=np.int32), pd.Index(_text([]))
-    codes, uniques = _factorize_sorted(np.array(flat, dtype=object))
+        return lengths, np.zeros(0, dtype=np.int32), pd.Index(as_text([]))
+    codes, uniques = factorize_sorted(np.array(flat, dtype=object))
     return lengths, codes, uniques
 
 
@@ -170,47 +176,64 @@ def _as_list(value: Any) -> list[Any]:
         return [value]
 
 
-def _sorted_distinct(keys: np.ndarray, in_place: bool = False) -> np.ndarray:
+def sorted_distinct(keys: np.ndarray, in_place: bool = False) -> np.ndarray:
     """The sorted distinct values of `keys` (sort-based: faster than hash ``np.unique`` here).
 
     With `in_place`, `keys` is sorted where it is instead of copied.
 
     Example:
-        >>> _sorted_distinct(np.array([3, 1, 3, 2])).tolist()
+        >>> sorted_distinct(np.array([3, 1, 3, 2])).tolist()
         [1, 2, 3]
     """
     if not len(keys):
         return keys.copy()
     ordered = keys if in_place else keys.copy()
-    ordered.sort()
+    ordered.sort(kind="stable")  # timsort: fast on the nearly sorted keys it gets
     first = np.empty(len(ordered), dtype=bool)
     first[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
     return ordered[first]
 
 
-def _sorted_unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """A stable argsort of integer keys: numpy's radix sort on 16-bit digits when the keys are
+    non-negative and fit in 32 bits (several times faster than a comparison sort on millions),
+    else numpy's stable sort. Either way the order is the one stable order.
+
+    Example:
+        >>> stable_argsort(np.array([70000, 3, 70000, 3, 1])).tolist()
+        [4, 1, 3, 0, 2]
+    """
+    if not len(keys) or int(keys.max()) >= 1 << 32 or int(keys.min()) < 0:
+        return np.argsort(keys, kind="stable")
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    if int(keys.max()) >= 1 << 16:
+        order = order[np.argsort((keys[order] >> 16).astype(np.uint16), kind="stable")]
+    return order
+
+
+def sorted_unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sorted distinct values, their counts (int64), and the index of each key's distinct value.
 
     The index has the smallest integer type that holds it; temporaries are dropped as soon as
     they are used (this runs on one key per (opportunity, tag)).
 
     Example:
-        >>> distinct, counts, inverse = _sorted_unique_inverse(np.array([3, 1, 3, 2]))
+        >>> distinct, counts, inverse = sorted_unique_inverse(np.array([3, 1, 3, 2]))
         >>> distinct.tolist(), counts.tolist(), inverse.tolist()
         ([1, 2, 3], [1, 1, 2], [2, 0, 2, 1])
     """
     if not len(keys):
         empty = np.zeros(0, dtype=np.int64)
         return keys.copy(), empty, empty
-    order = np.argsort(keys)
+    order = stable_argsort(keys)
     ordered = keys[order]
     first = np.empty(len(ordered), dtype=bool)
     first[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
     distinct = ordered[first]
     del ordered
-    kind = _index_dtype(len(keys))
+    kind = index_dtype(len(keys))
     group = np.cumsum(first, dtype=kind)
     del first
     group -= 1
@@ -221,12 +244,12 @@ def _sorted_unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
     return distinct, counts, inverse
 
 
-def _index_dtype(largest: int) -> type:
+def index_dtype(largest: int) -> type:
     """int32 when every value up to `largest` fits in it, else int64."""
     return np.int32 if largest < 2**31 - 1 else np.int64
 
 
-def _group_offsets(sizes: np.ndarray) -> np.ndarray:
+def group_offsets(sizes: np.ndarray) -> np.ndarray:
     """Start offset of each group given group sizes."""
     starts = np.zeros(len(sizes), dtype=np.int64)
     if len(sizes) > 1:
@@ -235,7 +258,7 @@ def _group_offsets(sizes: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Labels:
+class SortedLabels:
     """Labels made ready for categoricals: sorted, with each old code's new code (`rank`)."""
 
     labels: pd.Index  # sorted (code point order)
@@ -243,14 +266,14 @@ class _Labels:
     unique: bool
 
     @classmethod
-    def of(cls, labels: pd.Index) -> _Labels:
-        kind = _index_dtype(len(labels))
+    def of(cls, labels: pd.Index) -> SortedLabels:
+        kind = index_dtype(len(labels))
         rank = None
         try:  # pyarrow compares and sorts the strings without making Python objects of them
             text = pa.array(labels.array, from_pandas=True)
             ordered = pc.less_equal(text.slice(0, len(text) - 1), text.slice(1))
             if len(text) > 1 and not pc.all(ordered).as_py():
-                sorter = _argsort_text(text)
+                sorter = argsort_text(text)
                 rank = np.empty(len(sorter), dtype=kind)
                 rank[sorter] = np.arange(len(sorter), dtype=kind)
                 text = text.take(sorter)  # one sorted copy, shared by the categories
@@ -276,7 +299,7 @@ class _Labels:
         not unique (a contactless opportunity whose id is also a contact's) give text. With
         `reuse`, `codes` may be overwritten.
         """
-        kind = _index_dtype(len(self.labels))
+        kind = index_dtype(len(self.labels))
         if self.rank is not None:
             if reuse and codes.dtype == kind:  # no second array of codes: map it in blocks
                 for start in range(0, len(codes), 1 << 20):
@@ -295,5 +318,5 @@ class _Labels:
         return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
-def _listify(tags: Iterable[str] | str) -> list[str]:
+def listify(tags: Iterable[str] | str) -> list[str]:
     return [tags] if isinstance(tags, str) else list(tags)

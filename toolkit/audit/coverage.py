@@ -8,8 +8,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from toolkit.audit.arrays import _listify, _text
-from toolkit.audit.engine import COVERAGE_COLUMNS, _Core
+from toolkit.audit.arrays import as_text, listify
+from toolkit.audit.engine import COVERAGE_COLUMNS, AuditCore
 
 
 def coverage_grid(
@@ -56,7 +56,7 @@ def coverage_grid(
     if set(COVERAGE_COLUMNS) <= set(frame.columns):
         cov = frame[COVERAGE_COLUMNS].astype({"contact_id": str, "tag": str})
     else:
-        cov = _Core.build(frame).coverage()
+        cov = AuditCore.build(frame).coverage()
     cov["fraction"] = cov["with_tag"] / cov["opportunities"]
     cov["split"] = (cov["opportunities"] >= 2) & (cov["with_tag"] < cov["opportunities"])
     if contacts is None:
@@ -71,14 +71,14 @@ def coverage_grid(
         if split_only:
             per_contact = per_contact.loc[per_contact["split"] > 0]
         if tags is not None:
-            wanted_tags = set(_listify(tags))
+            wanted_tags = set(listify(tags))
             has = cov.loc[cov["tag"].isin(wanted_tags), "contact_id"].unique()
             per_contact = per_contact.loc[per_contact["contact_id"].isin(has)]
         picked = per_contact["contact_id"].tolist()
         if max_contacts is not None:
             picked = picked[:max_contacts]
     else:
-        picked = list(dict.fromkeys(_listify(contacts)))
+        picked = list(dict.fromkeys(listify(contacts)))
     shown = cov.loc[cov["contact_id"].isin(set(picked))]
     if tags is None:
         per_tag = (
@@ -92,10 +92,10 @@ def coverage_grid(
         if max_tags is not None:
             tag_list = tag_list[:max_tags]
     else:
-        tag_list = list(dict.fromkeys(_listify(tags)))
+        tag_list = list(dict.fromkeys(listify(tags)))
     grid = shown.pivot(index="contact_id", columns="tag", values="fraction") if len(shown) else None
-    index = pd.Index(_text(picked), name="contact_id")
-    columns = pd.Index(_text(tag_list), name="tag")
+    index = pd.Index(as_text(picked), name="contact_id")
+    columns = pd.Index(as_text(tag_list), name="tag")
     if grid is None:
         return pd.DataFrame(np.nan, index=index, columns=columns, dtype=np.float64)
     out = grid.reindex(index=index, columns=columns).astype(np.float64)

@@ -36,17 +36,18 @@ import numpy as np
 import pandas as pd
 
 from toolkit.audit.arrays import (
-    _TEXT_DTYPE,
-    _factorize_sorted,
-    _flatten_tags,
-    _group_offsets,
-    _index_dtype,
-    _Labels,
-    _listify,
-    _require,
-    _sorted_distinct,
-    _sorted_unique_inverse,
-    _text,
+    TEXT_DTYPE,
+    SortedLabels,
+    as_text,
+    factorize_sorted,
+    flatten_tags,
+    group_offsets,
+    index_dtype,
+    listify,
+    require_columns,
+    sorted_distinct,
+    sorted_unique_inverse,
+    stable_argsort,
 )
 
 SUMMARY_KEYS = (
@@ -93,7 +94,7 @@ MISSING_BLOCK = 1 << 19  # candidate cells per block when listing missing assign
 
 
 @dataclass(frozen=True)
-class _Core:
+class AuditCore:
     """Integer view of the considered opportunities (built once, read by every table)."""
 
     opp_ids: Any  # ExtensionArray of opportunity_id, one per row
@@ -130,14 +131,14 @@ class _Core:
         return (opps >= 2) & (self.cov_with < opps)
 
     @classmethod
-    def build(cls, frame: pd.DataFrame, tags: Iterable[str] | None = None) -> _Core:
-        _require(frame, ["opportunity_id", "contact_id", "tags"], "the audit")
+    def build(cls, frame: pd.DataFrame, tags: Iterable[str] | None = None) -> AuditCore:
+        require_columns(frame, ["opportunity_id", "contact_id", "tags"], "the audit")
         n = len(frame)
         opp_ids = frame["opportunity_id"].array
 
         # contacts: sorted codes for real contacts, then one code per contactless opportunity
-        codes, uniques = _factorize_sorted(frame["contact_id"])
-        codes = codes.astype(_index_dtype(n + 1), copy=False)  # room for the contactless
+        codes, uniques = factorize_sorted(frame["contact_id"])
+        codes = codes.astype(index_dtype(n + 1), copy=False)  # room for the contactless
         no_contact = codes < 0
         n_real = len(uniques)
         n_none = int(no_contact.sum())
@@ -145,19 +146,19 @@ class _Core:
             codes[no_contact] = np.arange(n_real, n_real + n_none, dtype=codes.dtype)
             own = pd.Series(opp_ids[no_contact])
             labels = pd.concat([pd.Series(uniques), own], ignore_index=True)
-            if labels.dtype != _TEXT_DTYPE:
-                labels = labels.astype(_TEXT_DTYPE)
+            if labels.dtype != TEXT_DTYPE:
+                labels = labels.astype(TEXT_DTYPE)
             contact_labels = pd.Index(labels)
         else:
             contact_labels = pd.Index(uniques)
         opps_per_contact = np.bincount(codes, minlength=n_real + n_none).astype(np.int64)
 
         # tags: flatten, factorize (sorted), deduplicate (opportunity, tag)
-        lengths, tag_codes, all_labels = _flatten_tags(frame["tags"])
+        lengths, tag_codes, all_labels = flatten_tags(frame["tags"])
         n_all = len(all_labels)
         if n_all:
             # int32 keys when they fit: half the memory and faster sorts
-            kind = _index_dtype(n * n_all)
+            kind = index_dtype(n * n_all)
             rows = np.repeat(np.arange(n, dtype=kind), lengths)
             del lengths
             if tag_codes.min() < 0:  # a missing tag inside a list
@@ -167,30 +168,30 @@ class _Core:
             rows *= n_all
             rows += tag_codes
             del tag_codes
-            pair_opp, pair_tag = np.divmod(_sorted_distinct(rows, in_place=True), n_all)
+            pair_opp, pair_tag = np.divmod(sorted_distinct(rows, in_place=True), n_all)
             del rows
         else:
             pair_opp = pair_tag = np.zeros(0, dtype=np.int32)
         all_counts = np.bincount(pair_tag, minlength=n_all).astype(np.int64)
 
         if tags is not None:
-            wanted = sorted({str(t) for t in _listify(tags)})
+            wanted = sorted({str(t) for t in listify(tags)})
             position = {t: i for i, t in enumerate(wanted)}
             remap = np.array([position.get(t, -1) for t in all_labels], dtype=np.int64)
             new_tag = remap[pair_tag] if len(pair_tag) else pair_tag
             keep = new_tag >= 0
             pair_opp, pair_tag = pair_opp[keep], new_tag[keep]
-            tag_labels = pd.Index(_text(wanted))
+            tag_labels = pd.Index(as_text(wanted))
         else:
             tag_labels = all_labels
         n_tags = len(tag_labels)
 
         if len(pair_opp):
-            kind = _index_dtype(len(opps_per_contact) * max(n_tags, 1))
+            kind = index_dtype(len(opps_per_contact) * max(n_tags, 1))
             ckey = codes[pair_opp].astype(kind, copy=False)
             ckey *= n_tags
             ckey += pair_tag
-            ckey, cov_with, pair_cov = _sorted_unique_inverse(ckey)
+            ckey, cov_with, pair_cov = sorted_unique_inverse(ckey)
             cov_contact, cov_tag = np.divmod(ckey, n_tags)
             del ckey
         else:
@@ -215,19 +216,19 @@ class _Core:
     # ---- tables ---------------------------------------------------------------------------
 
     @cached_property
-    def _contacts(self) -> _Labels:
-        return _Labels.of(self.contact_labels)
+    def _contacts(self) -> SortedLabels:
+        return SortedLabels.of(self.contact_labels)
 
     @cached_property
-    def _opportunities(self) -> _Labels:
-        return _Labels.of(pd.Index(self.opp_ids))
+    def _opportunities(self) -> SortedLabels:
+        return SortedLabels.of(pd.Index(self.opp_ids))
 
     def _contact_text(self, codes: np.ndarray, reuse: bool = False) -> Any:
         """Categorical contact ids at `codes` (with `reuse`, `codes` may be overwritten)."""
         return self._contacts.at(codes, reuse=reuse)
 
     def _tag_text(self, codes: np.ndarray) -> Any:
-        return _Labels(self.tag_labels, None, True).at(codes)  # sorted distinct already
+        return SortedLabels(self.tag_labels, None, True).at(codes)  # sorted distinct already
 
     def _opportunity_text(self, rows: np.ndarray, reuse: bool = False) -> Any:
         """Categorical opportunity ids at `rows` (with `reuse`, `rows` may be overwritten)."""
@@ -278,8 +279,8 @@ class _Core:
         small = np.int32 if max(n, total, len(mask)) < 2**31 - 1 else np.int64
         sizes = sizes.astype(small)
         # the rows of each contact, contiguous; and each row's rank among its contact's rows
-        order = np.argsort(self.contact_codes, kind="stable").astype(small)
-        starts = _group_offsets(self.opps_per_contact)
+        order = stable_argsort(self.contact_codes).astype(small)
+        starts = group_offsets(self.opps_per_contact)
         rank = np.empty(n, dtype=small)
         rank[order] = np.arange(n, dtype=np.int64) - starts[self.contact_codes[order]]
         # candidates: every row of the contact, for every split pair of it (positions only);
@@ -292,7 +293,7 @@ class _Core:
         hit = np.flatnonzero(hit_split >= 0).astype(small)
         hit_pair = hit_split[hit]
         del hit_split
-        by_pair = np.argsort(hit_pair, kind="stable")
+        by_pair = stable_argsort(hit_pair)
         hit = hit[by_pair]
         hit_pair = hit_pair[by_pair]  # the split pair of each tagged row, ascending
         del by_pair
@@ -310,7 +311,7 @@ class _Core:
         cursor = 0
         for p0, p1 in pairwise(edges.tolist()):
             part = sizes[p0:p1]
-            offsets = _group_offsets(part)
+            offsets = group_offsets(part)
             lacking = np.ones(int(part.sum()), dtype=bool)
             h0, h1 = np.searchsorted(hit_pair, [p0, p1])
             lacking[offsets[hit_pair[h0:h1] - p0] + hit_rank[h0:h1]] = False
@@ -342,7 +343,7 @@ class _Core:
 
     def summary(self) -> dict[str, int]:
         mask = self.split_mask
-        split_contacts = len(_sorted_distinct(self.cov_contact[mask], in_place=True))
+        split_contacts = len(sorted_distinct(self.cov_contact[mask], in_place=True))
         missing = int((self.cov_opps[mask] - self.cov_with[mask]).sum())
         return {
             "opportunities": int(self.n_opps),
@@ -354,7 +355,7 @@ class _Core:
         }
 
     @cached_property
-    def _per_tag_counts(self) -> dict[str, np.ndarray]:
+    def per_tag_counts(self) -> dict[str, np.ndarray]:
         """Per tag code: the sums behind the statistics and the evidence (computed once).
 
         It runs over one row per (contact, tag); each temporary is dropped once summed, and the
@@ -399,11 +400,8 @@ class _Core:
         out["expected_sum"] = np.bincount(m_tag, weights=expected, minlength=t)
         return out
 
-    def _per_tag(self) -> dict[str, np.ndarray]:
-        return self._per_tag_counts
-
     def tag_statistics(self) -> pd.DataFrame:
-        per = self._per_tag()
+        per = self.per_tag_counts
         multi = per["multi"].astype(np.int64)
         split = per["split"].astype(np.int64)
         rate = np.divide(split, multi, out=np.zeros(len(multi)), where=multi > 0)

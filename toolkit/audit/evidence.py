@@ -13,8 +13,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from toolkit.audit.arrays import _text
-from toolkit.audit.engine import EVIDENCE_COLUMNS, _Core
+from toolkit.audit.arrays import as_text
+from toolkit.audit.engine import EVIDENCE_COLUMNS, AuditCore
 from toolkit.audit.variants import normalize_tag
 
 _COMMITMENTS = frozenset(
@@ -129,17 +129,19 @@ def contact_level_evidence(
         >>> e[["tag", "full_coverage_rate", "posting_reason", "suggestion"]].values.tolist()
         [['Full-time', 0.0, 'commitment', 'likely opportunity-level'], ['Python', 1.0, '', 'likely contact-level']]
     """  # noqa: E501
-    return _evidence(_Core.build(frame), min_contacts, scattered_below, clustered_above, policy)
+    return evidence_table(
+        AuditCore.build(frame), min_contacts, scattered_below, clustered_above, policy
+    )
 
 
-def _evidence(
-    core: _Core,
+def evidence_table(
+    core: AuditCore,
     min_contacts: int,
     scattered_below: float,
     clustered_above: float,
     policy: Policy | None,
 ) -> pd.DataFrame:
-    per = core._per_tag()
+    per = core.per_tag_counts
     multi = per["multi"].astype(np.int64)
     full = per["full"].astype(np.int64)
     split = per["split"].astype(np.int64)
@@ -185,9 +187,9 @@ def _evidence(
             "expected_coverage": expected.astype(np.float64),
             "clustering": clustering.astype(np.float64),
             "looks_posting_derived": posting,
-            "posting_reason": _text(reasons),
-            "suggestion": _text(suggestion.tolist()),
-            "policy": _text(decided),
+            "posting_reason": as_text(reasons),
+            "suggestion": as_text(suggestion.tolist()),
+            "policy": as_text(decided),
         },
         columns=EVIDENCE_COLUMNS,
     )

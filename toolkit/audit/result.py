@@ -13,11 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.audit.arrays import _listify
-from toolkit.audit.engine import _Core
-from toolkit.audit.evidence import _evidence
+from toolkit.audit.arrays import listify
+from toolkit.audit.engine import AuditCore
+from toolkit.audit.evidence import evidence_table
 from toolkit.audit.tables import considered
-from toolkit.audit.variants import _variants_from_counts, normalize_tag
+from toolkit.audit.variants import normalize_tag, variants_from_counts
 
 
 @dataclass
@@ -79,10 +79,10 @@ def run_audit(
     """
     if policy is not None:
         include_archived = bool(policy.include_archived)
-    wanted = None if tags is None else list(dict.fromkeys(_listify(tags)))
+    wanted = None if tags is None else list(dict.fromkeys(listify(tags)))
     frame = considered(frame, include_archived=include_archived)
-    core = _Core.build(frame, tags=wanted)
-    variants = _variants_from_counts(list(core.all_tag_labels), core.all_tag_opportunities)
+    core = AuditCore.build(frame, tags=wanted)
+    variants = variants_from_counts(list(core.all_tag_labels), core.all_tag_opportunities)
     if wanted is not None and len(variants):
         groups = {normalize_tag(t) for t in wanted}
         variants = variants.loc[variants["group"].isin(groups)].reset_index(drop=True)
@@ -93,7 +93,7 @@ def run_audit(
         missing_assignments=core.missing(),
         tag_statistics=core.tag_statistics(),
         variants=variants,
-        evidence=_evidence(core, 5, 0.1, 0.2, policy),
+        evidence=evidence_table(core, 5, 0.1, 0.2, policy),
         options={
             "include_archived": include_archived,
             "tags": wanted,

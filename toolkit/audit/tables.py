@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from toolkit.audit.arrays import _require
-from toolkit.audit.engine import _Core
+from toolkit.audit.arrays import require_columns
+from toolkit.audit.engine import AuditCore
 
 
 def explode_tags(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
@@ -30,7 +30,7 @@ def explode_tags(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.D
         >>> explode_tags(f).values.tolist()
         [['o1', 'c', 'a'], ['o1', 'c', 'b'], ['o2', 'o2', 'a']]
     """
-    return _Core.build(frame, tags=tags).exploded()
+    return AuditCore.build(frame, tags=tags).exploded()
 
 
 def tag_coverage(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
@@ -51,7 +51,7 @@ def tag_coverage(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.D
         >>> tag_coverage(f).values.tolist()
         [['c', 'a', 2, 2], ['c', 'b', 1, 2]]
     """
-    return _Core.build(frame, tags=tags).coverage()
+    return AuditCore.build(frame, tags=tags).coverage()
 
 
 def split_pairs(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
@@ -72,7 +72,7 @@ def split_pairs(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.Da
         >>> split_pairs(f).values.tolist()
         [['c', 'b', 1, 2]]
     """
-    return _Core.build(frame, tags=tags).split_pairs()
+    return AuditCore.build(frame, tags=tags).split_pairs()
 
 
 def missing_assignments(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
@@ -93,7 +93,7 @@ def missing_assignments(frame: pd.DataFrame, tags: Iterable[str] | None = None) 
         >>> missing_assignments(f).values.tolist()
         [['o3', 'c', 'a'], ['o2', 'c', 'b'], ['o3', 'c', 'b']]
     """
-    return _Core.build(frame, tags=tags).missing()
+    return AuditCore.build(frame, tags=tags).missing()
 
 
 def summarize(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> dict[str, int]:
@@ -116,7 +116,7 @@ def summarize(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> dict[st
         {'opportunities': 4, 'contacts': 3, 'multi_opportunity_contacts': 1,
          'split_contacts': 1, 'split_pairs': 1, 'missing_assignments': 1}
     """
-    return _Core.build(frame, tags=tags).summary()
+    return AuditCore.build(frame, tags=tags).summary()
 
 
 def tag_statistics(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd.DataFrame:
@@ -142,7 +142,7 @@ def tag_statistics(frame: pd.DataFrame, tags: Iterable[str] | None = None) -> pd
         >>> tag_statistics(f)[["tag", "contacts", "split_contacts", "split_rate"]].values.tolist()
         [['b', 2, 1, 1.0], ['a', 1, 0, 0.0]]
     """
-    return _Core.build(frame, tags=tags).tag_statistics()
+    return AuditCore.build(frame, tags=tags).tag_statistics()
 
 
 def considered(snapshot_frame: pd.DataFrame, include_archived: bool = True) -> pd.DataFrame:
@@ -169,7 +169,7 @@ def considered(snapshot_frame: pd.DataFrame, include_archived: bool = True) -> p
     """
     if include_archived:
         return snapshot_frame.reset_index(drop=True)
-    _require(snapshot_frame, ["archived"], "considered(include_archived=False)")
+    require_columns(snapshot_frame, ["archived"], "considered(include_archived=False)")
     column = snapshot_frame["archived"]
     if column.dtype == bool:
         archived = column.to_numpy()

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from toolkit.audit.arrays import _text
-from toolkit.audit.engine import VARIANT_COLUMNS, _Core
+from toolkit.audit.arrays import as_text
+from toolkit.audit.engine import VARIANT_COLUMNS, AuditCore
 
 _SPACE = re.compile(r"\s+")
 
@@ -35,7 +35,7 @@ def _is_clean(tag: str) -> bool:
     return tag == " ".join(tag.split())
 
 
-def _variants_from_counts(labels: Sequence[str], counts: Sequence[int]) -> pd.DataFrame:
+def variants_from_counts(labels: Sequence[str], counts: Sequence[int]) -> pd.DataFrame:
     rows = [
         (normalize_tag(tag), str(tag), int(count))
         for tag, count in zip(labels, counts, strict=True)
@@ -64,10 +64,10 @@ def _variants_from_counts(labels: Sequence[str], counts: Sequence[int]) -> pd.Da
 def _empty_variants() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "group": _text([]),
-            "tag": _text([]),
+            "group": as_text([]),
+            "tag": as_text([]),
             "opportunities": np.zeros(0, dtype=np.int64),
-            "canonical": _text([]),
+            "canonical": as_text([]),
             "is_canonical": np.zeros(0, dtype=bool),
         },
         columns=VARIANT_COLUMNS,
@@ -96,5 +96,5 @@ def tag_variants(frame: pd.DataFrame) -> pd.DataFrame:
         >>> tag_variants(f)[["tag", "opportunities", "canonical"]].values.tolist()
         [['Python', 1, 'Python'], ['python', 1, 'Python'], ['Python ', 1, 'Python']]
     """
-    core = _Core.build(frame)
-    return _variants_from_counts(list(core.all_tag_labels), core.all_tag_opportunities)
+    core = AuditCore.build(frame)
+    return variants_from_counts(list(core.all_tag_labels), core.all_tag_opportunities)

@@ -13,79 +13,30 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from toolkit import audit
+from toolkit.audit.arrays import (
+    factorize_sorted,
+    flatten_tags,
+    sorted_distinct,
+    sorted_unique_inverse,
+    stable_argsort,
+)
 
 
-def _codes(values: Any, objects: bool = True) -> tuple[np.ndarray, Any]:
-    """int64 codes into the sorted distinct strings (pyarrow dictionary encoding); the distinct
-    strings as a numpy object array, or (``objects=False``) as a pyarrow array."""
-    array = pa.array(values, type=pa.large_string(), from_pandas=True)
-    encoded = pc.dictionary_encode(array)
-    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order), dtype=np.int64)
-    index = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    labels = encoded.dictionary.take(pa.array(order))
-    if objects:
-        labels = np.asarray(labels.to_pylist(), dtype=object)
-    return rank[index] if len(index) else index, labels
-
-
-def _as_list(value: Any) -> list[str]:
-    """A tags cell as a list of strings: a bare string is one tag; None or NaN is none."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
+def _codes(values: Any) -> tuple[np.ndarray, pa.Array]:
+    """int64 codes into the sorted distinct strings, and those strings as a pyarrow array."""
+    codes, labels = factorize_sorted(pa.array(values, type=pa.large_string(), from_pandas=True))
+    return codes.astype(np.int64), pa.array(labels.array, type=pa.large_string())
 
 
 def _flat_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row of each tag occurrence, tag code, sorted distinct tags); a repeat counts once."""
-    values = tags.to_numpy(dtype=object, na_value=None)
-    try:
-        lists = pa.array(values, type=pa.large_list(pa.large_string()))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        lists = pa.array([_as_list(v) for v in values], type=pa.large_list(pa.large_string()))
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
-    flat = lists.flatten()
-    rows = np.repeat(np.arange(len(values), dtype=np.int64), lengths.astype(np.int64))
-    if not len(flat):
-        return rows, np.zeros(0, dtype=np.int64), np.asarray([], dtype=object)
-    codes, labels = _codes(flat)
-    present = np.asarray(pc.is_valid(flat).to_numpy(zero_copy_only=False), dtype=bool)
-    rows, codes = rows[present], codes[present]
-    key = _distinct(rows * len(labels) + codes)  # one (row, tag) per occurrence kept
-    return key // len(labels), key % len(labels), labels
-
-
-def _distinct(keys: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (a stable sort: fast on the nearly sorted keys it gets here)."""
-    ordered = np.sort(keys, kind="stable")
-    first = np.ones(len(ordered), dtype=bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    return ordered[first]
-
-
-def _argsort(keys: np.ndarray) -> np.ndarray:
-    """A stable argsort of non-negative integer keys: numpy's radix sort on 16-bit digits when
-    the keys fit in 32 bits (several times faster than a comparison sort on millions)."""
-    if not len(keys) or int(keys.max()) >= 1 << 32 or int(keys.min()) < 0:
-        return np.argsort(keys, kind="stable")
-    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
-    if int(keys.max()) >= 1 << 16:
-        order = order[np.argsort((keys[order] >> 16).astype(np.uint16), kind="stable")]
-    return order
-
-
-def _distinct_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct values and, per key, the position of its value (sort-based)."""
-    order = _argsort(keys)
-    ordered = keys[order]
-    first = np.ones(len(ordered), dtype=bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    inverse = np.empty(len(keys), dtype=np.int64)
-    inverse[order] = np.cumsum(first) - 1
-    return ordered[first], inverse
+    lengths, codes, labels = flatten_tags(tags)
+    rows = np.repeat(np.arange(len(tags), dtype=np.int64), lengths)
+    present = codes >= 0
+    rows, codes = rows[present], codes[present].astype(np.int64)
+    n = max(len(labels), 1)
+    key = sorted_distinct(rows * n + codes, in_place=True)  # one (row, tag) per occurrence kept
+    return key // n, key % n, np.asarray(labels, dtype=object)
 
 
 def _text_array(frame: pd.DataFrame, name: str) -> pa.Array:
@@ -149,7 +100,7 @@ class ExplorerIndex:
         self.frame = frame
         n = len(frame)
         contact_keys = _contact_keys(frame)
-        self.contact, self.contacts = _codes(contact_keys, objects=False)
+        self.contact, self.contacts = _codes(contact_keys)
         n_contacts = len(self.contacts)
         self.archived = _column(frame, "archived")
         self.anonymized = _column(frame, "anonymized")
@@ -162,7 +113,7 @@ class ExplorerIndex:
         n_tags = max(1, len(self.tags))
         # (contact, tag) pairs, ordered by tag then contact; how many opportunities carry it
         keys = self.flat_tag * n_contacts + self.contact[self.flat_row]
-        pairs, inverse = _distinct_inverse(keys)
+        pairs, _, inverse = sorted_unique_inverse(keys)
         self.pair_tag = pairs // n_contacts
         self.pair_contact = pairs % n_contacts
         active = ~self.archived[self.flat_row]
@@ -172,10 +123,10 @@ class ExplorerIndex:
         ]
         self.tag_start = np.searchsorted(self.pair_tag, np.arange(n_tags + 1))
         # flat occurrences by tag: tag t is on rows flat_row[occ[t0:t1]]
-        self.occ = _argsort(self.flat_tag)
+        self.occ = stable_argsort(self.flat_tag)
         self.occ_start = np.searchsorted(self.flat_tag[self.occ], np.arange(n_tags + 1))
         # rows by contact: contact c's rows are by_contact[row_start[c]:row_start[c + 1]]
-        self.by_contact = _argsort(self.contact)
+        self.by_contact = stable_argsort(self.contact)
         self.row_start = np.zeros(n_contacts + 1, dtype=np.int64)
         np.cumsum(self.opportunities[0], out=self.row_start[1:])
         self.first_row = np.full(n_contacts, -1, dtype=np.int64)
