@@ -50,20 +50,20 @@ class Check:
     note: str = ""
 
 
-def _clip(text: str, width: int) -> str:
+def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def _safe(value: Any, limit: int = 120) -> str:
+def terminal_safe(value: Any, limit: int = 120) -> str:
     """Text from Lever for a terminal: control and bidi characters shown escaped, clipped."""
     text = _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
-    return _clip(text, limit)
+    return clip(text, limit)
 
 
-class _Probe:
+class Probe:
     """Raw single requests (no retry) through the client's session and limiter."""
 
     def __init__(self, client: LeverClient) -> None:
@@ -83,7 +83,7 @@ def _token_shape(token: str) -> str:
     return "JSON, not percent-encoded"
 
 
-def _check_bearer_refuses_key(client, probe, checks, state) -> None:
+def check_bearer_refuses_key(client, probe, checks, state) -> None:
     if client.auth_kind != "api_key":
         return
     key = client.session.auth[0] if isinstance(client.session.auth, tuple) else None
@@ -111,7 +111,7 @@ class _NoAuth:
         return request
 
 
-def _check_pagination(client, probe, checks, state) -> None:
+def check_pagination(client, probe, checks, state) -> None:
     first = probe.get("/opportunities", limit=100)
     data = first.get("data") or []
     state["page1"] = data
@@ -169,10 +169,10 @@ def _check_pagination(client, probe, checks, state) -> None:
         observed = "accepted (200 with data)" if "data" in answer else "200 without data"
         status = DIFFERS
     except InvalidOffsetTokenError as exc:
-        observed = f"HTTP {exc.status}: {_safe(exc.message, 70)}"
+        observed = f"HTTP {exc.status}: {terminal_safe(exc.message, 70)}"
         status = OK if exc.status == 400 else DIFFERS
     except BadRequestError as exc:
-        observed = f"HTTP {exc.status}: {_safe(exc.message, 70)}"
+        observed = f"HTTP {exc.status}: {terminal_safe(exc.message, 70)}"
         status = DIFFERS
     checks.append(
         Check(
@@ -185,7 +185,7 @@ def _check_pagination(client, probe, checks, state) -> None:
     )
 
 
-def _check_confidential(client, probe, checks, state) -> None:
+def check_confidential(client, probe, checks, state) -> None:
     default = state.get("page1") or []
     leaked = sum(1 for o in default if o.get("confidentiality") == "confidential")
     checks.append(
@@ -238,7 +238,7 @@ def _check_confidential(client, probe, checks, state) -> None:
     )
 
 
-def _check_archived(client, probe, checks, state) -> None:
+def check_archived(client, probe, checks, state) -> None:
     archived = probe.get("/opportunities", limit=100, archived="true").get("data") or []
     active = probe.get("/opportunities", limit=100, archived="false").get("data") or []
 
@@ -259,7 +259,7 @@ def _check_archived(client, probe, checks, state) -> None:
     )
 
 
-def _check_windows(client, probe, checks, state) -> None:
+def check_windows(client, probe, checks, state) -> None:
     sample = next(
         (o for o in state.get("page1") or [] if isinstance(o.get("createdAt"), int)), None
     )
@@ -288,12 +288,12 @@ def _answer(action: Callable[[], Any], expected: int, success: str) -> tuple[str
     except AuthenticationError:
         raise
     except LeverError as exc:
-        observed = f"{exc.status}: {_safe(exc.message, 60)}"
+        observed = f"{exc.status}: {terminal_safe(exc.message, 60)}"
         return observed, OK if exc.status == expected else DIFFERS
     return success, DIFFERS
 
 
-def _check_perform_as_read(client, probe, checks, state) -> None:
+def check_perform_as_read(client, probe, checks, state) -> None:
     bogus = str(uuid.uuid4())
     observed, status = _answer(lambda: client.get_user(bogus), 404, "200 (found)")
     checks.append(
@@ -307,7 +307,7 @@ def _check_perform_as_read(client, probe, checks, state) -> None:
     )
 
 
-def _check_deleted(client, probe, checks, state) -> None:
+def check_deleted(client, probe, checks, state) -> None:
     try:
         answer = probe.get("/opportunities/deleted", limit=5)
     except AuthenticationError:
@@ -354,7 +354,7 @@ def _check_deleted(client, probe, checks, state) -> None:
     )
 
 
-def _check_burst(client, probe, checks, state) -> None:
+def check_burst(client, probe, checks, state) -> None:
     url = f"{client.base_url}/users"
     for sent in range(1, BURST + 1):
         response = client.session.request(
@@ -391,7 +391,7 @@ def _check_burst(client, probe, checks, state) -> None:
     )
 
 
-def _write_test(
+def run_write_test(
     client: LeverClient,
     checks: list[Check],
     opportunity_id: str,

@@ -27,18 +27,18 @@ from toolkit.doctor.checks import (
     DIFFERS,
     SKIPPED,
     Check,
-    _check_archived,
-    _check_bearer_refuses_key,
-    _check_burst,
-    _check_confidential,
-    _check_deleted,
-    _check_pagination,
-    _check_perform_as_read,
-    _check_windows,
-    _clip,
-    _Probe,
-    _safe,
-    _write_test,
+    Probe,
+    check_archived,
+    check_bearer_refuses_key,
+    check_burst,
+    check_confidential,
+    check_deleted,
+    check_pagination,
+    check_perform_as_read,
+    check_windows,
+    clip,
+    run_write_test,
+    terminal_safe,
 )
 from toolkit.errors import (
     AuthenticationError,
@@ -83,7 +83,7 @@ class DoctorReport:
         widths = [min(w, 60) for w in widths]
 
         def line(cells: tuple[str, ...]) -> str:
-            return "  ".join(_clip(c, w).ljust(w) for c, w in zip(cells, widths, strict=True))
+            return "  ".join(clip(c, w).ljust(w) for c, w in zip(cells, widths, strict=True))
 
         out = [line(header), "  ".join("-" * w for w in widths)]
         out += [line(r) for r in rows]
@@ -113,21 +113,21 @@ def run_doctor(
     """
     report = DoctorReport(host=client.base_url, auth_kind=client.auth_kind)
     before = client.stats.requests
-    probe = _Probe(client)
+    probe = Probe(client)
     checks = report.checks
     # 1. auth: the first call; a refusal here is bad configuration (raised: exit 2)
     probe.get("/users", limit=1)
     kind = "API key (HTTP Basic)" if client.auth_kind == "api_key" else "OAuth token (Bearer)"
     checks.append(Check("auth", "accepted", f"{kind} accepted"))
     steps = [
-        _check_bearer_refuses_key,
-        _check_pagination,
-        _check_confidential,
-        _check_archived,
-        _check_windows,
-        _check_perform_as_read,
-        _check_deleted,
-        _check_burst,
+        check_bearer_refuses_key,
+        check_pagination,
+        check_confidential,
+        check_archived,
+        check_windows,
+        check_perform_as_read,
+        check_deleted,
+        check_burst,
     ]
     state: dict[str, Any] = {}
     for step in steps:
@@ -148,10 +148,12 @@ def run_doctor(
             return report
         except LeverError as exc:  # one check failed to run: shown, the others go on
             checks.append(
-                Check(step.__name__.removeprefix("_check_"), "an answer", _safe(exc), DIFFERS)
+                Check(
+                    step.__name__.removeprefix("check_"), "an answer", terminal_safe(exc), DIFFERS
+                )
             )
     if write_test:
-        _write_test(client, checks, write_test, journal_dir, perform_as)
+        run_write_test(client, checks, write_test, journal_dir, perform_as)
     else:
         checks.append(
             Check(

@@ -49,16 +49,16 @@ from toolkit.remediate.plan import (
     calls_from_rows,
 )
 from toolkit.remediate.planfile import load_plan
-from toolkit.remediate.reads import DEFAULT_WORKERS, _read_each, _tags_of
+from toolkit.remediate.reads import DEFAULT_WORKERS, read_each, tags_of
 from toolkit.remediate.result import ApplyResult
-from toolkit.remediate.runner import _Options, _Runner
+from toolkit.remediate.runner import Runner, RunOptions
 from toolkit.remediate.sessions import (
-    _calls_to_run,
-    _first_session,
-    _open_run,
-    _result_from_journal,
-    _resume_perform_as,
-    _resume_session,
+    calls_to_run,
+    first_session,
+    open_run,
+    result_from_journal,
+    resume_perform_as,
+    resume_session,
 )
 
 # -- results ------------------------------------------------------------------------------------
@@ -84,16 +84,16 @@ def _run(
     client: Any,
     plan: Plan,
     journal_path: str | os.PathLike,
-    opts: _Options,
+    opts: RunOptions,
     params: dict[str, Any],
 ) -> ApplyResult:
     stats_before = client.stats.as_dict()
     with Journal(journal_path) as journal:
-        resumed, run_params = _open_run(journal, opts.kind, plan, params)
+        resumed, run_params = open_run(journal, opts.kind, plan, params)
         notes: list[str] = []
         session = journal.start_session()
         if resumed:
-            notes = _resume_perform_as(journal, run_params, opts, session)
+            notes = resume_perform_as(journal, run_params, opts, session)
         journal.add_event(
             session,
             "session",
@@ -107,18 +107,18 @@ def _run(
             },
         )
         status = "aborted"
-        runner: _Runner | None = None
+        runner: Runner | None = None
         drift = pd.DataFrame(columns=DRIFT_COLUMNS)
         started = time.monotonic()
         try:
             check_first: set[int] = set()
             retry: set[int] = set()
             if resumed:
-                drift, check_first, retry = _resume_session(client, journal, plan, session, opts)
+                drift, check_first, retry = resume_session(client, journal, plan, session, opts)
             else:
-                drift, _dropped = _first_session(client, journal, plan, session, opts)
-            calls = _calls_to_run(journal, check_first, retry)
-            runner = _Runner(client, journal, session, opts)
+                drift, _dropped = first_session(client, journal, plan, session, opts)
+            calls = calls_to_run(journal, check_first, retry)
+            runner = Runner(client, journal, session, opts)
             started = time.monotonic()
             runner.run(calls, check_first, retry)
             if runner.auth_error is not None:
@@ -137,7 +137,7 @@ def _run(
                 )
                 open_left = journal.calls([PENDING, INTENT])
                 journal.finish_run("finished" if status == "finished" and not open_left else status)
-        return _result_from_journal(
+        return result_from_journal(
             journal,
             plan,
             opts.kind,
@@ -202,14 +202,14 @@ def _check_known_opportunities(client: Any, plan: Plan, workers: int) -> Plan:
     unknown = [o for o in plan.opportunity_ids() if o not in plan.before]
     if client is None or not unknown:
         return plan
-    found, missing = _read_each(client, unknown, workers)
+    found, missing = read_each(client, unknown, workers)
     if missing:
         raise PlanError(
             f"{len(missing)} opportunity id(s) in the plan do not exist in Lever "
             f"(first: {missing[0]}); fix the CSV; nothing was written"
         )
     before = dict(plan.before)
-    before.update({o: {"tags": _tags_of(opp)} for o, opp in found.items()})
+    before.update({o: {"tags": tags_of(opp)} for o, opp in found.items()})
     return replace(plan, before=before)
 
 
@@ -336,7 +336,7 @@ def apply_plan(
         "host": _host(client),
         "drift_check": drift_check,
     }
-    opts = _Options("apply", perform_as, workers, progress, drift_check, retry_failed)
+    opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed)
     return _run(client, plan, journal_path, opts, params)
 
 

@@ -15,9 +15,9 @@ from toolkit.remediate.planner import replan
 from toolkit.remediate.reads import (
     DEFAULT_WORKERS,
     DRIFT_BATCH,
-    _read_each,
-    _tags_of,
     read_by_contacts,
+    read_each,
+    tags_of,
 )
 
 DRIFT_COLUMNS = [
@@ -76,13 +76,13 @@ def check_drift(
             found[opp["id"]] = opp
     rest = sorted(planned - set(found))
     if rest:
-        by_id, _missing = _read_each(client, rest, workers, forbidden_unread=True)
+        by_id, _missing = read_each(client, rest, workers, forbidden_unread=True)
         found.update(by_id)  # unreadable or gone: the write (or its 404 check) finds out
     records = []
     for opp_id, opp in found.items():
         entry = plan.before.get(opp_id)
         before = entry.get("tags") if entry else None
-        current = _tags_of(opp)
+        current = tags_of(opp)
         contact = opp.get("contact")
         if isinstance(contact, dict):
             contact = contact.get("id")

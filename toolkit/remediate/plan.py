@@ -48,20 +48,20 @@ class PlanError(ConfigurationError):
     """A plan cannot be made, read or run as asked (bad file, bad arguments, too large)."""
 
 
-def _empty(columns: list[str]) -> pd.DataFrame:
+def empty_rows(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
 
 
 def _frame(records: Iterable[tuple], columns: list[str]) -> pd.DataFrame:
     records = list(records)
     if not records:
-        return _empty(columns)
+        return empty_rows(columns)
     return pd.DataFrame.from_records(records, columns=columns).astype(object)
 
 
 def _sorted_rows(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     if rows.empty:
-        return _empty(columns)
+        return empty_rows(columns)
     rows = rows[columns].astype(object).drop_duplicates()
     keys = ["contact_id", "opportunity_id", "op", "tag"]
     return rows.sort_values(keys, kind="stable").reset_index(drop=True)
@@ -71,7 +71,7 @@ def rows_digest(rows: pd.DataFrame) -> str:
     """SHA-256 of the rows in canonical order: the identity of a plan for its journal.
 
     Example:
-        >>> rows_digest(_empty(PLAN_COLUMNS))[:8]
+        >>> rows_digest(empty_rows(PLAN_COLUMNS))[:8]
         'd826debe'
     """
     buffer = io.StringIO()
@@ -97,7 +97,7 @@ class Plan:
     """
 
     rows: pd.DataFrame
-    skipped: pd.DataFrame = field(default_factory=lambda: _empty(SKIPPED_COLUMNS))
+    skipped: pd.DataFrame = field(default_factory=lambda: empty_rows(SKIPPED_COLUMNS))
     meta: dict[str, Any] = field(default_factory=dict)
     before: dict[str, dict[str, Any]] = field(default_factory=dict)
     path: Path | None = None
@@ -157,7 +157,7 @@ def nothing_planned(mode: str = "propagate") -> Plan:
         ('no tags chosen', 0)
     """
     return Plan(
-        rows=_empty(PLAN_COLUMNS), meta={"mode": mode, "tags": [], "note": "no tags chosen"}
+        rows=empty_rows(PLAN_COLUMNS), meta={"mode": mode, "tags": [], "note": "no tags chosen"}
     )
 
 
@@ -172,7 +172,7 @@ def calls_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """
     columns = ["opportunity_id", "contact_id", "op", "tags", "changes"]
     if rows.empty:
-        return _empty(columns)
+        return empty_rows(columns)
     records = []
     for (opp, op), group in rows.groupby(["opportunity_id", "op"], sort=True):
         tags = list(dict.fromkeys(group["tag"].tolist()))

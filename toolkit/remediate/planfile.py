@@ -23,9 +23,9 @@ from toolkit.remediate.plan import (
     SKIPPED_COLUMNS,
     Plan,
     PlanError,
-    _empty,
     _frame,
     check_plan_tags,
+    empty_rows,
     rows_digest,
 )
 from toolkit.sanitize import csv_uncell, short_repr
@@ -94,7 +94,7 @@ def _read_rows(path: Path) -> pd.DataFrame:
         raise PlanError(f"{path}:{line + 1}: not a plan CSV ({exc})") from None
     frame = _frame(records, [*PLAN_COLUMNS, "line"])
     if frame.empty:
-        return _empty(PLAN_COLUMNS)
+        return empty_rows(PLAN_COLUMNS)
     dup = frame.duplicated(["opportunity_id", "op", "tag"], keep="first")
     if dup.any():
         first = frame[dup].iloc[0]
@@ -139,7 +139,7 @@ def load_plan(path: str | os.PathLike) -> Plan:
     rows = _read_rows(path)
     meta = _read_json(meta_path(path)) if meta_path(path).is_file() else {}
     before = _read_json(before_path(path)) if before_path(path).is_file() else {}
-    skipped = _empty(SKIPPED_COLUMNS)
+    skipped = empty_rows(SKIPPED_COLUMNS)
     if skipped_path(path).is_file():
         skipped = pd.read_csv(
             skipped_path(path), dtype=str, keep_default_na=False, encoding="utf-8-sig"

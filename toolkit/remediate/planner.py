@@ -25,10 +25,10 @@ from toolkit.remediate.plan import (
     SKIPPED_COLUMNS,
     Plan,
     PlanError,
-    _empty,
     _frame,
     _sorted_rows,
     check_plan_tags,
+    empty_rows,
 )
 from toolkit.snapshot.frame import fingerprint, safe_watermark
 
@@ -195,7 +195,7 @@ def make_plan(
 
     flags = info.set_index("opportunity_id")
     if candidates.empty:
-        rows, skipped = _empty(PLAN_COLUMNS), _empty(SKIPPED_COLUMNS)
+        rows, skipped = empty_rows(PLAN_COLUMNS), empty_rows(SKIPPED_COLUMNS)
     else:
         candidates = candidates.merge(
             flags[["archived", "anonymized"]], left_on="opportunity_id", right_index=True
@@ -383,7 +383,7 @@ def replan(
     """
     rows = plan.rows
     if rows.empty or not current:
-        return rows.copy(), _empty(SKIPPED_COLUMNS)
+        return rows.copy(), empty_rows(SKIPPED_COLUMNS)
     anonymized = set(anonymized)
     mode = plan.mode
     renames = dict(plan.meta.get("renames") or {})

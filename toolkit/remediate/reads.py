@@ -18,10 +18,10 @@ DEFAULT_WORKERS = 8
 
 def _list_opportunities(client: Any, plan: Plan, **filters: Any) -> list[dict]:
     """A listing with confidential opportunities included when the key may read them."""
-    return _list_many(client, plan, [filters])
+    return list_many(client, plan, [filters])
 
 
-def _list_many(
+def list_many(
     client: Any,
     plan: Plan,
     filter_sets: list[dict[str, Any]],
@@ -44,7 +44,7 @@ def _list_many(
         return run({})
 
 
-def _read_each(
+def read_each(
     client: Any, ids: Iterable[str], workers: int, forbidden_unread: bool = False
 ) -> tuple[dict[str, dict], list[str]]:
     """get_opportunity for each id, concurrently; returns (found, not found).
@@ -76,7 +76,7 @@ def _read_each(
     return found, missing
 
 
-def _transient(status: int | None) -> bool:
+def is_transient(status: int | None) -> bool:
     """A failure that may or may not have reached Lever (retries exhausted, connection lost)."""
     return status is None or status in RETRYABLE_STATUSES
 
@@ -89,11 +89,11 @@ def _status(value: Any) -> int | None:
         return None
 
 
-def _clean_tags(tags: Any) -> list[str] | None:
+def clean_tags(tags: Any) -> list[str] | None:
     return string_tags(tags) if isinstance(tags, list) else None  # None: not known
 
 
-def _tags_of(opp: dict) -> list[str]:
+def tags_of(opp: dict) -> list[str]:
     return string_tags(opp.get("tags"))
 
 

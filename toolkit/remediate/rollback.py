@@ -13,9 +13,9 @@ from toolkit.remediate.apply import _dry_run, _host, _run, check_perform_as
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, Plan
-from toolkit.remediate.reads import DEFAULT_WORKERS, _transient
+from toolkit.remediate.reads import DEFAULT_WORKERS, is_transient
 from toolkit.remediate.result import ApplyResult
-from toolkit.remediate.runner import _Options
+from toolkit.remediate.runner import RunOptions
 
 
 def default_rollback_path(journal_path: str | os.PathLike) -> Path:
@@ -39,7 +39,7 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
         calls = journal.calls([DONE, INTENT, FAILED])
     records = []
     for call in calls:
-        if call.state == FAILED and not _transient(call.status):
+        if call.state == FAILED and not is_transient(call.status):
             continue  # 400/403: Lever refused, nothing was written
         before = set(call.before_tags) if call.before_tags is not None else None
         if call.op == "add":
@@ -107,7 +107,7 @@ def rollback(
         "host": _host(client),
         "source_journal": str(journal_path),
     }
-    opts = _Options("rollback", perform_as, workers, progress, True, retry_failed)
+    opts = RunOptions("rollback", perform_as, workers, progress, True, retry_failed)
     # Hold the source journal's lock too: no rollback while its run is still writing.
     with Journal(journal_path, lock=True, create=False):
         return _run(client, plan, target, opts, params)

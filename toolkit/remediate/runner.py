@@ -20,12 +20,12 @@ from toolkit.errors import AuthenticationError, LeverError, NotFoundError, Permi
 from toolkit.progress import progress_bar
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, NOOP, NOT_FOUND, PENDING, Call
-from toolkit.remediate.reads import _clean_tags, _tags_of
+from toolkit.remediate.reads import clean_tags, tags_of
 from toolkit.scrub import scrub
 
 
 @dataclass
-class _Options:
+class RunOptions:
     kind: str
     perform_as: str | None
     workers: int
@@ -38,21 +38,21 @@ def _progress(total: int, progress: bool | None, desc: str) -> tqdm:
     return progress_bar(progress, total=total, desc=desc, unit=" call")
 
 
-def _desired(op: str, tags: list[str], current: list[str]) -> bool:
+def desired_tags(op: str, tags: list[str], current: list[str]) -> bool:
     now = set(current)
     return set(tags) <= now if op == "add" else not (set(tags) & now)
 
 
-def _narrow(op: str, tags: list[str], current: list[str]) -> list[str]:
+def narrow_tags(op: str, tags: list[str], current: list[str]) -> list[str]:
     """The tags of a call still to write given the current tags."""
     now = set(current)
     return [t for t in tags if (t not in now if op == "add" else t in now)]
 
 
-class _Runner:
+class Runner:
     """Runs the journal's open calls with a pool of workers."""
 
-    def __init__(self, client: Any, journal: Journal, session: int, opts: _Options) -> None:
+    def __init__(self, client: Any, journal: Journal, session: int, opts: RunOptions) -> None:
         self.client = client
         self.journal = journal
         self.session = session
@@ -136,7 +136,7 @@ class _Runner:
             status=self.client.call_record.status or 200,
             attempts=self.client.call_record.attempts,
             wrote=True,
-            after_tags=_clean_tags(after),
+            after_tags=clean_tags(after),
             session=self.session,
         )
 
@@ -157,8 +157,8 @@ class _Runner:
     def _check_then_write(self, call: Call) -> None:
         """A call that may have reached Lever: read the opportunity first."""
         opp = self.client.get_opportunity(call.opportunity_id)  # NotFoundError propagates
-        current = _tags_of(opp)
-        if _desired(call.op, call.tags, current):
+        current = tags_of(opp)
+        if desired_tags(call.op, call.tags, current):
             self.journal.mark_outcome(
                 call.id,
                 DONE,
@@ -181,8 +181,8 @@ class _Runner:
         then leaves alone a tag someone put there meanwhile). The retry is journaled.
         """
         opp = self.client.get_opportunity(call.opportunity_id)  # NotFoundError propagates
-        current = _tags_of(opp)
-        tags = _narrow(call.op, call.tags, current)
+        current = tags_of(opp)
+        tags = narrow_tags(call.op, call.tags, current)
         if not self.journal.reopen_failed(call.id, tags, current, self.session):
             return
         with self._count_lock:

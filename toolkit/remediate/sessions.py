@@ -12,12 +12,12 @@ from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, replan_from_drif
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, NOOP, PENDING, Call, JournalError
 from toolkit.remediate.plan import REASON_ANONYMIZED, SKIPPED_COLUMNS, Plan, calls_from_rows
-from toolkit.remediate.reads import _transient
+from toolkit.remediate.reads import is_transient
 from toolkit.remediate.result import ApplyResult
-from toolkit.remediate.runner import _desired, _narrow, _Options, _Runner
+from toolkit.remediate.runner import Runner, RunOptions, desired_tags, narrow_tags
 
 
-def _open_run(
+def open_run(
     journal: Journal, kind: str, plan: Plan, params: dict[str, Any]
 ) -> tuple[bool, dict[str, Any]]:
     """Start or reopen the run. Returns (planned already: a resume, the run's params)."""
@@ -44,8 +44,8 @@ def _open_run(
     return bool(run["planned"]), run["params"]
 
 
-def _first_session(
-    client: Any, journal: Journal, plan: Plan, session: int, opts: _Options
+def first_session(
+    client: Any, journal: Journal, plan: Plan, session: int, opts: RunOptions
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Drift check and re-plan, then record every call as pending. Returns (drift, dropped)."""
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)
@@ -81,8 +81,8 @@ def _first_session(
     return drift, dropped
 
 
-def _resume_session(
-    client: Any, journal: Journal, plan: Plan, session: int, opts: _Options
+def resume_session(
+    client: Any, journal: Journal, plan: Plan, session: int, opts: RunOptions
 ) -> tuple[pd.DataFrame, set[int], set[int]]:
     """Re-read and re-plan the open calls by the same rule as the first run.
 
@@ -99,10 +99,10 @@ def _resume_session(
     check_first = {
         c.id
         for c in open_calls
-        if c.state == INTENT or (c.state == FAILED and _transient(c.status))
+        if c.state == INTENT or (c.state == FAILED and is_transient(c.status))
     }
     retry = (
-        {c.id for c in open_calls if c.state == FAILED and not _transient(c.status)}
+        {c.id for c in open_calls if c.state == FAILED and not is_transient(c.status)}
         if opts.retry_failed
         else set()
     )
@@ -122,7 +122,7 @@ def _resume_session(
             if call.opportunity_id not in current:
                 continue  # not readable now (deleted?): the write or its check finds out
             now = current[call.opportunity_id]
-            if call.id in check_first and _desired(call.op, call.tags, now):
+            if call.id in check_first and desired_tags(call.op, call.tags, now):
                 journal.mark_outcome(
                     call.id,
                     DONE,
@@ -132,7 +132,7 @@ def _resume_session(
                 )
                 continue
             wanted = [t for t in call.tags if (call.opportunity_id, call.op, t) in kept]
-            tags = _narrow(call.op, wanted, now)
+            tags = narrow_tags(call.op, wanted, now)
             for tag in call.tags:
                 reason = why.get((call.opportunity_id, call.op, tag))
                 if reason and tag not in tags:
@@ -164,7 +164,7 @@ def _resume_session(
     return drift, check_first, retry
 
 
-def _calls_to_run(journal: Journal, check_first: set[int], retry: set[int]) -> list[Call]:
+def calls_to_run(journal: Journal, check_first: set[int], retry: set[int]) -> list[Call]:
     return [
         c
         for c in journal.calls([PENDING, INTENT, FAILED])
@@ -172,8 +172,8 @@ def _calls_to_run(journal: Journal, check_first: set[int], retry: set[int]) -> l
     ]
 
 
-def _result_from_journal(
-    journal: Journal, plan: Plan, kind: str, runner: _Runner | None, **extra: Any
+def result_from_journal(
+    journal: Journal, plan: Plan, kind: str, runner: Runner | None, **extra: Any
 ) -> ApplyResult:
     summary = journal.summary()
     outcomes = journal.calls_frame()
@@ -205,8 +205,8 @@ def _result_from_journal(
     )
 
 
-def _resume_perform_as(
-    journal: Journal, run_params: dict[str, Any], opts: _Options, session: int
+def resume_perform_as(
+    journal: Journal, run_params: dict[str, Any], opts: RunOptions, session: int
 ) -> list[str]:
     """perform_as on resume: none given -> the journal's; another one -> journaled and used.
 

@@ -14,9 +14,9 @@ from toolkit.remediate.plan import PLAN_COLUMNS, REASON_ANONYMIZED, Plan
 from toolkit.remediate.planfile import load_plan
 from toolkit.remediate.reads import (
     DEFAULT_WORKERS,
-    _list_many,
-    _read_each,
-    _tags_of,
+    list_many,
+    read_each,
+    tags_of,
 )
 
 VERIFY_COLUMNS = [*PLAN_COLUMNS, "reason"]
@@ -163,7 +163,7 @@ def verify_plan(
     if by in ("auto", "contact"):
         contacts = sorted({c for c in rows["contact_id"] if c})
         chunks = [contacts[i : i + batch] for i in range(0, len(contacts), batch)]
-        listed = _list_many(
+        listed = list_many(
             client,
             plan,
             [{"contact_id": chunk} for chunk in chunks],
@@ -171,12 +171,12 @@ def verify_plan(
         )
         for opp in listed:
             if opp.get("id") in wanted:
-                current[opp["id"]] = _tags_of(opp)
+                current[opp["id"]] = tags_of(opp)
     elif by != "id":
         raise ValueError(f"by must be auto, contact or id (got {by!r})")
     rest = sorted(wanted - set(current))
-    found, _missing = _read_each(client, rest, workers)
-    current.update({k: _tags_of(v) for k, v in found.items()})
+    found, _missing = read_each(client, rest, workers)
+    current.update({k: tags_of(v) for k, v in found.items()})
     reasons = []
     for opp, op, tag in rows[["opportunity_id", "op", "tag"]].itertuples(index=False, name=None):
         if opp not in current:

@@ -150,7 +150,7 @@ _CONFIG_TYPES = {
 }
 
 
-def _coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
+def coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, value in changes.items():
         if name not in _CONFIG_TYPES:
@@ -208,7 +208,7 @@ class Engine:
         return self.state.lock
 
     def configure(self, **changes: Any) -> dict[str, Any]:
-        changes = _coerce_config(changes)
+        changes = coerce_config(changes)
         with self.lock:
             merged = SandboxConfig(**{**asdict(self.config), **changes}).validated()
             self.config = merged

@@ -22,8 +22,8 @@ import tornado.web
 from toolkit.sandbox.engine import INVALID_OFFSET_MESSAGE, Engine
 from toolkit.sandbox.protocol import (
     ApiError,
-    _parse_ms,
     parse_limit,
+    parse_ms,
     query_hash,
     validate_tags_body,
 )
@@ -316,8 +316,8 @@ class DeletedOpportunitiesHandler(V1Handler):
 
     def _list(self) -> None:
         params = self.params()
-        start = _parse_ms(params, "deleted_at_start")
-        end = _parse_ms(params, "deleted_at_end")
+        start = parse_ms(params, "deleted_at_start")
+        end = parse_ms(params, "deleted_at_end")
         state, shape = self.engine.state, self.engine.config.deleted_shape
 
         def fetch(limit: int, after: list | None):

@@ -128,7 +128,7 @@ class Stats:
         }
 
 
-def _parse_ms(params: dict[str, list[str]], name: str) -> int | None:
+def parse_ms(params: dict[str, list[str]], name: str) -> int | None:
     values = params.get(name)
     if not values:
         return None
@@ -140,7 +140,7 @@ def _parse_ms(params: dict[str, list[str]], name: str) -> int | None:
         ) from None
 
 
-def _parse_bool(params: dict[str, list[str]], name: str) -> bool | None:
+def parse_bool(params: dict[str, list[str]], name: str) -> bool | None:
     values = params.get(name)
     if not values:
         return None

@@ -18,7 +18,7 @@ from tornado.netutil import bind_sockets
 
 from toolkit.sandbox import SandboxConfig
 from toolkit.sandbox.data import Dataset, apply_created_profile
-from toolkit.sandbox.engine import Engine, _coerce_config
+from toolkit.sandbox.engine import Engine, coerce_config
 from toolkit.sandbox.handlers import make_app
 from toolkit.sandbox.state import (
     SandboxState,
@@ -87,7 +87,7 @@ class Sandbox:
         self._restricted_key = restricted_api_key or secrets.token_urlsafe(24)
         if self._api_key == self._restricted_key:
             raise ValueError("api_key and restricted_api_key must differ")
-        cfg = SandboxConfig(**_coerce_config(config)).validated()
+        cfg = SandboxConfig(**coerce_config(config)).validated()
         if dataset is None and not (state_file and os.path.exists(state_file)):
             dataset = default_dataset(seed, contacts, opportunities)
             dataset = apply_created_profile(dataset, created_profile, seed)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.sandbox.data import Dataset, generate_dataset, is_archived
-from toolkit.sandbox.protocol import ApiError, Stats, _parse_bool, _parse_ms, now_ms
+from toolkit.sandbox.protocol import ApiError, Stats, now_ms, parse_bool, parse_ms
 
 STATE_FORMAT = "lever-sandbox-state"
 STATE_VERSION = 1
@@ -214,14 +214,14 @@ class SandboxState:
         tags = set(params.get("tag") or [])
         contacts = set(params.get("contact_id") or [])
         emails = {e.strip().lower() for e in params.get("email") or [] if e.strip()}
-        archived = _parse_bool(params, "archived")
+        archived = parse_bool(params, "archived")
         c_start, c_end = (
-            _parse_ms(params, "created_at_start"),
-            _parse_ms(params, "created_at_end"),
+            parse_ms(params, "created_at_start"),
+            parse_ms(params, "created_at_end"),
         )
         u_start, u_end = (
-            _parse_ms(params, "updated_at_start"),
-            _parse_ms(params, "updated_at_end"),
+            parse_ms(params, "updated_at_start"),
+            parse_ms(params, "updated_at_end"),
         )
 
         def keep(opp: dict[str, Any]) -> bool:

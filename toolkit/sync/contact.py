@@ -26,8 +26,8 @@ from toolkit import failpoints
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError, PermissionDeniedError
 from toolkit.remediate.plan import calls_from_rows
 from toolkit.remediate.planner import make_plan
-from toolkit.remediate.reads import _clean_tags, _tags_of  # apply's write rules, reused
-from toolkit.remediate.runner import _narrow
+from toolkit.remediate.reads import clean_tags, tags_of  # apply's write rules, reused
+from toolkit.remediate.runner import narrow_tags
 from toolkit.snapshot.frame import frame_from_opportunities
 from toolkit.sync.cap import ChangeCap
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, SyncJournal
@@ -155,7 +155,7 @@ def _write(
         outcome = WriteOutcome(opp_id, op, tags, W_FAILED, None, f"{type(exc).__name__}: {exc}")
     else:
         failpoints.hit("sync_after_write")
-        after = _clean_tags(data.get("tags")) if isinstance(data, dict) else None
+        after = clean_tags(data.get("tags")) if isinstance(data, dict) else None
         if journal is not None and write_id is not None:
             journal.write_outcome(write_id, W_DONE, status=200, after_tags=after)
         return WriteOutcome(opp_id, op, tags, W_DONE, 200)
@@ -172,7 +172,7 @@ def _calls(rows: pd.DataFrame, current: dict[str, list[str]]) -> list[dict[str, 
     out = []
     for call in calls_from_rows(rows).to_dict("records"):
         now = current.get(call["opportunity_id"], [])
-        tags = _narrow(call["op"], list(call["tags"]), now)
+        tags = narrow_tags(call["op"], list(call["tags"]), now)
         if tags:
             out.append({**call, "tags": tags, "before": now})
     return out
@@ -243,7 +243,7 @@ def tag_contact(
             opps.append(trigger)  # e.g. a confidential one the listing left out
     frame = frame_from_opportunities(opps)
     result = TagResult(contact_id, opportunities=len(frame))
-    current = {o["id"]: _tags_of(o) for o in opps if isinstance(o.get("id"), str)}
+    current = {o["id"]: tags_of(o) for o in opps if isinstance(o.get("id"), str)}
     records = [
         (opp, contact_id or "", "add", tag)
         for opp, archived, anonymized in frame[

@@ -90,7 +90,7 @@ def poll_once(
 __all__ = ["DEFAULT_MARGIN_MS", "PollResult", "poll_once"]
 
 
-def _iso(ms: int | None) -> str | None:
+def iso_ms(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")

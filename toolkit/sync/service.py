@@ -22,7 +22,7 @@ from toolkit.errors import RETRYABLE_STATUSES, AuthenticationError, LeverError, 
 from toolkit.sync.cap import HOUR_MS, ChangeCap
 from toolkit.sync.contact import ConfidentialAccess, ContactChecker, WriteOutcome, shown
 from toolkit.sync.metrics import SyncMetrics
-from toolkit.sync.poller import DEFAULT_MARGIN_MS, _iso, poll_once
+from toolkit.sync.poller import DEFAULT_MARGIN_MS, iso_ms, poll_once
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, Claim, SyncJournal, now_ms
 from toolkit.sync.web import HttpSide, make_app
 from toolkit.sync.webhook import DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_S
@@ -273,18 +273,18 @@ class SyncService:
             "queue_depth": events,
             "queued_contacts": contacts,
             "oldest_event_age_seconds": round(oldest, 3),
-            "last_poll": _iso(int(last_poll)) if last_poll else None,
+            "last_poll": iso_ms(int(last_poll)) if last_poll else None,
             "last_error": self.last_error,
             "change_cap": {
                 "per_hour": self.cap.limit,
                 "used_last_hour": self.cap.used(),
-                "paused_until": _iso(self.cap.paused_until) if paused else None,
+                "paused_until": iso_ms(self.cap.paused_until) if paused else None,
             },
         }
 
     def _error(self, where: str, exc: BaseException) -> None:
         text = " ".join(str(exc).split())
-        self.last_error = f"{_iso(now_ms())} {where}: {text}"
+        self.last_error = f"{iso_ms(now_ms())} {where}: {text}"
 
     def _fatal(self, exc: AuthenticationError) -> None:
         self.fatal = exc
@@ -381,14 +381,14 @@ class SyncService:
             if not self._cap_logged:
                 self._cap_logged = True
                 journal.add_event(
-                    self._session, "cap", {"per_hour": self.cap.limit, "until": _iso(until)}
+                    self._session, "cap", {"per_hour": self.cap.limit, "until": iso_ms(until)}
                 )
             log.warning(
                 "change cap reached: %d changes in the last hour (--max-changes-per-hour %s); "
                 "writes paused until %s, events stay queued",
                 self.cap.used(),
                 self.cap.limit,
-                _iso(until),
+                iso_ms(until),
             )
             return
         self._cap_logged = False
