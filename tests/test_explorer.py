@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from toolkit import audit
-from toolkit.notebook.explorer import TagExplorer, _Debounced, filter_frame, style_grid
+from toolkit.notebook.explorer import Debounced, TagExplorer, filter_frame, style_grid
 from toolkit.notebook.explorer.widget import NO_MATH_LABEL, option_label
 from toolkit.policy import Policy
 from toolkit.remediate.planner import make_plan
@@ -169,7 +169,7 @@ def test_a_tag_with_surrounding_spaces_is_told_apart():
 
 def test_search_is_debounced_inside_a_running_loop():
     calls = []
-    debounced = _Debounced(lambda: calls.append(time.monotonic()), wait=0.05, live=lambda: True)
+    debounced = Debounced(lambda: calls.append(time.monotonic()), wait=0.05, live=lambda: True)
 
     async def typing() -> None:
         for _ in range(5):  # five keystrokes, 10 ms apart
@@ -185,7 +185,7 @@ def test_search_is_debounced_inside_a_running_loop():
     worker.join(timeout=10)
     assert len(calls) == 1
     outside = []
-    _Debounced(lambda: outside.append(1))()  # not in a kernel: at once, whatever the loop
+    Debounced(lambda: outside.append(1))()  # not in a kernel: at once, whatever the loop
     assert outside == [1]
 
 

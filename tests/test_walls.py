@@ -152,3 +152,21 @@ def _local_imports_without_a_reason(path: Path) -> list[str]:
 def test_every_function_local_import_says_why():
     missing = [hit for p in _modules() for hit in _local_imports_without_a_reason(p)]
     assert missing == []
+
+
+def _private_imports(path: Path) -> list[str]:
+    """`from toolkit.x import _name`: a module reaching into another's private names."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("toolkit"):
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_")
+            ]
+    return found
+
+
+def test_no_module_imports_another_modules_private_names():
+    """A leading underscore means private to its module; what two modules share is named."""
+    assert [hit for p in _modules() for hit in _private_imports(p)] == []

@@ -104,7 +104,7 @@ def contact_labels(frame: pd.DataFrame) -> dict[str, str]:
     }
 
 
-def _contact_level(policy: Any) -> list[str]:
+def policy_contact_level(policy: Any) -> list[str]:
     return list(getattr(policy, "contact_level", None) or [])
 
 
@@ -121,7 +121,7 @@ def focus_summary(result: AuditResult, policy: Any = None) -> dict[str, int]:
         >>> focus_summary(run_audit(f), SimpleNamespace(contact_level=["Python"]))["split_pairs"]
         1
     """
-    tags = _contact_level(policy)
+    tags = policy_contact_level(policy)
     summary = {k: int(v) for k, v in result.summary.items()}
     if not tags:
         return summary
@@ -139,7 +139,7 @@ def focus_summary(result: AuditResult, policy: Any = None) -> dict[str, int]:
 def audit_meta(meta: Mapping[str, Any], result: AuditResult, policy: Any = None) -> dict:
     """The snapshot's metadata plus the policy summary `summary.json` carries (as the CLI's)."""
     out = dict(meta or {})
-    tags = _contact_level(policy)
+    tags = policy_contact_level(policy)
     if tags:
         focus = focus_summary(result, policy)
         out["policy"] = str(getattr(policy, "source", "") or "")

@@ -23,7 +23,7 @@ class Page(NamedTuple):
     has_next: bool
 
 
-class _Retryable(Exception):
+class RetryableFailure(Exception):
     """Internal: a failure worth another attempt, carrying the error to raise if none is left."""
 
     def __init__(self, error: LeverError, retry_after: float | None = None) -> None:
@@ -71,7 +71,7 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     return None
 
 
-def _short_reason(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
     """One line from a requests/urllib3 exception, without URLs or reprs."""
     text = str(exc)
     match = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
@@ -90,7 +90,7 @@ def _short_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _never_connected(exc: BaseException) -> bool:
+def never_connected(exc: BaseException) -> bool:
     """True when the address refused the connection or the host name does not resolve.
 
     A connect timeout is not counted: a slow network can cause it too.
@@ -106,7 +106,7 @@ def _never_connected(exc: BaseException) -> bool:
     )
 
 
-def _encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+def encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """Lever's query form: booleans as true/false, sequences as repeated keys, None dropped."""
     pairs: list[tuple[str, str]] = []
     for key, value in (params or {}).items():
@@ -120,7 +120,7 @@ def _encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     return pairs
 
 
-def _id(value: str) -> str:
+def path_id(value: str) -> str:
     """An id as one safe path segment."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"an id must be a non-empty string (got {value!r})")
@@ -130,7 +130,7 @@ def _id(value: str) -> str:
     return quote(value.strip(), safe="")
 
 
-def _data_object(payload: dict[str, Any], host: str, path: str) -> dict:
+def data_object(payload: dict[str, Any], host: str, path: str) -> dict:
     """The ``data`` object of a single-object answer; anything else is not Lever's shape."""
     data = payload.get("data")
     if not isinstance(data, dict):
@@ -179,7 +179,7 @@ def redirect_advice(location: str, base_path: str = "/v1") -> str:
     )
 
 
-def _describe_listing(path: str, params: Mapping[str, Any]) -> str:
+def describe_listing(path: str, params: Mapping[str, Any]) -> str:
     """`GET /opportunities (confidentiality, created_at_start)`: the path and parameter names."""
     names = sorted(k for k in params if k not in ("limit", "offset"))
     return f"GET {path}" + (f" ({', '.join(names)})" if names else "")

@@ -24,13 +24,13 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from toolkit.client.http import (
     Page,
-    _describe_listing,
-    _encode_params,
-    _never_connected,
-    _Retryable,
-    _short_reason,
+    RetryableFailure,
+    describe_listing,
+    encode_params,
+    never_connected,
     parse_retry_after,
     redirect_advice,
+    short_reason,
 )
 from toolkit.client.ratelimit import TokenBucket
 from toolkit.client.resources import LeverResources
@@ -198,14 +198,14 @@ class LeverClient(LeverResources):
         retrying = Retrying(
             stop=self._stop,
             wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
+            retry=retry_if_exception_type(RetryableFailure),
             sleep=self._sleep,
             before_sleep=self._before_sleep,
             reraise=True,
         )
         try:
             return retrying(self._attempt, method, path, params, json)
-        except _Retryable as exhausted:
+        except RetryableFailure as exhausted:
             raise exhausted.error from None
 
     def _spent(self, state: RetryCallState) -> float:
@@ -255,7 +255,7 @@ class LeverClient(LeverResources):
             response = self.session.request(
                 method,
                 url,
-                params=_encode_params(params),
+                params=encode_params(params),
                 json=body,
                 timeout=self.timeout,
                 allow_redirects=False,
@@ -267,19 +267,19 @@ class LeverClient(LeverResources):
         ) as exc:
             self.stats.add(connection_errors=1)
             error = ConnectionFailedError(
-                f"cannot reach {self._host}: {_short_reason(exc)}",
+                f"cannot reach {self._host}: {short_reason(exc)}",
                 method=method,
                 path=path,
             )
-            log.debug("%s %s failed: %s", method, path, _short_reason(exc))
-            if not self._reached and _never_connected(exc):
+            log.debug("%s %s failed: %s", method, path, short_reason(exc))
+            if not self._reached and never_connected(exc):
                 # Nothing has ever answered at this address (refused, no such host): a wrong
                 # LEVER_BASE_URL, not a blip. Say so now instead of after a minute of retries.
                 raise error from None
-            raise _Retryable(error) from None
+            raise RetryableFailure(error) from None
         except requests.RequestException as exc:
             raise ConnectionFailedError(
-                f"request to {self._host} failed: {_short_reason(exc)}", method=method, path=path
+                f"request to {self._host} failed: {short_reason(exc)}", method=method, path=path
             ) from None
         elapsed_ms = (time.monotonic() - started) * 1000
         status = response.status_code
@@ -335,10 +335,10 @@ class LeverClient(LeverResources):
         if status == 429:
             self.stats.add(rate_limited=1)
             self.limiter.slow_down()  # every thread sharing the key slows down, not just this one
-            raise _Retryable(error, parse_retry_after(response.headers))
+            raise RetryableFailure(error, parse_retry_after(response.headers))
         if status in RETRYABLE_STATUSES:
             self.stats.add(server_errors=1)
-            raise _Retryable(error, parse_retry_after(response.headers))
+            raise RetryableFailure(error, parse_retry_after(response.headers))
         raise error
 
     def _note_server_time(self, date: str | None) -> None:
@@ -430,7 +430,7 @@ class LeverClient(LeverResources):
                 self.stats.add(listing_restarts=1)
                 if restarts > MAX_LISTING_RESTARTS:
                     raise UnexpectedResponseError(
-                        f"the listing {_describe_listing(path, base)} answered hasNext: true "
+                        f"the listing {describe_listing(path, base)} answered hasNext: true "
                         f"without a 'next' token {restarts} times; its result would be "
                         "incomplete, so it was not used",
                         method="GET",

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from toolkit.client.http import Page, _data_object, _id
+from toolkit.client.http import Page, data_object, path_id
 
 
 class LeverResources:
@@ -32,8 +32,8 @@ class LeverResources:
 
     def get_opportunity(self, opportunity_id: str, **params: Any) -> dict:
         """One opportunity; raises `NotFoundError` for unknown or deleted ids."""
-        path = f"/opportunities/{_id(opportunity_id)}"
-        return _data_object(self._request("GET", path, params=params), self._host, path)
+        path = f"/opportunities/{path_id(opportunity_id)}"
+        return data_object(self._request("GET", path, params=params), self._host, path)
 
     def add_tags(
         self, opportunity_id: str, tags: Iterable[str], perform_as: str | None = None
@@ -80,7 +80,7 @@ class LeverResources:
             raise ValueError("tags must be a non-empty list of non-empty strings")
         params = {"perform_as": perform_as} if perform_as else None
         payload = self._request(
-            "POST", f"/{kind}/{_id(object_id)}/{action}", params=params, json={"tags": tag_list}
+            "POST", f"/{kind}/{path_id(object_id)}/{action}", params=params, json={"tags": tag_list}
         )
         data = payload.get("data")
         return data if isinstance(data, dict) else {}
@@ -91,8 +91,8 @@ class LeverResources:
 
     def get_contact(self, contact_id: str) -> dict:
         """One contact (a person): name, emails, phones, headline, location."""
-        path = f"/contacts/{_id(contact_id)}"
-        return _data_object(self._request("GET", path), self._host, path)
+        path = f"/contacts/{path_id(contact_id)}"
+        return data_object(self._request("GET", path), self._host, path)
 
     def iter_users(self, email: str | None = None) -> Iterator[dict]:
         """Users of the account, e.g. to find the id for ``perform_as``."""
@@ -100,8 +100,8 @@ class LeverResources:
 
     def get_user(self, user_id: str) -> dict:
         """One user (``GET /users/{id}``); raises `NotFoundError` for an unknown id."""
-        path = f"/users/{_id(user_id)}"
-        return _data_object(self._request("GET", path), self._host, path)
+        path = f"/users/{path_id(user_id)}"
+        return data_object(self._request("GET", path), self._host, path)
 
     def iter_deleted_opportunities(self, **filters: Any) -> Iterator[dict]:
         """Lever's "List deleted opportunities" (``GET /opportunities/deleted``).

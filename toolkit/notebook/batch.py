@@ -24,7 +24,7 @@ from toolkit.notebook.execute import (
     READ_ONLY_NOTEBOOKS,
     REPORT_CSP,
     RunResult,
-    _unique_folder,
+    unique_folder,
 )
 from toolkit.notebook.params import (
     resolve_notebook,
@@ -147,7 +147,7 @@ def run_batch(
     """
     spec = batch if isinstance(batch, BatchSpec) else load_batch(batch)
     stem = spec.source.stem if spec.source else "batch"
-    folder = _unique_folder(Path(out_root) if out_root else config.REPORTS_DIR, f"batch-{stem}")
+    folder = unique_folder(Path(out_root) if out_root else config.REPORTS_DIR, f"batch-{stem}")
     results: dict[str, RunResult] = {}
 
     def one(run: RunSpec) -> RunResult:

@@ -41,9 +41,9 @@ from toolkit.notebook.params import (
 )
 from toolkit.notebook.secrets import (
     SecretLeakError,
-    _refuse_secret_values,
-    _secrets,
+    refuse_secret_values,
     scan_for_secrets,
+    secret_values,
 )
 from toolkit.sanitize import create_private, private_dir, private_tree, short_repr
 
@@ -102,7 +102,7 @@ class RunResult:
         }
 
 
-def _unique_folder(out_root: Path, name: str) -> Path:
+def unique_folder(out_root: Path, name: str) -> Path:
     check_out_root(out_root)
     try:
         private_dir(out_root)  # folders it creates are 0700; an existing one is left as it is
@@ -377,10 +377,10 @@ def run_notebook(
     path = resolve_notebook(notebook)
     params = validate_run_parameters(path, dict(parameters or {}))
     params = headless_defaults(path, params)
-    secrets = _secrets()
-    _refuse_secret_values(params, secrets)
+    secrets = secret_values()
+    refuse_secret_values(params, secrets)
     name = _check_name(name or path.stem)
-    folder = _unique_folder(Path(out_root) if out_root else config.REPORTS_DIR, name)
+    folder = unique_folder(Path(out_root) if out_root else config.REPORTS_DIR, name)
     result = RunResult(name=name, notebook=path, folder=folder, parameters=params)
     result.executed_path = folder / path.name
     result.started_at = datetime.now(UTC).isoformat(timespec="seconds")

@@ -25,7 +25,7 @@ class SecretLeakError(RuntimeError):
     """A produced file contained the credential (text redacted, binary files left intact)."""
 
 
-def _secrets() -> tuple[str, ...]:
+def secret_values() -> tuple[str, ...]:
     """The strings no produced file may hold: the Lever credential and the redaction salt."""
     try:
         found = list(config.load_settings().secrets)
@@ -41,7 +41,7 @@ def _secrets() -> tuple[str, ...]:
     return tuple(found)
 
 
-def _refuse_secret_values(parameters: Mapping[str, Any], secrets: Sequence[str]) -> None:
+def refuse_secret_values(parameters: Mapping[str, Any], secrets: Sequence[str]) -> None:
     text = json.dumps(parameters, default=str)
     if any(s in text for s in secrets):
         raise ConfigurationError(
@@ -89,7 +89,7 @@ def scan_for_secrets(folder: Path, secrets: Sequence[str] | None = None) -> list
     it is left intact and private (0600) and reported, so nothing is corrupted; the caller
     fails the run and names it.
     """
-    secrets = _secrets() if secrets is None else tuple(secrets)
+    secrets = secret_values() if secrets is None else tuple(secrets)
     needles = sorted(
         {form for s in secrets if s for form in secret_forms(s)}, key=len, reverse=True
     )

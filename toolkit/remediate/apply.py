@@ -75,12 +75,12 @@ log = logging.getLogger(__name__)
 # -- the engine ---------------------------------------------------------------------------------
 
 
-def _host(client: Any) -> str | None:
+def client_host(client: Any) -> str | None:
     base = getattr(client, "base_url", None)
     return urlsplit(base).netloc if base else None
 
 
-def _run(
+def run_calls(
     client: Any,
     plan: Plan,
     journal_path: str | os.PathLike,
@@ -225,7 +225,7 @@ def _journal_is_planned(journal_path: str | os.PathLike) -> bool:
     return bool(run and run["planned"])
 
 
-def _dry_run(
+def dry_run_result(
     client: Any,
     plan: Plan,
     kind: str,
@@ -328,16 +328,16 @@ def apply_plan(
     if dry_run or not _journal_is_planned(journal_path):
         plan = _check_known_opportunities(client, plan, workers)
     if dry_run:
-        return _dry_run(client, plan, "apply", drift_check, workers, max_changes)
+        return dry_run_result(client, plan, "apply", drift_check, workers, max_changes)
     params = {
         "max_changes": max_changes,
         "perform_as": perform_as,
         "workers": workers,
-        "host": _host(client),
+        "host": client_host(client),
         "drift_check": drift_check,
     }
     opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed)
-    return _run(client, plan, journal_path, opts, params)
+    return run_calls(client, plan, journal_path, opts, params)
 
 
 # -- rollback -----------------------------------------------------------------------------------

@@ -39,22 +39,22 @@ import pandas as pd
 
 from toolkit.remediate.journal_lock import RunLock
 from toolkit.remediate.journal_schema import (
-    _JSON_COLUMNS,
-    _SCHEMA,
     CALL_COLUMNS,
     DONE,
     FAILED,
     INTENT,
+    JSON_COLUMNS,
     NOOP,
     NOT_FOUND,
     PENDING,
+    SCHEMA,
     SCHEMA_VERSION,
     Call,
     JournalError,
-    _dump,
-    _int,
-    _load,
+    dump_json,
+    load_json,
     now_iso,
+    sql_int,
 )
 from toolkit.sanitize import create_private
 
@@ -89,7 +89,7 @@ class Journal:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a process kill
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             self._release_lock()
             raise JournalError(f"{self.path} is not a run journal ({exc})") from None
@@ -141,8 +141,8 @@ class Journal:
         if not rows:
             return None
         run = dict(rows[0])
-        run["plan_meta"] = _load(run["plan_meta"])
-        run["params"] = _load(run["params"])
+        run["plan_meta"] = load_json(run["plan_meta"])
+        run["params"] = load_json(run["params"])
         return run
 
     def init_run(
@@ -203,7 +203,7 @@ class Journal:
             db.execute(
                 "UPDATE sessions SET finished_at = ?, status = ?, writes = ?, stats = ?,"
                 " message = ? WHERE id = ?",
-                (now_iso(), status, writes, _dump(stats), message or None, session),
+                (now_iso(), status, writes, dump_json(stats), message or None, session),
             )
 
     # -- calls ----------------------------------------------------------------------------------
@@ -234,9 +234,9 @@ class Journal:
                     c["opportunity_id"],
                     c.get("contact_id") or "",
                     c["op"],
-                    _dump(list(c["tags"])),
-                    _dump(list(c["tags"])),
-                    _dump(None if c.get("before_tags") is None else list(c["before_tags"])),
+                    dump_json(list(c["tags"])),
+                    dump_json(list(c["tags"])),
+                    dump_json(None if c.get("before_tags") is None else list(c["before_tags"])),
                 )
                 for c in calls
             ],
@@ -257,15 +257,15 @@ class Journal:
                 opportunity_id=r["opportunity_id"],
                 contact_id=r["contact_id"],
                 op=r["op"],
-                tags=_load(r["tags"]),
-                planned_tags=_load(r["planned_tags"]),
-                before_tags=_load(r["before_tags"]),
+                tags=load_json(r["tags"]),
+                planned_tags=load_json(r["planned_tags"]),
+                before_tags=load_json(r["before_tags"]),
                 state=r["state"],
                 status=r["status"],
                 attempts=r["attempts"],
                 writes=r["writes"],
                 message=r["message"],
-                after_tags=_load(r["after_tags"]),
+                after_tags=load_json(r["after_tags"]),
             )
             for r in rows
         ]
@@ -275,7 +275,7 @@ class Journal:
         with self._tx() as db:
             db.execute(
                 "UPDATE calls SET tags = ?, before_tags = ? WHERE id = ? AND state = 'pending'",
-                (_dump(tags), _dump(before_tags), call_id),
+                (dump_json(tags), dump_json(before_tags), call_id),
             )
 
     def narrow_open_call(self, call_id: int, tags: list[str]) -> None:
@@ -287,7 +287,7 @@ class Journal:
             db.execute(
                 "UPDATE calls SET tags = ? WHERE id = ?"
                 " AND state IN ('pending', 'intent', 'failed')",
-                (_dump(tags), call_id),
+                (dump_json(tags), call_id),
             )
 
     def mark_intent(self, call_id: int, session: int) -> None:
@@ -325,7 +325,7 @@ class Journal:
                     1 if wrote else 0,
                     code,
                     message,
-                    _dump(after_tags),
+                    dump_json(after_tags),
                     now_iso(),
                     session,
                     call_id,
@@ -355,7 +355,7 @@ class Journal:
                 "call_id": call_id,
                 "opportunity_id": opp,
                 "op": op,
-                "tags": _load(old_tags),
+                "tags": load_json(old_tags),
                 "status": status,
                 "code": code,
                 "message": message,
@@ -368,7 +368,12 @@ class Journal:
             db.execute(
                 "UPDATE calls SET state = 'pending', tags = ?, before_tags = ?, status = NULL,"
                 " code = NULL, message = ? WHERE id = ?",
-                (_dump(list(tags)), _dump(list(before_tags)), f"retry of: {message}", call_id),
+                (
+                    dump_json(list(tags)),
+                    dump_json(list(before_tags)),
+                    f"retry of: {message}",
+                    call_id,
+                ),
             )
         return True
 
@@ -384,7 +389,7 @@ class Journal:
         """DataFrame[id, session, at, kind, detail (dict)] in order."""
         rows = self._query("SELECT * FROM events ORDER BY id")
         frame = pd.DataFrame(rows, columns=["id", "session", "at", "kind", "detail"])
-        frame["detail"] = pd.Series([_load(v) for v in frame["detail"]], dtype=object)
+        frame["detail"] = pd.Series([load_json(v) for v in frame["detail"]], dtype=object)
         return frame
 
     def reset_to_pending(self, call_id: int, message: str | None = None) -> None:
@@ -430,9 +435,9 @@ class Journal:
             [
                 (
                     r["opportunity_id"],
-                    _dump(r.get("before_tags")),
-                    _dump(r.get("current_tags")),
-                    _int(r.get("updated_at")),
+                    dump_json(r.get("before_tags")),
+                    dump_json(r.get("current_tags")),
+                    sql_int(r.get("updated_at")),
                     session,
                 )
                 for r in rows
@@ -444,8 +449,8 @@ class Journal:
     def calls_frame(self) -> pd.DataFrame:
         rows = self._query("SELECT * FROM calls ORDER BY id")
         frame = pd.DataFrame(rows, columns=CALL_COLUMNS)
-        for column in _JSON_COLUMNS:
-            frame[column] = pd.Series([_load(v) for v in frame[column]], dtype=object)
+        for column in JSON_COLUMNS:
+            frame[column] = pd.Series([load_json(v) for v in frame[column]], dtype=object)
         return frame
 
     def table(self, name: str) -> pd.DataFrame:

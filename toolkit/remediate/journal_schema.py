@@ -32,7 +32,7 @@ PENDING, INTENT, DONE, NOOP, FAILED, NOT_FOUND = (
 FINAL_STATES = frozenset({DONE, NOOP, FAILED, NOT_FOUND})
 
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     schema_version INTEGER NOT NULL,
@@ -128,7 +128,7 @@ CALL_COLUMNS = [
 ]
 
 
-_JSON_COLUMNS = ("planned_tags", "tags", "before_tags", "after_tags")
+JSON_COLUMNS = ("planned_tags", "tags", "before_tags", "after_tags")
 
 
 class JournalError(ConfigurationError):
@@ -140,11 +140,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _dump(value: Any) -> str | None:
+def dump_json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-def _int(value: Any) -> int | None:
+def sql_int(value: Any) -> int | None:
     """An int for SQLite from a Python/numpy number; None for missing values."""
     if value is None or value is pd.NA:
         return None
@@ -154,7 +154,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _load(value: Any) -> Any:
+def load_json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else None
 
 

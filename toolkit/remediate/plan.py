@@ -52,14 +52,14 @@ def empty_rows(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
 
 
-def _frame(records: Iterable[tuple], columns: list[str]) -> pd.DataFrame:
+def rows_frame(records: Iterable[tuple], columns: list[str]) -> pd.DataFrame:
     records = list(records)
     if not records:
         return empty_rows(columns)
     return pd.DataFrame.from_records(records, columns=columns).astype(object)
 
 
-def _sorted_rows(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+def sorted_rows(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     if rows.empty:
         return empty_rows(columns)
     rows = rows[columns].astype(object).drop_duplicates()
@@ -177,7 +177,7 @@ def calls_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
     for (opp, op), group in rows.groupby(["opportunity_id", "op"], sort=True):
         tags = list(dict.fromkeys(group["tag"].tolist()))
         records.append((opp, group["contact_id"].iloc[0], op, tags, len(tags)))
-    return _frame(records, columns)
+    return rows_frame(records, columns)
 
 
 # -- making a plan ------------------------------------------------------------------------------

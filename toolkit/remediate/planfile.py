@@ -23,10 +23,10 @@ from toolkit.remediate.plan import (
     SKIPPED_COLUMNS,
     Plan,
     PlanError,
-    _frame,
     check_plan_tags,
     empty_rows,
     rows_digest,
+    rows_frame,
 )
 from toolkit.sanitize import csv_uncell, short_repr
 
@@ -92,7 +92,7 @@ def _read_rows(path: Path) -> pd.DataFrame:
         raise PlanError(f"{path}: not a UTF-8 CSV file") from None
     except csv.Error as exc:
         raise PlanError(f"{path}:{line + 1}: not a plan CSV ({exc})") from None
-    frame = _frame(records, [*PLAN_COLUMNS, "line"])
+    frame = rows_frame(records, [*PLAN_COLUMNS, "line"])
     if frame.empty:
         return empty_rows(PLAN_COLUMNS)
     dup = frame.duplicated(["opportunity_id", "op", "tag"], keep="first")

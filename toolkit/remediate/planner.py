@@ -25,10 +25,10 @@ from toolkit.remediate.plan import (
     SKIPPED_COLUMNS,
     Plan,
     PlanError,
-    _frame,
-    _sorted_rows,
     check_plan_tags,
     empty_rows,
+    rows_frame,
+    sorted_rows,
 )
 from toolkit.snapshot.frame import fingerprint, safe_watermark
 
@@ -212,11 +212,11 @@ def make_plan(
         if skip_anonymized:
             reason[(reason == "") & candidates["anonymized"]] = REASON_ANONYMIZED
         candidates = candidates.assign(reason=reason)
-        rows = _sorted_rows(candidates[candidates["reason"] == ""], PLAN_COLUMNS)
-        skipped = _sorted_rows(candidates[candidates["reason"] != ""], SKIPPED_COLUMNS)
+        rows = sorted_rows(candidates[candidates["reason"] == ""], PLAN_COLUMNS)
+        skipped = sorted_rows(candidates[candidates["reason"] != ""], SKIPPED_COLUMNS)
         if mode == "propagate" and not include_archived:
             rows, extra = _propagate_without_archived(frame, chosen, rows, skipped)
-            skipped = _sorted_rows(pd.concat([skipped, extra]), SKIPPED_COLUMNS)
+            skipped = sorted_rows(pd.concat([skipped, extra]), SKIPPED_COLUMNS)
 
     # The tag sets the plan assumed: every opportunity of every contact it touches (propagate
     # needs the contact's other opportunities to re-plan after drift), or the targets.
@@ -296,7 +296,7 @@ def _propagate_without_archived(
         for o in extra["opportunity_id"]
     ]
     extra = extra.assign(reason=pd.Series(reasons, index=extra.index, dtype=object))
-    return _sorted_rows(rows[mask], PLAN_COLUMNS), extra
+    return sorted_rows(rows[mask], PLAN_COLUMNS), extra
 
 
 def _remove_candidates(
@@ -308,7 +308,7 @@ def _remove_candidates(
         for tag in dict.fromkeys(tags)
         if tag in chosen
     ]
-    return _frame(records, PLAN_COLUMNS)
+    return rows_frame(records, PLAN_COLUMNS)
 
 
 def _rename_candidates(
@@ -325,7 +325,7 @@ def _rename_candidates(
             if canonical not in present:
                 records.append((opp, contact, "add", canonical, variant))
             records.append((opp, contact, "remove", variant, variant))
-    return _frame(records, [*PLAN_COLUMNS, "variant"])
+    return rows_frame(records, [*PLAN_COLUMNS, "variant"])
 
 
 def _check_renames(renames: dict[str, str]) -> None:

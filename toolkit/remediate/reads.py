@@ -81,7 +81,7 @@ def is_transient(status: int | None) -> bool:
     return status is None or status in RETRYABLE_STATUSES
 
 
-def _status(value: Any) -> int | None:
+def http_status(value: Any) -> int | None:
     """An HTTP status from a frame cell (None, NaN, NA, float or int) as int or None."""
     try:
         return None if value is None or pd.isna(value) else int(value)

@@ -10,7 +10,7 @@ import pandas as pd
 from toolkit.remediate.drift import DRIFT_COLUMNS
 from toolkit.remediate.journal_schema import FAILED
 from toolkit.remediate.plan import SKIPPED_COLUMNS
-from toolkit.remediate.reads import _status, is_transient
+from toolkit.remediate.reads import http_status, is_transient
 
 
 @dataclass
@@ -82,7 +82,7 @@ class ApplyResult:
         if self.dry_run or outcomes.empty or "state" not in outcomes.columns:
             return 0
         failed = outcomes[outcomes["state"] == FAILED]
-        return sum(1 for status in failed["status"] if not is_transient(_status(status)))
+        return sum(1 for status in failed["status"] if not is_transient(http_status(status)))
 
     @property
     def transient_failures(self) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.files import sidecar
-from toolkit.remediate.apply import _dry_run, _host, _run, check_perform_as
+from toolkit.remediate.apply import check_perform_as, client_host, dry_run_result, run_calls
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, Plan
@@ -98,16 +98,16 @@ def rollback(
         with Journal(journal_path, lock=False, create=False) as source:
             perform_as = ((source.run() or {}).get("params") or {}).get("perform_as")
     if dry_run:
-        return _dry_run(client, plan, "rollback", True, workers)
+        return dry_run_result(client, plan, "rollback", True, workers)
     check_perform_as(client, perform_as)
     target = rollback_journal or default_rollback_path(journal_path)
     params = {
         "perform_as": perform_as,
         "workers": workers,
-        "host": _host(client),
+        "host": client_host(client),
         "source_journal": str(journal_path),
     }
     opts = RunOptions("rollback", perform_as, workers, progress, True, retry_failed)
     # Hold the source journal's lock too: no rollback while its run is still writing.
     with Journal(journal_path, lock=True, create=False):
-        return _run(client, plan, target, opts, params)
+        return run_calls(client, plan, target, opts, params)

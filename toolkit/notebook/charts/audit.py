@@ -16,11 +16,11 @@ from toolkit.notebook.charts.base import (
     HEATMAP_LABEL_SIZE,
     LABEL_WIDTH,
     OKABE_ITO,
-    _annotate_barh,
-    _empty,
-    _new_figure,
-    _unique_labels,
+    annotate_barh,
+    empty_chart,
     fit_labels,
+    new_figure,
+    unique_labels,
 )
 
 
@@ -45,18 +45,18 @@ def split_contacts_bar(
     title = f"{what} with the most split contacts (top {top})"
     data = stats.loc[stats[value] > 0, ["tag", value]] if len(stats) else stats
     data = data.sort_values([value, "tag"], ascending=[False, True], kind="stable").head(top)
-    fig, ax = _new_figure(len(data))
+    fig, ax = new_figure(len(data))
     if data.empty:
-        return _empty(
+        return empty_chart(
             fig, ax, f"{what} with split contacts", "No split contacts: every tag is whole"
         )
-    labels = _unique_labels([str(t) for t in data["tag"]], LABEL_WIDTH)
+    labels = unique_labels([str(t) for t in data["tag"]], LABEL_WIDTH)
     values = data[value].astype("int64").to_numpy()
     y = np.arange(len(data))
     bars = ax.barh(y, values, color=OKABE_ITO["blue"])
     ax.set_yticks(y, labels)
     ax.invert_yaxis()  # largest first, at the top
-    texts = _annotate_barh(ax, bars, values)
+    texts = annotate_barh(ax, bars, values)
     ax.set_xlabel("contacts with the tag on some but not all of their opportunities")
     ax.set_title(title, loc="left", fontweight="bold")
     ax.margins(x=0.05)
@@ -92,9 +92,9 @@ def opportunities_per_contact_hist(frame: pd.DataFrame, *, cap: int = 10) -> Fig
         'Opportunities per contact'
     """
     title = "Opportunities per contact"
-    fig, ax = _new_figure(0, width=8.0, min_height=3.6)
+    fig, ax = new_figure(0, width=8.0, min_height=3.6)
     if frame.empty:
-        return _empty(fig, ax, title, "No opportunities")
+        return empty_chart(fig, ax, title, "No opportunities")
     per_contact = _contact_keys(frame).value_counts()
     clipped = per_contact.clip(upper=cap)
     counts = clipped.value_counts().sort_index()
@@ -215,10 +215,10 @@ def coverage_heatmap(
     fig = Figure(figsize=(width, max(3.0, 1.8 + 0.34 * rows)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if grid.empty:
-        return _empty(fig, ax, title, "No split pairs")
+        return empty_chart(fig, ax, title, "No split pairs")
     image = ax.imshow(grid.to_numpy(), cmap=HEATMAP_CMAP, vmin=0.0, vmax=1.0, aspect="auto")
-    ax.set_xticks(range(cols), _unique_labels([str(c) for c in grid.columns], 28))
-    ax.set_yticks(range(rows), _unique_labels([str(r) for r in grid.index], 28))
+    ax.set_xticks(range(cols), unique_labels([str(c) for c in grid.columns], 28))
+    ax.set_yticks(range(rows), unique_labels([str(r) for r in grid.index], 28))
     ax.tick_params(axis="x", labelrotation=45)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")

@@ -129,7 +129,7 @@ def plain_text(label: object) -> str:
     return str(label).replace("$", r"\$")
 
 
-def _unique_labels(labels: list[str], width: int) -> list[str]:
+def unique_labels(labels: list[str], width: int) -> list[str]:
     """Shortened labels, made distinct again when two long names share their first characters.
 
     They are data (tags, names): `$` is escaped (`plain_text`), so none is read as mathtext.
@@ -144,21 +144,21 @@ def _unique_labels(labels: list[str], width: int) -> list[str]:
     return out
 
 
-def _new_figure(rows: int, *, width: float = 9.0, min_height: float = 2.6) -> tuple[Figure, Any]:
+def new_figure(rows: int, *, width: float = 9.0, min_height: float = 2.6) -> tuple[Figure, Any]:
     height = max(min_height, 0.8 + 0.32 * rows)
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     return fig, ax
 
 
-def _empty(fig: Figure, ax, title: str, message: str) -> Figure:
+def empty_chart(fig: Figure, ax, title: str, message: str) -> Figure:
     ax.set_title(title, loc="left", fontweight="bold")
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.35")
     ax.set_axis_off()
     return fig
 
 
-def _annotate_barh(ax, bars, values) -> list:
+def annotate_barh(ax, bars, values) -> list:
     texts = []
     for bar, value in zip(bars, values, strict=True):
         if value:

@@ -12,10 +12,10 @@ from matplotlib.figure import Figure
 from toolkit.notebook.charts.base import (
     LABEL_WIDTH,
     OKABE_ITO,
-    _empty,
-    _new_figure,
-    _unique_labels,
+    empty_chart,
     fit_labels,
+    new_figure,
+    unique_labels,
 )
 
 
@@ -43,8 +43,8 @@ def plan_counts_bar(plan: Any, top: int = 20) -> Figure:
     total = len(rows)
     title = f"Planned changes per tag ({total:,} in total)"
     if rows.empty:
-        fig, ax = _new_figure(0)
-        return _empty(fig, ax, title, "Nothing to change")
+        fig, ax = new_figure(0)
+        return empty_chart(fig, ax, title, "Nothing to change")
     counts = (
         rows.assign(tag=rows["tag"].astype(str), op=rows["op"].astype(str))
         .groupby(["tag", "op"])
@@ -56,7 +56,7 @@ def plan_counts_bar(plan: Any, top: int = 20) -> Figure:
             counts[op] = 0
     counts["total"] = counts["add"] + counts["remove"]
     counts = counts.reset_index().sort_values(["total", "tag"], ascending=[False, True]).head(top)
-    fig, ax = _new_figure(len(counts))
+    fig, ax = new_figure(len(counts))
     y = np.arange(len(counts))
     adds = counts["add"].to_numpy()
     removes = counts["remove"].to_numpy()
@@ -75,7 +75,7 @@ def plan_counts_bar(plan: Any, top: int = 20) -> Figure:
         for yi, tot in zip(y, counts["total"].to_numpy(), strict=True)
         if tot
     ]  # fmt: skip
-    ax.set_yticks(y, _unique_labels([str(t) for t in counts["tag"]], LABEL_WIDTH))
+    ax.set_yticks(y, unique_labels([str(t) for t in counts["tag"]], LABEL_WIDTH))
     ax.invert_yaxis()
     ax.set_xlabel("opportunities to change")
     ax.set_title(title, loc="left", fontweight="bold")
@@ -131,7 +131,7 @@ def _before_after_tags(
     tags = sorted(set(b.index) | set(a.index), key=lambda t: (-int(b.get(t, 0)), str(t)))
     tags = [t for t in tags if int(b.get(t, 0)) or int(a.get(t, 0))][:top]
     return _grouped(
-        _unique_labels([str(t) for t in tags], LABEL_WIDTH),
+        unique_labels([str(t) for t in tags], LABEL_WIDTH),
         [int(b.get(t, 0)) for t in tags],
         [int(a.get(t, 0)) for t in tags],
         title or "Split contacts per tag, before and after",
@@ -145,12 +145,12 @@ def _grouped(
     horizontal: bool,
 ) -> Figure:  # fmt: skip
     if horizontal:
-        fig, ax = _new_figure(len(labels) * 1.6)
+        fig, ax = new_figure(len(labels) * 1.6)
     else:
         fig = Figure(figsize=(8.0, 4.0), dpi=100, layout="constrained")
         ax = fig.add_subplot()
     if not labels or (not any(before) and not any(after)):
-        return _empty(fig, ax, title, "Nothing split before or after")
+        return empty_chart(fig, ax, title, "Nothing split before or after")
     pos = np.arange(len(labels))
     w = 0.38
     bar = ax.barh if horizontal else ax.bar

@@ -26,16 +26,16 @@ Example (in a notebook):
 from toolkit.notebook.explorer.index import ExplorerIndex
 from toolkit.notebook.explorer.views import style_grid
 from toolkit.notebook.explorer.widget import (
+    Debounced,
     TagExplorer,
-    _Debounced,
     explore,
     filter_frame,
 )
 
 __all__ = [
+    "Debounced",
     "ExplorerIndex",
     "TagExplorer",
-    "_Debounced",
     "explore",
     "filter_frame",
     "style_grid",

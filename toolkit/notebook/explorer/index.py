@@ -204,7 +204,7 @@ class ExplorerIndex:
 
 
 @dataclass
-class _Selection:
+class Selection:
     """What the filters keep: per row, per contact, per pair (numpy masks and counts)."""
 
     rows: np.ndarray  # bool per row
@@ -218,9 +218,9 @@ class _Selection:
         return self.pair_kept & (n >= 2) & (self.pair_with < n)
 
 
-def _select(
+def apply_filters(
     ix: ExplorerIndex, search: str, min_opportunities: int, include_archived: bool
-) -> _Selection:
+) -> Selection:
     which = 0 if include_archived else 1
     opps = ix.opportunities[which]
     keep = opps >= max(1, int(min_opportunities))
@@ -232,10 +232,10 @@ def _select(
         rows &= ~ix.archived
     pair_with = ix.pair_with[which]
     pair_kept = keep[ix.pair_contact] & (pair_with > 0)
-    return _Selection(rows, keep, np.where(keep, opps, 0), pair_with, pair_kept)
+    return Selection(rows, keep, np.where(keep, opps, 0), pair_with, pair_kept)
 
 
-def _policy_rules(policy: Any) -> tuple[set[str], bool]:
+def policy_rules(policy: Any) -> tuple[set[str], bool]:
     """(never_touch tags, skip_anonymized) of a Policy or a mapping, as `make_plan` reads them."""
     if policy is None:
         return set(), True
@@ -246,7 +246,7 @@ def _policy_rules(policy: Any) -> tuple[set[str], bool]:
     )
 
 
-def _visible(tag: str) -> str:
+def visible_label(tag: str) -> str:
     """A tag as a label: quoted when it has surrounding spaces ("python " is not "python")."""
     return f'"{tag}"' if tag != tag.strip() or not tag else tag
 

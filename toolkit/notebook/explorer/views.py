@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.notebook.charts.base import OKABE_ITO
-from toolkit.notebook.explorer.index import STATS_COLUMNS, _policy_rules, _select, _Selection
+from toolkit.notebook.explorer.index import STATS_COLUMNS, Selection, apply_filters, policy_rules
 from toolkit.remediate.planner import make_plan
 from toolkit.sanitize import tag_problem
 
@@ -40,13 +40,13 @@ def style_grid(grid: pd.DataFrame) -> Any:
     )
 
 
-class _Views:
+class Views:
     """The explorer's views; `TagExplorer` provides the index, the widgets and the options."""
 
-    def selection(self) -> _Selection:
+    def selection(self) -> Selection:
         """The masks of the current filters (cached until a filter changes)."""
         if self._sel is None:
-            self._sel = _select(
+            self._sel = apply_filters(
                 self.index,
                 self.search.value,
                 self.min_opportunities.value,
@@ -192,7 +192,7 @@ class _Views:
         if self._preview is not None and self._preview[0] == key:
             return self._preview[1]
         ix, sel = self.index, self.selection()
-        never, skip_anonymized = _policy_rules(self.policy)
+        never, skip_anonymized = policy_rules(self.policy)
         touched = np.zeros(len(ix.contact), dtype=bool)
         per_tag: dict[str, int] = {}
         skipped = 0

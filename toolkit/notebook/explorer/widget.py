@@ -22,11 +22,11 @@ from toolkit.notebook.explorer.index import (
     STATS_ROWS,
     TAG_CHOICES,
     ExplorerIndex,
-    _select,
-    _Selection,
-    _visible,
+    Selection,
+    apply_filters,
+    visible_label,
 )
-from toolkit.notebook.explorer.views import _Views, style_grid
+from toolkit.notebook.explorer.views import Views, style_grid
 from toolkit.progress import in_kernel
 from toolkit.sanitize import tag_problem
 
@@ -106,7 +106,7 @@ def option_label(box: widgets.Checkbox) -> str:
     return html.unescape(text)
 
 
-class _Debounced:
+class Debounced:
     """Call `fn` once input has been quiet for `wait` seconds, on the kernel's event loop.
 
     Outside a Jupyter kernel (tests, scripts, a headless run) `fn` runs at once: nothing else
@@ -137,7 +137,7 @@ class _Debounced:
         self.handle = loop.call_later(self.wait, self.fn)
 
 
-class TagExplorer(_Views):
+class TagExplorer(Views):
     """Widgets and views over one snapshot frame; see the module docstring.
 
     Args:
@@ -167,12 +167,12 @@ class TagExplorer(_Views):
         self.max_tags = max_tags
         self.index = ix = ExplorerIndex(frame)
         self.page = 0
-        self._sel: _Selection | None = None
+        self._sel: Selection | None = None
         self._preview: tuple[Any, Any] | None = None
         self._every_tag: dict[str, np.ndarray] | None = None
         self._unlisted = 0
         # tags: split contacts over all data, for the checklist's labels and order
-        everything = _select(ix, "", 1, True)
+        everything = apply_filters(ix, "", 1, True)
         self._tag_split = np.bincount(
             ix.pair_tag[everything.pair_split(ix.opportunities[0], ix.pair_contact)],
             minlength=len(ix.tags),
@@ -235,8 +235,8 @@ class TagExplorer(_Views):
         self.plan_view = widgets.HTML()
         self.plan_view.add_class("ltt-plan")
 
-        self._search_later = _Debounced(self._filters_changed)
-        self._tags_later = _Debounced(self._render_checklist)
+        self._search_later = Debounced(self._filters_changed)
+        self._tags_later = Debounced(self._render_checklist)
         self.search.observe(self._search_later, names="value")
         self.tag_filter.observe(self._tags_later, names="value")
         for control in (self.min_opportunities, self.include_archived):
@@ -282,7 +282,7 @@ class TagExplorer(_Views):
         box = self._checks.get(tag)
         if box is None:
             n = int(self._tag_split[self.index.tag_code[tag]])
-            label = f"{_visible(tag)} ({n:,} split)"
+            label = f"{visible_label(tag)} ({n:,} split)"
             box = widgets.Checkbox(
                 value=tag in self._chosen,
                 # JupyterLab typesets a checkbox's description with MathJax: "$5k-$10k" would

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.audit import AuditResult
-from toolkit.audit.report import _contact_level, focus_summary
+from toolkit.audit.report import focus_summary, policy_contact_level
 from toolkit.notebook import charts, helpers
 from toolkit.notebook.params import parameters_table
 from toolkit.notebook.present.blocks import Block, Note, table
@@ -17,7 +17,7 @@ from toolkit.notebook.present.blocks import Block, Note, table
 
 def focus_statistics(stats: pd.DataFrame, policy: Any = None) -> pd.DataFrame:
     """Per-tag statistics of the policy's contact-level tags (all tags without a policy)."""
-    tags = _contact_level(policy)
+    tags = policy_contact_level(policy)
     if not tags:
         return stats
     return stats.loc[stats["tag"].isin(set(tags))].reset_index(drop=True)
@@ -27,7 +27,7 @@ def _pct(part: int, whole: int) -> str:
     return f"{part / whole:.0%}" if whole else "0%"
 
 
-def _people(n: int) -> str:
+def people_words(n: int) -> str:
     return f"{n:,} {'person' if n == 1 else 'people'}"
 
 
@@ -44,7 +44,7 @@ def key_numbers_audit(result: AuditResult, policy: Any = None) -> pd.DataFrame:
         ("missing_assignments", "missing assignments (tag writes to close them)"),
     ]
     columns: dict[str, list[Any]] = {"": [text for _, text in labels]}
-    if _contact_level(policy):
+    if policy_contact_level(policy):
         focus = focus_summary(result, policy)
         columns["contact-level tags (policy)"] = [focus[k] for k, _ in labels]
     columns["all tags"] = [s[k] for k, _ in labels]
@@ -70,10 +70,10 @@ def headline_audit(result: AuditResult, policy: Any = None, snap: Any = None) ->
     n = s["split_contacts"]
     verb = "has" if n == 1 else "have"
     first = (
-        f"{_people(n)} of {multi:,} with two or more opportunities ({_pct(n, multi)}) {verb} a "
-        "split tag: a tag on some of their opportunities but not all"
+        f"{people_words(n)} of {multi:,} with two or more opportunities ({_pct(n, multi)}) "
+        f"{verb} a split tag: a tag on some of their opportunities but not all"
     )
-    tags = _contact_level(policy)
+    tags = policy_contact_level(policy)
     if tags:
         focus = focus_summary(result, policy)
         f = focus["split_contacts"]
@@ -99,7 +99,7 @@ def headline_audit(result: AuditResult, policy: Any = None, snap: Any = None) ->
 
 def focus_label(policy: Any = None) -> str:
     """What the charts count: "Contact-level tags" with a policy naming some, else "Tags"."""
-    return "Contact-level tags" if _contact_level(policy) else "Tags"
+    return "Contact-level tags" if policy_contact_level(policy) else "Tags"
 
 
 def split_contacts_chart(

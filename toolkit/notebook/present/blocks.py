@@ -211,7 +211,7 @@ def _is_percent(column: str) -> bool:
     return column.endswith(PERCENT_SUFFIXES)
 
 
-def _words(column: object) -> str:
+def column_words(column: object) -> str:
     return str(column).replace("_", " ")
 
 
@@ -271,8 +271,8 @@ def table(
             formats[column] = "{:,.2f}"
         elif series.dtype == object:
             formats[column] = _cell_text
-    data = data.rename(columns=_words)
-    formats = {_words(k): v for k, v in formats.items()}
+    data = data.rename(columns=column_words)
+    formats = {column_words(k): v for k, v in formats.items()}
     styler = data.style.format(formats, escape="html", na_rep="")
     styler = styler.format_index(escape="html", axis=1).hide(axis="index")
     styles = [
@@ -293,7 +293,7 @@ def table(
 
 
 def _unwords(frame: pd.DataFrame) -> Any:
-    back = {_words(c): c for c in frame.columns}
+    back = {column_words(c): c for c in frame.columns}
     return lambda shown: back[shown]
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 
 from toolkit.notebook import charts, helpers
-from toolkit.notebook.present.audit import _people
-from toolkit.notebook.present.blocks import Block, Note, _words, key_value_table, table
+from toolkit.notebook.present.audit import people_words
+from toolkit.notebook.present.blocks import Block, Note, column_words, key_value_table, table
 
 
 def run_lines(result: Any) -> Note:
@@ -46,7 +46,7 @@ def headline_remediation(
     what = (
         f"The plan has {counts['rows']:,} changes ({counts['add']:,} additions, "
         f"{counts['remove']:,} removals) of {tags:,} {'tag' if tags == 1 else 'tags'} on "
-        f"{counts['opportunities']:,} opportunities of {_people(contacts)}, in "
+        f"{counts['opportunities']:,} opportunities of {people_words(contacts)}, in "
         f"{counts['calls']:,} calls."
     )
     b, a = int(before.get("split_pairs", 0)), int(after.get("split_pairs", 0))
@@ -134,7 +134,7 @@ def apply_table(result: Any) -> Any:
     """The apply's counts (the summary lines are in the headline, whole)."""
     counts = helpers.apply_overview(result)
     counts = counts.loc[counts["item"] != "summary"].reset_index(drop=True)
-    counts["item"] = counts["item"].map(_words)
+    counts["item"] = counts["item"].map(column_words)
     return Block(
         run_lines(result), key_value_table(counts.itertuples(index=False), header=["", "value"])
     )
@@ -150,7 +150,7 @@ def verify_table(residual: pd.DataFrame, result: Any) -> Any:
 def before_after_table(before: Mapping[str, Any], after: Mapping[str, Any]) -> Any:
     """The two summaries side by side, with the change."""
     frame = helpers.compare_summaries(before, after)
-    return table(frame.assign(metric=frame["metric"].map(_words)), visible=())
+    return table(frame.assign(metric=frame["metric"].map(column_words)), visible=())
 
 
 def journal_table(result: Any) -> Any:
