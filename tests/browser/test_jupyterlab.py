@@ -133,16 +133,21 @@ def _grid_columns(page: Any) -> list[str]:
     return [t.strip() for t in page.locator(".ltt-grid table thead th").all_inner_texts()]
 
 
-def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_process):
-    page, watch = page
-    _open(page, jupyterlab, "01-explore-tag-coverage.ipynb")
+def _run_explorer(page: Any, lab: Any) -> str:
+    """Open 01, Run All, wait for the explorer, check for errors; the status line."""
+    _open(page, lab, "01-explore-tag-coverage.ipynb")
     _run_all(page)
     page.locator(".ltt-status").wait_for(timeout=RUN_S * 1000)
     _no_errors(page)
     page.locator(".ltt-explorer").scroll_into_view_if_needed()
+    return _text(page, ".ltt-status")
+
+
+def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_process):
+    page, watch = page
+    status = _run_explorer(page, jupyterlab)
     _shot(page, artifacts, "01-00-start")
 
-    status = _text(page, ".ltt-status")
     total = _contacts_shown(status)
     chosen = page.locator(".ltt-tags .ltt-tag-option input:checked")
     assert chosen.count() >= 1, "the starting tags are listed, checked, above the fold"
@@ -321,12 +326,7 @@ def _choose_by_filter(page: Any, tag: str, status: str) -> tuple[Any, str]:
 
 def test_01_tags_in_any_script_and_with_dollar_signs(jupyterlab, page, artifacts, planted_tags):
     page, watch = page
-    _open(page, jupyterlab, "01-explore-tag-coverage.ipynb")
-    _run_all(page)
-    page.locator(".ltt-status").wait_for(timeout=RUN_S * 1000)
-    _no_errors(page)
-    page.locator(".ltt-explorer").scroll_into_view_if_needed()
-    status = _text(page, ".ltt-status")
+    status = _run_explorer(page, jupyterlab)
 
     # the salary band: its text exactly, nowhere typeset as math
     option, status = _choose_by_filter(page, DOLLAR_TAG, status)
