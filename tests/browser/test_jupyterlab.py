@@ -331,6 +331,10 @@ def test_01_tags_in_any_script_and_with_dollar_signs(jupyterlab, page, artifacts
     # the salary band: its text exactly, nowhere typeset as math
     option, status = _choose_by_filter(page, DOLLAR_TAG, status)
     assert option.inner_text().strip().startswith(f"{DOLLAR_TAG} (")
+    # hovering shows the plain text: the label's own title; the box itself has none
+    label = option.locator(".tex2jax_ignore")
+    assert label.get_attribute("title") == label.inner_text() == option.inner_text().strip()
+    assert option.locator("input").get_attribute("title") is None
     assert DOLLAR_TAG in _grid_columns(page)
     assert DOLLAR_TAG in status
     explorer = page.locator(".ltt-explorer")

@@ -89,7 +89,8 @@ MathJax, and a tag such as `$x^2$` is data, to be shown as typed (MathJax skips 
 
 NO_MATH_LABEL = '<span class="tex2jax_ignore mathjax_ignore" title="{0}">{0}</span>'
 """A tag checkbox's description (escaped text): ipywidgets typesets descriptions too. The span's
-own title is the hover text over the label; with no `tooltip`, the checkbox has none."""
+own title is the hover text over the label (ipywidgets puts the raw description in the title of
+the span around it, which this one covers); with no `tooltip`, the box itself has no title."""
 
 
 def option_label(box: widgets.Checkbox) -> str:
