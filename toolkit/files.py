@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from toolkit.csvout import write_csv
 from toolkit.errors import ConfigurationError
 from toolkit.sanitize import csv_safe_frame, private_dir, safe_yaml_load
 
@@ -47,7 +48,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
 def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> Path:
     """Write `frame` as CSV without its index, atomically, formula-safe (`csv_safe_frame`)."""
     safe = csv_safe_frame(frame)
-    return _atomic_write(Path(path), lambda h: safe.to_csv(h, index=False))
+    return _atomic_write(Path(path), lambda h: write_csv(h, safe))
 
 
 def sidecar(path: str | os.PathLike, suffix: str, *, keep_suffix: bool = False) -> Path:
