@@ -12,16 +12,7 @@ journal; the kernel releases it when the process dies, so a killed run never lea
 A clean release removes the file while still holding the lock (unlink, then unlock); a crashed
 run may leave the file behind, which is harmless: the flock is what counts, not the file.
 
-Tables:
-    run       one row: kind (apply|rollback), plan digest, plan meta, parameters, status, times
-    sessions  one row per invocation (the first run and each resume): pid, times, status, stats
-    plan_rows the plan as loaded: (opportunity_id, contact_id, op, tag)
-    calls     one row per (opportunity_id, op): tags, before/after tags, state, status, attempts,
-              Lever code and message, times
-    dropped   plan rows not written and why (drift re-plan, anonymized at apply time)
-    drift     the opportunities found changed since the snapshot, with their tags then and now
-    events    what each session was run with (perform_as, retry_failed, ...) and what it did to
-              the journal beyond calls: a changed perform_as, each failed call retried
+The tables are described in `toolkit.remediate.journal_schema`.
 """
 
 from __future__ import annotations
@@ -57,9 +48,6 @@ from toolkit.remediate.journal_schema import (
     sql_int,
 )
 from toolkit.sanitize import create_private
-
-# Failures worth another go on resume: rate limit or server trouble that outlived the retries,
-# and dropped connections (status NULL). 400/403/404 are final.
 
 
 class Journal:

@@ -1,5 +1,17 @@
 """The run journal's vocabulary: call states, the SQLite schema, the `Call` row, and the small
-conversions between SQLite and Python (see `toolkit.remediate.journal`)."""
+conversions between SQLite and Python (see `toolkit.remediate.journal`).
+
+Tables:
+    run       one row: kind (apply|rollback), plan digest, plan meta, parameters, status, times
+    sessions  one row per invocation (the first run and each resume): pid, times, status, stats
+    plan_rows the plan as loaded: (opportunity_id, contact_id, op, tag)
+    calls     one row per (opportunity_id, op): tags, before/after tags, state, status, attempts,
+              Lever code and message, times
+    dropped   plan rows not written and why (drift re-plan, anonymized at apply time)
+    drift     the opportunities found changed since the snapshot, with their tags then and now
+    events    what each session was run with (perform_as, retry_failed, ...) and what it did to
+              the journal beyond calls: a changed perform_as, each failed call retried
+"""
 
 from __future__ import annotations
 
