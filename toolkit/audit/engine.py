@@ -98,9 +98,7 @@ class AuditCore:
     """Integer view of the considered opportunities (built once, read by every table)."""
 
     opp_ids: Any  # ExtensionArray of opportunity_id, one per row
-    contact_codes: (
-        np.ndarray
-    )  # int32 (int64 past 2**31) per row; contactless rows get codes of their own
+    contact_codes: np.ndarray  # int32 per row; contactless rows get codes of their own
     contact_labels: pd.Index  # label per contact code (contact_id, or opportunity_id if none)
     opps_per_contact: np.ndarray  # int64 per contact code
     tag_labels: pd.Index  # sorted; codes index into it
