@@ -41,7 +41,7 @@ test: $(STAMP) browser
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
-# Chromium for tests/browser, from the system's packages (never `playwright install`): installed
+# Chromium for tests/browser, from the system's packages (never Playwright's own browser download): installed
 # here when missing and we are root with apt-get; otherwise the browser tests skip with one line
 # saying how to enable them (under CI=true they fail instead). LTT_CHROMIUM=/path overrides.
 browser:

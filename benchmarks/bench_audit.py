@@ -43,9 +43,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from docs_section import write_section  # noqa: E402
 
 from toolkit import audit  # noqa: E402
 from toolkit.audit import engine  # noqa: E402
@@ -378,20 +380,8 @@ def render(result: dict, env: dict, command: str) -> str:
 
 
 def write_docs(section: str) -> None:
-    """Replace (or append) the "## Audit" section of docs/benchmarks.md, leaving others alone."""
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    DOCS.write_text(new, encoding="utf-8")
+    """Replace this benchmark's section of docs/benchmarks.md, leaving the others alone."""
+    write_section(DOCS, SECTION, section)
 
 
 def _run_child(arguments: list[str]) -> dict | None:

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from bench_audit import build_frame, environment  # noqa: E402  (one machine description)
+from docs_section import write_section  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Explorer"
@@ -157,19 +158,8 @@ def render(results: list[dict], env: dict, command: str, repeats: int) -> str:
 
 
 def write_docs(section: str) -> None:
-    """Replace (or append) the "## Explorer" section of docs/benchmarks.md, leaving others alone."""
-    text = DOCS.read_text(encoding="utf-8") if DOCS.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "".join(lines[end:])
-        new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    DOCS.write_text(new, encoding="utf-8")
+    """Replace this benchmark's section of docs/benchmarks.md, leaving the others alone."""
+    write_section(DOCS, SECTION, section)
 
 
 def main(argv: list[str] | None = None) -> int:

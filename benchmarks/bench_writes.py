@@ -33,6 +33,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from docs_section import write_section
 from sandbox_process import sandbox_process
 
 from toolkit.client import LeverClient
@@ -214,15 +215,8 @@ def markdown(r: dict, command: str) -> str:
 
 
 def write_docs(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    start = text.find("\n## Writes")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        tail = text[end:] if end != -1 else ""
-        text = text[: start + 1] + section.rstrip("\n") + "\n" + tail
-    DOCS.write_text(text.rstrip("\n") + "\n")
+    """Replace this benchmark's section of docs/benchmarks.md, leaving the others alone."""
+    write_section(DOCS, "## Writes", section)
 
 
 def main() -> None:

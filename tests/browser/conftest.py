@@ -1,8 +1,9 @@
 """Fixtures for the browser suite: a sandbox, JupyterLab on loopback, Chromium through Playwright.
 
 Chromium comes from the system's packages (`/usr/bin/chromium`, or `LTT_CHROMIUM`); nothing is
-downloaded at test time (never `playwright install`). Without Chromium or Playwright the suite
-skips with one line saying how to enable it, except under `CI=true`, where that is a failure.
+downloaded at test time (never Playwright's own browser download). Without Chromium or
+Playwright the suite skips with one line saying how to enable it, except under `CI=true`,
+where that is a failure.
 
 JupyterLab serves a copy of `notebooks/` in a temporary folder, with its own config, runtime,
 settings and workspace folders there (autosave off, news off, every cell rendered), so the

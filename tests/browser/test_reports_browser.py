@@ -2,10 +2,10 @@
 
 Demo-like reports are made against a sandbox (an audit with a policy, a remediation dry run, and
 a remediation with the notebook's defaults), with a Chinese contact-level tag planted so the
-charts carry CJK labels. Each report is opened in the system's Chromium through Playwright (never
-`playwright install`): every image decodes, has alternative text, no console error, no request
-leaves loopback (every request is intercepted and recorded; anything else is aborted), and a
-full-page screenshot is saved under `test-artifacts/browser-reports/` (gitignored).
+charts carry CJK labels. Each report is opened in the system's Chromium through Playwright
+(never Playwright's own browser download): every image decodes, has alternative text, no console
+error, no request leaves loopback (every request is intercepted and recorded; anything else is
+aborted), and a full-page screenshot is saved under `test-artifacts/browser-reports/` (gitignored).
 
 They use the suite's `browser` fixture (tests/browser/conftest.py). Without Chromium or
 Playwright they skip with one line saying how to enable them, except under `CI=true`, where a
