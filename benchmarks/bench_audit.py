@@ -379,11 +379,6 @@ def render(result: dict, env: dict, command: str) -> str:
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, leaving the others alone."""
-    write_section(DOCS, SECTION, section)
-
-
 def _run_child(arguments: list[str]) -> dict | None:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", *arguments],
@@ -442,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(result, environment(), f".venv/bin/python {shown}".strip())
     print(section)
     if args.write_docs:
-        write_docs(section)
+        write_section(DOCS, SECTION, section)
         print(f"wrote the '{SECTION}' section of {DOCS.relative_to(ROOT)}")
     peak = max(result["peak_rss_mib"], result["second_process"]["peak_rss_mib"])
     ok = result["run_audit_cold_s"] < 2 and peak < 1024

@@ -157,11 +157,6 @@ def render(results: list[dict], env: dict, command: str, repeats: int) -> str:
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, leaving the others alone."""
-    write_section(DOCS, SECTION, section)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
@@ -196,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     section = render(results, environment(), command, args.repeats)
     print(section)
     if args.write_docs:
-        write_docs(section)
+        write_section(DOCS, SECTION, section)
     last = results[-1]
     ok = last["start_s"] <= TARGET_START_S and all(
         max(v) <= TARGET_CONTROL_S for v in last["controls_s"].values()

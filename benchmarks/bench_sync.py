@@ -38,6 +38,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from docs_section import command_line, write_section
 from sandbox_process import sandbox_process
 
 from toolkit.sync.store import SyncJournal
@@ -249,21 +250,6 @@ def markdown(result: dict, command: str) -> str:
     return "\n".join(lines)
 
 
-def update_docs(section: str, heading: str = "## Sync") -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    lines = text.rstrip("\n").split("\n")
-    if heading in lines:
-        start = lines.index(heading)
-        stop = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        lines[start:stop] = section.rstrip("\n").split("\n") + ([""] if stop < len(lines) else [])
-    else:
-        lines += ["", *section.rstrip("\n").split("\n")]
-    DOCS.write_text("\n".join(lines) + "\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sequential", type=int, default=20)
@@ -278,13 +264,10 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args)
     print(json.dumps(result, indent=2))
-    command = "python benchmarks/bench_sync.py " + " ".join(
-        a for a in sys.argv[1:] if a != "--write-docs"
-    )
-    section = markdown(result, ".venv/bin/" + command.strip())
+    section = markdown(result, command_line("bench_sync.py"))
     print(section)
     if args.write_docs:
-        update_docs(section)
+        write_section(DOCS, "## Sync", section)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from docs_section import write_section
+from docs_section import command_line, write_section
 from sandbox_process import sandbox_process
 
 from toolkit.client import LeverClient
@@ -214,11 +214,6 @@ def markdown(r: dict, command: str) -> str:
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, leaving the others alone."""
-    write_section(DOCS, "## Writes", section)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--writes", type=int, default=5000)
@@ -232,13 +227,10 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args)
     print(json.dumps(result, indent=2))
-    command = "python benchmarks/bench_writes.py " + " ".join(
-        a for a in sys.argv[1:] if a != "--write-docs"
-    )
-    section = markdown(result, ".venv/bin/" + command.strip())
+    section = markdown(result, command_line("bench_writes.py"))
     print(section)
     if args.write_docs:
-        write_docs(section)
+        write_section(DOCS, "## Writes", section)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -30,3 +31,14 @@ def write_section(docs: Path, heading: str, section: str) -> None:
         tail = "".join(lines[end:])
         new = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
     docs.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def command_line(script: str, argv: list[str] | None = None) -> str:
+    """The command that reproduces this run, as written in the docs (without ``--write-docs``).
+
+    Example:
+        >>> command_line("bench_writes.py", ["--writes", "10", "--write-docs"])
+        '.venv/bin/python benchmarks/bench_writes.py --writes 10'
+    """
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--write-docs"]
+    return " ".join([".venv/bin/python", f"benchmarks/{script}", *args])

@@ -10,6 +10,8 @@ from reference import reference_audit
 
 from toolkit.cli import main
 
+# The contract of docs/architecture.md, written out here rather than imported from the engine:
+# a test that read the code's own list could not notice the list changing.
 SUMMARY_KEYS = [
     "opportunities",
     "contacts",

@@ -8,9 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
+from polling import wait_for
 from reference import write_log
 
 from toolkit.client import LeverClient
@@ -32,17 +32,6 @@ def _stopped(pid: int) -> bool:
         except FileNotFoundError:  # a thread that just ended
             continue
     return bool(states) and all(state in ("T", "t") for state in states)
-
-
-def wait_for(condition, timeout: float, what: str):
-    """Poll a condition (not a sleep for luck): return its first truthy value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def done_calls(path) -> int:

@@ -184,15 +184,28 @@ def tag_problem(tag: Any) -> str | None:
     return None
 
 
+TAG_RULE = (
+    "a tag must be non-empty after stripping spaces, without control characters, and at most "
+    f"{MAX_TAG_LENGTH} characters"
+)
+
+
+def first_tag_problem(tags: Iterable[Any]) -> str | None:
+    """What is wrong with the first tag Lever should not get (`tag_problem`), or None.
+
+    Example:
+        >>> first_tag_problem(["Python", " ", "Go"])
+        'empty tag'
+        >>> first_tag_problem(["Python"]) is None
+        True
+    """
+    return next((problem for tag in tags if (problem := tag_problem(tag))), None)
+
+
 def check_tags(tags: Iterable[Any], what: str = "tag") -> None:
     """Raise one ConfigurationError line naming the first bad tag (see `tag_problem`)."""
-    for tag in tags:
-        problem = tag_problem(tag)
-        if problem:
-            raise ConfigurationError(
-                f"bad {what}: {problem}; tags must be non-empty, without control characters, "
-                f"at most {MAX_TAG_LENGTH} characters"
-            )
+    if problem := first_tag_problem(tags):
+        raise ConfigurationError(f"bad {what}: {problem}; {TAG_RULE}")
 
 
 def private_dir(path: str | os.PathLike) -> Path:

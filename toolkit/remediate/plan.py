@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.errors import ConfigurationError
-from toolkit.sanitize import MAX_TAG_LENGTH, tag_problem
+from toolkit.sanitize import TAG_RULE, first_tag_problem
 
 PLAN_COLUMNS = ["opportunity_id", "contact_id", "op", "tag"]
 SKIPPED_COLUMNS = [*PLAN_COLUMNS, "reason"]
@@ -203,10 +203,5 @@ __all__ = [
 
 def check_plan_tags(tags: Iterable[Any], where: str = "") -> None:
     """One PlanError line for the first tag Lever should not get (`sanitize.tag_problem`)."""
-    for tag in tags:
-        problem = tag_problem(tag)
-        if problem:
-            raise PlanError(
-                f"{where}{problem}: a tag must be non-empty after stripping spaces, without "
-                f"control characters, and at most {MAX_TAG_LENGTH} characters"
-            )
+    if problem := first_tag_problem(tags):
+        raise PlanError(f"{where}{problem}: {TAG_RULE}")

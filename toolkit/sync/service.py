@@ -327,6 +327,12 @@ class SyncService:
                 self._error("worker", exc)
                 log.exception("contact check of %s failed unexpectedly", shown(claim.key))
 
+    def _check_failed(self, journal: SyncJournal, claim: Claim, why: str, exc: LeverError) -> None:
+        """A read for a check failed: count it, remember it, try the contact again later."""
+        self.metrics.failures.labels(kind="check").inc()
+        self._error("check", exc)
+        self._backoff(journal, claim, why)
+
     def _backoff(self, journal: SyncJournal, claim: Claim, why: str) -> None:
         attempts = claim.attempts + 1
         if attempts >= MAX_ATTEMPTS:
@@ -354,9 +360,7 @@ class SyncService:
             except AuthenticationError:
                 raise
             except LeverError as exc:
-                self.metrics.failures.labels(kind="check").inc()
-                self._error("check", exc)
-                self._backoff(journal, claim, f"reading opportunity failed: {exc}")
+                self._check_failed(journal, claim, f"reading opportunity failed: {exc}", exc)
                 return
             if contact is None:
                 journal.finish(claim, "the opportunity has no contact: nothing to propagate")
@@ -366,9 +370,8 @@ class SyncService:
         except AuthenticationError:
             raise
         except LeverError as exc:
-            self.metrics.failures.labels(kind="check").inc()
-            self._error("check", exc)
-            self._backoff(journal, claim, f"listing the contact's opportunities failed: {exc}")
+            why = f"listing the contact's opportunities failed: {exc}"
+            self._check_failed(journal, claim, why, exc)
             return
         for removal in result.removals:
             self.metrics.removals.labels(action=removal["action"]).inc()
