@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_fetch.py --profiles bulk --sizes 10000 --skip-sequential
 
 For each `createdAt` profile (uniform, recent, bulk, sparse: see
-`toolkit.sandbox.data.apply_created_profile`) and size, a sandbox runs in its own process
+`lever_sandbox.data.apply_created_profile`) and size, a sandbox runs in its own process
 (`lever-tags sandbox --created-profile P`) with Lever's documented limit (10 requests/s, bursts
 of 20) and 300 ms latency (10 % jitter). The whole `lever-tags snapshot --out FILE` command is
 timed in a child process: interpreter start, imports, the fetch, the Parquet and metadata files.
@@ -33,8 +33,8 @@ import pandas as pd  # noqa: E402
 import requests  # noqa: E402
 from sandbox_process import sandbox_process  # noqa: E402
 
+from lever_sandbox.data import CREATED_PROFILES  # noqa: E402
 from toolkit.client import LeverClient  # noqa: E402
-from toolkit.sandbox.data import CREATED_PROFILES  # noqa: E402
 
 
 def _server_ids(env: dict[str, str]) -> list[str]:

@@ -28,8 +28,8 @@ from requests.adapters import HTTPAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lever_sandbox import Sandbox, generate_dataset
 from toolkit.client import LeverClient
-from toolkit.sandbox import Sandbox, generate_dataset
 
 
 def concurrent_round(sb: Sandbox, concurrency: int, latency_ms: float) -> dict:

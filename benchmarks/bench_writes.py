@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from docs_section import command_line, write_section
 from sandbox_process import sandbox_process
 
+from lever_sandbox import CONTACT_LEVEL_TAGS
 from toolkit.client import LeverClient
 from toolkit.remediate.apply import apply_plan
 from toolkit.remediate.plan import Plan
 from toolkit.remediate.planner import make_plan
-from toolkit.sandbox import CONTACT_LEVEL_TAGS
 from toolkit.snapshot.fetch import fetch_snapshot
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"

@@ -9,7 +9,7 @@ from typing import Any
 import browser_env
 import pytest
 
-from toolkit.sandbox import Sandbox
+from lever_sandbox import Sandbox
 
 # -- sandbox (owner: sandbox) ---------------------------------------------------------------------
 

@@ -600,7 +600,7 @@ def test_drift_check_sees_a_change_made_right_after_the_snapshot(fresh_sandbox):
     after the snapshot then has an updatedAt *below* the newest one in the data. A watermark
     taken from the newest updatedAt would miss it; the safe watermark must not.
     """
-    from toolkit.sandbox.protocol import now_ms
+    from lever_sandbox.protocol import now_ms
     from toolkit.snapshot.frame import watermark
 
     sb = fresh_sandbox()

@@ -13,11 +13,11 @@ import time
 
 import pytest
 
+from lever_sandbox import CONTACT_LEVEL_TAGS
 from toolkit.audit import missing_assignments
 from toolkit.client import LeverClient
 from toolkit.remediate.apply import apply_plan
 from toolkit.remediate.planner import make_plan
-from toolkit.sandbox import CONTACT_LEVEL_TAGS
 from toolkit.snapshot.fetch import fetch_snapshot
 
 TAGS = list(CONTACT_LEVEL_TAGS)

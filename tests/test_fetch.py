@@ -11,8 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
-from toolkit.client import LeverClient
-from toolkit.sandbox.data import (
+from lever_sandbox.data import (
     BULK_IMPORT_MS,
     CONTACT_LEVEL_TAGS,
     CREATED_PROFILES,
@@ -20,6 +19,7 @@ from toolkit.sandbox.data import (
     apply_created_profile,
     generate_dataset,
 )
+from toolkit.client import LeverClient
 from toolkit.snapshot.fetch import fetch_snapshot
 from toolkit.snapshot.windows import WindowedListing, fetch_opportunities, split_window
 

@@ -292,7 +292,7 @@ def test_resume_does_not_respread_a_tag_removed_from_the_person_since_the_kill(
 def test_a_restricted_key_applying_a_plan_with_confidential_rows_records_403s(
     fresh_sandbox, tmp_path
 ):
-    from toolkit.sandbox import CONTACT_LEVEL_TAGS
+    from lever_sandbox import CONTACT_LEVEL_TAGS
 
     sb = fresh_sandbox()
     snap = fetch_snapshot(client_for(sb), progress=False)

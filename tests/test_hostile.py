@@ -28,6 +28,8 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 
+from lever_sandbox import Sandbox
+from lever_sandbox.data import HOSTILE_EMAILS, HOSTILE_NAMES, HOSTILE_TAGS, hostile_dataset
 from toolkit import errors, workflows
 from toolkit.cli import main
 from toolkit.errors import BadRequestError
@@ -38,8 +40,6 @@ from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS
 from toolkit.remediate.planfile import load_plan
-from toolkit.sandbox import Sandbox
-from toolkit.sandbox.data import HOSTILE_EMAILS, HOSTILE_NAMES, HOSTILE_TAGS, hostile_dataset
 from toolkit.sanitize import (
     FORMULA_STARTS,
     MAX_TAG_LENGTH,

@@ -20,6 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from lever_sandbox import (
+    CONTACT_LEVEL_TAGS,
+    INVALID_OFFSET_MESSAGE,
+    Sandbox,
+    generate_dataset,
+    is_archived,
+)
 from toolkit.client import LeverClient
 from toolkit.errors import (
     AuthenticationError,
@@ -27,13 +34,6 @@ from toolkit.errors import (
     InvalidOffsetTokenError,
     NotFoundError,
     PermissionDeniedError,
-)
-from toolkit.sandbox import (
-    CONTACT_LEVEL_TAGS,
-    INVALID_OFFSET_MESSAGE,
-    Sandbox,
-    generate_dataset,
-    is_archived,
 )
 
 

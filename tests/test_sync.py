@@ -728,11 +728,11 @@ def test_the_sandbox_and_the_sync_side_share_no_code():
         foreign = {
             m
             for m in imports(path)
-            if not m.startswith("toolkit.sandbox") and m != "toolkit.client.ratelimit"
+            if not m.startswith("lever_sandbox") and m != "toolkit.client.ratelimit"
         }
         assert not foreign, f"{path.name} imports {foreign}"
     for path in (ROOT / "toolkit" / "sync").glob("*.py"):
-        assert not {m for m in imports(path) if m.startswith("toolkit.sandbox")}, path.name
+        assert not {m for m in imports(path) if m.startswith("lever_sandbox")}, path.name
 
 
 def test_policy_on_removal_is_report_or_propagate(tmp_path):

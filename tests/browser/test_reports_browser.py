@@ -24,9 +24,9 @@ import pytest
 import yaml
 from browser_env import require_browser
 
+from lever_sandbox import Sandbox
 from toolkit.client import LeverClient
 from toolkit.notebook import charts, execute
-from toolkit.sandbox import Sandbox
 
 pytestmark = [pytest.mark.notebook, pytest.mark.browser]
 require_browser()  # one line to skip without Chromium; under CI=true a failure (browser_env)

@@ -1,7 +1,7 @@
 """A thread-safe token bucket shared by every thread that uses one client.
 
 Hand-written rather than a dependency: it is small, it must take an injectable clock and sleep
-(tests prove the rate without wall time). The sandbox has its own bucket (`toolkit.sandbox.bucket`):
+(tests prove the rate without wall time). The sandbox has its own bucket (`lever_sandbox.bucket`):
 a pacing bug shared by both could never show up as a difference.
 """
 

@@ -176,8 +176,8 @@ def _check(args: argparse.Namespace) -> None:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"{flag} must be between 0 and 1 (got {value})")
     # imported here, not at the top: other commands must not load tornado
-    from toolkit.sandbox.data import CREATED_PROFILES
-    from toolkit.sandbox.state import LISTING_ORDERS
+    from lever_sandbox.data import CREATED_PROFILES
+    from lever_sandbox.state import LISTING_ORDERS
 
     if args.created_profile not in CREATED_PROFILES:
         raise UsageError(
@@ -194,13 +194,13 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from toolkit.sandbox import Sandbox  # tornado only when this command runs
+    from lever_sandbox import Sandbox  # tornado only when this command runs
 
     _check(args)
     try:
         dataset = None
         if args.hostile and not (args.state and os.path.exists(args.state)):
-            from toolkit.sandbox.data import hostile_dataset  # the sandbox only when it runs
+            from lever_sandbox.data import hostile_dataset  # the sandbox only when it runs
 
             dataset = hostile_dataset(args.seed, args.contacts, args.opportunities)
         sb = Sandbox(

@@ -39,8 +39,8 @@ import urllib.request
 import uuid
 from typing import Any
 
-from toolkit.sandbox.handlers import AdminHandler
-from toolkit.sandbox.protocol import ApiError, now_ms
+from lever_sandbox.handlers import AdminHandler
+from lever_sandbox.protocol import ApiError, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +430,7 @@ class ChangeTagsHandler(_WebhookAdmin):
 
 
 def routes(kw: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
-    """The admin routes above, for `toolkit.sandbox.handlers.make_app`."""
+    """The admin routes above, for `lever_sandbox.handlers.make_app`."""
     seg = r"([^/]+)"
     return [
         (r"/_sandbox/webhooks/?", WebhooksHandler, kw),

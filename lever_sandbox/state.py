@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from toolkit.sandbox.data import Dataset, generate_dataset, is_archived
-from toolkit.sandbox.protocol import ApiError, Stats, now_ms, parse_bool, parse_ms
+from lever_sandbox.data import Dataset, generate_dataset, is_archived
+from lever_sandbox.protocol import ApiError, Stats, now_ms, parse_bool, parse_ms
 
 STATE_FORMAT = "lever-sandbox-state"
 STATE_VERSION = 1

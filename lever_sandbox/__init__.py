@@ -1,12 +1,12 @@
 """A Lever-compatible sandbox server with deterministic synthetic data.
 
 Example:
-    >>> from toolkit.sandbox import Sandbox
+    >>> from lever_sandbox import Sandbox
     >>> with Sandbox(seed=7, contacts=300, rate=1000, burst=1000) as sb:  # doctest: +SKIP
     ...     print(sb.base_url)
 """
 
-from toolkit.sandbox.data import (
+from lever_sandbox.data import (
     CONTACT_LEVEL_TAGS,
     POSTING_TAGS,
     TAG_VARIANTS,
@@ -14,8 +14,8 @@ from toolkit.sandbox.data import (
     generate_dataset,
     is_archived,
 )
-from toolkit.sandbox.engine import INVALID_OFFSET_MESSAGE, SandboxConfig
-from toolkit.sandbox.server import Sandbox
+from lever_sandbox.engine import INVALID_OFFSET_MESSAGE, SandboxConfig
+from lever_sandbox.server import Sandbox
 
 __all__ = [
     "CONTACT_LEVEL_TAGS",

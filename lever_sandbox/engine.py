@@ -12,9 +12,9 @@ import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from toolkit.sandbox.bucket import ServerBucket
-from toolkit.sandbox.protocol import TokenCodec
-from toolkit.sandbox.state import LISTING_ORDERS, SandboxState
+from lever_sandbox.bucket import ServerBucket
+from lever_sandbox.protocol import TokenCodec
+from lever_sandbox.state import LISTING_ORDERS, SandboxState
 
 INVALID_OFFSET_MESSAGE = "Invalid offset token: Offset token is invalid for sort"
 

@@ -1,5 +1,5 @@
-"""`Sandbox`: the Lever-compatible HTTP server (tornado, `toolkit.sandbox.handlers`) run in a
-thread, with its engine (`toolkit.sandbox.engine`) and its state."""
+"""`Sandbox`: the Lever-compatible HTTP server (tornado, `lever_sandbox.handlers`) run in a
+thread, with its engine (`lever_sandbox.engine`) and its state."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from typing import Any
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from toolkit.sandbox import SandboxConfig
-from toolkit.sandbox.data import Dataset, apply_created_profile
-from toolkit.sandbox.engine import Engine, coerce_config
-from toolkit.sandbox.handlers import make_app
-from toolkit.sandbox.state import (
+from lever_sandbox import SandboxConfig
+from lever_sandbox.data import Dataset, apply_created_profile
+from lever_sandbox.engine import Engine, coerce_config
+from lever_sandbox.handlers import make_app
+from lever_sandbox.state import (
     SandboxState,
     default_dataset,
 )
@@ -51,7 +51,7 @@ class Sandbox:
         state_file: JSON file to load (if it exists); saved within ~50 ms of every write
             and on `stop`.
         created_profile: how generated opportunities spread over time (`uniform`, `recent`,
-            `bulk`, `sparse`; see `toolkit.sandbox.data.apply_created_profile`).
+            `bulk`, `sparse`; see `lever_sandbox.data.apply_created_profile`).
         **config: the `SandboxConfig` fields (latency_ms, rate, burst, fail_rate, drop_rate,
             offset_fault_rate, retry_after, offset_error_status, jitter_ms, spike_rate,
             spike_ms) and the Lever-behaviour modes (perform_as_status,
@@ -156,7 +156,7 @@ class Sandbox:
             raise RuntimeError("the sandbox thread did not stop in time")
         self._thread = self._loop = self._stop_event = None
         hub = getattr(self.engine, "webhooks", None)
-        if hub is not None:  # webhook deliveries (toolkit.sandbox.webhooks)
+        if hub is not None:  # webhook deliveries (lever_sandbox.webhooks)
             hub.stop()
         self.engine.state.close()
 
