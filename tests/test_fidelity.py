@@ -62,12 +62,25 @@ MODES = {
     "restricted key filtered": ({"confidential_denied": "filter"}, {"key sees confidential data"}),
     "hasNext without next": ({"omit_next": "once"}, {"hasNext without next"}),
     "expiring OAuth token": ({"access_token_max_requests": 8}, {"credential stays valid"}),
-    "deleted items as opportunities": (
-        {"deleted_shape": "opportunity"},
-        {"deleted opportunities list"},
-    ),
-    "deleted items as ids": ({"deleted_shape": "id"}, {"deleted opportunities list"}),
-    "invalid offset with 200": ({"offset_error_status": 200}, {"invalid offset token"}),
+    # Shapes and answers Lever does not document are reported (warn / seen), never differences:
+    "deleted items {id, deletedAt}": ({"deleted_shape": "minimal"}, set()),
+    "deleted items as ids": ({"deleted_shape": "id"}, set()),
+    "invalid offset with 200": ({"offset_error_status": 200}, set()),
+}
+
+# What doctor's table says in each mode, beside the differences: (row, status, observed part).
+OBSERVED = {
+    "defaults": [
+        ("deleted opportunities list", "ok", "opportunity + deletedBy + deletedAt"),
+        ("offset token with another query", "seen", "HTTP 400: Invalid offset token"),
+    ],
+    "deleted items {id, deletedAt}": [
+        ("deleted opportunities list", "warn", "{deletedAt, id}"),
+    ],
+    "deleted items as ids": [("deleted opportunities list", "warn", "{id}")],
+    "invalid offset with 200": [
+        ("offset token with another query", "seen", "HTTP 200: Invalid offset token"),
+    ],
 }
 
 
@@ -92,6 +105,9 @@ def test_doctor_lists_exactly_the_behaviours_that_differ(fresh_sandbox, tmp_path
     differing = {c.name for c in report.differences}
     assert differing == expected, report.table()
     assert report.exit_code == (1 if expected else 0)
+    rows = {c.name: c for c in report.checks}
+    for name, status, observed in OBSERVED.get(mode, []):
+        assert rows[name].status == status and observed in rows[name].observed, report.table()
     assert report.requests <= 45  # a few dozen, write test included
     assert tag_sets(sb) == before  # the throwaway tag was added and removed
 
@@ -312,7 +328,7 @@ def test_a_restricted_key_applying_a_plan_with_confidential_rows_records_403s(
 # -- 3b/5. refresh after the toolkit's own writes, and deletions --------------------------------
 
 
-@pytest.mark.parametrize("shape", ["minimal", "opportunity", "id"])
+@pytest.mark.parametrize("shape", ["documented", "minimal", "id"])
 def test_refresh_after_apply_without_updatedat_bumps_and_drops_deleted(
     fresh_sandbox, tmp_path, shape
 ):
@@ -465,8 +481,9 @@ def test_sandbox_cli_mode_flags_reach_doctor(tmp_path):
             "write with a wrong perform_as",
             "tag write moves updatedAt",
             "hasNext without next",
-            "invalid offset token",
         }, report.table()
+        rows = {c.name: c for c in report.checks}
+        assert rows["offset token with another query"].observed.startswith("HTTP 200")
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
     finally:

@@ -32,10 +32,11 @@ from toolkit.client.http import (
     redirect_advice,
     short_reason,
 )
+from toolkit.client.oauth import TokenSource
 from toolkit.client.ratelimit import TokenBucket
 from toolkit.client.resources import LeverResources
 from toolkit.client.stats import CallRecord, CallRecords, ClientStats
-from toolkit.config import DEFAULT_BASE_URL, load_settings
+from toolkit.config import DEFAULT_BASE_URL, OAuthRefresh, load_settings
 from toolkit.errors import (
     INVALID_OFFSET_MARKER,
     RETRYABLE_STATUSES,
@@ -65,7 +66,10 @@ class LeverClient(LeverResources):
     Args:
         base_url: API root, e.g. ``https://api.lever.co/v1`` or a sandbox's URL.
         api_key: sent as the HTTP Basic user name with an empty password.
-        access_token: an OAuth token, sent as ``Authorization: Bearer``. Exactly one of the two.
+        access_token: an OAuth token, sent as ``Authorization: Bearer``. A key or OAuth, never
+            both.
+        oauth: OAuth refresh settings (or a ready `TokenSource`): the access token is then
+            refreshed before it expires and on a 401, and the request goes on with the new one.
         session: an injectable `requests.Session` (tests, proxies, custom adapters).
         rate, burst: the shared token bucket's steady rate (requests/second) and burst size.
         limiter: a `TokenBucket` to share between clients; overrides rate and burst.
@@ -87,6 +91,7 @@ class LeverClient(LeverResources):
         *,
         api_key: str | None = None,
         access_token: str | None = None,
+        oauth: OAuthRefresh | TokenSource | None = None,
         session: requests.Session | None = None,
         rate: float = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
@@ -98,9 +103,10 @@ class LeverClient(LeverResources):
         backoff_max: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if bool(api_key) == bool(access_token):
+        if bool(api_key) == bool(access_token or oauth):
             raise ConfigurationError(
-                "give exactly one of api_key (LEVER_API_KEY) or access_token (LEVER_ACCESS_TOKEN)"
+                "give exactly one of api_key (LEVER_API_KEY) or OAuth (LEVER_ACCESS_TOKEN, or "
+                "LEVER_REFRESH_TOKEN with its client)"
             )
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
@@ -117,9 +123,12 @@ class LeverClient(LeverResources):
         self._base_path = parts.path.rstrip("/")
         self.session = session if session is not None else self._new_session()
         register_secret(api_key or access_token)  # errors scrub it from server messages
+        if isinstance(oauth, OAuthRefresh):
+            oauth = TokenSource(oauth, access_token=access_token, session=self.session)
+        self.tokens: TokenSource | None = oauth  # sends its live token on every request
         if api_key:
             self.session.auth = (api_key, "")
-        else:
+        elif oauth is None:
             self.session.headers["Authorization"] = f"Bearer {access_token}"
         self.auth_kind = "api_key" if api_key else "oauth"  # Basic for a key, Bearer for OAuth
         # requests.Session starts with "Accept: */*", so setdefault would never apply.
@@ -144,6 +153,7 @@ class LeverClient(LeverResources):
             settings.base_url,
             api_key=settings.api_key,
             access_token=settings.access_token,
+            oauth=settings.oauth,
             **kwargs,
         )
 
@@ -203,8 +213,9 @@ class LeverClient(LeverResources):
             before_sleep=self._before_sleep,
             reraise=True,
         )
+        refreshed: list[int] = []  # the OAuth refreshes this request asked for (at most one)
         try:
-            return retrying(self._attempt, method, path, params, json)
+            return retrying(self._attempt, method, path, params, json, refreshed)
         except RetryableFailure as exhausted:
             raise exhausted.error from None
 
@@ -242,8 +253,17 @@ class LeverClient(LeverResources):
         log.info("retrying %s %s after %.2f s: %s", *state.args[:2], wait, failure)
 
     def _attempt(
-        self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+        refreshed: list[int],
     ) -> dict[str, Any]:
+        headers, generation = None, 0
+        if self.tokens is not None:  # before the rate limiter: a refresh is not a Lever call
+            token, generation = self.tokens.token()
+            headers = {"Authorization": f"Bearer {token}"}
         throttled = self.limiter.acquire()
         self.stats.add(throttle_seconds=throttled, requests=1)
         record = self._records.current
@@ -257,6 +277,7 @@ class LeverClient(LeverResources):
                 url,
                 params=encode_params(params),
                 json=body,
+                headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
             )
@@ -326,11 +347,23 @@ class LeverClient(LeverResources):
         error = error_for_status(status, message)(
             message, status=status, code=payload.get("code"), method=method, path=path
         )
-        if status == 401 and self.auth_kind == "oauth":
+        if status == 401 and self.tokens is not None and not refreshed:
+            # Refreshed once for this request (unless another thread already did), then tried
+            # again at once; a second 401 stops the run: the new token is refused too.
+            refreshed.append(generation)
+            self.tokens.refresh_after_401(generation)
+            raise RetryableFailure(error, 0.0)
+        if status == 401 and self.tokens is not None:
+            error.hint = (
+                "Lever refused a freshly refreshed OAuth access token: check the app's scopes "
+                "and that LEVER_BASE_URL is the account's host"
+            )
+        elif status == 401 and self.auth_kind == "oauth":
             error.hint = (
                 "the OAuth access token is invalid or expired (they live one hour): refresh it, "
-                "set LEVER_ACCESS_TOKEN to the new one and run the same command again; a write "
-                "run resumes from its journal"
+                "set LEVER_ACCESS_TOKEN to the new one and run the same command again (a write "
+                "run resumes from its journal), or set LEVER_REFRESH_TOKEN, LEVER_CLIENT_ID and "
+                "LEVER_CLIENT_SECRET and the toolkit refreshes it itself"
             )
         if status == 429:
             self.stats.add(rate_limited=1)
