@@ -404,16 +404,6 @@ class OAuthTokenHandler(BaseHandler):
         self.reply(200, answer)
 
 
-class AdminTokenHandler(AdminHandler):
-    route = "POST /_sandbox/oauth/token"
-
-    def post(self) -> None:
-        """Issue a new OAuth access token (an OAuth refresh); the previous one is refused."""
-        self.reply(
-            200, {"access_token": self.engine.refresh_access_token(), "token_type": "Bearer"}
-        )
-
-
 class AdminConfigHandler(AdminHandler):
     route = "/_sandbox/config"
 
@@ -517,7 +507,6 @@ def make_app(engine: Engine) -> tornado.web.Application:
             (r"/oauth/token", OAuthTokenHandler, kw),
             (r"/_sandbox/stats", AdminStatsHandler, kw),
             (r"/_sandbox/reset", AdminResetHandler, kw),
-            (r"/_sandbox/oauth/token", AdminTokenHandler, kw),
             (r"/_sandbox/config", AdminConfigHandler, kw),
             (r"/_sandbox/opportunities", AdminOpportunitiesHandler, kw),
             (rf"/_sandbox/opportunities/{seg}", AdminOpportunityHandler, kw),

@@ -41,6 +41,11 @@ class OAuthApp:
     client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     refresh_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     refreshes: int = 0
+    spent: list[str] = field(default_factory=list)  # rotated-away refresh tokens
+
+    def secrets(self) -> list[str]:
+        """Every secret of the app so far (the test suite scans what a run produced for them)."""
+        return [self.client_secret, self.refresh_token, *self.spent]
 
     def exchange(self, form: dict[str, str], rotation: str) -> str | None:
         """Check a refresh request; return the refresh token to answer with (None: omit it).
@@ -61,6 +66,7 @@ class OAuthApp:
             raise OAuthRefused(400, "invalid_grant", "Unknown or invalid refresh token.")
         self.refreshes += 1
         if rotation == "rotate":
+            self.spent.append(self.refresh_token)
             self.refresh_token = secrets.token_urlsafe(32)
             return self.refresh_token
         return self.refresh_token if rotation == "keep" else None

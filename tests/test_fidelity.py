@@ -415,25 +415,47 @@ def test_offset_tokens_have_lever_shape_and_are_passed_back_encoded_once_more(sa
     assert raw.status_code == 400 and "Invalid offset token" in raw.json()["message"]
 
 
-def test_expired_token_is_refused_until_refreshed_over_the_admin_route(fresh_sandbox):
-    sb = fresh_sandbox(contacts=20, access_token_max_requests=2)
-    old = sb.access_token
+@pytest.mark.parametrize("rotation", ["rotate", "keep", "omit"])
+def test_expired_token_is_refused_until_refreshed_at_the_token_endpoint(fresh_sandbox, rotation):
+    sb = fresh_sandbox(contacts=20, access_token_max_requests=2, refresh_rotation=rotation)
+    old, app = sb.access_token, sb.engine.oauth_app
     bearer = {"Authorization": f"Bearer {old}"}
     codes = [requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10).status_code]
     codes += [requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10).status_code]
     expired = requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10)
     assert codes == [200, 200] and expired.status_code == 401
     assert expired.json()["message"] == "Invalid or expired access token"
-    issued = requests.post(f"{sb.url}/_sandbox/oauth/token", auth=(sb.api_key, ""), timeout=10)
-    new = issued.json()["access_token"]
+    spent = sb.refresh_token
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+        "refresh_token": spent,
+    }
+    issued = requests.post(sb.token_url, data=form, timeout=10)  # form-encoded, as Lever's
+    body = issued.json()
+    assert issued.status_code == 200 and body["token_type"] == "Bearer"
+    assert body["expires_in"] == 3600 and "offline_access" in body["scope"]
+    new = body["access_token"]
     assert new != old and new == sb.access_token
     fresh = requests.get(
         f"{sb.base_url}/users", headers={"Authorization": f"Bearer {new}"}, timeout=10
     )
     assert fresh.status_code == 200
     assert requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10).status_code == 401
-    forbidden = requests.post(f"{sb.url}/_sandbox/oauth/token", headers=bearer, timeout=10)
-    assert forbidden.status_code == 401  # admin needs the full API key
+    again = requests.post(sb.token_url, data=form, timeout=10)
+    if rotation == "rotate":  # a new refresh token; the spent one is refused
+        assert body["refresh_token"] != spent and again.status_code == 400
+        assert again.json()["error"] == "invalid_grant"
+    elif rotation == "keep":
+        assert body["refresh_token"] == spent and again.status_code == 200
+    else:
+        assert "refresh_token" not in body and again.status_code == 200
+    wrong_client = requests.post(sb.token_url, data={**form, "client_secret": "x"}, timeout=10)
+    assert wrong_client.status_code == 401 and wrong_client.json()["error"] == "invalid_client"
+    wrong_grant = requests.post(sb.token_url, data={**form, "grant_type": "password"}, timeout=10)
+    assert wrong_grant.json()["error"] == "unsupported_grant_type"
+    assert sb.stats()["requests"] == 5  # the token endpoint is not one of the API's requests
 
 
 def test_unknown_user_and_perform_as_404_bodies_are_lever_shaped(fresh_sandbox):

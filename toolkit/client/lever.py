@@ -58,6 +58,7 @@ DEFAULT_BURST = 10  # half of Lever's burst of 20: slack for jitter and other cl
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 PAGE_LIMIT = 100
 MAX_LISTING_RESTARTS = 5
+MAX_REFRESHES_PER_REQUEST = 5  # OAuth: 401s on tokens that Lever had accepted before
 
 
 class LeverClient(LeverResources):
@@ -305,6 +306,8 @@ class LeverClient(LeverResources):
         elapsed_ms = (time.monotonic() - started) * 1000
         status = response.status_code
         self._reached = True
+        if self.tokens is not None and status != 401:
+            self.tokens.accepted(generation)
         self._note_server_time(response.headers.get("Date"))
         self.stats.count_status(status)
         record.status = status
@@ -347,9 +350,10 @@ class LeverClient(LeverResources):
         error = error_for_status(status, message)(
             message, status=status, code=payload.get("code"), method=method, path=path
         )
-        if status == 401 and self.tokens is not None and not refreshed:
-            # Refreshed once for this request (unless another thread already did), then tried
-            # again at once; a second 401 stops the run: the new token is refused too.
+        if status == 401 and self.tokens is not None and self._refresh_again(refreshed, generation):
+            # Refreshed (unless another thread already did), then tried again at once. Under
+            # many threads a short-lived token can expire between the refresh and the retry;
+            # a token that Lever has never accepted means the app itself is refused.
             refreshed.append(generation)
             self.tokens.refresh_after_401(generation)
             raise RetryableFailure(error, 0.0)
@@ -373,6 +377,13 @@ class LeverClient(LeverResources):
             self.stats.add(server_errors=1)
             raise RetryableFailure(error, parse_retry_after(response.headers))
         raise error
+
+    def _refresh_again(self, refreshed: list[int], generation: int) -> bool:
+        """Whether a 401 on a token of `generation` is worth a refresh and another attempt."""
+        assert self.tokens is not None
+        if len(refreshed) >= MAX_REFRESHES_PER_REQUEST:
+            return False
+        return not refreshed or not self.tokens.refused_fresh(generation)
 
     def _note_server_time(self, date: str | None) -> None:
         """Remember the server's clock (HTTP `Date`), so watermarks use Lever's time, not ours."""

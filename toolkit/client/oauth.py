@@ -105,6 +105,7 @@ class TokenSource:
         self._expires_at = float("inf") if access_token else 0.0
         self._margin = REFRESH_MARGIN_S
         self.generation = 0  # one more at every refresh: a 401 on an older one just retries
+        self.proven = -1  # the newest generation Lever has accepted at least once
         self.refreshes = 0
         for secret in (settings.refresh_token, settings.client_secret, access_token):
             register_secret(secret)
@@ -153,6 +154,16 @@ class TokenSource:
                 self._refresh_locked("due")
             assert self._access_token is not None
             return self._access_token, self.generation
+
+    def accepted(self, generation: int) -> None:
+        """Lever answered a request sent with the token of `generation`."""
+        if generation > self.proven:
+            self.proven = generation  # a plain int store: no lock needed for a high-water mark
+
+    def refused_fresh(self, generation: int) -> bool:
+        """Whether a 401 on `generation` means Lever refuses even new tokens: no request has
+        been accepted with it or any newer one."""
+        return self.proven < generation
 
     def refresh_after_401(self, generation: int) -> None:
         """Lever refused the token of `generation`: refresh, unless another thread already did."""

@@ -122,7 +122,7 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         default=0,
         metavar="N",
         help="the OAuth access token expires after N requests (default 0: by time only); "
-        "POST /_sandbox/oauth/token (with the API key) issues a new one",
+        "POST /oauth/token (grant_type=refresh_token) issues a new one",
     )
     modes.add_argument(
         "--deleted-shape",
