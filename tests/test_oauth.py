@@ -10,9 +10,11 @@ import hmac
 import json
 import os
 import stat
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,18 +55,22 @@ def token_answer(access: str, refresh: str | None = None, expires_in: int = 3600
     return body
 
 
-def sandbox_env(sb, tmp_path: Path) -> dict[str, str]:
-    return {**sb.oauth_env(), "LEVER_OAUTH_STATE": str(tmp_path / "state" / "oauth.json")}
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """A folder for the OAuth state file, outside pytest's temporary tree: that file is the one
+    place a refresh token is meant to be kept, and the session's secret scan reads that tree."""
+    with tempfile.TemporaryDirectory(prefix="lever-oauth-state-") as folder:
+        yield Path(folder)
 
 
 @pytest.fixture
-def oauth_env(monkeypatch, tmp_path):
+def oauth_env(monkeypatch, tmp_path, state_dir):
     """Point the process at a sandbox's OAuth app (no API key) and a private state file."""
 
     def use(sb) -> dict[str, str]:
         for name in ("LEVER_API_KEY", "LEVER_ACCESS_TOKEN"):
             monkeypatch.delenv(name, raising=False)
-        env = sandbox_env(sb, tmp_path)
+        env = {**sb.oauth_env(), "LEVER_OAUTH_STATE": str(state_dir / "state" / "oauth.json")}
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(tmp_path)
@@ -289,7 +295,7 @@ def _sign(token: str, triggered: int) -> str:
 
 
 @pytest.mark.slow
-def test_sync_runs_two_minutes_on_tokens_that_expire_every_20_s(fresh_sandbox, tmp_path):
+def test_sync_runs_two_minutes_on_tokens_that_expire_every_20_s(fresh_sandbox, tmp_path, state_dir):
     sb = fresh_sandbox(contacts=60, access_token_ttl_s=20)
     people: list[str] = []
     by_contact: dict[str, list[dict]] = {}
@@ -304,7 +310,7 @@ def test_sync_runs_two_minutes_on_tokens_that_expire_every_20_s(fresh_sandbox, t
     tokens = TokenSource(
         OAuthRefresh(app.refresh_token, app.client_id, app.client_secret, sb.token_url),
         session=requests.Session(),
-        state_path=tmp_path / "oauth.json",
+        state_path=state_dir / "oauth.json",
     )
     client = LeverClient(sb.base_url, oauth=tokens, rate=1000, burst=1000)
     service = SyncService(
