@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from lever_sandbox.bucket import ServerBucket
+from lever_sandbox.oauth import REFRESH_ROTATIONS, OAuthApp, token_answer
 from lever_sandbox.protocol import TokenCodec
 from lever_sandbox.state import LISTING_ORDERS, SandboxState
 
+DELETED_SHAPES = ("documented", "minimal", "id")
 INVALID_OFFSET_MESSAGE = "Invalid offset token: Offset token is invalid for sort"
 
 
@@ -62,9 +64,11 @@ class SandboxConfig:
         access_token_ttl_s: lifetime of the OAuth access token in seconds (Lever: one hour).
         access_token_max_requests: the OAuth access token expires after this many requests
             (0 = only by time): a deterministic expiring-token mode.
-        deleted_shape: items of ``GET /opportunities/deleted``: ``minimal`` (default,
-            ``{id, deletedAt}``), ``opportunity`` (the whole opportunity and ``deletedAt``)
-            or ``id`` (``{id}`` only).
+        deleted_shape: items of ``GET /opportunities/deleted``: ``documented`` (default: the
+            whole opportunity plus ``deletedBy`` and ``deletedAt``, as Lever documents it),
+            ``minimal`` (``{id, deletedAt}``) or ``id`` (``{id}`` only).
+        refresh_rotation: what ``POST /oauth/token`` answers with: ``rotate`` (default, a new
+            refresh token; the old one is refused), ``keep`` (the same one) or ``omit`` (none).
         listing_order: the order `GET /opportunities` lists in (undocumented at Lever):
             ``created`` (createdAt, then id), ``descending`` (newest first) or ``shuffled``
             (a fixed order unrelated to time, from a hash of the id).
@@ -88,7 +92,8 @@ class SandboxConfig:
     omit_next: str = "never"
     access_token_ttl_s: float = 3600.0
     access_token_max_requests: int = 0
-    deleted_shape: str = "minimal"
+    deleted_shape: str = "documented"
+    refresh_rotation: str = "rotate"
     listing_order: str = "created"
 
     def validated(self) -> SandboxConfig:
@@ -116,8 +121,10 @@ class SandboxConfig:
             raise ValueError("confidential_denied must be 403 or filter")
         if self.omit_next not in ("never", "once", "always"):
             raise ValueError("omit_next must be never, once or always")
-        if self.deleted_shape not in ("minimal", "opportunity", "id"):
-            raise ValueError("deleted_shape must be minimal, opportunity or id")
+        if self.deleted_shape not in DELETED_SHAPES:
+            raise ValueError(f"deleted_shape must be one of {', '.join(DELETED_SHAPES)}")
+        if self.refresh_rotation not in REFRESH_ROTATIONS:
+            raise ValueError(f"refresh_rotation must be one of {', '.join(REFRESH_ROTATIONS)}")
         if self.access_token_ttl_s <= 0 or self.access_token_max_requests < 0:
             raise ValueError("access_token_ttl_s must be > 0, access_token_max_requests >= 0")
         if self.listing_order not in LISTING_ORDERS:
@@ -146,6 +153,7 @@ _CONFIG_TYPES = {
     "access_token_ttl_s": float,
     "access_token_max_requests": int,
     "deleted_shape": str,
+    "refresh_rotation": str,
     "listing_order": str,
 }
 
@@ -197,6 +205,7 @@ class Engine:
         self.issued_tokens = [self.access_token]
         self._token_issued = time.monotonic()
         self._token_uses = 0
+        self.oauth_app = OAuthApp()
         self._omitted: set[str] = set()  # listings (query hash) that already lost a `next`
         self._buckets: dict[str, ServerBucket] = {}
         self._rng = random.Random(f"faults-{seed}")
@@ -225,6 +234,17 @@ class Engine:
             self._token_issued = time.monotonic()
             self._token_uses = 0
             return self.access_token
+
+    def refresh_with(self, form: dict[str, str]) -> dict[str, Any]:
+        """``POST /oauth/token``: a new access token for a valid refresh request.
+
+        Raises:
+            OAuthRefused: a wrong grant type, client or refresh token.
+        """
+        with self.lock:
+            refresh = self.oauth_app.exchange(form, self.config.refresh_rotation)
+            access = self.refresh_access_token()
+            return token_answer(access, refresh, self.config.access_token_ttl_s)
 
     def _token_live(self) -> bool:
         cfg = self.config

@@ -20,6 +20,7 @@ from typing import Any
 import tornado.web
 
 from lever_sandbox.engine import INVALID_OFFSET_MESSAGE, Engine
+from lever_sandbox.oauth import OAuthRefused
 from lever_sandbox.protocol import (
     ApiError,
     parse_limit,
@@ -378,14 +379,29 @@ class AdminResetHandler(AdminHandler):
         self.reply(200, {"ok": True})
 
 
-class AdminTokenHandler(AdminHandler):
-    route = "POST /_sandbox/oauth/token"
+class OAuthTokenHandler(BaseHandler):
+    """``POST /oauth/token``: Lever's token endpoint (auth.lever.co), refresh grant only.
+
+    Counted apart from the API's requests (``admin``): at Lever it is another host, outside the
+    API key's rate limit.
+    """
+
+    route = "POST /oauth/token"
+    admin = True
 
     def post(self) -> None:
-        """Issue a new OAuth access token (an OAuth refresh); the previous one is refused."""
-        self.reply(
-            200, {"access_token": self.engine.refresh_access_token(), "token_type": "Bearer"}
-        )
+        form = {
+            k: values[-1].decode("utf-8", "replace")
+            for k, values in self.request.body_arguments.items()
+            if values
+        }
+        try:
+            answer = self.engine.refresh_with(form)
+        except OAuthRefused as refused:
+            self.reply(refused.status, refused.body())
+            return
+        self.set_header("Cache-Control", "no-store")
+        self.reply(200, answer)
 
 
 class AdminConfigHandler(AdminHandler):
@@ -488,9 +504,9 @@ def make_app(engine: Engine) -> tornado.web.Application:
             (rf"/v1/users/{seg}/?", UserHandler, kw),
             (rf"/v1/contacts/{seg}/?", ContactHandler, kw),
             (r"/v1(/.*)?", NotFoundHandler, kw),
+            (r"/oauth/token", OAuthTokenHandler, kw),
             (r"/_sandbox/stats", AdminStatsHandler, kw),
             (r"/_sandbox/reset", AdminResetHandler, kw),
-            (r"/_sandbox/oauth/token", AdminTokenHandler, kw),
             (r"/_sandbox/config", AdminConfigHandler, kw),
             (r"/_sandbox/opportunities", AdminOpportunitiesHandler, kw),
             (rf"/_sandbox/opportunities/{seg}", AdminOpportunityHandler, kw),

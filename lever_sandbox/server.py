@@ -211,6 +211,27 @@ class Sandbox:
         """``LEVER_BASE_URL`` and ``LEVER_API_KEY``, for a child process or `from_env`."""
         return {"LEVER_BASE_URL": self.base_url, "LEVER_API_KEY": self.api_key}
 
+    @property
+    def token_url(self) -> str:
+        """The OAuth token endpoint (Lever's is https://auth.lever.co/oauth/token)."""
+        return f"{self.url}/oauth/token"
+
+    @property
+    def refresh_token(self) -> str:
+        """The OAuth app's live refresh token (a rotated one replaces it)."""
+        return self.engine.oauth_app.refresh_token
+
+    def oauth_env(self) -> dict[str, str]:
+        """The environment of an OAuth app with a refresh token, instead of the API key."""
+        app = self.engine.oauth_app
+        return {
+            "LEVER_BASE_URL": self.base_url,
+            "LEVER_REFRESH_TOKEN": app.refresh_token,
+            "LEVER_CLIENT_ID": app.client_id,
+            "LEVER_CLIENT_SECRET": app.client_secret,
+            "LEVER_TOKEN_URL": self.token_url,
+        }
+
     # -- Python-side helpers (thread-safe) ------------------------------------------------------
 
     @property

@@ -298,13 +298,13 @@ class SandboxState:
         confidential_access: bool,
         limit: int,
         after: list | None,
-        shape: str = "minimal",
+        shape: str = "documented",
     ) -> tuple[list[dict[str, Any]], list | None]:
         """One page of deleted opportunities (oldest deletion first), in the configured shape.
 
-        Shapes (the answer is a guess, see docs/lever-fidelity.md): ``minimal`` = ``{id,
-        deletedAt}``; ``opportunity`` = the whole opportunity plus ``deletedAt``; ``id`` =
-        ``{id}`` only.
+        Shapes: ``documented`` (Lever's documentation: the whole opportunity plus ``deletedBy``,
+        a user id, and ``deletedAt``); ``minimal`` = ``{id, deletedAt}`` and ``id`` = ``{id}``,
+        kept as modes to show that the toolkit reads only the id.
         """
         with self.lock:
             rows = [
@@ -319,8 +319,9 @@ class SandboxState:
             more = begin + limit < len(rows)
             out = []
             for d in page:
-                if shape == "opportunity":
-                    out.append({**copy.deepcopy(d["opp"]), "deletedAt": d["deletedAt"]})
+                if shape == "documented":
+                    extra = {"deletedBy": d.get("deletedBy"), "deletedAt": d["deletedAt"]}
+                    out.append({**copy.deepcopy(d["opp"]), **extra})
                 elif shape == "id":
                     out.append({"id": d["id"]})
                 else:
@@ -423,7 +424,8 @@ class SandboxState:
         """Delete an opportunity; later reads answer 404. KeyError for unknown ids."""
         with self.lock:
             opp = self._opps.pop(opp_id)
-            self.deleted.append({"id": opp_id, "deletedAt": now_ms(), "opp": opp})
+            by = self.users[0]["id"] if self.users else None  # an admin deletes in the sandbox
+            self.deleted.append({"id": opp_id, "deletedAt": now_ms(), "deletedBy": by, "opp": opp})
             key = (int(opp.get("createdAt") or 0), opp_id)
             index = bisect.bisect_left(self._keys, key)
             if index < len(self._keys) and self._keys[index] == key:

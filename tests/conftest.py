@@ -79,6 +79,7 @@ def no_key_in_any_produced_file(tmp_path_factory):
     root = tmp_path_factory.getbasetemp()
     for sb in _SANDBOXES:
         _KEYS.update(sb.engine.issued_tokens)
+        _KEYS.update(sb.engine.oauth_app.secrets())  # OAuth client secret, refresh tokens
     # Real credential forms only: text that looks like a header (the hostile tag
     # "Authorization: Bearer innocentlookingtag") is data, not a leak.
     needles: list[bytes] = []

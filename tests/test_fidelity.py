@@ -62,12 +62,25 @@ MODES = {
     "restricted key filtered": ({"confidential_denied": "filter"}, {"key sees confidential data"}),
     "hasNext without next": ({"omit_next": "once"}, {"hasNext without next"}),
     "expiring OAuth token": ({"access_token_max_requests": 8}, {"credential stays valid"}),
-    "deleted items as opportunities": (
-        {"deleted_shape": "opportunity"},
-        {"deleted opportunities list"},
-    ),
-    "deleted items as ids": ({"deleted_shape": "id"}, {"deleted opportunities list"}),
-    "invalid offset with 200": ({"offset_error_status": 200}, {"invalid offset token"}),
+    # Shapes and answers Lever does not document are reported (warn / seen), never differences:
+    "deleted items {id, deletedAt}": ({"deleted_shape": "minimal"}, set()),
+    "deleted items as ids": ({"deleted_shape": "id"}, set()),
+    "invalid offset with 200": ({"offset_error_status": 200}, set()),
+}
+
+# What doctor's table says in each mode, beside the differences: (row, status, observed part).
+OBSERVED = {
+    "defaults": [
+        ("deleted opportunities list", "ok", "opportunity + deletedBy + deletedAt"),
+        ("offset token with another query", "seen", "HTTP 400: Invalid offset token"),
+    ],
+    "deleted items {id, deletedAt}": [
+        ("deleted opportunities list", "warn", "{deletedAt, id}"),
+    ],
+    "deleted items as ids": [("deleted opportunities list", "warn", "{id}")],
+    "invalid offset with 200": [
+        ("offset token with another query", "seen", "HTTP 200: Invalid offset token"),
+    ],
 }
 
 
@@ -92,6 +105,9 @@ def test_doctor_lists_exactly_the_behaviours_that_differ(fresh_sandbox, tmp_path
     differing = {c.name for c in report.differences}
     assert differing == expected, report.table()
     assert report.exit_code == (1 if expected else 0)
+    rows = {c.name: c for c in report.checks}
+    for name, status, observed in OBSERVED.get(mode, []):
+        assert rows[name].status == status and observed in rows[name].observed, report.table()
     assert report.requests <= 45  # a few dozen, write test included
     assert tag_sets(sb) == before  # the throwaway tag was added and removed
 
@@ -312,7 +328,7 @@ def test_a_restricted_key_applying_a_plan_with_confidential_rows_records_403s(
 # -- 3b/5. refresh after the toolkit's own writes, and deletions --------------------------------
 
 
-@pytest.mark.parametrize("shape", ["minimal", "opportunity", "id"])
+@pytest.mark.parametrize("shape", ["documented", "minimal", "id"])
 def test_refresh_after_apply_without_updatedat_bumps_and_drops_deleted(
     fresh_sandbox, tmp_path, shape
 ):
@@ -399,25 +415,47 @@ def test_offset_tokens_have_lever_shape_and_are_passed_back_encoded_once_more(sa
     assert raw.status_code == 400 and "Invalid offset token" in raw.json()["message"]
 
 
-def test_expired_token_is_refused_until_refreshed_over_the_admin_route(fresh_sandbox):
-    sb = fresh_sandbox(contacts=20, access_token_max_requests=2)
-    old = sb.access_token
+@pytest.mark.parametrize("rotation", ["rotate", "keep", "omit"])
+def test_expired_token_is_refused_until_refreshed_at_the_token_endpoint(fresh_sandbox, rotation):
+    sb = fresh_sandbox(contacts=20, access_token_max_requests=2, refresh_rotation=rotation)
+    old, app = sb.access_token, sb.engine.oauth_app
     bearer = {"Authorization": f"Bearer {old}"}
     codes = [requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10).status_code]
     codes += [requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10).status_code]
     expired = requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10)
     assert codes == [200, 200] and expired.status_code == 401
     assert expired.json()["message"] == "Invalid or expired access token"
-    issued = requests.post(f"{sb.url}/_sandbox/oauth/token", auth=(sb.api_key, ""), timeout=10)
-    new = issued.json()["access_token"]
+    spent = sb.refresh_token
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+        "refresh_token": spent,
+    }
+    issued = requests.post(sb.token_url, data=form, timeout=10)  # form-encoded, as Lever's
+    body = issued.json()
+    assert issued.status_code == 200 and body["token_type"] == "Bearer"
+    assert body["expires_in"] == 3600 and "offline_access" in body["scope"]
+    new = body["access_token"]
     assert new != old and new == sb.access_token
     fresh = requests.get(
         f"{sb.base_url}/users", headers={"Authorization": f"Bearer {new}"}, timeout=10
     )
     assert fresh.status_code == 200
     assert requests.get(f"{sb.base_url}/users", headers=bearer, timeout=10).status_code == 401
-    forbidden = requests.post(f"{sb.url}/_sandbox/oauth/token", headers=bearer, timeout=10)
-    assert forbidden.status_code == 401  # admin needs the full API key
+    again = requests.post(sb.token_url, data=form, timeout=10)
+    if rotation == "rotate":  # a new refresh token; the spent one is refused
+        assert body["refresh_token"] != spent and again.status_code == 400
+        assert again.json()["error"] == "invalid_grant"
+    elif rotation == "keep":
+        assert body["refresh_token"] == spent and again.status_code == 200
+    else:
+        assert "refresh_token" not in body and again.status_code == 200
+    wrong_client = requests.post(sb.token_url, data={**form, "client_secret": "x"}, timeout=10)
+    assert wrong_client.status_code == 401 and wrong_client.json()["error"] == "invalid_client"
+    wrong_grant = requests.post(sb.token_url, data={**form, "grant_type": "password"}, timeout=10)
+    assert wrong_grant.json()["error"] == "unsupported_grant_type"
+    assert sb.stats()["requests"] == 5  # the token endpoint is not one of the API's requests
 
 
 def test_unknown_user_and_perform_as_404_bodies_are_lever_shaped(fresh_sandbox):
@@ -465,8 +503,9 @@ def test_sandbox_cli_mode_flags_reach_doctor(tmp_path):
             "write with a wrong perform_as",
             "tag write moves updatedAt",
             "hasNext without next",
-            "invalid offset token",
         }, report.table()
+        rows = {c.name: c for c in report.checks}
+        assert rows["offset token with another query"].observed.startswith("HTTP 200")
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)
     finally:

@@ -20,7 +20,13 @@ import threading
 from collections.abc import Iterable
 
 REDACTED = "[redacted]"
-_ENV_NAMES = ("LEVER_API_KEY", "LEVER_ACCESS_TOKEN", "LEVER_REDACT_SALT")
+_ENV_NAMES = (
+    "LEVER_API_KEY",
+    "LEVER_ACCESS_TOKEN",
+    "LEVER_REFRESH_TOKEN",
+    "LEVER_CLIENT_SECRET",
+    "LEVER_REDACT_SALT",
+)
 _MIN_SECRET = 6  # shorter "secrets" would redact ordinary words; no real key is that short
 _registered: set[str] = set()
 _lock = threading.Lock()

@@ -32,10 +32,11 @@ from toolkit.client.http import (
     redirect_advice,
     short_reason,
 )
+from toolkit.client.oauth import TokenSource
 from toolkit.client.ratelimit import TokenBucket
 from toolkit.client.resources import LeverResources
 from toolkit.client.stats import CallRecord, CallRecords, ClientStats
-from toolkit.config import DEFAULT_BASE_URL, load_settings
+from toolkit.config import DEFAULT_BASE_URL, OAuthRefresh, load_settings
 from toolkit.errors import (
     INVALID_OFFSET_MARKER,
     RETRYABLE_STATUSES,
@@ -57,6 +58,7 @@ DEFAULT_BURST = 10  # half of Lever's burst of 20: slack for jitter and other cl
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 PAGE_LIMIT = 100
 MAX_LISTING_RESTARTS = 5
+MAX_REFRESHES_PER_REQUEST = 5  # OAuth: 401s on tokens that Lever had accepted before
 
 
 class LeverClient(LeverResources):
@@ -65,7 +67,10 @@ class LeverClient(LeverResources):
     Args:
         base_url: API root, e.g. ``https://api.lever.co/v1`` or a sandbox's URL.
         api_key: sent as the HTTP Basic user name with an empty password.
-        access_token: an OAuth token, sent as ``Authorization: Bearer``. Exactly one of the two.
+        access_token: an OAuth token, sent as ``Authorization: Bearer``. A key or OAuth, never
+            both.
+        oauth: OAuth refresh settings (or a ready `TokenSource`): the access token is then
+            refreshed before it expires and on a 401, and the request goes on with the new one.
         session: an injectable `requests.Session` (tests, proxies, custom adapters).
         rate, burst: the shared token bucket's steady rate (requests/second) and burst size.
         limiter: a `TokenBucket` to share between clients; overrides rate and burst.
@@ -87,6 +92,7 @@ class LeverClient(LeverResources):
         *,
         api_key: str | None = None,
         access_token: str | None = None,
+        oauth: OAuthRefresh | TokenSource | None = None,
         session: requests.Session | None = None,
         rate: float = DEFAULT_RATE,
         burst: int = DEFAULT_BURST,
@@ -98,9 +104,10 @@ class LeverClient(LeverResources):
         backoff_max: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if bool(api_key) == bool(access_token):
+        if bool(api_key) == bool(access_token or oauth):
             raise ConfigurationError(
-                "give exactly one of api_key (LEVER_API_KEY) or access_token (LEVER_ACCESS_TOKEN)"
+                "give exactly one of api_key (LEVER_API_KEY) or OAuth (LEVER_ACCESS_TOKEN, or "
+                "LEVER_REFRESH_TOKEN with its client)"
             )
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
@@ -117,9 +124,12 @@ class LeverClient(LeverResources):
         self._base_path = parts.path.rstrip("/")
         self.session = session if session is not None else self._new_session()
         register_secret(api_key or access_token)  # errors scrub it from server messages
+        if isinstance(oauth, OAuthRefresh):
+            oauth = TokenSource(oauth, access_token=access_token, session=self.session)
+        self.tokens: TokenSource | None = oauth  # sends its live token on every request
         if api_key:
             self.session.auth = (api_key, "")
-        else:
+        elif oauth is None:
             self.session.headers["Authorization"] = f"Bearer {access_token}"
         self.auth_kind = "api_key" if api_key else "oauth"  # Basic for a key, Bearer for OAuth
         # requests.Session starts with "Accept: */*", so setdefault would never apply.
@@ -144,6 +154,7 @@ class LeverClient(LeverResources):
             settings.base_url,
             api_key=settings.api_key,
             access_token=settings.access_token,
+            oauth=settings.oauth,
             **kwargs,
         )
 
@@ -203,8 +214,9 @@ class LeverClient(LeverResources):
             before_sleep=self._before_sleep,
             reraise=True,
         )
+        refreshed: list[int] = []  # the OAuth refreshes this request asked for (at most one)
         try:
-            return retrying(self._attempt, method, path, params, json)
+            return retrying(self._attempt, method, path, params, json, refreshed)
         except RetryableFailure as exhausted:
             raise exhausted.error from None
 
@@ -242,8 +254,17 @@ class LeverClient(LeverResources):
         log.info("retrying %s %s after %.2f s: %s", *state.args[:2], wait, failure)
 
     def _attempt(
-        self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+        refreshed: list[int],
     ) -> dict[str, Any]:
+        headers, generation = None, 0
+        if self.tokens is not None:  # before the rate limiter: a refresh is not a Lever call
+            token, generation = self.tokens.token()
+            headers = {"Authorization": f"Bearer {token}"}
         throttled = self.limiter.acquire()
         self.stats.add(throttle_seconds=throttled, requests=1)
         record = self._records.current
@@ -257,6 +278,7 @@ class LeverClient(LeverResources):
                 url,
                 params=encode_params(params),
                 json=body,
+                headers=headers,
                 timeout=self.timeout,
                 allow_redirects=False,
             )
@@ -284,6 +306,8 @@ class LeverClient(LeverResources):
         elapsed_ms = (time.monotonic() - started) * 1000
         status = response.status_code
         self._reached = True
+        if self.tokens is not None and status != 401:
+            self.tokens.accepted(generation)
         self._note_server_time(response.headers.get("Date"))
         self.stats.count_status(status)
         record.status = status
@@ -326,11 +350,24 @@ class LeverClient(LeverResources):
         error = error_for_status(status, message)(
             message, status=status, code=payload.get("code"), method=method, path=path
         )
-        if status == 401 and self.auth_kind == "oauth":
+        if status == 401 and self.tokens is not None and self._refresh_again(refreshed, generation):
+            # Refreshed (unless another thread already did), then tried again at once. Under
+            # many threads a short-lived token can expire between the refresh and the retry;
+            # a token that Lever has never accepted means the app itself is refused.
+            refreshed.append(generation)
+            self.tokens.refresh_after_401(generation)
+            raise RetryableFailure(error, 0.0)
+        if status == 401 and self.tokens is not None:
+            error.hint = (
+                "Lever refused a freshly refreshed OAuth access token: check the app's scopes "
+                "and that LEVER_BASE_URL is the account's host"
+            )
+        elif status == 401 and self.auth_kind == "oauth":
             error.hint = (
                 "the OAuth access token is invalid or expired (they live one hour): refresh it, "
-                "set LEVER_ACCESS_TOKEN to the new one and run the same command again; a write "
-                "run resumes from its journal"
+                "set LEVER_ACCESS_TOKEN to the new one and run the same command again (a write "
+                "run resumes from its journal), or set LEVER_REFRESH_TOKEN, LEVER_CLIENT_ID and "
+                "LEVER_CLIENT_SECRET and the toolkit refreshes it itself"
             )
         if status == 429:
             self.stats.add(rate_limited=1)
@@ -340,6 +377,13 @@ class LeverClient(LeverResources):
             self.stats.add(server_errors=1)
             raise RetryableFailure(error, parse_retry_after(response.headers))
         raise error
+
+    def _refresh_again(self, refreshed: list[int], generation: int) -> bool:
+        """Whether a 401 on a token of `generation` is worth a refresh and another attempt."""
+        assert self.tokens is not None
+        if len(refreshed) >= MAX_REFRESHES_PER_REQUEST:
+            return False
+        return not refreshed or not self.tokens.refused_fresh(generation)
 
     def _note_server_time(self, date: str | None) -> None:
         """Remember the server's clock (HTTP `Date`), so watermarks use Lever's time, not ours."""

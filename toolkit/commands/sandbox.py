@@ -122,14 +122,21 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         default=0,
         metavar="N",
         help="the OAuth access token expires after N requests (default 0: by time only); "
-        "POST /_sandbox/oauth/token (with the API key) issues a new one",
+        "POST /oauth/token (grant_type=refresh_token) issues a new one",
     )
     modes.add_argument(
         "--deleted-shape",
-        choices=("minimal", "opportunity", "id"),
-        default="minimal",
-        help="items of GET /opportunities/deleted: {id, deletedAt} (default), the whole "
-        "opportunity, or {id}",
+        choices=("documented", "minimal", "id"),
+        default="documented",
+        help="items of GET /opportunities/deleted: the opportunity plus deletedBy and deletedAt "
+        "(default, as Lever documents it), {id, deletedAt}, or {id}",
+    )
+    modes.add_argument(
+        "--refresh-rotation",
+        choices=("rotate", "keep", "omit"),
+        default="rotate",
+        help="POST /oauth/token answers with a new refresh token, the old one refused (default), "
+        "the same one, or none",
     )
     p.add_argument(
         "--created-profile",
@@ -232,6 +239,7 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             access_token_ttl_s=args.access_token_ttl,
             access_token_max_requests=args.access_token_requests,
             deleted_shape=args.deleted_shape,
+            refresh_rotation=args.refresh_rotation,
             created_profile=args.created_profile,
             listing_order=args.listing_order,
         )
@@ -252,10 +260,11 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     try:
         print(f"LEVER_BASE_URL={sb.base_url}", flush=True)
         print(f"LEVER_API_KEY={sb.api_key}", flush=True)
+        oauth = " ".join(f"{k}={v}" for k, v in sb.oauth_env().items() if k != "LEVER_BASE_URL")
         print(
             f"lever-tags sandbox: {len(sb.engine.state)} opportunities at {sb.base_url}; "
             "OAuth (Bearer only): LEVER_ACCESS_TOKEN=" + sb.access_token + "; "
-            "stop with Ctrl-C",
+            f"OAuth with refresh: {oauth}; stop with Ctrl-C",
             file=sys.stderr,
             flush=True,
         )
