@@ -148,7 +148,9 @@ def _write(
             journal.write_outcome(write_id, W_FAILED, status=401, code=exc.code, message=str(exc))
         raise
     except NotFoundError as exc:
-        outcome = WriteOutcome(opp_id, op, tags, W_NOT_FOUND, exc.status, exc.message)
+        outcome = _confirm_not_found(
+            client, WriteOutcome(opp_id, op, tags, W_NOT_FOUND, 404, exc.message)
+        )
     except LeverError as exc:
         outcome = WriteOutcome(opp_id, op, tags, W_FAILED, exc.status, str(exc))
     except Exception as exc:  # a bug or an unexpected library error: record, go on
@@ -163,6 +165,23 @@ def _write(
         journal.write_outcome(
             write_id, outcome.state, status=outcome.status, message=outcome.message
         )
+    return outcome
+
+
+def _confirm_not_found(client: Any, outcome: WriteOutcome) -> WriteOutcome:
+    """A write's 404 may concern the ``perform_as`` user, not the opportunity: one read says
+    which. Still there: failed (never called deleted); the read failing: failed for now."""
+    try:
+        client.get_opportunity(outcome.opportunity_id)
+    except NotFoundError:
+        return outcome
+    except AuthenticationError:
+        raise
+    except LeverError as exc:
+        outcome.state, outcome.status, outcome.message = W_FAILED, None, f"404, then {exc}"
+        return outcome
+    outcome.state = W_FAILED
+    outcome.message = "the write answered 404 but the opportunity exists (check --perform-as)"
     return outcome
 
 
