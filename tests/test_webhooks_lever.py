@@ -451,3 +451,13 @@ def test_the_poll_watermark_comes_from_levers_clock_and_a_merge_queues_both_cont
     [listing] = [c.request.url for c in responses.calls if "updated_at_start=" in c.request.url]
     start = int(listing.split("updated_at_start=")[1].split("&")[0])
     assert start <= lever_now  # the first listing starts on Lever's clock, not an hour ahead
+
+
+def test_the_sandbox_command_refuses_a_bad_webhook_retry_scale(tmp_path):
+    argv = [sys.executable, "-m", "toolkit.cli", "sandbox", "--port", "0"]
+    for scale in ("0", "nan", "-1"):
+        done = subprocess.run(
+            [*argv, "--webhook-retry-scale", scale], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2 and "--webhook-retry-scale" in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
