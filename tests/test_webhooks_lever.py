@@ -461,3 +461,12 @@ def test_the_sandbox_command_refuses_a_bad_webhook_retry_scale(tmp_path):
         )
         assert done.returncode == 2 and "--webhook-retry-scale" in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_report_secret_scan_knows_each_webhook_token(monkeypatch):
+    from toolkit.notebook.secrets import secret_values  # loads the notebook package: only here
+
+    first, second = "f" * 48, "s" * 20
+    monkeypatch.setenv("LEVER_WEBHOOK_SECRET", f"applicationCreated={first}, {second}")
+    found = secret_values()
+    assert first in found and second in found

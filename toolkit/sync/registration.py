@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigurationError, LeverError, NotFoundError
+from toolkit.scrub import register_secret
 from toolkit.sync.webhook import (
     MIN_TOKEN_LENGTH,
     OPPORTUNITY_EVENTS,
@@ -185,6 +186,8 @@ def webhook_secrets(
         for row in register_webhooks(client, journal, register_url):
             log.info("webhook for %s: %s (%s)", row["event"], row["action"], row["webhook_id"])
     secrets = secrets.with_event_tokens(journal.webhook_tokens())
+    for token in secrets.for_event(None, any_token=True):
+        register_secret(token)  # scrubbed from any error text, like the API key
     if not secrets:
         raise ConfigurationError(
             "webhooks need their signature tokens: set LEVER_WEBHOOK_SECRET (one token, or "
