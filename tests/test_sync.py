@@ -571,7 +571,11 @@ def test_sigterm_stops_cleanly_and_keeps_the_queue(sb, tmp_path, processes):
         (("--poll-interval", "0"), {}, "--poll-interval"),
         (("--max-changes-per-hour", "0"), {}, "--max-changes-per-hour"),
         (("--listen", "127.0.0.1:0"), {"LEVER_WEBHOOK_SECRET": "x"}, "at least 16 characters"),
-        (("--listen", "127.0.0.1:0"), {"LEVER_WEBHOOK_SECRET": "tagAdded=" + SECRET}, "tagAdded"),
+        (
+            ("--listen", "127.0.0.1:0"),
+            {"LEVER_WEBHOOK_SECRET": "tagAdded=" + SECRET},
+            "EVENT is not a Lever",
+        ),
         (("--poll-interval", "nan"), {}, "--poll-interval"),
         (("--listen", "127.0.0.1:0", "--replay-window", "inf"), {}, "--replay-window"),
         (("--register-webhooks", "https://h.example/webhooks/lever"), {}, "needs --listen"),

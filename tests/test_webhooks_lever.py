@@ -470,3 +470,12 @@ def test_the_report_secret_scan_knows_each_webhook_token(monkeypatch):
     monkeypatch.setenv("LEVER_WEBHOOK_SECRET", f"applicationCreated={first}, {second}")
     found = secret_values()
     assert first in found and second in found
+
+
+def test_register_at_a_new_url_deletes_the_webhooks_made_for_the_old_one(sb, tmp_path):
+    old, new = "http://127.0.0.1:9/old", "http://127.0.0.1:9/new"
+    with SyncJournal(tmp_path / "j.sqlite") as journal:
+        register_webhooks(client_of(sb), journal, old, ("applicationCreated",))
+        register_webhooks(client_of(sb), journal, new, ("applicationCreated",))
+        assert [w["url"] for w in client_of(sb).list_webhooks()] == [new]
+        assert [r["url"] for r in journal.registered_webhooks()] == [new]

@@ -3,9 +3,10 @@
 Lever gives every webhook (one per event) its own signature token, returned once, when the
 webhook is created (``POST /webhooks`` answers ``configuration.signatureToken``; ``GET /webhooks``
 never shows it). `register_webhooks` creates one webhook per event the service needs, finds the
-ones it made before (their tokens are in the journal) and replaces one at the same URL and event
-whose token it does not have (it could only ever be refused); the tokens live in the sync
-journal (0600), so nobody copies a token by hand. `unregister_webhooks` deletes them.
+ones it made before (their tokens are in the journal), replaces one at the same URL and event
+whose token it does not have (it could only ever be refused) and deletes the ones it made for
+another URL (the receiver moved); the tokens live in the sync journal (0600), so nobody copies a
+token by hand. `unregister_webhooks` deletes them.
 
 The tokens are never logged or printed; `RegisteredWebhooks` is the journal's side (a mixin of
 `toolkit.sync.store.SyncJournal`).
@@ -141,9 +142,13 @@ def register_webhooks(
     existing = list(client.list_webhooks())
     live_ids = {w.get("id") for w in existing}
     kept = {row["webhook_id"]: row for row in journal.registered_webhooks()}
-    for webhook_id, row in kept.items():
-        if webhook_id not in live_ids and row["url"] == url:
-            journal.drop_webhook(webhook_id)  # deleted in Lever since: its token is useless
+    for webhook_id, row in list(kept.items()):
+        if row["url"] != url:  # the receiver moved: the old URL gets nothing more
+            with contextlib.suppress(NotFoundError):
+                client.delete_webhook(webhook_id)
+        if row["url"] != url or webhook_id not in live_ids:
+            journal.drop_webhook(webhook_id)  # gone from Lever: its token is useless
+            del kept[webhook_id]
     done = []
     for event in events:
         same = [w for w in existing if w.get("url") == url and w.get("event") == event]

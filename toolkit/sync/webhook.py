@@ -94,10 +94,10 @@ class WebhookSecrets:
             event, token = event.strip(), token.strip()
             if not sep:
                 event, token = "", part
-            elif event not in OPPORTUNITY_EVENTS:
+            elif event not in OPPORTUNITY_EVENTS:  # never echoed: it may be part of a token
                 raise ValueError(
-                    f"{SECRET_ENV}: item {number} names {event[:40]!r}, not a Lever webhook event"
-                    f" (one of {', '.join(sorted(OPPORTUNITY_EVENTS))})"
+                    f"{SECRET_ENV}: item {number} is EVENT=TOKEN but its EVENT is not a Lever "
+                    f"webhook event (one of {', '.join(sorted(OPPORTUNITY_EVENTS))})"
                 )
             _check_token(token, f"{SECRET_ENV}: item {number}" + (f" ({event})" if event else ""))
             if event:
@@ -189,13 +189,13 @@ def _signed_by_one(tokens: tuple[str, ...], token: str, triggered: int, signatur
     return found
 
 
-def _field(raw: dict, key: str, pattern: re.Pattern, what: str) -> str | None:
+def _field(raw: dict, key: str, pattern: re.Pattern, what: str, most: int = 100) -> str | None:
     value = raw.get(key)
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise WebhookRefused(
-            400, "malformed", f"{what} must be letters, digits, '-' or '_' (at most 100)"
+            400, "malformed", f"{what} must be letters, digits, '-' or '_' (at most {most})"
         )
     return value
 
@@ -258,7 +258,7 @@ def parse_webhook(
     if not _TOKEN.fullmatch(token):
         raise WebhookRefused(400, "malformed", "token must be letters and digits (at most 128)")
     webhook_id = _field(raw, "id", _ID, "id")
-    event = _field(raw, "event", _EVENT, "event")
+    event = _field(raw, "event", _EVENT, "event", 64)
     if event is None:
         raise WebhookRefused(400, "malformed", "event is required")
     opportunity = _field(data, "opportunityId", _ID, "data.opportunityId") or _field(
