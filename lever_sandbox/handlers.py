@@ -482,10 +482,12 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
-def _webhook_routes(kw: dict[str, Any]) -> list:
-    from lever_sandbox.webhooks import routes  # it imports this module's AdminHandler
+def _webhook_routes(kw: dict[str, Any], api: bool = False) -> list:
+    # Both modules import this module's handlers: loaded here, when the app is made.
+    from lever_sandbox.webhooks import routes
+    from lever_sandbox.webhooks_api import admin_routes, api_routes
 
-    return routes(kw)
+    return api_routes(kw) if api else [*admin_routes(kw), *routes(kw)]
 
 
 def make_app(engine: Engine) -> tornado.web.Application:
@@ -503,6 +505,7 @@ def make_app(engine: Engine) -> tornado.web.Application:
             (r"/v1/users/?", UsersHandler, kw),
             (rf"/v1/users/{seg}/?", UserHandler, kw),
             (rf"/v1/contacts/{seg}/?", ContactHandler, kw),
+            *_webhook_routes(kw, api=True),
             (r"/v1(/.*)?", NotFoundHandler, kw),
             (r"/oauth/token", OAuthTokenHandler, kw),
             (r"/_sandbox/stats", AdminStatsHandler, kw),

@@ -5,10 +5,16 @@ sandbox imitates Lever, so a signing bug shared with the receiver would hide.
 
 A delivery is ``POST <url>`` with ``{"id", "event", "triggeredAt", "token", "signature",
 "data": {"opportunityId", "candidateId", "contactId"}}`` where ``signature`` is the hex
-HMAC-SHA256 keyed by the subscription's signature token over ``token + str(triggeredAt)``. Like
-Lever, a delivery answered non-2xx (or not answered) is retried after each of ``retryDelaysMs``.
-Faults per subscription: ``duplicates`` (extra copies of each delivery, same id), ``lateMs``
-(deliver that much later, ``triggeredAt`` unchanged), ``badSignature`` (sign with a wrong key).
+HMAC-SHA256 keyed by the subscription's signature token over ``token + str(triggeredAt)`` and
+``token`` is 48 random hex characters. Like Lever, a delivery answered non-2xx (or not answered)
+is retried five times, waiting longer and longer (``retryDelaysMs``; the hub's ``retryScale``
+shrinks every delay for tests). ``sendId: false`` (per subscription, or the hub's ``sendIds``)
+leaves ``id`` out, as Lever's documented example delivery does. Faults per subscription:
+``duplicates`` (extra copies of each delivery, same id), ``lateMs`` (deliver that much later,
+``triggeredAt`` unchanged), ``backdateMs`` (``triggeredAt`` that much in the past, signed so:
+a delivery Lever retried or an admin reran hours later), ``badSignature`` (sign with a wrong key).
+Lever's public Webhooks API (``/v1/webhooks``, one token per webhook) and the settings page's
+test request are in `lever_sandbox.webhooks_api`.
 
 Admin routes (full-access key):
     POST   /_sandbox/webhooks                         subscribe {url, events?, signatureToken?,
@@ -56,8 +62,10 @@ LEVER_EVENTS = (
     "contactCreated",
     "contactUpdated",
 )
-DEFAULT_RETRY_DELAYS_MS = (5_000, 30_000, 120_000)
-FAULTS = ("duplicates", "lateMs", "badSignature")
+# Lever: "five times, waiting longer and longer" [doc]; the delays themselves are a [guess].
+DEFAULT_RETRY_DELAYS_MS = (60_000, 300_000, 1_800_000, 7_200_000, 21_600_000)
+FAULTS = ("duplicates", "lateMs", "backdateMs", "badSignature")
+MAX_DELAY_MS = 86_400_000
 # Deliveries go straight to the receiver (never through a proxy from the environment).
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 CONTACT_FIELDS = ("name", "headline", "emails", "phones", "location", "links")
@@ -77,7 +85,7 @@ def _check_faults(faults: Any) -> dict[str, Any]:
     if not isinstance(faults, dict) or set(faults) - set(FAULTS):
         raise ApiError(400, "InvalidRequest", f"faults: an object with keys {', '.join(FAULTS)}")
     out = dict(faults)
-    for key in ("duplicates", "lateMs"):
+    for key in ("duplicates", "lateMs", "backdateMs"):
         value = out.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ApiError(400, "InvalidRequest", f"faults.{key} must be an integer >= 0")
@@ -88,9 +96,9 @@ def _check_faults(faults: Any) -> dict[str, Any]:
 
 def _check_delays(delays: Any) -> list[int]:
     if not isinstance(delays, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 3_600_000 for d in delays
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DELAY_MS for d in delays
     ):
-        raise ApiError(400, "InvalidRequest", "retryDelaysMs: a list of milliseconds (0..3600000)")
+        raise ApiError(400, "InvalidRequest", f"retryDelaysMs: milliseconds (0..{MAX_DELAY_MS})")
     return delays
 
 
@@ -106,6 +114,7 @@ class WebhookHub:
         self._cond = threading.Condition(self.lock)
         self._thread: threading.Thread | None = None
         self._closing = False
+        self.settings: dict[str, Any] = {"sendIds": True, "retryScale": 1.0}
 
     # -- subscriptions --------------------------------------------------------------------------
 
@@ -119,7 +128,7 @@ class WebhookHub:
             "id": str(uuid.uuid4()),
             "url": url,
             "events": list(LEVER_EVENTS),
-            "signatureToken": body.get("signatureToken") or secrets.token_hex(16),
+            "signatureToken": body.get("signatureToken") or secrets.token_hex(24),
             "retryDelaysMs": list(DEFAULT_RETRY_DELAYS_MS),
             "faults": {},
         }
@@ -140,6 +149,10 @@ class WebhookHub:
             sub["retryDelaysMs"] = _check_delays(body["retryDelaysMs"])
         if "faults" in body:
             sub["faults"] = _check_faults(body["faults"])
+        if not isinstance(body.get("sendId", True), bool):
+            raise ApiError(400, "InvalidRequest", "sendId must be true or false")
+        if "sendId" in body:
+            sub["sendId"] = body["sendId"]
         if "signatureToken" in body and not isinstance(body["signatureToken"], str | None):
             raise ApiError(400, "InvalidRequest", "signatureToken must be a string")
 
@@ -163,41 +176,48 @@ class WebhookHub:
 
     # -- deliveries -----------------------------------------------------------------------------
 
+    def signed_body(self, sub: dict[str, Any], event: str, data: dict[str, Any]) -> dict:
+        """A delivery body for `sub`, signed with its token (a wrong one: ``badSignature``)."""
+        triggered = now_ms() - sub["faults"].get("backdateMs", 0)
+        token = secrets.token_hex(24)  # Lever's: 48 characters
+        key = sub["signatureToken"]
+        if sub["faults"].get("badSignature"):
+            key = "not-" + key
+        body = {"id": str(uuid.uuid4())} if sub.get("sendId", self.settings["sendIds"]) else {}
+        body.update(event=event, triggeredAt=triggered, token=token, data=data)
+        body["signature"] = lever_signature(key, token, triggered)
+        return body
+
+    def queue(self, sub: dict[str, Any], body: dict, delays: list[int], copies: int = 1) -> None:
+        """Deliver `body` to `sub` (``copies`` times), retried after each of `delays`."""
+        due = time.monotonic() + sub["faults"].get("lateMs", 0) / 1000
+        for copy in range(copies):
+            delivery = {"sub": sub["id"], "url": sub["url"], "body": body, "attempt": 0}
+            delivery["delays"] = list(delays)
+            delivery["copy"] = copy
+            heapq.heappush(self._queue, (due, next(self._order), delivery))
+        self._ensure_thread()
+        self._cond.notify_all()
+
     def emit(self, event: str, opp: dict[str, Any]) -> list[str]:
-        """Queue one delivery of `event` about `opp` to every subscription that wants it."""
-        triggered = now_ms()
-        ids = []
+        """Queue one delivery of `event` about `opp` to every subscription that wants it
+        (a subscription limited to some origins only hears of those)."""
+        tokens = []
+        data = {
+            "opportunityId": opp["id"],
+            "candidateId": opp["id"],
+            "contactId": opp.get("contact"),
+        }
         with self.lock:
             for sub in self.subscriptions.values():
-                if event not in sub["events"]:
+                origins = sub.get("origins")
+                if event not in sub["events"] or (origins and opp.get("origin") not in origins):
                     continue
-                token = secrets.token_hex(16)
-                key = sub["signatureToken"]
-                if sub["faults"].get("badSignature"):
-                    key = "not-" + key
-                body = {
-                    "id": str(uuid.uuid4()),
-                    "event": event,
-                    "triggeredAt": triggered,
-                    "token": token,
-                    "signature": lever_signature(key, token, triggered),
-                    "data": {
-                        "opportunityId": opp["id"],
-                        "candidateId": opp["id"],
-                        "contactId": opp.get("contact"),
-                    },
-                }
-                due = time.monotonic() + sub["faults"].get("lateMs", 0) / 1000
-                for copy in range(1 + sub["faults"].get("duplicates", 0)):
-                    delivery = {"sub": sub["id"], "url": sub["url"], "body": body, "attempt": 0}
-                    delivery["delays"] = list(sub["retryDelaysMs"])
-                    delivery["copy"] = copy
-                    heapq.heappush(self._queue, (due, next(self._order), delivery))
-                ids.append(body["id"])
-            if ids:
-                self._ensure_thread()
-                self._cond.notify_all()
-        return ids
+                body = self.signed_body(sub, event, dict(data))
+                copies = 1 + sub["faults"].get("duplicates", 0)
+                self.queue(sub, body, sub["retryDelaysMs"], copies)
+                tokens.append(body["token"])
+        return tokens
 
     def _ensure_thread(self) -> None:
         if self._thread is None and not self._closing:
@@ -238,10 +258,12 @@ class WebhookHub:
         except (urllib.error.URLError, OSError) as exc:
             error = type(getattr(exc, "reason", exc)).__name__
         record = {
-            "webhookId": delivery["body"]["id"],
+            "webhookId": delivery["body"].get("id"),
+            "token": delivery["body"]["token"],
+            "body": delivery["body"],
             "subscription": delivery["sub"],
             "event": delivery["body"]["event"],
-            "opportunityId": delivery["body"]["data"]["opportunityId"],
+            "opportunityId": delivery["body"]["data"].get("opportunityId"),
             "attempt": delivery["attempt"],
             "copy": delivery["copy"],
             "status": status,
@@ -252,7 +274,7 @@ class WebhookHub:
         with self.lock:
             self.attempts.append(record)
             if not ok and delivery["delays"]:
-                delay = delivery["delays"].pop(0) / 1000
+                delay = delivery["delays"].pop(0) / 1000 * self.settings["retryScale"]
                 heapq.heappush(self._queue, (time.monotonic() + delay, next(self._order), delivery))
                 self._cond.notify_all()
 

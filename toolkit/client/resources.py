@@ -1,4 +1,5 @@
-"""Lever's resources as methods: opportunities, tags, contacts, users, deleted opportunities.
+"""Lever's resources as methods: opportunities, tags, contacts, users, deleted opportunities,
+webhooks.
 
 A mixin of `LeverClient`: every method goes through the client's one request path
 (`_request`, `_paginate`, `_pages`); nothing here opens a connection of its own.
@@ -102,6 +103,24 @@ class LeverResources:
         """One user (``GET /users/{id}``); raises `NotFoundError` for an unknown id."""
         path = f"/users/{path_id(user_id)}"
         return data_object(self._request("GET", path), self._host, path)
+
+    def list_webhooks(self) -> Iterator[dict]:
+        """Lever's webhooks (``GET /webhooks``): ``{id, url, event, configuration}`` each."""
+        return self._paginate("/webhooks")
+
+    def create_webhook(self, body: dict[str, Any]) -> dict:
+        """Create one (``POST /webhooks {url, event, configuration}``); the answer carries
+        ``configuration.signatureToken``, shown only here. Lever's documented example nests it
+        as ``{"data": {"data": {...}}}``: both that and ``{"data": {...}}`` are read."""
+        payload = self._request("POST", "/webhooks", json=body)
+        data = payload.get("data")
+        if isinstance(data, dict) and "id" not in data and isinstance(data.get("data"), dict):
+            data = data["data"]
+        return data if isinstance(data, dict) else {}
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        """Delete one (``DELETE /webhooks/{id}``, 204); `NotFoundError` if it is gone."""
+        self._request("DELETE", f"/webhooks/{path_id(webhook_id)}")
 
     def iter_deleted_opportunities(self, **filters: Any) -> Iterator[dict]:
         """Lever's "List deleted opportunities" (``GET /opportunities/deleted``).

@@ -157,6 +157,18 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         help="plant hostile tags, names and emails (script, formulas, mathtext, escapes) on "
         "some opportunities of several contacts: for testing reports and CSVs",
     )
+    p.add_argument(
+        "--webhook-retry-scale",
+        type=_rate,
+        default=1.0,
+        metavar="F",
+        help="multiply the delays of the five webhook retries by F (default 1; tests: 0.001)",
+    )
+    p.add_argument(
+        "--webhooks-without-id",
+        action="store_true",
+        help="send webhook deliveries without id, as Lever's documented example delivery",
+    )
     p.set_defaults(func=_cmd_sandbox)
 
 
@@ -175,6 +187,10 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError(f"--burst must be >= 1 (got {args.burst})")
     if args.access_token_ttl <= 0 or args.access_token_requests < 0:
         raise UsageError("--access-token-ttl must be > 0 and --access-token-requests >= 0")
+    if not 0 < args.webhook_retry_scale <= 1000:  # also refuses nan
+        raise UsageError(
+            f"--webhook-retry-scale must be > 0 and <= 1000 (got {args.webhook_retry_scale})"
+        )
     if args.spike_ms < 0:
         raise UsageError(f"--spike-ms must be >= 0 (got {args.spike_ms})")
     for name in ("fail_rate", "drop_rate", "offset_fault_rate", "spike_rate"):
@@ -242,6 +258,11 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
             refresh_rotation=args.refresh_rotation,
             created_profile=args.created_profile,
             listing_order=args.listing_order,
+        )
+        from lever_sandbox.webhooks import hub_for  # the sandbox only when it runs
+
+        hub_for(sb.engine).settings.update(
+            sendIds=not args.webhooks_without_id, retryScale=args.webhook_retry_scale
         )
         sb.start()
     except OSError as exc:

@@ -2,14 +2,17 @@
 
 Dry run unless --yes. Runs until SIGTERM/SIGINT, then finishes the write in flight, keeps the rest
 queued in the journal and exits 0. Exit 2: bad input or configuration (no contact_level tags,
---listen without LEVER_WEBHOOK_SECRET, a journal held by another process or belonging to an
-apply run), or Lever refused the credential.
+--listen without any webhook token, a token under 16 characters, an unknown --perform-as user, a
+journal held by another process or belonging to an apply run), or Lever refused the credential.
+``--register-webhooks URL`` makes Lever's webhooks and keeps their tokens in the journal;
+``--unregister-webhooks`` deletes them and exits.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -18,8 +21,10 @@ from toolkit.cli import EXIT_BAD_INPUT, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
 from toolkit.errors import AuthenticationError
 from toolkit.policy import load_policy
+from toolkit.sync.registration import check_receiver_url, unregister_webhooks
 from toolkit.sync.service import SyncService
-from toolkit.sync.webhook import SECRET_ENV
+from toolkit.sync.store import SyncJournal
+from toolkit.sync.webhook import SECRET_ENV, WebhookSecrets
 
 DEFAULT_JOURNAL = "lever-sync.sqlite"
 
@@ -40,7 +45,8 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
         "sync",
         help="keep contact-level tags consistent: Lever webhooks and polling (a service)",
         description="Check a contact whenever Lever reports one of its opportunities (webhooks "
-        "at POST /webhooks/lever, signed with LEVER_WEBHOOK_SECRET) or polling finds it "
+        "at POST /webhooks/lever, each signed with its own token: LEVER_WEBHOOK_SECRET holds "
+        "one token or EVENT=TOKEN pairs, or --register-webhooks keeps them) or polling finds it "
         "updated, and put the policy's contact_level tags on all its opportunities. GET /healthz "
         "and GET /metrics (Prometheus) with --listen. Dry run unless --yes. Stops on SIGTERM or "
         "SIGINT after the write in flight; what is left stays queued in the journal.",
@@ -69,33 +75,70 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--replay-window",
         type=float,
-        default=300.0,
+        default=None,
         metavar="SECONDS",
-        help="refuse webhooks whose triggeredAt is older than this (default 300)",
+        help="refuse webhooks whose triggeredAt is older than this (default: any age; Lever "
+        "retries for hours and reruns for two weeks; a signed token is accepted once anyway)",
+    )
+    p.add_argument(
+        "--register-webhooks",
+        metavar="URL",
+        help="create Lever's webhooks to this HTTPS URL (e.g. https://HOST/webhooks/lever) "
+        "through Lever's API and keep their tokens in the journal; needs --listen",
+    )
+    p.add_argument(
+        "--unregister-webhooks",
+        action="store_true",
+        help="delete the webhooks --register-webhooks made, then exit",
     )
     p.add_argument("--yes", action="store_true", help="write (without it: a dry run)")
     p.set_defaults(func=_cmd_sync)
 
 
+def _unregister(args: argparse.Namespace) -> int:
+    with SyncJournal(args.journal) as journal:
+        run = journal.run()
+        if run is not None and run["kind"] != "sync":
+            raise UsageError(f"the journal {args.journal} belongs to an {run['kind']} run")
+        done = unregister_webhooks(LeverClient.from_env(), journal)
+    for row in done:
+        print(f"deleted the {row['event']} webhook {row['webhook_id']}")
+    print(f"lever-tags sync: {len(done)} webhooks deleted; their tokens are gone from the journal")
+    return EXIT_OK
+
+
+def _secrets() -> WebhookSecrets:
+    try:
+        return WebhookSecrets.parse(os.environ.get(SECRET_ENV))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _cmd_sync(args: argparse.Namespace) -> int:
+    if args.unregister_webhooks:
+        return _unregister(args)
     listen = _listen(args.listen)
+    if args.register_webhooks is not None:
+        if listen is None:
+            raise UsageError(
+                "--register-webhooks needs --listen HOST:PORT (where Lever's calls "
+                "arrive, behind your HTTPS proxy)"
+            )
+        check_receiver_url(args.register_webhooks)
+    if not math.isfinite(args.poll_interval):
+        raise UsageError("--poll-interval must be a finite number of seconds")
     if args.poll_interval < 0 or (listen is None and args.poll_interval == 0):
         raise UsageError("--poll-interval must be > 0 (0 is allowed only with --listen)")
     if args.max_changes_per_hour < 1:
         raise UsageError("--max-changes-per-hour must be at least 1")
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    if args.replay_window <= 0:
-        raise UsageError("--replay-window must be > 0 seconds")
+    if args.replay_window is not None and not (0 < args.replay_window < math.inf):
+        raise UsageError("--replay-window must be a finite number of seconds > 0")
     policy = load_policy(args.policy)
     if not policy.contact_level:
         raise UsageError(f"{args.policy}: no contact_level tags: there is nothing to sync")
-    secret = (os.environ.get(SECRET_ENV) or "").strip() or None
-    if listen is not None and secret is None:
-        raise UsageError(
-            f"--listen needs the webhook signing token in {SECRET_ENV} (from Lever's webhook "
-            "settings); it is read from the environment only"
-        )
+    secret = _secrets()
     logging.getLogger("toolkit.sync").setLevel(logging.INFO)
     client = LeverClient.from_env()
     service = SyncService(
@@ -110,6 +153,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         max_changes_per_hour=args.max_changes_per_hour,
         workers=args.workers,
         replay_window=args.replay_window,
+        register_url=args.register_webhooks,
     )
     try:
         service.start()
@@ -123,6 +167,12 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     print(f"lever-tags sync: {mode}; journal {args.journal}", flush=True)
     if service.url:
         print(f"listening on {service.url} (POST /webhooks/lever, GET /healthz, GET /metrics)")
+    if args.register_webhooks and service.journal is not None:
+        events = ", ".join(r["event"] for r in service.journal.registered_webhooks())
+        print(
+            f"Lever webhooks to {args.register_webhooks}: {events}; their tokens are kept in the "
+            "journal (a Super Admin may need to switch the events on in Lever's webhook settings)"
+        )
     if args.poll_interval > 0:
         print(f"polling every {args.poll_interval:g} s")
     sys.stdout.flush()

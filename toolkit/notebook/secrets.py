@@ -31,9 +31,11 @@ def secret_values() -> tuple[str, ...]:
         found = list(config.load_settings().secrets)
     except ConfigurationError:
         found = []
-    webhook_secret = (os.environ.get("LEVER_WEBHOOK_SECRET") or "").strip()  # lever-tags sync
-    if webhook_secret:
-        found.append(webhook_secret)
+    # lever-tags sync: one token, or EVENT=TOKEN pairs separated by commas: each token apart
+    for part in (os.environ.get("LEVER_WEBHOOK_SECRET") or "").split(","):
+        token = part.partition("=")[2] if "=" in part else part
+        if token.strip():
+            found.append(token.strip())
     with contextlib.suppress(ConfigurationError):  # a too-short salt is refused where it is used
         salt = redaction_salt()
         if salt:

@@ -30,6 +30,7 @@ from toolkit.remediate.reads import clean_tags, tags_of  # apply's write rules, 
 from toolkit.remediate.runner import narrow_tags
 from toolkit.snapshot.frame import frame_from_opportunities
 from toolkit.sync.cap import ChangeCap
+from toolkit.sync.confirm import confirm_not_found
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, SyncJournal
 
 log = logging.getLogger("toolkit.sync")
@@ -128,9 +129,9 @@ def _write(
     session: int | None,
     trigger: str,
 ) -> WriteOutcome:
-    """One write call, journaled before and after, with apply's outcome rules: 404 is
-    not_found, 400/403 and retries exhausted are failed (recorded, the check goes on), 401 stops
-    everything (raised)."""
+    """One write call, journaled before and after, with apply's outcome rules: a 404 confirmed
+    by a read is not_found, 400/403 and retries exhausted are failed (recorded, the check goes
+    on), 401 stops everything (raised)."""
     opp_id, op, tags = call["opportunity_id"], call["op"], list(call["tags"])
     before = call.get("before")
     write_id = None
@@ -148,7 +149,8 @@ def _write(
             journal.write_outcome(write_id, W_FAILED, status=401, code=exc.code, message=str(exc))
         raise
     except NotFoundError as exc:
-        outcome = WriteOutcome(opp_id, op, tags, W_NOT_FOUND, exc.status, exc.message)
+        state, status, why = confirm_not_found(client, opp_id, exc.message)
+        outcome = WriteOutcome(opp_id, op, tags, state, status, why)
     except LeverError as exc:
         outcome = WriteOutcome(opp_id, op, tags, W_FAILED, exc.status, str(exc))
     except Exception as exc:  # a bug or an unexpected library error: record, go on

@@ -4,8 +4,11 @@ Webhooks can be lost and Lever has no tag event, so the service also lists
 ``updated_at_start=<watermark - margin>`` every poll interval. A contact is queued for a check
 when one of its listed opportunities is new to the service or its contact-level tags (or its
 archived / anonymized flags) differ from what the service last saw: its own writes, already
-seen, cost no check. The watermark only moves after a listing completed, to the time the listing
-started, so a crash or an error means the next poll covers the gap again.
+seen, cost no check. An opportunity now under another contact than last seen (a merge) queues
+both the old and the new contact. The watermark only moves after a listing completed, to the
+time the listing started **on Lever's clock** (from the HTTP ``Date`` of its answers, as the
+snapshot does: a host clock ahead of Lever's would otherwise skip changes), so a crash or an
+error means the next poll covers the gap again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,22 @@ class PollResult:
     watermark: int
 
 
+def skew_ms(client: Any) -> int | None:
+    """Lever's clock minus ours, measured now from the ``Date`` of the client's last answer.
+
+    ``Date`` is truncated to the second and that answer came before now, so the estimate is
+    never above the true skew: a watermark from it lists a little more, never less.
+
+    Example:
+        >>> class Client:
+        ...     server_time_ms = None
+        >>> skew_ms(Client()) is None
+        True
+    """
+    server = getattr(client, "server_time_ms", None)
+    return None if server is None else int(server) - int(time.time() * 1000)
+
+
 def poll_once(
     client: Any,
     journal: SyncJournal,
@@ -49,17 +68,25 @@ def poll_once(
         journal: the sync journal (watermark, last-seen tags, the queue).
         contact_tags: the policy's contact-level tags.
         margin_ms: how far before the watermark to list again.
-        start_ms: the first watermark of a new journal (default: now; polling covers what
-            changes from now on; a clean-up of the past is `plan` + `apply`).
+        start_ms: the first watermark of a new journal (default: now on Lever's clock; polling
+            covers what changes from now on; a clean-up of the past is `plan` + `apply`).
 
     Returns:
         A `PollResult`.
     """
-    started = int(time.time() * 1000)
+    local_start = int(time.time() * 1000)
     stored = journal.get_state("watermark")
-    mark = int(stored) if stored is not None else (start_ms if start_ms is not None else started)
+    if stored is None and start_ms is None:
+        if skew_ms(client) is None:  # one small request to learn Lever's clock
+            next(iter(client.iter_opportunity_pages(limit=1)), None)
+        start_ms = local_start + (skew_ms(client) or 0)
+    mark = int(stored) if stored is not None else int(start_ms or local_start)
     access = access or ConfidentialAccess()
     opps = access.list(client, updated_at_start=max(0, mark - margin_ms))
+    skew = skew_ms(client)
+    if skew is None:
+        log.warning("poll: Lever sent no Date header; the watermark uses this host's clock")
+    started = local_start + (skew or 0)
     frame = frame_from_opportunities(opps)
     frame = frame[frame["contact_id"].notna()]
     seen = journal.seen(list(frame["opportunity_id"]))
@@ -72,6 +99,9 @@ def poll_once(
         before = seen.get(opp)
         if before is None or (sorted(before[0]), before[1]) != now:
             due.setdefault(contact, None)
+        if before is not None and before[2] and before[2] != contact:  # moved: a merge
+            due.setdefault(contact, None)
+            due.setdefault(before[2], None)
     queued = sum(1 for contact in due if journal.enqueue_contact(contact, source="poll"))
     journal.set_state(watermark=started, last_poll=int(time.time() * 1000))
     log.info(

@@ -19,13 +19,15 @@ from typing import Any
 
 from toolkit import failpoints
 from toolkit.errors import RETRYABLE_STATUSES, AuthenticationError, LeverError, NotFoundError
+from toolkit.remediate.apply import check_perform_as
 from toolkit.sync.cap import HOUR_MS, ChangeCap
 from toolkit.sync.contact import ConfidentialAccess, ContactChecker, WriteOutcome, shown
 from toolkit.sync.metrics import SyncMetrics
 from toolkit.sync.poller import DEFAULT_MARGIN_MS, iso_ms, poll_once
+from toolkit.sync.registration import webhook_secrets
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, Claim, SyncJournal, now_ms
 from toolkit.sync.web import HttpSide, make_app
-from toolkit.sync.webhook import DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_S
+from toolkit.sync.webhook import DEFAULT_MAX_BODY_BYTES, WebhookSecrets
 
 log = logging.getLogger("toolkit.sync")
 
@@ -47,11 +49,14 @@ class SyncService:
         dry_run: journal and log what would be written, write nothing (the default).
         perform_as: Lever user id the writes are attributed to.
         listen: ``(host, port)`` for the HTTP side (port 0: a free one); None: polling only.
-        secret: the webhook signing token (from ``LEVER_WEBHOOK_SECRET``); needed with listen.
+        secret: the webhook signature tokens (``LEVER_WEBHOOK_SECRET``: a `WebhookSecrets` or
+            one plain token); with listen, these or the tokens the journal keeps are needed.
         poll_interval: seconds between polls (0: no polling, webhooks only).
         max_changes_per_hour: the hourly change cap (None: none).
         workers: contact checks at once.
-        replay_window: seconds a webhook's triggeredAt may be old.
+        replay_window: seconds a webhook's triggeredAt may be old (None: any age, the default;
+            duplicates are refused by their signed token).
+        register_url: make Lever's webhooks to this URL at start (`register_webhooks`).
         max_queue: waiting events above which webhooks are answered 503.
         max_body_bytes: larger webhook bodies are refused (413).
         poll_margin_ms: how far before the watermark each poll lists again.
@@ -74,15 +79,14 @@ class SyncService:
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         max_changes_per_hour: int | None = DEFAULT_MAX_CHANGES_PER_HOUR,
         workers: int = DEFAULT_WORKERS,
-        replay_window: float = DEFAULT_REPLAY_WINDOW_S,
+        replay_window: float | None = None,
+        register_url: str | None = None,
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_margin_ms: int = DEFAULT_MARGIN_MS,
     ) -> None:
         if not policy.contact_level:
             raise ValueError("the policy names no contact_level tags: there is nothing to sync")
-        if listen is not None and not secret:
-            raise ValueError("webhooks need the signing token in LEVER_WEBHOOK_SECRET")
         if listen is None and poll_interval <= 0:
             raise ValueError("without --listen the service polls: give --poll-interval > 0")
         if workers < 1:
@@ -93,7 +97,10 @@ class SyncService:
         self.dry_run = dry_run
         self.perform_as = perform_as
         self.listen = listen
-        self.secret = secret if listen is not None else None
+        if isinstance(secret, str):
+            secret = WebhookSecrets(plain=(secret,)) if secret else None
+        self.secrets = (secret or WebhookSecrets()) if listen is not None else WebhookSecrets()
+        self.register_url = register_url
         self.poll_interval = poll_interval
         self.max_changes_per_hour = max_changes_per_hour
         self.workers = workers
@@ -130,6 +137,8 @@ class SyncService:
     def _open(self) -> None:
         journal = self.journal
         assert journal is not None
+        # Before anything is served: a mistyped --perform-as would make every write a 404.
+        check_perform_as(self.client, self.perform_as)
         journal.open_sync_run(
             {
                 "dry_run": self.dry_run,
@@ -149,6 +158,8 @@ class SyncService:
                 requeued,
                 interrupted,
             )
+        if self.listen is not None:
+            self.secrets = webhook_secrets(self.client, journal, self.secrets, self.register_url)
         self._session = journal.start_session()
         journal.add_event(
             self._session,
@@ -440,7 +451,6 @@ class SyncService:
     def _poll_loop(self) -> None:
         journal = self.journal
         assert journal is not None
-        start = now_ms()
         while not self._stop.is_set():
             try:
                 result = poll_once(
@@ -448,7 +458,6 @@ class SyncService:
                     journal,
                     tuple(self.policy.contact_level),
                     margin_ms=self.poll_margin_ms,
-                    start_ms=start,
                     access=self._access,
                 )
                 self.metrics.polls.labels(outcome="ok").inc()

@@ -11,6 +11,8 @@ change, the ``run``/``sessions``/``events`` tables (kind ``sync``). It adds:
     sync_seen    the contact-level tags last seen on each opportunity (removal detection)
     sync_held    (contact, tag) removals reported and held: not re-added until a person settles it
     sync_state   the poll watermark and last poll time
+    sync_tokens  the signed ``token`` of every stored webhook (Lever's advice against replays:
+                 refuse a token seen before), kept 30 days (`webhook.TOKEN_MEMORY_MS`)
 
 Times are epoch milliseconds. A row is committed before the webhook is answered 2xx, so a crash
 after that loses nothing: `recover` puts rows a dead process was processing back in the queue.
@@ -30,6 +32,7 @@ import pandas as pd
 
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import JournalError
+from toolkit.sync.registration import RegisteredWebhooks
 
 QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
 # sync_writes states
@@ -44,6 +47,7 @@ W_INTENT, W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, W_INTERRUPTED = (
 # Writes that count against the hourly change cap: every one that was (or may have been) sent,
 # and what a dry run would have sent.
 CAPPED_STATES = (W_INTENT, W_DONE, W_DRY_RUN, W_INTERRUPTED, W_FAILED)
+SYNC_TABLES = ("sync_inbox", "sync_writes", "sync_seen", "sync_held", "sync_state", "sync_tokens")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sync_inbox (
@@ -99,6 +103,10 @@ CREATE TABLE IF NOT EXISTS sync_state (
     key TEXT PRIMARY KEY,
     value TEXT
 );
+CREATE TABLE IF NOT EXISTS sync_tokens (
+    token TEXT PRIMARY KEY,
+    received_at INTEGER NOT NULL
+);
 """
 
 
@@ -124,7 +132,7 @@ class Claim:
     attempts: int
 
 
-class SyncJournal(Journal):
+class SyncJournal(RegisteredWebhooks, Journal):
     """The sync service's journal (see the module doc). Thread-safe.
 
     Example:
@@ -189,14 +197,24 @@ class SyncJournal(Journal):
 
     def enqueue_webhook(
         self,
-        webhook_id: str,
+        webhook_id: str | None,
         event: str,
         triggered_at: int,
         contact_id: str | None,
         opportunity_id: str | None,
+        *,
+        token: str | None = None,
     ) -> bool:
-        """Store an accepted webhook (committed on return). False: that id was already stored."""
+        """Store an accepted webhook (committed on return). False: its signed ``token`` or its
+        ``id`` was already stored (a redelivery, or a replay of a captured body)."""
         with self._tx() as db:
+            if token is not None:
+                fresh = db.execute(
+                    "INSERT OR IGNORE INTO sync_tokens (token, received_at) VALUES (?, ?)",
+                    (token, now_ms()),
+                ).rowcount
+                if not fresh:
+                    return False
             cursor = db.execute(
                 "INSERT OR IGNORE INTO sync_inbox (source, webhook_id, event, contact_key,"
                 " contact_id, opportunity_id, triggered_at, received_at, state)"
@@ -298,6 +316,13 @@ class SyncJournal(Journal):
             (not_before, message or None, bump),
         )
 
+    def forget_tokens(self, before_ms: int) -> int:
+        """Drop the webhook tokens stored before then; returns how many."""
+        with self._tx() as db:
+            return db.execute(
+                "DELETE FROM sync_tokens WHERE received_at < ?", (before_ms,)
+            ).rowcount
+
     def queue_depth(self) -> tuple[int, int]:
         """(queued rows, distinct queued contacts), processing ones included."""
         rows = self._query(
@@ -386,19 +411,19 @@ class SyncJournal(Journal):
 
     # -- what was seen --------------------------------------------------------------------------
 
-    def seen(self, opportunity_ids: list[str]) -> dict[str, tuple[list[str], str]]:
-        """{opportunity_id: (contact-level tags last seen, flags)} for those seen before."""
+    def seen(self, opportunity_ids: list[str]) -> dict[str, tuple[list[str], str, str | None]]:
+        """{opportunity_id: (contact-level tags last seen, flags, contact)} for those seen."""
         if not opportunity_ids:
             return {}
-        out: dict[str, tuple[list[str], str]] = {}
+        out: dict[str, tuple[list[str], str, str | None]] = {}
         for start in range(0, len(opportunity_ids), 500):
             chunk = opportunity_ids[start : start + 500]
             for r in self._query(
-                "SELECT opportunity_id, tags, flags FROM sync_seen WHERE opportunity_id IN"
-                f" ({','.join('?' * len(chunk))})",
+                "SELECT opportunity_id, tags, flags, contact_id FROM sync_seen"
+                f" WHERE opportunity_id IN ({','.join('?' * len(chunk))})",
                 chunk,
             ):
-                out[r["opportunity_id"]] = (json.loads(r["tags"]), r["flags"])
+                out[r["opportunity_id"]] = (json.loads(r["tags"]), r["flags"], r["contact_id"])
         return out
 
     def remember(self, records: list[tuple[str, str | None, list[str], str]]) -> None:
@@ -457,7 +482,7 @@ class SyncJournal(Journal):
 
     def sync_table(self, name: str) -> pd.DataFrame:
         """One of the sync tables as a DataFrame (JSON tag columns decoded)."""
-        if name not in {"sync_inbox", "sync_writes", "sync_seen", "sync_held", "sync_state"}:
+        if name not in SYNC_TABLES:
             raise ValueError(f"unknown sync table {name!r}")
         frame = pd.DataFrame(self._query(f"SELECT * FROM {name} ORDER BY rowid"))
         for column in ("tags", "before_tags", "after_tags"):

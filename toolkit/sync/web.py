@@ -1,9 +1,10 @@
 """The service's HTTP side (tornado): ``POST /webhooks/lever``, ``GET /healthz``, ``GET /metrics``.
 
-A webhook is checked (size, JSON, signature, replay window), then stored in the journal (committed)
-and only then answered ``200``; a redelivered ``id`` is answered ``200`` and ignored; a full
-queue is answered ``503`` (Lever retries non-2xx). Refusals are one short JSON line; nothing of the
-secret or of the body is echoed.
+A webhook is checked by `toolkit.sync.webhook.parse_webhook` (size, JSON, signature by event,
+ids), then stored in the journal (committed) and only then answered ``200``; a signed token (or an
+``id``) stored before is answered ``200`` and ignored; Lever's test request (``data: {}``) is
+answered ``200`` and never queued; a full queue is answered ``503`` (Lever retries non-2xx).
+Refusals are one short JSON line; nothing of a token or of the body is echoed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tornado.netutil import bind_sockets
 from toolkit import failpoints
 from toolkit.sync.contact import shown
 from toolkit.sync.metrics import CONTENT_TYPE_LATEST
-from toolkit.sync.webhook import WebhookRefused, parse_webhook
+from toolkit.sync.webhook import OPPORTUNITY_EVENTS, WebhookRefused, parse_webhook
 
 if TYPE_CHECKING:
     from toolkit.sync.service import SyncService
@@ -49,14 +50,17 @@ class _Handler(tornado.web.RequestHandler):
 
 
 class WebhookHandler(_Handler):
+    """Answers what `parse_webhook` decides (the intake rules live there, pure) and stores what
+    it accepts: the journal refuses a signed token or an id seen before."""
+
     def post(self) -> None:
         service = self.service
-        if service.secret is None:
+        if not service.secrets:
             return self.reply(404, {"error": "webhooks are not enabled"})
         try:
             event = parse_webhook(
                 self.request.body,
-                service.secret,
+                service.secrets,
                 replay_window_s=service.replay_window,
                 max_bytes=service.max_body_bytes,
             )
@@ -70,23 +74,36 @@ class WebhookHandler(_Handler):
                 refused.message,
             )
             return self.reply(refused.status, {"error": refused.message})
+        label = event.event if event.event in OPPORTUNITY_EVENTS else "other"
+        if event.test:
+            log.info(
+                "webhook %s (%s) names no opportunity nor contact: a test, answered 200",
+                shown(event.id),
+                shown(event.event),
+            )
+            return self.reply(200, {"status": "ok", "queued": False})
         if service.queue_full():
             service.metrics.events_refused.labels(reason="queue_full").inc()
             log.warning("webhook %s answered 503: the queue is full", shown(event.id))
             return self.reply(503, {"error": "queue full; retry later"})
         stored = service.journal.enqueue_webhook(
-            event.id, event.event, event.triggered_at, event.contact_id, event.opportunity_id
+            event.id,
+            event.event,
+            event.triggered_at,
+            event.contact_id,
+            event.opportunity_id,
+            token=event.token,
         )
         if not stored:
             service.metrics.events_refused.labels(reason="duplicate").inc()
             log.info(
-                "webhook %s (%s) is a redelivery: already stored, ignored",
+                "webhook %s (%s) was stored before (same signed token or id): ignored",
                 shown(event.id),
-                event.event,
+                shown(event.event),
             )
             return self.reply(200, {"status": "duplicate"})
         failpoints.hit("sync_after_accept")  # stored, not yet answered
-        service.metrics.events_received.labels(source="webhook", event=event.event).inc()
+        service.metrics.events_received.labels(source="webhook", event=label).inc()
         log.info(
             "webhook %s accepted: %s for contact %s opportunity %s",
             shown(event.id),
