@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -79,6 +80,12 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_sync(args: argparse.Namespace) -> int:
     listen = _listen(args.listen)
+    for flag, value in (
+        ("--poll-interval", args.poll_interval),
+        ("--replay-window", args.replay_window),
+    ):
+        if not math.isfinite(value):  # nan passes every comparison below; inf never ends a wait
+            raise UsageError(f"{flag} must be a finite number of seconds (got {value})")
     if args.poll_interval < 0 or (listen is None and args.poll_interval == 0):
         raise UsageError("--poll-interval must be > 0 (0 is allowed only with --listen)")
     if args.max_changes_per_hour < 1:

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS sync_inbox (
     received_at INTEGER NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    strikes INTEGER NOT NULL DEFAULT 0,
     not_before INTEGER NOT NULL DEFAULT 0,
     finished_at INTEGER,
     message TEXT
@@ -121,7 +122,8 @@ class Claim:
     row_ids: list[int]
     events: list[str]
     first_at: int  # the earliest triggeredAt (or received_at) among the rows, ms
-    attempts: int
+    attempts: int  # tries that failed (the backoff grows with them)
+    strikes: int = 0  # failures that count against the limit (see `toolkit.sync.retry`)
 
 
 class SyncJournal(Journal):
@@ -140,6 +142,11 @@ class SyncJournal(Journal):
                 # killed process (the run journal's NORMAL); webhooks come a few per second.
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(sync_inbox)")}
+                if "strikes" not in columns:  # a journal from before strikes were counted
+                    self._db.execute(
+                        "ALTER TABLE sync_inbox ADD COLUMN strikes INTEGER NOT NULL DEFAULT 0"
+                    )
         except sqlite3.DatabaseError as exc:
             self.close()
             raise JournalError(f"{self.path} is not a sync journal ({exc})") from None
@@ -168,8 +175,9 @@ class SyncJournal(Journal):
             self.update_params(**params)
 
     def recover(self) -> tuple[int, int]:
-        """After a crash: rows a dead process was processing go back to the queue, its write
-        intents become ``interrupted`` (the contact's next check reads before it writes).
+        """At start: rows a dead process was processing go back to the queue, its write intents
+        become ``interrupted`` (the contact's next check reads before it writes), and rows
+        waiting out a backoff are due at once (a restart retries them now).
 
         Returns (rows requeued, intents interrupted).
         """
@@ -177,6 +185,7 @@ class SyncJournal(Journal):
             rows = db.execute(
                 "UPDATE sync_inbox SET state = 'queued' WHERE state = 'processing'"
             ).rowcount
+            db.execute("UPDATE sync_inbox SET not_before = 0 WHERE state = 'queued'")
             intents = db.execute(
                 "UPDATE sync_writes SET state = 'interrupted', finished_at = ?, message ="
                 " 'the process stopped before the answer; checked again by the next check'"
@@ -247,7 +256,7 @@ class SyncJournal(Journal):
             key = row[0]
             rows = db.execute(
                 "SELECT id, contact_id, opportunity_id, event, COALESCE(triggered_at,"
-                " received_at), attempts FROM sync_inbox WHERE contact_key = ? AND state ="
+                " received_at), attempts, strikes FROM sync_inbox WHERE contact_key = ? AND state ="
                 " 'queued' ORDER BY id",
                 (key,),
             ).fetchall()
@@ -264,6 +273,7 @@ class SyncJournal(Journal):
             events=[r[3] for r in rows],
             first_at=min(r[4] for r in rows),
             attempts=max(r[5] for r in rows),
+            strikes=max(r[6] for r in rows),
         )
 
     def _set_rows(self, ids: list[int], sql: str, args: tuple = ()) -> None:
@@ -279,23 +289,33 @@ class SyncJournal(Journal):
         )
 
     def release(
-        self, claim: Claim, *, not_before: int = 0, failed: bool = False, message: str = ""
+        self,
+        claim: Claim,
+        *,
+        not_before: int = 0,
+        failed: bool = False,
+        message: str = "",
+        strike: bool = False,
     ) -> None:
-        """Put the rows back in the queue (stopping, cap, a transient failure), or fail them."""
+        """Put the rows back in the queue (stopping, cap, a failure to retry), or fail them.
+
+        A ``not_before`` (a backoff) counts an attempt; ``strike`` counts a strike too.
+        """
+        strikes = 1 if strike else 0
         if failed:
             self._set_rows(
                 claim.row_ids,
                 "UPDATE sync_inbox SET state = 'failed', finished_at = ?, message = ?,"
-                " attempts = attempts + 1",
-                (now_ms(), message or None),
+                " attempts = attempts + 1, strikes = strikes + ?",
+                (now_ms(), message or None, strikes),
             )
             return
         bump = 1 if not_before else 0
         self._set_rows(
             claim.row_ids,
             "UPDATE sync_inbox SET state = 'queued', not_before = ?, message = ?,"
-            " attempts = attempts + ?",
-            (not_before, message or None, bump),
+            " attempts = attempts + ?, strikes = strikes + ?",
+            (not_before, message or None, bump, strikes),
         )
 
     def queue_depth(self) -> tuple[int, int]:
@@ -305,6 +325,17 @@ class SyncJournal(Journal):
             " WHERE state IN ('queued', 'processing')"
         )[0]
         return int(rows["n"]), int(rows["c"])
+
+    def due_contacts(self, now: int | None = None) -> int:
+        """Contacts with an event due now or in process; rows waiting out a backoff or the
+        change cap do not count (the webhook 503 cap: a contact's events coalesce, so a flood
+        for one contact, or events kept through an outage, never shut the door on the rest)."""
+        rows = self._query(
+            "SELECT COUNT(DISTINCT contact_key) AS c FROM sync_inbox WHERE state = 'processing'"
+            " OR (state = 'queued' AND not_before <= ?)",
+            (now_ms() if now is None else now,),
+        )
+        return int(rows[0]["c"])
 
     def oldest_queued_ms(self) -> int | None:
         row = self._query(
