@@ -107,11 +107,11 @@ class SyncService(QueueWorker):
             raise ValueError("the policy names no contact_level tags: there is nothing to sync")
         if listen is not None and not secret:
             raise ValueError("webhooks need the signing token in LEVER_WEBHOOK_SECRET")
+        check_interval("poll_interval", poll_interval, zero_ok=True)
         if listen is None and poll_interval <= 0:
             raise ValueError("without --listen the service polls: give --poll-interval > 0")
         if workers < 1:
             raise ValueError(f"workers must be at least 1 (got {workers})")
-        check_interval("poll_interval", poll_interval, zero_ok=True)
         for name, value in (
             ("replay_window", replay_window),
             ("backoff_base", backoff_base),

@@ -242,13 +242,14 @@ class SyncJournal(Journal):
             return True
 
     def claim(self, now: int | None = None) -> Claim | None:
-        """Take every queued row of the oldest due contact not being processed; None if none."""
+        """Take every queued row of the contact due longest (a new event before a retry that is
+        due again, so retries in an outage never starve new events) not being processed."""
         now = now_ms() if now is None else now
         with self._tx() as db:
             row = db.execute(
                 "SELECT contact_key FROM sync_inbox WHERE state = 'queued' AND not_before <= ?"
                 " AND contact_key NOT IN (SELECT contact_key FROM sync_inbox"
-                " WHERE state = 'processing') ORDER BY id LIMIT 1",
+                " WHERE state = 'processing') ORDER BY not_before, id LIMIT 1",
                 (now,),
             ).fetchone()
             if row is None:

@@ -102,7 +102,7 @@ class QueueWorker:
         """
         self.metrics.failures.labels(kind="check").inc()
         self.last_error = f"{iso_ms(now_ms())} check: {why}"
-        key = shown(claim.key)
+        key = shown(claim.key[:100])  # a hostile id can be long
         if kind == PERMANENT:
             journal.release(claim, failed=True, strike=True, message=why)
             self.metrics.contacts_checked.labels(outcome="failed").inc()
@@ -118,7 +118,8 @@ class QueueWorker:
             self.metrics.contacts_checked.labels(outcome="failed").inc()
             log.error("contact %s: failed after %d failed checks: %s", key, strikes, why)
             return
-        delay = backoff_seconds(claim.attempts + 1, self.backoff_base, self.backoff_max)
+        tries = claim.attempts + 1
+        delay = backoff_seconds(tries, self.backoff_base, self.backoff_max)
         journal.release(
             claim, not_before=now_ms() + max(1, int(delay * 1000)), message=why, strike=strike
         )
@@ -131,8 +132,8 @@ class QueueWorker:
                 MAX_STRIKES,
                 exc_info=exc,
             )
-        else:
-            log.warning("contact %s: %s; checked again in %.1f s", key, why, delay)
+        elif tries & (tries - 1) == 0:  # the 1st, 2nd, 4th, 8th... try: an outage logs little
+            log.warning("contact %s: %s (try %d); checked again in %.1f s", key, why, tries, delay)
 
     def _process(self, journal: SyncJournal, claim: Claim, started: int) -> None:
         """Check a claimed contact; a failure raises (`_work` decides what becomes of it)."""
