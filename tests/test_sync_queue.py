@@ -452,5 +452,6 @@ def test_an_old_journal_gains_the_strikes_column(tmp_path):
     with SyncJournal(path) as journal:
         journal._db.execute("ALTER TABLE sync_inbox DROP COLUMN strikes")
     with SyncJournal(path) as journal:
-        assert "strikes" in journal.sync_table("sync_inbox").columns
-        assert journal.queue_depth() == (0, 0)
+        assert journal.enqueue_contact("c1")
+        assert journal.sync_table("sync_inbox")["strikes"].tolist() == [0]
+        assert journal.queue_depth() == (1, 1)

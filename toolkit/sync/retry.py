@@ -8,7 +8,8 @@ Three kinds of failure (`classify`):
   checked again after a backoff capped at ``backoff_max`` seconds (and at once after a restart).
   It counts as a strike only when Lever answered other work meanwhile, so an outage never uses
   up an event's attempts while a contact Lever always fails on does.
-- ``unexpected``: anything else (a bug, an odd library error): a strike every time.
+- ``unexpected``: anything else (a bug, an answer that is not Lever's such as a bare 404 from a
+  proxy): a strike every time.
 
 An event fails after `MAX_STRIKES` strikes. `health_problems` says why ``/healthz`` is degraded.
 """
@@ -22,9 +23,11 @@ import re
 from toolkit.errors import (
     RETRYABLE_STATUSES,
     ConnectionFailedError,
+    InvalidOffsetTokenError,
     LeverError,
     RateLimitedError,
     ServerError,
+    UnexpectedResponseError,
 )
 
 PERMANENT, TRANSIENT, UNEXPECTED = "permanent", "transient", "unexpected"
@@ -70,6 +73,10 @@ def classify(exc: BaseException) -> str:
         return PERMANENT
     if isinstance(exc, ConnectionFailedError | RateLimitedError | ServerError):
         return TRANSIENT
+    if isinstance(exc, InvalidOffsetTokenError):  # a listing to start again
+        return TRANSIENT
+    if isinstance(exc, UnexpectedResponseError):  # a proxy's HTML 502 page, or a wrong answer
+        return TRANSIENT if (exc.status or 0) >= 500 else UNEXPECTED
     if isinstance(exc, LeverError):
         status = exc.status
         if status is None or status in RETRYABLE_STATUSES or status >= 500:
