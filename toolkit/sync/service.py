@@ -64,7 +64,7 @@ class SyncService(QueueWorker):
         max_changes_per_hour: the hourly change cap (None: none).
         workers: contact checks at once.
         replay_window: seconds a webhook's triggeredAt may be old.
-        max_queue: waiting events above which webhooks are answered 503.
+        max_queue: contacts due at once (in backoff excluded) at which webhooks get 503.
         max_body_bytes: larger webhook bodies are refused (413).
         poll_margin_ms: how far before the watermark each poll lists again.
         backoff_base, backoff_max: seconds of the retry backoff of a failed check (doubling
