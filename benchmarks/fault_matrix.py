@@ -184,6 +184,14 @@ SYNC_ATTACKS = {
         "loopback and other addresses (IPv4-mapped included)",
         "told apart (the warning and `/healthz`'s error text depend on it)",
     ),
+    "test_accept_errors_pause_the_listener_and_are_logged_once": (
+        "`accept()` failing with EMFILE on every try",
+        "5 tries in 0.5 s and one log line (plain tornado: 464 tries, a traceback each)",
+    ),
+    "test_a_non_loopback_address_gets_the_tls_proxy_warning": (
+        "`--listen` on an address other machines reach",
+        "a warning saying a TLS-terminating proxy belongs in front",
+    ),
     "test_an_old_journal_gains_the_strikes_column": (
         "a journal from before strikes were counted",
         "opened and migrated",

@@ -8,6 +8,8 @@ bounded, /healthz says when the service is degraded, intervals must be finite.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import hashlib
 import hmac
 import logging
@@ -28,7 +30,8 @@ from polling import wait_for
 from toolkit.client import LeverClient
 from toolkit.errors import BadRequestError
 from toolkit.policy import Policy
-from toolkit.sync.listener import is_loopback
+from toolkit.sync import listener as listener_module
+from toolkit.sync.listener import BoundedHTTPServer, is_loopback
 from toolkit.sync.metrics import SyncMetrics
 from toolkit.sync.retry import MAX_STRIKES
 from toolkit.sync.service import SyncService
@@ -455,3 +458,46 @@ def test_an_old_journal_gains_the_strikes_column(tmp_path):
         assert journal.enqueue_contact("c1")
         assert journal.sync_table("sync_inbox")["strikes"].tolist() == [0]
         assert journal.queue_depth() == (1, 1)
+
+
+class _NoDescriptors(socket.socket):
+    """A listening socket whose accept() always fails as at the open-file limit."""
+
+    calls = 0
+
+    def accept(self):  # type: ignore[override]
+        type(self).calls += 1
+        raise OSError(errno.EMFILE, "Too many open files")
+
+
+def test_accept_errors_pause_the_listener_and_are_logged_once(caplog):
+    """At the descriptor limit the accept loop pauses instead of spinning (and logging a
+    traceback per try: 133 MB in 12 s)."""
+    caplog.set_level(logging.WARNING, logger="toolkit.sync")
+    listener = _NoDescriptors()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    client = socket.create_connection(listener.getsockname())  # pending: readable at once
+
+    async def run() -> None:
+        server = BoundedHTTPServer(lambda request: None)
+        server.configure_limits(8)
+        server.add_sockets([listener])
+        await asyncio.sleep(0.5)
+        server.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        client.close()
+    assert 1 <= _NoDescriptors.calls <= 10  # one try per pause of 0.1 s, not a busy loop
+    lines = [r for r in caplog.records if "accepting a connection failed" in r.getMessage()]
+    assert len(lines) == 1 and not lines[0].exc_info
+
+
+def test_a_non_loopback_address_gets_the_tls_proxy_warning(start, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, logger="toolkit.sync")
+    monkeypatch.setattr(listener_module, "is_loopback", lambda host: False)
+    start()  # binds 127.0.0.1 all the same: no test listens beyond loopback
+    assert any("TLS-terminating proxy" in r.getMessage() for r in caplog.records)
