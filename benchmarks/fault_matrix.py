@@ -28,6 +28,7 @@ TESTS = [
     "tests/test_bad_input.py",
     "tests/test_demo.py",
     "tests/test_hostile.py",
+    "tests/test_sync_queue.py",
 ]
 
 # tests/test_hostile.py: what each test tries as an attacker would, and what must hold.
@@ -115,6 +116,86 @@ HOSTILE = {
         "refused with one line; the other file unchanged; lock and journal 0600",
     ),
     "test_sandbox_cli_offers_the_hostile_seed": ("`lever-tags sandbox --hostile`", "accepted"),
+}
+
+# tests/test_sync_queue.py: the sync service's queue, listener and metrics (issue 20).
+SYNC_ATTACKS = {
+    "test_a_poison_id_fails_at_once_without_a_traceback": (
+        "queued events whose opportunity id is `..`, `.`, a path, 5,000 characters or holds a "
+        "newline (they looped past 300 attempts, a traceback each)",
+        "failed at the first check, no traceback; a genuine event behind them is processed; "
+        "`/healthz` stays ok",
+    ),
+    "test_a_lever_4xx_fails_at_once": ("Lever answering 400 for one opportunity", "failed at once"),
+    "test_an_unexpected_error_is_retried_a_bounded_number_of_times_with_one_traceback": (
+        "a contact check raising a non-Lever error every time",
+        "failed after 8 strikes, one traceback in the log",
+    ),
+    "test_a_lever_outage_in_webhooks_only_mode_loses_no_acknowledged_event": (
+        "`--poll-interval 0`, Lever answering 5xx to everything, then dropping every "
+        "connection, 40 tries per event (the backoff scaled down; the old limit was 8), the "
+        "service restarted in the middle",
+        "every event answered 200 kept and processed when Lever returns, none failed; "
+        "`/healthz` degraded meanwhile; a new webhook still accepted during the outage",
+    ),
+    "test_a_restart_retries_waiting_events_at_once": (
+        "a restart while an event waits out an hour-long backoff",
+        "tried again at once",
+    ),
+    "test_a_flood_of_signed_duplicates_never_shuts_out_a_genuine_webhook": (
+        "300 copies of one signed delivery with fresh ids, a 503 cap of 3 contacts",
+        "every copy and the genuine webhook for another contact answered 200; one write per "
+        "contact",
+    ),
+    "test_metric_event_labels_are_bounded": (
+        "1,000 distinct 300-character event names counted",
+        "one `other` series",
+    ),
+    "test_webhooks_with_made_up_events_add_no_series": (
+        "40 signed webhooks with made-up event names",
+        "`/metrics` grows by under 2 KB (it grew from 4.6 KB to 4.8 MB)",
+    ),
+    "test_healthz_is_degraded_with_reasons_and_hides_errors_from_afar": (
+        "failing checks and an hour-old event; `/healthz` asked through a proxy",
+        "`degraded` with both reasons; the error text only for loopback without a proxy",
+    ),
+    "test_healthz_is_degraded_when_the_queue_is_full": (
+        "a full queue",
+        "`/healthz` degraded, naming it",
+    ),
+    "test_a_half_open_connection_is_closed_after_the_header_timeout": (
+        "a connection that never finishes its headers",
+        "closed by the header timeout (tornado's default: an hour)",
+    ),
+    "test_300_slow_connections_leave_healthz_and_webhooks_answering": (
+        "`lever-tags sync` with 256 descriptors and 300 half-open connections",
+        "`/healthz` and a genuine webhook answered; log under 1 KB, no traceback (5.3 MB in "
+        "10 s before)",
+    ),
+    "test_intervals_must_be_finite_and_positive": (
+        "`--poll-interval` and `--replay-window` of `nan`, `inf`, negative",
+        "exit 2, one line, no journal",
+    ),
+    "test_the_service_refuses_non_finite_intervals": (
+        "`SyncService` intervals of `nan`, `inf`, negative",
+        "ValueError naming the argument",
+    ),
+    "test_loopback_addresses_are_told_apart": (
+        "loopback and other addresses (IPv4-mapped included)",
+        "told apart (the warning and `/healthz`'s error text depend on it)",
+    ),
+    "test_accept_errors_pause_the_listener_and_are_logged_once": (
+        "`accept()` failing with EMFILE on every try",
+        "5 tries in 0.5 s and one log line (plain tornado: 464 tries, a traceback each)",
+    ),
+    "test_a_non_loopback_address_gets_the_tls_proxy_warning": (
+        "`--listen` on an address other machines reach",
+        "a warning saying a TLS-terminating proxy belongs in front",
+    ),
+    "test_an_old_journal_gains_the_strikes_column": (
+        "a journal from before strikes were counted",
+        "opened and migrated",
+    ),
 }
 
 
@@ -215,7 +296,7 @@ def render_hostile(cases: dict[str, dict]) -> list[str]:
     """The hostile-data table: one row per test of tests/test_hostile.py (cases merged)."""
     out = [
         "",
-        "## Hostile data (tests/test_hostile.py)",
+        "## Hostile data (tests/test_hostile.py; the sync service: tests/test_sync_queue.py)",
         "",
         "A sandbox seeded with `hostile_dataset` (`lever-tags sandbox --hostile`), every "
         "notebook through `lever-tags report` and `lever-tags batch`, plan/apply/verify/rollback "
@@ -226,7 +307,8 @@ def render_hostile(cases: dict[str, dict]) -> list[str]:
         "|---|---|---|---|---|",
     ]
     merged: dict[str, dict] = {}
-    for name, case in _rows(cases, "tests.test_hostile"):
+    rows = _rows(cases, "tests.test_hostile") + _rows(cases, "tests.test_sync_queue")
+    for name, case in rows:
         base = name.split("[", 1)[0]
         prev = merged.get(base, {"held": True, "time": 0.0, "n": 0})
         merged[base] = {
@@ -235,7 +317,8 @@ def render_hostile(cases: dict[str, dict]) -> list[str]:
             "n": prev["n"] + 1,
         }
     for name, case in merged.items():
-        tried, holds = (t.replace("|", "\\|") for t in HOSTILE.get(name, (name, "")))
+        known = {**HOSTILE, **SYNC_ATTACKS}.get(name, (name, ""))
+        tried, holds = (t.replace("|", "\\|") for t in known)
         cases_note = f" ({case['n']} cases)" if case["n"] > 1 else ""
         out.append(
             f"| {tried} | {holds} | `{name}`{cases_note} | {held(case['held'])} "

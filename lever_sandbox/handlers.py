@@ -380,11 +380,7 @@ class AdminResetHandler(AdminHandler):
 
 
 class OAuthTokenHandler(BaseHandler):
-    """``POST /oauth/token``: Lever's token endpoint (auth.lever.co), refresh grant only.
-
-    Counted apart from the API's requests (``admin``): at Lever it is another host, outside the
-    API key's rate limit.
-    """
+    """``POST /oauth/token`` (Lever's auth.lever.co): not counted as an API request (``admin``)."""
 
     route = "POST /oauth/token"
     admin = True

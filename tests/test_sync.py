@@ -523,7 +523,8 @@ def test_kill_9_after_storing_before_answering_is_redelivered_and_processed_once
     processes.append(crashing)
     url = crashing.url()
     port = url.rsplit(":", 1)[1]
-    subscribe(sb, f"{url}/webhooks/lever", retryDelaysMs=[500] * 60)  # a slow restart: 30 s
+    # 60 s of redeliveries: on a loaded machine the restart alone can take 15 s
+    subscribe(sb, f"{url}/webhooks/lever", retryDelaysMs=[500] * 120)
     opp = new_opportunity(sb, contact)
     assert crashing.proc.wait(15) == -signal.SIGKILL  # stored, never answered
     # Lever retries the same delivery (same id) to the same URL: the restarted service finds it

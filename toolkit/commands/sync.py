@@ -125,8 +125,12 @@ def _cmd_sync(args: argparse.Namespace) -> int:
                 "arrive, behind your HTTPS proxy)"
             )
         check_receiver_url(args.register_webhooks)
-    if not math.isfinite(args.poll_interval):
-        raise UsageError("--poll-interval must be a finite number of seconds")
+    for flag, value in (
+        ("--poll-interval", args.poll_interval),
+        ("--replay-window", args.replay_window),
+    ):
+        if value is not None and not math.isfinite(value):  # nan passes every comparison below
+            raise UsageError(f"{flag} must be a finite number of seconds (got {value})")
     if args.poll_interval < 0 or (listen is None and args.poll_interval == 0):
         raise UsageError("--poll-interval must be > 0 (0 is allowed only with --listen)")
     if args.max_changes_per_hour < 1:

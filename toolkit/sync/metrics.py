@@ -14,6 +14,45 @@ from prometheus_client import (
 )
 
 PREFIX = "lever_sync"
+# The values the ``event`` label may take: Lever's webhook events, ``poll``, and ``other`` for
+# anything else (every distinct label value is a series of its own: a sender must not mint them).
+KNOWN_EVENTS = frozenset(
+    {
+        "applicationCreated",
+        "candidateHired",
+        "candidateStageChange",
+        "candidateArchiveChange",
+        "candidateDeleted",
+        "interviewCreated",
+        "interviewUpdated",
+        "interviewDeleted",
+        "contactCreated",
+        "contactUpdated",
+        "poll",
+    }
+)
+
+
+def event_label(event: object) -> str:
+    """The ``event`` label for an event name: itself when known, else ``other``.
+
+    Example:
+        >>> event_label("candidateHired"), event_label("x" * 10_000)
+        ('candidateHired', 'other')
+    """
+    return event if isinstance(event, str) and event in KNOWN_EVENTS else "other"
+
+
+class EventCounter(Counter):
+    """A counter whose ``event`` label is bounded by `event_label`, whoever calls `labels`."""
+
+    def labels(self, *values: str, **labels: str) -> Counter:
+        if "event" in labels:
+            labels["event"] = event_label(labels["event"])
+        elif values and "event" in self._labelnames:
+            position = self._labelnames.index("event")
+            values = (*values[:position], event_label(values[position]), *values[position + 1 :])
+        return super().labels(*values, **labels)
 
 
 class SyncMetrics:
@@ -28,9 +67,9 @@ class SyncMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
-        self.events_received = Counter(
+        self.events_received = EventCounter(
             f"{PREFIX}_events_received",
-            "Events accepted into the queue",
+            "Events accepted into the queue (event: Lever's event name, poll or other)",
             ["source", "event"],
             registry=r,
         )
@@ -97,4 +136,4 @@ class SyncMetrics:
         return generate_latest(self.registry)
 
 
-__all__ = ["CONTENT_TYPE_LATEST", "SyncMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "KNOWN_EVENTS", "EventCounter", "SyncMetrics", "event_label"]

@@ -11,35 +11,47 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from toolkit import failpoints
-from toolkit.errors import RETRYABLE_STATUSES, AuthenticationError, LeverError, NotFoundError
+from toolkit.errors import AuthenticationError, LeverError
 from toolkit.remediate.apply import check_perform_as
 from toolkit.sync.cap import HOUR_MS, ChangeCap
-from toolkit.sync.contact import ConfidentialAccess, ContactChecker, WriteOutcome, shown
+from toolkit.sync.contact import ConfidentialAccess, ContactChecker, WriteOutcome
+from toolkit.sync.listener import (
+    DEFAULT_BODY_TIMEOUT_S,
+    DEFAULT_HEADER_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    HttpSide,
+    ListenerLimits,
+)
 from toolkit.sync.metrics import SyncMetrics
 from toolkit.sync.poller import DEFAULT_MARGIN_MS, iso_ms, poll_once
 from toolkit.sync.registration import webhook_secrets
-from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, Claim, SyncJournal, now_ms
-from toolkit.sync.web import HttpSide, make_app
+from toolkit.sync.retry import (
+    DEFAULT_BACKOFF_BASE_S,
+    DEFAULT_BACKOFF_MAX_S,
+    DEFAULT_STALE_AFTER_S,
+    check_interval,
+    health_problems,
+)
+from toolkit.sync.store import W_DONE, W_DRY_RUN, SyncJournal, now_ms
+from toolkit.sync.web import make_app
 from toolkit.sync.webhook import DEFAULT_MAX_BODY_BYTES, WebhookSecrets
+from toolkit.sync.worker import QueueWorker
 
 log = logging.getLogger("toolkit.sync")
 
 DEFAULT_POLL_INTERVAL_S = 300.0
 DEFAULT_MAX_CHANGES_PER_HOUR = 500
 DEFAULT_WORKERS = 4
-DEFAULT_MAX_QUEUE = 10_000
-MAX_ATTEMPTS = 8  # checks of one contact that failed for a transient reason, then it is failed
-BACKOFF_MAX_S = 300.0
+DEFAULT_MAX_QUEUE = 10_000  # contacts due at once (see SyncJournal.due_contacts)
+QUEUE_ROWS_PER_CONTACT = 20  # the hard cap on stored rows: max_queue times this
 
 
-class SyncService:
+class SyncService(QueueWorker):
     """Keep the policy's contact-level tags consistent, from webhooks and polling.
 
     Args:
@@ -57,9 +69,15 @@ class SyncService:
         replay_window: seconds a webhook's triggeredAt may be old (None: any age, the default;
             duplicates are refused by their signed token).
         register_url: make Lever's webhooks to this URL at start (`register_webhooks`).
-        max_queue: waiting events above which webhooks are answered 503.
+        max_queue: contacts due at once (in backoff excluded) at which webhooks get 503.
         max_body_bytes: larger webhook bodies are refused (413).
         poll_margin_ms: how far before the watermark each poll lists again.
+        backoff_base, backoff_max: seconds of the retry backoff of a failed check (doubling
+            from the base, capped; `toolkit.sync.retry`); small values make outages testable.
+        stale_after: ``/healthz`` is degraded while an event waits longer than this (seconds).
+        header_timeout, body_timeout: seconds a client has to send a request's headers (also
+            the idle time allowed between requests) and its body.
+        max_connections: connections served at once (the oldest is closed past it).
 
     Example:
         >>> service = SyncService(client, policy, "sync.sqlite", poll_interval=60)  # doctest: +SKIP
@@ -84,13 +102,32 @@ class SyncService:
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_margin_ms: int = DEFAULT_MARGIN_MS,
+        backoff_base: float = DEFAULT_BACKOFF_BASE_S,
+        backoff_max: float = DEFAULT_BACKOFF_MAX_S,
+        stale_after: float = DEFAULT_STALE_AFTER_S,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if not policy.contact_level:
             raise ValueError("the policy names no contact_level tags: there is nothing to sync")
+        check_interval("poll_interval", poll_interval, zero_ok=True)
         if listen is None and poll_interval <= 0:
             raise ValueError("without --listen the service polls: give --poll-interval > 0")
         if workers < 1:
             raise ValueError(f"workers must be at least 1 (got {workers})")
+        if replay_window is not None:
+            check_interval("replay_window", replay_window)
+        for name, value in (
+            ("backoff_base", backoff_base),
+            ("backoff_max", backoff_max),
+            ("stale_after", stale_after),
+            ("header_timeout", header_timeout),
+            ("body_timeout", body_timeout),
+        ):
+            check_interval(name, value)
+        if max_connections < 1 or max_queue < 0:
+            raise ValueError("max_connections must be >= 1 and max_queue >= 0")
         self.client = client
         self.policy = policy
         self.journal_path = Path(journal_path)
@@ -108,6 +145,9 @@ class SyncService:
         self.max_queue = max_queue
         self.max_body_bytes = max_body_bytes
         self.poll_margin_ms = poll_margin_ms
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.stale_after = stale_after
+        self.limits = ListenerLimits(header_timeout, body_timeout, max_connections)
         self.metrics = SyncMetrics()
         self.journal: SyncJournal | None = None
         self.last_error: str | None = None
@@ -121,6 +161,9 @@ class SyncService:
         self._writes = 0
         self._lock = threading.Lock()
         self._access = ConfidentialAccess()
+        self._ok_at = 0  # when Lever last answered a check or a poll in full (epoch ms)
+        self._failing = 0  # contact checks failed in a row (transient or unexpected)
+        self._failing_since: int | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -185,7 +228,9 @@ class SyncService:
             lambda: float("inf") if self.cap.remaining() is None else self.cap.remaining()
         )
         if self.listen is not None:
-            self._http = HttpSide(make_app(self), self.listen, self.max_body_bytes).start()
+            self._http = HttpSide(
+                make_app(self), self.listen, self.max_body_bytes, self.limits
+            ).start()
         for index in range(self.workers):
             self._spawn(self._work, f"sync-worker-{index}")
         if self.poll_interval > 0:
@@ -262,7 +307,13 @@ class SyncService:
         self._wakeup.set()
 
     def queue_full(self) -> bool:
-        return self.journal is not None and self.journal.queue_depth()[0] >= self.max_queue
+        """Webhooks are answered 503: too many contacts due now, or too many rows stored."""
+        journal = self.journal
+        if journal is None:
+            return False
+        if journal.due_contacts() >= self.max_queue:
+            return True
+        return journal.queue_depth()[0] >= self.max_queue * QUEUE_ROWS_PER_CONTACT
 
     def _depth(self) -> tuple[int, int, float]:
         journal = self.journal
@@ -272,20 +323,37 @@ class SyncService:
         oldest = journal.oldest_queued_ms()
         return events, contacts, 0.0 if oldest is None else max(0.0, (now_ms() - oldest) / 1000)
 
-    def health(self) -> dict[str, Any]:
-        """What ``GET /healthz`` answers."""
+    def health(self, *, with_error: bool = True) -> dict[str, Any]:
+        """What ``GET /healthz`` answers (``last_error`` only `with_error`, else whether any).
+
+        ``status``: failed, stopping, degraded (``problems`` says why: a full queue, failing
+        checks, an old event), paused (the change cap) or ok.
+        """
         events, contacts, oldest = self._depth()
-        last_poll = self.journal.get_state("last_poll") if self.journal else None
+        journal = self.journal
+        last_poll = journal.get_state("last_poll") if journal else None
         paused = self.cap.paused()
+        failing_since = self._failing_since
+        problems = health_problems(
+            due_contacts=journal.due_contacts() if journal else 0,
+            max_queue=self.max_queue,
+            failing=self._failing,
+            failing_since=None if failing_since is None else iso_ms(failing_since),
+            oldest_age_s=oldest,
+            stale_after_s=self.stale_after,
+        )
         status = "failed" if self.fatal else "stopping" if self.stopping else "ok"
+        if status == "ok":
+            status = "degraded" if problems else "paused" if paused else "ok"
         return {
-            "status": "paused" if paused and status == "ok" else status,
+            "status": status,
+            "problems": problems,
             "dry_run": self.dry_run,
             "queue_depth": events,
             "queued_contacts": contacts,
             "oldest_event_age_seconds": round(oldest, 3),
             "last_poll": iso_ms(int(last_poll)) if last_poll else None,
-            "last_error": self.last_error,
+            "last_error": self.last_error if with_error else self.last_error is not None,
             "change_cap": {
                 "per_hour": self.cap.limit,
                 "used_last_hour": self.cap.used(),
@@ -313,139 +381,6 @@ class SyncService:
         elif outcome.state != W_DRY_RUN:
             self.metrics.failures.labels(kind="write").inc()
 
-    # -- workers --------------------------------------------------------------------------------
-
-    def _work(self) -> None:
-        journal = self.journal
-        assert journal is not None
-        while not self._stop.is_set():
-            if self.cap.paused():
-                self._stop.wait(min(1.0, max(0.05, (self.cap.paused_until or 0) - now_ms()) / 1000))
-                continue
-            claim = journal.claim()
-            if claim is None:
-                self._wakeup.wait(0.5)
-                self._wakeup.clear()
-                continue
-            failpoints.hit("sync_before_process")  # accepted and claimed, not yet processed
-            try:
-                self._process(journal, claim)
-            except AuthenticationError as exc:
-                journal.release(claim, message="stopped: authentication failed")
-                self._fatal(exc)
-            except BaseException as exc:  # never lose the claim: it goes back to the queue
-                journal.release(claim, not_before=now_ms() + 5000, message=f"error: {exc}")
-                self._error("worker", exc)
-                log.exception("contact check of %s failed unexpectedly", shown(claim.key))
-
-    def _check_failed(self, journal: SyncJournal, claim: Claim, why: str, exc: LeverError) -> None:
-        """A read for a check failed: count it, remember it, try the contact again later."""
-        self.metrics.failures.labels(kind="check").inc()
-        self._error("check", exc)
-        self._backoff(journal, claim, why)
-
-    def _backoff(self, journal: SyncJournal, claim: Claim, why: str) -> None:
-        attempts = claim.attempts + 1
-        if attempts >= MAX_ATTEMPTS:
-            journal.release(claim, failed=True, message=why)
-            self.metrics.contacts_checked.labels(outcome="failed").inc()
-            log.error(
-                "contact %s: giving up after %d attempts: %s", shown(claim.key), attempts, why
-            )
-            return
-        delay = min(BACKOFF_MAX_S, 2.0**attempts) * (0.5 + random.random() / 2)
-        journal.release(claim, not_before=now_ms() + int(delay * 1000), message=why)
-        log.warning("contact %s: %s; checked again in %.0f s", shown(claim.key), why, delay)
-
-    def _process(self, journal: SyncJournal, claim: Claim) -> None:
-        contact = claim.contact_id
-        trigger = ",".join(dict.fromkeys(claim.events))
-        if contact is None:
-            opp_id = claim.opportunity_ids[0]
-            try:
-                contact, _opp = self.checker.resolve_contact(opp_id)
-            except NotFoundError:
-                journal.finish(claim, "opportunity not found (deleted)")
-                log.info("opportunity %s not found (deleted): nothing to check", shown(opp_id))
-                return
-            except AuthenticationError:
-                raise
-            except LeverError as exc:
-                self._check_failed(journal, claim, f"reading opportunity failed: {exc}", exc)
-                return
-            if contact is None:
-                journal.finish(claim, "the opportunity has no contact: nothing to propagate")
-                return
-        try:
-            result = self.checker.check(contact, trigger=trigger, stop=self._stop)
-        except AuthenticationError:
-            raise
-        except LeverError as exc:
-            why = f"listing the contact's opportunities failed: {exc}"
-            self._check_failed(journal, claim, why, exc)
-            return
-        for removal in result.removals:
-            self.metrics.removals.labels(action=removal["action"]).inc()
-        if result.interrupted:
-            journal.release(claim, message="service stopped mid-check; checked again at start")
-            return
-        if result.paused:
-            until = self.cap.paused_until or now_ms() + 60_000
-            journal.release(claim, not_before=until, message="hourly change cap reached")
-            if not self._cap_logged:
-                self._cap_logged = True
-                journal.add_event(
-                    self._session, "cap", {"per_hour": self.cap.limit, "until": iso_ms(until)}
-                )
-            log.warning(
-                "change cap reached: %d changes in the last hour (--max-changes-per-hour %s); "
-                "writes paused until %s, events stay queued",
-                self.cap.used(),
-                self.cap.limit,
-                iso_ms(until),
-            )
-            return
-        self._cap_logged = False
-        transient = [
-            w
-            for w in result.writes
-            if w.state == W_FAILED and (w.status is None or w.status in RETRYABLE_STATUSES)
-        ]
-        if transient:
-            self._error("write", RuntimeError(transient[0].message or "write failed"))
-            self._backoff(journal, claim, f"{len(transient)} writes failed for now")
-            return
-        lag = max(0.0, (now_ms() - claim.first_at) / 1000)
-        self.metrics.lag.observe(lag)
-        self.metrics.contacts_checked.labels(
-            outcome="ok" if not result.failed else "failures"
-        ).inc()
-        journal.finish(claim, f"{len(result.writes)} writes, {result.changes} changes")
-        journal.add_event(
-            self._session,
-            "check",
-            {
-                "contact_id": contact,
-                "trigger": trigger,
-                "opportunities": result.opportunities,
-                "writes": len(result.writes),
-                "changes": result.changes,
-                "failed": len(result.failed),
-                "removals": len(result.removals),
-                "lag_seconds": round(lag, 3),
-            },
-        )
-        log.info(
-            "contact %s checked (%s): %d opportunities, %d %s, %d removals, lag %.2f s",
-            shown(contact),
-            trigger,
-            result.opportunities,
-            result.changes,
-            "changes would be written (dry run)" if self.dry_run else "changes written",
-            len(result.removals),
-            lag,
-        )
-
     # -- poller ---------------------------------------------------------------------------------
 
     def _poll_loop(self) -> None:
@@ -461,6 +396,7 @@ class SyncService:
                     access=self._access,
                 )
                 self.metrics.polls.labels(outcome="ok").inc()
+                self._ok()
                 self.metrics.last_poll.set(time.time())
                 for _ in range(result.queued):
                     self.metrics.events_received.labels(source="poll", event="poll").inc()

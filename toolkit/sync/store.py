@@ -2,17 +2,9 @@
 
 `SyncJournal` extends the run journal (`remediate.journal.Journal`): the same lock file (one service
 per journal; the kernel frees it when the process dies), WAL, one committed transaction per
-change, the ``run``/``sessions``/``events`` tables (kind ``sync``). It adds:
-
-    sync_inbox   one row per accepted webhook or polled contact: queued -> processing -> done
-                 (or failed); a webhook ``id`` is unique, so a redelivery is stored once
-    sync_writes  one row per write call: intent committed before the request, outcome after;
-                 ``dry_run`` rows for what a dry run would have written
-    sync_seen    the contact-level tags last seen on each opportunity (removal detection)
-    sync_held    (contact, tag) removals reported and held: not re-added until a person settles it
-    sync_state   the poll watermark and last poll time
-    sync_tokens  the signed ``token`` of every stored webhook (Lever's advice against replays:
-                 refuse a token seen before), kept 30 days (`webhook.TOKEN_MEMORY_MS`)
+change, the ``run``/``sessions``/``events`` tables (kind ``sync``). It adds the ``sync_*``
+tables of `toolkit.sync.store_schema`: the inbox (the queue), the writes, what was seen and held,
+the poll state and the signed tokens of stored webhooks.
 
 Times are epoch milliseconds. A row is committed before the webhook is answered 2xx, so a crash
 after that loses nothing: `recover` puts rows a dead process was processing back in the queue.
@@ -33,81 +25,21 @@ import pandas as pd
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import JournalError
 from toolkit.sync.registration import RegisteredWebhooks
-
-QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
-# sync_writes states
-W_INTENT, W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, W_INTERRUPTED = (
-    "intent",
-    "done",
-    "dry_run",
-    "failed",
-    "not_found",
-    "interrupted",
+from toolkit.sync.store_schema import (  # the states, imported from here by the sync side
+    CAPPED_STATES,
+    DONE,
+    FAILED,
+    PROCESSING,
+    QUEUED,
+    SCHEMA,
+    SYNC_TABLES,
+    W_DONE,
+    W_DRY_RUN,
+    W_FAILED,
+    W_INTENT,
+    W_INTERRUPTED,
+    W_NOT_FOUND,
 )
-# Writes that count against the hourly change cap: every one that was (or may have been) sent,
-# and what a dry run would have sent.
-CAPPED_STATES = (W_INTENT, W_DONE, W_DRY_RUN, W_INTERRUPTED, W_FAILED)
-SYNC_TABLES = ("sync_inbox", "sync_writes", "sync_seen", "sync_held", "sync_state", "sync_tokens")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sync_inbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL,
-    webhook_id TEXT UNIQUE,
-    event TEXT,
-    contact_key TEXT NOT NULL,
-    contact_id TEXT,
-    opportunity_id TEXT,
-    triggered_at INTEGER,
-    received_at INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    not_before INTEGER NOT NULL DEFAULT 0,
-    finished_at INTEGER,
-    message TEXT
-);
-CREATE INDEX IF NOT EXISTS sync_inbox_state ON sync_inbox (state, contact_key);
-CREATE TABLE IF NOT EXISTS sync_writes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    contact_id TEXT NOT NULL,
-    opportunity_id TEXT NOT NULL,
-    op TEXT NOT NULL,
-    tags TEXT NOT NULL,
-    before_tags TEXT,
-    after_tags TEXT,
-    state TEXT NOT NULL,
-    status INTEGER,
-    code TEXT,
-    message TEXT,
-    trigger TEXT,
-    started_at INTEGER NOT NULL,
-    finished_at INTEGER,
-    session INTEGER
-);
-CREATE INDEX IF NOT EXISTS sync_writes_started ON sync_writes (started_at);
-CREATE TABLE IF NOT EXISTS sync_seen (
-    opportunity_id TEXT PRIMARY KEY,
-    contact_id TEXT,
-    tags TEXT NOT NULL,
-    flags TEXT NOT NULL,
-    seen_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sync_held (
-    contact_id TEXT NOT NULL,
-    tag TEXT NOT NULL,
-    opportunity_id TEXT,
-    at INTEGER NOT NULL,
-    PRIMARY KEY (contact_id, tag)
-);
-CREATE TABLE IF NOT EXISTS sync_state (
-    key TEXT PRIMARY KEY,
-    value TEXT
-);
-CREATE TABLE IF NOT EXISTS sync_tokens (
-    token TEXT PRIMARY KEY,
-    received_at INTEGER NOT NULL
-);
-"""
 
 
 def now_ms() -> int:
@@ -129,7 +61,8 @@ class Claim:
     row_ids: list[int]
     events: list[str]
     first_at: int  # the earliest triggeredAt (or received_at) among the rows, ms
-    attempts: int
+    attempts: int  # tries that failed (the backoff grows with them)
+    strikes: int = 0  # failures that count against the limit (see `toolkit.sync.retry`)
 
 
 class SyncJournal(RegisteredWebhooks, Journal):
@@ -147,7 +80,12 @@ class SyncJournal(RegisteredWebhooks, Journal):
                 # A 2xx promises the event is kept: FULL survives a power loss too, not only a
                 # killed process (the run journal's NORMAL); webhooks come a few per second.
                 self._db.execute("PRAGMA synchronous=FULL")
-                self._db.executescript(_SCHEMA)
+                self._db.executescript(SCHEMA)
+                columns = {r[1] for r in self._db.execute("PRAGMA table_info(sync_inbox)")}
+                if "strikes" not in columns:  # a journal from before strikes were counted
+                    self._db.execute(
+                        "ALTER TABLE sync_inbox ADD COLUMN strikes INTEGER NOT NULL DEFAULT 0"
+                    )
         except sqlite3.DatabaseError as exc:
             self.close()
             raise JournalError(f"{self.path} is not a sync journal ({exc})") from None
@@ -176,8 +114,9 @@ class SyncJournal(RegisteredWebhooks, Journal):
             self.update_params(**params)
 
     def recover(self) -> tuple[int, int]:
-        """After a crash: rows a dead process was processing go back to the queue, its write
-        intents become ``interrupted`` (the contact's next check reads before it writes).
+        """At start: rows a dead process was processing go back to the queue, its write intents
+        become ``interrupted`` (the contact's next check reads before it writes), and rows
+        waiting out a backoff are due at once (a restart retries them now).
 
         Returns (rows requeued, intents interrupted).
         """
@@ -185,6 +124,7 @@ class SyncJournal(RegisteredWebhooks, Journal):
             rows = db.execute(
                 "UPDATE sync_inbox SET state = 'queued' WHERE state = 'processing'"
             ).rowcount
+            db.execute("UPDATE sync_inbox SET not_before = 0 WHERE state = 'queued'")
             intents = db.execute(
                 "UPDATE sync_writes SET state = 'interrupted', finished_at = ?, message ="
                 " 'the process stopped before the answer; checked again by the next check'"
@@ -251,13 +191,14 @@ class SyncJournal(RegisteredWebhooks, Journal):
             return True
 
     def claim(self, now: int | None = None) -> Claim | None:
-        """Take every queued row of the oldest due contact not being processed; None if none."""
+        """Take every queued row of the contact due longest (a new event before a retry that is
+        due again, so retries in an outage never starve new events) not being processed."""
         now = now_ms() if now is None else now
         with self._tx() as db:
             row = db.execute(
                 "SELECT contact_key FROM sync_inbox WHERE state = 'queued' AND not_before <= ?"
                 " AND contact_key NOT IN (SELECT contact_key FROM sync_inbox"
-                " WHERE state = 'processing') ORDER BY id LIMIT 1",
+                " WHERE state = 'processing') ORDER BY not_before, id LIMIT 1",
                 (now,),
             ).fetchone()
             if row is None:
@@ -265,7 +206,7 @@ class SyncJournal(RegisteredWebhooks, Journal):
             key = row[0]
             rows = db.execute(
                 "SELECT id, contact_id, opportunity_id, event, COALESCE(triggered_at,"
-                " received_at), attempts FROM sync_inbox WHERE contact_key = ? AND state ="
+                " received_at), attempts, strikes FROM sync_inbox WHERE contact_key = ? AND state ="
                 " 'queued' ORDER BY id",
                 (key,),
             ).fetchall()
@@ -282,6 +223,7 @@ class SyncJournal(RegisteredWebhooks, Journal):
             events=[r[3] for r in rows],
             first_at=min(r[4] for r in rows),
             attempts=max(r[5] for r in rows),
+            strikes=max(r[6] for r in rows),
         )
 
     def _set_rows(self, ids: list[int], sql: str, args: tuple = ()) -> None:
@@ -297,23 +239,33 @@ class SyncJournal(RegisteredWebhooks, Journal):
         )
 
     def release(
-        self, claim: Claim, *, not_before: int = 0, failed: bool = False, message: str = ""
+        self,
+        claim: Claim,
+        *,
+        not_before: int = 0,
+        failed: bool = False,
+        message: str = "",
+        strike: bool = False,
     ) -> None:
-        """Put the rows back in the queue (stopping, cap, a transient failure), or fail them."""
+        """Put the rows back in the queue (stopping, cap, a failure to retry), or fail them.
+
+        A ``not_before`` (a backoff) counts an attempt; ``strike`` counts a strike too.
+        """
+        strikes = 1 if strike else 0
         if failed:
             self._set_rows(
                 claim.row_ids,
                 "UPDATE sync_inbox SET state = 'failed', finished_at = ?, message = ?,"
-                " attempts = attempts + 1",
-                (now_ms(), message or None),
+                " attempts = attempts + 1, strikes = strikes + ?",
+                (now_ms(), message or None, strikes),
             )
             return
         bump = 1 if not_before else 0
         self._set_rows(
             claim.row_ids,
             "UPDATE sync_inbox SET state = 'queued', not_before = ?, message = ?,"
-            " attempts = attempts + ?",
-            (not_before, message or None, bump),
+            " attempts = attempts + ?, strikes = strikes + ?",
+            (not_before, message or None, bump, strikes),
         )
 
     def forget_tokens(self, before_ms: int) -> int:
@@ -330,6 +282,17 @@ class SyncJournal(RegisteredWebhooks, Journal):
             " WHERE state IN ('queued', 'processing')"
         )[0]
         return int(rows["n"]), int(rows["c"])
+
+    def due_contacts(self, now: int | None = None) -> int:
+        """Contacts with an event due now or in process; rows waiting out a backoff or the
+        change cap do not count (the webhook 503 cap: a contact's events coalesce, so a flood
+        for one contact, or events kept through an outage, never shut the door on the rest)."""
+        rows = self._query(
+            "SELECT COUNT(DISTINCT contact_key) AS c FROM sync_inbox WHERE state = 'processing'"
+            " OR (state = 'queued' AND not_before <= ?)",
+            (now_ms() if now is None else now,),
+        )
+        return int(rows[0]["c"])
 
     def oldest_queued_ms(self) -> int | None:
         row = self._query(
@@ -501,6 +464,13 @@ __all__ = [
     "FAILED",
     "PROCESSING",
     "QUEUED",
+    "SYNC_TABLES",
+    "W_DONE",
+    "W_DRY_RUN",
+    "W_FAILED",
+    "W_INTENT",
+    "W_INTERRUPTED",
+    "W_NOT_FOUND",
     "Claim",
     "SyncJournal",
     "contact_key",

@@ -9,19 +9,15 @@ Refusals are one short JSON line; nothing of a token or of the body is echoed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 
 from toolkit import failpoints
 from toolkit.sync.contact import shown
+from toolkit.sync.listener import is_loopback
 from toolkit.sync.metrics import CONTENT_TYPE_LATEST
 from toolkit.sync.webhook import OPPORTUNITY_EVENTS, WebhookRefused, parse_webhook
 
@@ -116,8 +112,14 @@ class WebhookHandler(_Handler):
 
 
 class HealthHandler(_Handler):
+    """``GET /healthz``: the last error's text only for a request from this machine that no
+    proxy forwarded (elsewhere only whether there is one: it may name ids and hosts)."""
+
     def get(self) -> None:
-        self.reply(200, self.service.health())
+        headers = self.request.headers
+        forwarded = any(h in headers for h in ("Forwarded", "X-Forwarded-For", "X-Real-Ip"))
+        local = is_loopback(self.request.remote_ip or "") and not forwarded
+        self.reply(200, self.service.health(with_error=local))
 
 
 class MetricsHandler(_Handler):
@@ -142,69 +144,3 @@ def make_app(service: SyncService) -> tornado.web.Application:
 
 
 __all__ = ["make_app"]
-
-
-class HttpSide:
-    """The HTTP server in a thread of its own (tornado on its own event loop), stopped cleanly.
-
-    Args:
-        app: the tornado application (`make_app`).
-        listen: ``(host, port)``; port 0 takes a free one (`port` tells which).
-        max_body_bytes: the webhook size limit; the server refuses bodies well above it.
-    """
-
-    def __init__(self, app: tornado.web.Application, listen: tuple[str, int], max_body_bytes: int):
-        self.app, self.listen, self.max_body_bytes = app, listen, max_body_bytes
-        self.port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str | None:
-        """``http://HOST:PORT``, once started."""
-        return None if self.port is None else f"http://{self.listen[0]}:{self.port}"
-
-    def start(self) -> HttpSide:
-        thread = threading.Thread(target=self._serve, name="sync-http", daemon=True)
-        thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("the HTTP server did not start in time")
-        if self._error is not None:
-            raise self._error
-        self._thread = thread
-        return self
-
-    def _serve(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        host, port = self.listen
-        sockets = bind_sockets(port, host)
-        server = HTTPServer(self.app, max_body_size=max(self.max_body_bytes * 4, 1 << 20))
-        server.add_sockets(sockets)
-        self.port = sockets[0].getsockname()[1]
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            server.stop()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.close_all_connections(), timeout=5)
-
-    def stop(self, timeout: float) -> None:
-        loop, event = self._loop, self._stop
-        if loop is not None and event is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
