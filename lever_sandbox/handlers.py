@@ -77,7 +77,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def json_body(self) -> Any:
         try:
             return json.loads(self.request.body or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a hostile [[[[... body
             raise ApiError(400, "InvalidRequest", "the body is not valid JSON") from None
 
     def finish(self, chunk: Any = None) -> Any:

@@ -296,8 +296,16 @@ def create_private(path: str | os.PathLike) -> Path:
     return private_file(path)
 
 
+# No file of the toolkit nests deeper than a few levels; a `[[[[...` of thousands would exhaust
+# the parser's recursion (a traceback) or anything that walks the value later.
+MAX_YAML_DEPTH = 50
+
+
 class _NoAliasLoader(yaml.SafeLoader):
-    """A safe loader that refuses aliases: no anchor can be expanded, however small the text."""
+    """A safe loader that refuses aliases (no anchor can be expanded, however small the text)
+    and values nested deeper than `MAX_YAML_DEPTH`."""
+
+    _depth = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -305,7 +313,16 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases (*name) are not allowed here", mark
             )
-        return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML nested deeper than {MAX_YAML_DEPTH} levels", mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def safe_yaml_load(text: str, max_chars: int = 1_000_000) -> Any:
