@@ -52,7 +52,10 @@ _STARTS = re.escape("".join(FORMULA_STARTS))
 # start follows, or a `'` already escaping one (or another `'`).
 _NEEDS_ESCAPE = re.compile(f"(?:^|(?<=[{_SEP}]))(?=[{_STARTS}]|'[{_STARTS}'])")
 _ESCAPED = re.compile(f"(?:^|(?<=[{_SEP}]))'(?=[{_STARTS}'])")
-_NEEDS_ESCAPE_TEXT = _NEEDS_ESCAPE.pattern
+# A quick test first: only a cell starting with a formula character or `'`, or holding a
+# separator at all, can need the escape (nearly every cell is neither).
+_ANY_SEPARATOR = re.compile(f"[{_SEP}]")
+_FIRST = frozenset((*FORMULA_STARTS, CSV_ESCAPE))
 
 # Lever documents no maximum tag length. Real tags are words or short phrases (posting titles,
 # teams, locations, skills: the sandbox's longest is under 40 characters); 255 characters is the
@@ -90,6 +93,8 @@ def csv_cell(value: Any) -> Any:
         ("Senior\\r'=2+5", "a;'@b", 'a; -b')
     """
     if not isinstance(value, str) or not value:
+        return value
+    if value[0] not in _FIRST and not _ANY_SEPARATOR.search(value):
         return value
     return _NEEDS_ESCAPE.sub(CSV_ESCAPE, value)
 
@@ -160,10 +165,25 @@ def _escaped_categories(categories: Any) -> dict[Any, Any]:
         {}
     """
     try:
-        needs = categories.to_series().str.contains(_NEEDS_ESCAPE_TEXT, regex=True)
+        # arrow-backed text: the regex runs in C (object text would run it in Python)
+        text = categories.astype("str") if categories.dtype == object else categories
+        first = text.str.slice(0, 1)
+        maybe = first.isin(tuple(_FIRST)) | text.str.contains(_ANY_SEPARATOR.pattern)
     except AttributeError:  # not text
         return {c: csv_cell(c) for c in categories if csv_cell(c) is not c}
-    return {c: csv_cell(c) for c in categories[needs.to_numpy(dtype=bool, na_value=False)]}
+    mask = pd_mask(maybe)
+    return {c: e for c in categories[mask] if (e := csv_cell(c)) != c}
+
+
+def pd_mask(values: Any) -> Any:
+    """A boolean numpy mask from a pandas boolean Index/array (missing values are False)."""
+    to_numpy = getattr(values, "to_numpy", None)
+    if to_numpy is None:
+        return values
+    try:
+        return to_numpy(dtype=bool, na_value=False)
+    except TypeError:  # an Index's to_numpy takes no na_value
+        return to_numpy(dtype=bool)
 
 
 def printable(text: Any) -> str:
