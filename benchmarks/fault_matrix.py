@@ -29,13 +29,22 @@ TESTS = [
     "tests/test_demo.py",
     "tests/test_hostile.py",
     "tests/test_sync_queue.py",
+    "tests/test_hostile_csv.py",
+    "tests/test_hostile_text.py",
+    "tests/test_notebook_runners.py",
 ]
+# The modules of the hostile-data table (tests/test_hostile.py and issue 20's attacks).
+HOSTILE_MODULES = (
+    "tests.test_hostile",  # also tests.test_hostile_csv and tests.test_hostile_text
+    "tests.test_notebook_runners",
+)
 
 # tests/test_hostile.py: what each test tries as an attacker would, and what must hold.
 HOSTILE = {
     "test_hostile_seed_plants_split_strings_everywhere": (
-        "`lever-tags sandbox --hostile`: 13 hostile tags, 5 names, 2 emails on some but not all "
-        "opportunities of several multi-opportunity contacts",
+        "`lever-tags sandbox --hostile`: 18 hostile tags, 7 names, 3 emails on some but not all "
+        "opportunities of several multi-opportunity contacts (and a tag, a name and an email "
+        "holding lone surrogates on one more)",
         "every string is a split pair, so it reaches every report, CSV and plan",
     ),
     "test_every_run_succeeds_on_hostile_data": (
@@ -116,6 +125,141 @@ HOSTILE = {
         "refused with one line; the other file unchanged; lock and journal 0600",
     ),
     "test_sandbox_cli_offers_the_hostile_seed": ("`lever-tags sandbox --hostile`", "accepted"),
+    # issue 20: tests/test_hostile_csv.py
+    "test_every_csv_is_formula_safe_in_every_reader": (
+        "`Senior\\r=2+5` (bare CR), `Go;=1+1`, NEL and U+2028 in tags, names and emails, "
+        "through every CSV (audit, plan, skipped, verify's residual, a journal export, runs.csv), "
+        "read back by the csv module, by a `;` dialect and by a reader splitting at every line "
+        "break and separator",
+        "no cell in any reader starts with = + - @ tab CR: the cell is quoted and a `'` follows "
+        "each line break or separator that a formula start follows",
+    ),
+    "test_each_cell_holding_a_separator_is_quoted": (
+        "the same tags in split_pairs.csv",
+        "quoted; every hostile tag read back exactly with `csv_uncell`",
+    ),
+    "test_names_and_emails_read_back_exactly": (
+        "hostile names and emails in an audit with names",
+        "read back exactly",
+    ),
+    "test_the_plan_reads_back_and_applies_exactly": (
+        "a plan of `Go;=1+1`, formula tags and `'=1+1`",
+        "plan.csv read back exactly; applied and verified",
+    ),
+    "test_csv_cell_escapes_after_every_separator_and_round_trips": (
+        "20,000 random strings of separators, formula starts and `'`",
+        "no piece between separators starts a formula; escape then unescape is the identity",
+    ),
+    "test_both_writers_quote_a_cell_with_any_separator_alike": (
+        "a cell with each separator-like character, on the fast (categorical) and pandas paths",
+        "quoted alike, read back exactly",
+    ),
+    "test_no_hostile_plan_tag_is_refused_by_the_tag_rule": (
+        "`;` in a tag to write",
+        "allowed (a separator is not a control character)",
+    ),
+    # issue 20: tests/test_hostile_text.py
+    "test_the_sandbox_serves_a_lone_surrogate_json_escaped_as_lever_does": (
+        'a tag `"bad\\ud800tag"` in the sandbox',
+        "every listing page 200, the surrogate JSON-escaped (it used to answer 500)",
+    ),
+    "test_snapshot_and_audit_of_the_whole_account_hold_a_lone_surrogate": (
+        "`snapshot` and `audit` of an account with lone surrogates in a tag, a name, an email",
+        "exit 0; replaced by U+FFFD in the client's one JSON decode; a `hostile text` warning "
+        "in the snapshot and on stderr (it used to be a traceback)",
+    ),
+    "test_tag_contact_works_on_a_contact_with_a_lone_surrogate": (
+        "`tag_contact` (what sync runs) on that contact, twice",
+        "writes done, then nothing to do: the contact does not fail forever",
+    ),
+    "test_a_replaced_tag_is_never_written_back": (
+        "a tag holding U+FFFD or a lone surrogate to write",
+        "refused by the tag rule",
+    ),
+    "test_bytes_that_are_not_utf8_are_replaced_and_counted": (
+        "a byte 0xFF in Lever's JSON",
+        "replaced by U+FFFD and counted",
+    ),
+    "test_clean_json_walks_only_when_the_text_can_hold_a_surrogate": (
+        "lone surrogates in keys and values, a valid pair",
+        "the lone ones replaced, the pair kept",
+    ),
+    "test_deeply_nested_json_from_lever_is_one_line_and_exit_2": (
+        "a server answering `[` x 200,000",
+        "UnexpectedResponseError; `snapshot` exits 2 with one line",
+    ),
+    "test_deeply_nested_json_in_a_plan_sidecar_is_one_line_and_exit_2": (
+        "plan.meta.json of `[` x 200,000",
+        "`apply` exits 2 with one line",
+    ),
+    "test_deeply_nested_yaml_is_one_line_and_exit_2": (
+        "a policy file of `[` x 5,000, and of 400 nested mappings",
+        "exit 2, one line (`nested deeper than 50 levels`), no plan written",
+    ),
+    "test_the_tag_rule_and_the_log_escaping_share_one_definition": (
+        "C0, DEL, C1, NEL, U+2028/9, bidi controls (U+202A-E, U+2066-9, U+200E/F, U+061C), "
+        "zero-width characters (U+200B-D, U+2060, U+FEFF) in a tag",
+        "refused by the tag rule; escaped by terminal text and the log formatter "
+        "(`toolkit.chars`, one definition)",
+    ),
+    "test_the_cli_refuses_a_bidi_tag_before_any_request": (
+        "`plan --tag` with U+202E",
+        "exit 2 before any request; the message shows `U+202E`, not the character",
+    ),
+    "test_log_lines_of_the_cli_escape_dangerous_characters": (
+        "a log line holding NEL, U+2028, U+202E, U+200B",
+        "each shown as an escape",
+    ),
+    "test_tag_contact_applies_the_cli_tag_rule_before_any_request": (
+        "`tag_contact` with NUL, 256 characters, zero-width, bidi, blank tags",
+        "ValueError naming the rule, no request",
+    ),
+    "test_doctor_json_and_journal_folders_are_private": (
+        "umask 022: `doctor --json`, `--journal-dir`, `apply --journal new/runs/j.sqlite`",
+        "doctor.json 0600; the folders made 0700 (they were 0644 / 0755)",
+    ),
+    # issue 20: tests/test_notebook_runners.py
+    "test_plain_papermill_run_of_notebook_01_publishes_no_real_name": (
+        "notebook 01 by plain `papermill` (no `lever-tags report`) with its defaults",
+        "no real name in the executed notebook; pseudonyms (it published 27+ names)",
+    ),
+    "test_a_parameter_the_notebook_lacks_fails_the_check_cell": (
+        "plain `papermill -p with_personel False` (a typo)",
+        "the check cell fails with one line before any fetch",
+    ),
+    "test_from_executed_makes_a_private_offline_csp_report": (
+        "the 0644 executed notebook of a plain papermill run",
+        "`lever-tags report --from-executed`: 0600, and an HTML 0600 with the CSP, no script, "
+        "no CDN",
+    ),
+    "test_from_executed_refuses_what_is_not_an_executed_notebook": (
+        "`--from-executed` of a missing file, of a non-notebook, with a NOTEBOOK too",
+        "exit 2, one line",
+    ),
+    "test_nbconvert_with_the_offline_template_carries_the_csp": (
+        "`jupyter nbconvert --to html --template offline` on that notebook",
+        "the CSP meta, no CDN load (plain nbconvert loads require.js and MathJax)",
+    ),
+    "test_the_docs_point_schedulers_at_lever_tags_batch": (
+        "docs/usage.md's scheduling advice",
+        "`lever-tags batch`, not Airflow's PapermillOperator",
+    ),
+    "test_run_mode": (
+        "how a kernel is run: report, JupyterLab, papermill/nbconvert/Airflow",
+        "told apart from the environment",
+    ),
+    "test_lever_tags_report_kernels_are_marked_as_such": (
+        "a `lever-tags report` kernel",
+        "marked `LEVER_TOOLKIT_RUN=report`",
+    ),
+    "test_a_headless_check_redacts_refuses_and_makes_files_private": (
+        "a headless check cell: nothing injected; `with_personel`, `api_key`, the key as a value",
+        "redacted, umask 077; each refused with one line",
+    ),
+    "test_report_and_interactive_runs_keep_their_parameters": (
+        "the same check in a report or JupyterLab kernel",
+        "parameters kept as given",
+    ),
 }
 
 # tests/test_sync_queue.py: the sync service's queue, listener and metrics (issue 20).
@@ -297,6 +441,8 @@ def render_hostile(cases: dict[str, dict]) -> list[str]:
     out = [
         "",
         "## Hostile data (tests/test_hostile.py; the sync service: tests/test_sync_queue.py)",
+        "## Hostile data (tests/test_hostile.py, test_hostile_csv.py, test_hostile_text.py, "
+        "test_notebook_runners.py)",
         "",
         "A sandbox seeded with `hostile_dataset` (`lever-tags sandbox --hostile`), every "
         "notebook through `lever-tags report` and `lever-tags batch`, plan/apply/verify/rollback "
@@ -308,6 +454,7 @@ def render_hostile(cases: dict[str, dict]) -> list[str]:
     ]
     merged: dict[str, dict] = {}
     rows = _rows(cases, "tests.test_hostile") + _rows(cases, "tests.test_sync_queue")
+    rows = [row for module in HOSTILE_MODULES for row in _rows(cases, module)]
     for name, case in rows:
         base = name.split("[", 1)[0]
         prev = merged.get(base, {"held": True, "time": 0.0, "n": 0})

@@ -449,17 +449,28 @@ HOSTILE_TAGS: tuple[str, ...] = (
     "'=1+1",
     "\x1b[31mred alert\x1b[0m",
     "\t=1+2",
+    "Senior\r=2+5",  # a bare CR: a new row to some readers, then a formula
+    "Go;=1+1",  # a cell of its own where `;` separates cells
+    "Remote\u2028@SUM(1)\x85-3+3",  # Unicode line separator, NEL
+    "Python\u202e\u2066txt.exe",  # bidi controls: shown reordered
+    "Py\u200bthon\ufeff",  # zero-width: looks like "Python"
 )
+# Text no UTF-8 encoder accepts: lone surrogates, as Lever's JSON can carry them ("\ud800").
+# The toolkit replaces them with U+FFFD on the way in (toolkit.chars.clean_json).
+HOSTILE_UNDECODABLE: tuple[str, ...] = ("bad\ud800tag", "Ann\udfff Lee", "x\udbff@example.com")
 HOSTILE_NAMES: tuple[str, ...] = (
     "<script>alert(11)</script>",
     "<img src=x onerror=alert(12)>",
     '"><svg onload=alert(13)> Smith',
     '=HYPERLINK("http://evil.example","Ada")',
     "@Ada+Lovelace",
+    "Ada\r=2+5 Lovelace",
+    "Ada;@SUM(1) Lovelace",
 )
 HOSTILE_EMAILS: tuple[str, ...] = (
     "=cmd|' /C calc'!A0@example.com",
     '"<svg onload=alert(14)>"@example.com',
+    "ada;=1+1@example.com",
 )
 
 
@@ -472,7 +483,8 @@ def hostile_dataset(
     with two or more opportunities, so every one is a split pair and appears in every report,
     CSV and plan; `HOSTILE_NAMES` and `HOSTILE_EMAILS` replace the name and email of some other
     such contacts (on the contact and on its opportunities), which also get `HOSTILE_TAGS[1]` on
-    their first opportunity so they show up in grids. Deterministic like the generator.
+    their first opportunity so they show up in grids. `HOSTILE_UNDECODABLE` (lone surrogates)
+    go on one more contact each: a tag, a name, an email. Deterministic like the generator.
 
     Example:
         >>> ds = hostile_dataset(seed=1, contacts=200)
@@ -488,7 +500,7 @@ def hostile_dataset(
     multi = sorted(c for c, opps in by_contact.items() if len(opps) >= 2)
     rng = random.Random(seed ^ 0x5EED)
     rng.shuffle(multi)
-    needed = len(HOSTILE_TAGS) * per_string + len(HOSTILE_NAMES) + len(HOSTILE_EMAILS)
+    needed = len(HOSTILE_TAGS) * per_string + len(HOSTILE_NAMES) + len(HOSTILE_EMAILS) + 1
     if len(multi) < needed:
         raise ValueError(
             f"--hostile needs at least {needed} contacts with several opportunities; "
@@ -511,6 +523,13 @@ def hostile_dataset(
         ds.contacts[contact]["emails"] = [email]
         for opp in by_contact[contact]:
             opp["emails"] = [email]
+    bad_tag, bad_name, bad_email = HOSTILE_UNDECODABLE
+    contact = next(pool)
+    ds.contacts[contact].update(name=bad_name, emails=[bad_email])
+    first = min(by_contact[contact], key=lambda o: (o["createdAt"], o["id"]))
+    first["tags"] = [*first["tags"], bad_tag]
+    for opp in by_contact[contact]:
+        opp.update(name=bad_name, emails=[bad_email])
     return ds
 
 
@@ -610,6 +629,7 @@ __all__ = [
     "HOSTILE_EMAILS",
     "HOSTILE_NAMES",
     "HOSTILE_TAGS",
+    "HOSTILE_UNDECODABLE",
     "POSTING_TAGS",
     "TAG_VARIANTS",
     "Dataset",

@@ -57,7 +57,14 @@ class BaseHandler(tornado.web.RequestHandler):
     def reply(self, status: int, body: Any) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            # a lone surrogate (a tag stored as "\ud800") is not UTF-8: JSON-escaped, as Lever
+            # serves it, never a 500 for the whole listing
+            data = json.dumps(body, separators=(",", ":")).encode("ascii")
+        self.finish(data)
 
     def fail(self, error: ApiError) -> None:
         self.reply(error.status, error.body())
@@ -71,7 +78,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def json_body(self) -> Any:
         try:
             return json.loads(self.request.body or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a hostile [[[[... body
             raise ApiError(400, "InvalidRequest", "the body is not valid JSON") from None
 
     def finish(self, chunk: Any = None) -> Any:

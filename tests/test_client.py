@@ -781,6 +781,7 @@ def test_stats_after_a_scripted_sequence(rsps, make, sleep, monkeypatch) -> None
         "server_errors": 2,
         "connection_errors": 1,
         "listing_restarts": 0,
+        "replaced_text": 0,
         "backoff_seconds": 2.75,
         "throttle_seconds": 0.0,
         "by_status": {"200": 1, "404": 1, "429": 1, "502": 1, "503": 1},

@@ -1,7 +1,8 @@
-"""`toolkit.csvout.write_csv` writes exactly what pandas' `to_csv(index=False)` writes, byte for
-byte, on the fast path (categorical text and integer columns) and on every frame it leaves to
-pandas; with hostile text (separators, quotes, line ends, formulas, NUL), missing values, unused
-categories and block boundaries."""
+"""`toolkit.csvout.write_csv` writes the same bytes on the fast path (categorical text and integer
+columns) and on the pandas path (every other frame): pandas' `to_csv(index=False)`, byte for
+byte, except that a cell holding a separator of any reader (a bare CR, `;`, tab, NEL...) is
+quoted too (`_expected`); with hostile text (separators, quotes, line ends, formulas, NUL),
+missing values, unused categories and block boundaries."""
 
 from __future__ import annotations
 
@@ -59,6 +60,19 @@ def _frame(seed: int, rows: int, text_dtype: str) -> pd.DataFrame:
     )
 
 
+def _expected(frame: pd.DataFrame) -> str:
+    """pandas' CSV; where a cell holds a separator pandas leaves unquoted, the same cells
+    re-quoted (the pandas path of `write_csv`)."""
+    plain = frame.to_csv(index=False)
+    wide = csvout._pandas_csv(frame)
+    rows = lambda text: list(csv.reader(io.StringIO(text, newline="")))  # noqa: E731
+    every = frame.to_csv(index=False, quoting=csv.QUOTE_ALL)  # reads back exactly
+    assert rows(wide) == rows(every)  # the same cells, only quoted where needed
+    if not any(c in plain for c in ";\t\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00"):
+        assert wide == plain
+    return wide
+
+
 def _written(frame: pd.DataFrame) -> str:
     out = io.StringIO()
     csvout.write_csv(out, frame)
@@ -72,7 +86,7 @@ def test_the_fast_path_writes_what_pandas_writes(seed, text_dtype, block, monkey
     monkeypatch.setattr(csvout, "BLOCK_ROWS", block)  # many blocks, and one
     frame = _frame(seed, 300, text_dtype)
     assert csvout._fast_columns(frame) is not None  # this frame takes the fast path
-    assert _written(frame) == frame.to_csv(index=False)
+    assert _written(frame) == _expected(frame)
 
 
 @pytest.mark.parametrize(
@@ -89,18 +103,12 @@ def test_the_fast_path_writes_what_pandas_writes(seed, text_dtype, block, monkey
     ids=["one-column", "float", "bool", "nullable-int", "object-text", "int-categories", "empty"],
 )
 def test_other_frames_are_written_as_pandas_writes_them(frame):
-    assert _written(frame) == frame.to_csv(index=False)
+    assert _written(frame) == frame.to_csv(index=False) == _expected(frame)
 
 
-def test_a_nul_in_the_text_behaves_as_in_pandas():
+def test_a_nul_in_the_text_is_quoted_on_both_paths():
     frame = pd.DataFrame({"tag": pd.Categorical(["a\x00b", "c"]), "n": [1, 2]})
-    try:
-        expected = frame.to_csv(index=False)
-    except csv.Error:
-        with pytest.raises(csv.Error):
-            _written(frame)
-    else:
-        assert _written(frame) == expected
+    assert _written(frame) == _written(frame.astype({"tag": object})) == 'tag,n\n"a\x00b",1\nc,2\n'
 
 
 def test_write_csv_atomic_takes_the_fast_path_and_stays_formula_safe(tmp_path, monkeypatch):
@@ -113,4 +121,4 @@ def test_write_csv_atomic_takes_the_fast_path_and_stays_formula_safe(tmp_path, m
     assert calls, "the audit's kind of table goes through the fast path"
     text = path.read_bytes().decode("utf-8")  # as written: no newline translation
     assert "'=HYPERLINK(1)" in text and "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
-    assert text == csv_safe_frame(frame).to_csv(index=False)
+    assert text == _expected(csv_safe_frame(frame))

@@ -494,7 +494,10 @@ def test_headless_explore_is_redacted_unless_the_caller_chose():
     assert execute.headless_defaults(explore, {"redact": False}) == {"redact": False}
     audit = nb_params.resolve_notebook("audit")  # names off by default already
     assert execute.headless_defaults(audit, {}) == {}
-    assert execute.HEADLESS_KERNEL_ENV == {"LEVER_TOOLKIT_PROGRESS": "0"}
+    assert execute.HEADLESS_KERNEL_ENV == {
+        "LEVER_TOOLKIT_PROGRESS": "0",
+        "LEVER_TOOLKIT_RUN": "report",
+    }
 
 
 def test_require_success_names_the_command_that_resumes_this_run(tmp_path):

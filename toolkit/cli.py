@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from toolkit.chars import EscapingFormatter
 from toolkit.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -70,10 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its one-line usage error
         return int(exc.code or 0)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()  # log lines escaped: data from Lever is untrusted
+    handler.setFormatter(EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, handlers=[handler])
     try:
         return int(args.func(args) or 0)
     except (ConfigurationError, UsageError) as exc:

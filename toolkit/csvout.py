@@ -9,13 +9,21 @@ text columns and plain integer columns, two or more of them, take this path; any
 (floats, booleans, nullable integers, text that is not categorical) goes to pandas, so the
 output never depends on which path wrote it (`tests/test_csvout.py` compares them byte for
 byte).
+
+Quoting goes further than the ``csv`` module's: a field is quoted when it holds the separator, a
+quote, or any character a reader might take for a line break or another dialect's separator
+(`toolkit.sanitize.SEPARATORS`: a bare CR, `;`, tab, NEL, U+2028...), where the ``csv`` module
+quotes only the characters of its own line terminator. Otherwise the output is pandas' to the
+byte: pandas writes the values, and only a table holding such a character is re-quoted
+(`render_row`, the one quoting rule of both paths).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from typing import IO
 
 import numpy as np
@@ -23,10 +31,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from toolkit.sanitize import SEPARATORS
+
 BLOCK_ROWS = 1 << 16  # rows put together at once: a few MB of text
-# Characters that may make the csv module quote a field (the separator, the quote character,
-# the line ends) or refuse it (NUL): such values are rendered by the csv module itself.
-_SPECIAL = r'[,"\r\n\x00]'
+# A field holding one of these is quoted: the quote character, and every separator or line
+# break of any reader (the comma, CR and LF among them).
+QUOTED = '"' + SEPARATORS
+_SPECIAL_RE = re.compile("[" + re.escape(QUOTED) + "]")
+_SPECIAL = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in QUOTED) + "]"  # the same, for pyarrow
+# What pandas (the csv module, lineterminator "\n") leaves unquoted although it is in QUOTED.
+_UNQUOTED_BY_PANDAS = re.compile(
+    "[" + re.escape(SEPARATORS.replace(",", "").replace("\n", "")) + "]"
+)
 
 
 def write_csv(handle: IO[str], frame: pd.DataFrame) -> None:
@@ -43,9 +59,9 @@ def write_csv(handle: IO[str], frame: pd.DataFrame) -> None:
     """
     columns = _fast_columns(frame)
     if columns is None:
-        frame.to_csv(handle, index=False)
+        handle.write(_pandas_csv(frame))
         return
-    handle.write(_render_row([str(c) for c in frame.columns]))
+    handle.write(render_row([str(c) for c in frame.columns]))
     raw = getattr(handle, "buffer", None)  # a text file's bytes: the UTF-8 lines go as they are
     if (
         raw is not None
@@ -101,14 +117,45 @@ def _render_values(values: pa.Array) -> pa.Array:
 
 
 def _render_field(value: str) -> str:
-    # the field as the first of two, then cut off ",z\n": the csv module's own quoting
-    return _render_row([value, "z"])[: -len(",z\n")]
+    """One text field: quoted (quotes doubled) when it holds any of `QUOTED`, else as it is."""
+    if _SPECIAL_RE.search(value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
 
 
-def _render_row(fields: list[str]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(fields)
-    return buffer.getvalue()
+def render_row(fields: Sequence[object]) -> str:
+    r"""One CSV line as the ``csv`` module writes it, with `QUOTED`'s wider quoting.
+
+    Values as ``csv.writer`` turns them into text (None is empty, a float its ``repr``); a line
+    of one empty field is ``""``, as the ``csv`` module writes it.
+
+    Example:
+        >>> render_row(["a,b", "Senior\r'=2", "x;y", 3, None])
+        '"a,b","Senior\r\'=2","x;y",3,\n'
+        >>> render_row([""])
+        '""\n'
+    """
+    texts = ["" if f is None else f if isinstance(f, str) else _text(f) for f in fields]
+    if len(texts) == 1 and texts[0] == "":
+        return '""\n'
+    return ",".join(_render_field(t) for t in texts) + "\n"
+
+
+def _text(value: object) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _pandas_csv(frame: pd.DataFrame) -> str:
+    """pandas' CSV of `frame`, re-quoted by `render_row` when a value holds what pandas leaves
+    unquoted (pandas still renders every value: floats, booleans, missing values)."""
+    text = frame.to_csv(index=False, lineterminator="\n")
+    if not _UNQUOTED_BY_PANDAS.search(text):
+        return text
+    every = frame.to_csv(index=False, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    if csv.field_size_limit() < len(every):
+        csv.field_size_limit(len(every))  # a huge cell is data here, not a broken file
+    rows = csv.reader(io.StringIO(every, newline=""))
+    return "".join(render_row(row) for row in rows)
 
 
 def _blocks(columns: list[tuple[np.ndarray | None, pa.Array]], rows: int) -> Iterator[pa.Array]:

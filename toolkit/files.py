@@ -38,6 +38,11 @@ def _atomic_write(path: Path, write) -> Path:
     return path
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8), atomically, 0600 in a folder made 0700 when missing."""
+    return _atomic_write(Path(path), lambda h: h.write(text))
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """Write `obj` as indented JSON, atomically."""
     return _atomic_write(
@@ -69,6 +74,34 @@ def sidecar(path: str | os.PathLike, suffix: str, *, keep_suffix: bool = False) 
         return path.with_name(path.name + suffix)
     stem = path.name[: -len(path.suffix)] if path.suffix else path.name
     return path.with_name(stem + suffix)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """A JSON file the toolkit wrote (a sidecar), or a ConfigurationError in one line.
+
+    Bad JSON, text that is not UTF-8 and JSON nested too deeply for the parser (a hostile
+    `[[[[...` of a million brackets) are refused with the file's name, never a traceback.
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = os.path.join(d, "x.json")
+        ...     _ = open(path, "w").write("[" * 100_000)
+        ...     read_json(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        toolkit.errors.ConfigurationError: .../x.json is JSON nested too deeply ...
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid JSON (line {exc.lineno})") from None
+    except RecursionError:
+        raise ConfigurationError(
+            f"{path} is JSON nested too deeply to be the toolkit's; restore the file or delete it"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{path} is not UTF-8 text") from None
 
 
 def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:

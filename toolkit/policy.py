@@ -29,7 +29,7 @@ import yaml
 
 from toolkit.audit.variants import normalize_tag
 from toolkit.errors import ConfigurationError
-from toolkit.files import read_yaml
+from toolkit.files import read_yaml, write_text_atomic
 from toolkit.specs import POLICY, check, short
 
 __all__ = [
@@ -217,9 +217,7 @@ def save_policy(policy: Policy, path: str | Path) -> Path:
         The path written.
     """
     file = Path(path)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(policy.to_yaml(), encoding="utf-8")
-    return file
+    return write_text_atomic(file, policy.to_yaml())  # 0600 in a 0700 folder when made
 
 
 def policy_tag_warnings(policy: Policy, known_tags: Iterable[str]) -> list[str]:

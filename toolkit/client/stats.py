@@ -20,6 +20,7 @@ class ClientStats:
     server_errors: int = 0
     connection_errors: int = 0
     listing_restarts: int = 0
+    replaced_text: int = 0  # strings from Lever with undecodable text, replaced (toolkit.chars)
     backoff_seconds: float = 0.0
     throttle_seconds: float = 0.0
     by_status: Counter = field(default_factory=Counter)
@@ -44,6 +45,7 @@ class ClientStats:
                 "server_errors": self.server_errors,
                 "connection_errors": self.connection_errors,
                 "listing_restarts": self.listing_restarts,
+                "replaced_text": self.replaced_text,
                 "backoff_seconds": round(self.backoff_seconds, 3),
                 "throttle_seconds": round(self.throttle_seconds, 3),
                 "by_status": {str(k): v for k, v in sorted(self.by_status.items())},

@@ -14,6 +14,7 @@ from pathlib import Path
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
 from toolkit.doctor.report import run_doctor
+from toolkit.files import write_text_atomic
 
 SEND_US = (
     "Some rows differ from what the toolkit was built against. Please send us the output of "
@@ -71,7 +72,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     print(f"lever-tags doctor: {report.host} ({report.requests} requests)")
     print(report.table())
     if args.json:
-        Path(args.json).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+        write_text_atomic(args.json, json.dumps(report.as_dict(), indent=2) + "\n")  # 0600
     if report.differences:
         names = ", ".join(c.name for c in report.differences)
         print(f"\n{len(report.differences)} behaviour(s) differ: {names}", file=sys.stderr)

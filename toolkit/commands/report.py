@@ -51,7 +51,13 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
         "folder. Exit 1 when a cell fails (the partial notebook is kept); exit 2 before any "
         "kernel starts for a bad parameter or a missing input file.",
     )
-    p.add_argument("notebook", metavar="NOTEBOOK")
+    p.add_argument("notebook", metavar="NOTEBOOK", nargs="?")
+    p.add_argument(
+        "--from-executed",
+        metavar="IPYNB",
+        help="instead of running NOTEBOOK: a notebook executed by plain papermill, nbconvert or "
+        "Airflow made private (0600) with its offline, CSP-protected HTML report beside it",
+    )
     p.add_argument(
         "-p",
         "--parameter",
@@ -75,6 +81,16 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    if args.from_executed:
+        if args.notebook or args.parameter or args.parameters_file:
+            raise UsageError("--from-executed takes no NOTEBOOK and no parameters")
+        try:
+            print(workflows.publish_executed_report(args.from_executed))
+        except SecretLeakError as exc:
+            raise UsageError(str(exc)) from None
+        return EXIT_OK
+    if not args.notebook:
+        raise UsageError("report needs a NOTEBOOK (or --from-executed IPYNB)")
 
     try:
         result = workflows.run_report(

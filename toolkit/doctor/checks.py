@@ -28,6 +28,7 @@ from toolkit.errors import (
 from toolkit.remediate.apply import apply_plan
 from toolkit.remediate.plan import Plan
 from toolkit.remediate.rollback import rollback
+from toolkit.sanitize import private_dir
 
 OK, DIFFERS, WARN, SKIPPED = "ok", "DIFFERS", "warn", "skipped"
 SEEN = "seen"  # a behaviour reported as observed: the toolkit copes with every answer
@@ -416,7 +417,7 @@ def run_write_test(
     opp = client.get_opportunity(opportunity_id)
     tag = THROWAWAY_PREFIX + secrets.token_hex(4)
     folder = Path(journal_dir) if journal_dir else Path(tempfile.mkdtemp(prefix="lever-doctor-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)  # a folder made for --journal-dir is 0700
     journal = folder / f"doctor-write-test-{tag}.sqlite"
     # a write with an unknown perform_as: what does Lever answer?
     bogus = str(uuid.uuid4())

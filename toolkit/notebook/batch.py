@@ -4,7 +4,6 @@ run side by side, `parallel_audits` at a time. A failing run does not stop the o
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 import os
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import config
+from toolkit.csvout import render_row
 from toolkit.errors import ConfigurationError
 from toolkit.files import read_yaml
 from toolkit.notebook import execute
@@ -186,10 +186,10 @@ def write_runs_csv(results: Sequence[RunResult], path: Path) -> Path:
     started_at, then its key numbers (`batch_index.NUMBER_COLUMNS`, "" when none)."""
     rows = [{k: csv_cell(v) for k, v in r.as_row(path.parent).items()} for r in results]
     create_private(path)
+    fields = list(rows[0]) if rows else ["name"]
     with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["name"])
-        writer.writeheader()
-        writer.writerows(rows)
+        handle.write(render_row(fields))  # quoted as every CSV of the toolkit (csvout)
+        handle.writelines(render_row([row.get(f, "") for f in fields]) for row in rows)
     return path
 
 

@@ -39,13 +39,15 @@ from toolkit.notebook.params import (
     utc_stamp,
     validate_run_parameters,
 )
+from toolkit.notebook.runmode import REPORT, RUN_ENV
 from toolkit.notebook.secrets import (
     SecretLeakError,
     refuse_secret_values,
+    scan_files_for_secrets,
     scan_for_secrets,
     secret_values,
 )
-from toolkit.sanitize import create_private, private_dir, private_tree, short_repr
+from toolkit.sanitize import create_private, private_dir, private_file, private_tree, short_repr
 
 KERNEL_NAME = "python3"
 
@@ -260,9 +262,42 @@ def export_html(executed: Path, html_path: Path | None = None) -> Path:
     return html_path
 
 
+def publish_executed(executed: str | os.PathLike) -> Path:
+    """Make a notebook executed by another runner a report, as `lever-tags report` makes one.
+
+    Plain `papermill`, `jupyter nbconvert --execute --to notebook` or Airflow write the
+    executed notebook with their own umask (often 0644) and no HTML, or nbconvert's HTML that
+    loads require.js and MathJax from a CDN. This makes the executed notebook 0600, writes the
+    offline, sanitized, CSP-protected HTML beside it (`export_html`, 0600) and scans both for
+    the credential (`scan_files_for_secrets`). Returns the HTML's path.
+
+    Raises:
+        ConfigurationError: not a file, or not a notebook (one line).
+        SecretLeakError: the credential was found (text redacted in place).
+    """
+    path = Path(executed)
+    if not path.is_file() or path.suffix != ".ipynb":
+        raise ConfigurationError(f"--from-executed: no executed notebook (.ipynb) at {path}")
+    private_file(path)
+    try:
+        html = export_html(path)
+    except Exception as exc:  # not JSON, not a notebook: nbformat's and nbconvert's many errors
+        message = " ".join(str(exc).split())[:200]
+        raise ConfigurationError(f"--from-executed: {path} is not a notebook ({message})") from None
+    leaked = scan_files_for_secrets([path, html])
+    if leaked:
+        raise SecretLeakError(
+            f"a credential was found in {', '.join(p.name for p in leaked)} (redacted there); "
+            "rotate the key. This is a bug: please report it"
+        )
+    return html
+
+
 # What every kernel a run starts gets in its environment, on top of this process's: no progress
 # bars (`toolkit.progress`), since a report is a document, not a terminal.
-HEADLESS_KERNEL_ENV = {"LEVER_TOOLKIT_PROGRESS": "0"}
+# `LEVER_TOOLKIT_RUN=report` tells the notebook's parameter check that this run's parameters,
+# redaction and file modes are already taken care of (`toolkit.notebook.runmode`).
+HEADLESS_KERNEL_ENV = {"LEVER_TOOLKIT_PROGRESS": "0", RUN_ENV: REPORT}
 
 
 @functools.cache

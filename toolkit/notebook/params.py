@@ -15,6 +15,15 @@ import yaml
 
 from toolkit import config
 from toolkit.errors import ConfigurationError
+from toolkit.notebook.runmode import (
+    HEADLESS,
+    headless_problems,
+    headless_redaction,
+    injected_parameters,
+    make_kernel_private,
+    run_mode,
+)
+from toolkit.notebook.secrets import refuse_secret_values, secret_values
 from toolkit.sanitize import private_dir, safe_yaml_load, short_repr
 from toolkit.specs import INPUT_PATH_PARAMETERS, PARAMETERS, PATH_PARAMETERS
 from toolkit.specs import problems as spec_problems
@@ -76,6 +85,12 @@ def check_parameters(namespace: Mapping[str, Any] | None = None, **params: Any) 
     from the project root (`resolve_path`), `output_dir` to the folder the notebook writes to
     (`resolve_output_dir`, created), a given `journal_path` from the project root.
 
+    Run by something else than `lever-tags report` and outside an interactive Jupyter (plain
+    papermill, `jupyter nbconvert --execute`, Airflow: `runmode.run_mode`), the check also
+    refuses parameters papermill injected that the notebook does not declare or that carry the
+    credential, redacts a notebook that would fetch names by default unless the caller passed
+    `with_personal` or `redact`, and makes every file the kernel writes private (umask 077).
+
     Example:
         >>> p = check_parameters(dry_run=True, max_changes=10, mode="propagate")
         >>> p.max_changes
@@ -85,11 +100,25 @@ def check_parameters(namespace: Mapping[str, Any] | None = None, **params: Any) 
         ...
         toolkit.errors.ConfigurationError: bad notebook parameter: max_changes must be an integer >= 0, got str 'ten'
     """  # noqa: E501
+    injected: list[str] = []
+    problems: list[str] = []
+    headless = namespace is not None and run_mode() == HEADLESS
     if namespace is not None:
         params = {k: namespace[k] for k in PARAMETER_SPEC if k in namespace} | params
-    problems = parameter_problems(params) + missing_input_files(params)
+        if headless:
+            injected, declared = injected_parameters(namespace)
+            given = {k: namespace[k] for k in injected if k in namespace}
+            secret = {k: v for k, v in given.items() if _SECRET_NAMES.search(k)}
+            problems += parameter_problems(secret)  # "credentials are never parameters"
+            problems += headless_problems([k for k in injected if k not in secret], declared)
+            refuse_secret_values(given, secret_values())
+            make_kernel_private()
+    problems = parameter_problems(params) + problems + missing_input_files(params)
     if problems:
         raise ConfigurationError("bad notebook parameter: " + "; ".join(problems))
+    if headless and headless_redaction(params, injected):
+        params = dict(params, redact=True)  # a shared file: pseudonyms unless asked otherwise
+        namespace["redact"] = True  # type: ignore[index]  (globals() of the notebook)
     resolved = dict(params)
     for name in INPUT_PATH_PARAMETERS:
         if resolved.get(name):

@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,13 @@ def scan_for_secrets(folder: Path, secrets: Sequence[str] | None = None) -> list
     it is left intact and private (0600) and reported, so nothing is corrupted; the caller
     fails the run and names it.
     """
+    return scan_files_for_secrets(folder.rglob("*"), secrets)
+
+
+def scan_files_for_secrets(
+    paths: Iterable[Path], secrets: Sequence[str] | None = None
+) -> list[Path]:
+    """`scan_for_secrets` over the given files only (an executed notebook and its HTML)."""
     secrets = secret_values() if secrets is None else tuple(secrets)
     needles = sorted(
         {form for s in secrets if s for form in secret_forms(s)}, key=len, reverse=True
@@ -98,7 +105,7 @@ def scan_for_secrets(folder: Path, secrets: Sequence[str] | None = None) -> list
     leaked: list[Path] = []
     if not needles:
         return leaked
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+    for path in sorted(p for p in paths if p.is_file() and not p.is_symlink()):
         data = path.read_bytes()
         if not any(needle in data for needle in needles):
             continue

@@ -47,7 +47,7 @@ from toolkit.remediate.journal_schema import (
     now_iso,
     sql_int,
 )
-from toolkit.sanitize import create_private
+from toolkit.sanitize import create_private, private_dir
 
 
 class Journal:
@@ -69,7 +69,7 @@ class Journal:
         if lock:
             self._lock.take()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)  # a folder made for --journal is 0700
             if create and not os.path.lexists(self.path):
                 create_private(self.path)  # 0600 before SQLite writes (its -wal/-shm follow)
             self._db = sqlite3.connect(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.remediate.journal_schema import JournalError
+from toolkit.sanitize import private_dir
 
 try:  # POSIX only; on other platforms the lock degrades to an O_EXCL-free best effort
     import fcntl
@@ -39,7 +40,7 @@ class RunLock:
     def take(self) -> None:
         if fcntl is None:  # pragma: no cover
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)  # a folder made for --journal is 0700
         # A holder that releases cleanly unlinks the file and then unlocks. A run that opened
         # the old file just before may then lock a file nobody else sees; it must notice that
         # (the path no longer names its file) and take the lock again on the current one.

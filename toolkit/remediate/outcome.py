@@ -12,6 +12,7 @@ import pandas as pd
 
 from toolkit.audit import AuditResult
 from toolkit.files import write_csv_atomic, write_json_atomic
+from toolkit.sanitize import private_dir
 
 
 def project_plan(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
@@ -211,7 +212,7 @@ def write_remediation_summary(
 ) -> dict[str, Path]:
     """`remediation.json` (counts, before/after summaries) and `outcomes.csv` beside the report."""
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)
     data = {
         "dry_run": bool(result.dry_run),
         "plan": plan.counts(),

@@ -9,14 +9,14 @@ plan.before.json      {opportunity_id: {"contact_id": ..., "tags": [...]}} the p
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from toolkit.files import sidecar, write_csv_atomic, write_json_atomic
+from toolkit.errors import ConfigurationError
+from toolkit.files import read_json, sidecar, write_csv_atomic, write_json_atomic
 from toolkit.remediate.plan import (
     OPS,
     PLAN_COLUMNS,
@@ -118,9 +118,9 @@ def _read_rows(path: Path) -> pd.DataFrame:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PlanError(f"{path} is not valid JSON (line {exc.lineno})") from None
+        return read_json(path)
+    except ConfigurationError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def load_plan(path: str | os.PathLike) -> Plan:

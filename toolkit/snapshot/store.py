@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.errors import ConfigurationError
-from toolkit.files import sidecar
+from toolkit.files import read_json, sidecar
 from toolkit.sanitize import create_private, private_dir
 from toolkit.snapshot.frame import COLUMNS, Snapshot, fingerprint, safe_watermark, typed_frame
 
@@ -61,12 +61,7 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
         raise ConfigurationError(f"{path} is not a snapshot: missing columns {', '.join(missing)}")
     meta: dict[str, Any] = {}
     if meta_path(path).is_file():
-        try:
-            meta = json.loads(meta_path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(
-                f"{meta_path(path)} is not valid JSON (line {exc.lineno})"
-            ) from None
+        meta = read_json(meta_path(path))
     frame = typed_frame(frame)
     meta.setdefault("fingerprint", fingerprint(frame))
     meta.setdefault("watermark", safe_watermark(frame))

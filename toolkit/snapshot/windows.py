@@ -417,6 +417,20 @@ class Fetched:
     stats: dict[str, Any]
 
 
+def hostile_text_warning(count: int) -> str:
+    """The snapshot's warning when Lever's answers held undecodable text (a lone surrogate).
+
+    Example:
+        >>> hostile_text_warning(2)[:48]
+        'hostile text: 2 value(s) from Lever held undecod'
+    """
+    return (
+        f"hostile text: {count} value(s) from Lever held undecodable characters (lone "
+        "surrogates or invalid UTF-8), replaced with U+FFFD; such a tag shows as its "
+        "replacement and is never written back"
+    )
+
+
 def fetch_opportunities(
     client: Any,
     *,
@@ -466,4 +480,6 @@ def fetch_opportunities(
         "order_trusted": listing.order_trusted,
         **{k: after[k] - before[k] for k in ("requests", "retries", "rate_limited")},
     }
+    if replaced := after["replaced_text"] - before["replaced_text"]:
+        warnings_.append(hostile_text_warning(replaced))
     return Fetched(items, filters, warnings_, started, listing.server_time_ms, stats)

@@ -23,11 +23,13 @@ from typing import Any
 import pandas as pd
 
 from toolkit import failpoints
+from toolkit.chars import escaped
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError, PermissionDeniedError
 from toolkit.remediate.plan import calls_from_rows
 from toolkit.remediate.planner import make_plan
 from toolkit.remediate.reads import clean_tags, tags_of  # apply's write rules, reused
 from toolkit.remediate.runner import narrow_tags
+from toolkit.sanitize import TAG_RULE, first_tag_problem
 from toolkit.snapshot.frame import frame_from_opportunities
 from toolkit.sync.cap import ChangeCap
 from toolkit.sync.confirm import confirm_not_found
@@ -39,13 +41,14 @@ REPORT, PROPAGATE = "report", "propagate"
 
 
 def shown(value: Any) -> str:
-    """A tag or id for a log line: quoted, control characters escaped (Lever data is untrusted).
+    """A tag or id for a log line: quoted, dangerous characters escaped (Lever data is
+    untrusted; `toolkit.chars`: controls, NEL, line separators, bidi and zero-width ones).
 
     Example:
-        >>> shown("Do not contact\\x1b[31m")
-        '"Do not contact\\\\u001b[31m"'
+        >>> shown("Do not contact\\x1b[31m"), shown("a\\u202eb")
+        ('"Do not contact\\\\u001b[31m"', '"a\\\\u202eb"')
     """
-    return json.dumps(value, ensure_ascii=False)
+    return escaped(json.dumps(value, ensure_ascii=False))
 
 
 @dataclass
@@ -228,8 +231,10 @@ def tag_contact(
     if isinstance(tags, str):
         raise ValueError(f"tags must be a list of strings, not one string ({tags!r})")
     wanted = list(dict.fromkeys(tags))
-    if not wanted or not all(isinstance(t, str) and t for t in wanted):
+    if not wanted:
         raise ValueError("tags must be a non-empty list of non-empty strings")
+    if problem := first_tag_problem(wanted):  # the CLI's tag rule, before any request
+        raise ValueError(f"bad tag: {problem}: {TAG_RULE}")
     requests = 0
     trigger: dict | None = None
     if contact_id is None:

@@ -32,7 +32,7 @@ from toolkit.workflows.remediate import (
     verify_changes,
     verify_journal,
 )
-from toolkit.workflows.report import run_report
+from toolkit.workflows.report import publish_executed_report, run_report
 
 # The jobs, and the remediation steps notebook 03 calls as they are (re-exported here so that
 # both front ends find every step in this one module).
@@ -52,6 +52,7 @@ __all__ = [
     "personal_data",
     "plan_changes",
     "plan_tags",
+    "publish_executed_report",
     "require_success",
     "roll_back",
     "run_report",

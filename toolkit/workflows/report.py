@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from toolkit.notebook import execute
@@ -29,3 +30,9 @@ def run_report(
         check_out_root(out_root)
     params = run_parameters(parameters, base)
     return execute.run_notebook(notebook, params, out_root, name, **options)
+
+
+def publish_executed_report(executed: str | os.PathLike) -> Path:
+    """A notebook executed by plain papermill, nbconvert or Airflow made a private, offline,
+    CSP-protected report (`execute.publish_executed`); returns the HTML's path."""
+    return execute.publish_executed(executed)
