@@ -23,6 +23,7 @@ from lever_sandbox.engine import INVALID_OFFSET_MESSAGE, Engine
 from lever_sandbox.oauth import OAuthRefused
 from lever_sandbox.protocol import (
     ApiError,
+    json_bytes,
     parse_limit,
     parse_ms,
     query_hash,
@@ -57,14 +58,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def reply(self, status: int, body: Any) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        try:
-            data = text.encode("utf-8")
-        except UnicodeEncodeError:
-            # a lone surrogate (a tag stored as "\ud800") is not UTF-8: JSON-escaped, as Lever
-            # serves it, never a 500 for the whole listing
-            data = json.dumps(body, separators=(",", ":")).encode("ascii")
-        self.finish(data)
+        self.finish(json_bytes(body))
 
     def fail(self, error: ApiError) -> None:
         self.reply(error.status, error.body())

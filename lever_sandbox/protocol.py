@@ -26,6 +26,20 @@ class ApiError(Exception):
         return {"code": self.code, "message": self.message}
 
 
+def json_bytes(body: Any) -> bytes:
+    """An answer's body as UTF-8 JSON; a lone surrogate (a tag stored as ``"\\ud800"``) is not
+    UTF-8, so such a body is JSON-escaped instead, as Lever serves it: never a 500 for a listing.
+
+    Example:
+        >>> json_bytes({"tags": ["é"]}), json_bytes({"tags": ["\\ud800"]})
+        (b'{"tags":["\\xc3\\xa9"]}', b'{"tags":["\\\\ud800"]}')
+    """
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import json
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -13,6 +14,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from toolkit.chars import clean_json
 from toolkit.errors import LeverError, UnexpectedResponseError
 
 
@@ -183,3 +185,40 @@ def describe_listing(path: str, params: Mapping[str, Any]) -> str:
     """`GET /opportunities (confidentiality, created_at_start)`: the path and parameter names."""
     names = sorted(k for k in params if k not in ("limit", "offset"))
     return f"GET {path}" + (f" ({', '.join(names)})" if names else "")
+
+
+def decode_answer(
+    response: requests.Response, host: str, method: str, path: str
+) -> tuple[dict[str, Any], int]:
+    """An answer's JSON object, and how many undecodable text values were replaced by U+FFFD.
+
+    The one place where text from Lever comes in (`toolkit.chars.clean_json`): a lone surrogate
+    (``"\\ud800"``) or a bad byte never reaches Parquet, a CSV or a journal. A body that is not
+    JSON is ``{"message": ...}`` for a 5xx, 401 or 429 (their bodies are often a proxy's page),
+    else an `UnexpectedResponseError`, as is JSON that is not an object or is nested too deeply.
+    """
+    status = response.status_code
+    if not response.content:
+        return ({} if 200 <= status < 300 else {"message": response.reason or ""}), 0
+
+    def unexpected(what: str) -> UnexpectedResponseError:
+        return UnexpectedResponseError(
+            f"the server at {host} answered {what}", status=status, method=method, path=path
+        )
+
+    try:
+        text, bad_bytes = response.content.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        text, bad_bytes = response.content.decode("utf-8", "replace"), 1
+    try:
+        payload, replaced = clean_json(json.loads(text), text)
+    except RecursionError:
+        raise unexpected("JSON nested too deeply to be Lever's") from None
+    except ValueError:
+        kind = response.headers.get("Content-Type", "unknown content").split(";")[0]
+        if status >= 500 or status in (401, 429):
+            return {"message": f"non-JSON answer ({kind})"}, 0
+        raise unexpected(f"{kind}, not Lever's JSON") from None
+    if not isinstance(payload, dict):
+        raise unexpected("JSON that is not a Lever object")
+    return payload, replaced + bad_bytes

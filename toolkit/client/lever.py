@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import email.utils
-import json
 import logging
 import random
 import time
@@ -23,10 +22,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from toolkit.chars import clean_json, escaped
+from toolkit.chars import escaped
 from toolkit.client.http import (
     Page,
     RetryableFailure,
+    decode_answer,
     describe_listing,
     encode_params,
     never_connected,
@@ -400,56 +400,14 @@ class LeverClient(LeverResources):
         self.server_time_ms = int(when.timestamp() * 1000)
 
     def _decode(self, response: requests.Response, method: str, path: str) -> dict[str, Any]:
-        status = response.status_code
-        if not response.content:
-            if 200 <= status < 300:
-                return {}
-            return {"message": response.reason or ""}
-        try:
-            payload = self._json(response, path)
-        except RecursionError:
-            raise UnexpectedResponseError(
-                f"the server at {self._host} answered JSON nested too deeply to be Lever's",
-                status=status,
-                method=method,
-                path=path,
-            ) from None
-        except ValueError:
-            kind = response.headers.get("Content-Type", "unknown content").split(";")[0]
-            if status >= 500 or status in (401, 429):
-                return {"message": f"non-JSON answer ({kind})"}
-            raise UnexpectedResponseError(
-                f"the server at {self._host} answered {kind}, not Lever's JSON",
-                status=status,
-                method=method,
-                path=path,
-            ) from None
-        if not isinstance(payload, dict):
-            raise UnexpectedResponseError(
-                f"the server at {self._host} answered JSON that is not a Lever object",
-                status=status,
-                method=method,
-                path=path,
-            )
-        return payload
-
-    def _json(self, response: requests.Response, path: str) -> Any:
-        """The answer's JSON, its undecodable text replaced by U+FFFD and counted: the one place
-        where text from Lever comes in (`toolkit.chars.clean_json`), so a lone surrogate
-        (`"\\ud800"`) or a bad byte never reaches Parquet, a CSV or a journal."""
-        try:
-            text = response.content.decode("utf-8")
-            bad_bytes = 0
-        except UnicodeDecodeError:
-            text, bad_bytes = response.content.decode("utf-8", "replace"), 1
-        payload, replaced = clean_json(json.loads(text), text)
-        if replaced + bad_bytes:
-            self.stats.add(replaced_text=replaced + bad_bytes)
+        payload, replaced = decode_answer(response, self._host, method, path)
+        if replaced:
+            self.stats.add(replaced_text=replaced)
             log.warning(
                 "%s: %d text value(s) from Lever held undecodable characters (lone surrogates "
                 "or invalid UTF-8); replaced with U+FFFD",
                 escaped(path),
-                replaced + bad_bytes,
+                replaced,
             )
         return payload
 
