@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from toolkit.client.account import account_of, check_account
 from toolkit.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from toolkit.files import sidecar
 from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, drift_line, replan_from_drift
@@ -49,7 +50,7 @@ from toolkit.remediate.plan import (
     calls_from_rows,
 )
 from toolkit.remediate.planfile import load_plan
-from toolkit.remediate.reads import DEFAULT_WORKERS, read_each, tags_of
+from toolkit.remediate.reads import DEFAULT_WORKERS, read_by_contacts, read_each, tags_of
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.runner import Runner, RunOptions
 from toolkit.remediate.sessions import (
@@ -150,6 +151,60 @@ def run_calls(
             notes=[*notes, *[line for line in (drift_line(drift),) if line]],
             max_changes=params.get("max_changes"),
             plan_rows=len(plan.rows),
+        )
+
+
+def plan_account(plan: Plan) -> dict[str, Any] | None:
+    """The account a plan was made on (its snapshot's), None for a plan that does not say."""
+    return (plan.meta.get("snapshot") or {}).get("account")
+
+
+def check_plan_account(client: Any, plan: Plan, what: str = "") -> dict[str, Any] | None:
+    """Refuse a plan made on another Lever account; returns the account the client reads.
+
+    Raises:
+        AccountMismatchError: the plan's account is not the client's (CLI exit 2).
+    """
+    if client is None:
+        return None
+    current = account_of(client)
+    what = what or f"the plan {plan.path or ''}".rstrip()
+    check_account(plan_account(plan), current, what)
+    return current
+
+
+SAMPLE_SIZE = 5
+
+
+def check_sample_exists(client: Any, plan: Plan) -> None:
+    """Read a few planned opportunities (one listing by contact); none found: wrong account.
+
+    A plan that records no account (made by hand, or by an older toolkit) applied with the key
+    of another account would otherwise look normal in the dry run and end "not found" on every
+    write. The sample is the first `SAMPLE_SIZE` planned opportunities whose contact the plan
+    knows; one ``GET /opportunities?contact_id=..`` reads them. Some missing is deletion, for
+    the writes to record; all missing refuses the plan before anything is written.
+
+    Raises:
+        PlanError: none of the sampled opportunities exists (CLI exit 2).
+    """
+    if client is None or plan.rows.empty:
+        return
+    sample: dict[str, str] = {}
+    for opp in sorted(plan.opportunity_ids()):
+        contact = (plan.before.get(opp) or {}).get("contact_id") or ""
+        if contact:
+            sample[opp] = contact
+        if len(sample) == SAMPLE_SIZE:
+            break
+    if not sample:
+        return
+    found = {o.get("id") for o in read_by_contacts(client, plan, sample.values(), workers=1)}
+    if not found & set(sample):
+        raise PlanError(
+            f"none of {len(sample)} sampled planned opportunities (first: {next(iter(sample))}) "
+            f"exists in {client_host(client)}: wrong account? Use the LEVER_API_KEY and "
+            "LEVER_BASE_URL of the account the plan was made on; nothing was written"
         )
 
 
@@ -324,8 +379,12 @@ def apply_plan(
         if plan.path is None:
             raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
         journal_path = default_journal_path(plan.path)
+    account = check_plan_account(client, plan)
+    first = dry_run or not _journal_is_planned(journal_path)
+    if first:
+        check_sample_exists(client, plan)
     check_perform_as(client, perform_as)
-    if dry_run or not _journal_is_planned(journal_path):
+    if first:
         plan = _check_known_opportunities(client, plan, workers)
     if dry_run:
         return dry_run_result(client, plan, "apply", drift_check, workers, max_changes)
@@ -334,6 +393,7 @@ def apply_plan(
         "perform_as": perform_as,
         "workers": workers,
         "host": client_host(client),
+        "account": account,
         "drift_check": drift_check,
     }
     opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed)

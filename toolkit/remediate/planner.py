@@ -77,6 +77,7 @@ def _snapshot_meta(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
         "watermark": int(mark) if mark is not None else None,
         "fetched_at": meta.get("fetched_at"),
         "host": meta.get("host"),
+        "account": meta.get("account"),
         "opportunities": len(frame),
         "confidential_access": meta.get("confidential_access"),
     }

@@ -9,7 +9,13 @@ from typing import Any
 import pandas as pd
 
 from toolkit.files import sidecar
-from toolkit.remediate.apply import check_perform_as, client_host, dry_run_result, run_calls
+from toolkit.remediate.apply import (
+    check_perform_as,
+    check_plan_account,
+    client_host,
+    dry_run_result,
+    run_calls,
+)
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, Plan
@@ -60,6 +66,7 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
         "snapshot": {
             "watermark": (source_meta.get("snapshot") or {}).get("watermark"),
             "confidential_access": (source_meta.get("snapshot") or {}).get("confidential_access"),
+            "account": (run["params"] or {}).get("account"),
         },
     }
     return Plan(rows=rows, meta=meta, before={})
@@ -94,6 +101,7 @@ def rollback(
         >>> rollback(client, "j.sqlite", dry_run=False).applied  # doctest: +SKIP
     """
     plan = inverse_plan(journal_path)
+    account = check_plan_account(client, plan, f"the journal {journal_path}")
     if perform_as is None:
         with Journal(journal_path, lock=False, create=False) as source:
             perform_as = ((source.run() or {}).get("params") or {}).get("perform_as")
@@ -105,6 +113,7 @@ def rollback(
         "perform_as": perform_as,
         "workers": workers,
         "host": client_host(client),
+        "account": account,
         "source_journal": str(journal_path),
     }
     opts = RunOptions("rollback", perform_as, workers, progress, True, retry_failed)

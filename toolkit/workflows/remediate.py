@@ -12,10 +12,11 @@ from typing import Any
 import pandas as pd
 
 from toolkit.client import LeverClient
-from toolkit.errors import ConfigurationError
+from toolkit.client.account import account_of, check_account
+from toolkit.errors import ConfigurationError, LeverError
 from toolkit.files import sidecar, write_csv_atomic
 from toolkit.policy import Policy, unknown_tag_warnings
-from toolkit.remediate.apply import apply_plan, default_journal_path
+from toolkit.remediate.apply import apply_plan, check_plan_account, default_journal_path
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import JournalError
 from toolkit.remediate.plan import Plan, nothing_planned
@@ -24,6 +25,7 @@ from toolkit.remediate.planner import check_plan_request, make_plan
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.rollback import rollback
 from toolkit.remediate.verify import VERIFY_COLUMNS, verify_failures, verify_on_purpose, verify_plan
+from toolkit.scrub import scrub
 from toolkit.snapshot.fetch import fetch_snapshot
 from toolkit.snapshot.frame import Snapshot, known_tags
 from toolkit.snapshot.store import load_snapshot, save_snapshot
@@ -83,11 +85,14 @@ def plan_changes(
         check_plan_request(mode, tags, policy, renames)  # before anything is fetched
     if snapshot_path:
         snap, source = load_snapshot(snapshot_path), str(snapshot_path)
+        account_note = check_snapshot_account(snap, client, f"the snapshot {snapshot_path}")
     else:
         snap = fetch_snapshot(client or LeverClient.from_env(), include_archived=True)
         source = str(save_snapshot(snap, sidecar(out, ".snapshot.parquet")))
     named = list(tags or []) + list(renames or {})
     warnings = [*snap.warnings, *unknown_tag_warnings(named, known_tags(snap.frame))]
+    if snapshot_path and account_note:
+        warnings.append(account_note)
     created_at = created_at or datetime.now(UTC).isoformat(timespec="seconds")
     note = ""
     if nothing:
@@ -109,6 +114,28 @@ def plan_changes(
         plan.meta["snapshot"]["path"] = source
     save_plan(plan, out)
     return PlanRun(plan, snap, policy, include_archived, out, warnings, note)
+
+
+def check_snapshot_account(snap: Snapshot, client: Any, what: str) -> str:
+    """Refuse a saved snapshot of another account than the configured key reads.
+
+    Planning from a saved snapshot needs no request, so it still works offline: without a key,
+    or with Lever unreachable, the check is skipped and the returned warning says so (apply
+    checks the plan's account again before it writes anything).
+
+    Raises:
+        AccountMismatchError: the snapshot's account is not the key's (CLI exit 2).
+    """
+    recorded = snap.meta.get("account")
+    if not recorded:
+        return ""
+    try:
+        client = client or LeverClient.from_env()
+        current = account_of(client)
+    except (ConfigurationError, LeverError) as exc:
+        return f"the snapshot's Lever account was not checked ({scrub(exc)}); apply checks it"
+    check_account(recorded, current, what)
+    return ""
 
 
 # -- apply, verify, rollback ---------------------------------------------------------------------
@@ -189,6 +216,7 @@ def verify_changes(
     left out on purpose (drift, anonymized). `out` gets the rows that do not hold (CSV)."""
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
+    check_plan_account(client, plan)
     path, note = verify_journal(plan, journal)
     bad = verify_plan(client, plan, path, workers=workers)
     if out:
