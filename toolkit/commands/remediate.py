@@ -17,9 +17,11 @@ from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError
+from toolkit.remediate.outcome import resume_command, rollback_resume_command
 from toolkit.remediate.plan import MODES
 from toolkit.remediate.planfile import load_plan, skipped_path
 from toolkit.remediate.result import ApplyResult
+from toolkit.remediate.stops import StopRequest, stop_on_signals
 from toolkit.sanitize import printable
 
 MAX_LISTED = 20
@@ -188,19 +190,34 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         else:
             print("add --yes to write")
         return EXIT_OK
-    result = workflows.apply_changes(
-        _client(),
-        plan,
-        journal_path=args.journal,
-        dry_run=False,
-        max_changes=args.max_changes,
-        perform_as=args.perform_as,
-        workers=args.workers,
-        progress=args.progress,
-        retry_failed=args.retry_failed,
-    )
+    with stop_on_signals() as stop:
+        result = workflows.apply_changes(
+            _client(),
+            plan,
+            journal_path=args.journal,
+            dry_run=False,
+            max_changes=args.max_changes,
+            perform_as=args.perform_as,
+            workers=args.workers,
+            progress=args.progress,
+            retry_failed=args.retry_failed,
+            stop=stop,
+        )
     _print_lines(result)
+    if result.stopped:
+        return _stopped(result, stop, resume_command(result, plan))
     return EXIT_OK if result.ok else EXIT_FAILURES
+
+
+def _stopped(result: ApplyResult, stop: StopRequest, command: str) -> int:
+    """The one line a clean stop ends with; exit 128 + the signal (130 SIGINT, 143 SIGTERM)."""
+    done, total = result.calls_progress
+    print(
+        f"lever-tags: {stop.name}: stopped after {done} of {total} calls; journal "
+        f"{result.journal_path}; resume with: {command}",
+        file=sys.stderr,
+    )
+    return stop.exit_code
 
 
 def _print_lines(result: ApplyResult) -> None:
@@ -305,19 +322,23 @@ def _add_rollback(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     _positive("--workers", args.workers)
-    result = workflows.roll_back(
-        _client(),
-        args.journal,
-        dry_run=not args.yes,
-        rollback_journal=args.rollback_journal,
-        perform_as=args.perform_as,
-        workers=args.workers,
-        progress=args.progress,
-        retry_failed=args.retry_failed,
-    )
+    with stop_on_signals() as stop:
+        result = workflows.roll_back(
+            _client(),
+            args.journal,
+            dry_run=not args.yes,
+            rollback_journal=args.rollback_journal,
+            perform_as=args.perform_as,
+            workers=args.workers,
+            progress=args.progress,
+            retry_failed=args.retry_failed,
+            stop=stop,
+        )
     if result.dry_run:
         _print_result(result)
         print("add --yes to write")
         return EXIT_OK
     _print_lines(result)
+    if result.stopped:
+        return _stopped(result, stop, rollback_resume_command(result, args.journal))
     return EXIT_OK if result.ok else EXIT_FAILURES

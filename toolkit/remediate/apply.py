@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -42,6 +43,7 @@ from toolkit.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from toolkit.files import sidecar
 from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, drift_line, replan_from_drift
 from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_lock import check_unlocked
 from toolkit.remediate.journal_schema import INTENT, PENDING, JournalError
 from toolkit.remediate.plan import (
     SKIPPED_COLUMNS,
@@ -124,7 +126,7 @@ def run_calls(
             runner.run(calls, check_first, retry)
             if runner.auth_error is not None:
                 raise runner.auth_error
-            status = "finished"
+            status = "stopped" if opts.stop is not None and opts.stop.is_set() else "finished"
         finally:
             elapsed = time.monotonic() - started
             stats = client.stats.since(stats_before)
@@ -137,7 +139,8 @@ def run_calls(
                     message=str(runner.auth_error) if runner and runner.auth_error else "",
                 )
                 open_left = journal.calls([PENDING, INTENT])
-                journal.finish_run("finished" if status == "finished" and not open_left else status)
+                done = status in ("finished", "stopped") and not open_left
+                journal.finish_run("finished" if done else status)
         return result_from_journal(
             journal,
             plan,
@@ -151,6 +154,7 @@ def run_calls(
             notes=[*notes, *[line for line in (drift_line(drift),) if line]],
             max_changes=params.get("max_changes"),
             plan_rows=len(plan.rows),
+            stopped=status == "stopped" and bool(journal.calls([PENDING, INTENT])),
         )
 
 
@@ -329,6 +333,7 @@ def apply_plan(
     progress: bool | None = None,
     drift_check: bool = True,
     retry_failed: bool = False,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
     """Apply a plan: dry run by default; with ``dry_run=False`` write it, journaled.
 
@@ -354,6 +359,8 @@ def apply_plan(
         drift_check: re-read what changed since the snapshot before writing (keep it on).
         retry_failed: on resume, retry the calls Lever refused: each is read first and written
             again only if still needed; the retry is journaled (a ``retry`` event per call).
+        stop: once set (`toolkit.remediate.stops.stop_on_signals`: SIGINT, SIGTERM), no new
+            call is sent; the calls in flight finish and the result says ``stopped``.
 
     Returns:
         An `ApplyResult`.
@@ -379,6 +386,8 @@ def apply_plan(
         if plan.path is None:
             raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
         journal_path = default_journal_path(plan.path)
+    if not dry_run:
+        check_unlocked(Path(journal_path))  # another run's journal: refused before any request
     account = check_plan_account(client, plan)
     first = dry_run or not _journal_is_planned(journal_path)
     if first:
@@ -396,7 +405,7 @@ def apply_plan(
         "account": account,
         "drift_check": drift_check,
     }
-    opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed)
+    opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed, stop)
     return run_calls(client, plan, journal_path, opts, params)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ def rollback(
     workers: int = DEFAULT_WORKERS,
     progress: bool | None = None,
     retry_failed: bool = False,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
     """Undo a run from its journal: remove the tags it added, re-add the ones it removed.
 
@@ -95,7 +97,7 @@ def rollback(
         dry_run: write nothing (the default).
         rollback_journal: where to journal the rollback.
         perform_as: Lever user id; default the one the run used.
-        workers, progress, retry_failed: as in `apply_plan`.
+        workers, progress, retry_failed, stop: as in `apply_plan`.
 
     Example:
         >>> rollback(client, "j.sqlite", dry_run=False).applied  # doctest: +SKIP
@@ -116,7 +118,7 @@ def rollback(
         "account": account,
         "source_journal": str(journal_path),
     }
-    opts = RunOptions("rollback", perform_as, workers, progress, True, retry_failed)
+    opts = RunOptions("rollback", perform_as, workers, progress, True, retry_failed, stop)
     # Hold the source journal's lock too: no rollback while its run is still writing.
     with Journal(journal_path, lock=True, create=False):
         return run_calls(client, plan, target, opts, params)

@@ -32,6 +32,7 @@ class RunOptions:
     progress: bool | None
     drift_check: bool
     retry_failed: bool = False
+    stop: threading.Event | None = None  # set by SIGINT/SIGTERM (`toolkit.remediate.stops`)
 
 
 def _progress(total: int, progress: bool | None, desc: str) -> tqdm:
@@ -199,11 +200,16 @@ class Runner:
             return
         self._write(replace(call, tags=tags, before_tags=current, state=PENDING))
 
+    @property
+    def stopped(self) -> bool:
+        """A clean stop was asked for (a signal): no new call is sent."""
+        return self.opts.stop is not None and self.opts.stop.is_set()
+
     def _run_opportunity(
         self, calls: list[Call], check_first: set[int], retry: set[int], bar: tqdm
     ) -> None:
         for index, call in enumerate(calls):
-            if self.stop.is_set():
+            if self.stop.is_set() or self.stopped:
                 return
             try:
                 if call.id in retry:
