@@ -10,12 +10,14 @@ failure.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
+from toolkit.commands.ledger import add_ledger_options
 from toolkit.errors import ConfigurationError
 from toolkit.remediate.outcome import resume_command, rollback_resume_command
 from toolkit.remediate.plan import MODES
@@ -46,6 +48,7 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--workers", type=int, default=8, help="concurrent calls (default 8)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    add_ledger_options(p)
 
 
 def _print_result(result) -> None:
@@ -202,11 +205,23 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             progress=args.progress,
             retry_failed=args.retry_failed,
             stop=stop,
+            operator=args.operator,
+            reason=args.reason,
         )
     _print_lines(result)
     if result.stopped:
-        return _stopped(result, stop, resume_command(result, plan))
+        return _stopped(result, stop, resume_command(result, plan) + _ledger_args(args))
     return EXIT_OK if result.ok else EXIT_FAILURES
+
+
+def _ledger_args(args: argparse.Namespace) -> str:
+    """` --operator X --reason Y` as given, for a resume command the ledger reads the same."""
+    parts = []
+    if args.operator:
+        parts += ["--operator", args.operator]
+    if args.reason:
+        parts += ["--reason", args.reason]
+    return "".join(" " + shlex.quote(p) for p in parts)
 
 
 def _stopped(result: ApplyResult, stop: StopRequest, command: str) -> int:
@@ -333,6 +348,8 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
             progress=args.progress,
             retry_failed=args.retry_failed,
             stop=stop,
+            operator=args.operator,
+            reason=args.reason,
         )
     if result.dry_run:
         _print_result(result)
@@ -340,5 +357,6 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
         return EXIT_OK
     _print_lines(result)
     if result.stopped:
-        return _stopped(result, stop, rollback_resume_command(result, args.journal))
+        command = rollback_resume_command(result, args.journal) + _ledger_args(args)
+        return _stopped(result, stop, command)
     return EXIT_OK if result.ok else EXIT_FAILURES

@@ -16,7 +16,10 @@ import sys
 
 from toolkit.cli import EXIT_BAD_INPUT, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
+from toolkit.client.account import account_of
+from toolkit.commands.ledger import add_ledger_options
 from toolkit.errors import AuthenticationError
+from toolkit.ledger.entry import open_ledger_run
 from toolkit.policy import load_policy
 from toolkit.sync.service import SyncService
 from toolkit.sync.webhook import SECRET_ENV
@@ -74,6 +77,7 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
         help="refuse webhooks whose triggeredAt is older than this (default 300)",
     )
     p.add_argument("--yes", action="store_true", help="write (without it: a dry run)")
+    add_ledger_options(p)
     p.set_defaults(func=_cmd_sync)
 
 
@@ -98,6 +102,16 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         )
     logging.getLogger("toolkit.sync").setLevel(logging.INFO)
     client = LeverClient.from_env()
+    ledger = None
+    if args.yes:  # every write also goes to the ledger (docs/operations.md)
+        ledger = open_ledger_run(
+            client,
+            source="sync",
+            account=account_of(client),
+            operator=args.operator,
+            reason=args.reason or f"sync: contact-level tags of {args.policy}",
+            journal=args.journal,
+        )
     service = SyncService(
         client,
         policy,
@@ -110,6 +124,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         max_changes_per_hour=args.max_changes_per_hour,
         workers=args.workers,
         replay_window=args.replay_window,
+        ledger=ledger,
     )
     try:
         service.start()
@@ -131,6 +146,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             pass
     finally:
         service.stop()
+        if ledger is not None:
+            ledger.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if isinstance(service.fatal, AuthenticationError):

@@ -31,6 +31,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,24 @@ def check_sample_exists(client: Any, plan: Plan) -> None:
         )
 
 
+def run_with_ledger(
+    client: Any,
+    plan: Plan,
+    journal_path: str | os.PathLike,
+    opts: RunOptions,
+    params: dict[str, Any],
+    ledger: Callable[..., Any] | None,
+) -> ApplyResult:
+    """`run_calls` with the ledger opened (by the `ledger` factory) for its length."""
+    if ledger is None:
+        return run_calls(client, plan, journal_path, opts, params)
+    opts.ledger = ledger(params.get("account"), plan, journal_path)
+    try:
+        return run_calls(client, plan, journal_path, opts, params)
+    finally:
+        opts.ledger.close()
+
+
 def check_perform_as(client: Any, perform_as: str | None) -> None:
     """Refuse a ``perform_as`` user Lever does not know, before anything is written.
 
@@ -334,6 +353,7 @@ def apply_plan(
     drift_check: bool = True,
     retry_failed: bool = False,
     stop: threading.Event | None = None,
+    ledger: Callable[..., Any] | None = None,
 ) -> ApplyResult:
     """Apply a plan: dry run by default; with ``dry_run=False`` write it, journaled.
 
@@ -361,6 +381,9 @@ def apply_plan(
             again only if still needed; the retry is journaled (a ``retry`` event per call).
         stop: once set (`toolkit.remediate.stops.stop_on_signals`: SIGINT, SIGTERM), no new
             call is sent; the calls in flight finish and the result says ``stopped``.
+        ledger: ``ledger(account, plan, journal_path)`` opens a `toolkit.ledger.entry.LedgerRun`
+            once every check passed; each write sent gets its row there too
+            (`toolkit.workflows.apply_changes` gives it).
 
     Returns:
         An `ApplyResult`.
@@ -406,7 +429,7 @@ def apply_plan(
         "drift_check": drift_check,
     }
     opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed, stop)
-    return run_calls(client, plan, journal_path, opts, params)
+    return run_with_ledger(client, plan, journal_path, opts, params, ledger)
 
 
 # -- rollback -----------------------------------------------------------------------------------

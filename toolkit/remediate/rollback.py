@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from toolkit.remediate.apply import (
     check_plan_account,
     client_host,
     dry_run_result,
-    run_calls,
+    run_with_ledger,
 )
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, JournalError
@@ -61,6 +62,7 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
     source_meta = run["plan_meta"] or {}
     meta = {
         "mode": "rollback",
+        "sources": _undone_sources(rows, source_meta.get("sources") or {}),
         "source_journal": str(journal_path),
         "source_kind": run["kind"],
         "source_plan_sha256": run["plan_sha256"],
@@ -71,6 +73,18 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
         },
     }
     return Plan(rows=rows, meta=meta, before={})
+
+
+def _undone_sources(
+    rows: pd.DataFrame, sources: dict[str, dict[str, list[str]]]
+) -> dict[str, dict[str, list[str]]]:
+    """The sources of the propagated tags a rollback removes (the ledger names them)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for opp, op, tag in rows[["opportunity_id", "op", "tag"]].itertuples(index=False, name=None):
+        found = (sources.get(opp) or {}).get(tag)
+        if op == "remove" and found:
+            out.setdefault(opp, {})[tag] = list(found)
+    return out
 
 
 def rollback(
@@ -84,6 +98,7 @@ def rollback(
     progress: bool | None = None,
     retry_failed: bool = False,
     stop: threading.Event | None = None,
+    ledger: Callable[..., Any] | None = None,
 ) -> ApplyResult:
     """Undo a run from its journal: remove the tags it added, re-add the ones it removed.
 
@@ -97,7 +112,7 @@ def rollback(
         dry_run: write nothing (the default).
         rollback_journal: where to journal the rollback.
         perform_as: Lever user id; default the one the run used.
-        workers, progress, retry_failed, stop: as in `apply_plan`.
+        workers, progress, retry_failed, stop, ledger: as in `apply_plan`.
 
     Example:
         >>> rollback(client, "j.sqlite", dry_run=False).applied  # doctest: +SKIP
@@ -121,4 +136,4 @@ def rollback(
     opts = RunOptions("rollback", perform_as, workers, progress, True, retry_failed, stop)
     # Hold the source journal's lock too: no rollback while its run is still writing.
     with Journal(journal_path, lock=True, create=False):
-        return run_calls(client, plan, target, opts, params)
+        return run_with_ledger(client, plan, target, opts, params, ledger)

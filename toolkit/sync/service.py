@@ -78,6 +78,7 @@ class SyncService:
         max_queue: int = DEFAULT_MAX_QUEUE,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_margin_ms: int = DEFAULT_MARGIN_MS,
+        ledger: Any = None,
     ) -> None:
         if not policy.contact_level:
             raise ValueError("the policy names no contact_level tags: there is nothing to sync")
@@ -101,6 +102,7 @@ class SyncService:
         self.max_queue = max_queue
         self.max_body_bytes = max_body_bytes
         self.poll_margin_ms = poll_margin_ms
+        self.ledger = ledger  # a `toolkit.ledger.entry.LedgerRun` (docs/operations.md)
         self.metrics = SyncMetrics()
         self.journal: SyncJournal | None = None
         self.last_error: str | None = None
@@ -167,6 +169,7 @@ class SyncService:
             cap=self.cap,
             session=self._session,
             on_write=self._count_write,
+            ledger=self.ledger,
         )
         self.metrics.bind(self._depth)
         self.metrics.cap_paused.set_function(lambda: 1 if self.cap.paused() else 0)

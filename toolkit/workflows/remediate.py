@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from toolkit.client import LeverClient
 from toolkit.client.account import account_of, check_account
 from toolkit.errors import ConfigurationError, LeverError
 from toolkit.files import sidecar, write_csv_atomic
+from toolkit.ledger.entry import LedgerRun, open_ledger_run
 from toolkit.policy import Policy, unknown_tag_warnings
 from toolkit.remediate.apply import apply_plan, check_plan_account, default_journal_path
 from toolkit.remediate.journal import Journal
@@ -147,23 +148,65 @@ def apply_changes(
     *,
     journal_path: str | os.PathLike | None = None,
     dry_run: bool = True,
+    operator: str | None = None,
+    reason: str = "",
+    ledger_path: str | os.PathLike | None = None,
     **options: Any,
 ) -> ApplyResult:
     """Apply a plan (dry run unless told): `toolkit.remediate.apply.apply_plan`, journaled in
-    `journal_path` or `<plan>.journal.sqlite`."""
+    `journal_path` or `<plan>.journal.sqlite`; a real run's writes also go to the ledger
+    (`ledger_path`, else `LEVER_LEDGER`, else beside the reports) with `operator` (default: the
+    OS user) and `reason`."""
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
     if not dry_run and journal_path is None and plan.path is not None:
         journal_path = default_journal_path(plan.path)
+    if not dry_run:
+        options["ledger"] = ledger_factory(client, "apply", operator, reason, ledger_path)
     return apply_plan(client, plan, journal_path=journal_path, dry_run=dry_run, **options)
 
 
-def roll_back(client: Any, journal_path: str | os.PathLike, **options: Any) -> ApplyResult:
+def roll_back(
+    client: Any,
+    journal_path: str | os.PathLike,
+    *,
+    operator: str | None = None,
+    reason: str = "",
+    ledger_path: str | os.PathLike | None = None,
+    **options: Any,
+) -> ApplyResult:
     """Undo what a journal's run changed (dry run unless ``dry_run=False``):
-    `toolkit.remediate.rollback.rollback`."""
+    `toolkit.remediate.rollback.rollback`; a real run's writes also go to the ledger."""
     if not Path(journal_path).is_file():
         raise ConfigurationError(f"journal not found: {journal_path}")
+    if options.get("dry_run") is False:
+        options["ledger"] = ledger_factory(client, "rollback", operator, reason, ledger_path)
     return rollback(client, journal_path, **options)
+
+
+def ledger_factory(
+    client: Any,
+    source: str,
+    operator: str | None,
+    reason: str,
+    path: str | os.PathLike | None,
+) -> Callable[[dict[str, Any] | None, Plan, str | os.PathLike], LedgerRun]:
+    """Opens the ledger for a run once its checks passed (`toolkit.remediate.apply`)."""
+
+    def make(account: dict[str, Any] | None, plan: Plan, journal: str | os.PathLike) -> LedgerRun:
+        return open_ledger_run(
+            client,
+            source=source,
+            account=account,
+            operator=operator,
+            reason=reason,
+            plan_sha256=plan.sha256,
+            journal=journal,
+            sources=plan.meta.get("sources"),
+            path=path,
+        )
+
+    return make
 
 
 @dataclass
