@@ -17,8 +17,10 @@ from pathlib import Path
 from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
+from toolkit.commands.audit import add_notify_option
 from toolkit.commands.ledger import add_ledger_options
 from toolkit.errors import ConfigurationError
+from toolkit.notify import Notifier, escape, resolve_url
 from toolkit.remediate.outcome import resume_command, rollback_resume_command
 from toolkit.remediate.plan import MODES
 from toolkit.remediate.planfile import load_plan, skipped_path
@@ -166,10 +168,17 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--perform-as", metavar="USER_ID", help="Lever user the changes are by")
     _add_write_options(p)
+    add_notify_option(p)
     p.set_defaults(func=_cmd_apply)
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
+    notifier = Notifier(resolve_url(args.notify), f"lever-tags apply {escape(args.plan)}")
+    with notifier.on_error():
+        return _run_apply(args, notifier)
+
+
+def _run_apply(args: argparse.Namespace, notifier: Notifier) -> int:
     _positive("--max-changes", args.max_changes)
     _positive("--workers", args.workers)
     plan = load_plan(args.plan)
@@ -210,7 +219,12 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         )
     _print_lines(result)
     if result.stopped:
-        return _stopped(result, stop, resume_command(result, plan) + _ledger_args(args))
+        command = resume_command(result, plan) + _ledger_args(args)
+        done, total = result.calls_progress
+        notifier.send(f"stopped by {stop.name} after {done} of {total} calls; resume: {command}")
+        return _stopped(result, stop, command)
+    if not result.ok:
+        notifier.send(escape(result.summary_lines()[0]))
     return EXIT_OK if result.ok else EXIT_FAILURES
 
 

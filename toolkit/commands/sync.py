@@ -58,7 +58,7 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
         help="seconds between polls (default 300; 0 = webhooks only)",
     )
     p.add_argument(
-        "--journal", default=DEFAULT_JOURNAL, metavar="FILE", help=f"default {DEFAULT_JOURNAL}"
+        "--journal", metavar="FILE", help=f"default {DEFAULT_JOURNAL} (or the --profile's)"
     )
     p.add_argument("--perform-as", metavar="USER_ID", help="Lever user the writes are made as")
     p.add_argument(
@@ -82,6 +82,7 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    args.journal = args.journal or DEFAULT_JOURNAL
     listen = _listen(args.listen)
     if args.poll_interval < 0 or (listen is None and args.poll_interval == 0):
         raise UsageError("--poll-interval must be > 0 (0 is allowed only with --listen)")
