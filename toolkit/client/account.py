@@ -11,7 +11,8 @@ fingerprint is the SHA-256 of the ids of the account's ``EARLIEST_USERS`` earlie
 one of them (one early user deactivated and hidden from a listing changes nothing). The key
 never enters it; a user id is not personal data, and only its hash is kept anyway.
 
-A key that may not list users (403) yields a host-only identity: the host is compared, and the
+A key that may not list users (403, or a 400/404 from a server that will not) yields a
+host-only identity: the host is compared, and the
 sample check of `toolkit.remediate.apply` catches the rest.
 """
 
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 
 from toolkit.errors import (
     AuthenticationError,
+    BadRequestError,
     ConfigurationError,
     LeverError,
     NotFoundError,
@@ -82,8 +84,8 @@ def account_of(client: Any) -> dict[str, Any]:
     listing = getattr(client, "iter_users", None)
     try:
         users = list(listing()) if listing else []
-    except (PermissionDeniedError, NotFoundError):  # a key without users access: host only
-        users = []
+    except (PermissionDeniedError, NotFoundError, BadRequestError):
+        users = []  # a key (or a server) that will not list users: the host only
     ident = identity_from_users(host, users)
     _CACHE[client] = ident
     return dict(ident)
