@@ -112,3 +112,15 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+# -- ledger (owner: ledger) ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ledger_in_tmp(tmp_path_factory):
+    """Every real apply, rollback and sync appends to the ledger (LEVER_LEDGER, default in the
+    project's reports folder): the tests' writes go to a ledger of their own, subprocesses too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEVER_LEDGER", str(tmp_path_factory.mktemp("ledger") / "ledger.sqlite"))
+        yield

@@ -327,6 +327,8 @@ def add_reads(rsps, n):
     for i in range(n):
         rsps.get(f"{BASE}/opportunities/o{i}", json={"data": opps[i]})
     rsps.get(f"{BASE}/users/user-7", json={"data": {"id": "user-7"}})
+    # the account check (toolkit.client.account): the account's users
+    rsps.get(f"{BASE}/users", json={"data": [{"id": "u1", "createdAt": 1}], "hasNext": False})
 
 
 @responses.activate

@@ -22,6 +22,7 @@ from toolkit.errors import (
     LeverError,
     UnexpectedResponseError,
 )
+from toolkit.profiles import activate_profile
 from toolkit.sanitize import printable
 from toolkit.scrub import scrub
 
@@ -59,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         "LEVER_BASE_URL.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="an account's settings from the profiles file (LEVER_PROFILES; docs/operations.md)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for _name, add in _COMMANDS:
         add(sub)
@@ -76,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.DEBUG if args.verbose else logging.WARNING
     logging.basicConfig(level=level, handlers=[handler])
     try:
+        if args.profile:
+            activate_profile(args)
         return int(args.func(args) or 0)
     except (ConfigurationError, UsageError) as exc:
         return _fail(str(exc))

@@ -65,6 +65,11 @@ BATCH = {
             "maximum": 16,
             "x-must": "an integer 1..16",
         },
+        "fail_on_gaps": {"type": "boolean", "x-must": "true or false"},
+        "notify": {
+            "type": ["string", "null"],
+            "x-must": "an https:// incoming-webhook URL, or env:NAME to read it from there",
+        },
         "runs": {
             "type": "array",
             "minItems": 1,
@@ -81,9 +86,57 @@ BATCH = {
                         "x-must": "letters, digits, '.', '_' or '-' (no spaces or slashes)",
                     },
                     "notebook": {"type": "string", "x-must": "a notebook name or path"},
+                    "profile": {
+                        "type": "string",
+                        "pattern": RUN_NAME,
+                        "x-must": "a profile name from the profiles file (LEVER_PROFILES)",
+                    },
                     "parameters": {
                         "type": ["object", "null"],
                         "x-must": "a mapping of parameter names to values",
+                    },
+                },
+            },
+        },
+    },
+}
+
+_ENV_NAME = {
+    "type": "string",
+    "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
+    "x-must": "the NAME of an environment variable (the secret stays in the environment)",
+}
+PROFILES = {
+    "type": "object",
+    "x-must": "a mapping with a 'profiles' mapping",
+    "additionalProperties": False,
+    "required": ["profiles"],
+    "properties": {
+        "profiles": {
+            "type": "object",
+            "minProperties": 1,
+            "x-must": "a mapping of profile names to their settings",
+            "propertyNames": {"pattern": RUN_NAME},
+            "additionalProperties": {
+                "type": "object",
+                "x-must": "a mapping (key_env, base_url, policy, reports, ledger, sync)",
+                "additionalProperties": False,
+                "properties": {
+                    "key_env": _ENV_NAME,
+                    "token_env": _ENV_NAME,
+                    "base_url_env": _ENV_NAME,
+                    "base_url": {"type": "string", "x-must": "an https:// API root"},
+                    "policy": {"type": "string", "x-must": "a policy file path"},
+                    "reports": {"type": "string", "x-must": "a folder path"},
+                    "ledger": {"type": "string", "x-must": "a ledger file path"},
+                    "sync": {
+                        "type": "object",
+                        "x-must": "a mapping with listen (HOST:PORT) and journal",
+                        "additionalProperties": False,
+                        "properties": {
+                            "listen": {"type": "string", "x-must": "HOST:PORT"},
+                            "journal": {"type": "string", "x-must": "a journal file path"},
+                        },
                     },
                 },
             },

@@ -8,6 +8,18 @@ from pathlib import Path
 
 from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.notify import Notifier, escape, gap_text, resolve_url
+
+
+def add_notify_option(p: argparse.ArgumentParser) -> None:
+    """`--notify URL` (audit, apply, batch): a Slack-compatible incoming webhook."""
+    p.add_argument(
+        "--notify",
+        metavar="URL",
+        help='post a short JSON message ({"text": ...}, Slack-compatible) to this incoming '
+        "webhook on failure or when split pairs are found; env:NAME reads the URL from the "
+        "environment (it is a secret)",
+    )
 
 
 def _warn(lines: list[str]) -> None:
@@ -105,6 +117,15 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add names and emails as stable pseudonyms (Person-3f9a2c51d0e7), safe to share",
     )
+    add_notify_option(p)
+    p.add_argument(
+        "--notify-above",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --notify: post when more than N split pairs count (default 0; with --policy, "
+        "those of its contact-level tags)",
+    )
     p.set_defaults(func=_cmd_audit)
 
 
@@ -112,13 +133,20 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, and {out} is a file")
-    run = workflows.audit_account(
-        out,
-        snapshot_path=args.snapshot,
-        policy_path=args.policy,
-        include_archived=not args.exclude_archived,
-        personal=workflows.personal_data(args.with_names, args.redact),
-    )
+    if args.notify_above < 0:
+        raise UsageError(f"--notify-above must be 0 or more (got {args.notify_above})")
+    notifier = Notifier(resolve_url(args.notify), "lever-tags audit")
+    with notifier.on_error():
+        run = workflows.audit_account(
+            out,
+            snapshot_path=args.snapshot,
+            policy_path=args.policy,
+            include_archived=not args.exclude_archived,
+            personal=workflows.personal_data(args.with_names, args.redact),
+        )
+    if run.gaps > args.notify_above:
+        where = run.snapshot.meta.get("host") or "a saved snapshot"
+        notifier.send(f"{escape(where)}: " + gap_text(run.gaps, run.gaps_by_tag, str(out)))
     _warn(run.warnings)
     s = run.result.summary
     print(

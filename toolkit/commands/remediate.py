@@ -10,16 +10,22 @@ failure.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
+from toolkit.commands.audit import add_notify_option
+from toolkit.commands.ledger import add_ledger_options
 from toolkit.errors import ConfigurationError
+from toolkit.notify import Notifier, escape, resolve_url
+from toolkit.remediate.outcome import resume_command, rollback_resume_command
 from toolkit.remediate.plan import MODES
 from toolkit.remediate.planfile import load_plan, skipped_path
 from toolkit.remediate.result import ApplyResult
+from toolkit.remediate.stops import StopRequest, stop_on_signals
 from toolkit.sanitize import printable
 
 MAX_LISTED = 20
@@ -44,6 +50,7 @@ def _add_write_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--workers", type=int, default=8, help="concurrent calls (default 8)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    add_ledger_options(p)
 
 
 def _print_result(result) -> None:
@@ -161,10 +168,17 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--perform-as", metavar="USER_ID", help="Lever user the changes are by")
     _add_write_options(p)
+    add_notify_option(p)
     p.set_defaults(func=_cmd_apply)
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
+    notifier = Notifier(resolve_url(args.notify), f"lever-tags apply {escape(args.plan)}")
+    with notifier.on_error():
+        return _run_apply(args, notifier)
+
+
+def _run_apply(args: argparse.Namespace, notifier: Notifier) -> int:
     _positive("--max-changes", args.max_changes)
     _positive("--workers", args.workers)
     plan = load_plan(args.plan)
@@ -188,19 +202,51 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         else:
             print("add --yes to write")
         return EXIT_OK
-    result = workflows.apply_changes(
-        _client(),
-        plan,
-        journal_path=args.journal,
-        dry_run=False,
-        max_changes=args.max_changes,
-        perform_as=args.perform_as,
-        workers=args.workers,
-        progress=args.progress,
-        retry_failed=args.retry_failed,
-    )
+    with stop_on_signals() as stop:
+        result = workflows.apply_changes(
+            _client(),
+            plan,
+            journal_path=args.journal,
+            dry_run=False,
+            max_changes=args.max_changes,
+            perform_as=args.perform_as,
+            workers=args.workers,
+            progress=args.progress,
+            retry_failed=args.retry_failed,
+            stop=stop,
+            operator=args.operator,
+            reason=args.reason,
+        )
     _print_lines(result)
+    if result.stopped:
+        command = resume_command(result, plan) + _ledger_args(args)
+        done, total = result.calls_progress
+        notifier.send(f"stopped by {stop.name} after {done} of {total} calls; resume: {command}")
+        return _stopped(result, stop, command)
+    if not result.ok:
+        notifier.send(escape(result.summary_lines()[0]))
     return EXIT_OK if result.ok else EXIT_FAILURES
+
+
+def _ledger_args(args: argparse.Namespace) -> str:
+    """` --operator X --reason Y` as given, for a resume command the ledger reads the same."""
+    parts = []
+    if args.operator:
+        parts += ["--operator", args.operator]
+    if args.reason:
+        parts += ["--reason", args.reason]
+    return "".join(" " + shlex.quote(p) for p in parts)
+
+
+def _stopped(result: ApplyResult, stop: StopRequest, command: str) -> int:
+    """The one line a clean stop ends with; exit 128 + the signal (130 SIGINT, 143 SIGTERM)."""
+    done, total = result.calls_progress
+    print(
+        f"lever-tags: {stop.name}: stopped after {done} of {total} calls; journal "
+        f"{result.journal_path}; resume with: {command}",
+        file=sys.stderr,
+    )
+    return stop.exit_code
 
 
 def _print_lines(result: ApplyResult) -> None:
@@ -305,19 +351,26 @@ def _add_rollback(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
     _positive("--workers", args.workers)
-    result = workflows.roll_back(
-        _client(),
-        args.journal,
-        dry_run=not args.yes,
-        rollback_journal=args.rollback_journal,
-        perform_as=args.perform_as,
-        workers=args.workers,
-        progress=args.progress,
-        retry_failed=args.retry_failed,
-    )
+    with stop_on_signals() as stop:
+        result = workflows.roll_back(
+            _client(),
+            args.journal,
+            dry_run=not args.yes,
+            rollback_journal=args.rollback_journal,
+            perform_as=args.perform_as,
+            workers=args.workers,
+            progress=args.progress,
+            retry_failed=args.retry_failed,
+            stop=stop,
+            operator=args.operator,
+            reason=args.reason,
+        )
     if result.dry_run:
         _print_result(result)
         print("add --yes to write")
         return EXIT_OK
     _print_lines(result)
+    if result.stopped:
+        command = rollback_resume_command(result, args.journal) + _ledger_args(args)
+        return _stopped(result, stop, command)
     return EXIT_OK if result.ok else EXIT_FAILURES

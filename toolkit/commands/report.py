@@ -9,10 +9,12 @@ from typing import Any
 
 from toolkit import workflows
 from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.commands.audit import add_notify_option
 from toolkit.files import read_yaml
-from toolkit.notebook.batch import load_batch, run_batch
+from toolkit.notebook.batch import BatchSpec, load_batch, run_batch
 from toolkit.notebook.execute import check_out_root
 from toolkit.notebook.secrets import SecretLeakError
+from toolkit.notify import Notifier, escape, resolve_url
 from toolkit.sanitize import printable
 
 
@@ -128,6 +130,12 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", metavar="RUNS.yaml")
     p.add_argument("--out-root", metavar="DIR", help="where the batch folder goes (reports/)")
     p.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
+    add_notify_option(p)
+    p.add_argument(
+        "--fail-on-gaps",
+        action="store_true",
+        help="exit 1 when a run found split pairs (as the batch file's fail_on_gaps: true)",
+    )
     p.set_defaults(func=_cmd_batch)
 
 
@@ -137,6 +145,15 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     if args.out_root:
         check_out_root(args.out_root)  # a file: exit 2 before any run
     out_root = args.out_root
+    url = resolve_url(args.notify) or resolve_url(spec.notify, f"{args.runs}: notify")
+    notifier = Notifier(url, f"lever-tags batch {escape(Path(args.runs).name)}")
+    with notifier.on_error():
+        return _run_batch(args, spec, out_root, notifier)
+
+
+def _run_batch(
+    args: argparse.Namespace, spec: BatchSpec, out_root: str | None, notifier: Notifier
+) -> int:
 
     def progress(res) -> None:
         line = f"{res.status:9} {res.name}  {res.seconds:.1f} s  {res.folder}"
@@ -146,12 +163,18 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
     batch = run_batch(spec, out_root, progress=progress, execution_timeout=args.timeout)
     failed = batch.failed
+    gaps = batch.with_gaps() if (args.fail_on_gaps or spec.fail_on_gaps) else []
     print(batch.index_html)
+    problems = []
     if failed:
-        print(
-            f"lever-tags: {len(failed)} of {len(batch.results)} runs failed: "
-            + ", ".join(r.name for r in failed),
-            file=sys.stderr,
+        problems.append(
+            f"{len(failed)} of {len(batch.results)} runs failed: "
+            + ", ".join(r.name for r in failed)
         )
+    if gaps:
+        problems.append("split pairs found by " + ", ".join(f"{r.name} ({n})" for r, n in gaps))
+    if problems:
+        print("lever-tags: " + "; ".join(problems), file=sys.stderr)
+        notifier.send(escape("; ".join(problems)) + f"; index: {escape(batch.index_html)}")
         return EXIT_FAILURES
     return EXIT_OK

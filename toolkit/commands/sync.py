@@ -19,7 +19,10 @@ import sys
 
 from toolkit.cli import EXIT_BAD_INPUT, EXIT_OK, UsageError, command
 from toolkit.client import LeverClient
+from toolkit.client.account import account_of
+from toolkit.commands.ledger import add_ledger_options
 from toolkit.errors import AuthenticationError
+from toolkit.ledger.entry import open_ledger_run
 from toolkit.policy import load_policy
 from toolkit.sync.registration import check_receiver_url, unregister_webhooks
 from toolkit.sync.service import SyncService
@@ -61,7 +64,7 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
         help="seconds between polls (default 300; 0 = webhooks only)",
     )
     p.add_argument(
-        "--journal", default=DEFAULT_JOURNAL, metavar="FILE", help=f"default {DEFAULT_JOURNAL}"
+        "--journal", metavar="FILE", help=f"default {DEFAULT_JOURNAL} (or the --profile's)"
     )
     p.add_argument("--perform-as", metavar="USER_ID", help="Lever user the writes are made as")
     p.add_argument(
@@ -92,6 +95,7 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
         help="delete the webhooks --register-webhooks made, then exit",
     )
     p.add_argument("--yes", action="store_true", help="write (without it: a dry run)")
+    add_ledger_options(p)
     p.set_defaults(func=_cmd_sync)
 
 
@@ -115,6 +119,7 @@ def _secrets() -> WebhookSecrets:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    args.journal = args.journal or DEFAULT_JOURNAL
     if args.unregister_webhooks:
         return _unregister(args)
     listen = _listen(args.listen)
@@ -145,6 +150,16 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     secret = _secrets()
     logging.getLogger("toolkit.sync").setLevel(logging.INFO)
     client = LeverClient.from_env()
+    ledger = None
+    if args.yes:  # every write also goes to the ledger (docs/operations.md)
+        ledger = open_ledger_run(
+            client,
+            source="sync",
+            account=account_of(client),
+            operator=args.operator,
+            reason=args.reason or f"sync: contact-level tags of {args.policy}",
+            journal=args.journal,
+        )
     service = SyncService(
         client,
         policy,
@@ -158,6 +173,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         workers=args.workers,
         replay_window=args.replay_window,
         register_url=args.register_webhooks,
+        ledger=ledger,
     )
     try:
         service.start()
@@ -185,6 +201,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             pass
     finally:
         service.stop()
+        if ledger is not None:
+            ledger.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if isinstance(service.fatal, AuthenticationError):

@@ -18,7 +18,13 @@ from toolkit.csvout import render_row
 from toolkit.errors import ConfigurationError
 from toolkit.files import read_yaml
 from toolkit.notebook import execute
-from toolkit.notebook.batch_index import batch_history, number_cells, series, trend_html
+from toolkit.notebook.batch_index import (
+    batch_history,
+    number_cells,
+    run_numbers,
+    series,
+    trend_html,
+)
 from toolkit.notebook.execute import (
     FAILED,
     READ_ONLY_NOTEBOOKS,
@@ -32,6 +38,7 @@ from toolkit.notebook.params import (
     utc_stamp,
     validate_run_parameters,
 )
+from toolkit.profiles import Profile, get_profile, profile_environment
 from toolkit.sanitize import create_private, csv_cell, short_repr
 from toolkit.specs import BATCH, check
 
@@ -41,10 +48,16 @@ class RunSpec:
     name: str
     notebook: Path
     parameters: dict[str, Any] = field(default_factory=dict)
+    profile: Profile | None = None  # the account it runs against (`toolkit.profiles`)
 
     @property
     def read_only(self) -> bool:
         return self.notebook.stem in READ_ONLY_NOTEBOOKS
+
+    @property
+    def side_by_side(self) -> bool:
+        """May run beside others: read-only, and not switching the environment to a profile."""
+        return self.read_only and self.profile is None
 
 
 @dataclass
@@ -52,6 +65,8 @@ class BatchSpec:
     runs: list[RunSpec]
     parallel_audits: int = 1
     source: Path | None = None
+    fail_on_gaps: bool = False  # a run that found split pairs counts as a failure
+    notify: str | None = None  # incoming-webhook URL or env:NAME (`toolkit.notify`)
 
 
 @dataclass
@@ -69,11 +84,24 @@ class BatchResult:
     def failed(self) -> list[RunResult]:
         return [r for r in self.results if not r.ok]
 
+    def with_gaps(self) -> list[tuple[RunResult, int]]:
+        """Runs that found split pairs that count (a policy's contact-level ones when the run
+        had a policy, else all), with their number."""
+        found = []
+        for r in self.results:
+            numbers = run_numbers(r.folder)
+            gaps = numbers.get("contact_level_split_pairs")
+            if gaps in ("", None):
+                gaps = numbers.get("split_pairs")
+            if isinstance(gaps, int) and gaps > 0:
+                found.append((r, gaps))
+        return found
 
-_BATCH_KEYS = {"runs", "parallel_audits"}
+
+_BATCH_KEYS = {"runs", "parallel_audits", "fail_on_gaps", "notify"}
 
 
-_RUN_KEYS = {"name", "notebook", "parameters"}
+_RUN_KEYS = {"name", "notebook", "parameters", "profile"}
 
 
 def load_batch(path: str | os.PathLike) -> BatchSpec:
@@ -85,6 +113,8 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
     Format::
 
         parallel_audits: 1          # optional, default 1 (see docs/usage.md: one key, one limit)
+        fail_on_gaps: true          # optional: a run that finds split pairs fails the batch
+        notify: env:SLACK_WEBHOOK   # optional: post failures there (docs/operations.md)
         runs:
           - name: audit-all
             notebook: 02-audit-report.ipynb
@@ -112,17 +142,26 @@ def load_batch(path: str | os.PathLike) -> BatchSpec:
             raise ConfigurationError(f"{where} ({name}): {exc}") from None
         try:
             params = run_parameters(params, folder)
+            profile = get_profile(run["profile"]) if run.get("profile") else None
+            if profile is not None:
+                profile.environment()  # its variables are set: checked before any run
         except ConfigurationError as exc:
             raise ConfigurationError(f"{where} ({name}): {exc}") from None
-        specs.append(RunSpec(name=name, notebook=nb, parameters=params))
-    return BatchSpec(runs=specs, parallel_audits=parallel, source=path)
+        specs.append(RunSpec(name=name, notebook=nb, parameters=params, profile=profile))
+    return BatchSpec(
+        runs=specs,
+        parallel_audits=parallel,
+        source=path,
+        fail_on_gaps=bool(data.get("fail_on_gaps", False)),
+        notify=data.get("notify") or None,
+    )
 
 
 def _groups(runs: list[RunSpec], parallel: int) -> list[list[RunSpec]]:
     """Consecutive read-only runs form one group (run side by side); any other run is alone."""
     groups: list[list[RunSpec]] = []
     for run in runs:
-        if parallel > 1 and run.read_only and groups and groups[-1][0].read_only:
+        if parallel > 1 and run.side_by_side and groups and groups[-1][0].side_by_side:
             groups[-1].append(run)
         else:
             groups.append([run])
@@ -152,17 +191,19 @@ def run_batch(
 
     def one(run: RunSpec) -> RunResult:
         try:
-            res = execute.run_notebook(
-                run.notebook,
-                run.parameters,
-                folder,
-                run.name,
-                execution_timeout=execution_timeout,
-            )
+            with profile_environment(run.profile):  # a profile's run: alone, never side by side
+                res = execute.run_notebook(
+                    run.notebook,
+                    run.parameters,
+                    folder,
+                    run.name,
+                    execution_timeout=execution_timeout,
+                )
         except Exception as exc:  # a broken run never stops the batch
             res = RunResult(name=run.name, notebook=run.notebook, folder=folder / run.name)
             res.status = FAILED
             res.error_message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        res.profile = run.profile.name if run.profile else ""
         if progress is not None:
             progress(res)
         return res
@@ -214,7 +255,8 @@ def write_index_html(
         )
         cls = "ok" if r.ok else "failed"
         body.append(
-            f'<tr class="{cls}"><td>{esc(r.name)}</td><td>{esc(r.notebook.name)}</td>'
+            f'<tr class="{cls}"><td>{esc(r.name)}</td><td>{esc(r.profile)}</td>'
+            f"<td>{esc(r.notebook.name)}</td>"
             f'<td class="status">{esc(r.status)}</td><td class="num">{row["seconds"]}</td>'
             f"{number_cells(row)}<td>{link}</td><td>{esc(r.error_message)}</td></tr>"
         )
@@ -233,7 +275,7 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
 <p>{len(results)} runs, {failed} failed. Generated {esc(utc_stamp())}.</p>
-<table><thead><tr><th>run</th><th>notebook</th><th>status</th><th>seconds</th>
+<table><thead><tr><th>run</th><th>profile</th><th>notebook</th><th>status</th><th>seconds</th>
 <th>split pairs</th><th>written (of planned)</th><th>failed writes</th><th>links</th>
 <th>error</th></tr></thead><tbody>
 {chr(10).join(body)}

@@ -79,6 +79,7 @@ class RunResult:
     error_message: str = ""
     started_at: str = ""
     seconds: float = 0.0
+    profile: str = ""  # the account's profile (`toolkit.profiles`) the run used, if any
 
     @property
     def ok(self) -> bool:
@@ -92,6 +93,7 @@ class RunResult:
 
         return {
             "name": self.name,
+            "profile": self.profile,
             "notebook": self.notebook.name,
             "status": self.status,
             "seconds": round(self.seconds, 1),

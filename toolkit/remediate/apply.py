@@ -29,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,10 +39,12 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
+from toolkit.client.account import account_of, check_account
 from toolkit.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from toolkit.files import sidecar
 from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, drift_line, replan_from_drift
 from toolkit.remediate.journal import Journal
+from toolkit.remediate.journal_lock import check_unlocked
 from toolkit.remediate.journal_schema import INTENT, PENDING, JournalError
 from toolkit.remediate.plan import (
     SKIPPED_COLUMNS,
@@ -49,7 +53,7 @@ from toolkit.remediate.plan import (
     calls_from_rows,
 )
 from toolkit.remediate.planfile import load_plan
-from toolkit.remediate.reads import DEFAULT_WORKERS, read_each, tags_of
+from toolkit.remediate.reads import DEFAULT_WORKERS, read_by_contacts, read_each, tags_of
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.runner import Runner, RunOptions
 from toolkit.remediate.sessions import (
@@ -123,7 +127,7 @@ def run_calls(
             runner.run(calls, check_first, retry)
             if runner.auth_error is not None:
                 raise runner.auth_error
-            status = "finished"
+            status = "stopped" if opts.stop is not None and opts.stop.is_set() else "finished"
         finally:
             elapsed = time.monotonic() - started
             stats = client.stats.since(stats_before)
@@ -136,7 +140,8 @@ def run_calls(
                     message=str(runner.auth_error) if runner and runner.auth_error else "",
                 )
                 open_left = journal.calls([PENDING, INTENT])
-                journal.finish_run("finished" if status == "finished" and not open_left else status)
+                done = status in ("finished", "stopped") and not open_left
+                journal.finish_run("finished" if done else status)
         return result_from_journal(
             journal,
             plan,
@@ -150,7 +155,80 @@ def run_calls(
             notes=[*notes, *[line for line in (drift_line(drift),) if line]],
             max_changes=params.get("max_changes"),
             plan_rows=len(plan.rows),
+            stopped=status == "stopped" and bool(journal.calls([PENDING, INTENT])),
         )
+
+
+def plan_account(plan: Plan) -> dict[str, Any] | None:
+    """The account a plan was made on (its snapshot's), None for a plan that does not say."""
+    return (plan.meta.get("snapshot") or {}).get("account")
+
+
+def check_plan_account(client: Any, plan: Plan, what: str = "") -> dict[str, Any] | None:
+    """Refuse a plan made on another Lever account; returns the account the client reads.
+
+    Raises:
+        AccountMismatchError: the plan's account is not the client's (CLI exit 2).
+    """
+    if client is None:
+        return None
+    current = account_of(client)
+    what = what or f"the plan {plan.path or ''}".rstrip()
+    check_account(plan_account(plan), current, what)
+    return current
+
+
+SAMPLE_SIZE = 5
+
+
+def check_sample_exists(client: Any, plan: Plan) -> None:
+    """Read a few planned opportunities (one listing by contact); none found: wrong account.
+
+    A plan that records no account (made by hand, or by an older toolkit) applied with the key
+    of another account would otherwise look normal in the dry run and end "not found" on every
+    write. The sample is the first `SAMPLE_SIZE` planned opportunities whose contact the plan
+    knows; one ``GET /opportunities?contact_id=..`` reads them. Some missing is deletion, for
+    the writes to record; all missing refuses the plan before anything is written.
+
+    Raises:
+        PlanError: none of the sampled opportunities exists (CLI exit 2).
+    """
+    if client is None or plan.rows.empty:
+        return
+    sample: dict[str, str] = {}
+    for opp in sorted(plan.opportunity_ids()):
+        contact = (plan.before.get(opp) or {}).get("contact_id") or ""
+        if contact:
+            sample[opp] = contact
+        if len(sample) == SAMPLE_SIZE:
+            break
+    if not sample:
+        return
+    found = {o.get("id") for o in read_by_contacts(client, plan, sample.values(), workers=1)}
+    if not found & set(sample):
+        raise PlanError(
+            f"none of {len(sample)} sampled planned opportunities (first: {next(iter(sample))}) "
+            f"exists in {client_host(client)}: wrong account? Use the LEVER_API_KEY and "
+            "LEVER_BASE_URL of the account the plan was made on; nothing was written"
+        )
+
+
+def run_with_ledger(
+    client: Any,
+    plan: Plan,
+    journal_path: str | os.PathLike,
+    opts: RunOptions,
+    params: dict[str, Any],
+    ledger: Callable[..., Any] | None,
+) -> ApplyResult:
+    """`run_calls` with the ledger opened (by the `ledger` factory) for its length."""
+    if ledger is None:
+        return run_calls(client, plan, journal_path, opts, params)
+    opts.ledger = ledger(params.get("account"), plan, journal_path)
+    try:
+        return run_calls(client, plan, journal_path, opts, params)
+    finally:
+        opts.ledger.close()
 
 
 def check_perform_as(client: Any, perform_as: str | None) -> None:
@@ -274,6 +352,8 @@ def apply_plan(
     progress: bool | None = None,
     drift_check: bool = True,
     retry_failed: bool = False,
+    stop: threading.Event | None = None,
+    ledger: Callable[..., Any] | None = None,
 ) -> ApplyResult:
     """Apply a plan: dry run by default; with ``dry_run=False`` write it, journaled.
 
@@ -299,6 +379,11 @@ def apply_plan(
         drift_check: re-read what changed since the snapshot before writing (keep it on).
         retry_failed: on resume, retry the calls Lever refused: each is read first and written
             again only if still needed; the retry is journaled (a ``retry`` event per call).
+        stop: once set (`toolkit.remediate.stops.stop_on_signals`: SIGINT, SIGTERM), no new
+            call is sent; the calls in flight finish and the result says ``stopped``.
+        ledger: ``ledger(account, plan, journal_path)`` opens a `toolkit.ledger.entry.LedgerRun`
+            once every check passed; each write sent gets its row there too
+            (`toolkit.workflows.apply_changes` gives it).
 
     Returns:
         An `ApplyResult`.
@@ -324,8 +409,14 @@ def apply_plan(
         if plan.path is None:
             raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
         journal_path = default_journal_path(plan.path)
+    if not dry_run:
+        check_unlocked(Path(journal_path))  # another run's journal: refused before any request
+    account = check_plan_account(client, plan)
+    first = dry_run or not _journal_is_planned(journal_path)
+    if first:
+        check_sample_exists(client, plan)
     check_perform_as(client, perform_as)
-    if dry_run or not _journal_is_planned(journal_path):
+    if first:
         plan = _check_known_opportunities(client, plan, workers)
     if dry_run:
         return dry_run_result(client, plan, "apply", drift_check, workers, max_changes)
@@ -334,10 +425,11 @@ def apply_plan(
         "perform_as": perform_as,
         "workers": workers,
         "host": client_host(client),
+        "account": account,
         "drift_check": drift_check,
     }
-    opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed)
-    return run_calls(client, plan, journal_path, opts, params)
+    opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed, stop)
+    return run_with_ledger(client, plan, journal_path, opts, params, ledger)
 
 
 # -- rollback -----------------------------------------------------------------------------------

@@ -97,3 +97,14 @@ class RunLock:
                 fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
+
+
+def check_unlocked(journal: Path) -> None:
+    """Refuse early (`JournalError`) when another run holds the journal, before any request.
+
+    A probe: the lock is taken and released at once; the run takes it again for good when it
+    opens the journal.
+    """
+    probe = RunLock(Path(journal))
+    probe.take()
+    probe.release()

@@ -167,6 +167,20 @@ def resume_command(result: Any, plan: Any = None) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def rollback_resume_command(result: Any, source_journal: str | os.PathLike) -> str:
+    """The CLI command that resumes THIS rollback (its source journal and its own journal).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> rollback_resume_command(SimpleNamespace(journal_path="r.sqlite"), "j.sqlite")
+        'lever-tags rollback --journal j.sqlite --yes --rollback-journal r.sqlite'
+    """
+    parts = ["lever-tags", "rollback", "--journal", str(source_journal), "--yes"]
+    if getattr(result, "journal_path", None):
+        parts += ["--rollback-journal", str(result.journal_path)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def require_success(result: Any, residual: pd.DataFrame, plan: Any = None) -> str:
     """Raise `RemediationFailedError` when a real apply did not fully succeed; else say so.
 

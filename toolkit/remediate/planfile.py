@@ -1,7 +1,8 @@
 """Plan files: `plan.csv` and its sidecars (`toolkit.files.sidecar`), written atomically.
 
 plan.csv              the rows, exactly the docs/architecture.md columns
-plan.meta.json        mode, tags, policy, snapshot fingerprint/watermark, counts, digest
+plan.meta.json        mode, tags, policy, snapshot fingerprint/watermark/account, counts,
+                      digest, sources (propagate: where each added tag is copied from)
 plan.skipped.csv      the skipped rows with their reason
 plan.before.json      {opportunity_id: {"contact_id": ..., "tags": [...]}} the plan assumed
 """

@@ -77,6 +77,7 @@ def _snapshot_meta(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
         "watermark": int(mark) if mark is not None else None,
         "fetched_at": meta.get("fetched_at"),
         "host": meta.get("host"),
+        "account": meta.get("account"),
         "opportunities": len(frame),
         "confidential_access": meta.get("confidential_access"),
     }
@@ -248,10 +249,47 @@ def make_plan(
         "snapshot": _snapshot_meta(frame, snap_meta),
         "created_at": created_at,
     }
+    if mode == "propagate":
+        meta["sources"] = propagation_sources(rows, before)
     plan = Plan(rows=rows, skipped=skipped, meta=meta, before=before)
     plan.meta["counts"] = plan.counts()
     plan.meta["plan_sha256"] = plan.sha256
     return plan
+
+
+def propagation_sources(
+    rows: pd.DataFrame, before: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, list[str]]]:
+    """For each added (opportunity, tag): the contact's opportunities it is copied from (pure).
+
+    The ledger records them beside each write (``copied_from``).
+
+    Example:
+        >>> rows = pd.DataFrame({"opportunity_id": ["o2"], "contact_id": ["c"], "op": ["add"],
+        ...                      "tag": ["Go"]})
+        >>> before = {"o1": {"contact_id": "c", "tags": ["Go"]}, "o2": {"contact_id": "c",
+        ...           "tags": []}, "o3": {"contact_id": "d", "tags": ["Go"]}}
+        >>> propagation_sources(rows, before)
+        {'o2': {'Go': ['o1']}}
+    """
+    adds = rows[rows["op"] == "add"] if len(rows) else rows
+    if adds.empty:
+        return {}
+    wanted = set(adds["tag"])
+    holders: dict[tuple[str, str], list[str]] = {}
+    for opp, entry in before.items():
+        contact = (entry or {}).get("contact_id") or ""
+        for tag in (entry or {}).get("tags") or []:
+            if contact and tag in wanted:
+                holders.setdefault((contact, tag), []).append(opp)
+    sources: dict[str, dict[str, list[str]]] = {}
+    for opp, contact, tag in adds[["opportunity_id", "contact_id", "tag"]].itertuples(
+        index=False, name=None
+    ):
+        found = sorted(o for o in holders.get((contact, tag), []) if o != opp)
+        if found:
+            sources.setdefault(opp, {})[tag] = found
+    return sources
 
 
 def _propagate_candidates(frame: pd.DataFrame, chosen: list[str]) -> pd.DataFrame:

@@ -42,6 +42,7 @@ class ApplyResult:
             max_changes).
         retried: failed calls this invocation retried (``retry_failed``).
         notes: lines worth telling the user (a changed perform_as, ...); in `summary_lines`.
+        stopped: a signal stopped the run cleanly (calls left pending for a resume).
     """
 
     kind: str = "apply"
@@ -69,6 +70,22 @@ class ApplyResult:
     over_max_changes: bool = False
     retried: int = 0
     notes: list[str] = field(default_factory=list)
+    stopped: bool = False
+
+    @property
+    def calls_progress(self) -> tuple[int, int]:
+        """(calls finished, calls in the journal) over the whole run (all sessions).
+
+        Example:
+            >>> r = ApplyResult(outcomes=pd.DataFrame({"state": ["done", "pending", "noop"]}))
+            >>> r.calls_progress
+            (2, 3)
+        """
+        outcomes = self.outcomes
+        if outcomes.empty or "state" not in outcomes.columns:
+            return 0, 0
+        open_calls = int(outcomes["state"].isin(["pending", "intent"]).sum())
+        return len(outcomes) - open_calls, len(outcomes)
 
     @property
     def ok(self) -> bool:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from toolkit.files import sidecar
-from toolkit.remediate.apply import check_perform_as, client_host, dry_run_result, run_calls
+from toolkit.remediate.apply import (
+    check_perform_as,
+    check_plan_account,
+    client_host,
+    dry_run_result,
+    run_with_ledger,
+)
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, Plan
@@ -54,15 +62,29 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
     source_meta = run["plan_meta"] or {}
     meta = {
         "mode": "rollback",
+        "sources": _undone_sources(rows, source_meta.get("sources") or {}),
         "source_journal": str(journal_path),
         "source_kind": run["kind"],
         "source_plan_sha256": run["plan_sha256"],
         "snapshot": {
             "watermark": (source_meta.get("snapshot") or {}).get("watermark"),
             "confidential_access": (source_meta.get("snapshot") or {}).get("confidential_access"),
+            "account": (run["params"] or {}).get("account"),
         },
     }
     return Plan(rows=rows, meta=meta, before={})
+
+
+def _undone_sources(
+    rows: pd.DataFrame, sources: dict[str, dict[str, list[str]]]
+) -> dict[str, dict[str, list[str]]]:
+    """The sources of the propagated tags a rollback removes (the ledger names them)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for opp, op, tag in rows[["opportunity_id", "op", "tag"]].itertuples(index=False, name=None):
+        found = (sources.get(opp) or {}).get(tag)
+        if op == "remove" and found:
+            out.setdefault(opp, {})[tag] = list(found)
+    return out
 
 
 def rollback(
@@ -75,6 +97,8 @@ def rollback(
     workers: int = DEFAULT_WORKERS,
     progress: bool | None = None,
     retry_failed: bool = False,
+    stop: threading.Event | None = None,
+    ledger: Callable[..., Any] | None = None,
 ) -> ApplyResult:
     """Undo a run from its journal: remove the tags it added, re-add the ones it removed.
 
@@ -88,12 +112,13 @@ def rollback(
         dry_run: write nothing (the default).
         rollback_journal: where to journal the rollback.
         perform_as: Lever user id; default the one the run used.
-        workers, progress, retry_failed: as in `apply_plan`.
+        workers, progress, retry_failed, stop, ledger: as in `apply_plan`.
 
     Example:
         >>> rollback(client, "j.sqlite", dry_run=False).applied  # doctest: +SKIP
     """
     plan = inverse_plan(journal_path)
+    account = check_plan_account(client, plan, f"the journal {journal_path}")
     if perform_as is None:
         with Journal(journal_path, lock=False, create=False) as source:
             perform_as = ((source.run() or {}).get("params") or {}).get("perform_as")
@@ -105,9 +130,10 @@ def rollback(
         "perform_as": perform_as,
         "workers": workers,
         "host": client_host(client),
+        "account": account,
         "source_journal": str(journal_path),
     }
-    opts = RunOptions("rollback", perform_as, workers, progress, True, retry_failed)
+    opts = RunOptions("rollback", perform_as, workers, progress, True, retry_failed, stop)
     # Hold the source journal's lock too: no rollback while its run is still writing.
     with Journal(journal_path, lock=True, create=False):
-        return run_calls(client, plan, target, opts, params)
+        return run_with_ledger(client, plan, target, opts, params, ledger)

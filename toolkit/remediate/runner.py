@@ -32,6 +32,8 @@ class RunOptions:
     progress: bool | None
     drift_check: bool
     retry_failed: bool = False
+    stop: threading.Event | None = None  # set by SIGINT/SIGTERM (`toolkit.remediate.stops`)
+    ledger: Any = None  # a `toolkit.ledger.entry.LedgerRun`: one row per write sent
 
 
 def _progress(total: int, progress: bool | None, desc: str) -> tqdm:
@@ -79,6 +81,7 @@ class Runner:
     ) -> None:
         """Journal the outcome of a write that did not succeed (it may have reached Lever)."""
         self._count(self.client.call_record.attempts)
+        self._ledger(call, state, status)
         self.journal.mark_outcome(
             call.id,
             state,
@@ -130,6 +133,7 @@ class Runner:
         failpoints.hit("after_write")
         self._count(self.client.call_record.attempts)
         after = data.get("tags") if isinstance(data, dict) else None
+        self._ledger(call, DONE, self.client.call_record.status or 200, clean_tags(after))
         journal.mark_outcome(
             call.id,
             DONE,
@@ -138,6 +142,26 @@ class Runner:
             wrote=True,
             after_tags=clean_tags(after),
             session=self.session,
+        )
+
+    def _ledger(
+        self, call: Call, state: str, status: int | None, after: list[str] | None = None
+    ) -> None:
+        """The ledger row of a write sent, appended before its outcome is journaled: a crash in
+        between leaves the call an intent, checked on resume; never a write missing from the
+        ledger."""
+        if self.opts.ledger is None:
+            return
+        self.opts.ledger.record(
+            opportunity_id=call.opportunity_id,
+            contact_id=call.contact_id,
+            op=call.op,
+            tags=list(call.tags),
+            before=call.before_tags,
+            outcome=state,
+            status=status,
+            perform_as=self.opts.perform_as,
+            after=after,
         )
 
     def _exists(self, opportunity_id: str) -> bool | None:
@@ -199,11 +223,16 @@ class Runner:
             return
         self._write(replace(call, tags=tags, before_tags=current, state=PENDING))
 
+    @property
+    def stopped(self) -> bool:
+        """A clean stop was asked for (a signal): no new call is sent."""
+        return self.opts.stop is not None and self.opts.stop.is_set()
+
     def _run_opportunity(
         self, calls: list[Call], check_first: set[int], retry: set[int], bar: tqdm
     ) -> None:
         for index, call in enumerate(calls):
-            if self.stop.is_set():
+            if self.stop.is_set() or self.stopped:
                 return
             try:
                 if call.id in retry:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.client.account import check_account
 from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, replan_from_drift
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, NOOP, PENDING, Call, JournalError
@@ -38,6 +39,9 @@ def open_run(
             f"(plan {run['plan_sha256'][:12]}, this plan {plan.sha256[:12]}); "
             "use a new --journal"
         )
+    check_account(
+        run["params"].get("account"), params.get("account"), f"the journal {journal.path}"
+    )
     host, old_host = params.get("host"), run["params"].get("host")
     if host and old_host and host != old_host:
         raise JournalError(f"the journal {journal.path} was written against {old_host}, not {host}")

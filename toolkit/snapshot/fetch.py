@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from toolkit.client import LeverClient
+from toolkit.client.account import recorded_account
 from toolkit.client.http import deleted_ids
 from toolkit.errors import (
     BadRequestError,
@@ -100,6 +101,7 @@ def fetch_snapshot(
         "fetched_at": fetched_at.isoformat(timespec="seconds"),
         "full_fetch_at": fetched_at.isoformat(timespec="seconds"),
         "host": urlsplit(client.base_url).netloc,
+        "account": recorded_account(client),
         "filters": dict(filters),
         "include_archived": include_archived,
         "with_personal": with_personal,

@@ -310,6 +310,7 @@ class ContactChecker:
         cap: ChangeCap | None = None,
         session: int | None = None,
         on_write: Callable[[WriteOutcome], None] | None = None,
+        ledger: Any = None,
     ) -> None:
         if on_removal not in (REPORT, PROPAGATE):
             raise ValueError(f"on_removal must be report or propagate (got {on_removal!r})")
@@ -322,6 +323,7 @@ class ContactChecker:
         self.cap = cap
         self.session = session
         self.on_write = on_write
+        self.ledger = ledger  # a `toolkit.ledger.entry.LedgerRun`: each write sent, a row
         self.tags = tuple(policy.contact_level)
         self._access = ConfidentialAccess()
         self._lock = threading.Lock()
@@ -365,14 +367,17 @@ class ContactChecker:
         held_now = set(held) - set(settled) | {r["tag"] for r in removed if r["action"] == REPORT}
         add_tags = [t for t in self.tags if t not in held_now and t not in propagate_removal]
         rows = []
+        plans = {}  # op -> the plan its calls come from (the ledger names it and the sources)
         if add_tags:
             plan = make_plan(frame, mode="propagate", tags=add_tags, policy=self.policy)
             rows.append(plan.rows)
             result.skipped.extend(plan.skipped.to_dict("records"))
+            plans["add"] = plan
         if propagate_removal:
             plan = make_plan(frame, mode="remove", tags=propagate_removal, policy=self.policy)
             rows.append(plan.rows)
             result.skipped.extend(plan.skipped.to_dict("records"))
+            plans["remove"] = plan
         calls = _calls(pd.concat(rows), current) if rows else []
         trig = trigger or "check"
         for call in calls:
@@ -398,6 +403,20 @@ class ContactChecker:
             )
             result.writes.append(outcome)
             result.requests += 0 if self.dry_run else 1
+            if self.ledger is not None and not self.dry_run:
+                origin = plans[call["op"]]
+                self.ledger.record(
+                    opportunity_id=call["opportunity_id"],
+                    contact_id=contact_id,
+                    op=call["op"],
+                    tags=list(call["tags"]),
+                    before=call.get("before"),
+                    outcome=outcome.state,
+                    status=outcome.status,
+                    perform_as=self.perform_as,
+                    plan_sha256=origin.sha256,
+                    sources=origin.meta.get("sources") or {},
+                )
             verb = "would write" if self.dry_run else outcome.state
             log.info(
                 "contact %s: %s %s %s on %s -> %s%s",

@@ -108,6 +108,7 @@ class SyncService(QueueWorker):
         header_timeout: float = DEFAULT_HEADER_TIMEOUT_S,
         body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        ledger: Any = None,
     ) -> None:
         if not policy.contact_level:
             raise ValueError("the policy names no contact_level tags: there is nothing to sync")
@@ -148,6 +149,7 @@ class SyncService(QueueWorker):
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.stale_after = stale_after
         self.limits = ListenerLimits(header_timeout, body_timeout, max_connections)
+        self.ledger = ledger  # a `toolkit.ledger.entry.LedgerRun` (docs/operations.md)
         self.metrics = SyncMetrics()
         self.journal: SyncJournal | None = None
         self.last_error: str | None = None
@@ -221,6 +223,7 @@ class SyncService(QueueWorker):
             cap=self.cap,
             session=self._session,
             on_write=self._count_write,
+            ledger=self.ledger,
         )
         self.metrics.bind(self._depth)
         self.metrics.cap_paused.set_function(lambda: 1 if self.cap.paused() else 0)

@@ -41,6 +41,16 @@ class AuditRun:
     gaps: int = 0  # split pairs that count: the policy's contact-level ones, else all
 
     @property
+    def gaps_by_tag(self) -> dict[str, int]:
+        """The split pairs that count (`gaps`), per tag."""
+        pairs = self.result.split_pairs
+        tags = list(getattr(self.policy, "contact_level", None) or [])
+        if tags:
+            pairs = pairs.loc[pairs["tag"].isin(tags)]
+        counts = pairs["tag"].value_counts()  # categorical: every category, zeros included
+        return {str(tag): int(n) for tag, n in counts.items() if n > 0}
+
+    @property
     def frame(self) -> pd.DataFrame:
         return self.snapshot.frame
 

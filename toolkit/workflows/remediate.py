@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,10 +12,12 @@ from typing import Any
 import pandas as pd
 
 from toolkit.client import LeverClient
-from toolkit.errors import ConfigurationError
+from toolkit.client.account import account_of, check_account
+from toolkit.errors import ConfigurationError, LeverError
 from toolkit.files import sidecar, write_csv_atomic
+from toolkit.ledger.entry import LedgerRun, open_ledger_run
 from toolkit.policy import Policy, unknown_tag_warnings
-from toolkit.remediate.apply import apply_plan, default_journal_path
+from toolkit.remediate.apply import apply_plan, check_plan_account, default_journal_path
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import JournalError
 from toolkit.remediate.plan import Plan, nothing_planned
@@ -24,6 +26,7 @@ from toolkit.remediate.planner import check_plan_request, make_plan
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.rollback import rollback
 from toolkit.remediate.verify import VERIFY_COLUMNS, verify_failures, verify_on_purpose, verify_plan
+from toolkit.scrub import scrub
 from toolkit.snapshot.fetch import fetch_snapshot
 from toolkit.snapshot.frame import Snapshot, known_tags
 from toolkit.snapshot.store import load_snapshot, save_snapshot
@@ -83,11 +86,14 @@ def plan_changes(
         check_plan_request(mode, tags, policy, renames)  # before anything is fetched
     if snapshot_path:
         snap, source = load_snapshot(snapshot_path), str(snapshot_path)
+        account_note = check_snapshot_account(snap, client, f"the snapshot {snapshot_path}")
     else:
         snap = fetch_snapshot(client or LeverClient.from_env(), include_archived=True)
         source = str(save_snapshot(snap, sidecar(out, ".snapshot.parquet")))
     named = list(tags or []) + list(renames or {})
     warnings = [*snap.warnings, *unknown_tag_warnings(named, known_tags(snap.frame))]
+    if snapshot_path and account_note:
+        warnings.append(account_note)
     created_at = created_at or datetime.now(UTC).isoformat(timespec="seconds")
     note = ""
     if nothing:
@@ -111,6 +117,28 @@ def plan_changes(
     return PlanRun(plan, snap, policy, include_archived, out, warnings, note)
 
 
+def check_snapshot_account(snap: Snapshot, client: Any, what: str) -> str:
+    """Refuse a saved snapshot of another account than the configured key reads.
+
+    Planning from a saved snapshot needs no request, so it still works offline: without a key,
+    or with Lever unreachable, the check is skipped and the returned warning says so (apply
+    checks the plan's account again before it writes anything).
+
+    Raises:
+        AccountMismatchError: the snapshot's account is not the key's (CLI exit 2).
+    """
+    recorded = snap.meta.get("account")
+    if not recorded:
+        return ""
+    try:
+        client = client or LeverClient.from_env()
+        current = account_of(client)
+    except (ConfigurationError, LeverError) as exc:
+        return f"the snapshot's Lever account was not checked ({scrub(exc)}); apply checks it"
+    check_account(recorded, current, what)
+    return ""
+
+
 # -- apply, verify, rollback ---------------------------------------------------------------------
 
 
@@ -120,23 +148,65 @@ def apply_changes(
     *,
     journal_path: str | os.PathLike | None = None,
     dry_run: bool = True,
+    operator: str | None = None,
+    reason: str = "",
+    ledger_path: str | os.PathLike | None = None,
     **options: Any,
 ) -> ApplyResult:
     """Apply a plan (dry run unless told): `toolkit.remediate.apply.apply_plan`, journaled in
-    `journal_path` or `<plan>.journal.sqlite`."""
+    `journal_path` or `<plan>.journal.sqlite`; a real run's writes also go to the ledger
+    (`ledger_path`, else `LEVER_LEDGER`, else beside the reports) with `operator` (default: the
+    OS user) and `reason`."""
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
     if not dry_run and journal_path is None and plan.path is not None:
         journal_path = default_journal_path(plan.path)
+    if not dry_run:
+        options["ledger"] = ledger_factory(client, "apply", operator, reason, ledger_path)
     return apply_plan(client, plan, journal_path=journal_path, dry_run=dry_run, **options)
 
 
-def roll_back(client: Any, journal_path: str | os.PathLike, **options: Any) -> ApplyResult:
+def roll_back(
+    client: Any,
+    journal_path: str | os.PathLike,
+    *,
+    operator: str | None = None,
+    reason: str = "",
+    ledger_path: str | os.PathLike | None = None,
+    **options: Any,
+) -> ApplyResult:
     """Undo what a journal's run changed (dry run unless ``dry_run=False``):
-    `toolkit.remediate.rollback.rollback`."""
+    `toolkit.remediate.rollback.rollback`; a real run's writes also go to the ledger."""
     if not Path(journal_path).is_file():
         raise ConfigurationError(f"journal not found: {journal_path}")
+    if options.get("dry_run") is False:
+        options["ledger"] = ledger_factory(client, "rollback", operator, reason, ledger_path)
     return rollback(client, journal_path, **options)
+
+
+def ledger_factory(
+    client: Any,
+    source: str,
+    operator: str | None,
+    reason: str,
+    path: str | os.PathLike | None,
+) -> Callable[[dict[str, Any] | None, Plan, str | os.PathLike], LedgerRun]:
+    """Opens the ledger for a run once its checks passed (`toolkit.remediate.apply`)."""
+
+    def make(account: dict[str, Any] | None, plan: Plan, journal: str | os.PathLike) -> LedgerRun:
+        return open_ledger_run(
+            client,
+            source=source,
+            account=account,
+            operator=operator,
+            reason=reason,
+            plan_sha256=plan.sha256,
+            journal=journal,
+            sources=plan.meta.get("sources"),
+            path=path,
+        )
+
+    return make
 
 
 @dataclass
@@ -189,6 +259,7 @@ def verify_changes(
     left out on purpose (drift, anonymized). `out` gets the rows that do not hold (CSV)."""
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
+    check_plan_account(client, plan)
     path, note = verify_journal(plan, journal)
     bad = verify_plan(client, plan, path, workers=workers)
     if out:

@@ -1,0 +1,1 @@
+"""The ledger: one append-only, hash-chained record of every tag write (docs/operations.md)."""
