@@ -111,3 +111,8 @@ def read_yaml(path: str | os.PathLike, what: str = "file") -> Any:
         raise ConfigurationError(
             f"{source}: YAML syntax error{where}: {problem}; fix the YAML there"
         ) from None
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) atomically, 0600 (a policy file, a drafted policy)."""
+    return _atomic_write(Path(path), lambda h: h.write(text))

@@ -3,6 +3,7 @@
 from toolkit.commands import (  # noqa: F401  (registration)
     audit,
     doctor,
+    policy,
     remediate,
     report,
     sandbox,
