@@ -88,7 +88,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     if args.replay_window <= 0:
         raise UsageError("--replay-window must be > 0 seconds")
     policy = load_policy(args.policy)
-    if not policy.contact_level:
+    if not policy.contact_level and not policy.patterns:
         raise UsageError(f"{args.policy}: no contact_level tags: there is nothing to sync")
     secret = (os.environ.get(SECRET_ENV) or "").strip() or None
     if listen is not None and secret is None:

@@ -107,6 +107,7 @@ def run_calls(
             },
         )
         status = "aborted"
+        held_back = 0
         runner: Runner | None = None
         drift = pd.DataFrame(columns=DRIFT_COLUMNS)
         started = time.monotonic()
@@ -118,12 +119,15 @@ def run_calls(
             else:
                 drift, _dropped = first_session(client, journal, plan, session, opts)
             calls = calls_to_run(journal, check_first, retry)
+            if opts.limit is not None and len(calls) > opts.limit:
+                held_back = len(calls) - opts.limit  # the first N calls; the rest wait
+                calls = calls[: opts.limit]
             runner = Runner(client, journal, session, opts)
             started = time.monotonic()
             runner.run(calls, check_first, retry)
             if runner.auth_error is not None:
                 raise runner.auth_error
-            status = "finished"
+            status = "limited" if held_back else "finished"
         finally:
             elapsed = time.monotonic() - started
             stats = client.stats.since(stats_before)
@@ -150,6 +154,8 @@ def run_calls(
             notes=[*notes, *[line for line in (drift_line(drift),) if line]],
             max_changes=params.get("max_changes"),
             plan_rows=len(plan.rows),
+            limit=opts.limit,
+            limited_calls=held_back,
         )
 
 
@@ -180,11 +186,21 @@ def check_perform_as(client: Any, perform_as: str | None) -> None:
         )
 
 
-def _check_size(plan: Plan, max_changes: int | None) -> None:
-    if max_changes is not None and len(plan.rows) > max_changes:
+def _check_size(plan: Plan, max_changes: int | None, limit: int | None = None) -> None:
+    if max_changes is None:
+        return
+    if limit is not None:
+        changes = int(plan.calls()["changes"].astype(int).nlargest(limit).sum())
+        if changes > max_changes:
+            raise PlanError(
+                f"--limit {limit} calls can write up to {changes} changes, more than "
+                f"--max-changes {max_changes}; lower --limit; nothing was written"
+            )
+        return
+    if len(plan.rows) > max_changes:
         raise PlanError(
             f"the plan has {len(plan.rows)} changes, more than --max-changes {max_changes}; "
-            "nothing was written"
+            "stage it with --limit N, or raise --max-changes; nothing was written"
         )
 
 
@@ -274,6 +290,7 @@ def apply_plan(
     progress: bool | None = None,
     drift_check: bool = True,
     retry_failed: bool = False,
+    limit: int | None = None,
 ) -> ApplyResult:
     """Apply a plan: dry run by default; with ``dry_run=False`` write it, journaled.
 
@@ -299,6 +316,10 @@ def apply_plan(
         drift_check: re-read what changed since the snapshot before writing (keep it on).
         retry_failed: on resume, retry the calls Lever refused: each is read first and written
             again only if still needed; the retry is journaled (a ``retry`` event per call).
+        limit: write at most this many calls (the first ones still to do, adds before removes
+            on each opportunity), then stop cleanly; the run is resumable and the same call
+            without ``limit`` writes the rest, each call once. ``max_changes`` then counts the
+            changes of the ``limit`` largest calls of the plan (a bound on what is written).
 
     Returns:
         An `ApplyResult`.
@@ -316,8 +337,10 @@ def apply_plan(
     """
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
+    if limit is not None and limit < 1:
+        raise PlanError(f"--limit must be at least 1 (got {limit})")
     if not dry_run:
-        _check_size(plan, max_changes)
+        _check_size(plan, max_changes, limit)
     if workers < 1:
         raise PlanError(f"workers must be at least 1 (got {workers})")
     if not dry_run and journal_path is None:
@@ -336,7 +359,7 @@ def apply_plan(
         "host": client_host(client),
         "drift_check": drift_check,
     }
-    opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed)
+    opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed, limit)
     return run_calls(client, plan, journal_path, opts, params)
 
 

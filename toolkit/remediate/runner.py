@@ -32,6 +32,7 @@ class RunOptions:
     progress: bool | None
     drift_check: bool
     retry_failed: bool = False
+    limit: int | None = None  # write at most this many calls in this invocation (--limit)
 
 
 def _progress(total: int, progress: bool | None, desc: str) -> tqdm:

@@ -79,7 +79,7 @@ class SyncService:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         poll_margin_ms: int = DEFAULT_MARGIN_MS,
     ) -> None:
-        if not policy.contact_level:
+        if not policy.contact_level and not getattr(policy, "patterns", ()):
             raise ValueError("the policy names no contact_level tags: there is nothing to sync")
         if listen is not None and not secret:
             raise ValueError("webhooks need the signing token in LEVER_WEBHOOK_SECRET")
@@ -446,7 +446,7 @@ class SyncService:
                 result = poll_once(
                     self.client,
                     journal,
-                    tuple(self.policy.contact_level),
+                    self.policy,
                     margin_ms=self.poll_margin_ms,
                     start_ms=start,
                     access=self._access,

@@ -172,6 +172,8 @@ class TagExplorer(Views):
         self._preview: tuple[Any, Any] | None = None
         self._every_tag: dict[str, np.ndarray] | None = None
         self._unlisted = 0
+        self._evidence: pd.DataFrame | None = None
+        self.tags_given = tags is not None  # chosen by the caller, not suggested
         # tags: split contacts over all data, for the checklist's labels and order
         everything = apply_filters(ix, "", 1, True)
         self._tag_split = np.bincount(
@@ -247,14 +249,25 @@ class TagExplorer(Views):
 
     def _suggested_tags(self) -> list[str]:
         """The policy's contact-level tags, else the ones the evidence calls contact-level."""
+        resolve = getattr(self.policy, "resolve", None)  # a Policy: its patterns' matches too
+        if resolve is not None and (self.policy.contact_level or self.policy.patterns):
+            return [f.tag for f in resolve(str(t) for t in self.index.tags)]
         if self.policy is not None and getattr(self.policy, "contact_level", None):
             return list(self.policy.contact_level)
-        needed = ["opportunity_id", "contact_id", "tags"]  # all the evidence reads
-        evidence = audit.contact_level_evidence(self.frame[needed].reset_index(drop=True))
+        evidence = self.evidence
         likely = evidence.loc[evidence["suggestion"] == "likely contact-level"]
         likely = likely.sort_values(["split_contacts", "tag"], ascending=[False, True])
         likely = likely.loc[likely["tag"].map(lambda t: tag_problem(t) is None)]  # plannable
         return likely["tag"].head(DEFAULT_TAGS).tolist()
+
+    @property
+    def evidence(self) -> pd.DataFrame:
+        """The audit's contact-level evidence per tag (computed once; the policy panel's too)."""
+        if self._evidence is None:
+            needed = ["opportunity_id", "contact_id", "tags"]  # all the evidence reads
+            frame = self.frame[needed].reset_index(drop=True)
+            self._evidence = audit.contact_level_evidence(frame)
+        return self._evidence
 
     # -- the current choice -----------------------------------------------------------------------
 
