@@ -91,12 +91,15 @@ class Policy:
     source: str = field(default="<policy>", compare=False)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<dict>") -> Policy:
+    def from_dict(cls, data: Any, source: str = "<dict>", *, schema: bool = True) -> Policy:
         """Validate a parsed policy mapping.
 
         Args:
             data: the mapping (as ``yaml.safe_load`` gives it).
             source: the file name used in error messages.
+            schema: check `data` against the spec (`toolkit.specs.POLICY`); only a caller that
+                built `data` itself in the spec's shape turns it off (the explorer's policy
+                panel, live, before it saves: jsonschema takes a second to load).
 
         Returns:
             A ``Policy``.
@@ -109,7 +112,8 @@ class Policy:
             ('Full-time',)
         """
 
-        check(data, POLICY, source)  # the declarative spec: one line naming the key and the fix
+        if schema:
+            check(data, POLICY, source)  # the declarative spec: one line naming the key and fix
         contact_level, families, patterns = _entries(data.get("contact_level") or (), source)
         lists = {
             "contact_level": contact_level,

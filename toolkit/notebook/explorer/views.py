@@ -43,6 +43,8 @@ def style_grid(grid: pd.DataFrame) -> Any:
 class Views:
     """The explorer's views; `TagExplorer` provides the index, the widgets and the options."""
 
+    max_chosen_columns = 12  # grid columns at most when tags are chosen (the rest: statistics)
+
     def selection(self) -> Selection:
         """The masks of the current filters (cached until a filter changes)."""
         if self._sel is None:
@@ -59,9 +61,10 @@ class Views:
         return self.index.frame.loc[self.selection().rows].reset_index(drop=True)
 
     def _shown_tags(self) -> list[int]:
-        """Tag codes of the grid's columns: the chosen tags, else the most split ones now."""
+        """Tag codes of the grid's columns: the chosen tags (the first `max_chosen_columns`:
+        a policy can choose hundreds), else the most split ones now."""
         if self._chosen:
-            return [self.index.tag_code[t] for t in self._chosen]
+            return [self.index.tag_code[t] for t in self._chosen[: self.max_chosen_columns]]
         stats = self._stats_codes(None)
         return [int(t) for t in stats["code"][: self.max_tags]]
 

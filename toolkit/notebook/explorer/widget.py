@@ -390,15 +390,18 @@ class TagExplorer(Views):
         """Redraw every view from the widgets' current values (only what is visible)."""
         self._render_grid()
         self._render_status()
-        limit = None if self._chosen else STATS_ROWS
+        many = len(self._chosen) > STATS_ROWS  # a policy can choose hundreds: the top ones
+        limit = None if self._chosen and not many else STATS_ROWS
         stats = self.stats_table(limit=limit)
         note = ""
         if limit is not None:
-            total = len(self._stats_codes(None)["code"])
+            total = len(self._chosen) if many else len(self._stats_codes(None)["code"])
             if total > limit:
                 note = (
-                    f"<p><small>the {limit} most split of {total:,} tags; "
-                    "choose tags to see theirs</small></p>"
+                    f"<p><small>the {limit} most split of {total:,} "
+                    + ("chosen tags (all of them: <code>stats_table()</code>)" if many else "tags")
+                    + ("" if many else "; choose tags to see theirs")
+                    + "</small></p>"
                 )
         counts = {c: "{:,}".format for c in STATS_COLUMNS[1:] if c != "split_rate"}
         self.stats_view.value = NO_MATH.format(
@@ -414,7 +417,9 @@ class TagExplorer(Views):
             counts = preview["counts"]
             head = (
                 f"<p>Preview only (writes happen in 03-remediate): <b>{counts['add']:,}</b> "
-                f"additions on <b>{counts['opportunities']:,}</b> opportunities in "
+                "additions "
+                + (f"and <b>{counts['remove']:,}</b> removals " if counts["remove"] else "")
+                + f"on <b>{counts['opportunities']:,}</b> opportunities in "
                 f"<b>{counts['calls']:,}</b> calls; {counts['skipped']:,} skipped.</p>"
             )
             table = self.plan_table().to_html(index=False, escape=True)
