@@ -12,6 +12,9 @@ What the generator plants on purpose, because the toolkit must cope with it:
 - posting-derived tags (title, team, location, commitment) that differ per opportunity;
 - contact-level tags (`CONTACT_LEVEL_TAGS`) on some but not all of a contact's opportunities;
 - near-duplicate variants of those tags (`TAG_VARIANTS`: case, spaces);
+- spellings integrations wrote (`INTEGRATION_ALIASES`: "DNC", "do-not-contact"), some people
+  carrying only such a spelling (planted from their own random stream: the rest of the data set
+  is what it was before they were added);
 - archived, legacy-archived, confidential (~5 %), anonymized (~1 %) opportunities, a few with a
   null ``updatedAt`` and ~1 % without a contact;
 - Unicode names, locations and tags; e-mail addresses only under example.com / example.org.
@@ -46,6 +49,35 @@ TAG_VARIANTS: dict[str, tuple[str, ...]] = {
     "Kubernetes": ("kubernetes", "K8s"),
     "Boomerang": ("boomerang",),
 }
+
+# Spellings other integrations wrote for a contact-level tag: the first stands in for the tag on
+# every opportunity of a few people (they carry only the alias), the second on one opportunity of
+# a few others. `DNC` is no near-duplicate: only a policy family can say it means the tag.
+INTEGRATION_ALIASES: dict[str, tuple[str, str]] = {"Do not contact": ("DNC", "do-not-contact")}
+ALIAS_PEOPLE = 3  # people per spelling, among those with several opportunities carrying the tag
+
+
+def _plant_aliases(opps: list[dict[str, Any]], seed: int) -> None:
+    """Replace a contact-level tag by an integration's spelling (`INTEGRATION_ALIASES`) for a
+    few people (their own random stream: nothing else in the data set moves)."""
+    rng = random.Random(f"integration-aliases-{seed}")
+    by_contact: dict[str, list[dict[str, Any]]] = {}
+    for opp in opps:
+        if opp.get("contact"):
+            by_contact.setdefault(opp["contact"], []).append(opp)
+    for tag, (only, one) in INTEGRATION_ALIASES.items():
+        carriers = sorted(
+            c
+            for c, own in by_contact.items()
+            if len(own) > 1 and any(tag in o["tags"] for o in own)
+        )
+        chosen = rng.sample(carriers, min(2 * ALIAS_PEOPLE, len(carriers)))
+        for i, contact in enumerate(chosen):
+            carrying = [o for o in by_contact[contact] if tag in o["tags"]]
+            alias = only if i < ALIAS_PEOPLE else one
+            for opp in carrying if alias == only else carrying[:1]:
+                opp["tags"] = [alias if t == tag else t for t in opp["tags"]]
+
 
 POSTING_TITLES: tuple[str, ...] = (
     "Software Engineer",
@@ -414,6 +446,7 @@ def generate_dataset(
                     opp["updatedAt"] = max(opp["updatedAt"], archived_at)
             opps.append(opp)
     opps.sort(key=lambda o: (o["createdAt"], o["id"]))
+    _plant_aliases(opps, seed)
     return Dataset(opportunities=opps, contacts=contact_map, users=users, archive_reasons=reasons)
 
 
@@ -630,6 +663,7 @@ __all__ = [
     "HOSTILE_NAMES",
     "HOSTILE_TAGS",
     "HOSTILE_UNDECODABLE",
+    "INTEGRATION_ALIASES",
     "POSTING_TAGS",
     "TAG_VARIANTS",
     "Dataset",

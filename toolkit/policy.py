@@ -5,7 +5,10 @@ A policy is a small YAML file::
     version: 1
     contact_level:          # tags that describe the person: propagate to all their opportunities
       - Python
-      - Do not contact
+      - tag: Do not contact # a family: any member counts as the tag, which is added everywhere;
+        aliases: [DNC, Do Not Contact]
+        normalize: true     # also remove the aliases (in the same plan, adds before removes)
+      - pattern: "Skill: *" # every matching tag is contact-level, each on its own
     never_touch:            # tags the toolkit must never add or remove
       - Full-time
     include_archived: true  # consider archived opportunities (default true)
@@ -13,8 +16,10 @@ A policy is a small YAML file::
     on_removal: report      # sync: a contact-level tag removed from one opportunity is
                             # reported (default) or propagated (removed from the others)
 
-Tags are exact strings (Lever's tag filter is case sensitive). Every mistake in the file is a
-``ConfigurationError`` whose message is one line naming the file, the key and the fix.
+Tags are exact strings (Lever's tag filter is case sensitive); in a pattern ``*`` is any run of
+characters (`toolkit.audit.families`, which resolves families over a frame). Every mistake in
+the file is a ``ConfigurationError`` whose message is one line naming the file, the key and the
+fix.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from toolkit.audit.families import TagFamily, expand_patterns, pattern_regex
 from toolkit.audit.variants import normalize_tag
 from toolkit.errors import ConfigurationError
 from toolkit.files import read_yaml, write_text_atomic
@@ -36,6 +42,7 @@ __all__ = [
     "ALLOWED_KEYS",
     "POLICY_VERSION",
     "Policy",
+    "TagFamily",
     "load_policy",
     "policy_tag_warnings",
     "save_policy",
@@ -61,6 +68,9 @@ class Policy:
         skip_anonymized: never write to anonymized opportunities.
         on_removal: what `lever-tags sync` does when a contact-level tag disappears from one
             opportunity while still on others: ``report`` (default) or ``propagate``.
+        families: the ``contact_level`` entries with aliases (their tag is in contact_level).
+        patterns: the ``{pattern: ...}`` entries (expanded over an account's tags by
+            ``resolve``).
         version: the file format version (1).
         source: where it came from (a path, or "<dict>"); not part of equality.
 
@@ -75,16 +85,21 @@ class Policy:
     include_archived: bool = True
     skip_anonymized: bool = True
     on_removal: str = "report"
+    families: tuple[TagFamily, ...] = ()
+    patterns: tuple[str, ...] = ()
     version: int = POLICY_VERSION
     source: str = field(default="<policy>", compare=False)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "<dict>") -> Policy:
+    def from_dict(cls, data: Any, source: str = "<dict>", *, schema: bool = True) -> Policy:
         """Validate a parsed policy mapping.
 
         Args:
             data: the mapping (as ``yaml.safe_load`` gives it).
             source: the file name used in error messages.
+            schema: check `data` against the spec (`toolkit.specs.POLICY`); only a caller that
+                built `data` itself in the spec's shape turns it off (the explorer's policy
+                panel, live, before it saves: jsonschema takes a second to load).
 
         Returns:
             A ``Policy``.
@@ -97,12 +112,18 @@ class Policy:
             ('Full-time',)
         """
 
-        check(data, POLICY, source)  # the declarative spec: one line naming the key and the fix
-        lists = {key: tuple(dict.fromkeys(data.get(key) or ())) for key in _TAG_LISTS}
+        if schema:
+            check(data, POLICY, source)  # the declarative spec: one line naming the key and fix
+        contact_level, families, patterns = _entries(data.get("contact_level") or (), source)
+        lists = {
+            "contact_level": contact_level,
+            "never_touch": tuple(dict.fromkeys(data.get("never_touch") or ())),
+        }
         flags = {key: data.get(key, True) for key in _FLAGS}
 
         on_removal = data.get("on_removal", "report")
-        both = [t for t in lists["contact_level"] if t in set(lists["never_touch"])]
+        members = [*lists["contact_level"], *(a for f in families for a in f.aliases)]
+        both = [t for t in members if t in set(lists["never_touch"])]
         if both:
             raise ConfigurationError(
                 f"{source}: tag(s) {', '.join(short(t) for t in both)} are in both "
@@ -114,6 +135,8 @@ class Policy:
             include_archived=flags["include_archived"],
             skip_anonymized=flags["skip_anonymized"],
             on_removal=on_removal,
+            families=families,
+            patterns=patterns,
             version=POLICY_VERSION,
             source=source,
         )
@@ -125,9 +148,13 @@ class Policy:
             >>> Policy(contact_level=("Python",)).to_dict()["contact_level"]
             ['Python']
         """
+        declared = {f.tag: f for f in self.families}
+        entries: list[Any] = [
+            _entry(declared[t]) if t in declared else t for t in self.contact_level
+        ]
         return {
             "version": self.version,
-            "contact_level": list(self.contact_level),
+            "contact_level": entries + [{"pattern": p} for p in self.patterns],
             "never_touch": list(self.never_touch),
             "include_archived": self.include_archived,
             "skip_anonymized": self.skip_anonymized,
@@ -155,17 +182,98 @@ class Policy:
         return header + body
 
     def decision(self, tag: str) -> str | None:
-        """``"contact_level"``, ``"never_touch"`` or None for an exact tag."""
-        if tag in self.contact_level:
-            return "contact_level"
+        """``"contact_level"`` (a tag, an alias or a pattern's match), ``"never_touch"`` or None.
+
+        Example:
+            >>> p = Policy.from_dict({"version": 1, "never_touch": ["Skill: old"],
+            ...     "contact_level": [{"tag": "A", "aliases": ["a"]}, {"pattern": "Skill: *"}]})
+            >>> [p.decision(t) for t in ["a", "Skill: Go", "Skill: old", "B"]]
+            ['contact_level', 'contact_level', 'never_touch', None]
+        """
         if tag in self.never_touch:
             return "never_touch"
+        if tag in self.contact_level or any(tag in f.aliases for f in self.families):
+            return "contact_level"
+        if any(pattern_regex(p).fullmatch(tag) for p in self.patterns):
+            return "contact_level"
         return None
+
+    def __contains__(self, tag: object) -> bool:
+        """A tag that counts for the contact-level tags (sync's poller watches these)."""
+        return isinstance(tag, str) and self.decision(tag) == "contact_level"
+
+    def family(self, tag: str) -> TagFamily:
+        """The family whose canonical spelling is `tag` (a plain tag: a family of one).
+
+        Example:
+            >>> Policy.from_dict({"version": 1, "contact_level": [
+            ...     {"tag": "A", "aliases": ["a"]}]}).family("A").aliases
+            ('a',)
+        """
+        return next((f for f in self.families if f.tag == tag), TagFamily(tag))
+
+    def resolve(self, known_tags: Iterable[str] = ()) -> tuple[TagFamily, ...]:
+        """The contact-level families over an account's tags: the declared tags (with their
+        aliases), then every known tag a pattern matches (never_touch tags and members of a
+        declared family excepted), each a family of its own.
+
+        Example:
+            >>> p = Policy.from_dict({"version": 1, "contact_level": [
+            ...     "Go", {"pattern": "Skill: *"}]})
+            >>> [f.tag for f in p.resolve(["Skill: Go", "Go", "Python"])]
+            ['Go', 'Skill: Go']
+        """
+        declared = tuple(self.family(t) for t in self.contact_level)
+        taken = {m for f in declared for m in f.members} | set(self.never_touch)
+        matched = expand_patterns(self.patterns, known_tags, exclude=taken)
+        return declared + tuple(TagFamily(t) for t in matched)
 
     @property
     def tags(self) -> tuple[str, ...]:
         """Every tag the policy names (contact_level first)."""
         return self.contact_level + self.never_touch
+
+
+def _entry(family: TagFamily) -> dict[str, Any]:
+    out: dict[str, Any] = {"tag": family.tag, "aliases": list(family.aliases)}
+    return out | ({"normalize": True} if family.normalize else {})
+
+
+def _entries(
+    items: Iterable[Any], source: str
+) -> tuple[tuple[str, ...], tuple[TagFamily, ...], tuple[str, ...]]:
+    """The contact_level entries (checked by the spec) as tags, families and patterns."""
+    tags: dict[str, None] = {}
+    families: list[TagFamily] = []
+    patterns: dict[str, None] = {}
+    owner: dict[str, str] = {}  # member -> the canonical tag it stands for
+    for item in items:
+        if isinstance(item, str):
+            tags.setdefault(item, None)
+            continue
+        if "pattern" in item:
+            patterns.setdefault(item["pattern"], None)
+            continue
+        aliases = tuple(dict.fromkeys(item.get("aliases") or ()))
+        family = TagFamily(item["tag"], aliases, bool(item.get("normalize", False)))
+        if any(f.tag == family.tag for f in families):
+            raise ConfigurationError(
+                f"{source}: the family of {short(family.tag)} is given twice in 'contact_level'; "
+                "merge its aliases into one entry"
+            )
+        families.append(family)
+        tags.setdefault(family.tag, None)
+    for family in families:
+        for alias in family.aliases:
+            if alias == family.tag or alias in tags or alias in owner:
+                other = family.tag if alias == family.tag or alias in tags else owner[alias]
+                raise ConfigurationError(
+                    f"{source}: {short(alias)} is an alias of {short(family.tag)} and also "
+                    f"{'its own tag' if other == family.tag else 'stands for ' + short(other)}"
+                    " in 'contact_level'; keep each spelling in one place"
+                )
+            owner[alias] = family.tag
+    return tuple(tags), tuple(families), tuple(patterns)
 
 
 def load_policy(path: str | Path) -> Policy:

@@ -36,9 +36,31 @@ POLICY = {
         "version": {"const": 1, "x-must": "1 (the only policy format so far)"},
         "contact_level": {
             "type": ["array", "null"],
-            "items": _TAG,
-            "x-must": "a list of tag strings",
-            "x-example": 'contact_level: ["Python", "Do not contact"]',
+            "items": {
+                "anyOf": [
+                    _TAG,
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["tag"],
+                        "properties": {
+                            "tag": _TAG,
+                            "aliases": {"type": "array", "items": _TAG},
+                            "normalize": {"type": "boolean"},
+                        },
+                    },
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["pattern"],
+                        "properties": {"pattern": _TAG},
+                    },
+                ],
+                "x-must": "a tag string, a family {tag: T, aliases: [A, ...], normalize: "
+                'true|false} or a pattern {pattern: "Skill: *"}',
+            },
+            "x-must": "a list of tags, families {tag, aliases, normalize} or patterns {pattern}",
+            "x-example": 'contact_level: ["Python", {tag: "Do not contact", aliases: ["DNC"]}]',
         },
         "never_touch": {
             "type": ["array", "null"],

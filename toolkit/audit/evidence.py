@@ -168,12 +168,15 @@ def evidence_table(
         "likely opportunity-level",
         np.where(person, "likely contact-level", "unclear"),
     )
-    contact_level = set(policy.contact_level) if policy is not None else set()
-    never = set(policy.never_touch) if policy is not None else set()
-    decided = [
-        "contact_level" if t in contact_level else "never_touch" if t in never else ""
-        for t in labels
-    ]
+    decide = getattr(policy, "decision", None)  # aliases and patterns count (toolkit.policy)
+    if decide is None:
+        named = set(getattr(policy, "contact_level", None) or ())
+        never = set(getattr(policy, "never_touch", None) or ())
+
+        def decide(tag: str) -> str:
+            return "contact_level" if tag in named else "never_touch" if tag in never else ""
+
+    decided = [decide(t) or "" for t in labels]
     out = pd.DataFrame(
         {
             "tag": core.tag_labels.array,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.audit.families import family_summary
 from toolkit.audit.result import AuditResult
 from toolkit.files import write_csv_atomic, write_json_atomic
 from toolkit.sanitize import private_dir
@@ -79,6 +80,8 @@ def write_audit_artifacts(
         "variants": result.variants,
         "evidence": result.evidence,
     }
+    if result.policy_gaps is not None:  # the policy's families: what remains to fill
+        frames["policy_gaps"] = result.policy_gaps
     paths = {name: write_csv_atomic(out / f"{name}.csv", frame) for name, frame in frames.items()}
     paths["summary"] = write_json_atomic(out / "summary.json", audit_summary(result, meta))
     return paths
@@ -104,14 +107,24 @@ def contact_labels(frame: pd.DataFrame) -> dict[str, str]:
     }
 
 
-def policy_contact_level(policy: Any) -> list[str]:
-    return list(getattr(policy, "contact_level", None) or [])
+FOCUS_KEYS = ("split_contacts", "split_pairs", "missing_assignments")
+
+
+def policy_contact_level(policy: Any, result: AuditResult | None = None) -> list[str]:
+    """The policy's contact-level tags: the declared ones, and with an audit's result the tags
+    its patterns matched (``result.options["contact_level"]``)."""
+    declared = list(getattr(policy, "contact_level", None) or [])
+    resolved = (result.options.get("contact_level") if result is not None else None) or []
+    return list(dict.fromkeys(declared + list(resolved)))
 
 
 def focus_summary(result: AuditResult, policy: Any = None) -> dict[str, int]:
     """The audit's split numbers counted over the policy's contact-level tags (as the heatmap).
 
-    Without a policy (or one naming no contact-level tag) this is the all-tags summary.
+    Without a policy (or one naming no contact-level tag) this is the all-tags summary. With a
+    policy audited by `run_audit`, its families count (``result.policy_gaps``): a contact
+    carrying only an alias is split until the canonical spelling is on all its opportunities
+    (and, with ``normalize``, until no alias is left); for a plain tag this is its split pairs.
 
     Example:
         >>> from types import SimpleNamespace
@@ -123,6 +136,9 @@ def focus_summary(result: AuditResult, policy: Any = None) -> dict[str, int]:
     """
     tags = policy_contact_level(policy)
     summary = {k: int(v) for k, v in result.summary.items()}
+    if result.policy_gaps is not None and policy is not None:
+        counts = family_summary(result.policy_gaps)
+        return dict(summary, **{k: counts[k] for k in FOCUS_KEYS})
     if not tags:
         return summary
     wanted = set(tags)
@@ -139,8 +155,8 @@ def focus_summary(result: AuditResult, policy: Any = None) -> dict[str, int]:
 def audit_meta(meta: Mapping[str, Any], result: AuditResult, policy: Any = None) -> dict:
     """The snapshot's metadata plus the policy summary `summary.json` carries (as the CLI's)."""
     out = dict(meta or {})
-    tags = policy_contact_level(policy)
-    if tags:
+    tags = policy_contact_level(policy, result)
+    if tags or getattr(policy, "patterns", None):
         focus = focus_summary(result, policy)
         out["policy"] = str(getattr(policy, "source", "") or "")
         out["policy_summary"] = {
@@ -149,4 +165,7 @@ def audit_meta(meta: Mapping[str, Any], result: AuditResult, policy: Any = None)
             "contact_level_split_contacts": focus["split_contacts"],
             "contact_level_missing_assignments": focus["missing_assignments"],
         }
+        if result.policy_gaps is not None:
+            removals = family_summary(result.policy_gaps)["alias_removals"]
+            out["policy_summary"]["contact_level_alias_removals"] = removals
     return out

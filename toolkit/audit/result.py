@@ -16,6 +16,7 @@ import pandas as pd
 from toolkit.audit.arrays import listify
 from toolkit.audit.engine import AuditCore
 from toolkit.audit.evidence import evidence_table
+from toolkit.audit.families import family_changes, policy_families
 from toolkit.audit.tables import considered
 from toolkit.audit.variants import normalize_tag, variants_from_counts
 
@@ -32,6 +33,9 @@ class AuditResult:
         tag_statistics: ``tag_statistics``.
         variants: ``tag_variants``.
         evidence: ``contact_level_evidence``.
+        policy_gaps: with a policy, what fills its contact-level families
+            (``audit.families.family_changes``: canonical tags to add, aliases to remove);
+            None without a policy.
         options: how the audit was run (include_archived, tags, policy source).
     """
 
@@ -43,6 +47,7 @@ class AuditResult:
     variants: pd.DataFrame
     evidence: pd.DataFrame
     options: dict[str, Any] = field(default_factory=dict)
+    policy_gaps: pd.DataFrame | None = None
 
 
 def run_audit(
@@ -61,8 +66,9 @@ def run_audit(
             stay those of the whole account; split pairs, missing assignments, statistics and
             evidence cover these tags only (a requested tag absent from the account gets a row of
             zeros in the statistics); variants keep the groups containing one of them.
-        policy: optional ``toolkit.policy.Policy``; its ``include_archived`` overrides the argument
-            and its decisions fill the evidence ``policy`` column.
+        policy: optional ``toolkit.policy.Policy``; its ``include_archived`` overrides the argument,
+            its decisions fill the evidence ``policy`` column, and its contact-level families
+            (aliases, patterns: ``Policy.resolve``) give ``policy_gaps``.
 
     Returns:
         An ``AuditResult``.
@@ -86,7 +92,12 @@ def run_audit(
     if wanted is not None and len(variants):
         groups = {normalize_tag(t) for t in wanted}
         variants = variants.loc[variants["group"].isin(groups)].reset_index(drop=True)
+    gaps, families = None, ()
+    if policy is not None:
+        families = policy_families(policy, core.all_tag_labels)
+        gaps = family_changes(frame, families)
     return AuditResult(
+        policy_gaps=gaps,
         summary=core.summary(),
         coverage=core.coverage(),
         split_pairs=core.split_pairs(),
@@ -98,5 +109,6 @@ def run_audit(
             "include_archived": include_archived,
             "tags": wanted,
             "policy": getattr(policy, "source", None) if policy is not None else None,
+            "contact_level": [f.tag for f in families],
         },
     )

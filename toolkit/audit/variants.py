@@ -16,8 +16,14 @@ from toolkit.audit.engine import VARIANT_COLUMNS, AuditCore
 _SPACE = re.compile(r"\s+")
 
 
+# punctuation (and spaces) between two letters or digits: "do-not-contact", "Skill:Python",
+# "relocation_ok", "Relocation / OK". A symbol that makes a word ("C++", "C#", ".NET") stays.
+_JOINERS = re.compile(r"(?<=\w)[\s\-\u2010-\u2015_.,:;/|\\·•'’]+(?=\w)")
+
+
 def normalize_tag(tag: str) -> str:
-    """The near-duplicate key of a tag: Unicode NFKC, casefold, strip, inner whitespace collapsed.
+    """The near-duplicate key of a tag: Unicode NFKC, casefold, strip, punctuation between words
+    read as a space, inner whitespace collapsed.
 
     Only used to *group* spellings for review; tag identity stays the exact string.
 
@@ -26,8 +32,11 @@ def normalize_tag(tag: str) -> str:
         'python 3'
         >>> normalize_tag("ＰＹＴＨＯＮ")
         'python'
+        >>> normalize_tag("do-not-contact"), normalize_tag("Skill:Go"), normalize_tag("C++")
+        ('do not contact', 'skill go', 'c++')
     """
     text = unicodedata.normalize("NFKC", str(tag)).casefold()
+    text = _JOINERS.sub(" ", " ".join(text.split()))
     return " ".join(text.split())
 
 
@@ -75,7 +84,8 @@ def _empty_variants() -> pd.DataFrame:
 
 
 def tag_variants(frame: pd.DataFrame) -> pd.DataFrame:
-    """Groups of near-duplicate tag spellings (``normalize_tag`` equal, strings different).
+    """Groups of near-duplicate tag spellings (``normalize_tag`` equal, strings different): they
+    differ by case, spaces or punctuation between words.
 
     Near-duplicates are reported, never merged: they are distinct tags for the audit. Only groups
     with two or more distinct spellings are listed. The suggested ``canonical`` spelling is the

@@ -4,6 +4,7 @@ from toolkit.commands import (  # noqa: F401  (registration)
     audit,
     doctor,
     ledger,
+    policy,
     remediate,
     report,
     sandbox,

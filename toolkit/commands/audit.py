@@ -158,6 +158,12 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     if run.policy is not None:
         tags = len(run.policy.contact_level)
         print(f"{run.gaps} split pairs on the policy's {tags} contact-level tags")
+    else:
+        snap = f" --snapshot {args.snapshot}" if args.snapshot else ""
+        print(
+            "no policy: these count every tag, posting tags split by design included; "
+            f"write one next: lever-tags policy draft{snap} --out policy.yaml"
+        )
     print(f"report: {run.paths['summary'].parent}")
     if args.fail_on_gaps and run.gaps > 0:
         return EXIT_FAILURES

@@ -21,6 +21,7 @@ from toolkit.commands.audit import add_notify_option
 from toolkit.commands.ledger import add_ledger_options
 from toolkit.errors import ConfigurationError
 from toolkit.notify import Notifier, escape, resolve_url
+from toolkit.remediate.contacts import reason_kind
 from toolkit.remediate.outcome import resume_command, rollback_resume_command
 from toolkit.remediate.plan import MODES
 from toolkit.remediate.planfile import load_plan, skipped_path
@@ -78,7 +79,15 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
         choices=MODES,
         default="propagate",
         help="propagate: add missing assignments (default); remove: take tags off; "
-        "rename: variant -> canonical",
+        "rename: variant -> canonical; add: put the tags on every opportunity of --contacts",
+    )
+    p.add_argument(
+        "--contacts",
+        metavar="FILE",
+        help="plan for these people only: contact ids or emails, one a line or a CSV column "
+        "(contact_id or email); emails are matched through the snapshot's personal data or "
+        "Lever; rows matching nobody, or an email several contacts share, go to "
+        "<plan>.skipped.csv with the reason",
     )
     p.add_argument(
         "--rename",
@@ -120,6 +129,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         policy_path=args.policy,
         renames=renames,
         include_archived=not args.exclude_archived,
+        contacts_path=args.contacts,
     )
     for warning in run.warnings:
         print(f"lever-tags: warning: {warning}", file=sys.stderr)
@@ -130,7 +140,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         f"on {counts['opportunities']} opportunities in {counts['calls']} calls"
     )
     if len(plan.skipped):
-        reasons = plan.skipped["reason"].value_counts().to_dict()
+        reasons = plan.skipped["reason"].map(reason_kind).value_counts().to_dict()
         detail = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
         print(f"skipped: {len(plan.skipped)} ({detail}); see {skipped_path(out)}")
     print(f"review it, then: lever-tags apply {out}  (dry run; add --yes to write)")
@@ -167,6 +177,14 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
         "says so and previews it)",
     )
     p.add_argument("--perform-as", metavar="USER_ID", help="Lever user the changes are by")
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="a staged run: write the first N calls, then stop cleanly; the same command "
+        "without --limit resumes the journal and writes the rest, each call once "
+        "(--max-changes then counts what N calls can write)",
+    )
     _add_write_options(p)
     add_notify_option(p)
     p.set_defaults(func=_cmd_apply)
@@ -181,6 +199,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 def _run_apply(args: argparse.Namespace, notifier: Notifier) -> int:
     _positive("--max-changes", args.max_changes)
     _positive("--workers", args.workers)
+    _positive("--limit", args.limit)
     plan = load_plan(args.plan)
     if not args.yes:
         try:
@@ -197,8 +216,13 @@ def _run_apply(args: argparse.Namespace, notifier: Notifier) -> int:
             print(f"  {row.op:<6} {row.opportunities:>6}  {printable(row.tag)}")
         if len(table) > MAX_LISTED:
             print(f"  ... {len(table) - MAX_LISTED} more (op, tag) pairs")
-        if result.over_max_changes:
-            print("raise --max-changes or split the plan before adding --yes")
+        if args.limit is not None and args.limit < result.planned_calls:
+            print(
+                f"with --yes and --limit {args.limit}: the first {args.limit} of "
+                f"{result.planned_calls} calls, then the same command without --limit"
+            )
+        elif result.over_max_changes:
+            print("stage it with --limit N, raise --max-changes, or split the plan before --yes")
         else:
             print("add --yes to write")
         return EXIT_OK
@@ -214,6 +238,7 @@ def _run_apply(args: argparse.Namespace, notifier: Notifier) -> int:
             progress=args.progress,
             retry_failed=args.retry_failed,
             stop=stop,
+            limit=args.limit,
             operator=args.operator,
             reason=args.reason,
         )

@@ -145,7 +145,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     if args.replay_window is not None and not (0 < args.replay_window < math.inf):
         raise UsageError("--replay-window must be a finite number of seconds > 0")
     policy = load_policy(args.policy)
-    if not policy.contact_level:
+    if not policy.contact_level and not policy.patterns:
         raise UsageError(f"{args.policy}: no contact_level tags: there is nothing to sync")
     secret = _secrets()
     logging.getLogger("toolkit.sync").setLevel(logging.INFO)

@@ -111,6 +111,7 @@ def run_calls(
             },
         )
         status = "aborted"
+        held_back = 0
         runner: Runner | None = None
         drift = pd.DataFrame(columns=DRIFT_COLUMNS)
         started = time.monotonic()
@@ -122,12 +123,18 @@ def run_calls(
             else:
                 drift, _dropped = first_session(client, journal, plan, session, opts)
             calls = calls_to_run(journal, check_first, retry)
+            if opts.limit is not None and len(calls) > opts.limit:
+                held_back = len(calls) - opts.limit  # the first N calls; the rest wait
+                calls = calls[: opts.limit]
             runner = Runner(client, journal, session, opts)
             started = time.monotonic()
             runner.run(calls, check_first, retry)
             if runner.auth_error is not None:
                 raise runner.auth_error
-            status = "stopped" if opts.stop is not None and opts.stop.is_set() else "finished"
+            if opts.stop is not None and opts.stop.is_set():
+                status = "stopped"
+            else:
+                status = "limited" if held_back else "finished"
         finally:
             elapsed = time.monotonic() - started
             stats = client.stats.since(stats_before)
@@ -156,6 +163,8 @@ def run_calls(
             max_changes=params.get("max_changes"),
             plan_rows=len(plan.rows),
             stopped=status == "stopped" and bool(journal.calls([PENDING, INTENT])),
+            limit=opts.limit,
+            limited_calls=held_back,
         )
 
 
@@ -258,11 +267,21 @@ def check_perform_as(client: Any, perform_as: str | None) -> None:
         )
 
 
-def _check_size(plan: Plan, max_changes: int | None) -> None:
-    if max_changes is not None and len(plan.rows) > max_changes:
+def _check_size(plan: Plan, max_changes: int | None, limit: int | None = None) -> None:
+    if max_changes is None:
+        return
+    if limit is not None:
+        changes = int(plan.calls()["changes"].astype(int).nlargest(limit).sum())
+        if changes > max_changes:
+            raise PlanError(
+                f"--limit {limit} calls can write up to {changes} changes, more than "
+                f"--max-changes {max_changes}; lower --limit; nothing was written"
+            )
+        return
+    if len(plan.rows) > max_changes:
         raise PlanError(
             f"the plan has {len(plan.rows)} changes, more than --max-changes {max_changes}; "
-            "nothing was written"
+            "stage it with --limit N, or raise --max-changes; nothing was written"
         )
 
 
@@ -354,6 +373,7 @@ def apply_plan(
     retry_failed: bool = False,
     stop: threading.Event | None = None,
     ledger: Callable[..., Any] | None = None,
+    limit: int | None = None,
 ) -> ApplyResult:
     """Apply a plan: dry run by default; with ``dry_run=False`` write it, journaled.
 
@@ -384,6 +404,10 @@ def apply_plan(
         ledger: ``ledger(account, plan, journal_path)`` opens a `toolkit.ledger.entry.LedgerRun`
             once every check passed; each write sent gets its row there too
             (`toolkit.workflows.apply_changes` gives it).
+        limit: write at most this many calls (the first ones still to do, adds before removes
+            on each opportunity), then stop cleanly; the run is resumable and the same call
+            without ``limit`` writes the rest, each call once. ``max_changes`` then counts the
+            changes of the ``limit`` largest calls of the plan (a bound on what is written).
 
     Returns:
         An `ApplyResult`.
@@ -401,8 +425,10 @@ def apply_plan(
     """
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
+    if limit is not None and limit < 1:
+        raise PlanError(f"--limit must be at least 1 (got {limit})")
     if not dry_run:
-        _check_size(plan, max_changes)
+        _check_size(plan, max_changes, limit)
     if workers < 1:
         raise PlanError(f"workers must be at least 1 (got {workers})")
     if not dry_run and journal_path is None:
@@ -428,7 +454,16 @@ def apply_plan(
         "account": account,
         "drift_check": drift_check,
     }
-    opts = RunOptions("apply", perform_as, workers, progress, drift_check, retry_failed, stop)
+    opts = RunOptions(
+        "apply",
+        perform_as,
+        workers,
+        progress,
+        drift_check,
+        retry_failed,
+        stop=stop,
+        limit=limit,
+    )
     return run_with_ledger(client, plan, journal_path, opts, params, ledger)
 
 

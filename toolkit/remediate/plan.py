@@ -10,7 +10,8 @@ Making one is `toolkit.remediate.planner` (pure); files are `toolkit.remediate.p
 Modes:
     propagate  add every missing assignment of the chosen tags (contact-level tags);
     remove     take the chosen tags off every opportunity that has them;
-    rename     replace a variant by its canonical spelling: add the canonical, remove the variant.
+    rename     replace a variant by its canonical spelling: add the canonical, remove the variant;
+    add        put the chosen tags on every opportunity of a list of people (``--contacts``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from toolkit.sanitize import TAG_RULE, first_tag_problem
 
 PLAN_COLUMNS = ["opportunity_id", "contact_id", "op", "tag"]
 SKIPPED_COLUMNS = [*PLAN_COLUMNS, "reason"]
-MODES = ("propagate", "remove", "rename")
+MODES = ("propagate", "remove", "rename", "add")
 OPS = ("add", "remove")
 PLAN_VERSION = 1
 

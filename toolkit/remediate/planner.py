@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.audit import considered, missing_assignments, tag_variants
+from toolkit.audit import considered, tag_variants
+from toolkit.audit.families import TagFamily, expand_patterns, family_changes
 from toolkit.remediate.plan import (
     MODES,
     PLAN_COLUMNS,
@@ -30,7 +31,8 @@ from toolkit.remediate.plan import (
     rows_frame,
     sorted_rows,
 )
-from toolkit.snapshot.frame import fingerprint, safe_watermark
+from toolkit.remediate.sources import propagation_sources
+from toolkit.snapshot.frame import fingerprint, known_tags, safe_watermark
 
 
 def _policy_view(policy: Any) -> dict[str, Any]:
@@ -44,12 +46,48 @@ def _policy_view(policy: Any) -> dict[str, Any]:
         def get(name: str, default: Any = None) -> Any:
             return getattr(policy, name, default)
 
-    return {
-        "contact_level": list(get("contact_level", []) or []),
-        "never_touch": list(get("never_touch", []) or []),
-        "include_archived": bool(get("include_archived", True)),
-        "skip_anonymized": bool(get("skip_anonymized", True)),
+    families = [f if isinstance(f, Mapping) else f.to_dict() for f in get("families", ()) or ()]
+    return (
+        {
+            "contact_level": list(get("contact_level", []) or []),
+            "never_touch": list(get("never_touch", []) or []),
+            "include_archived": bool(get("include_archived", True)),
+            "skip_anonymized": bool(get("skip_anonymized", True)),
+        }
+        | ({"families": families} if families else {})
+        | ({"patterns": list(get("patterns", ()) or ())} if get("patterns", ()) else {})
+    )
+
+
+def plan_families(
+    frame: pd.DataFrame, policy: Any = None, tags: Iterable[str] | None = None
+) -> list[TagFamily]:
+    """The families a propagate plan fills: the given tags (each with the aliases the policy
+    declares for it), else the policy's contact-level tags and the frame's tags its patterns
+    match (`toolkit.policy.Policy.resolve`, over the plan's view of a policy).
+
+    Example:
+        >>> f = pd.DataFrame({"opportunity_id": ["o1"], "contact_id": ["c"],
+        ...                   "tags": [["Skill: Go", "DNC"]]})
+        >>> pol = {"contact_level": ["Do not contact"], "patterns": ["Skill: *"],
+        ...        "families": [{"tag": "Do not contact", "aliases": ["DNC"]}]}
+        >>> [(x.tag, x.aliases) for x in plan_families(f, pol)]
+        [('Do not contact', ('DNC',)), ('Skill: Go', ())]
+    """
+    pol = _policy_view(policy)
+    declared = {
+        f["tag"]: TagFamily(f["tag"], tuple(f.get("aliases") or ()), bool(f.get("normalize")))
+        for f in pol.get("families", [])
     }
+    names = [tags] if isinstance(tags, str) else tags
+    explicit = names is not None
+    names = list(dict.fromkeys(names if explicit else pol.get("contact_level", [])))
+    families = [declared.get(t, TagFamily(t)) for t in names]
+    if explicit or not pol.get("patterns"):
+        return families
+    taken = {m for f in families for m in f.members} | set(pol.get("never_touch", []))
+    matched = expand_patterns(pol["patterns"], known_tags(frame), exclude=taken)
+    return families + [TagFamily(t) for t in matched]
 
 
 def _contact(value: Any) -> str:
@@ -88,8 +126,12 @@ def check_plan_request(
     tags: Iterable[str] | None = None,
     policy: Any = None,
     renames: Mapping[str, str] | None = None,
+    contacts: bool = False,
 ) -> None:
     """Refuse a plan that cannot be made as asked, before anything is fetched (`PlanError`).
+
+    ``contacts``: the plan is restricted to a list of people (``--contacts``), which ``add``
+    mode needs (adding a tag to every opportunity of an account is not a plan anyone means).
 
     Example:
         >>> check_plan_request("propagate", tags=["Python"])
@@ -103,7 +145,10 @@ def check_plan_request(
     chosen = [tags] if isinstance(tags, str) else list(tags or [])
     renames = dict(renames or {})
     check_plan_tags([*chosen, *renames, *renames.values()], "bad tag: ")  # before any fetch
-    chosen = chosen or list(_policy_view(policy).get("contact_level", []))
+    view = _policy_view(policy)
+    chosen = chosen or list(view.get("contact_level", [])) or list(view.get("patterns", []))
+    if mode == "add" and not contacts:
+        raise PlanError("--mode add needs --contacts FILE (the people whose opportunities get it)")
     if mode == "rename":
         if not (renames or chosen):
             raise PlanError("--mode rename needs --rename OLD=NEW or --tag T (its variants)")
@@ -121,6 +166,7 @@ def make_plan(
     renames: Mapping[str, str] | None = None,
     include_archived: bool | None = None,
     created_at: str | None = None,
+    contacts: Iterable[str] | None = None,
 ) -> Plan:
     """Plan the writes that fix what the audit found. Pure: no I/O.
 
@@ -137,6 +183,8 @@ def make_plan(
         include_archived: overrides the policy's ``include_archived`` (default True).
         created_at: when the plan was made (ISO 8601), recorded in its meta; the caller's
             clock (`toolkit.workflows.plan_changes` gives now), so planning stays pure.
+        contacts: plan for these contact ids only (their opportunities, all of them); ``add``
+            mode needs it (`toolkit.remediate.contacts` reads a file of ids or emails).
 
     Returns:
         A `Plan`. Rows are sorted by contact, opportunity, op, tag.
@@ -152,8 +200,12 @@ def make_plan(
         >>> make_plan(f, tags=["Python"]).rows.values.tolist()
         [['o2', 'c', 'add', 'Python']]
     """
-    check_plan_request(mode, tags, policy, renames)
+    check_plan_request(mode, tags, policy, renames, contacts=contacts is not None)
     frame, snap_meta = _snapshot_parts(snapshot)
+    snapshot_meta = _snapshot_meta(frame, snap_meta)  # of the whole snapshot
+    listed = None if contacts is None else list(dict.fromkeys(str(c) for c in contacts))
+    if listed is not None:
+        frame = frame[frame["contact_id"].isin(listed)]
     pol = _policy_view(policy)
     if include_archived is None:
         include_archived = pol.get("include_archived", True)
@@ -161,11 +213,20 @@ def make_plan(
     never_touch = set(pol.get("never_touch", []))
     if isinstance(tags, str):
         tags = [tags]
-    chosen = list(dict.fromkeys(tags if tags is not None else pol.get("contact_level", [])))
+    families = plan_families(frame, policy, tags) if mode == "propagate" else []
+    if mode == "propagate":
+        chosen = [f.tag for f in families]
+    else:
+        chosen = list(dict.fromkeys(tags if tags is not None else pol.get("contact_level", [])))
     rename_map: dict[str, str] = dict(renames or {})
     if mode == "rename" and not rename_map:
         rename_map = _renames_from_variants(frame, chosen, include_archived)
     if mode != "rename" and not chosen:
+        if pol.get("patterns") and tags is None:
+            raise PlanError(
+                "the policy's patterns match no tag of this snapshot and it names no other "
+                "contact_level tag: nothing to plan"
+            )
         raise PlanError("no tags to plan: give --tag T (repeatable) or --policy FILE")
     check_plan_tags([*chosen, *rename_map, *rename_map.values()])
     if mode == "rename":
@@ -188,9 +249,11 @@ def make_plan(
     tag_lists = [list(t) if isinstance(t, list | tuple) else list(t or []) for t in frame["tags"]]
 
     if mode == "propagate":
-        candidates = _propagate_candidates(frame, chosen)
+        candidates = _propagate_candidates(frame, families)
     elif mode == "remove":
         candidates = _remove_candidates(info, tag_lists, set(chosen))
+    elif mode == "add":
+        candidates = _add_candidates(info, tag_lists, chosen)
     else:
         candidates = _rename_candidates(info, tag_lists, rename_map)
 
@@ -216,16 +279,16 @@ def make_plan(
         rows = sorted_rows(candidates[candidates["reason"] == ""], PLAN_COLUMNS)
         skipped = sorted_rows(candidates[candidates["reason"] != ""], SKIPPED_COLUMNS)
         if mode == "propagate" and not include_archived:
-            rows, extra = _propagate_without_archived(frame, chosen, rows, skipped)
+            rows, extra = _propagate_without_archived(frame, families, rows, skipped)
             skipped = sorted_rows(pd.concat([skipped, extra]), SKIPPED_COLUMNS)
 
     # The tag sets the plan assumed: every opportunity of every contact it touches (propagate
     # needs the contact's other opportunities to re-plan after drift), or the targets.
     touched_ids = set(rows["opportunity_id"]) if len(rows) else set()
     if mode == "propagate" and touched_ids:
-        contacts = {c for c in rows["contact_id"] if c}
+        touched_contacts = {c for c in rows["contact_id"] if c}
         keep = info["opportunity_id"].isin(touched_ids) | (
-            info["contact_id"].isin(contacts) & (info["contact_id"] != "")
+            info["contact_id"].isin(touched_contacts) & (info["contact_id"] != "")
         )
         if not include_archived:
             keep &= ~info["archived"] | info["opportunity_id"].isin(touched_ids)
@@ -242,60 +305,28 @@ def make_plan(
         "version": PLAN_VERSION,
         "mode": mode,
         "tags": chosen,
+        "families": [f.to_dict() for f in families if f.aliases or f.normalize],
         "renames": rename_map if mode == "rename" else {},
         "policy": pol or None,
         "include_archived": bool(include_archived),
         "skip_anonymized": bool(skip_anonymized),
-        "snapshot": _snapshot_meta(frame, snap_meta),
+        "snapshot": snapshot_meta,
         "created_at": created_at,
     }
     if mode == "propagate":
         meta["sources"] = propagation_sources(rows, before)
+    if listed is not None:
+        meta["contacts"] = len(listed)
     plan = Plan(rows=rows, skipped=skipped, meta=meta, before=before)
     plan.meta["counts"] = plan.counts()
     plan.meta["plan_sha256"] = plan.sha256
     return plan
 
 
-def propagation_sources(
-    rows: pd.DataFrame, before: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, list[str]]]:
-    """For each added (opportunity, tag): the contact's opportunities it is copied from (pure).
-
-    The ledger records them beside each write (``copied_from``).
-
-    Example:
-        >>> rows = pd.DataFrame({"opportunity_id": ["o2"], "contact_id": ["c"], "op": ["add"],
-        ...                      "tag": ["Go"]})
-        >>> before = {"o1": {"contact_id": "c", "tags": ["Go"]}, "o2": {"contact_id": "c",
-        ...           "tags": []}, "o3": {"contact_id": "d", "tags": ["Go"]}}
-        >>> propagation_sources(rows, before)
-        {'o2': {'Go': ['o1']}}
-    """
-    adds = rows[rows["op"] == "add"] if len(rows) else rows
-    if adds.empty:
-        return {}
-    wanted = set(adds["tag"])
-    holders: dict[tuple[str, str], list[str]] = {}
-    for opp, entry in before.items():
-        contact = (entry or {}).get("contact_id") or ""
-        for tag in (entry or {}).get("tags") or []:
-            if contact and tag in wanted:
-                holders.setdefault((contact, tag), []).append(opp)
-    sources: dict[str, dict[str, list[str]]] = {}
-    for opp, contact, tag in adds[["opportunity_id", "contact_id", "tag"]].itertuples(
-        index=False, name=None
-    ):
-        found = sorted(o for o in holders.get((contact, tag), []) if o != opp)
-        if found:
-            sources.setdefault(opp, {})[tag] = found
-    return sources
-
-
-def _propagate_candidates(frame: pd.DataFrame, chosen: list[str]) -> pd.DataFrame:
-    """Missing assignments of the chosen tags among all opportunities (flags applied later)."""
-    missing = missing_assignments(frame)
-    missing = missing[missing["tag"].isin(chosen)]
+def _propagate_candidates(frame: pd.DataFrame, families: list[TagFamily]) -> pd.DataFrame:
+    """What fills the families among all opportunities (flags applied later): the canonical
+    tags to add, and with ``normalize`` the aliases to remove (`audit.families`)."""
+    missing = family_changes(frame, families)
     contact_of = dict(
         zip(
             frame["opportunity_id"].astype(str),
@@ -307,14 +338,14 @@ def _propagate_candidates(frame: pd.DataFrame, chosen: list[str]) -> pd.DataFram
         {
             "opportunity_id": missing["opportunity_id"].astype(str).to_numpy(dtype=object),
             "contact_id": [contact_of.get(str(o), "") for o in missing["opportunity_id"]],
-            "op": "add",
+            "op": missing["op"].to_numpy(dtype=object),
             "tag": missing["tag"].astype(str).to_numpy(dtype=object),
         }
     )
 
 
 def _propagate_without_archived(
-    frame: pd.DataFrame, chosen: list[str], rows: pd.DataFrame, skipped: pd.DataFrame
+    frame: pd.DataFrame, families: list[TagFamily], rows: pd.DataFrame, skipped: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """With archived ones excluded, only active opportunities count as sources and targets.
 
@@ -323,9 +354,11 @@ def _propagate_without_archived(
     source is archived), since with archived ones excluded there is nothing to propagate from.
     """
     active = considered(frame, include_archived=False)
-    wanted = _propagate_candidates(active, chosen)
-    keys = set(zip(wanted["opportunity_id"], wanted["tag"], strict=True))
-    in_active = [(o, t) in keys for o, t in zip(rows["opportunity_id"], rows["tag"], strict=True)]
+    wanted = _propagate_candidates(active, families)
+    keys = set(zip(wanted["opportunity_id"], wanted["op"], wanted["tag"], strict=True))
+    in_active = [
+        key in keys for key in zip(rows["opportunity_id"], rows["op"], rows["tag"], strict=True)
+    ]
     mask = pd.Series(in_active, index=rows.index, dtype=bool)
     archived = set(frame.loc[frame["archived"].astype(bool), "opportunity_id"].astype(str))
     extra = rows[~mask]
@@ -345,6 +378,18 @@ def _remove_candidates(
         for i, tags in enumerate(tag_lists)
         for tag in dict.fromkeys(tags)
         if tag in chosen
+    ]
+    return rows_frame(records, PLAN_COLUMNS)
+
+
+def _add_candidates(
+    info: pd.DataFrame, tag_lists: list[list[str]], chosen: list[str]
+) -> pd.DataFrame:
+    records = [
+        (info.at[i, "opportunity_id"], info.at[i, "contact_id"], "add", tag)
+        for i, tags in enumerate(tag_lists)
+        for tag in chosen
+        if tag not in tags
     ]
     return rows_frame(records, PLAN_COLUMNS)
 
@@ -425,6 +470,7 @@ def replan(
     anonymized = set(anonymized)
     mode = plan.mode
     renames = dict(plan.meta.get("renames") or {})
+    members = {f["tag"]: {f["tag"], *f.get("aliases", [])} for f in plan.meta.get("families", [])}
     # The contact's opportunities as known now: the plan's view, overridden by what was re-read.
     by_contact: dict[str, dict[str, set[str]]] = {}
     for opp, entry in plan.before.items():
@@ -453,8 +499,12 @@ def replan(
             variants = [v for v, c in renames.items() if c == tag]
             reasons.append("" if any(v in now for v in variants) else REASON_DRIFT_VARIANT)
         elif source_check and contact in by_contact:
-            others = [t for o, t in by_contact[contact].items() if o != opp]
-            reasons.append("" if any(tag in t for t in others) else REASON_DRIFT_SOURCE)
+            # a source: any member of the tag's family on any opportunity of the contact (the
+            # target itself may carry an alias; it does not carry the tag, checked above)
+            family = members.get(tag, {tag})
+            sources = [t for o, t in by_contact[contact].items()]
+            found = any(family & t for t in sources)
+            reasons.append("" if found else REASON_DRIFT_SOURCE)
         else:
             reasons.append("")
     reason = pd.Series(reasons, index=rows.index, dtype=object)

@@ -43,6 +43,8 @@ class ApplyResult:
         retried: failed calls this invocation retried (``retry_failed``).
         notes: lines worth telling the user (a changed perform_as, ...); in `summary_lines`.
         stopped: a signal stopped the run cleanly (calls left pending for a resume).
+        limit, limited_calls: ``--limit N`` and the calls it held back for a later invocation
+            (the same command resumes the journal and writes them, each once).
     """
 
     kind: str = "apply"
@@ -87,10 +89,14 @@ class ApplyResult:
         open_calls = int(outcomes["state"].isin(["pending", "intent"]).sum())
         return len(outcomes) - open_calls, len(outcomes)
 
+    limit: int | None = None
+    limited_calls: int = 0
+
     @property
     def ok(self) -> bool:
-        """No change failed and none is left pending."""
-        return self.failed == 0 and self.not_found == 0 and self.pending == 0
+        """No change failed and none is left pending (but those --limit held back on purpose)."""
+        done = self.pending == 0 or self.limited_calls > 0
+        return self.failed == 0 and self.not_found == 0 and done
 
     @property
     def permanent_failures(self) -> int:
@@ -149,6 +155,13 @@ class ApplyResult:
         if self.dry_run:
             return []
         hints = []
+        if self.limited_calls:
+            hints.append(
+                f"stopped after --limit {self.limit} calls as asked: {self.limited_calls} calls "
+                f"({self.pending} changes) left; run the same command without --limit to write "
+                "them (it resumes this journal: nothing is written twice), or with --limit "
+                "again for another stage"
+            )
         if self.transient_failures:
             hints.append(
                 f"{self.transient_failures} calls failed for now (rate limit, server, "

@@ -34,6 +34,7 @@ class RunOptions:
     retry_failed: bool = False
     stop: threading.Event | None = None  # set by SIGINT/SIGTERM (`toolkit.remediate.stops`)
     ledger: Any = None  # a `toolkit.ledger.entry.LedgerRun`: one row per write sent
+    limit: int | None = None  # write at most this many calls in this invocation (--limit)
 
 
 def _progress(total: int, progress: bool | None, desc: str) -> tqdm:

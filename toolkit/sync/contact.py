@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit import failpoints
+from toolkit.audit.families import policy_families
 from toolkit.chars import escaped
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError, PermissionDeniedError
 from toolkit.remediate.plan import calls_from_rows
@@ -30,7 +31,7 @@ from toolkit.remediate.planner import make_plan
 from toolkit.remediate.reads import clean_tags, tags_of  # apply's write rules, reused
 from toolkit.remediate.runner import narrow_tags
 from toolkit.sanitize import TAG_RULE, first_tag_problem
-from toolkit.snapshot.frame import frame_from_opportunities
+from toolkit.snapshot.frame import frame_from_opportunities, known_tags
 from toolkit.sync.cap import ChangeCap
 from toolkit.sync.confirm import confirm_not_found
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, SyncJournal
@@ -325,6 +326,9 @@ class ContactChecker:
         self.on_write = on_write
         self.ledger = ledger  # a `toolkit.ledger.entry.LedgerRun`: each write sent, a row
         self.tags = tuple(policy.contact_level)
+        # the tags remembered and watched: members of a family and a pattern's matches count
+        # (toolkit.policy.Policy.__contains__); the poller filters with the same test
+        self.watched = policy if hasattr(policy, "decision") else frozenset(self.tags)
         self._access = ConfidentialAccess()
         self._lock = threading.Lock()
 
@@ -345,7 +349,9 @@ class ContactChecker:
         considered = frame
         if not self.policy.include_archived:
             considered = frame[~frame["archived"].astype(bool)]
-        contact_tags = set(self.tags)
+        # the families over this contact's tags (aliases, patterns): toolkit.audit.families
+        tags = [f.tag for f in policy_families(self.policy, known_tags(frame))]
+        contact_tags = set(tags)
         removed = self._removals(contact_id, considered, current, contact_tags)
         result.removals = removed
         held = self.journal.held(contact_id)
@@ -365,7 +371,7 @@ class ContactChecker:
                 ", ".join(map(shown, settled)),
             )
         held_now = set(held) - set(settled) | {r["tag"] for r in removed if r["action"] == REPORT}
-        add_tags = [t for t in self.tags if t not in held_now and t not in propagate_removal]
+        add_tags = [t for t in tags if t not in held_now and t not in propagate_removal]
         rows = []
         plans = {}  # op -> the plan its calls come from (the ledger names it and the sources)
         if add_tags:
@@ -492,13 +498,13 @@ class ContactChecker:
     def _remember(
         self, contact_id: str, frame: pd.DataFrame, current: dict[str, list[str]]
     ) -> None:
-        contact_tags = set(self.tags)
+        watched = self.watched
         self.journal.remember(
             [
                 (
                     opp,
                     contact_id,
-                    [t for t in current[opp] if t in contact_tags],
+                    [t for t in current[opp] if t in watched],
                     flags_of(bool(archived), bool(anonymized)),
                 )
                 for opp, archived, anonymized in frame[

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,7 +56,7 @@ def skew_ms(client: Any) -> int | None:
 def poll_once(
     client: Any,
     journal: SyncJournal,
-    contact_tags: tuple[str, ...],
+    contact_tags: Container[str],
     *,
     margin_ms: int = DEFAULT_MARGIN_MS,
     start_ms: int | None = None,
@@ -66,7 +67,8 @@ def poll_once(
     Args:
         client: a `LeverClient`.
         journal: the sync journal (watermark, last-seen tags, the queue).
-        contact_tags: the policy's contact-level tags.
+        contact_tags: the policy's contact-level tags (or the `Policy`: aliases and pattern
+            matches count too).
         margin_ms: how far before the watermark to list again.
         start_ms: the first watermark of a new journal (default: now on Lever's clock; polling
             covers what changes from now on; a clean-up of the past is `plan` + `apply`).
@@ -90,7 +92,8 @@ def poll_once(
     frame = frame_from_opportunities(opps)
     frame = frame[frame["contact_id"].notna()]
     seen = journal.seen(list(frame["opportunity_id"]))
-    wanted = set(contact_tags)
+    # a Policy tests membership itself (aliases, patterns); a plain tuple becomes a set
+    wanted = contact_tags if hasattr(contact_tags, "decision") else set(contact_tags)
     due: dict[str, None] = {}
     for opp, contact, tags, archived, anonymized in frame[
         ["opportunity_id", "contact_id", "tags", "archived", "anonymized"]

@@ -110,7 +110,7 @@ class SyncService(QueueWorker):
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         ledger: Any = None,
     ) -> None:
-        if not policy.contact_level:
+        if not policy.contact_level and not getattr(policy, "patterns", ()):
             raise ValueError("the policy names no contact_level tags: there is nothing to sync")
         check_interval("poll_interval", poll_interval, zero_ok=True)
         if listen is None and poll_interval <= 0:
@@ -394,7 +394,7 @@ class SyncService(QueueWorker):
                 result = poll_once(
                     self.client,
                     journal,
-                    tuple(self.policy.contact_level),
+                    self.policy,
                     margin_ms=self.poll_margin_ms,
                     access=self._access,
                 )

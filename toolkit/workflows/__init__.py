@@ -22,6 +22,7 @@ from toolkit.workflows.inputs import (
     personal_data,
     take_snapshot,
 )
+from toolkit.workflows.policy import DraftRun, draft_policy_file
 from toolkit.workflows.remediate import (
     PlanRun,
     VerifyRun,
@@ -39,6 +40,7 @@ from toolkit.workflows.report import publish_executed_report, run_report
 __all__ = [
     "PERSONAL_DATA",
     "AuditRun",
+    "DraftRun",
     "PlanRun",
     "VerifyRun",
     "apply_changes",
@@ -47,6 +49,7 @@ __all__ = [
     "audit_for_plan",
     "check_drift",
     "considered_archived",
+    "draft_policy_file",
     "open_snapshot",
     "optional_policy",
     "personal_data",

@@ -30,6 +30,7 @@ from toolkit.scrub import scrub
 from toolkit.snapshot.fetch import fetch_snapshot
 from toolkit.snapshot.frame import Snapshot, known_tags
 from toolkit.snapshot.store import load_snapshot, save_snapshot
+from toolkit.workflows.contacts import people_from_file, read_contacts_file
 from toolkit.workflows.inputs import considered_archived, optional_policy
 
 
@@ -58,6 +59,7 @@ def plan_changes(
     include_archived: bool = True,
     allow_nothing: bool = False,
     created_at: str | None = None,
+    contacts_path: str | os.PathLike | None = None,
 ) -> PlanRun:
     """Plan the writes (propagate, remove, rename) and save the plan CSV and its sidecars.
 
@@ -76,14 +78,18 @@ def plan_changes(
         allow_nothing: no tags and no policy give an empty plan with a note instead of an
             error (a notebook run with its defaults previews nothing and says why).
         created_at: the plan's creation time (ISO 8601); default now.
+        contacts_path: plan for the people this file names only (contact ids or emails, one a
+            line or a CSV column: `toolkit.remediate.contacts`); rows matching nobody, or an
+            email several contacts share, go to the skipped rows with the reason.
     """
     out = Path(out)
     policy = optional_policy(policy_path)
     include_archived = considered_archived(include_archived, policy)
     chosen = list(tags or []) or list(getattr(policy, "contact_level", None) or [])
     nothing = allow_nothing and not chosen and not (mode == "rename" and renames)
+    rows = read_contacts_file(contacts_path) if contacts_path else None
     if not nothing:
-        check_plan_request(mode, tags, policy, renames)  # before anything is fetched
+        check_plan_request(mode, tags, policy, renames, contacts=rows is not None)  # no fetch yet
     if snapshot_path:
         snap, source = load_snapshot(snapshot_path), str(snapshot_path)
         account_note = check_snapshot_account(snap, client, f"the snapshot {snapshot_path}")
@@ -100,8 +106,13 @@ def plan_changes(
         note = "No tags chosen: set `tags` or `policy_path` to plan changes; nothing is planned."
         plan = nothing_planned(mode)
     else:
+        people = None
+        if rows is not None:
+            op = "remove" if mode == "remove" else "add"
+            people = people_from_file(rows, snap.frame, client=client, op=op, tags=chosen)
         plan = make_plan(
             snap,
+            contacts=people.contact_ids if people is not None else None,
             mode=mode,
             tags=list(tags) if tags else None,
             policy=policy,
@@ -109,6 +120,15 @@ def plan_changes(
             include_archived=include_archived,
             created_at=created_at,
         )
+        if people is not None:
+            plan.skipped = pd.concat([plan.skipped, people.skipped], ignore_index=True)
+            plan.meta.update(
+                contacts_file=str(contacts_path),
+                contacts_rows=len(rows),
+                contacts_skipped_rows=int(people.skipped["reason"].nunique()),
+                emails_matched_through=people.emails_from,
+            )
+            plan.meta["counts"] = plan.counts()
     if policy_path:
         plan.meta["policy_path"] = str(policy_path)
     if "snapshot" in plan.meta:

@@ -24,6 +24,7 @@ Example (in a notebook):
 """
 
 from toolkit.notebook.explorer.index import ExplorerIndex
+from toolkit.notebook.explorer.panel import PolicyPanel, policy_panel
 from toolkit.notebook.explorer.views import style_grid
 from toolkit.notebook.explorer.widget import (
     Debounced,
@@ -35,8 +36,10 @@ from toolkit.notebook.explorer.widget import (
 __all__ = [
     "Debounced",
     "ExplorerIndex",
+    "PolicyPanel",
     "TagExplorer",
     "explore",
     "filter_frame",
+    "policy_panel",
     "style_grid",
 ]

@@ -43,6 +43,8 @@ def style_grid(grid: pd.DataFrame) -> Any:
 class Views:
     """The explorer's views; `TagExplorer` provides the index, the widgets and the options."""
 
+    max_chosen_columns = 12  # grid columns at most when tags are chosen (the rest: statistics)
+
     def selection(self) -> Selection:
         """The masks of the current filters (cached until a filter changes)."""
         if self._sel is None:
@@ -59,9 +61,10 @@ class Views:
         return self.index.frame.loc[self.selection().rows].reset_index(drop=True)
 
     def _shown_tags(self) -> list[int]:
-        """Tag codes of the grid's columns: the chosen tags, else the most split ones now."""
+        """Tag codes of the grid's columns: the chosen tags (the first `max_chosen_columns`:
+        a policy can choose hundreds), else the most split ones now."""
         if self._chosen:
-            return [self.index.tag_code[t] for t in self._chosen]
+            return [self.index.tag_code[t] for t in self._chosen[: self.max_chosen_columns]]
         stats = self._stats_codes(None)
         return [int(t) for t in stats["code"][: self.max_tags]]
 
@@ -184,52 +187,84 @@ class Views:
 
         The same numbers as `plan()` (propagate: every missing assignment of a chosen tag among
         the kept contacts; `never_touch` tags and, by default, anonymized opportunities skipped),
-        without building the plan's rows.
+        without building the plan's rows. A chosen tag the policy gives aliases counts as its
+        family (`toolkit.audit.families`): every kept opportunity of a contact carrying any
+        member gets the tag where it lacks it, and with ``normalize`` the aliases are removed.
         """
         if not self._chosen:
             return None
         key = tuple(self._chosen)  # the cache is dropped whenever a filter changes
         if self._preview is not None and self._preview[0] == key:
             return self._preview[1]
-        ix, sel = self.index, self.selection()
+        ix = self.index
         never, skip_anonymized = policy_rules(self.policy)
-        touched = np.zeros(len(ix.contact), dtype=bool)
-        per_tag: dict[str, int] = {}
+        family_of = getattr(self.policy, "family", None)
+        touched = {"add": np.zeros(len(ix.contact), dtype=bool)}
+        touched["remove"] = touched["add"].copy()
+        counts: dict[tuple[str, str], int] = {}
         skipped = 0
         for tag in self._chosen:
-            t = ix.tag_code[tag]
-            lo, hi = ix.tag_start[t], ix.tag_start[t + 1]
-            opps = sel.opportunities[ix.pair_contact[lo:hi]]
-            split = sel.pair_kept[lo:hi] & (opps >= 2) & (sel.pair_with[lo:hi] < opps)
-            rows = ix.rows_of(ix.pair_contact[lo:hi][split])  # the split contacts' rows
-            has = np.zeros(len(ix.contact), dtype=bool)
-            has[ix.rows_with(t)] = True
-            candidate = rows[sel.rows[rows] & ~has[rows]]
-            if tag in never or tag_problem(tag) is not None:  # never written as it is
-                skipped += len(candidate)
-                continue
-            if skip_anonymized:
-                anonymous = ix.anonymized[candidate]
-                skipped += int(anonymous.sum())
-                candidate = candidate[~anonymous]
-            if len(candidate):
-                per_tag[tag] = len(candidate)
-            touched[candidate] = True
-        adds = sum(per_tag.values())
-        opportunities = int(touched.sum())
+            family = family_of(tag) if family_of is not None else None
+            aliases = [a for a in family.aliases if a in ix.tag_code] if family else []
+            changes = [("add", tag, self._missing_rows(tag, aliases))]
+            if family is not None and family.normalize:
+                changes += [("remove", a, self._kept_rows(a)) for a in aliases]
+            for op, what, candidate in changes:
+                if tag in never or tag_problem(what) is not None:  # never written as it is
+                    skipped += len(candidate)
+                    continue
+                if skip_anonymized:
+                    anonymous = ix.anonymized[candidate]
+                    skipped += int(anonymous.sum())
+                    candidate = candidate[~anonymous]
+                if len(candidate):
+                    counts[(op, what)] = len(candidate)
+                touched[op][candidate] = True
+        adds = sum(n for (op, _), n in counts.items() if op == "add")
+        removes = sum(counts.values()) - adds
+        calls = int(touched["add"].sum()) + int(touched["remove"].sum())
         result = {
             "counts": {
-                "rows": adds,
+                "rows": adds + removes,
                 "add": adds,
-                "remove": 0,
-                "opportunities": opportunities,
-                "calls": opportunities,
+                "remove": removes,
+                "opportunities": int((touched["add"] | touched["remove"]).sum()),
+                "calls": calls,
                 "skipped": skipped,
             },
-            "by_tag": per_tag,
+            "by_tag": {t: n for (op, t), n in counts.items() if op == "add"},
+            "by_op_tag": sorted((op, t, n) for (op, t), n in counts.items()),
         }
         self._preview = (key, result)
         return result
+
+    def _kept_rows(self, tag: str) -> np.ndarray:
+        """The kept rows carrying `tag`."""
+        rows = self.index.rows_with(self.index.tag_code[tag])
+        return rows[self.selection().rows[rows]]
+
+    def _missing_rows(self, tag: str, aliases: list[str]) -> np.ndarray:
+        """Kept rows of the contacts carrying the tag (or an alias) that lack the tag: without
+        aliases, the missing assignments of the split contacts."""
+        ix, sel = self.index, self.selection()
+        carriers = []
+        for member in [tag, *aliases]:
+            if member not in ix.tag_code:
+                continue
+            t = ix.tag_code[member]
+            lo, hi = ix.tag_start[t], ix.tag_start[t + 1]
+            kept = sel.pair_kept[lo:hi]
+            if not aliases:  # a plain tag: only split contacts lack it somewhere
+                opps = sel.opportunities[ix.pair_contact[lo:hi]]
+                kept = kept & (opps >= 2) & (sel.pair_with[lo:hi] < opps)
+            carriers.append(ix.pair_contact[lo:hi][kept])
+        if not carriers:
+            return np.zeros(0, dtype=np.int64)
+        rows = ix.rows_of(np.unique(np.concatenate(carriers)))
+        has = np.zeros(len(ix.contact), dtype=bool)
+        if tag in ix.tag_code:
+            has[ix.rows_with(ix.tag_code[tag])] = True
+        return rows[sel.rows[rows] & ~has[rows]]
 
     def plan(self) -> Any:
         """The plan (propagate) the current choice would produce, or None without tags.
@@ -251,6 +286,11 @@ class Views:
     def plan_table(self) -> pd.DataFrame:
         """Opportunities the preview would change, per op and tag (nothing is written)."""
         preview = self.preview()
+        if preview is not None and preview.get("by_op_tag"):
+            ops, tags, counts = zip(*preview["by_op_tag"], strict=True)
+            return pd.DataFrame(
+                {"op": list(ops), "tag": list(tags), "opportunities": np.array(counts, np.int64)}
+            )
         if preview is None or not preview["by_tag"]:
             return pd.DataFrame({"op": [], "tag": [], "opportunities": []})
         by_tag = sorted(preview["by_tag"].items())

@@ -172,6 +172,8 @@ class TagExplorer(Views):
         self._preview: tuple[Any, Any] | None = None
         self._every_tag: dict[str, np.ndarray] | None = None
         self._unlisted = 0
+        self._evidence: pd.DataFrame | None = None
+        self.tags_given = tags is not None  # chosen by the caller, not suggested
         # tags: split contacts over all data, for the checklist's labels and order
         everything = apply_filters(ix, "", 1, True)
         self._tag_split = np.bincount(
@@ -247,14 +249,25 @@ class TagExplorer(Views):
 
     def _suggested_tags(self) -> list[str]:
         """The policy's contact-level tags, else the ones the evidence calls contact-level."""
+        resolve = getattr(self.policy, "resolve", None)  # a Policy: its patterns' matches too
+        if resolve is not None and (self.policy.contact_level or self.policy.patterns):
+            return [f.tag for f in resolve(str(t) for t in self.index.tags)]
         if self.policy is not None and getattr(self.policy, "contact_level", None):
             return list(self.policy.contact_level)
-        needed = ["opportunity_id", "contact_id", "tags"]  # all the evidence reads
-        evidence = audit.contact_level_evidence(self.frame[needed].reset_index(drop=True))
+        evidence = self.evidence
         likely = evidence.loc[evidence["suggestion"] == "likely contact-level"]
         likely = likely.sort_values(["split_contacts", "tag"], ascending=[False, True])
         likely = likely.loc[likely["tag"].map(lambda t: tag_problem(t) is None)]  # plannable
         return likely["tag"].head(DEFAULT_TAGS).tolist()
+
+    @property
+    def evidence(self) -> pd.DataFrame:
+        """The audit's contact-level evidence per tag (computed once; the policy panel's too)."""
+        if self._evidence is None:
+            needed = ["opportunity_id", "contact_id", "tags"]  # all the evidence reads
+            frame = self.frame[needed].reset_index(drop=True)
+            self._evidence = audit.contact_level_evidence(frame)
+        return self._evidence
 
     # -- the current choice -----------------------------------------------------------------------
 
@@ -377,15 +390,18 @@ class TagExplorer(Views):
         """Redraw every view from the widgets' current values (only what is visible)."""
         self._render_grid()
         self._render_status()
-        limit = None if self._chosen else STATS_ROWS
+        many = len(self._chosen) > STATS_ROWS  # a policy can choose hundreds: the top ones
+        limit = None if self._chosen and not many else STATS_ROWS
         stats = self.stats_table(limit=limit)
         note = ""
         if limit is not None:
-            total = len(self._stats_codes(None)["code"])
+            total = len(self._chosen) if many else len(self._stats_codes(None)["code"])
             if total > limit:
                 note = (
-                    f"<p><small>the {limit} most split of {total:,} tags; "
-                    "choose tags to see theirs</small></p>"
+                    f"<p><small>the {limit} most split of {total:,} "
+                    + ("chosen tags (all of them: <code>stats_table()</code>)" if many else "tags")
+                    + ("" if many else "; choose tags to see theirs")
+                    + "</small></p>"
                 )
         counts = {c: "{:,}".format for c in STATS_COLUMNS[1:] if c != "split_rate"}
         self.stats_view.value = NO_MATH.format(
@@ -401,7 +417,9 @@ class TagExplorer(Views):
             counts = preview["counts"]
             head = (
                 f"<p>Preview only (writes happen in 03-remediate): <b>{counts['add']:,}</b> "
-                f"additions on <b>{counts['opportunities']:,}</b> opportunities in "
+                "additions "
+                + (f"and <b>{counts['remove']:,}</b> removals " if counts["remove"] else "")
+                + f"on <b>{counts['opportunities']:,}</b> opportunities in "
                 f"<b>{counts['calls']:,}</b> calls; {counts['skipped']:,} skipped.</p>"
             )
             table = self.plan_table().to_html(index=False, escape=True)

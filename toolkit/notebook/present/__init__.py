@@ -17,6 +17,7 @@ Lever (tag strings, names) is HTML-escaped where it meets HTML (`html.escape`,
 
 from toolkit.notebook.present.audit import (
     EVIDENCE_SHOWN,
+    draft_policy_block,
     evidence_table,
     focus_label,
     focus_statistics,
@@ -58,6 +59,7 @@ __all__ = [
     "apply_table",
     "before_after_chart",
     "before_after_table",
+    "draft_policy_block",
     "drift_table",
     "evidence_table",
     "focus_label",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,7 @@ from toolkit.audit.report import focus_summary, policy_contact_level
 from toolkit.notebook import charts, helpers
 from toolkit.notebook.params import parameters_table
 from toolkit.notebook.present.blocks import Block, Note, table
+from toolkit.policy_draft import draft_policy
 
 
 def focus_statistics(stats: pd.DataFrame, policy: Any = None) -> pd.DataFrame:
@@ -158,3 +160,38 @@ def run_details(params: Mapping[str, Any], snap: Any = None, artifacts: Any = No
     if artifacts:
         parts.append(table(helpers.artifacts_table(artifacts), visible=()))
     return Block(*parts)
+
+
+class Preformatted:
+    """Text shown as is, in a monospaced block (HTML-escaped)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return f'<pre style="max-height:30em;overflow:auto">{html.escape(self.text)}</pre>'
+
+
+def draft_policy_block(run: Any, snapshot_path: Any = "") -> Block:
+    """The report's "Draft policy": what `lever-tags policy draft` would write from this
+    evidence (`toolkit.policy_draft`), with the commands that save it and plan from it.
+
+    Args:
+        run: the `workflows.AuditRun` of the report.
+        snapshot_path: the snapshot the report was made from ("" when fetched).
+    """
+    draft = draft_policy(run.frame, include_archived=run.include_archived)
+    snap = f" --snapshot {snapshot_path}" if snapshot_path else ""
+    named = ", ".join(draft.contact_level) if draft.contact_level else "none"
+    note = Note(
+        f"The evidence calls {len(draft.contact_level)} tags contact-level ({named}); "
+        f"{len(draft.opportunity_level)} opportunity-level and {len(draft.unclear)} unclear tags "
+        "are listed in comments, never in contact_level. Save it with "
+        f"`lever-tags policy draft{snap} --out policy.yaml`, review it, then plan with "
+        "`lever-tags plan --policy policy.yaml`.",
+        "info",
+    )
+    return Block(note, Preformatted(draft.text))
