@@ -7,4 +7,5 @@ from toolkit.commands import (  # noqa: F401  (registration)
     report,
     sandbox,
     sync,
+    users,
 )
