@@ -170,9 +170,10 @@ class V1Handler(BaseHandler):
             body["next"] = self.engine.tokens.encode(cursor, qhash)
         return body
 
-    def expand_contact(self) -> bool:
+    def expand_contact(self) -> set[str]:
+        """The objects `expand` asks for (contact, owner, stage, applications; repeated keys)."""
         values = self.params().get("expand") or []
-        return any("contact" in v.split(",") for v in values)
+        return {part for v in values for part in v.split(",") if part}
 
     def load_opportunity(self, opp_id: str) -> dict[str, Any]:
         opp = self.engine.state.get(opp_id)
@@ -472,6 +473,13 @@ def _webhook_routes(kw: dict[str, Any]) -> list:
     return routes(kw)
 
 
+def _catalog_routes(kw: dict[str, Any]) -> list[tuple]:
+    # Imported here: the catalog module imports this module's V1Handler (a cycle at import).
+    from lever_sandbox.catalog import routes
+
+    return routes(kw)
+
+
 def make_app(engine: Engine) -> tornado.web.Application:
     """The tornado application: /v1 routes and /_sandbox admin routes."""
     kw = {"engine": engine}
@@ -487,6 +495,7 @@ def make_app(engine: Engine) -> tornado.web.Application:
             (r"/v1/users/?", UsersHandler, kw),
             (rf"/v1/users/{seg}/?", UserHandler, kw),
             (rf"/v1/contacts/{seg}/?", ContactHandler, kw),
+            *_catalog_routes(kw),
             (r"/v1(/.*)?", NotFoundHandler, kw),
             (r"/_sandbox/stats", AdminStatsHandler, kw),
             (r"/_sandbox/reset", AdminResetHandler, kw),

@@ -103,6 +103,14 @@ class LeverResources:
         path = f"/users/{path_id(user_id)}"
         return data_object(self._request("GET", path), self._host, path)
 
+    def iter_postings(self) -> Iterator[dict]:
+        """Every posting (``GET /postings``): ``id``, ``text`` (the title), ``categories``."""
+        return self._paginate("/postings")
+
+    def iter_archive_reasons(self) -> Iterator[dict]:
+        """Every archive reason (``GET /archive_reasons``): ``id``, ``text``."""
+        return self._paginate("/archive_reasons")
+
     def iter_deleted_opportunities(self, **filters: Any) -> Iterator[dict]:
         """Lever's "List deleted opportunities" (``GET /opportunities/deleted``).
 
