@@ -2,6 +2,7 @@
 
 from toolkit.commands import (  # noqa: F401  (registration)
     audit,
+    diff,
     doctor,
     remediate,
     report,

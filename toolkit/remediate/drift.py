@@ -41,8 +41,9 @@ def own_writes(calls: Iterable[Any]) -> dict[str, set[str]]:
 
     Example:
         >>> from types import SimpleNamespace as C
-        >>> own_writes([C(opportunity_id="o1", tags=["a"]), C(opportunity_id="o1", tags=["b"])])
-        {'o1': {'a', 'b'}}
+        >>> own = own_writes([C(opportunity_id="o1", tags=["a"]), C(opportunity_id="o1", tags=[])])
+        >>> own
+        {'o1': {'a'}}
     """
     own: dict[str, set[str]] = {}
     for call in calls:

@@ -202,7 +202,8 @@ def typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("archived_at", "created_at", "updated_at"):
         frame[column] = pd.array(frame[column], dtype="Int64")
     for column in [*CONTEXT_COLUMNS, "owner_name", "owner_email"]:
-        if column in frame:  # few distinct values over many rows: one small code per row
+        # few distinct values over many rows: one small code per row (Parquet keeps them so)
+        if column in frame and not isinstance(frame[column].dtype, pd.CategoricalDtype):
             frame[column] = frame[column].astype("string").astype("category")
     for column in ("name", "email"):
         if column in frame:

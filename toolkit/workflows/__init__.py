@@ -33,6 +33,7 @@ from toolkit.workflows.remediate import (
     verify_journal,
 )
 from toolkit.workflows.report import run_report
+from toolkit.workflows.worklists import open_plan
 
 # The jobs, and the remediation steps notebook 03 calls as they are (re-exported here so that
 # both front ends find every step in this one module).
@@ -47,6 +48,7 @@ __all__ = [
     "audit_for_plan",
     "check_drift",
     "considered_archived",
+    "open_plan",
     "open_snapshot",
     "optional_policy",
     "personal_data",

@@ -19,7 +19,7 @@ from toolkit.remediate.apply import apply_plan, default_journal_path
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import JournalError
 from toolkit.remediate.plan import Plan, nothing_planned
-from toolkit.remediate.planfile import load_plan, save_plan
+from toolkit.remediate.planfile import save_plan
 from toolkit.remediate.planner import check_plan_request, make_plan
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.rollback import rollback
@@ -28,6 +28,7 @@ from toolkit.snapshot.fetch import fetch_snapshot
 from toolkit.snapshot.frame import Snapshot, known_tags
 from toolkit.snapshot.store import load_snapshot, save_snapshot
 from toolkit.workflows.inputs import considered_archived, optional_policy
+from toolkit.workflows.worklists import check_account, open_plan, plan_worklist
 
 
 @dataclass
@@ -41,6 +42,7 @@ class PlanRun:
     path: Path | None
     warnings: list[str] = field(default_factory=list)
     note: str = ""
+    worklist: dict[str, Path] = field(default_factory=dict)
 
 
 def plan_changes(
@@ -55,6 +57,7 @@ def plan_changes(
     include_archived: bool = True,
     allow_nothing: bool = False,
     created_at: str | None = None,
+    with_names: bool = False,
 ) -> PlanRun:
     """Plan the writes (propagate, remove, rename) and save the plan CSV and its sidecars.
 
@@ -73,6 +76,8 @@ def plan_changes(
         allow_nothing: no tags and no policy give an empty plan with a note instead of an
             error (a notebook run with its defaults previews nothing and says why).
         created_at: the plan's creation time (ISO 8601); default now.
+        with_names: fetch names too (or require them in `snapshot_path`) and write the work
+            list `<plan>.worklist.xlsx` / `.csv` beside the plan (`PlanRun.worklist`).
     """
     out = Path(out)
     policy = optional_policy(policy_path)
@@ -83,8 +88,15 @@ def plan_changes(
         check_plan_request(mode, tags, policy, renames)  # before anything is fetched
     if snapshot_path:
         snap, source = load_snapshot(snapshot_path), str(snapshot_path)
+        if with_names and "name" not in snap.frame.columns:
+            raise ConfigurationError(
+                f"{snapshot_path} holds no names; fetch it with `lever-tags snapshot "
+                "--with-personal`, or drop --with-names"
+            )
     else:
-        snap = fetch_snapshot(client or LeverClient.from_env(), include_archived=True)
+        snap = fetch_snapshot(
+            client or LeverClient.from_env(), include_archived=True, with_personal=with_names
+        )
         source = str(save_snapshot(snap, sidecar(out, ".snapshot.parquet")))
     named = list(tags or []) + list(renames or {})
     warnings = [*snap.warnings, *unknown_tag_warnings(named, known_tags(snap.frame))]
@@ -108,7 +120,10 @@ def plan_changes(
     if "snapshot" in plan.meta:
         plan.meta["snapshot"]["path"] = source
     save_plan(plan, out)
-    return PlanRun(plan, snap, policy, include_archived, out, warnings, note)
+    run = PlanRun(plan, snap, policy, include_archived, out, warnings, note)
+    if with_names:
+        run.worklist = plan_worklist(plan, snap)
+    return run
 
 
 # -- apply, verify, rollback ---------------------------------------------------------------------
@@ -125,7 +140,8 @@ def apply_changes(
     """Apply a plan (dry run unless told): `toolkit.remediate.apply.apply_plan`, journaled in
     `journal_path` or `<plan>.journal.sqlite`."""
     if not isinstance(plan, Plan):
-        plan = load_plan(plan)
+        plan = open_plan(plan)
+    check_account(plan, client)  # a sheet of another account: refused before any request
     if not dry_run and journal_path is None and plan.path is not None:
         journal_path = default_journal_path(plan.path)
     return apply_plan(client, plan, journal_path=journal_path, dry_run=dry_run, **options)
@@ -188,7 +204,7 @@ def verify_changes(
     """Re-read the plan's opportunities; rows that do not hold, apart from those its journal
     left out on purpose (drift, anonymized). `out` gets the rows that do not hold (CSV)."""
     if not isinstance(plan, Plan):
-        plan = load_plan(plan)
+        plan = open_plan(plan)
     path, note = verify_journal(plan, journal)
     bad = verify_plan(client, plan, path, workers=workers)
     if out:
