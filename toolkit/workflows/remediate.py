@@ -205,6 +205,7 @@ def verify_changes(
     left out on purpose (drift, anonymized). `out` gets the rows that do not hold (CSV)."""
     if not isinstance(plan, Plan):
         plan = open_plan(plan)
+    check_account(plan, client)  # a sheet of another account: its rows say nothing there
     path, note = verify_journal(plan, journal)
     bad = verify_plan(client, plan, path, workers=workers)
     if out:
