@@ -39,6 +39,7 @@ SHEET_TITLE = "Work list"
 ABOUT_TITLE = "About"
 WIDTHS = {"Person": 24, "Email": 30, "Posting": 26, "Stage": 18, "Owner": 20, LINK: 40}
 SUFFIX = ".worklist"
+XLSX_MAX_ROWS = 1_048_575  # a worksheet's rows (Excel's limit) after the header
 
 
 def worklist_paths(base: str | os.PathLike) -> dict[str, Path]:
@@ -73,7 +74,9 @@ def write_worklist(
     paths = worklist_paths(base)
     text = frame[WORKLIST_COLUMNS].map(_cell)  # no raw control character in either file
     write_csv_atomic(paths["csv"], text)
-    _write_xlsx(text, paths["xlsx"], about)
+    if len(text) > XLSX_MAX_ROWS:  # more than a worksheet holds: the CSV has them all
+        about = {**about, "Rows": f"the first {XLSX_MAX_ROWS:,} of {len(text):,}; the CSV has all"}
+    _write_xlsx(text.head(XLSX_MAX_ROWS), paths["xlsx"], about)
     return paths
 
 

@@ -202,9 +202,16 @@ def typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("archived_at", "created_at", "updated_at"):
         frame[column] = pd.array(frame[column], dtype="Int64")
     for column in [*CONTEXT_COLUMNS, "owner_name", "owner_email"]:
-        # few distinct values over many rows: one small code per row (Parquet keeps them so)
-        if column in frame and not isinstance(frame[column].dtype, pd.CategoricalDtype):
-            frame[column] = frame[column].astype("string").astype("category")
+        # few distinct values over many rows: one small code per row (Parquet keeps them so:
+        # only their categories, a few hundred, are made strings again)
+        if column not in frame:
+            continue
+        values = frame[column]
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            frame[column] = values.astype("string").astype("category")
+        elif values.cat.categories.dtype != "string":
+            categories = values.cat.categories.astype("string")
+            frame[column] = values.cat.rename_categories(categories)
     for column in ("name", "email"):
         if column in frame:
             frame[column] = frame[column].astype("string")
