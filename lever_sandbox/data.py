@@ -228,6 +228,10 @@ class Dataset:
     archive_reasons: list[dict[str, Any]] = field(default_factory=list)
     # deleted opportunities (GET /opportunities/deleted): {"id", "deletedAt", "opp"}
     deleted: list[dict[str, Any]] = field(default_factory=list)
+    # GET /postings; applications by id (expand=applications); GET /stages
+    postings: list[dict[str, Any]] = field(default_factory=list)
+    applications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=lambda: [dict(s) for s in STAGES])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -236,6 +240,9 @@ class Dataset:
             "users": self.users,
             "archive_reasons": self.archive_reasons,
             "deleted": self.deleted,
+            "postings": self.postings,
+            "applications": self.applications,
+            "stages": self.stages,
         }
 
     @classmethod
@@ -246,7 +253,35 @@ class Dataset:
             users=list(raw.get("users") or []),
             archive_reasons=list(raw.get("archive_reasons") or []),
             deleted=list(raw.get("deleted") or []),
+            postings=list(raw.get("postings") or []),
+            applications=dict(raw.get("applications") or {}),
+            stages=list(raw.get("stages") or [dict(s) for s in STAGES]),
         )
+
+
+# Lever's pipeline stages (GET /stages): a few built-in ids, as Lever names them.
+STAGES: tuple[dict[str, str], ...] = (
+    {"id": "lead-new", "text": "New lead"},
+    {"id": "lead-reached-out", "text": "Reached out"},
+    {"id": "applicant-new", "text": "New applicant"},
+    {"id": "phone-screen", "text": "Phone screen"},
+    {"id": "on-site", "text": "On-site interview"},
+    {"id": "offer", "text": "Offer"},
+)
+
+
+def lever_posting(posting: dict[str, Any]) -> dict[str, Any]:
+    """A generated posting in Lever's shape (GET /postings): text, categories, state."""
+    return {
+        "id": posting["id"],
+        "text": posting["title"],
+        "state": "published",
+        "categories": {
+            "team": posting["team"],
+            "location": posting["location"],
+            "commitment": posting["commitment"],
+        },
+    }
 
 
 def _uuid(rng: random.Random) -> str:
@@ -334,6 +369,7 @@ def generate_dataset(
     count_choices = range(1, len(OPPORTUNITY_COUNT_WEIGHTS) + 1)
 
     opps: list[dict[str, Any]] = []
+    applications: dict[str, dict[str, Any]] = {}
     contact_map: dict[str, dict[str, Any]] = {}
     target = opportunities
     index = 0
@@ -408,7 +444,7 @@ def generate_dataset(
                 "confidentiality": "confidential" if rng.random() < 0.05 else "non-confidential",
                 "location": location,
                 "links": [],
-                "stage": "lead-new",
+                "stage": STAGES[(index + j) % len(STAGES)]["id"],  # no draw: same data
                 "stageChanges": [],
                 "archived": None,
                 "tags": tags,
@@ -430,6 +466,16 @@ def generate_dataset(
                 "isAnonymized": anonymized,
                 "dataProtection": None,
             }
+            app_id = opp["applications"][0]
+            applications[app_id] = {
+                "id": app_id,
+                "type": "posting",
+                "opportunityId": opp_id,
+                "candidateId": opp_id,
+                "posting": posting["id"],
+                "postingOwner": owner,
+                "createdAt": created,
+            }
             if no_contact and rng.random() < 0.5:
                 del opp["contact"]  # "all fields may be missing"
             is_last = j == n_opps - 1
@@ -447,7 +493,14 @@ def generate_dataset(
             opps.append(opp)
     opps.sort(key=lambda o: (o["createdAt"], o["id"]))
     _plant_aliases(opps, seed)
-    return Dataset(opportunities=opps, contacts=contact_map, users=users, archive_reasons=reasons)
+    return Dataset(
+        opportunities=opps,
+        contacts=contact_map,
+        users=users,
+        archive_reasons=reasons,
+        postings=[lever_posting(p) for p in postings],
+        applications=applications,
+    )
 
 
 def is_archived(opp: dict[str, Any]) -> bool:
@@ -653,6 +706,9 @@ def apply_created_profile(dataset: Dataset, profile: str, seed: int = 7) -> Data
         contacts=dataset.contacts,
         users=dataset.users,
         archive_reasons=dataset.archive_reasons,
+        postings=dataset.postings,
+        applications=dataset.applications,
+        stages=dataset.stages,
     )
 
 

@@ -172,9 +172,10 @@ class V1Handler(BaseHandler):
             body["next"] = self.engine.tokens.encode(cursor, qhash)
         return body
 
-    def expand_contact(self) -> bool:
+    def expand_contact(self) -> set[str]:
+        """The objects `expand` asks for (contact, owner, stage, applications; repeated keys)."""
         values = self.params().get("expand") or []
-        return any("contact" in v.split(",") for v in values)
+        return {part for v in values for part in v.split(",") if part}
 
     def load_opportunity(self, opp_id: str) -> dict[str, Any]:
         opp = self.engine.state.get(opp_id)
@@ -487,6 +488,13 @@ def _webhook_routes(kw: dict[str, Any], api: bool = False) -> list:
     return api_routes(kw) if api else [*admin_routes(kw), *routes(kw)]
 
 
+def _catalog_routes(kw: dict[str, Any]) -> list[tuple]:
+    # Imported here: the catalog module imports this module's V1Handler (a cycle at import).
+    from lever_sandbox.catalog import routes
+
+    return routes(kw)
+
+
 def make_app(engine: Engine) -> tornado.web.Application:
     """The tornado application: /v1 routes and /_sandbox admin routes."""
     kw = {"engine": engine}
@@ -503,6 +511,7 @@ def make_app(engine: Engine) -> tornado.web.Application:
             (rf"/v1/users/{seg}/?", UserHandler, kw),
             (rf"/v1/contacts/{seg}/?", ContactHandler, kw),
             *_webhook_routes(kw, api=True),
+            *_catalog_routes(kw),
             (r"/v1(/.*)?", NotFoundHandler, kw),
             (r"/oauth/token", OAuthTokenHandler, kw),
             (r"/_sandbox/stats", AdminStatsHandler, kw),

@@ -61,6 +61,9 @@ class SandboxState:
         self.contacts = dataset.contacts
         self.users = dataset.users
         self.archive_reasons = dataset.archive_reasons
+        self.postings = dataset.postings
+        self.applications = dataset.applications
+        self.stages = dataset.stages
         self.stats = Stats()
         # Whether a tag write moves updatedAt (Lever does not document it): a sandbox mode.
         self.bump_on_tag_write = True
@@ -85,6 +88,9 @@ class SandboxState:
                 users=self.users,
                 archive_reasons=self.archive_reasons,
                 deleted=list(self.deleted),
+                postings=self.postings,
+                applications=self.applications,
+                stages=self.stages,
             )
 
     def save(self) -> None:
@@ -107,6 +113,9 @@ class SandboxState:
                     "users": list(self.users),
                     "archive_reasons": list(self.archive_reasons),
                     "deleted": [dict(d) for d in self.deleted],
+                    "postings": list(self.postings),
+                    "applications": dict(self.applications),
+                    "stages": list(self.stages),
                 }
             text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
             folder = self.state_file.parent
@@ -174,13 +183,27 @@ class SandboxState:
         with self.lock:
             return len(self._opps)
 
-    def render(self, opp: dict[str, Any], expand_contact: bool) -> dict[str, Any]:
+    def render(self, opp: dict[str, Any], expand: bool | Iterable[str]) -> dict[str, Any]:
+        """An opportunity as Lever answers it; `expand` replaces ids by their objects (`contact`,
+        `owner`, `stage`, `applications`; True: `contact`, as older callers ask)."""
         # shallow: the state only ever replaces values (tags get a new list), never mutates them
         out = dict(opp)
-        if expand_contact and out.get("contact"):
+        expand = {"contact"} if expand is True else set(expand or ())
+        if "contact" in expand and out.get("contact"):
             contact = self.contacts.get(out["contact"])
             if contact is not None:
                 out["contact"] = copy.deepcopy(contact)
+        if "owner" in expand and isinstance(out.get("owner"), str):
+            user = next((u for u in self.users if u["id"] == out["owner"]), None)
+            out["owner"] = dict(user) if user else out["owner"]
+        if "stage" in expand and isinstance(out.get("stage"), str):
+            stage = next((s for s in self.stages if s["id"] == out["stage"]), None)
+            out["stage"] = dict(stage) if stage else out["stage"]
+        if "applications" in expand and isinstance(out.get("applications"), list):
+            out["applications"] = [
+                dict(self.applications[a]) if a in self.applications else a
+                for a in out["applications"]
+            ]
         return out
 
     def opportunity_filter(

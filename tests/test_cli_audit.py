@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import openpyxl
 import pandas as pd
 import pytest
 from reference import reference_audit
@@ -115,7 +116,7 @@ def test_with_names_and_redact(env, tmp_path):
     for contact, name in zip(rmissing["contact_id"], rmissing["name"], strict=True):
         assert by_contact[contact] == name
     for path in redacted.iterdir():
-        text = path.read_text(encoding="utf-8")
+        text = _text_of(path)
         assert not any(n in text for n in real_names), f"a real name in {path.name}"
         assert not any(e in text for e in real_emails), f"a real email in {path.name}"
     assert json.loads((redacted / "summary.json").read_text())["snapshot"]["personal_data"] == (
@@ -154,7 +155,7 @@ def test_redact_with_a_secret_salt_writes_no_trace_of_it(env, tmp_path, monkeypa
     assert set(public["name"]).isdisjoint(secret["name"])  # other pseudonyms under the secret
     assert secret["name"].str.fullmatch(r"Person-[0-9a-f]{12}").all()
     for path in out_secret.iterdir():
-        assert salt not in path.read_text(encoding="utf-8")
+        assert salt not in _text_of(path)
     summary = json.loads((out_secret / "summary.json").read_text())
     assert "secret salt" in summary["snapshot"]["redaction"]
 
@@ -203,3 +204,13 @@ def test_report_files_are_private_whatever_the_umask(env, tmp_path):
         assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700
         for path in out.iterdir():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def _text_of(path):
+    """A report file's text; a work-list workbook's cell values (it is a zip of XML)."""
+    if path.suffix != ".xlsx":
+        return path.read_text(encoding="utf-8")
+    book = openpyxl.load_workbook(path, read_only=True)
+    return "\n".join(
+        str(v) for ws in book.worksheets for r in ws.iter_rows(values_only=True) for v in r
+    )

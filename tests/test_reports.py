@@ -542,6 +542,7 @@ def test_report_relative_paths_are_taken_from_the_current_folder(tmp_path, monke
     calls = _fake_run(monkeypatch, tmp_path)
     (tmp_path / "pol.yaml").write_text("version: 1\ncontact_level: [Go]\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LEVER_API_KEY", "a-test-key")  # remediate reads Lever: checked up front
     code = main(
         ["report", "remediate", "-p", "policy_path", "pol.yaml", "-p", "journal_path",
          "runs/j.sqlite", "-p", "output_dir", "out", "-p", "dry_run", "true"]

@@ -13,6 +13,7 @@ from toolkit.errors import ConfigurationError
 from toolkit.snapshot.fetch import fetch_snapshot, refresh_snapshot
 from toolkit.snapshot.frame import (
     COLUMNS,
+    CONTEXT_COLUMNS,
     Snapshot,
     empty_frame,
     fingerprint,
@@ -49,7 +50,7 @@ def test_parses_lever_example_page_and_both_archived_shapes():
     legacy_opps = legacy.get("data", legacy)
     legacy_opps = legacy_opps if isinstance(legacy_opps, list) else [legacy_opps]
     frame = frame_from_opportunities(page["data"] + legacy_opps)
-    assert list(frame.columns) == COLUMNS
+    assert list(frame.columns) == COLUMNS + CONTEXT_COLUMNS
     first, second = frame.iloc[0], frame.iloc[1]
     assert first["tags"] == [
         "Administrative Assistant",
@@ -235,6 +236,8 @@ def test_fetch_is_complete_whatever_order_the_server_lists_in():
 
     with responses.RequestsMock() as rsps:
         rsps.add_callback(responses.GET, "https://lever.test/v1/opportunities", callback=listing)
+        for catalog in ("postings", "archive_reasons"):  # the texts behind the context ids
+            rsps.add(responses.GET, f"https://lever.test/v1/{catalog}", json={"data": []})
         client = LeverClient("https://lever.test/v1", api_key="k", rate=1e6, burst=10**6)
         snap = fetch_snapshot(client, workers=4, progress=False)
     assert sorted(snap.frame["opportunity_id"]) == sorted(o["id"] for o in opps)

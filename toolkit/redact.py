@@ -33,7 +33,7 @@ SALT = b"lever-tag-toolkit/redact/v1"
 SALT_ENV = "LEVER_REDACT_SALT"
 MIN_SALT_LENGTH = 16
 DIGITS = 12  # hex characters of a pseudonym: 48 bits
-PERSONAL_COLUMNS = ("name", "email")
+PERSONAL_COLUMNS = ("name", "email", "owner_name", "owner_email")
 _PREFIX = {"name": "Person", "email": "email"}
 
 __all__ = [
@@ -145,7 +145,11 @@ def redact_frame(
     out = frame.copy()
     for column in columns:
         if column in out.columns:
-            kind = "email" if column == "email" else "name"
+            kind = "email" if column.endswith("email") else "name"
+            if isinstance(out[column].dtype, pd.CategoricalDtype):  # one pseudonym per value
+                codes = {v: pseudonym(v, kind, salt=secret) for v in out[column].cat.categories}
+                out[column] = out[column].map(codes).astype("string").astype("category")
+                continue
             values = [pseudonym(v, kind, salt=secret) for v in out[column].tolist()]
             out[column] = pd.Series(values, index=out.index, dtype=out[column].dtype)
     return out

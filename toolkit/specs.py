@@ -173,6 +173,8 @@ PARAMETERS = {
     "x-style": "parameters",
     "properties": {
         "snapshot_path": {**_PATH, "x-input": True},
+        "previous_snapshot": {**_PATH, "x-input": True},
+        "keep_snapshot": _FLAG,
         "output_dir": _PATH,
         "policy_path": {**_PATH, "x-input": True},
         "journal_path": _PATH,

@@ -122,6 +122,14 @@ class LeverResources:
         """Delete one (``DELETE /webhooks/{id}``, 204); `NotFoundError` if it is gone."""
         self._request("DELETE", f"/webhooks/{path_id(webhook_id)}")
 
+    def iter_postings(self) -> Iterator[dict]:
+        """Every posting (``GET /postings``): ``id``, ``text`` (the title), ``categories``."""
+        return self._paginate("/postings")
+
+    def iter_archive_reasons(self) -> Iterator[dict]:
+        """Every archive reason (``GET /archive_reasons``): ``id``, ``text``."""
+        return self._paginate("/archive_reasons")
+
     def iter_deleted_opportunities(self, **filters: Any) -> Iterator[dict]:
         """Lever's "List deleted opportunities" (``GET /opportunities/deleted``).
 

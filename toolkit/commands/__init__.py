@@ -2,6 +2,7 @@
 
 from toolkit.commands import (  # noqa: F401  (registration)
     audit,
+    diff,
     doctor,
     ledger,
     policy,
@@ -9,4 +10,5 @@ from toolkit.commands import (  # noqa: F401  (registration)
     report,
     sandbox,
     sync,
+    users,
 )

@@ -24,7 +24,7 @@ from toolkit.notify import Notifier, escape, resolve_url
 from toolkit.remediate.contacts import reason_kind
 from toolkit.remediate.outcome import resume_command, rollback_resume_command
 from toolkit.remediate.plan import MODES
-from toolkit.remediate.planfile import load_plan, skipped_path
+from toolkit.remediate.planfile import skipped_path
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.stops import StopRequest, stop_on_signals
 from toolkit.sanitize import printable
@@ -99,6 +99,13 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--snapshot", metavar="FILE", help="plan from this saved snapshot")
     p.add_argument("--exclude-archived", action="store_true", help="leave archived ones out")
     p.add_argument("--out", required=True, metavar="FILE", help="plan CSV to write")
+    p.add_argument(
+        "--with-names",
+        action="store_true",
+        help="also write <plan>.worklist.xlsx and .csv: one row per person and opportunity with "
+        "name, posting, stage, owner, a link to Lever and what will change (personal data); "
+        "delete rows in it and give it to `apply` to write only the rows left",
+    )
     p.set_defaults(func=_cmd_plan)
 
 
@@ -130,6 +137,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         renames=renames,
         include_archived=not args.exclude_archived,
         contacts_path=args.contacts,
+        with_names=args.with_names,
     )
     for warning in run.warnings:
         print(f"lever-tags: warning: {warning}", file=sys.stderr)
@@ -143,6 +151,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         reasons = plan.skipped["reason"].map(reason_kind).value_counts().to_dict()
         detail = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
         print(f"skipped: {len(plan.skipped)} ({detail}); see {skipped_path(out)}")
+    if run.worklist:
+        print(
+            f"work list: {run.worklist['xlsx']} and {run.worklist['csv']} (delete the rows not "
+            "to write; `lever-tags apply` takes the sheet too)"
+        )
     print(f"review it, then: lever-tags apply {out}  (dry run; add --yes to write)")
     return EXIT_OK
 
@@ -163,7 +176,18 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
         "--perform-as given on resume that differs from the journal's is recorded in the "
         "journal and used from then on; without it the journal's is used.",
     )
-    p.add_argument("plan", metavar="PLAN", help="plan CSV from `lever-tags plan`")
+    p.add_argument(
+        "plan",
+        metavar="PLAN",
+        help="plan CSV from `lever-tags plan`, or its work-list sheet (.xlsx, or .csv from "
+        "Google Sheets) with rows deleted: only the rows left are written",
+    )
+    p.add_argument(
+        "--plan",
+        dest="plan_file",
+        metavar="FILE",
+        help="the plan CSV a work-list sheet was written from (default: beside the sheet)",
+    )
     p.add_argument("--yes", action="store_true", help="really write (default: dry run)")
     p.add_argument(
         "--journal", metavar="FILE", help="run journal (SQLite); default <plan>.journal.sqlite"
@@ -200,7 +224,13 @@ def _run_apply(args: argparse.Namespace, notifier: Notifier) -> int:
     _positive("--max-changes", args.max_changes)
     _positive("--workers", args.workers)
     _positive("--limit", args.limit)
-    plan = load_plan(args.plan)
+    plan = workflows.open_plan(args.plan, args.plan_file)
+    if plan.meta.get("worklist"):
+        sheet = plan.meta["worklist"]
+        print(
+            f"{args.plan}: {sheet['opportunities']} of {sheet['opportunities_in_plan']} "
+            f"opportunities left in the sheet: {len(plan.rows)} changes of {sheet['plan_path']}"
+        )
     if not args.yes:
         try:
             client = _client()
@@ -307,7 +337,7 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
         "verify",
         help="re-read the opportunities of a plan; exit 0 only when every row holds",
     )
-    p.add_argument("plan", metavar="PLAN", help="plan CSV")
+    p.add_argument("plan", metavar="PLAN", help="plan CSV, or its work-list sheet")
     p.add_argument(
         "--journal",
         metavar="FILE",
@@ -331,7 +361,7 @@ def _on_purpose_line(on_purpose) -> str:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     _positive("--workers", args.workers)
-    plan = load_plan(args.plan)
+    plan = workflows.open_plan(args.plan)
     run = workflows.verify_changes(
         _client(), plan, journal=args.journal, out=args.out, workers=args.workers
     )

@@ -7,9 +7,10 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,10 @@ from toolkit.notebook.params import (
     validate_run_parameters,
 )
 from toolkit.profiles import Profile, get_profile, profile_environment
-from toolkit.sanitize import create_private, csv_cell, short_repr
+from toolkit.sanitize import create_private, csv_cell, private_dir, short_repr
+from toolkit.snapshot.store import meta_path
 from toolkit.specs import BATCH, check
+from toolkit.workflows.diff import SNAPSHOT_IN_FOLDER
 
 
 @dataclass
@@ -189,7 +192,10 @@ def run_batch(
     folder = unique_folder(Path(out_root) if out_root else config.REPORTS_DIR, f"batch-{stem}")
     results: dict[str, RunResult] = {}
 
+    keep = folder.parent / LAST_SNAPSHOTS  # the last snapshot of each audit run, by name
+
     def one(run: RunSpec) -> RunResult:
+        run = with_last_snapshot(run, keep)
         try:
             with profile_environment(run.profile):  # a profile's run: alone, never side by side
                 res = execute.run_notebook(
@@ -204,6 +210,8 @@ def run_batch(
             res.status = FAILED
             res.error_message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         res.profile = run.profile.name if run.profile else ""
+        if res.ok:
+            keep_last_snapshot(res, keep)
         if progress is not None:
             progress(res)
         return res
@@ -220,6 +228,43 @@ def run_batch(
     runs_csv = write_runs_csv(ordered, folder / "runs.csv")
     index = write_index_html(ordered, folder / "index.html", title=f"Batch {stem}", history=history)
     return BatchResult(folder=folder, results=ordered, index_html=index, runs_csv=runs_csv)
+
+
+LAST_SNAPSHOTS = "last-snapshots"
+AUDIT_NOTEBOOK = "02-audit-report"
+
+
+def with_last_snapshot(run: RunSpec, keep: Path) -> RunSpec:
+    """An audit run keeps its snapshot and is compared with the last one of its run name.
+
+    Unless the batch file says otherwise: `keep_snapshot: true`, and `previous_snapshot` the
+    snapshot the last successful run of this name kept (`keep/<name>.parquet`), when there is
+    one; its report then has "since the last run".
+    """
+    if run.notebook.stem != AUDIT_NOTEBOOK:
+        return run
+    params = dict(run.parameters)
+    params.setdefault("keep_snapshot", True)
+    last = keep / f"{run.name}.parquet"
+    if "previous_snapshot" not in params and last.is_file():
+        params["previous_snapshot"] = str(last)
+    return replace(run, parameters=params)
+
+
+def keep_last_snapshot(result: RunResult, keep: Path) -> Path | None:
+    """Keep a succeeded audit run's `snapshot.parquet` (and its meta) as its name's last one."""
+    source = result.folder / SNAPSHOT_IN_FOLDER
+    if not source.is_file():
+        return None
+    private_dir(keep)
+    target = keep / f"{result.name}.parquet"
+    for src, dst in ((meta_path(source), meta_path(target)), (source, target)):
+        if src.is_file():
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            shutil.copyfile(src, tmp)
+            os.chmod(tmp, 0o600)  # the snapshot may hold names: private
+            os.replace(tmp, dst)
+    return target
 
 
 def write_runs_csv(results: Sequence[RunResult], path: Path) -> Path:
@@ -258,7 +303,8 @@ def write_index_html(
             f'<tr class="{cls}"><td>{esc(r.name)}</td><td>{esc(r.profile)}</td>'
             f"<td>{esc(r.notebook.name)}</td>"
             f'<td class="status">{esc(r.status)}</td><td class="num">{row["seconds"]}</td>'
-            f"{number_cells(row)}<td>{link}</td><td>{esc(r.error_message)}</td></tr>"
+            f"{number_cells(row)}<td>{esc(row.get('since_last_run', ''))}</td>"
+            f"<td>{link}</td><td>{esc(r.error_message)}</td></tr>"
         )
     failed = sum(not r.ok for r in results)
     page = f"""<!doctype html>
@@ -276,7 +322,8 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 <h1>{esc(title)}</h1>
 <p>{len(results)} runs, {failed} failed. Generated {esc(utc_stamp())}.</p>
 <table><thead><tr><th>run</th><th>profile</th><th>notebook</th><th>status</th><th>seconds</th>
-<th>split pairs</th><th>written (of planned)</th><th>failed writes</th><th>links</th>
+<th>split pairs</th><th>written (of planned)</th><th>failed writes</th>
+<th>since the last run</th><th>links</th>
 <th>error</th></tr></thead><tbody>
 {chr(10).join(body)}
 </tbody></table>

@@ -59,6 +59,7 @@ def run_numbers(folder: Path | None) -> dict[str, Any]:
         (1002, '')
     """
     numbers: dict[str, Any] = dict.fromkeys(NUMBER_COLUMNS, "")
+    numbers["since_last_run"] = ""
     if folder is None:
         return numbers
     folder = Path(folder)
@@ -69,6 +70,9 @@ def run_numbers(folder: Path | None) -> dict[str, Any]:
         policy = summary.get("policy") or {}
         if isinstance(policy, dict):
             numbers["contact_level_split_pairs"] = _int(policy.get("contact_level_split_pairs"))
+    since = _read_json(folder / "since_last_run.json")  # an audit compared with the last run
+    if since:
+        numbers["since_last_run"] = str(since.get("headline") or "")
     remediation = _read_json(folder / "remediation.json")
     if remediation:
         apply = remediation.get("apply") or {}

@@ -12,8 +12,10 @@ journal, run under its own journal):
    existing one for the same plan is resumed; one for another plan is refused. A resume with
    another ``perform_as`` records the new value (run params, and a per-session event): the
    writes of each session are attributed to the user that session named.
-3. Drift: one ``updated_at_start=<snapshot watermark>`` listing; the plan's opportunities that
-   changed since the snapshot are re-planned against their current tags (`remediate.plan.replan`),
+3. Drift: every opportunity of the contacts the plan touches is re-read by ``contact_id`` (in
+   batches; ``updatedAt`` is not trusted); the plan's opportunities whose tags changed since
+   the snapshot (the run's own writes aside, on resume) are re-planned against their current
+   tags (`remediate.plan.replan`),
    never written blindly. On resume, pending calls are narrowed the same way, and calls that may
    have reached Lever (an intent without outcome, or a transient failure) are checked by reading
    the opportunity first.
@@ -159,7 +161,7 @@ def run_calls(
             stats=stats,
             drift=drift,
             changes_by_tag=plan.changes_by_tag(),
-            notes=[*notes, *[line for line in (drift_line(drift),) if line]],
+            notes=[*notes, *[line for line in (drift_line(drift, _since(opts.kind)),) if line]],
             max_changes=params.get("max_changes"),
             plan_rows=len(plan.rows),
             stopped=status == "stopped" and bool(journal.calls([PENDING, INTENT])),
@@ -257,7 +259,7 @@ def check_perform_as(client: Any, perform_as: str | None) -> None:
     except (NotFoundError, BadRequestError):
         raise PlanError(
             f"--perform-as {perform_as}: no such user in this Lever account; find the id with "
-            "GET /users?email=<their address> (LeverClient.iter_users); nothing was written"
+            "`lever-tags users --email <their address>`; nothing was written"
         ) from None
     except PermissionDeniedError:
         return
@@ -350,8 +352,13 @@ def dry_run_result(
         max_changes=max_changes,
         plan_rows=len(plan.rows),
         over_max_changes=max_changes is not None and len(plan.rows) > max_changes,
-        notes=[line for line in (drift_line(drift),) if line],
+        notes=[line for line in (drift_line(drift, _since(kind)),) if line],
     )
+
+
+def _since(kind: str) -> str:
+    """What a drift line compares with: a rollback assumes the tags its run left."""
+    return "the run" if kind == "rollback" else "the plan"
 
 
 def default_journal_path(plan_path: str | os.PathLike) -> Path:

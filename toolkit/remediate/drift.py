@@ -6,6 +6,7 @@ One rule for the first run, a resume and a dry run: re-read, compare, re-plan
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -32,8 +33,44 @@ DRIFT_COLUMNS = [
 ]
 
 
+def own_writes(calls: Iterable[Any]) -> dict[str, set[str]]:
+    """The tags a run itself wrote (or may have written), per opportunity, from journal calls.
+
+    A drift check of a resumed run (or of a rollback right after its run) leaves them out:
+    the run's own writes are not somebody else's change.
+
+    Example:
+        >>> from types import SimpleNamespace as C
+        >>> own = own_writes([C(opportunity_id="o1", tags=["a"]), C(opportunity_id="o1", tags=[])])
+        >>> own
+        {'o1': {'a'}}
+    """
+    own: dict[str, set[str]] = {}
+    for call in calls:
+        own.setdefault(call.opportunity_id, set()).update(call.tags or [])
+    return own
+
+
+def differs(before: Iterable[str] | None, current: Iterable[str], own: Iterable[str] = ()) -> bool:
+    """Whether tags changed since `before`, leaving out the tags the run itself wrote (`own`).
+
+    Example:
+        >>> differs(["a"], ["a", "b"]), differs(["a"], ["a", "b"], own={"b"}), differs(None, [])
+        (True, False, True)
+    """
+    if before is None:
+        return True
+    mine = set(own)
+    return set(before) - mine != set(current) - mine
+
+
 def check_drift(
-    client: Any, plan: Plan, *, workers: int = DEFAULT_WORKERS, batch: int = DRIFT_BATCH
+    client: Any,
+    plan: Plan,
+    *,
+    workers: int = DEFAULT_WORKERS,
+    batch: int = DRIFT_BATCH,
+    own: Mapping[str, set[str]] | None = None,
 ) -> pd.DataFrame:
     """The current tags of the plan's opportunities and of their contacts' other ones.
 
@@ -48,6 +85,8 @@ def check_drift(
         plan: the plan (its ``before`` and rows are used).
         workers: concurrent reads when reading by id.
         batch: contact ids per listing.
+        own: {opportunity_id: tags} this run already wrote (`own_writes` of its journal): left
+            out of ``changed`` (a resume does not count its own writes as drift).
 
     Returns:
         DataFrame[opportunity_id, contact_id, updated_at, before_tags, current_tags, anonymized,
@@ -95,7 +134,7 @@ def check_drift(
                 current,
                 bool(opp.get("isAnonymized")),
                 bool(opp.get("archived") or opp.get("archivedAt")),
-                before is None or set(before) != set(current),
+                differs(before, current, (own or {}).get(opp_id, ())),
             )
         )
     reads = {
@@ -125,13 +164,17 @@ def replan_from_drift(plan: Plan, drift: pd.DataFrame) -> tuple[pd.DataFrame, pd
     return replan(plan, current, anonymized)
 
 
-def drift_line(drift: pd.DataFrame) -> str | None:
-    """One line on what the drift read cost and found, or None when none was made."""
+def drift_line(drift: pd.DataFrame, since: str = "the plan") -> str | None:
+    """One line on what the drift read cost and found, or None when none was made.
+
+    `since`: what the tags are compared with ("the plan"; "the run" for a rollback, whose
+    assumed tags are what the run it undoes left).
+    """
     reads = drift.attrs.get("reads")
     if not reads:
         return None
     changed = int(drift["changed"].astype(bool).sum()) if len(drift) else 0
     return (
         f"drift check: re-read {reads['opportunities']} opportunities of {reads['contacts']} "
-        f"contacts in {reads['calls']} calls; {changed} changed since the plan"
+        f"contacts in {reads['calls']} calls; {changed} changed since {since}"
     )

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.remediate.drift import DRIFT_COLUMNS
-from toolkit.remediate.journal_schema import FAILED
+from toolkit.remediate.journal_schema import DONE, FAILED
 from toolkit.remediate.plan import SKIPPED_COLUMNS
 from toolkit.remediate.reads import http_status, is_transient
 
@@ -121,7 +121,7 @@ class ApplyResult:
         if self.dry_run:
             lines = [
                 f"dry run ({what}): {self.planned_changes} changes in {self.planned_calls} "
-                f"calls would be written; nothing was written"
+                f"calls would be written{self._rollback_split()}; nothing was written"
             ]
             if len(self.drift) and self.kind == "apply":
                 lines.append(
@@ -135,7 +135,7 @@ class ApplyResult:
                 )
             return [*lines, *self.notes]
         lines = [
-            f"{what}: {self.applied} applied, {self.failed} failed, "
+            f"{what}: {self.done_words()}, {self.failed} failed, "
             f"{self.not_found} not found (deleted), {self.skipped} skipped"
             + (f", {self.pending} pending" if self.pending else "")
             + f" - journal {self.journal_path}",
@@ -148,6 +148,31 @@ class ApplyResult:
             lines.append(f"drift: {len(self.dropped)} changes dropped (already done or changed)")
         lines.extend(self.notes)
         return [*lines, *self.hint_lines()]
+
+    def done_words(self) -> str:
+        """What the run wrote, in its own words: "N applied"; for a rollback "N removed, M
+        re-added" (it takes off the tags its run added and puts back the ones it removed)."""
+        if self.kind != "rollback":
+            return f"{self.applied} applied"
+        removed, readded = self._by_op(done_only=True)
+        return f"{removed} removed, {readded} re-added"
+
+    def _rollback_split(self) -> str:
+        if self.kind != "rollback" or not self.planned_changes:
+            return ""
+        removed, readded = self._by_op(done_only=False)
+        return f" ({removed} to remove, {readded} to re-add)"
+
+    def _by_op(self, *, done_only: bool) -> tuple[int, int]:
+        """Changes (tags) of the outcomes by op: (removes, adds); only written ones if asked."""
+        outcomes = self.outcomes
+        if outcomes.empty or not {"op", "tags"} <= set(outcomes.columns):
+            return 0, 0
+        if done_only and "state" in outcomes.columns:
+            outcomes = outcomes[outcomes["state"] == DONE]
+        sizes = outcomes["tags"].map(len)
+        removes = int(sizes[outcomes["op"] == "remove"].sum())
+        return removes, int(sizes[outcomes["op"] == "add"].sum())
 
     def hint_lines(self) -> list[str]:
         """What to do about failed calls (the last lines of `summary_lines`; the CLI prints them

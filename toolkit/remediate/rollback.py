@@ -46,9 +46,8 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
             raise JournalError(f"{journal_path} holds no run to roll back")
         calls = journal.calls([DONE, INTENT, FAILED])
     records = []
+    calls = [c for c in calls if c.state != FAILED or is_transient(c.status)]  # 400/403: unwritten
     for call in calls:
-        if call.state == FAILED and not is_transient(call.status):
-            continue  # 400/403: Lever refused, nothing was written
         before = set(call.before_tags) if call.before_tags is not None else None
         if call.op == "add":
             tags = [t for t in call.tags if before is None or t not in before]
@@ -72,7 +71,35 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
             "account": (run["params"] or {}).get("account"),
         },
     }
-    return Plan(rows=rows, meta=meta, before={})
+    return Plan(rows=rows, meta=meta, before=left_by_run(calls))
+
+
+def left_by_run(calls: list[Any]) -> dict[str, dict[str, Any]]:
+    """The tags a run left on each opportunity it wrote: its before-state plus its own writes.
+
+    What a rollback assumes (its plan's ``before``): its drift check then reports only changes
+    made by others since the run, not the run's own writes. An opportunity whose before-state
+    the journal does not know is left out (the rollback treats it as unknown and reads it).
+
+    Example:
+        >>> from types import SimpleNamespace as C
+        >>> left_by_run([C(opportunity_id="o1", contact_id="c", op="add", tags=["b"],
+        ...               before_tags=["a"])])
+        {'o1': {'contact_id': 'c', 'tags': ['a', 'b']}}
+    """
+    left: dict[str, dict[str, Any]] = {}
+    for call in sorted(calls, key=lambda c: c.op != "add"):  # adds first, as the run wrote them
+        if call.before_tags is None:
+            continue
+        entry = left.setdefault(
+            call.opportunity_id, {"contact_id": call.contact_id, "tags": list(call.before_tags)}
+        )
+        tags = entry["tags"]
+        if call.op == "add":
+            tags.extend(t for t in call.tags if t not in tags)
+        else:
+            entry["tags"] = [t for t in tags if t not in set(call.tags)]
+    return left
 
 
 def _undone_sources(

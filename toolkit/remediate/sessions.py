@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.client.account import check_account
-from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, replan_from_drift
+from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, own_writes, replan_from_drift
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, NOOP, PENDING, Call, JournalError
 from toolkit.remediate.plan import REASON_ANONYMIZED, SKIPPED_COLUMNS, Plan, calls_from_rows
@@ -113,7 +113,12 @@ def resume_session(
     live = [c for c in open_calls if c.state == PENDING or c.id in check_first]
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)
     if opts.drift_check and live:
-        drift = check_drift(client, plan, workers=opts.workers)
+        written = [
+            c
+            for c in journal.calls([DONE, INTENT, FAILED])
+            if c.state != FAILED or is_transient(c.status)
+        ]  # the run's own writes (or possible ones) are not drift
+        drift = check_drift(client, plan, workers=opts.workers, own=own_writes(written))
         kept_rows, dropped_rows = replan_from_drift(plan, drift)
         kept = set(kept_rows[["opportunity_id", "op", "tag"]].itertuples(index=False, name=None))
         why = {

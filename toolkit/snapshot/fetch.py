@@ -24,7 +24,9 @@ from toolkit.client import LeverClient
 from toolkit.client.account import recorded_account
 from toolkit.client.http import deleted_ids
 from toolkit.errors import (
+    AuthenticationError,
     BadRequestError,
+    LeverError,
     NotFoundError,
     PermissionDeniedError,
     UnexpectedResponseError,
@@ -35,10 +37,11 @@ from toolkit.snapshot.frame import (
     fingerprint,
     frame_counts,
     frame_from_opportunities,
+    label_context,
     safe_watermark,
     typed_frame,
 )
-from toolkit.snapshot.windows import Fetched, WindowedListing, fetch_opportunities
+from toolkit.snapshot.windows import EXPAND, Fetched, WindowedListing, fetch_opportunities
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ def fetch_snapshot(
     filters, warnings_ = fetched.filters, fetched.warnings
     started_ms = fetched.server_started_ms or now_ms  # Lever's clock when it first answered
     frame = frame_from_opportunities(fetched.items.values(), with_personal=with_personal)
+    frame = label_context(frame, **account_catalogs(client, warnings_))
     access = confidential_access_seen(filters, warnings_, frame)
     if access is None:
         log.warning(UNKNOWN_ACCESS_WARNING)
@@ -117,6 +121,33 @@ def fetch_snapshot(
         },
     }
     return Snapshot(frame, meta)
+
+
+def account_catalogs(client: LeverClient, warnings_: list[str]) -> dict[str, dict[str, str]]:
+    """The texts behind the snapshot's ids: postings' titles and archive reasons (a few calls).
+
+    A key that may not read a catalog (403), an account without it (404) or a failing one
+    keeps the ids only, with a warning: the audit does not need the texts, the people do.
+    """
+    catalogs: dict[str, dict[str, str]] = {}
+    for name, items in (
+        ("postings", client.iter_postings),
+        ("reasons", client.iter_archive_reasons),
+    ):
+        try:
+            catalogs[name] = {
+                i["id"]: i["text"]
+                for i in items()
+                if isinstance(i.get("id"), str) and isinstance(i.get("text"), str)
+            }
+        except AuthenticationError:
+            raise
+        except LeverError as exc:  # decoration: a refused or failing catalog costs its texts
+            label = "posting titles" if name == "postings" else "archive reasons"
+            note = f"{label} not read ({exc.status or type(exc).__name__}): the reports show ids"
+            log.warning(note)
+            warnings_.append(note)
+    return catalogs
 
 
 UNKNOWN_ACCESS_WARNING = (
@@ -195,6 +226,7 @@ def refresh_snapshot(
         for k, v in (snapshot.meta.get("filters") or {"confidentiality": "all"}).items()
         if k != "archived"
     }
+    filters["expand"] = list(EXPAND)  # a snapshot fetched before the context columns gains them
     since = int(mark)
     bar = _progress_bar(progress, "changed opportunities")
     # Both listings at once under the limiter, a long one cut into created_at windows.
@@ -214,6 +246,8 @@ def refresh_snapshot(
     if not include_archived:
         fresh = fresh[~fresh["archived"]]
     merged = typed_frame(pd.concat([old, fresh], ignore_index=True)) if len(fresh) else old.copy()
+    notes_now: list[str] = []
+    merged = label_context(merged, **account_catalogs(client, notes_now))
     dropped_deleted = int(merged["opportunity_id"].isin(deleted).sum())
     merged = merged[~merged["opportunity_id"].isin(deleted)]
     merged = merged.sort_values("opportunity_id", kind="stable").reset_index(drop=True)
@@ -222,6 +256,7 @@ def refresh_snapshot(
     full_at = datetime.fromisoformat(meta.get("full_fetch_at") or meta.get("fetched_at"))
     due = full_at + timedelta(days=FULL_FETCH_DUE_DAYS)
     notes = [w for w in meta.get("warnings", []) if not w.startswith("incremental refresh")]
+    notes = [w for w in notes if " not read (" not in w] + notes_now
     if deleted_note:
         notes.append(
             f"incremental refresh: deleted opportunities are not detected ({deleted_note}); "

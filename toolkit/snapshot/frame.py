@@ -25,7 +25,25 @@ COLUMNS = [
 ]
 
 
-PERSONAL_COLUMNS = ["name", "email"]
+# What a person needs to act on a row (who owns it, where it is, what it was for, why it was
+# archived): categoricals, a few hundred distinct values over a million rows. Optional in a
+# loaded snapshot (older ones lack them). Ids from the opportunity; texts from `expand` or the
+# account's catalogs (`label_context`).
+CONTEXT_COLUMNS = [
+    "owner_id",
+    "stage_id",
+    "stage",
+    "posting_id",
+    "posting",
+    "origin",
+    "archived_reason_id",
+    "archived_reason",
+]
+
+
+# The contact's name and first email, and the owner's (a Lever user): personal data, only when
+# asked for (`with_personal`).
+PERSONAL_COLUMNS = ["name", "email", "owner_name", "owner_email"]
 
 
 REFRESH_OVERLAP_MS = 60_000  # a margin before the watermark: writes in flight, coarse clocks
@@ -62,6 +80,34 @@ def _archived_at(opp: Mapping[str, Any]) -> tuple[bool, int | None]:
     return False, None
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _ref(value: Any, *keys: str) -> tuple[str | None, ...]:
+    """An id field that `expand` may have replaced by its object: (id, *the object's `keys`)."""
+    if isinstance(value, Mapping):
+        return (_text(value.get("id")), *(_text(value.get(k)) for k in keys))
+    return (_text(value), *(None for _ in keys))
+
+
+def _posting(applications: Any) -> tuple[str | None, str | None]:
+    """(posting id, title) of the first application (`expand=applications`), when known."""
+    if not isinstance(applications, list) or not applications:
+        return None, None
+    app = applications[0]
+    if not isinstance(app, Mapping):
+        return None, None  # an application id only: the posting is not known from here
+    return _ref(app.get("posting"), "text")
+
+
+def _reason(opp: Mapping[str, Any]) -> str | None:
+    archived = opp.get("archived")
+    if isinstance(archived, Mapping):
+        return _text(archived.get("reason"))
+    return _text(opp.get("archiveReason"))
+
+
 def string_tags(value: Any) -> list[str]:
     """The tags of a Lever `tags` field: its strings, in order; anything else is no tag.
 
@@ -90,14 +136,17 @@ def frame_from_opportunities(
         with_personal: add `name` and `email` (first email) columns.
 
     Returns:
-        One row per opportunity with the columns in `COLUMNS` (and `PERSONAL_COLUMNS`).
+        One row per opportunity with the columns in `COLUMNS` and `CONTEXT_COLUMNS` (and
+        `PERSONAL_COLUMNS`). `stage`, `owner` and `applications` may be ids or, fetched with
+        `expand`, objects: either way their ids are kept, and their texts when given.
 
     Example:
         >>> frame = frame_from_opportunities([{"id": "o1", "contact": "c1", "tags": ["Python"]}])
         >>> frame.loc[0, "tags"]
         ['Python']
     """
-    rows: dict[str, list] = {c: [] for c in COLUMNS + (PERSONAL_COLUMNS if with_personal else [])}
+    personal = PERSONAL_COLUMNS if with_personal else []
+    rows: dict[str, list] = {c: [] for c in COLUMNS + CONTEXT_COLUMNS + personal}
     for opp in opportunities:
         opp_id = opp.get("id")
         if not isinstance(opp_id, str) or not opp_id:
@@ -115,12 +164,28 @@ def frame_from_opportunities(
         rows["anonymized"].append(bool(opp.get("isAnonymized")))
         rows["created_at"].append(to_ms(opp.get("createdAt")))
         rows["updated_at"].append(to_ms(opp.get("updatedAt")))
+        owner_id, owner_name, owner_email = _ref(opp.get("owner"), "name", "email")
+        stage_id, stage = _ref(opp.get("stage"), "text")
+        posting_id, posting = _posting(opp.get("applications"))
+        for column, value in (
+            ("owner_id", owner_id),
+            ("stage_id", stage_id),
+            ("stage", stage),
+            ("posting_id", posting_id),
+            ("posting", posting),
+            ("origin", _text(opp.get("origin"))),
+            ("archived_reason_id", _reason(opp) if archived else None),
+            ("archived_reason", None),
+        ):
+            rows[column].append(value)
         if with_personal:
             name = opp.get("name")
             emails = opp.get("emails")
             rows["name"].append(name if isinstance(name, str) else None)
             first = emails[0] if isinstance(emails, list) and emails else None
             rows["email"].append(first if isinstance(first, str) else None)
+            rows["owner_name"].append(owner_name)
+            rows["owner_email"].append(owner_email)
     return typed_frame(pd.DataFrame(rows))
 
 
@@ -136,10 +201,52 @@ def typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
         frame[column] = frame[column].astype(bool)
     for column in ("archived_at", "created_at", "updated_at"):
         frame[column] = pd.array(frame[column], dtype="Int64")
-    for column in PERSONAL_COLUMNS:
+    for column in [*CONTEXT_COLUMNS, "owner_name", "owner_email"]:
+        # few distinct values over many rows: one small code per row (Parquet keeps them so:
+        # only their categories, a few hundred, are made strings again)
+        if column not in frame:
+            continue
+        values = frame[column]
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            frame[column] = values.astype("string").astype("category")
+        elif values.cat.categories.dtype != "string":
+            categories = values.cat.categories.astype("string")
+            frame[column] = values.cat.rename_categories(categories)
+    for column in ("name", "email"):
         if column in frame:
             frame[column] = frame[column].astype("string")
     return frame.reset_index(drop=True)
+
+
+def label_context(
+    frame: pd.DataFrame,
+    postings: Mapping[str, str] | None = None,
+    reasons: Mapping[str, str] | None = None,
+    stages: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """Fill the texts of the context ids from the account's catalogs (id -> text), pure.
+
+    A text already known (from `expand`) is kept; an id the catalog does not know keeps no text.
+
+    Example:
+        >>> f = frame_from_opportunities([{"id": "o1", "archived": {"reason": "r1"},
+        ...                                "applications": [{"posting": "p1"}]}])
+        >>> f = label_context(f, postings={"p1": "Data Engineer"}, reasons={"r1": "Hired"})
+        >>> f.loc[0, "posting"], f.loc[0, "archived_reason"]
+        ('Data Engineer', 'Hired')
+    """
+    out = frame.copy()
+    for text, ids, catalog in (
+        ("posting", "posting_id", postings),
+        ("archived_reason", "archived_reason_id", reasons),
+        ("stage", "stage_id", stages),
+    ):
+        if not catalog or ids not in out:
+            continue
+        known = out[ids].astype("string").map(dict(catalog))
+        current = out[text].astype("string") if text in out else known
+        out[text] = current.fillna(known).astype("string").astype("category")
+    return out
 
 
 def empty_frame(with_personal: bool = False) -> pd.DataFrame:

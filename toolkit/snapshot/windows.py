@@ -431,6 +431,11 @@ def hostile_text_warning(count: int) -> str:
     )
 
 
+# The ids Lever may replace by their objects in the same listing (no extra call): the owner
+# (a user: name, email), the stage (its text), the applications (their posting's id).
+EXPAND = ("applications", "stage", "owner")
+
+
 def fetch_opportunities(
     client: Any,
     *,
@@ -454,7 +459,7 @@ def fetch_opportunities(
         trust_order: see `WindowedListing`.
     """
     started = time.monotonic()
-    filters: dict[str, Any] = {"confidentiality": "all"}
+    filters: dict[str, Any] = {"confidentiality": "all", "expand": list(EXPAND)}
     if not include_archived:
         filters["archived"] = False
     before = client.stats.as_dict()

@@ -1,6 +1,6 @@
 """The sync-activity report's tables and chart, read from a sync journal (pure reads, no lock).
 
-`lever-tags report sync-activity -p journal_path=lever-sync.sqlite` runs
+`lever-tags report sync-activity -p journal_path lever-sync.sqlite` runs
 ``notebooks/04-sync-activity.ipynb``, which calls only these functions.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.figure import Figure
 
 from toolkit.errors import ConfigurationError
 from toolkit.files import write_csv_atomic
@@ -144,20 +144,20 @@ def auto_freq(activity: SyncActivity, buckets: int = 48) -> str:
 
 
 def activity_over_time(activity: SyncActivity, freq: str = "auto") -> pd.DataFrame:
-    """Events, checks, writes and failures per time bucket (UTC); ``auto``: see `auto_freq`.
+    """Events, checks, writes, writes a dry run would make, and failures per time bucket (UTC);
+    ``auto``: see `auto_freq`. ``writes`` are the writes Lever got, never a dry run's.
 
     Example:
         >>> activity_over_time(SyncActivity(path=None)).columns.tolist()
-        ['events', 'checks', 'writes', 'failures']
+        ['events', 'checks', 'writes', 'dry-run writes', 'failures']
     """
     if freq == "auto":
         freq = auto_freq(activity)
     series = {
         "events": activity.inbox["received_at"],
         "checks": activity.checks["at"] if "at" in activity.checks else pd.Series(dtype=object),
-        "writes": activity.writes.loc[
-            activity.writes["state"].isin(["done", "dry_run"]), "started_at"
-        ],
+        "writes": activity.writes.loc[activity.writes["state"] == "done", "started_at"],
+        "dry-run writes": activity.writes.loc[activity.writes["state"] == "dry_run", "started_at"],
         "failures": activity.writes.loc[
             activity.writes["state"].isin(["failed", "not_found"]), "started_at"
         ],
@@ -215,11 +215,14 @@ def sync_failures(activity: SyncActivity) -> pd.DataFrame:
 
 
 def activity_chart(activity: SyncActivity, freq: str = "auto") -> Any:
-    """Events, checks, writes and failures per time bucket, as a matplotlib Figure (bars)."""
+    """Events, checks, writes (a dry run's apart) and failures per time bucket, as a matplotlib
+    Figure (bars). A plain `Figure`, not pyplot's: the report shows it once, as its image."""
     if freq == "auto":
         freq = auto_freq(activity)
     table = activity_over_time(activity, freq)
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    table = table.loc[:, (table != 0).any(axis=0)] if len(table) else table  # no empty series
+    fig = Figure(figsize=(9, 3.5), dpi=100)
+    ax = fig.subplots()
     if table.empty:
         ax.text(0.5, 0.5, "no sync activity yet", ha="center", va="center")
         ax.set_axis_off()
@@ -230,8 +233,52 @@ def activity_chart(activity: SyncActivity, freq: str = "auto") -> Any:
         ax.set_ylabel(f"per {freq}")
         ax.set_xlabel("UTC")
     ax.set_title("Sync activity: events, checks, writes, failures", loc="left")
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def activity_headline(activity: SyncActivity) -> str:
+    """What the service did, in one or two sentences (the report's headline).
+
+    Example:
+        >>> activity_headline(SyncActivity(path=None))
+        'No sync journal yet: start `lever-tags sync --journal FILE` and run this report on FILE.'
+    """
+    if activity.path is None:
+        return (
+            "No sync journal yet: start `lever-tags sync --journal FILE` and run this report "
+            "on FILE."
+        )
+    inbox, writes = activity.inbox, activity.writes
+    times = pd.to_datetime(pd.Series(inbox["received_at"]), utc=True).dropna()
+    span = (
+        f"from {times.min():%Y-%m-%d %H:%M} to {times.max():%Y-%m-%d %H:%M} UTC"
+        if len(times)
+        else "so far"
+    )
+    done = writes[writes["state"] == "done"]
+    would = writes[writes["state"] == "dry_run"]
+    failed = int(writes["state"].isin(["failed", "not_found"]).sum())
+    dry = bool(activity.params.get("dry_run", True)) if activity.params else True
+    first = (
+        f"{span}: {len(inbox):,} events ({int((inbox['source'] == 'webhook').sum()):,} webhooks, "
+        f"{int((inbox['source'] == 'poll').sum()):,} from polling), {len(activity.checks):,} "
+        f"contacts checked"
+    )
+    if dry and not len(done):
+        second = (
+            f"A dry run: nothing was written; {len(would):,} writes "
+            f"({int(would['tags'].map(len).sum()):,} tags) would have been made"
+        )
+    else:
+        second = (
+            f"{len(done):,} writes ({int(done['tags'].map(len).sum()):,} tags) made, "
+            f"{failed:,} failed"
+        )
+    removed = len(activity.removals)
+    third = f"{removed:,} contact-level tags found removed from one opportunity" if removed else ""
+    return ". ".join(p for p in (first[0].upper() + first[1:], second, third) if p) + "."
 
 
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:
@@ -267,6 +314,7 @@ def write_activity_artifacts(
 __all__ = [
     "SyncActivity",
     "activity_chart",
+    "activity_headline",
     "activity_over_time",
     "activity_summary",
     "auto_freq",

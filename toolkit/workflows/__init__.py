@@ -34,6 +34,7 @@ from toolkit.workflows.remediate import (
     verify_journal,
 )
 from toolkit.workflows.report import publish_executed_report, run_report
+from toolkit.workflows.worklists import open_plan
 
 # The jobs, and the remediation steps notebook 03 calls as they are (re-exported here so that
 # both front ends find every step in this one module).
@@ -50,6 +51,7 @@ __all__ = [
     "check_drift",
     "considered_archived",
     "draft_policy_file",
+    "open_plan",
     "open_snapshot",
     "optional_policy",
     "personal_data",

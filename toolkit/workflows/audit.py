@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.audit import AuditResult, considered, run_audit
+from toolkit.audit.diff import AuditDiff, diff_sides, side_from_audit
 from toolkit.audit.report import (
     audit_meta,
     audit_summary,
@@ -24,7 +25,10 @@ from toolkit.redact import salt_kind
 from toolkit.remediate.outcome import plan_tags, project_plan
 from toolkit.snapshot.fetch import fetch_snapshot
 from toolkit.snapshot.frame import Snapshot, known_tags
+from toolkit.snapshot.store import save_snapshot
+from toolkit.workflows.diff import SNAPSHOT_IN_FOLDER, contact_names, snapshot_side, write_diff
 from toolkit.workflows.inputs import considered_archived, open_snapshot, optional_policy
+from toolkit.workflows.worklists import audit_worklist, people_to_check
 
 
 @dataclass
@@ -39,6 +43,7 @@ class AuditRun:
     paths: dict[str, Path]
     warnings: list[str] = field(default_factory=list)
     gaps: int = 0  # split pairs that count: the policy's contact-level ones, else all
+    since: AuditDiff | None = None  # what changed since `previous_snapshot` (None: not asked)
 
     @property
     def gaps_by_tag(self) -> dict[str, int]:
@@ -59,6 +64,11 @@ class AuditRun:
         """Contact labels for charts: names or pseudonyms when the snapshot holds them."""
         return contact_labels(self.snapshot.frame)
 
+    def people_to_check(self) -> pd.DataFrame:
+        """The audit's work list: each opportunity missing a tag that belongs to the person
+        (`toolkit.workflows.worklists.people_to_check`), sorted by owner."""
+        return people_to_check(self.result, self.snapshot, self.policy)
+
     @property
     def considered(self) -> pd.DataFrame:
         """The opportunities the audit considered (archived ones only when they count)."""
@@ -73,6 +83,8 @@ def audit_account(
     policy_path: str | os.PathLike | None = None,
     include_archived: bool = True,
     personal: str = "none",
+    previous_snapshot: str | os.PathLike | None = None,
+    keep_snapshot: bool = False,
 ) -> AuditRun:
     """Audit an account (or a saved snapshot) and write `summary.json` and the CSVs.
 
@@ -89,6 +101,11 @@ def audit_account(
         policy_path: a policy YAML.
         include_archived: consider archived opportunities (the policy may turn this off).
         personal: ``none``, ``names`` or ``pseudonyms`` (see `personal_data`).
+        previous_snapshot: an earlier snapshot of the account: `AuditRun.since` says what
+            changed since (`toolkit.audit.diff`), written as `since_last_run.json`,
+            `changes.csv` and `per_tag.csv` (names only with personal data).
+        keep_snapshot: save this run's snapshot as `snapshot.parquet` in the report folder
+            (a batch keeps it as the next run's `previous_snapshot`).
     """
     policy = optional_policy(policy_path)
     include_archived = considered_archived(include_archived, policy)
@@ -117,6 +134,19 @@ def audit_account(
         meta["redaction"] = salt_kind()  # which salt, in words; never the salt itself
     people = contact_people(frame) if personal != "none" and "name" in frame.columns else None
     paths = write_audit_artifacts(result, out_dir, meta, people=people)
+    since = None
+    if previous_snapshot:
+        named = personal != "none"
+        since = diff_sides(
+            snapshot_side(previous_snapshot, with_names=named),
+            side_from_audit(result, contact_names(frame) if named else None),
+        )
+        paths.update(write_diff(since, out_dir))
+    if keep_snapshot:
+        paths["snapshot"] = save_snapshot(snap, Path(out_dir) / SNAPSHOT_IN_FOLDER)
+    if people is not None:  # names (or pseudonyms) asked for: the people to check, as a sheet
+        sheets = audit_worklist(result, snap, policy, out_dir)
+        paths.update({"worklist_xlsx": sheets["xlsx"], "worklist_csv": sheets["csv"]})
     return AuditRun(
         snapshot=snap,
         result=result,
@@ -126,6 +156,7 @@ def audit_account(
         paths=paths,
         warnings=warnings,
         gaps=gaps,
+        since=since,
     )
 
 

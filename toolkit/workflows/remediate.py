@@ -21,7 +21,7 @@ from toolkit.remediate.apply import apply_plan, check_plan_account, default_jour
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import JournalError
 from toolkit.remediate.plan import Plan, nothing_planned
-from toolkit.remediate.planfile import load_plan, save_plan
+from toolkit.remediate.planfile import save_plan
 from toolkit.remediate.planner import check_plan_request, make_plan
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.rollback import rollback
@@ -32,6 +32,7 @@ from toolkit.snapshot.frame import Snapshot, known_tags
 from toolkit.snapshot.store import load_snapshot, save_snapshot
 from toolkit.workflows.contacts import people_from_file, read_contacts_file
 from toolkit.workflows.inputs import considered_archived, optional_policy
+from toolkit.workflows.worklists import check_sheet_host, open_plan, plan_worklist
 
 
 @dataclass
@@ -45,6 +46,7 @@ class PlanRun:
     path: Path | None
     warnings: list[str] = field(default_factory=list)
     note: str = ""
+    worklist: dict[str, Path] = field(default_factory=dict)
 
 
 def plan_changes(
@@ -60,6 +62,7 @@ def plan_changes(
     allow_nothing: bool = False,
     created_at: str | None = None,
     contacts_path: str | os.PathLike | None = None,
+    with_names: bool = False,
 ) -> PlanRun:
     """Plan the writes (propagate, remove, rename) and save the plan CSV and its sidecars.
 
@@ -81,6 +84,8 @@ def plan_changes(
         contacts_path: plan for the people this file names only (contact ids or emails, one a
             line or a CSV column: `toolkit.remediate.contacts`); rows matching nobody, or an
             email several contacts share, go to the skipped rows with the reason.
+        with_names: fetch names too (or require them in `snapshot_path`) and write the work
+            list `<plan>.worklist.xlsx` / `.csv` beside the plan (`PlanRun.worklist`).
     """
     out = Path(out)
     policy = optional_policy(policy_path)
@@ -93,8 +98,15 @@ def plan_changes(
     if snapshot_path:
         snap, source = load_snapshot(snapshot_path), str(snapshot_path)
         account_note = check_snapshot_account(snap, client, f"the snapshot {snapshot_path}")
+        if with_names and "name" not in snap.frame.columns:
+            raise ConfigurationError(
+                f"{snapshot_path} holds no names; fetch it with `lever-tags snapshot "
+                "--with-personal`, or drop --with-names"
+            )
     else:
-        snap = fetch_snapshot(client or LeverClient.from_env(), include_archived=True)
+        snap = fetch_snapshot(
+            client or LeverClient.from_env(), include_archived=True, with_personal=with_names
+        )
         source = str(save_snapshot(snap, sidecar(out, ".snapshot.parquet")))
     named = list(tags or []) + list(renames or {})
     warnings = [*snap.warnings, *unknown_tag_warnings(named, known_tags(snap.frame))]
@@ -134,7 +146,10 @@ def plan_changes(
     if "snapshot" in plan.meta:
         plan.meta["snapshot"]["path"] = source
     save_plan(plan, out)
-    return PlanRun(plan, snap, policy, include_archived, out, warnings, note)
+    run = PlanRun(plan, snap, policy, include_archived, out, warnings, note)
+    if with_names:
+        run.worklist = plan_worklist(plan, snap)
+    return run
 
 
 def check_snapshot_account(snap: Snapshot, client: Any, what: str) -> str:
@@ -178,7 +193,8 @@ def apply_changes(
     (`ledger_path`, else `LEVER_LEDGER`, else beside the reports) with `operator` (default: the
     OS user) and `reason`."""
     if not isinstance(plan, Plan):
-        plan = load_plan(plan)
+        plan = open_plan(plan)
+    check_sheet_host(plan, client)  # a sheet of another account: refused before any request
     if not dry_run and journal_path is None and plan.path is not None:
         journal_path = default_journal_path(plan.path)
     if not dry_run:
@@ -278,7 +294,8 @@ def verify_changes(
     """Re-read the plan's opportunities; rows that do not hold, apart from those its journal
     left out on purpose (drift, anonymized). `out` gets the rows that do not hold (CSV)."""
     if not isinstance(plan, Plan):
-        plan = load_plan(plan)
+        plan = open_plan(plan)
+    check_sheet_host(plan, client)  # a sheet of another account: refused before any request
     check_plan_account(client, plan)
     path, note = verify_journal(plan, journal)
     bad = verify_plan(client, plan, path, workers=workers)

@@ -38,6 +38,7 @@ from toolkit.notebook.present.blocks import (
     variants_table,
     visible_tag,
 )
+from toolkit.notebook.present.recruiter import headline_sync, people_to_check, since_last_run
 from toolkit.notebook.present.remediation import (
     apply_table,
     before_after_chart,
@@ -67,14 +68,17 @@ __all__ = [
     "glyph_notice",
     "headline_audit",
     "headline_remediation",
+    "headline_sync",
     "how_it_differs",
     "journal_table",
     "key_numbers_audit",
     "key_value_table",
+    "people_to_check",
     "plan_chart",
     "plan_table",
     "run_details",
     "run_lines",
+    "since_last_run",
     "skipped_table",
     "split_contacts_chart",
     "split_pairs_table",
