@@ -1,10 +1,11 @@
-"""The `lever-tags` command.
+"""The `lever-tags` command: the leaf of the import graph.
 
-Each subcommand is a pair: `_add_<name>(subparsers)` registers its arguments and
-`_cmd_<name>(args) -> int` runs it by calling toolkit functions. Exit codes (docs/architecture.md):
-0 success; 1 finished but some changes failed / rows do not hold / gaps found with
---fail-on-gaps; 2 bad input, bad configuration, unreachable or non-Lever URL, authentication
-failure, always with one line on stderr and no traceback.
+It imports the explicit list of command modules below (each registers itself with
+`toolkit.commands.command`); nothing imports this module but the `lever-tags` entry point and
+`python -m toolkit`. Exit codes (docs/architecture.md): 0 success; 1 finished but some changes
+failed / rows do not hold / gaps found with --fail-on-gaps; 2 bad input, bad configuration,
+unreachable or non-Lever URL, authentication failure, always with one line on stderr and no
+traceback.
 """
 
 from __future__ import annotations
@@ -12,42 +13,37 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from toolkit.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConnectionFailedError,
-    LeverError,
-    UnexpectedResponseError,
+# The registry and the explicit list of commands: each command module registers itself on
+# import, in this order. A new command: a module in toolkit/commands/ with `@command`, added here.
+from toolkit.commands import (  # noqa: F401  (the command modules: registration)
+    COMMANDS,
+    EXIT_BAD_INPUT,
+    EXIT_FAILURES,
+    EXIT_OK,
+    UsageError,
+    audit,
+    command,
+    doctor,
+    fail,
+    remediate,
+    report,
+    sandbox,
+    sync,
 )
-from toolkit.sanitize import printable
-from toolkit.scrub import scrub
+from toolkit.errors import ConfigurationError, LeverError
 
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """Bad input found by a command (a file, a value): exit 2 with this one line."""
-
-
-def _fail(message: str) -> int:
-    # one line, whatever the cause; no credential, no raw control character from data
-    text = printable(" ".join(scrub(message).split()))
-    print(f"lever-tags: error: {text}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
-# Subcommand registrations: (name, add-arguments function). Each module's command adds itself here.
-_COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None]]] = []
-
-
-def command(add: Callable[[argparse._SubParsersAction], None]):
-    """Register a subcommand's `_add_<name>` function (in the order defined)."""
-    _COMMANDS.append((add.__name__.removeprefix("_add_"), add))
-    return add
+# Re-exported: the names callers imported from here before the registry moved to toolkit.commands.
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILURES",
+    "EXIT_OK",
+    "UsageError",
+    "build_parser",
+    "command",
+    "main",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for _name, add in _COMMANDS:
+    for _name, add in COMMANDS:
         add(sub)
     return parser
 
@@ -76,21 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ConfigurationError, UsageError) as exc:
-        return _fail(str(exc))
-    except (AuthenticationError, ConnectionFailedError, UnexpectedResponseError) as exc:
-        return _fail(str(exc))
-    except LeverError as exc:
-        return _fail(str(exc))
+    except (ConfigurationError, UsageError, LeverError) as exc:
+        return fail(str(exc))
     except KeyboardInterrupt:
         print("lever-tags: interrupted", file=sys.stderr)
         return 130
 
 
-# Commands register themselves on import; keep these imports at the bottom.
-from toolkit import commands as _commands  # noqa: E402, F401
-
 if __name__ == "__main__":  # pragma: no cover  (python -m toolkit.cli)
-    from toolkit.cli import main as _main  # the registered module, not this __main__ copy
-
-    sys.exit(_main())
+    sys.exit(main())

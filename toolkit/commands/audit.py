@@ -6,8 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from toolkit import workflows
-from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, command
 
 
 def _warn(lines: list[str]) -> None:
@@ -51,6 +50,9 @@ def _add_snapshot(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    from toolkit import workflows
+
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {args.workers})")
     out = Path(args.out)
@@ -109,6 +111,9 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    from toolkit import workflows
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, and {out} is a file")

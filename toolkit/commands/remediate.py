@@ -12,21 +12,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from toolkit import workflows
-from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.client import LeverClient
+from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.enums import MODES
 from toolkit.errors import ConfigurationError
-from toolkit.remediate.plan import MODES
-from toolkit.remediate.planfile import load_plan, skipped_path
-from toolkit.remediate.result import ApplyResult
 from toolkit.sanitize import printable
+
+if TYPE_CHECKING:
+    from toolkit.client import LeverClient
+    from toolkit.remediate.result import ApplyResult
 
 MAX_LISTED = 20
 DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (docs/architecture.md)
 
 
 def _client() -> LeverClient:
+    from toolkit.client import LeverClient  # requests and tenacity: when a command runs
+
     return LeverClient.from_env()
 
 
@@ -99,6 +102,10 @@ def _parse_renames(values: list[str]) -> dict[str, str]:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    from toolkit import workflows
+    from toolkit.remediate.planfile import skipped_path
+
     renames = _parse_renames(args.rename)
     out = Path(args.out)
     if not out.parent.exists():
@@ -165,6 +172,10 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    from toolkit import workflows
+    from toolkit.remediate.planfile import load_plan
+
     _positive("--max-changes", args.max_changes)
     _positive("--workers", args.workers)
     plan = load_plan(args.plan)
@@ -259,6 +270,10 @@ def _on_purpose_line(on_purpose) -> str:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    from toolkit import workflows
+    from toolkit.remediate.planfile import load_plan
+
     _positive("--workers", args.workers)
     plan = load_plan(args.plan)
     run = workflows.verify_changes(
@@ -304,6 +319,9 @@ def _add_rollback(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    from toolkit import workflows
+
     _positive("--workers", args.workers)
     result = workflows.roll_back(
         _client(),

@@ -7,16 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from toolkit import workflows
-from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.files import read_yaml
-from toolkit.notebook.batch import load_batch, run_batch
-from toolkit.notebook.execute import check_out_root
-from toolkit.notebook.secrets import SecretLeakError
+from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, command
 from toolkit.sanitize import printable
 
 
 def _params_file(path: str) -> dict[str, Any]:
+    from toolkit.files import read_yaml  # pandas, with the files helpers: when the command runs
+
     data = read_yaml(path, "parameters file")
     if data is None:
         return {}
@@ -75,6 +72,9 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load papermill or pandas
+    from toolkit import workflows
+    from toolkit.notebook.secrets import SecretLeakError
 
     try:
         result = workflows.run_report(
@@ -116,6 +116,9 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load papermill or pandas
+    from toolkit.notebook.batch import load_batch, run_batch
+    from toolkit.notebook.execute import check_out_root
 
     spec = load_batch(args.runs)  # ConfigurationError -> exit 2, one line, before any run
     if args.out_root:

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 
-from toolkit.cli import UsageError, command
+from toolkit.commands import UsageError, command
 
 DEFAULT_PORT = 8765
 

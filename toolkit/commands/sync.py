@@ -14,12 +14,8 @@ import os
 import signal
 import sys
 
-from toolkit.cli import EXIT_BAD_INPUT, EXIT_OK, UsageError, command
-from toolkit.client import LeverClient
+from toolkit.commands import EXIT_BAD_INPUT, EXIT_OK, UsageError, command
 from toolkit.errors import AuthenticationError
-from toolkit.policy import load_policy
-from toolkit.sync.service import SyncService
-from toolkit.sync.webhook import SECRET_ENV
 
 DEFAULT_JOURNAL = "lever-sync.sqlite"
 
@@ -78,6 +74,12 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load tornado or the client
+    from toolkit.client import LeverClient
+    from toolkit.policy import load_policy
+    from toolkit.sync.service import SyncService
+    from toolkit.sync.webhook import SECRET_ENV
+
     listen = _listen(args.listen)
     if args.poll_interval < 0 or (listen is None and args.poll_interval == 0):
         raise UsageError("--poll-interval must be > 0 (0 is allowed only with --listen)")

@@ -25,12 +25,12 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.enums import MODES
 from toolkit.errors import ConfigurationError
 from toolkit.sanitize import TAG_RULE, first_tag_problem
 
 PLAN_COLUMNS = ["opportunity_id", "contact_id", "op", "tag"]
 SKIPPED_COLUMNS = [*PLAN_COLUMNS, "reason"]
-MODES = ("propagate", "remove", "rename")
 OPS = ("add", "remove")
 PLAN_VERSION = 1
 

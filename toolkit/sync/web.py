@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tornado.web
 from tornado.httpserver import HTTPServer
@@ -22,16 +22,14 @@ from tornado.netutil import bind_sockets
 from toolkit import failpoints
 from toolkit.sync.contact import shown
 from toolkit.sync.metrics import CONTENT_TYPE_LATEST
+from toolkit.sync.ports import WebhookSink
 from toolkit.sync.webhook import WebhookRefused, parse_webhook
-
-if TYPE_CHECKING:
-    from toolkit.sync.service import SyncService
 
 log = logging.getLogger("toolkit.sync")
 
 
 class _Handler(tornado.web.RequestHandler):
-    def initialize(self, service: SyncService) -> None:
+    def initialize(self, service: WebhookSink) -> None:
         self.service = service
 
     def compute_etag(self) -> None:
@@ -109,7 +107,7 @@ class MetricsHandler(_Handler):
         self.finish(self.service.metrics.render())
 
 
-def make_app(service: SyncService) -> tornado.web.Application:
+def make_app(service: WebhookSink) -> tornado.web.Application:
     kw = {"service": service}
     return tornado.web.Application(
         [
