@@ -724,7 +724,7 @@ def test_the_sandbox_and_the_sync_side_share_no_code():
                 found.update(a.name for a in node.names)
         return {m for m in found if m.startswith("toolkit")}
 
-    for path in (ROOT / "toolkit" / "sandbox").glob("*.py"):
+    for path in (ROOT / "lever_sandbox").glob("*.py"):
         foreign = {
             m
             for m in imports(path)

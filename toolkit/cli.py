@@ -4,8 +4,9 @@ It imports the explicit list of command modules below (each registers itself wit
 `toolkit.commands.command`); nothing imports this module but the `lever-tags` entry point and
 `python -m toolkit`. Exit codes (docs/architecture.md): 0 success; 1 finished but some changes
 failed / rows do not hold / gaps found with --fail-on-gaps; 2 bad input, bad configuration,
-unreachable or non-Lever URL, authentication failure, always with one line on stderr and no
-traceback.
+unreachable or non-Lever URL, authentication failure; 3 Lever kept failing (5xx, 429, connection)
+after the retries. 2 and 3 always with one line on stderr and no traceback; every error class
+declares its code (toolkit/errors.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from toolkit.commands import (  # noqa: F401  (the command modules: registration
     sandbox,
     sync,
 )
-from toolkit.errors import ConfigurationError, LeverError
+from toolkit.errors import EXIT_LEVER_FAILED, ToolkitError
 
 # Re-exported: the names callers imported from here before the registry moved to toolkit.commands.
 __all__ = [
@@ -72,8 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except (ConfigurationError, UsageError, LeverError) as exc:
-        return fail(str(exc))
+    except ToolkitError as exc:  # each class declares its exit code (toolkit/errors.py)
+        if exc.exit_code == EXIT_LEVER_FAILED:
+            message = f"{exc} (Lever kept failing after the retries; try again later)"
+            return fail(message, EXIT_LEVER_FAILED)
+        return fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         print("lever-tags: interrupted", file=sys.stderr)
         return 130

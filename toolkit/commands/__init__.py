@@ -14,16 +14,26 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from toolkit.errors import (  # re-exported: the commands import them from here
+    EXIT_BAD_INPUT,
+    EXIT_FAILURES,
+    EXIT_LEVER_FAILED,
+    EXIT_OK,
+    UsageError,
+)
 from toolkit.sanitize import printable
 from toolkit.scrub import scrub
 
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """Bad input found by a command (a file, a value): exit 2 with this one line."""
+__all__ = [
+    "COMMANDS",
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILURES",
+    "EXIT_LEVER_FAILED",
+    "EXIT_OK",
+    "UsageError",
+    "command",
+    "fail",
+]
 
 
 AddArguments = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -38,9 +48,9 @@ def command(add: AddArguments) -> AddArguments:
     return add
 
 
-def fail(message: str) -> int:
-    """Print one `lever-tags: error:` line (scrubbed, printable) and return exit code 2."""
+def fail(message: str, exit_code: int = EXIT_BAD_INPUT) -> int:
+    """Print one `lever-tags: error:` line (scrubbed, printable) and return `exit_code`."""
     # one line, whatever the cause; no credential, no raw control character from data
     text = printable(" ".join(scrub(message).split()))
     print(f"lever-tags: error: {text}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return exit_code

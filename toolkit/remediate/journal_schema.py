@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.errors import ConfigurationError
+from toolkit.errors import JournalError  # noqa: F401  (re-exported: its home before errors.py)
 
 SCHEMA_VERSION = 1
 
@@ -141,10 +141,6 @@ CALL_COLUMNS = [
 
 
 JSON_COLUMNS = ("planned_tags", "tags", "before_tags", "after_tags")
-
-
-class JournalError(ConfigurationError):
-    """The journal cannot be used: locked by another run, another plan's, or not a journal."""
 
 
 def now_iso() -> str:

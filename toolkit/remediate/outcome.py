@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.audit import AuditResult
+from toolkit.errors import RemediationFailedError
 from toolkit.files import write_csv_atomic, write_json_atomic
 
 
@@ -52,10 +53,6 @@ def plan_tags(plan: Any) -> list[str]:
         tags += [old, new]
     tags += [str(t) for t in getattr(plan, "rows", pd.DataFrame(columns=["tag"]))["tag"]]
     return list(dict.fromkeys(tags))
-
-
-class RemediationFailedError(RuntimeError):
-    """A real apply finished, but some changes failed or do not hold in Lever afterwards."""
 
 
 _ROW_KEY = ["opportunity_id", "op", "tag"]

@@ -95,7 +95,7 @@ def check_plan_request(
         >>> check_plan_request("remove", renames={"py": "Python"})
         Traceback (most recent call last):
         ...
-        toolkit.remediate.plan.PlanError: --rename needs --mode rename
+        toolkit.errors.PlanError: --rename needs --mode rename
     """
     if mode not in MODES:
         raise PlanError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
