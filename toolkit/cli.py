@@ -16,6 +16,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from toolkit import __version__
+
 # The registry and the explicit list of commands: each command module registers itself on
 # import, in this order. A new command: a module in toolkit/commands/ with `@command`, added here.
 from toolkit.commands import (  # noqa: F401  (the command modules: registration)
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "LEVER_BASE_URL.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
+    parser.add_argument("--version", action="version", version=f"lever-tags {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for _name, add in COMMANDS:
         add(sub)

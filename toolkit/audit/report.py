@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit import __version__
 from toolkit.audit.result import AuditResult
 from toolkit.files import write_csv_atomic, write_json_atomic
 from toolkit.sanitize import private_dir
@@ -31,6 +32,7 @@ def audit_summary(result: AuditResult, meta: dict[str, Any] | None = None) -> di
     if "policy_summary" in meta:
         summary["policy"] = dict(meta.pop("policy_summary"), file=meta.get("policy"))
     summary["snapshot"] = meta
+    summary["toolkit_version"] = __version__
     return summary
 
 
