@@ -47,6 +47,11 @@ def reference_audit(opportunities: Iterable[dict], include_archived: bool = True
     }
 
 
+def split_pairs_of(opportunities: Iterable[dict], tag: str) -> set[tuple[str, str]]:
+    """The split pairs `(contact, tag)` of one tag, by the loops above."""
+    return {pair for pair in reference_audit(opportunities)["pairs"] if pair[1] == tag}
+
+
 def write_log(sb) -> Counter:
     """Effective tag writes per (opportunity, op), counted inside the sandbox (test-side hook)."""
     log: Counter = Counter()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 from collections import defaultdict
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import toolkit.audit as audit
 from toolkit.audit import (
     COVERAGE_COLUMNS,
     EVIDENCE_COLUMNS,
@@ -524,11 +522,6 @@ def test_integer_columns_are_int64(account):
     ]:
         for col in cols:
             assert table[col].dtype == np.int64
-
-
-def test_doctests():
-    failures, _ = doctest.testmod(audit, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0
 
 
 # -- property: vectorised == plain loop -------------------------------------------------------

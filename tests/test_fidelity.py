@@ -41,12 +41,10 @@ def tag_sets(sb) -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def cli_env(fresh_sandbox, monkeypatch, tmp_path):
+def cli_env(fresh_sandbox, monkeypatch, tmp_path, point_at):
     def start(**modes):
         sb = fresh_sandbox(contacts=CONTACTS, **modes)
-        for key, value in sb.env().items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+        point_at(sb)
         monkeypatch.chdir(tmp_path)
         return sb
 

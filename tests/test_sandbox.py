@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from polling import wait_for
 
 from lever_sandbox import (
     CONTACT_LEVEL_TAGS,
@@ -640,10 +641,8 @@ def test_state_file_round_trip(tmp_path, fresh_sandbox):
     gone = sb.opportunities()[1]["id"]
     sb.delete_opportunity(gone)
     before = sb.opportunities()
-    deadline = time.monotonic() + 10  # the background save lands within ~50 ms
-    while "Survives" not in path.read_text(encoding="utf-8") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert "Survives" in path.read_text(encoding="utf-8")
+    # the background save lands within ~50 ms
+    wait_for(lambda: "Survives" in path.read_text(encoding="utf-8"), 10, "the background save")
     sb.stop()
     assert sorted(p.name for p in path.parent.iterdir()) == ["sandbox.json"]  # no temp files
     again = fresh_sandbox(seed=999, contacts=5, state_file=path)  # the file wins
