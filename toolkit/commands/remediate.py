@@ -228,7 +228,10 @@ def _list_failures(result) -> None:
     outcomes = result.outcomes
     if outcomes.empty:
         return
-    bad = outcomes[outcomes["state"].isin(["failed", "not_found"])]
+    # imported when the command runs: the journal schema loads pandas
+    from toolkit.remediate.journal_schema import FAILURE_STATES
+
+    bad = outcomes[outcomes["state"].isin(FAILURE_STATES)]
     for row in bad.head(MAX_LISTED).itertuples(index=False):
         print(
             f"  {row.state}: {row.op} {printable(row.tags)} on {row.opportunity_id}: "

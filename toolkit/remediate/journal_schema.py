@@ -42,6 +42,9 @@ PENDING, INTENT, DONE, NOOP, FAILED, NOT_FOUND = (
 
 
 FINAL_STATES = frozenset({DONE, NOOP, FAILED, NOT_FOUND})
+# The states of a call that did not get its change into Lever: the one definition of "failed"
+# (the CLI, the reports and sync's activity report all count these).
+FAILURE_STATES = frozenset({FAILED, NOT_FOUND})
 
 
 SCHEMA = """

@@ -13,6 +13,7 @@ import pandas as pd
 from toolkit.audit import AuditResult
 from toolkit.errors import RemediationFailedError
 from toolkit.files import write_csv_atomic, write_json_atomic
+from toolkit.remediate.journal_schema import FAILURE_STATES
 
 
 def project_plan(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
@@ -128,7 +129,7 @@ def _first_failure(outcomes: Any) -> str:
         return ""
     if not {"state", "message"} <= set(outcomes.columns):
         return ""
-    bad = outcomes.loc[outcomes["state"].isin(["failed", "not_found"]), "message"].dropna()
+    bad = outcomes.loc[outcomes["state"].isin(FAILURE_STATES), "message"].dropna()
     text = " ".join(str(bad.iloc[0]).split()) if len(bad) else ""
     return text if len(text) <= 160 else text[:159] + "…"
 
