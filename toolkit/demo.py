@@ -9,7 +9,8 @@
 3. Check that the final audit has zero split pairs for the demo policy's contact-level tags.
 4. Stop the sandbox (also on failure or Ctrl-C), print where the reports are.
 
-`--update-images` copies the charts of the run into `docs/images/` (the README shows them).
+`--update-images` copies the charts of the run into `docs/images/` (docs/guide.md and
+docs/usage.md show them).
 """
 
 from __future__ import annotations
