@@ -262,14 +262,13 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_verify)
 
 
-def _on_purpose_line(on_purpose) -> str:
+def _on_purpose_line(counts: dict[str, int]) -> str:
     """`not written on purpose: 3 (drift)` or `... 3 (2 drift, 1 anonymized)`."""
-    kinds = on_purpose["reason"].str.extract(r"\((.*)\)", expand=False).value_counts()
-    if len(kinds) == 1:
-        detail = str(kinds.index[0])
+    if len(counts) == 1:
+        detail = next(iter(counts))
     else:
-        detail = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
-    return f"not written on purpose: {len(on_purpose)} ({detail})"
+        detail = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    return f"not written on purpose: {sum(counts.values())} ({detail})"
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
@@ -298,7 +297,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             more = f"  ... {len(failures) - MAX_LISTED} more"
             print(more + (f" in {args.out}" if args.out else ""))
     if len(on_purpose):
-        print(_on_purpose_line(on_purpose) + f"; see the journal {run.journal}")
+        print(_on_purpose_line(run.on_purpose_counts) + f"; see the journal {run.journal}")
     return EXIT_OK if failures.empty else EXIT_FAILURES
 
 
