@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tomllib
@@ -81,6 +82,25 @@ def test_the_import_contract_holds():
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "0 broken" in done.stdout
+
+
+HEAVY = ("pandas", "numpy", "pyarrow", "requests", "tornado", "prometheus_client", "papermill")
+
+
+def test_the_command_line_loads_no_heavy_module_before_a_command_runs():
+    """`lever-tags audit --help` (every parser built) imports none of what the commands need."""
+    code = (
+        "import json, sys\n"
+        "from toolkit.cli import main\n"
+        "try:\n    main(['audit', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert "toolkit" in loaded and "lever_sandbox" in loaded  # the parsers were built
+    assert sorted(loaded & set(HEAVY)) == []
 
 
 def _write() -> None:
