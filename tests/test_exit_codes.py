@@ -107,3 +107,19 @@ def test_one_root_and_an_exit_code_on_every_class():
 )
 def test_the_moved_classes_keep_their_old_names(module, name):
     assert getattr(__import__(module, fromlist=[name]), name) is getattr(errors, name)
+
+
+def test_library_errors_name_fields_and_the_cli_words_them_as_flags(tmp_path, monkeypatch, capsys):
+    from toolkit import workflows
+
+    for name in ("LEVER_API_KEY", "LEVER_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(errors.PlanError) as raised:  # a notebook or library caller
+        workflows.plan_changes(tmp_path / "p.csv", mode="remove", tags=["x"], renames={"a": "b"})
+    assert str(raised.value) == "renames: only for mode rename"
+    argv = ["plan", "--mode", "remove", "--tag", "x", "--rename", "a=b", "--out", "p.csv"]
+    code, err = _run(capsys, argv)
+    assert code == 2 and err == "lever-tags: error: --rename OLD=NEW: only for --mode rename"
+    code, err = _run(capsys, ["plan", "--out", "p.csv"])
+    assert err == "lever-tags: error: no tags to plan: give --tag T or --policy FILE"

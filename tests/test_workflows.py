@@ -129,5 +129,5 @@ def test_plan_requests_are_refused_before_anything_is_fetched(mode, tmp_path, mo
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigurationError, match="no tags to plan"):
         workflows.plan_changes(tmp_path / "plan.csv", mode=mode)
-    with pytest.raises(ConfigurationError, match="--rename needs --mode rename"):
+    with pytest.raises(ConfigurationError, match="renames: only for mode rename"):
         workflows.plan_changes(tmp_path / "plan.csv", mode=mode, tags=["x"], renames={"a": "b"})

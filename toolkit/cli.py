@@ -25,6 +25,7 @@ from toolkit.commands import (  # noqa: F401  (the command modules: registration
     EXIT_BAD_INPUT,
     EXIT_FAILURES,
     EXIT_OK,
+    FLAGS,
     UsageError,
     audit,
     command,
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.exit_code == EXIT_LEVER_FAILED:
             message = f"{exc} (Lever kept failing after the retries; try again later)"
             return fail(message, EXIT_LEVER_FAILED)
-        return fail(str(exc), exc.exit_code)
+        return fail(exc.worded(FLAGS), exc.exit_code)  # fields worded as this command's flags
     except KeyboardInterrupt:
         print("lever-tags: interrupted", file=sys.stderr)
         return 130

@@ -35,10 +35,42 @@ EXIT_BAD_INPUT = 2  # bad input or configuration, a refused key, an unreachable 
 EXIT_LEVER_FAILED = 3  # Lever failed (5xx, 429, connection) and kept failing after the retries
 
 
+class _Names(dict):
+    """`str.format_map` helper: a field without a wording of its own is named as it is."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
 class ToolkitError(Exception):
-    """The root of every error the toolkit raises on purpose; `exit_code` is the CLI's."""
+    """The root of every error the toolkit raises on purpose; `exit_code` is the CLI's.
+
+    An error about the caller's input names fields, not a front end's spelling of them:
+    `ToolkitError.naming("give {tags} or {policy_path}")` reads "give tags or policy_path" (the
+    names a library or notebook caller passes), and each front end words it its own way with
+    `worded` (the CLI: "give --tag T or --policy FILE").
+
+    Example:
+        >>> exc = ToolkitError.naming("give {tags} or {policy_path}")
+        >>> str(exc), exc.worded({"tags": "--tag T"})
+        ('give tags or policy_path', 'give --tag T or policy_path')
+    """
 
     exit_code = EXIT_BAD_INPUT
+    template: str | None = None
+
+    @classmethod
+    def naming(cls, template: str) -> ToolkitError:
+        """An error whose message names fields as `{field}` (see the class)."""
+        exc = cls(template.format_map(_Names()))
+        exc.template = template
+        return exc
+
+    def worded(self, names: dict[str, str]) -> str:
+        """The message with each `{field}` worded as `names` says (unnamed fields as they are)."""
+        if self.template is None:
+            return str(self)
+        return self.template.format_map(_Names(names))
 
 
 class ConfigurationError(ToolkitError):

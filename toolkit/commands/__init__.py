@@ -30,11 +30,21 @@ __all__ = [
     "EXIT_FAILURES",
     "EXIT_LEVER_FAILED",
     "EXIT_OK",
+    "FLAGS",
     "UsageError",
     "command",
     "fail",
 ]
 
+
+# How the command line words the fields library errors name (`ToolkitError.naming`).
+FLAGS = {
+    "tags": "--tag T",
+    "policy_path": "--policy FILE",
+    "mode": "--mode",
+    "renames": "--rename OLD=NEW",
+    "journal_path": "--journal FILE",
+}
 
 AddArguments = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 

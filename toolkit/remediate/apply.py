@@ -322,7 +322,7 @@ def apply_plan(
         raise PlanError(f"workers must be at least 1 (got {workers})")
     if not dry_run and journal_path is None:
         if plan.path is None:
-            raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
+            raise PlanError.naming("writing needs a journal: give {journal_path}")
         journal_path = default_journal_path(plan.path)
     check_perform_as(client, perform_as)
     if dry_run or not _journal_is_planned(journal_path):
