@@ -5,9 +5,10 @@
 
 For each `createdAt` profile (uniform, recent, bulk, sparse: see
 `lever_sandbox.data.apply_created_profile`) and size, a sandbox runs in its own process
-(`lever-tags sandbox --created-profile P`) with Lever's documented limit (10 requests/s, bursts
-of 20) and 300 ms latency (10 % jitter). The whole `lever-tags snapshot --out FILE` command is
-timed in a child process: interpreter start, imports, the fetch, the Parquet and metadata files.
+(`SandboxProcess`: `python -m lever_sandbox --created-profile P`) with Lever's documented limit
+(10 requests/s, bursts of 20) and 300 ms latency (10 % jitter). The whole `lever-tags snapshot
+--out FILE` command is timed in a child process: interpreter start, imports, the fetch, the
+Parquet and metadata files.
 The ceiling is 10 pages/s x 100 opportunities = 1,000 opportunities/s; the minimum number of
 requests is ceil(N / 100). The snapshot is checked against the sandbox's own list (every
 opportunity exactly once). Beside it, one plain sequential listing per size (one
@@ -31,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pandas as pd  # noqa: E402
 import requests  # noqa: E402
-from sandbox_process import sandbox_process  # noqa: E402
 
 from lever_sandbox.data import CREATED_PROFILES  # noqa: E402
+from lever_sandbox.process import SandboxProcess  # noqa: E402
 from toolkit.client import LeverClient  # noqa: E402
 
 
@@ -72,7 +73,7 @@ def _snapshot_command(env: dict[str, str], out: Path, workers: int) -> dict:
 def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool) -> list[dict]:
     rows = []
     ceiling = args.rate * 100
-    with sandbox_process(
+    with SandboxProcess(
         "--opportunities",
         str(size),
         "--created-profile",
@@ -83,7 +84,8 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
         str(args.rate),
         "--burst",
         str(args.burst),
-    ) as env:
+    ) as sandbox_run:
+        env = sandbox_run.env
         expected = _server_ids(env)
         with tempfile.TemporaryDirectory() as tmp:
             result = _snapshot_command(env, Path(tmp) / "snapshot.parquet", args.workers)

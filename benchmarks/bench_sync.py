@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from docs_section import command_line, write_section
-from sandbox_process import sandbox_process
 
+from lever_sandbox.process import SandboxProcess
 from toolkit.sync.store import SyncJournal
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -168,7 +168,8 @@ def phase(sandbox: Sandbox, journal: Path, contacts: list, at_once: bool) -> dic
 def run(args: argparse.Namespace) -> dict:
     flags = ["--contacts", str(args.contacts), "--latency-ms", str(args.latency_ms)]
     flags += ["--rate", str(args.rate), "--burst", str(args.burst)]
-    with sandbox_process(*flags) as env, tempfile.TemporaryDirectory() as tmp:
+    with SandboxProcess(*flags) as sandbox_run, tempfile.TemporaryDirectory() as tmp:
+        env = sandbox_run.env
         sandbox = Sandbox(env)
         n_seq, n_burst = args.sequential, args.burst_events
         contacts = prepare(sandbox, n_seq + n_burst + args.poll_events)

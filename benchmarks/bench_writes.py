@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from docs_section import command_line, write_section
-from sandbox_process import sandbox_process
 
 from lever_sandbox import CONTACT_LEVEL_TAGS
+from lever_sandbox.process import SandboxProcess
 from toolkit.client import LeverClient
 from toolkit.remediate.apply import apply_plan
 from toolkit.remediate.plan import Plan
@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> dict:
         "--contacts", str(args.contacts), "--latency-ms", str(args.latency_ms),
         "--rate", str(args.rate), "--burst", str(args.burst), "--seed", "7",
     ]  # fmt: skip
-    with sandbox_process(*sandbox_args) as env:
+    with SandboxProcess(*sandbox_args) as sandbox_run:
+        env = sandbox_run.env
         client = LeverClient(
             env["LEVER_BASE_URL"], api_key=env["LEVER_API_KEY"], rate=args.rate, burst=10
         )

@@ -1,5 +1,6 @@
-"""The sandbox's engine: its run-time configuration (`SandboxConfig`) and the `Engine` that
-holds the state, the per-key buckets and the fault injection every handler consults."""
+"""The sandbox's engine: the `Engine` that holds the state, the per-key buckets and the fault
+injection every handler consults. Its settings (`SandboxConfig`) are declared in
+`lever_sandbox.config` and re-exported here."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ import random
 import secrets
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from typing import Any
 
 from lever_sandbox.bucket import ServerBucket
-from lever_sandbox.oauth import REFRESH_ROTATIONS, OAuthApp, token_answer
+from lever_sandbox.config import (  # noqa: F401  (re-exported: their names before config.py)
+    CONFIG_FIELDS,
+    LISTING_ORDERS,
+    SandboxConfig,
+    SandboxConfigError,
+    coerce_config,
+)
+from lever_sandbox.oauth import OAuthApp, token_answer
 from lever_sandbox.protocol import TokenCodec
-from lever_sandbox.state import LISTING_ORDERS, SandboxState
+from lever_sandbox.state import SandboxState
 
 DELETED_SHAPES = ("documented", "minimal", "id")
 INVALID_OFFSET_MESSAGE = "Invalid offset token: Offset token is invalid for sort"
@@ -26,161 +34,6 @@ SERVER_FAULTS = (
     (502, "BadGateway", "Bad gateway"),
     (503, "ServiceUnavailable", "The service is temporarily unavailable"),
 )
-
-
-@dataclass
-class SandboxConfig:
-    """Run-time behaviour; every field can be changed with `Sandbox.configure` or the admin API.
-
-    Attributes:
-        latency_ms: delay added to every /v1 request, milliseconds.
-        jitter_ms: uniform jitter added to the latency (0..jitter_ms); None = 10 % of latency.
-        rate, burst: the token bucket per key (requests/second, bucket size).
-        fail_rate: probability of a 500/502/503 answer.
-        drop_rate: probability of closing the connection without an answer.
-        offset_fault_rate: probability that a request carrying ``offset`` gets the
-            invalid-offset-token answer.
-        retry_after: send ``Retry-After`` (whole seconds) on 429 answers.
-        offset_error_status: HTTP status of the invalid-offset-token answer (400, or 200 as one
-            public connector saw).
-        offset_fault_each_listing: the Nth follow-up page of every listing (every distinct
-            query) answers the invalid-offset-token message, once; the restarted listing then
-            goes through (0 = never). Deterministic however requests interleave.
-        spike_rate: probability that a request is delayed by an extra `spike_ms` (a latency
-            spike: slow enough to hit a client's read timeout).
-        spike_ms: the extra delay of a spike, milliseconds.
-
-    Modes for Lever behaviours that are not documented ([guess] in lever-api.md); each default
-    is the behaviour the toolkit was first written against, and `lever-tags doctor` reports a
-    real account that differs from it:
-
-        perform_as_status: the answer to a write whose ``perform_as`` user does not exist:
-            400 (default) or 404 ``users <id> was not found``.
-        tag_writes_bump_updated_at: a tag write moves ``updatedAt`` (default true).
-        confidential_denied: a key without confidential access asking for confidential data
-            gets ``403`` (default) or ``filter``: the confidential ones are silently left out.
-        omit_next: ``never`` (default), ``once`` (the first page of every listing that has more
-            answers ``hasNext: true`` without ``next`` once), or ``always``.
-        access_token_ttl_s: lifetime of the OAuth access token in seconds (Lever: one hour).
-        access_token_max_requests: the OAuth access token expires after this many requests
-            (0 = only by time): a deterministic expiring-token mode.
-        deleted_shape: items of ``GET /opportunities/deleted``: ``documented`` (default: the
-            whole opportunity plus ``deletedBy`` and ``deletedAt``, as Lever documents it),
-            ``minimal`` (``{id, deletedAt}``) or ``id`` (``{id}`` only).
-        refresh_rotation: what ``POST /oauth/token`` answers with: ``rotate`` (default, a new
-            refresh token; the old one is refused), ``keep`` (the same one) or ``omit`` (none).
-        listing_order: the order `GET /opportunities` lists in (undocumented at Lever):
-            ``created`` (createdAt, then id), ``descending`` (newest first) or ``shuffled``
-            (a fixed order unrelated to time, from a hash of the id).
-    """
-
-    latency_ms: float = 0.0
-    jitter_ms: float | None = None
-    rate: float = 10.0
-    burst: int = 20
-    fail_rate: float = 0.0
-    drop_rate: float = 0.0
-    offset_fault_rate: float = 0.0
-    retry_after: bool = False
-    offset_error_status: int = 400
-    spike_rate: float = 0.0
-    spike_ms: float = 2000.0
-    offset_fault_each_listing: int = 0
-    perform_as_status: int = 400
-    tag_writes_bump_updated_at: bool = True
-    confidential_denied: str = "403"
-    omit_next: str = "never"
-    access_token_ttl_s: float = 3600.0
-    access_token_max_requests: int = 0
-    deleted_shape: str = "documented"
-    refresh_rotation: str = "rotate"
-    listing_order: str = "created"
-
-    def validated(self) -> SandboxConfig:
-        if self.latency_ms < 0 or (self.jitter_ms is not None and self.jitter_ms < 0):
-            raise ValueError("latency_ms and jitter_ms must be >= 0")
-        if self.rate <= 0:
-            raise ValueError(f"rate must be > 0 (got {self.rate})")
-        if int(self.burst) < 1:
-            raise ValueError(f"burst must be >= 1 (got {self.burst})")
-        if self.offset_fault_each_listing < 0:
-            raise ValueError(
-                f"offset_fault_each_listing must be >= 0 (got {self.offset_fault_each_listing})"
-            )
-        if self.spike_ms < 0:
-            raise ValueError(f"spike_ms must be >= 0 (got {self.spike_ms})")
-        for name in ("fail_rate", "drop_rate", "offset_fault_rate", "spike_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1 (got {value})")
-        if self.offset_error_status not in (200, 400):
-            raise ValueError("offset_error_status must be 200 or 400")
-        if self.perform_as_status not in (400, 404):
-            raise ValueError("perform_as_status must be 400 or 404")
-        if self.confidential_denied not in ("403", "filter"):
-            raise ValueError("confidential_denied must be 403 or filter")
-        if self.omit_next not in ("never", "once", "always"):
-            raise ValueError("omit_next must be never, once or always")
-        if self.deleted_shape not in DELETED_SHAPES:
-            raise ValueError(f"deleted_shape must be one of {', '.join(DELETED_SHAPES)}")
-        if self.refresh_rotation not in REFRESH_ROTATIONS:
-            raise ValueError(f"refresh_rotation must be one of {', '.join(REFRESH_ROTATIONS)}")
-        if self.access_token_ttl_s <= 0 or self.access_token_max_requests < 0:
-            raise ValueError("access_token_ttl_s must be > 0, access_token_max_requests >= 0")
-        if self.listing_order not in LISTING_ORDERS:
-            raise ValueError(f"listing_order must be one of {', '.join(LISTING_ORDERS)}")
-        self.burst = int(self.burst)
-        return self
-
-
-_CONFIG_TYPES = {
-    "latency_ms": float,
-    "jitter_ms": float,
-    "rate": float,
-    "burst": int,
-    "fail_rate": float,
-    "drop_rate": float,
-    "offset_fault_rate": float,
-    "retry_after": bool,
-    "offset_error_status": int,
-    "spike_rate": float,
-    "spike_ms": float,
-    "offset_fault_each_listing": int,
-    "perform_as_status": int,
-    "tag_writes_bump_updated_at": bool,
-    "confidential_denied": str,
-    "omit_next": str,
-    "access_token_ttl_s": float,
-    "access_token_max_requests": int,
-    "deleted_shape": str,
-    "refresh_rotation": str,
-    "listing_order": str,
-}
-
-
-def coerce_config(changes: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for name, value in changes.items():
-        if name not in _CONFIG_TYPES:
-            raise ValueError(f"unknown sandbox setting {name!r}")
-        kind = _CONFIG_TYPES[name]
-        if value is None and name == "jitter_ms":
-            out[name] = None
-        elif kind is str:
-            if not isinstance(value, str):
-                raise ValueError(f"{name} must be a string")
-            out[name] = value
-        elif kind is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be true or false")
-            out[name] = value
-        elif kind is str:
-            out[name] = str(value)
-        elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"{name} must be a number")
-        else:
-            out[name] = kind(value)
-    return out
 
 
 class Engine:
@@ -359,6 +212,3 @@ class Engine:
             stats = self.state.stats
             stats.in_flight += delta
             stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
-
-
-CONFIG_FIELDS = tuple(f.name for f in fields(SandboxConfig))

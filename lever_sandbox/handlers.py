@@ -1,5 +1,6 @@
 """The sandbox's routes (tornado handlers): Lever's `/v1` API as `lever-api.md` describes it,
-and the admin routes under `/_sandbox/`.
+and the admin routes under `/_sandbox/`. The application that routes to them is
+`lever_sandbox.app.make_app` (it adds the webhook routes of `lever_sandbox.webhooks`).
 
 Every ``/v1`` request goes through the same steps in `V1Handler.prepare`: authentication (401),
 the per-key token bucket (429), the configured latency (an ``await asyncio.sleep``, so requests
@@ -468,61 +469,3 @@ class AdminNotFoundHandler(AdminHandler):
         self.reply(404, {"code": "ResourceNotFound", "message": "Resource not found"})
 
     get = post = put = delete = patch = _not_found
-
-
-def _log_request(handler: tornado.web.RequestHandler) -> None:
-    log.debug(
-        "%s %s -> %s (%.1f ms)",
-        handler.request.method,
-        handler.request.path,
-        handler.get_status(),
-        handler.request.request_time() * 1000,
-    )
-
-
-def _webhook_routes(kw: dict[str, Any], api: bool = False) -> list:
-    # Both modules import this module's handlers: loaded here, when the app is made.
-    from lever_sandbox.webhooks import routes
-    from lever_sandbox.webhooks_api import admin_routes, api_routes
-
-    return api_routes(kw) if api else [*admin_routes(kw), *routes(kw)]
-
-
-def _catalog_routes(kw: dict[str, Any]) -> list[tuple]:
-    # Imported here: the catalog module imports this module's V1Handler (a cycle at import).
-    from lever_sandbox.catalog import routes
-
-    return routes(kw)
-
-
-def make_app(engine: Engine) -> tornado.web.Application:
-    """The tornado application: /v1 routes and /_sandbox admin routes."""
-    kw = {"engine": engine}
-    seg = r"([^/]+)"
-    return tornado.web.Application(
-        [
-            (r"/v1/opportunities/?", OpportunitiesHandler, kw),
-            (r"/v1/opportunities/deleted/?", DeletedOpportunitiesHandler, kw),
-            (rf"/v1/opportunities/{seg}/?", OpportunityHandler, kw),
-            (rf"/v1/opportunities/{seg}/(addTags|removeTags)/?", TagWriteHandler, kw),
-            (rf"/v1/candidates/{seg}/(addTags|removeTags)/?", CandidateTagWriteHandler, kw),
-            (r"/v1/tags/?", TagsHandler, kw),
-            (r"/v1/users/?", UsersHandler, kw),
-            (rf"/v1/users/{seg}/?", UserHandler, kw),
-            (rf"/v1/contacts/{seg}/?", ContactHandler, kw),
-            *_webhook_routes(kw, api=True),
-            *_catalog_routes(kw),
-            (r"/v1(/.*)?", NotFoundHandler, kw),
-            (r"/oauth/token", OAuthTokenHandler, kw),
-            (r"/_sandbox/stats", AdminStatsHandler, kw),
-            (r"/_sandbox/reset", AdminResetHandler, kw),
-            (r"/_sandbox/config", AdminConfigHandler, kw),
-            (r"/_sandbox/opportunities", AdminOpportunitiesHandler, kw),
-            (rf"/_sandbox/opportunities/{seg}", AdminOpportunityHandler, kw),
-            (rf"/_sandbox/opportunities/{seg}/tags", AdminTagsHandler, kw),
-            *_webhook_routes(kw),
-            (r"/_sandbox(/.*)?", AdminNotFoundHandler, kw),
-        ],
-        log_function=_log_request,
-        compress_response=False,
-    )

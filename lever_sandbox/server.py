@@ -16,10 +16,9 @@ from typing import Any
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from lever_sandbox import SandboxConfig
+from lever_sandbox.app import make_app
 from lever_sandbox.data import Dataset, apply_created_profile
-from lever_sandbox.engine import Engine, coerce_config
-from lever_sandbox.handlers import make_app
+from lever_sandbox.engine import Engine, SandboxConfig, coerce_config
 from lever_sandbox.state import (
     SandboxState,
     default_dataset,

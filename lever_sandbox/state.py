@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from lever_sandbox.config import LISTING_ORDERS
 from lever_sandbox.data import Dataset, generate_dataset, is_archived
 from lever_sandbox.protocol import ApiError, Stats, now_ms, parse_bool, parse_ms
 
@@ -34,7 +35,6 @@ STATE_FORMAT = "lever-sandbox-state"
 STATE_VERSION = 1
 
 
-LISTING_ORDERS = ("created", "descending", "shuffled")
 SAVE_DELAY = 0.05  # seconds: writes within this window share one save of the state file
 
 log = logging.getLogger(__name__)

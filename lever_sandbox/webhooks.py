@@ -452,7 +452,7 @@ class ChangeTagsHandler(_WebhookAdmin):
 
 
 def routes(kw: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
-    """The admin routes above, for `lever_sandbox.handlers.make_app`."""
+    """The admin routes above, for `lever_sandbox.app.make_app`."""
     seg = r"([^/]+)"
     return [
         (r"/_sandbox/webhooks/?", WebhooksHandler, kw),

@@ -179,7 +179,7 @@ class TestRequestHandler(AdminHandler):
 
 
 def api_routes(kw: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
-    """``/v1/webhooks`` routes (before the /v1 catch-all) for `lever_sandbox.handlers.make_app`."""
+    """``/v1/webhooks`` routes (before the /v1 catch-all) for `lever_sandbox.app.make_app`."""
     return [
         (r"/v1/webhooks/?", ApiWebhooksHandler, kw),
         (r"/v1/webhooks/([^/]+)/?", ApiWebhookHandler, kw),

@@ -50,6 +50,20 @@ def fresh_sandbox() -> Iterator[Callable[..., Sandbox]]:
         sb.stop()
 
 
+@pytest.fixture
+def point_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[Sandbox], Sandbox]:
+    """``point_at(sb)``: this test's LEVER_* environment (and the kernels and processes it
+    starts) points at the sandbox `sb`, with its full-access key; LEVER_ACCESS_TOKEN unset."""
+
+    def point(sb: Sandbox) -> Sandbox:
+        monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+        for key, value in sb.env().items():
+            monkeypatch.setenv(key, value)
+        return sb
+
+    return point
+
+
 # -- secrets (owner: reliability) -----------------------------------------------------------------
 
 _KEYS: set[str] = set()

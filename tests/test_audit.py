@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import doctest
-from collections import defaultdict
-
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import reference_tables
 
-import toolkit.audit as audit
 from toolkit.audit import (
     COVERAGE_COLUMNS,
     EVIDENCE_COLUMNS,
@@ -526,29 +523,7 @@ def test_integer_columns_are_int64(account):
             assert table[col].dtype == np.int64
 
 
-def test_doctests():
-    failures, _ = doctest.testmod(audit, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert failures == 0
-
-
 # -- property: vectorised == plain loop -------------------------------------------------------
-
-
-def loop_audit(rows: list[tuple[str, str | None, list[str]]]):
-    by_contact: dict[object, list[tuple[str, set[str]]]] = defaultdict(list)
-    for opp, contact, tags in rows:
-        key = contact if contact is not None else ("self", opp)
-        by_contact[key].append((opp, set(tags)))
-    pairs, missing = set(), set()
-    for contact, opps in by_contact.items():
-        if len(opps) < 2:
-            continue
-        for tag in set().union(*(t for _, t in opps)):
-            holders = sum(tag in t for _, t in opps)
-            if 0 < holders < len(opps):
-                pairs.add((contact, tag, holders, len(opps)))
-                missing.update((o, contact, tag) for o, t in opps if tag not in t)
-    return pairs, missing, len(by_contact)
 
 
 @settings(max_examples=150, deadline=None)
@@ -564,7 +539,8 @@ def loop_audit(rows: list[tuple[str, str | None, list[str]]]):
 def test_vectorised_equals_plain_loop(spec):
     rows = [(f"o{i}", contact, tags) for i, (contact, tags) in enumerate(spec)]
     frame = make_frame(rows)
-    pairs, missing, contacts = loop_audit(rows)
+    pairs, missing, sizes = reference_tables(rows)
+    contacts = len(sizes)
     assert set(as_tuples(split_pairs(frame))) == pairs
     got_missing = as_tuples(missing_assignments(frame))
     assert len(got_missing) == len(set(got_missing))

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections import defaultdict
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from reference import reference_tables
 
 from toolkit import audit
 from toolkit.audit import arrays, engine
@@ -39,25 +39,20 @@ def random_frame(seed: int, n: int = 2500) -> pd.DataFrame:
 
 
 def expected_tables(frame: pd.DataFrame) -> tuple[list[tuple], list[tuple]]:
-    """Split pairs and missing assignments by plain loops, in the audit's documented order:
-    split pairs by (contact, tag); missing by (contact, tag, row of the frame)."""
-    by_contact: dict[str, list[tuple[int, str, set[str]]]] = defaultdict(list)
-    for row, (opp, contact, tags) in enumerate(
-        frame[["opportunity_id", "contact_id", "tags"]].itertuples(index=False)
-    ):
-        if pd.notna(contact):
-            by_contact[contact].append((row, opp, set(tags)))
-    pairs, missing = [], []
-    for contact in sorted(by_contact):
-        opps = by_contact[contact]
-        if len(opps) < 2:
-            continue
-        for tag in sorted(set().union(*(t for _, _, t in opps))):
-            holders = sum(tag in t for _, _, t in opps)
-            if holders < len(opps):
-                pairs.append((contact, tag, holders, len(opps)))
-                missing.extend((opp, contact, tag) for _, opp, t in opps if tag not in t)
-    return pairs, missing
+    """Split pairs and missing assignments by the reference loops (tests/reference.py), in the
+    audit's documented order: split pairs by (contact, tag); missing by (contact, tag, row)."""
+    rows = [
+        (opp, contact if pd.notna(contact) else None, tags)
+        for opp, contact, tags in frame[["opportunity_id", "contact_id", "tags"]].itertuples(
+            index=False
+        )
+    ]
+    pairs, missing, _ = reference_tables(rows)
+    row_of = {opp: i for i, (opp, _, _) in enumerate(rows)}
+    return (
+        sorted(pairs, key=lambda p: (p[0], p[1])),
+        sorted(missing, key=lambda m: (m[1], m[2], row_of[m[0]])),
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -24,10 +24,8 @@ SUMMARY_KEYS = [
 
 
 @pytest.fixture
-def env(monkeypatch, sandbox):
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    for key, value in sandbox.env().items():
-        monkeypatch.setenv(key, value)
+def env(monkeypatch, sandbox, point_at):
+    point_at(sandbox)
     return sandbox
 
 
@@ -45,6 +43,7 @@ def test_audit_numbers_equal_the_sandbox_data(env, tmp_path, capsys, exclude_arc
     assert main(argv) == 0
     summary, pairs, missing = _read(out)
     expected = reference_audit(env.opportunities(), include_archived=not exclude_archived)
+    assert list(summary)[: len(SUMMARY_KEYS)] == SUMMARY_KEYS  # the file starts with them
     assert {k: summary[k] for k in SUMMARY_KEYS} == expected["summary"]
     assert all(isinstance(summary[k], int) for k in SUMMARY_KEYS)
     assert list(pairs.columns) == ["contact_id", "tag", "with_tag", "opportunities"]
@@ -133,10 +132,9 @@ def test_audit_without_names_writes_no_personal_data(env, tmp_path):
         assert not any(n in text for n in real_names), f"a name in {path.name}"
 
 
-def test_empty_account_gives_a_valid_empty_report(fresh_sandbox, monkeypatch, tmp_path):
+def test_empty_account_gives_a_valid_empty_report(fresh_sandbox, monkeypatch, tmp_path, point_at):
     sb = fresh_sandbox(contacts=0)
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
+    point_at(sb)
     out = tmp_path / "empty"
     assert main(["audit", "--out", str(out)]) == 0
     summary, pairs, missing = _read(out)
@@ -161,11 +159,10 @@ def test_redact_with_a_secret_salt_writes_no_trace_of_it(env, tmp_path, monkeypa
 
 
 def test_fail_on_gaps_with_a_policy_counts_only_its_contact_level_tags(
-    fresh_sandbox, monkeypatch, tmp_path, capsys
+    fresh_sandbox, monkeypatch, tmp_path, capsys, point_at
 ):
     sb = fresh_sandbox(seed=8, contacts=120)
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
+    point_at(sb)
     (tmp_path / "policy.yaml").write_text("contact_level: [Python]\n")
     audit = ["audit", "--policy", str(tmp_path / "policy.yaml"), "--fail-on-gaps"]
     assert main([*audit, "--out", str(tmp_path / "before")]) == 1

@@ -1,4 +1,5 @@
-"""Every example in a docstring runs: each toolkit module that has one is doctested here."""
+"""Every example in a docstring runs: each module of the toolkit and of the sandbox that has one
+is doctested here, and only here (once)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
+import lever_sandbox
 import toolkit
 
-ROOT = Path(toolkit.__file__).parent
+PACKAGES = {
+    "toolkit.": Path(toolkit.__file__).parent,
+    "lever_sandbox.": Path(lever_sandbox.__file__).parent,
+}
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 
 
@@ -27,14 +32,20 @@ def _runnable_examples(name: str) -> int:
 
 MODULES = sorted(
     info.name
-    for info in pkgutil.walk_packages([str(ROOT)], prefix="toolkit.")
+    for prefix, root in PACKAGES.items()
+    for info in pkgutil.walk_packages([str(root)], prefix=prefix)
     if not info.name.endswith("__main__") and _runnable_examples(info.name)
 )
 
 
 def test_the_modules_with_examples_are_found():
     # A guard for the parametrisation below: an empty list would make it test nothing.
-    expected = {"toolkit.audit.tables", "toolkit.policy", "toolkit.remediate.planner"}
+    expected = {
+        "toolkit.audit.tables",
+        "toolkit.policy",
+        "toolkit.remediate.planner",
+        "lever_sandbox.config",
+    }
     assert expected <= set(MODULES)
 
 

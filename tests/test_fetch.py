@@ -4,12 +4,12 @@ order, under injected faults; the hand-on of a running window fails safe; concur
 from __future__ import annotations
 
 import json
-import time
 from itertools import pairwise
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from polling import wait_for
 
 from lever_sandbox.data import (
     BULK_IMPORT_MS,
@@ -226,8 +226,6 @@ def test_verify_reads_contact_batches_concurrently_under_the_limiter(fresh_sandb
     def listings() -> int:  # the sandbox counts a request once its answer is sent: poll
         return sum(sb.stats()["by_route"].get("GET /v1/opportunities", {}).values())
 
-    deadline = time.monotonic() + 10
-    while listings() < batches and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: listings() >= batches, 10, "one listing per batch of contacts")
     assert listings() >= batches > 4  # one listing per batch of contacts, at least
     assert sb.stats()["max_in_flight"] >= 4  # listed at once, not one after another

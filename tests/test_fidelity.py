@@ -4,12 +4,15 @@ undocumented Lever behaviour, and `lever-tags doctor` listing exactly the modes 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
 import requests
 import responses
 
+from lever_sandbox.process import SandboxProcess
 from toolkit.cli import main
 from toolkit.client import LeverClient
 from toolkit.doctor.report import run_doctor
@@ -38,12 +41,10 @@ def tag_sets(sb) -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def cli_env(fresh_sandbox, monkeypatch, tmp_path):
+def cli_env(fresh_sandbox, monkeypatch, tmp_path, point_at):
     def start(**modes):
         sb = fresh_sandbox(contacts=CONTACTS, **modes)
-        for key, value in sb.env().items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+        point_at(sb)
         monkeypatch.chdir(tmp_path)
         return sb
 
@@ -476,26 +477,14 @@ def test_unknown_user_and_perform_as_404_bodies_are_lever_shaped(fresh_sandbox):
 
 def test_sandbox_cli_mode_flags_reach_doctor(tmp_path):
     """`lever-tags sandbox` with every mode flag; doctor lists each one (and only those)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     env = dict(os.environ, LEVER_SANDBOX_KEY="cli-mode-key-123")
-    args = ["--port", "0", "--contacts", "150", "--rate", "1000", "--burst", "1000"]
+    args = ["--contacts", "150", "--rate", "1000", "--burst", "1000"]
     args += ["--perform-as-status", "404", "--no-updated-at-bump", "--omit-next", "once"]
     args += ["--deleted-shape", "id", "--offset-error-status", "200"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toolkit.cli", "sandbox", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        base_url = proc.stdout.readline().strip().split("=", 1)[1]
-        assert proc.stdout.readline().strip() == "LEVER_API_KEY=cli-mode-key-123"
-        client = LeverClient(base_url, api_key="cli-mode-key-123")
+    lever_tags_sandbox = (sys.executable, "-m", "toolkit.cli", "sandbox")
+    with SandboxProcess(*args, command=lever_tags_sandbox, env=env) as sandbox:
+        assert sandbox.api_key == "cli-mode-key-123"
+        client = LeverClient(sandbox.base_url, api_key="cli-mode-key-123")
         opp = next(client.iter_opportunities(archived=True))["id"]  # not doctor's listing
         user = next(client.iter_users())["id"]
         report = run_doctor(client, write_test=opp, journal_dir=tmp_path, perform_as=user)
@@ -506,10 +495,4 @@ def test_sandbox_cli_mode_flags_reach_doctor(tmp_path):
         }, report.table()
         rows = {c.name: c for c in report.checks}
         assert rows["offset token with another query"].observed.startswith("HTTP 200")
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0
+    assert sandbox.returncode == 0

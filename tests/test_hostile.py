@@ -19,7 +19,6 @@ import re
 import sqlite3
 import stat
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -328,11 +327,9 @@ def test_no_payload_fires_in_headless_chromium(runs, hostile_sb, tmp_path, brows
 
 
 @pytest.fixture
-def cli_env(monkeypatch, tmp_path, umask_022):
+def cli_env(monkeypatch, tmp_path, umask_022, point_at):
     sb = Sandbox(dataset=hostile_dataset(seed=11, contacts=200), rate=1000, burst=1000).start()
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+    point_at(sb)
     monkeypatch.chdir(tmp_path)
     yield sb
     sb.stop()
@@ -563,16 +560,14 @@ BOMB = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
 
 def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("LEVER_API_KEY", KEY)
-    started = time.monotonic()
     code = main(["report", "remediate", "-p", "renames", BOMB, "--out-root", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "aliases" in err and err.count("\n") == 1
-    assert time.monotonic() - started < 5
     params = tmp_path / "p.yaml"
     params.write_text(BOMB)
     assert main(["report", "audit", "-f", str(params), "--out-root", str(tmp_path)]) == 2
     assert "aliases" in capsys.readouterr().err
-    assert not any(tmp_path.iterdir()) or list(tmp_path.iterdir()) == [params]
+    assert list(tmp_path.iterdir()) == [params]  # nothing but the file given
     policy = tmp_path / "policy.yaml"
     policy.write_text("version: 1\ncontact_level: [Python]\n" + BOMB)
     assert main(["plan", "--policy", str(policy), "--out", str(tmp_path / "plan.csv")]) == 2

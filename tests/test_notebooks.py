@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from papermill import execute_notebook
 from papermill.exceptions import PapermillExecutionError
+from reference import reference_audit, split_pairs_of
 
 from toolkit import audit, config
 from toolkit.cli import main
@@ -38,11 +39,9 @@ DEMO_POLICY = "notebooks/demo-policy.yaml"
 
 
 @pytest.fixture
-def lever_env(sandbox, monkeypatch):
+def lever_env(sandbox, monkeypatch, point_at):
     """The session sandbox's credential in the environment the kernels inherit."""
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
+    point_at(sandbox)
     return sandbox
 
 
@@ -114,8 +113,8 @@ def test_audit_report_artifacts_charts_and_redaction(lever_env, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     for key in audit.SUMMARY_KEYS:
         assert isinstance(summary[key], int)
-    frame = frame_from_opportunities(lever_env.opportunities())
-    expected = audit.run_audit(frame, include_archived=False).summary
+    # the numbers from plain loops over the sandbox's own data, not from the code under test
+    expected = reference_audit(lever_env.opportunities(), include_archived=False)["summary"]
     assert {k: summary[k] for k in expected} == expected
     for name in ("split_pairs", "missing_assignments", "tag_statistics", "variants", "evidence"):
         assert (out / f"{name}.csv").is_file()
@@ -143,7 +142,8 @@ def test_audit_report_from_a_saved_snapshot(tmp_path, sandbox, monkeypatch):
     result = execute.run_notebook("audit", {"snapshot_path": str(path)}, tmp_path)
     assert result.ok, result.error_message
     summary = json.loads((result.folder / "summary.json").read_text())
-    assert summary["split_pairs"] == audit.run_audit(frame).summary["split_pairs"]
+    expected = reference_audit(sandbox.opportunities())["summary"]
+    assert summary["split_pairs"] == expected["split_pairs"]
 
 
 def test_remediate_dry_run_writes_nothing(lever_env, tmp_path):
@@ -160,11 +160,9 @@ def test_remediate_dry_run_writes_nothing(lever_env, tmp_path):
     assert _images(result.html_path) == 3  # plan, before/after, per tag
 
 
-def test_remediate_apply_on_a_fresh_sandbox(fresh_sandbox, monkeypatch, tmp_path):
+def test_remediate_apply_on_a_fresh_sandbox(fresh_sandbox, monkeypatch, tmp_path, point_at):
     sb = fresh_sandbox()
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    for name, value in sb.env().items():
-        monkeypatch.setenv(name, value)
+    point_at(sb)
     journal = tmp_path / "runs" / "go.sqlite"
     result = execute.run_notebook(
         "remediate",
@@ -178,15 +176,15 @@ def test_remediate_apply_on_a_fresh_sandbox(fresh_sandbox, monkeypatch, tmp_path
     assert data["residual_rows"] == 0
     assert data["after"]["split_pairs"] == 0
     assert journal.is_file()
-    frame = frame_from_opportunities(sb.opportunities())
-    assert audit.run_audit(frame, tags=["Go"]).summary["split_pairs"] == 0
+    assert not split_pairs_of(sb.opportunities(), "Go")
     _no_key_anywhere(tmp_path, sb.api_key)
 
 
-def test_remediate_refuses_a_plan_larger_than_max_changes(fresh_sandbox, monkeypatch, tmp_path):
+def test_remediate_refuses_a_plan_larger_than_max_changes(
+    fresh_sandbox, monkeypatch, tmp_path, point_at
+):
     sb = fresh_sandbox()
-    for name, value in sb.env().items():
-        monkeypatch.setenv(name, value)
+    point_at(sb)
     before = _tags_by_opportunity(sb)
     result = execute.run_notebook(
         "remediate", {"tags": ["Python"], "dry_run": False, "max_changes": 1}, tmp_path
@@ -246,11 +244,10 @@ def test_batch_of_real_notebooks_with_one_failing_run(lever_env, tmp_path, capsy
     assert "ConfigurationError" in error and "contact_level" in error
     # the two audits ran side by side, each in its own folder with its own result (papermill's
     # process-wide chdir once started both kernels in one folder)
-    frame = frame_from_opportunities(lever_env.opportunities())
     for name, archived in (("audit-all", True), ("audit-active", False)):
         folder = index.parent / table.loc[table["name"] == name, "folder"].item()
         summary = json.loads((folder / "summary.json").read_text())
-        expected = audit.run_audit(frame, include_archived=archived).summary
+        expected = reference_audit(lever_env.opportunities(), include_archived=archived)["summary"]
         assert summary["opportunities"] == expected["opportunities"], name
     page = index.read_text(encoding="utf-8")
     assert page.count("report</a>") == 4
@@ -350,7 +347,7 @@ def test_headless_explore_report_publishes_no_names_no_bars_no_salt(lever_env, t
 
 
 def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
-    fresh_sandbox, monkeypatch, tmp_path, capsys
+    fresh_sandbox, monkeypatch, tmp_path, capsys, point_at
 ):
     """A real apply whose every write fails (a deactivated perform_as user): report exit 1 naming
     the last cell, every artifact written; a batch marks it failed; the same run done right
@@ -358,9 +355,7 @@ def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     sb = fresh_sandbox()
     gone = sb.users[1]["id"]  # known to GET /users/{id}, refused by the writes
     sb.deactivate_user(gone)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    for name, value in sb.env().items():
-        monkeypatch.setenv(name, value)
+    point_at(sb)
     before = _tags_by_opportunity(sb)
     # Rust: 5 missing assignments, so the rate-limited writes (10/s, as Lever) stay quick
     params = ["-p", "tags", "Rust", "-p", "dry_run", "false", "-p", "max_changes", "1000"]
@@ -400,13 +395,12 @@ def test_remediate_with_failed_writes_exits_1_keeps_artifacts_fails_the_batch(
     assert code == 0, captured.err
     data = json.loads((Path(captured.out.strip()) / "remediation.json").read_text())
     assert data["succeeded"] is True and data["problems"] == [] and data["apply"]["applied"] > 0
-    frame = frame_from_opportunities(sb.opportunities())
-    assert audit.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
+    assert not split_pairs_of(sb.opportunities(), "Rust")
     _no_key_anywhere(tmp_path, sb.api_key)
 
 
 def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
-    fresh_sandbox, monkeypatch, tmp_path, capsys
+    fresh_sandbox, monkeypatch, tmp_path, capsys, point_at
 ):
     """After a bad perform_as, the error and remediation.json name `lever-tags apply <run
     folder>/plan.csv --yes --journal <run folder>/journal.sqlite ... --retry-failed`; that command,
@@ -417,9 +411,7 @@ def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
     sb = fresh_sandbox()
     gone = sb.users[1]["id"]  # known to GET /users/{id}, refused by the writes
     sb.deactivate_user(gone)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    for name, value in sb.env().items():
-        monkeypatch.setenv(name, value)
+    point_at(sb)
     params = ["-p", "tags", "Rust", "-p", "dry_run", "false", "-p", "max_changes", "1000"]
     code = main(["report", "remediate", *params, "-p", "perform_as", gone,
                  "--out-root", str(tmp_path)])  # fmt: skip
@@ -441,7 +433,6 @@ def test_failed_remediation_resumes_from_its_folder_with_the_named_command(
     assert main(argv) == 0, capsys.readouterr()
     out = capsys.readouterr().out
     assert "5 failed calls retried" in out and "perform_as changed on resume" in out
-    frame = frame_from_opportunities(sb.opportunities())
-    assert audit.run_audit(frame, tags=["Rust"]).summary["split_pairs"] == 0
+    assert not split_pairs_of(sb.opportunities(), "Rust")
     assert main(argv) == 0  # resumed again: every write already done
     _no_key_anywhere(tmp_path, sb.api_key)

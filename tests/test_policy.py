@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 
 import toolkit.policy as policy_module
@@ -165,8 +163,3 @@ def test_policy_tag_warnings():
     assert "(never_touch)" in warnings[2] and "'Full-time'" in warnings[2]
     assert warnings[3].endswith("no close match")
     assert policy_tag_warnings(Policy(contact_level=("Go",)), known) == []
-
-
-def test_doctests():
-    failures, _ = doctest.testmod(policy_module, optionflags=doctest.ELLIPSIS)
-    assert failures == 0

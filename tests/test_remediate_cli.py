@@ -15,11 +15,9 @@ from toolkit.remediate.planfile import load_plan
 
 
 @pytest.fixture
-def env(fresh_sandbox, monkeypatch, tmp_path):
+def env(fresh_sandbox, monkeypatch, tmp_path, point_at):
     sb = fresh_sandbox()
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+    point_at(sb)
     monkeypatch.chdir(tmp_path)
     return sb
 

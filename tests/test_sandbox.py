@@ -6,9 +6,10 @@ changes faults or limits uses `fresh_sandbox`.
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from polling import wait_for
 
 from lever_sandbox import (
     CONTACT_LEVEL_TAGS,
@@ -27,6 +29,9 @@ from lever_sandbox import (
     generate_dataset,
     is_archived,
 )
+from lever_sandbox import cli as sandbox_cli
+from lever_sandbox.config import SandboxConfig
+from lever_sandbox.process import MODULE_COMMAND, SandboxProcess, SandboxStartError
 from toolkit.client import LeverClient
 from toolkit.errors import (
     AuthenticationError,
@@ -636,10 +641,8 @@ def test_state_file_round_trip(tmp_path, fresh_sandbox):
     gone = sb.opportunities()[1]["id"]
     sb.delete_opportunity(gone)
     before = sb.opportunities()
-    deadline = time.monotonic() + 10  # the background save lands within ~50 ms
-    while "Survives" not in path.read_text(encoding="utf-8") and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert "Survives" in path.read_text(encoding="utf-8")
+    # the background save lands within ~50 ms
+    wait_for(lambda: "Survives" in path.read_text(encoding="utf-8"), 10, "the background save")
     sb.stop()
     assert sorted(p.name for p in path.parent.iterdir()) == ["sandbox.json"]  # no temp files
     again = fresh_sandbox(seed=999, contacts=5, state_file=path)  # the file wins
@@ -665,41 +668,55 @@ def test_stop_leaves_no_thread_or_socket():
     sb.stop()  # idempotent
 
 
-def test_cli_prints_two_lines_serves_and_exits_cleanly(tmp_path):
+LEVER_TAGS_SANDBOX = (sys.executable, "-m", "toolkit.cli", "sandbox")
+FRONTS = {"python -m lever_sandbox": MODULE_COMMAND, "lever-tags sandbox": LEVER_TAGS_SANDBOX}
+
+
+@pytest.mark.parametrize("front", FRONTS)
+def test_cli_prints_two_lines_serves_and_exits_cleanly(front):
     env = dict(os.environ, LEVER_SANDBOX_KEY="cli-test-key-123")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toolkit.cli", "sandbox", "--port", "0", "--contacts", "30"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    sandbox = SandboxProcess(
+        "--contacts", "30", command=FRONTS[front], env=env, stderr=subprocess.PIPE
     )
-    try:
-        first = proc.stdout.readline().strip()
-        second = proc.stdout.readline().strip()
-        assert first.startswith("LEVER_BASE_URL=http://127.0.0.1:") and first.endswith("/v1")
-        assert second == "LEVER_API_KEY=cli-test-key-123"
-        base_url = first.split("=", 1)[1]
-        client = LeverClient(base_url, api_key="cli-test-key-123")
+    with sandbox:
+        assert sandbox.base_url.startswith("http://127.0.0.1:") and sandbox.base_url.endswith("/v1")
+        assert sandbox.api_key == "cli-test-key-123"
+        assert sandbox.output == []  # the two lines came first
+        client = LeverClient(sandbox.base_url, api_key="cli-test-key-123")
         assert len(list(client.iter_users())) >= 3
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0
-    assert out == ""  # nothing after the two lines
-    assert "cli-test-key-123" not in err
+    assert sandbox.returncode == 0  # SIGTERM: a clean stop
+    assert sandbox.output == []  # nothing after the two lines
+    assert "cli-test-key-123" not in sandbox.stderr_text
+    assert "opportunities at http://127.0.0.1:" in sandbox.stderr_text  # it did say where
 
 
-def test_cli_rejects_bad_values():
-    for args in (["--rate", "0"], ["--fail-rate", "1.5"], ["--port", "70000"]):
+@pytest.mark.parametrize("front", FRONTS)
+def test_cli_rejects_bad_values(front):
+    prefix = {"python -m lever_sandbox": "lever-sandbox", "lever-tags sandbox": "lever-tags"}
+    cases = {
+        "--rate": ("0", "--rate must be > 0 (got 0)"),
+        "--fail-rate": ("1.5", "--fail-rate must be between 0 and 1 (got 1.5)"),
+        "--port": ("70000", "--port must be between 0 and 65535 (got 70000)"),
+        "--access-token-ttl": ("0", "--access-token-ttl must be > 0 (got 0)"),
+    }
+    for flag, (value, message) in cases.items():
         proc = subprocess.run(
-            [sys.executable, "-m", "toolkit.cli", "sandbox", *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
+            [*FRONTS[front], flag, value], capture_output=True, text=True, check=False
         )
-        assert proc.returncode == 2, args
-        assert len(proc.stderr.strip().splitlines()) == 1 and proc.stdout == ""
+        assert proc.returncode == 2, flag
+        assert proc.stderr == f"{prefix[front]}: error: {message}\n" and proc.stdout == ""
+
+
+def test_sandbox_process_reports_a_start_that_fails():
+    with pytest.raises(SandboxStartError, match="exited with status 2"):
+        SandboxProcess("--burst", "0").start()
+
+
+def test_the_options_are_the_config_fields():
+    """Every SandboxConfig field has its flag, with the field's default (declared once)."""
+    parser = argparse.ArgumentParser()
+    sandbox_cli.add_arguments(parser)
+    defaults = vars(parser.parse_args([]))
+    for f in dataclasses.fields(SandboxConfig):
+        assert defaults[f.name] == f.default, f.name
+    assert sandbox_cli.settings(parser.parse_args([])) == dataclasses.asdict(SandboxConfig())

@@ -145,11 +145,8 @@ def test_webhook_new_opportunity_gets_the_tag_within_seconds(sb, service_factory
     [(contact, opps)] = contacts_with(sb, 1)
     subscribe(sb, f"{service.url}/webhooks/lever")
     sb.reset_stats()
-    started = time.monotonic()
     opp = new_opportunity(sb, contact)
     wait_for(lambda: has_tag(sb, opp), 10, "the tag on the new opportunity")
-    latency = time.monotonic() - started
-    assert latency < 10
     assert all(has_tag(sb, o) for o in opps)
     # one listing of the contact and one addTags: the fewest calls
     wait_for(lambda: service.health()["queue_depth"] == 0, 5, "an empty queue")
@@ -256,10 +253,8 @@ def test_late_delivery_outside_the_replay_window_is_refused(sb, service_factory)
 def test_polling_alone_tags_the_new_opportunity(sb, service_factory):
     service = service_factory(listen=None, secret=None, poll_interval=1)
     [(contact, _opps)] = contacts_with(sb, 1)
-    started = time.monotonic()
     opp = new_opportunity(sb, contact)  # no subscription: no webhook at all
     wait_for(lambda: has_tag(sb, opp), 10, "the tag by polling")
-    assert time.monotonic() - started < 10
     # a person adds a contact-level tag to one opportunity: polling spreads it
     other_contact, other_opps = contacts_with(sb, 2)[1]
     for o in other_opps:
@@ -320,10 +315,16 @@ def test_removal_is_reported_not_propagated_by_default(sb, service_factory):
     assert has_tag(sb, opps[1])  # not removed from the others
     assert writes_sent(sb) == 0
     assert metric(text, "lever_sync_removals_detected_total", action="propagate") == 0
-    # the next event for that contact still writes nothing
+
+    # the next event for that contact still writes nothing: once its check has finished (the
+    # counter moves after the check's writes, if any, were sent)
+    def checks() -> float:
+        page = requests.get(f"{service.url}/metrics").text
+        return metric(page, "lever_sync_contacts_checked_total")
+
+    checked = checks()
     _touch(sb, opps[1])
-    wait_for(lambda: service.health()["queue_depth"] == 0, 5, "an empty queue")
-    time.sleep(0)
+    wait_for(lambda: checks() > checked, 10, "the next event's check")
     assert writes_sent(sb) == 0 and not has_tag(sb, opps[0])
 
 

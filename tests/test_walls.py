@@ -162,7 +162,7 @@ def _private_imports(path: Path) -> list[str]:
             found += [
                 f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{alias.name}"
                 for alias in node.names
-                if alias.name.startswith("_")
+                if alias.name.startswith("_") and not alias.name.endswith("__")  # dunders: public
             ]
     return found
 

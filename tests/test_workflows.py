@@ -39,14 +39,8 @@ def _policy(tmp_path: Path) -> Path:
     return path
 
 
-def _use(monkeypatch, sandbox) -> None:
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    for name, value in sandbox.env().items():
-        monkeypatch.setenv(name, value)
-
-
-def test_cli_audit_and_notebook_02_write_the_same_summary_and_csvs(sandbox, monkeypatch, tmp_path):
-    _use(monkeypatch, sandbox)
+def test_cli_audit_and_notebook_02_write_the_same_summary_and_csvs(sandbox, tmp_path, point_at):
+    point_at(sandbox)
     snapshot, policy = tmp_path / "snap.parquet", _policy(tmp_path)
     assert main(["snapshot", "--out", str(snapshot), "--with-personal"]) == 0
     cli, nb = tmp_path / "cli", tmp_path / "nb"
@@ -85,9 +79,7 @@ def _journal(path: Path):
     return frame.sort_values(["opportunity_id", "op"]).reset_index(drop=True)
 
 
-def test_cli_and_notebook_03_plan_and_apply_the_same_remediation(
-    fresh_sandbox, monkeypatch, tmp_path
-):
+def test_cli_and_notebook_03_plan_and_apply_the_same_remediation(fresh_sandbox, tmp_path, point_at):
     # Two sandboxes with the same seed hold the same account; one is remediated from the CLI,
     # the other by the notebook, both from one snapshot and one policy.
     by_cli, by_notebook = fresh_sandbox(contacts=120), fresh_sandbox(contacts=120)
@@ -96,14 +88,14 @@ def test_cli_and_notebook_03_plan_and_apply_the_same_remediation(
     cli, nb = tmp_path / "cli", tmp_path / "nb"
     cli.mkdir()
 
-    _use(monkeypatch, by_cli)
+    point_at(by_cli)
     assert main(["snapshot", "--out", str(snapshot)]) == 0
     argv = ["plan", "--snapshot", str(snapshot), "--policy", str(policy)]
     assert main([*argv, "--out", str(cli / "plan.csv")]) == 0
     apply = ["apply", str(cli / "plan.csv"), "--yes", "--max-changes", "5000"]
     assert main([*apply, "--journal", str(cli / "journal.sqlite")]) == 0
 
-    _use(monkeypatch, by_notebook)
+    point_at(by_notebook)
     result = execute.run_notebook(
         "remediate",
         {
@@ -137,5 +129,5 @@ def test_plan_requests_are_refused_before_anything_is_fetched(mode, tmp_path, mo
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigurationError, match="no tags to plan"):
         workflows.plan_changes(tmp_path / "plan.csv", mode=mode)
-    with pytest.raises(ConfigurationError, match="--rename needs --mode rename"):
+    with pytest.raises(ConfigurationError, match="renames: only for mode rename"):
         workflows.plan_changes(tmp_path / "plan.csv", mode=mode, tags=["x"], renames={"a": "b"})

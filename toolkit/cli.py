@@ -1,10 +1,12 @@
-"""The `lever-tags` command.
+"""The `lever-tags` command: the leaf of the import graph.
 
-Each subcommand is a pair: `_add_<name>(subparsers)` registers its arguments and
-`_cmd_<name>(args) -> int` runs it by calling toolkit functions. Exit codes (docs/architecture.md):
-0 success; 1 finished but some changes failed / rows do not hold / gaps found with
---fail-on-gaps; 2 bad input, bad configuration, unreachable or non-Lever URL, authentication
-failure, always with one line on stderr and no traceback.
+It imports the explicit list of command modules below (each registers itself with
+`toolkit.commands.command`); nothing imports this module but the `lever-tags` entry point and
+`python -m toolkit`. Exit codes (docs/architecture.md): 0 success; 1 finished but some changes
+failed / rows do not hold / gaps found with --fail-on-gaps; 2 bad input, bad configuration,
+unreachable or non-Lever URL, authentication failure; 3 Lever kept failing (5xx, 429, connection)
+after the retries. 2 and 3 always with one line on stderr and no traceback; every error class
+declares its code (toolkit/errors.py).
 """
 
 from __future__ import annotations
@@ -12,44 +14,46 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from toolkit import __version__
 from toolkit.chars import EscapingFormatter
-from toolkit.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    ConnectionFailedError,
-    LeverError,
-    UnexpectedResponseError,
+
+# The registry and the explicit list of commands: each command module registers itself on
+# import, in this order. A new command: a module in toolkit/commands/ with `@command`, added here.
+from toolkit.commands import (  # noqa: F401  (the command modules: registration)
+    COMMANDS,
+    EXIT_BAD_INPUT,
+    EXIT_FAILURES,
+    EXIT_OK,
+    FLAGS,
+    UsageError,
+    audit,
+    command,
+    diff,
+    doctor,
+    fail,
+    ledger,
+    policy,
+    remediate,
+    report,
+    sandbox,
+    sync,
+    users,
 )
+from toolkit.errors import EXIT_LEVER_FAILED, ToolkitError
 from toolkit.profiles import activate_profile
-from toolkit.sanitize import printable
-from toolkit.scrub import scrub
 
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """Bad input found by a command (a file, a value): exit 2 with this one line."""
-
-
-def _fail(message: str) -> int:
-    # one line, whatever the cause; no credential, no raw control character from data
-    text = printable(" ".join(scrub(message).split()))
-    print(f"lever-tags: error: {text}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
-# Subcommand registrations: (name, add-arguments function). Each module's command adds itself here.
-_COMMANDS: list[tuple[str, Callable[[argparse._SubParsersAction], None]]] = []
-
-
-def command(add: Callable[[argparse._SubParsersAction], None]):
-    """Register a subcommand's `_add_<name>` function (in the order defined)."""
-    _COMMANDS.append((add.__name__.removeprefix("_add_"), add))
-    return add
+# Re-exported: the names callers imported from here before the registry moved to toolkit.commands.
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILURES",
+    "EXIT_OK",
+    "UsageError",
+    "build_parser",
+    "command",
+    "main",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="an account's settings from the profiles file (LEVER_PROFILES; docs/operations.md)",
     )
+    parser.add_argument("--version", action="version", version=f"lever-tags {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for _name, add in _COMMANDS:
+    for _name, add in COMMANDS:
         add(sub)
     return parser
 
@@ -85,21 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.profile:
             activate_profile(args)
         return int(args.func(args) or 0)
-    except (ConfigurationError, UsageError) as exc:
-        return _fail(str(exc))
-    except (AuthenticationError, ConnectionFailedError, UnexpectedResponseError) as exc:
-        return _fail(str(exc))
-    except LeverError as exc:
-        return _fail(str(exc))
+    except ToolkitError as exc:  # each class declares its exit code (toolkit/errors.py)
+        if exc.exit_code == EXIT_LEVER_FAILED:
+            message = f"{exc} (Lever kept failing after the retries; try again later)"
+            return fail(message, EXIT_LEVER_FAILED)
+        return fail(exc.worded(FLAGS), exc.exit_code)  # fields worded as this command's flags
     except KeyboardInterrupt:
         print("lever-tags: interrupted", file=sys.stderr)
         return 130
 
 
-# Commands register themselves on import; keep these imports at the bottom.
-from toolkit import commands as _commands  # noqa: E402, F401
-
 if __name__ == "__main__":  # pragma: no cover  (python -m toolkit.cli)
-    from toolkit.cli import main as _main  # the registered module, not this __main__ copy
-
-    sys.exit(_main())
+    sys.exit(main())

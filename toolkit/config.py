@@ -18,9 +18,15 @@ DEFAULT_BASE_URL = "https://api.lever.co/v1"
 DEFAULT_TOKEN_URL = "https://auth.lever.co/oauth/token"
 OAUTH_REFRESH_NAMES = ("LEVER_REFRESH_TOKEN", "LEVER_CLIENT_ID", "LEVER_CLIENT_SECRET")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-REPORTS_DIR = Path(os.environ.get("LEVER_REPORTS_DIR", PROJECT_ROOT / "reports"))
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# Run from a checkout (or an editable install of one), the project's folders are used; from an
+# installed wheel, the notebooks come with the package (package data) and what the toolkit writes
+# goes under the current folder.
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "notebooks").is_dir()
+WORK_DIR = PROJECT_ROOT if IN_CHECKOUT else Path.cwd()  # relative paths are taken from here
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks" if IN_CHECKOUT else PACKAGE_DIR / "notebooks"
+REPORTS_DIR = Path(os.environ.get("LEVER_REPORTS_DIR") or WORK_DIR / "reports")
 DOCS_DIR = PROJECT_ROOT / "docs"
 
 

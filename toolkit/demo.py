@@ -1,8 +1,9 @@
 """`make demo` (`python -m toolkit.demo`): the whole product against a local sandbox.
 
-1. Start the sandbox as a child process (`lever-tags sandbox --port 0`, realistic latency and
-   Lever's rate limit) and read the two lines it prints (`LEVER_BASE_URL=`, `LEVER_API_KEY=`)
-   into this process's environment, which every notebook kernel inherits.
+1. Start the sandbox as a child process (`lever_sandbox.process.SandboxProcess`: `python -m
+   lever_sandbox --port 0`, realistic latency and Lever's rate limit) and read the two lines it
+   prints (`LEVER_BASE_URL=`, `LEVER_API_KEY=`) into this process's environment, which every
+   notebook kernel inherits.
 2. Run the batch `notebooks/demo-runs.yaml`: the audit report, a dry-run remediation, the real
    apply, and a final audit, each into its own report folder with an HTML report.
 3. Check that the final audit leaves nothing of the demo policy's families to fill
@@ -10,7 +11,8 @@
    canonical spelling is on all their opportunities, and with `normalize` until no alias is left).
 4. Stop the sandbox (also on failure or Ctrl-C), print where the reports are.
 
-`--update-images` copies the charts of the run into `docs/images/` (the README shows them).
+`--update-images` copies the charts of the run into `docs/images/` (docs/guide.md and
+docs/usage.md show them).
 """
 
 from __future__ import annotations
@@ -19,16 +21,15 @@ import argparse
 import csv
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from lever_sandbox.process import SandboxProcess, SandboxStartError
 from toolkit import config
+from toolkit.errors import DemoError
 from toolkit.notebook.batch import run_batch
 from toolkit.policy import load_policy
 
@@ -46,10 +47,6 @@ IMAGES = {
 }
 
 
-class DemoError(RuntimeError):
-    """The demo could not run or did not reach its goal."""
-
-
 @contextmanager
 def sandbox_process(
     *,
@@ -60,62 +57,22 @@ def sandbox_process(
     burst: int = 20,
     startup_timeout: float = 30.0,
 ) -> Iterator[dict[str, str]]:
-    """Run `lever-tags sandbox` as a child process; yield its environment; always stop it."""
-    cmd = [
-        sys.executable, "-m", "toolkit.cli", "sandbox", "--port", "0",
+    """Run the sandbox as a child process (`SandboxProcess`); yield its environment; always stop
+    it."""
+    sandbox = SandboxProcess(
         "--seed", str(seed), "--contacts", str(contacts), "--latency-ms", str(latency_ms),
         "--rate", str(rate), "--burst", str(burst),
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        text=True,
         cwd=config.PROJECT_ROOT,
-    )
+        startup_timeout=startup_timeout,
+    )  # fmt: skip
     try:
-        env = _read_env(proc, startup_timeout)
-        yield env
+        sandbox.start()
+    except SandboxStartError as exc:
+        raise DemoError(str(exc)) from None
+    try:
+        yield dict(sandbox.env)
     finally:
-        _stop(proc)
-
-
-def _read_env(proc: subprocess.Popen, timeout: float) -> dict[str, str]:
-    env: dict[str, str] = {}
-    lines: list[str] = []
-
-    def reader() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # keeps draining after the two lines
-            if len(lines) < 2:
-                lines.append(line.strip())
-
-    threading.Thread(target=reader, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while len(lines) < 2:
-        if proc.poll() is not None:
-            raise DemoError(f"the sandbox exited at start (status {proc.returncode})")
-        if time.monotonic() > deadline:
-            raise DemoError(f"the sandbox did not start within {timeout:.0f} s")
-        time.sleep(0.05)
-    for line in lines:
-        name, _, value = line.partition("=")
-        if name in ("LEVER_BASE_URL", "LEVER_API_KEY") and value:
-            env[name] = value
-    if set(env) != {"LEVER_BASE_URL", "LEVER_API_KEY"}:
-        raise DemoError("the sandbox did not print LEVER_BASE_URL and LEVER_API_KEY")
-    return env
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        sandbox.stop()
 
 
 def remaining_split_pairs(audit_folder: Path) -> list[dict[str, str]]:

@@ -1,4 +1,21 @@
-"""One error tree for everything that can go wrong talking to Lever.
+"""One error tree: every error the toolkit raises on purpose is a `ToolkitError`, and each class
+declares the `lever-tags` exit code it ends in (`exit_code`), documented in docs/architecture.md:
+
+    ToolkitError                          2  (the root)
+      ConfigurationError                  2  bad configuration or input (a file, a value, a key)
+        PlanError, JournalError           2
+      UsageError                          2  bad input found by a command
+      SecretLeakError                     2  a produced file held the credential
+      DemoError                           2  `make demo` could not run or reach its goal
+      WebhookRefused                      2  a webhook sync will not accept (answered, not exited)
+      RemediationFailedError              1  the run finished, but some changes failed
+      LeverError                          2  Lever refused (400, 401, 403, 404) or is not Lever
+        ConnectionFailedError             3  Lever unreachable after the retries
+          BaseUrlUnreachableError         2  nothing ever answered at LEVER_BASE_URL
+        RateLimitedError, ServerError     3  429 / 5xx after the retries
+
+Exit code 3 means Lever kept failing after the retries: nothing is wrong with the input, and
+the same command may succeed later.
 
 `error_for_status` picks the class from a status table, as stripe-python and simple-salesforce do.
 No error carries the key or an Authorization header: only status, Lever's code and message,
@@ -12,12 +29,91 @@ from __future__ import annotations
 
 from toolkit.scrub import scrub  # every message passes the one credential scrubber
 
+EXIT_OK = 0
+EXIT_FAILURES = 1  # the run finished, but some changes failed or rows do not hold
+EXIT_BAD_INPUT = 2  # bad input or configuration, a refused key, an unreachable or non-Lever URL
+EXIT_LEVER_FAILED = 3  # Lever failed (5xx, 429, connection) and kept failing after the retries
 
-class ConfigurationError(Exception):
+
+class _Names(dict):
+    """`str.format_map` helper: a field without a wording of its own is named as it is."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
+class ToolkitError(Exception):
+    """The root of every error the toolkit raises on purpose; `exit_code` is the CLI's.
+
+    An error about the caller's input names fields, not a front end's spelling of them:
+    `ToolkitError.naming("give {tags} or {policy_path}")` reads "give tags or policy_path" (the
+    names a library or notebook caller passes), and each front end words it its own way with
+    `worded` (the CLI: "give --tag T or --policy FILE").
+
+    Example:
+        >>> exc = ToolkitError.naming("give {tags} or {policy_path}")
+        >>> str(exc), exc.worded({"tags": "--tag T"})
+        ('give tags or policy_path', 'give --tag T or policy_path')
+    """
+
+    exit_code = EXIT_BAD_INPUT
+    template: str | None = None
+
+    @classmethod
+    def naming(cls, template: str) -> ToolkitError:
+        """An error whose message names fields as `{field}` (see the class)."""
+        exc = cls(template.format_map(_Names()))
+        exc.template = template
+        return exc
+
+    def worded(self, names: dict[str, str]) -> str:
+        """The message with each `{field}` worded as `names` says (unnamed fields as they are)."""
+        if self.template is None:
+            return str(self)
+        return self.template.format_map(_Names(names))
+
+
+class ConfigurationError(ToolkitError):
     """The user's configuration is wrong (missing key, bad URL, bad file). CLI exit code 2."""
 
 
-class LeverError(Exception):
+class PlanError(ConfigurationError):
+    """A plan cannot be made, read or run as asked (bad file, bad arguments, too large)."""
+
+
+class JournalError(ConfigurationError):
+    """The journal cannot be used: locked by another run, another plan's, or not a journal."""
+
+
+class UsageError(ToolkitError):
+    """Bad input found by a command (a file, a value): exit 2 with this one line."""
+
+
+class SecretLeakError(ToolkitError, RuntimeError):
+    """A produced file contained the credential (text redacted, binary files left intact)."""
+
+
+class DemoError(ToolkitError, RuntimeError):
+    """The demo could not run or did not reach its goal."""
+
+
+class RemediationFailedError(ToolkitError, RuntimeError):
+    """A real apply finished, but some changes failed or do not hold in Lever afterwards."""
+
+    exit_code = EXIT_FAILURES
+
+
+class WebhookRefused(ToolkitError):
+    """A webhook the service will not accept: ``status`` to answer, ``reason`` a metric label."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class LeverError(ToolkitError):
     """Root of every failure reported by (or on the way to) the Lever API."""
 
     hint = ""
@@ -78,15 +174,26 @@ class NotFoundError(LeverError):
 class RateLimitedError(LeverError):
     """429: rate limited, and the retry budget ran out."""
 
+    exit_code = EXIT_LEVER_FAILED
+
 
 class ServerError(LeverError):
     """5xx: a Lever-side failure, and the retry budget ran out."""
+
+    exit_code = EXIT_LEVER_FAILED
 
 
 class ConnectionFailedError(LeverError):
     """The server could not be reached, the connection dropped, or it timed out."""
 
     hint = "check LEVER_BASE_URL and the network"
+    exit_code = EXIT_LEVER_FAILED
+
+
+class BaseUrlUnreachableError(ConnectionFailedError):
+    """Nothing has ever answered at this address (refused, no such host): a wrong base URL."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class UnexpectedResponseError(LeverError):

@@ -43,11 +43,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return _atomic_write(Path(path), lambda h: h.write(text))
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write `obj` as indented JSON, atomically."""
-    return _atomic_write(
-        Path(path), lambda h: h.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    )
+def write_json_atomic(path: str | os.PathLike, obj: Any, *, sort_keys: bool = True) -> Path:
+    """Write `obj` as indented JSON, atomically (keys sorted unless `sort_keys` is False)."""
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys, default=str) + "\n"
+    return _atomic_write(Path(path), lambda h: h.write(text))
 
 
 def write_csv_atomic(path: str | os.PathLike, frame: pd.DataFrame) -> Path:

@@ -14,8 +14,8 @@ import functools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from toolkit.enums import MODES
 from toolkit.errors import ConfigurationError
-from toolkit.remediate.plan import MODES
 from toolkit.sanitize import MAX_TAG_LENGTH, short_repr, tag_problem
 
 if TYPE_CHECKING:  # jsonschema itself loads on first use (see _validator_class)

@@ -13,7 +13,6 @@ environment only. Screenshots go to `tests/browser/artifacts/` (gitignored).
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -21,13 +20,14 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from lever_sandbox.process import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -44,19 +44,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # -- processes ----------------------------------------------------------------------------------
 
 
-def _read_line(proc: subprocess.Popen, prefix: str, deadline: float) -> str:
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the process exited ({proc.returncode}) before {prefix}")
-            continue
-        if line.startswith(prefix):
-            return line[len(prefix) :].strip()
-    raise RuntimeError(f"no {prefix} line within {STARTUP_S} s")
-
-
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -67,37 +54,14 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=5)
 
 
-@dataclass
-class SandboxProcess:
-    base_url: str
-    api_key: str
-
-    def stats(self) -> dict[str, Any]:
-        """GET /_sandbox/stats with the full-access key."""
-        token = base64.b64encode(f"{self.api_key}:".encode()).decode()
-        root = self.base_url.rstrip("/").removesuffix("/v1")
-        request = urllib.request.Request(
-            f"{root}/_sandbox/stats", headers={"Authorization": f"Basic {token}"}
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
-
-
 @pytest.fixture(scope="session")
 def sandbox_process() -> Iterator[SandboxProcess]:
-    """`lever-tags sandbox --port 0` in a child process; its two printed lines give URL and key."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "toolkit", "sandbox", "--port", "0", "--seed", "7",
-         "--contacts", "300", "--rate", "1000", "--burst", "1000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + STARTUP_S
-        url = _read_line(proc, "LEVER_BASE_URL=", deadline)
-        key = _read_line(proc, "LEVER_API_KEY=", deadline)
-        yield SandboxProcess(url, key)
-    finally:
-        _stop(proc)
+    """The sandbox in a child process (`SandboxProcess`: `python -m lever_sandbox --port 0`)."""
+    with SandboxProcess(
+        "--seed", "7", "--contacts", "300", "--rate", "1000", "--burst", "1000",
+        cwd=ROOT, startup_timeout=STARTUP_S,
+    ) as sandbox:  # fmt: skip
+        yield sandbox
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit import __version__
 from toolkit.audit.families import family_summary
 from toolkit.audit.result import AuditResult
 from toolkit.files import write_csv_atomic, write_json_atomic
@@ -32,6 +33,7 @@ def audit_summary(result: AuditResult, meta: dict[str, Any] | None = None) -> di
     if "policy_summary" in meta:
         summary["policy"] = dict(meta.pop("policy_summary"), file=meta.get("policy"))
     summary["snapshot"] = meta
+    summary["toolkit_version"] = __version__
     return summary
 
 
@@ -83,7 +85,9 @@ def write_audit_artifacts(
     if result.policy_gaps is not None:  # the policy's families: what remains to fill
         frames["policy_gaps"] = result.policy_gaps
     paths = {name: write_csv_atomic(out / f"{name}.csv", frame) for name, frame in frames.items()}
-    paths["summary"] = write_json_atomic(out / "summary.json", audit_summary(result, meta))
+    # the contract's integer keys first, as docs/architecture.md promises: not sorted
+    summary = audit_summary(result, meta)
+    paths["summary"] = write_json_atomic(out / "summary.json", summary, sort_keys=False)
     return paths
 
 

@@ -42,6 +42,7 @@ from toolkit.config import DEFAULT_BASE_URL, OAuthRefresh, load_settings
 from toolkit.errors import (
     INVALID_OFFSET_MARKER,
     RETRYABLE_STATUSES,
+    BaseUrlUnreachableError,
     ConfigurationError,
     ConnectionFailedError,
     InvalidOffsetTokenError,
@@ -299,7 +300,7 @@ class LeverClient(LeverResources):
             if not self._reached and never_connected(exc):
                 # Nothing has ever answered at this address (refused, no such host): a wrong
                 # LEVER_BASE_URL, not a blip. Say so now instead of after a minute of retries.
-                raise error from None
+                raise BaseUrlUnreachableError(error.message, method=method, path=path) from None
             raise RetryableFailure(error) from None
         except requests.RequestException as exc:
             raise ConnectionFailedError(

@@ -6,20 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from toolkit import workflows
-from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.notify import Notifier, escape, gap_text, resolve_url
-
-
-def add_notify_option(p: argparse.ArgumentParser) -> None:
-    """`--notify URL` (audit, apply, batch): a Slack-compatible incoming webhook."""
-    p.add_argument(
-        "--notify",
-        metavar="URL",
-        help='post a short JSON message ({"text": ...}, Slack-compatible) to this incoming '
-        "webhook on failure or when split pairs are found; env:NAME reads the URL from the "
-        "environment (it is a secret)",
-    )
+from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, add_notify_option, command
 
 
 def _warn(lines: list[str]) -> None:
@@ -63,6 +50,9 @@ def _add_snapshot(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    from toolkit import workflows
+
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {args.workers})")
     out = Path(args.out)
@@ -130,6 +120,11 @@ def _add_audit(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit import workflows
+    from toolkit.notify import Notifier, escape, gap_text, resolve_url
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out must be a folder, and {out} is a file")

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli import EXIT_OK, command
+from toolkit.commands import EXIT_OK, command
 from toolkit.sanitize import printable
-from toolkit.workflows.diff import diff_audits
 
 MAX_LISTED = 20
 
@@ -32,6 +31,9 @@ def _add_diff(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.workflows.diff import diff_audits
+
     diff, paths = diff_audits(args.old, args.new, with_names=args.with_names, out=args.out)
     print(diff.headline())
     for row in diff.changes.head(MAX_LISTED).itertuples(index=False):

@@ -11,10 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.client import LeverClient
-from toolkit.doctor.report import run_doctor
-from toolkit.files import write_text_atomic
+from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, command
 
 SEND_US = (
     "Some rows differ from what the toolkit was built against. Please send us the output of "
@@ -51,6 +48,12 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.client import LeverClient
+    from toolkit.doctor.report import run_doctor
+    from toolkit.files import write_text_atomic
+
     if args.write_test is not None and not args.write_test.strip():
         raise UsageError("--write-test needs an opportunity id")
     if args.write_test and not args.yes:

@@ -10,11 +10,13 @@ import argparse
 import sys
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.files import write_csv_atomic
-from toolkit.ledger.store import Ledger, default_ledger_path
+from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, command
 from toolkit.sanitize import printable
+
+if TYPE_CHECKING:  # annotations only: the ledger loads when the command runs
+    from toolkit.ledger.store import Ledger
 
 SHOWN = ["seq", "at", "source", "operator", "op", "opportunity_id", "tags", "outcome"]
 
@@ -28,16 +30,6 @@ def _since(value: str | None) -> str | None:
         raise UsageError(
             f"--since {value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
         ) from None
-
-
-def add_ledger_options(p: argparse.ArgumentParser) -> None:
-    """Who and why, for the ledger (docs/operations.md); `sync` has them too."""
-    p.add_argument(
-        "--operator", metavar="NAME", help="who runs it, for the ledger (default: the OS user)"
-    )
-    p.add_argument(
-        "--reason", default="", metavar="TEXT", help="why, for the ledger: a ticket, a change"
-    )
 
 
 @command
@@ -59,10 +51,16 @@ def _add_ledger(sub: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace) -> Ledger:
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.ledger.store import Ledger, default_ledger_path
+
     return Ledger(Path(args.ledger) if args.ledger else default_ledger_path(), create=False)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.files import write_csv_atomic
+
     since = _since(args.since)
     with _open(args) as ledger:
         frame = ledger.frame(since)

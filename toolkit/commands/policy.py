@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from toolkit import workflows
-from toolkit.cli import EXIT_OK, command
+from toolkit.commands import EXIT_OK, command
 
 
 @command
@@ -35,6 +34,9 @@ def _add_policy(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_policy_draft(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit import workflows
+
     run = workflows.draft_policy_file(
         args.out,
         snapshot_path=args.snapshot,

@@ -13,27 +13,35 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from toolkit import workflows
-from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.client import LeverClient
-from toolkit.commands.audit import add_notify_option
-from toolkit.commands.ledger import add_ledger_options
+from toolkit.commands import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    UsageError,
+    add_ledger_options,
+    add_notify_option,
+    command,
+)
+from toolkit.enums import MODES
 from toolkit.errors import ConfigurationError
-from toolkit.notify import Notifier, escape, resolve_url
-from toolkit.remediate.contacts import reason_kind
-from toolkit.remediate.outcome import resume_command, rollback_resume_command
-from toolkit.remediate.plan import MODES
-from toolkit.remediate.planfile import skipped_path
-from toolkit.remediate.result import ApplyResult
-from toolkit.remediate.stops import StopRequest, stop_on_signals
 from toolkit.sanitize import printable
+
+if TYPE_CHECKING:  # annotations only: the modules load when the command runs
+    from toolkit.notify import Notifier
+    from toolkit.remediate.stops import StopRequest
+
+if TYPE_CHECKING:
+    from toolkit.client import LeverClient
+    from toolkit.remediate.result import ApplyResult
 
 MAX_LISTED = 20
 DEFAULT_MAX_CHANGES = 500  # writes respect a maximum unless told otherwise (docs/architecture.md)
 
 
 def _client() -> LeverClient:
+    from toolkit.client import LeverClient  # requests and tenacity: when a command runs
+
     return LeverClient.from_env()
 
 
@@ -122,6 +130,12 @@ def _parse_renames(values: list[str]) -> dict[str, str]:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit import workflows
+    from toolkit.remediate.contacts import reason_kind
+    from toolkit.remediate.planfile import skipped_path
+
     renames = _parse_renames(args.rename)
     out = Path(args.out)
     if not out.parent.exists():
@@ -215,12 +229,22 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load requests
+    from toolkit.notify import Notifier, escape, resolve_url
+
     notifier = Notifier(resolve_url(args.notify), f"lever-tags apply {escape(args.plan)}")
     with notifier.on_error():
         return _run_apply(args, notifier)
 
 
 def _run_apply(args: argparse.Namespace, notifier: Notifier) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit import workflows
+    from toolkit.notify import escape
+    from toolkit.remediate.outcome import resume_command
+    from toolkit.remediate.stops import stop_on_signals
+
     _positive("--max-changes", args.max_changes)
     _positive("--workers", args.workers)
     _positive("--limit", args.limit)
@@ -318,7 +342,10 @@ def _list_failures(result) -> None:
     outcomes = result.outcomes
     if outcomes.empty:
         return
-    bad = outcomes[outcomes["state"].isin(["failed", "not_found"])]
+    # imported when the command runs: the journal schema loads pandas
+    from toolkit.remediate.journal_schema import FAILURE_STATES
+
+    bad = outcomes[outcomes["state"].isin(FAILURE_STATES)]
     for row in bad.head(MAX_LISTED).itertuples(index=False):
         print(
             f"  {row.state}: {row.op} {printable(row.tags)} on {row.opportunity_id}: "
@@ -349,17 +376,19 @@ def _add_verify(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_verify)
 
 
-def _on_purpose_line(on_purpose) -> str:
+def _on_purpose_line(counts: dict[str, int]) -> str:
     """`not written on purpose: 3 (drift)` or `... 3 (2 drift, 1 anonymized)`."""
-    kinds = on_purpose["reason"].str.extract(r"\((.*)\)", expand=False).value_counts()
-    if len(kinds) == 1:
-        detail = str(kinds.index[0])
+    if len(counts) == 1:
+        detail = next(iter(counts))
     else:
-        detail = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
-    return f"not written on purpose: {len(on_purpose)} ({detail})"
+        detail = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    return f"not written on purpose: {sum(counts.values())} ({detail})"
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    from toolkit import workflows
+
     _positive("--workers", args.workers)
     plan = workflows.open_plan(args.plan)
     run = workflows.verify_changes(
@@ -381,7 +410,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             more = f"  ... {len(failures) - MAX_LISTED} more"
             print(more + (f" in {args.out}" if args.out else ""))
     if len(on_purpose):
-        print(_on_purpose_line(on_purpose) + f"; see the journal {run.journal}")
+        print(_on_purpose_line(run.on_purpose_counts) + f"; see the journal {run.journal}")
     return EXIT_OK if failures.empty else EXIT_FAILURES
 
 
@@ -405,6 +434,12 @@ def _add_rollback(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load pandas or the client
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit import workflows
+    from toolkit.remediate.outcome import rollback_resume_command
+    from toolkit.remediate.stops import stop_on_signals
+
     _positive("--workers", args.workers)
     with stop_on_signals() as stop:
         result = workflows.roll_back(

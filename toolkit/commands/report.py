@@ -5,20 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from toolkit import workflows
-from toolkit.cli import EXIT_FAILURES, EXIT_OK, UsageError, command
-from toolkit.commands.audit import add_notify_option
-from toolkit.files import read_yaml
-from toolkit.notebook.batch import BatchSpec, load_batch, run_batch
-from toolkit.notebook.execute import check_out_root
-from toolkit.notebook.secrets import SecretLeakError
-from toolkit.notify import Notifier, escape, resolve_url
+from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, add_notify_option, command
 from toolkit.sanitize import printable
+
+if TYPE_CHECKING:  # annotations only: the modules load when the command runs
+    from toolkit.notebook.batch import BatchSpec
+    from toolkit.notify import Notifier
 
 
 def _params_file(path: str) -> dict[str, Any]:
+    from toolkit.files import read_yaml  # pandas, with the files helpers: when the command runs
+
     data = read_yaml(path, "parameters file")
     if data is None:
         return {}
@@ -83,6 +82,10 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load papermill or pandas
+    from toolkit import workflows
+    from toolkit.notebook.secrets import SecretLeakError
+
     if args.from_executed:
         if args.notebook or args.parameter or args.parameters_file:
             raise UsageError("--from-executed takes no NOTEBOOK and no parameters")
@@ -140,6 +143,11 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` must not load papermill or pandas
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.notebook.batch import load_batch
+    from toolkit.notebook.execute import check_out_root
+    from toolkit.notify import Notifier, escape, resolve_url
 
     spec = load_batch(args.runs)  # ConfigurationError -> exit 2, one line, before any run
     if args.out_root:
@@ -154,6 +162,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 def _run_batch(
     args: argparse.Namespace, spec: BatchSpec, out_root: str | None, notifier: Notifier
 ) -> int:
+
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.notebook.batch import run_batch
+    from toolkit.notify import escape
 
     def progress(res) -> None:
         line = f"{res.status:9} {res.name}  {res.seconds:.1f} s  {res.folder}"

@@ -16,18 +16,13 @@ import math
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
-from toolkit.cli import EXIT_BAD_INPUT, EXIT_OK, UsageError, command
-from toolkit.client import LeverClient
-from toolkit.client.account import account_of
-from toolkit.commands.ledger import add_ledger_options
+from toolkit.commands import EXIT_BAD_INPUT, EXIT_OK, UsageError, add_ledger_options, command
 from toolkit.errors import AuthenticationError
-from toolkit.ledger.entry import open_ledger_run
-from toolkit.policy import load_policy
-from toolkit.sync.registration import check_receiver_url, unregister_webhooks
-from toolkit.sync.service import SyncService
-from toolkit.sync.store import SyncJournal
-from toolkit.sync.webhook import SECRET_ENV, WebhookSecrets
+
+if TYPE_CHECKING:  # annotations only: the modules load when the command runs
+    from toolkit.sync.webhook import WebhookSecrets
 
 DEFAULT_JOURNAL = "lever-sync.sqlite"
 
@@ -100,6 +95,11 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
 
 
 def _unregister(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.client import LeverClient
+    from toolkit.sync.registration import unregister_webhooks
+    from toolkit.sync.store import SyncJournal
+
     with SyncJournal(args.journal) as journal:
         run = journal.run()
         if run is not None and run["kind"] != "sync":
@@ -112,6 +112,9 @@ def _unregister(args: argparse.Namespace) -> int:
 
 
 def _secrets() -> WebhookSecrets:
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.sync.webhook import SECRET_ENV, WebhookSecrets
+
     try:
         return WebhookSecrets.parse(os.environ.get(SECRET_ENV))
     except ValueError as exc:
@@ -119,9 +122,19 @@ def _secrets() -> WebhookSecrets:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.client.account import account_of
+    from toolkit.ledger.entry import open_ledger_run
+    from toolkit.sync.registration import check_receiver_url
+
     args.journal = args.journal or DEFAULT_JOURNAL
     if args.unregister_webhooks:
         return _unregister(args)
+    # imported when the command runs: `lever-tags --help` must not load tornado or the client
+    from toolkit.client import LeverClient
+    from toolkit.policy import load_policy
+    from toolkit.sync.service import SyncService
+
     listen = _listen(args.listen)
     if args.register_webhooks is not None:
         if listen is None:

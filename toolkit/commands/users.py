@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from toolkit.cli import EXIT_OK, command
-from toolkit.client import LeverClient
+from toolkit.commands import EXIT_OK, command
 from toolkit.sanitize import printable
-from toolkit.workflows.users import list_users
 
 
 @command
@@ -27,6 +25,10 @@ def _add_users(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_users(args: argparse.Namespace) -> int:
+    # imported when the command runs: `lever-tags --help` stays light
+    from toolkit.client import LeverClient
+    from toolkit.workflows.users import list_users
+
     rows = list_users(LeverClient.from_env(), args.email)
     if not rows:
         print("no user" + (f" with email {printable(args.email)}" if args.email else ""))

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit import __version__
 from toolkit.client import LeverClient
 from toolkit.doctor.checks import (
     DIFFERS,
@@ -68,6 +69,7 @@ class DoctorReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "toolkit_version": __version__,
             "host": self.host,
             "auth_kind": self.auth_kind,
             "requests": self.requests,

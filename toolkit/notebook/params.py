@@ -144,14 +144,15 @@ def parameters_table(params: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def resolve_path(path: str | os.PathLike) -> Path:
-    """A user-given path: `~` expanded; relative paths are taken from the project root.
+    """A user-given path: `~` expanded; relative paths are taken from `config.WORK_DIR` (the
+    project root in a checkout, the current folder for an installed toolkit).
 
     Example:
-        >>> resolve_path("notebooks/demo-policy.yaml") == config.PROJECT_ROOT / "notebooks/demo-policy.yaml"
+        >>> resolve_path("notebooks/demo-policy.yaml") == config.WORK_DIR / "notebooks/demo-policy.yaml"
         True
     """  # noqa: E501
     p = Path(path).expanduser()
-    return p if p.is_absolute() else config.PROJECT_ROOT / p
+    return p if p.is_absolute() else config.WORK_DIR / p
 
 
 def absolute_path_parameters(

@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import config
-from toolkit.errors import ConfigurationError
+from toolkit.errors import (
+    ConfigurationError,
+    SecretLeakError,  # noqa: F401  (re-exported: its home before errors.py)
+)
 from toolkit.redact import redaction_salt
 from toolkit.sanitize import private_file
 from toolkit.scrub import secret_forms as forms
 
 REDACTED = b"[redacted]"
-
-
-class SecretLeakError(RuntimeError):
-    """A produced file contained the credential (text redacted, binary files left intact)."""
 
 
 def secret_values() -> tuple[str, ...]:

@@ -440,7 +440,7 @@ def apply_plan(
         raise PlanError(f"workers must be at least 1 (got {workers})")
     if not dry_run and journal_path is None:
         if plan.path is None:
-            raise PlanError("writing needs a journal: give journal_path (--journal FILE)")
+            raise PlanError.naming("writing needs a journal: give {journal_path}")
         journal_path = default_journal_path(plan.path)
     if not dry_run:
         check_unlocked(Path(journal_path))  # another run's journal: refused before any request

@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit import __version__
 from toolkit.remediate.journal_lock import RunLock
 from toolkit.remediate.journal_schema import (
     CALL_COLUMNS,
@@ -155,7 +156,7 @@ class Journal:
                     plan_sha256,
                     plan_path,
                     json.dumps(plan_meta, default=str),
-                    json.dumps(params, default=str),
+                    json.dumps({**params, "toolkit_version": __version__}, default=str),
                     now_iso(),
                 ),
             )

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.errors import ConfigurationError
+from toolkit.errors import JournalError  # noqa: F401  (re-exported: its home before errors.py)
 
 SCHEMA_VERSION = 1
 
@@ -42,6 +42,9 @@ PENDING, INTENT, DONE, NOOP, FAILED, NOT_FOUND = (
 
 
 FINAL_STATES = frozenset({DONE, NOOP, FAILED, NOT_FOUND})
+# The states of a call that did not get its change into Lever: the one definition of "failed"
+# (the CLI, the reports and sync's activity report all count these).
+FAILURE_STATES = frozenset({FAILED, NOT_FOUND})
 
 
 SCHEMA = """
@@ -141,10 +144,6 @@ CALL_COLUMNS = [
 
 
 JSON_COLUMNS = ("planned_tags", "tags", "before_tags", "after_tags")
-
-
-class JournalError(ConfigurationError):
-    """The journal cannot be used: locked by another run, another plan's, or not a journal."""
 
 
 def now_iso() -> str:

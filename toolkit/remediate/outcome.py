@@ -11,7 +11,9 @@ from typing import Any
 import pandas as pd
 
 from toolkit.audit import AuditResult
+from toolkit.errors import RemediationFailedError
 from toolkit.files import write_csv_atomic, write_json_atomic
+from toolkit.remediate.journal_schema import FAILURE_STATES
 from toolkit.sanitize import private_dir
 
 
@@ -53,10 +55,6 @@ def plan_tags(plan: Any) -> list[str]:
         tags += [old, new]
     tags += [str(t) for t in getattr(plan, "rows", pd.DataFrame(columns=["tag"]))["tag"]]
     return list(dict.fromkeys(tags))
-
-
-class RemediationFailedError(RuntimeError):
-    """A real apply finished, but some changes failed or do not hold in Lever afterwards."""
 
 
 _ROW_KEY = ["opportunity_id", "op", "tag"]
@@ -132,7 +130,7 @@ def _first_failure(outcomes: Any) -> str:
         return ""
     if not {"state", "message"} <= set(outcomes.columns):
         return ""
-    bad = outcomes.loc[outcomes["state"].isin(["failed", "not_found"]), "message"].dropna()
+    bad = outcomes.loc[outcomes["state"].isin(FAILURE_STATES), "message"].dropna()
     text = " ".join(str(bad.iloc[0]).split()) if len(bad) else ""
     return text if len(text) <= 160 else text[:159] + "…"
 

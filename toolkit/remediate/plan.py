@@ -26,12 +26,12 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.errors import ConfigurationError
+from toolkit.enums import MODES
+from toolkit.errors import PlanError  # PlanError: re-exported
 from toolkit.sanitize import TAG_RULE, first_tag_problem
 
 PLAN_COLUMNS = ["opportunity_id", "contact_id", "op", "tag"]
 SKIPPED_COLUMNS = [*PLAN_COLUMNS, "reason"]
-MODES = ("propagate", "remove", "rename", "add")
 OPS = ("add", "remove")
 PLAN_VERSION = 1
 
@@ -43,10 +43,6 @@ REASON_DRIFT_PRESENT = "drift: tag already present"
 REASON_DRIFT_ABSENT = "drift: tag already absent"
 REASON_DRIFT_SOURCE = "drift: tag no longer on any other opportunity of the contact"
 REASON_DRIFT_VARIANT = "drift: variant no longer present"
-
-
-class PlanError(ConfigurationError):
-    """A plan cannot be made, read or run as asked (bad file, bad arguments, too large)."""
 
 
 def empty_rows(columns: list[str]) -> pd.DataFrame:

@@ -138,7 +138,7 @@ def check_plan_request(
         >>> check_plan_request("remove", renames={"py": "Python"})
         Traceback (most recent call last):
         ...
-        toolkit.remediate.plan.PlanError: --rename needs --mode rename
+        toolkit.errors.PlanError: renames: only for mode rename
     """
     if mode not in MODES:
         raise PlanError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
@@ -151,11 +151,11 @@ def check_plan_request(
         raise PlanError("--mode add needs --contacts FILE (the people whose opportunities get it)")
     if mode == "rename":
         if not (renames or chosen):
-            raise PlanError("--mode rename needs --rename OLD=NEW or --tag T (its variants)")
+            raise PlanError.naming("{mode} rename needs {renames} or {tags} (their variants)")
     elif renames:
-        raise PlanError("--rename needs --mode rename")
+        raise PlanError.naming("{renames}: only for {mode} rename")
     elif not chosen:
-        raise PlanError("no tags to plan: give --tag T (repeatable) or --policy FILE")
+        raise PlanError.naming("no tags to plan: give {tags} or {policy_path}")
 
 
 def make_plan(
@@ -227,12 +227,12 @@ def make_plan(
                 "the policy's patterns match no tag of this snapshot and it names no other "
                 "contact_level tag: nothing to plan"
             )
-        raise PlanError("no tags to plan: give --tag T (repeatable) or --policy FILE")
+        raise PlanError.naming("no tags to plan: give {tags} or {policy_path}")
     check_plan_tags([*chosen, *rename_map, *rename_map.values()])
     if mode == "rename":
         _check_renames(rename_map)
         if not rename_map:
-            raise PlanError("rename mode needs --rename OLD=NEW or tags with spelling variants")
+            raise PlanError.naming("{mode} rename needs {renames} or tags with spelling variants")
 
     frame = frame.reset_index(drop=True)
     for column, default in (("archived", False), ("anonymized", False)):

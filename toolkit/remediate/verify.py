@@ -41,6 +41,26 @@ ON_PURPOSE_REASONS = (
     REASON_NOOP_DRIFT,
     REASON_NOOP_ANONYMIZED,
 )
+# Why each of them was not written, as a word a front end can count and show.
+ON_PURPOSE_KIND = {
+    REASON_DROPPED_DRIFT: "drift",
+    REASON_DROPPED_ANONYMIZED: "anonymized",
+    REASON_NOOP_DRIFT: "drift",
+    REASON_NOOP_ANONYMIZED: "anonymized",
+}
+
+
+def on_purpose_counts(on_purpose: pd.DataFrame) -> dict[str, int]:
+    """How many rows were not written on purpose, by kind (most first).
+
+    Example:
+        >>> rows = pd.DataFrame({"reason": ["dropped (drift)", "no-op (drift)",
+        ...                                 "dropped (anonymized)"]})
+        >>> on_purpose_counts(rows)
+        {'drift': 2, 'anonymized': 1}
+    """
+    counts = on_purpose["reason"].map(ON_PURPOSE_KIND).value_counts()
+    return {str(kind): int(n) for kind, n in counts.items()}
 
 
 def verify_on_purpose(bad: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from toolkit.errors import ConfigurationError
 from toolkit.files import write_csv_atomic
+from toolkit.remediate.journal_schema import FAILURE_STATES
 from toolkit.sync.store import SyncJournal
 
 DEFAULT_JOURNAL = "lever-sync.sqlite"
@@ -117,7 +118,7 @@ def activity_summary(activity: SyncActivity) -> pd.DataFrame:
         ("writes", int((sent["state"] == "done").sum())),
         ("tags written", int(sent.loc[sent["state"] == "done", "tags"].map(len).sum())),
         ("writes a dry run would make", int((writes["state"] == "dry_run").sum())),
-        ("failed writes", int(sent["state"].isin(["failed", "not_found"]).sum())),
+        ("failed writes", int(sent["state"].isin(FAILURE_STATES).sum())),
         ("removals detected", len(activity.removals)),
     ]
     return pd.DataFrame(rows, columns=["measure", "value"]).astype({"value": object})
@@ -159,7 +160,7 @@ def activity_over_time(activity: SyncActivity, freq: str = "auto") -> pd.DataFra
         "writes": activity.writes.loc[activity.writes["state"] == "done", "started_at"],
         "dry-run writes": activity.writes.loc[activity.writes["state"] == "dry_run", "started_at"],
         "failures": activity.writes.loc[
-            activity.writes["state"].isin(["failed", "not_found"]), "started_at"
+            activity.writes["state"].isin(FAILURE_STATES), "started_at"
         ],
     }
     counts = {}
@@ -200,7 +201,7 @@ def writes_per_tag(activity: SyncActivity) -> pd.DataFrame:
 def sync_failures(activity: SyncActivity) -> pd.DataFrame:
     """Failed writes and failed events, newest first."""
     writes = activity.writes
-    failed = writes[writes["state"].isin(["failed", "not_found"])]
+    failed = writes[writes["state"].isin(FAILURE_STATES)]
     rows = failed.assign(what="write", at=failed["started_at"])[
         ["at", "what", "contact_id", "opportunity_id", "op", "tags", "status", "message"]
     ]

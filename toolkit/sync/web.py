@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tornado.web
 
@@ -19,16 +19,14 @@ from toolkit import failpoints
 from toolkit.sync.contact import shown
 from toolkit.sync.listener import is_loopback
 from toolkit.sync.metrics import CONTENT_TYPE_LATEST
+from toolkit.sync.ports import WebhookSink
 from toolkit.sync.webhook import OPPORTUNITY_EVENTS, WebhookRefused, parse_webhook
-
-if TYPE_CHECKING:
-    from toolkit.sync.service import SyncService
 
 log = logging.getLogger("toolkit.sync")
 
 
 class _Handler(tornado.web.RequestHandler):
-    def initialize(self, service: SyncService) -> None:
+    def initialize(self, service: WebhookSink) -> None:
         self.service = service
 
     def compute_etag(self) -> None:
@@ -128,7 +126,7 @@ class MetricsHandler(_Handler):
         self.finish(self.service.metrics.render())
 
 
-def make_app(service: SyncService) -> tornado.web.Application:
+def make_app(service: WebhookSink) -> tornado.web.Application:
     kw = {"service": service}
     return tornado.web.Application(
         [

@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolkit.errors import WebhookRefused
+
 SECRET_ENV = "LEVER_WEBHOOK_SECRET"
 MIN_TOKEN_LENGTH = 16
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -48,16 +50,6 @@ OPPORTUNITY_EVENTS = frozenset(
         "contactUpdated",
     }
 )
-
-
-class WebhookRefused(Exception):
-    """A webhook the service will not accept: ``status`` to answer, ``reason`` a metric label."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,13 @@ from toolkit.remediate.planfile import save_plan
 from toolkit.remediate.planner import check_plan_request, make_plan
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.rollback import rollback
-from toolkit.remediate.verify import VERIFY_COLUMNS, verify_failures, verify_on_purpose, verify_plan
+from toolkit.remediate.verify import (
+    VERIFY_COLUMNS,
+    on_purpose_counts,
+    verify_failures,
+    verify_on_purpose,
+    verify_plan,
+)
 from toolkit.scrub import scrub
 from toolkit.snapshot.fetch import fetch_snapshot
 from toolkit.snapshot.frame import Snapshot, known_tags
@@ -259,6 +265,11 @@ class VerifyRun:
     @property
     def ok(self) -> bool:
         return self.failures.empty
+
+    @property
+    def on_purpose_counts(self) -> dict[str, int]:
+        """Rows not written on purpose, by kind: ``{"drift": 2, "anonymized": 1}``."""
+        return on_purpose_counts(self.on_purpose)
 
 
 def verify_journal(plan: Plan, journal: str | os.PathLike | None = None) -> tuple[Path | None, str]:
