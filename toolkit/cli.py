@@ -42,7 +42,6 @@ from toolkit.commands import (  # noqa: F401  (the command modules: registration
     users,
 )
 from toolkit.errors import EXIT_LEVER_FAILED, ToolkitError
-from toolkit.profiles import activate_profile
 
 # Re-exported: the names callers imported from here before the registry moved to toolkit.commands.
 __all__ = [
@@ -88,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, handlers=[handler])
     try:
         if args.profile:
+            # imported when asked for: the profiles file's reader loads pandas (toolkit.files)
+            from toolkit.profiles import activate_profile
+
             activate_profile(args)
         return int(args.func(args) or 0)
     except ToolkitError as exc:  # each class declares its exit code (toolkit/errors.py)

@@ -41,9 +41,8 @@ from toolkit.notebook.params import (
 )
 from toolkit.profiles import Profile, get_profile, profile_environment
 from toolkit.sanitize import create_private, csv_cell, private_dir, short_repr
-from toolkit.snapshot.store import meta_path
+from toolkit.snapshot.store import SNAPSHOT_IN_FOLDER, meta_path
 from toolkit.specs import BATCH, check
-from toolkit.workflows.diff import SNAPSHOT_IN_FOLDER
 
 
 @dataclass

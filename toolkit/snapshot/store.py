@@ -14,6 +14,8 @@ from toolkit.files import read_json, sidecar
 from toolkit.sanitize import create_private, private_dir
 from toolkit.snapshot.frame import COLUMNS, Snapshot, fingerprint, safe_watermark, typed_frame
 
+SNAPSHOT_IN_FOLDER = "snapshot.parquet"  # an audit folder that kept its snapshot (batches)
+
 
 def meta_path(path: str | os.PathLike) -> Path:
     """Where the metadata of the snapshot at `path` lives: `snap.parquet.meta.json` beside it.

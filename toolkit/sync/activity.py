@@ -46,6 +46,14 @@ class SyncActivity:
     removals: pd.DataFrame = field(default_factory=pd.DataFrame)
     params: dict[str, Any] = field(default_factory=dict)
 
+    def headline(self) -> str:
+        """What the service did, in words (`activity_headline`)."""
+        return activity_headline(self)
+
+    def summary(self) -> pd.DataFrame:
+        """The totals, one row per measure (`activity_summary`)."""
+        return activity_summary(self)
+
 
 def _times(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     for column in columns:

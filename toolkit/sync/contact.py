@@ -17,7 +17,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -25,7 +24,7 @@ import pandas as pd
 from toolkit import failpoints
 from toolkit.audit.families import policy_families
 from toolkit.chars import escaped
-from toolkit.errors import AuthenticationError, LeverError, NotFoundError, PermissionDeniedError
+from toolkit.errors import AuthenticationError, LeverError, NotFoundError
 from toolkit.remediate.plan import calls_from_rows
 from toolkit.remediate.planner import make_plan
 from toolkit.remediate.reads import clean_tags, tags_of  # apply's write rules, reused
@@ -34,6 +33,11 @@ from toolkit.sanitize import TAG_RULE, first_tag_problem
 from toolkit.snapshot.frame import frame_from_opportunities, known_tags
 from toolkit.sync.cap import ChangeCap
 from toolkit.sync.confirm import confirm_not_found
+from toolkit.sync.outcomes import (  # re-exported: their home before outcomes.py
+    ConfidentialAccess,
+    TagResult,
+    WriteOutcome,
+)
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, SyncJournal
 
 log = logging.getLogger("toolkit.sync")
@@ -50,69 +54,6 @@ def shown(value: Any) -> str:
         ('"Do not contact\\\\u001b[31m"', '"a\\\\u202eb"')
     """
     return escaped(json.dumps(value, ensure_ascii=False))
-
-
-@dataclass
-class WriteOutcome:
-    """One write call: ``state`` is done, dry_run, failed or not_found (or skipped: not sent)."""
-
-    opportunity_id: str
-    op: str
-    tags: list[str]
-    state: str
-    status: int | None = None
-    message: str | None = None
-
-
-@dataclass
-class TagResult:
-    """What `tag_contact` / a contact check did.
-
-    Attributes:
-        contact_id: the contact (None when the opportunity has none).
-        opportunities: how many opportunities the contact has (as listed).
-        writes: one `WriteOutcome` per write call made (or, in a dry run, that would be made).
-        requests: API requests this call used (reads and writes, retries excluded).
-        removals: contact-level tags found removed from one opportunity while still on others.
-        skipped: plan rows left out by the policy, with the reason.
-        paused: the hourly change cap stopped the writes; the rest waits.
-        interrupted: the service is stopping; the rest waits.
-    """
-
-    contact_id: str | None
-    opportunities: int = 0
-    writes: list[WriteOutcome] = field(default_factory=list)
-    requests: int = 0
-    removals: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-    paused: bool = False
-    interrupted: bool = False
-
-    @property
-    def changes(self) -> int:
-        """Tags written (or that a dry run would write)."""
-        return sum(len(w.tags) for w in self.writes if w.state in (W_DONE, W_DRY_RUN))
-
-    @property
-    def failed(self) -> list[WriteOutcome]:
-        return [w for w in self.writes if w.state in (W_FAILED, W_NOT_FOUND)]
-
-
-class ConfidentialAccess:
-    """Whether the key may list confidential opportunities, learnt once (a 403 means no)."""
-
-    def __init__(self) -> None:
-        self.confidential: bool | None = None
-
-    def list(self, client: Any, **filters: Any) -> list[dict]:
-        if self.confidential is not False:
-            try:
-                found = list(client.iter_opportunities(confidentiality="all", **filters))
-                self.confidential = True
-                return found
-            except PermissionDeniedError:
-                self.confidential = False
-        return list(client.iter_opportunities(**filters))
 
 
 def _contact_of(opp: dict) -> str | None:

@@ -21,9 +21,7 @@ from toolkit.audit.report import contact_people
 from toolkit.errors import ConfigurationError
 from toolkit.files import write_csv_atomic, write_json_atomic
 from toolkit.sanitize import csv_uncell
-from toolkit.snapshot.store import load_snapshot
-
-SNAPSHOT_IN_FOLDER = "snapshot.parquet"  # an audit folder that kept its snapshot (batches)
+from toolkit.snapshot.store import SNAPSHOT_IN_FOLDER, load_snapshot
 
 
 def contact_names(frame: pd.DataFrame) -> dict[str, str]:

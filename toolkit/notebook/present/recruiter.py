@@ -9,7 +9,6 @@ from typing import Any
 import pandas as pd
 
 from toolkit.notebook.present.blocks import Block, Note, table
-from toolkit.sync.activity import activity_headline, activity_summary
 
 
 def since_last_run(diff: Any) -> Block | Note:
@@ -43,11 +42,10 @@ def since_last_run(diff: Any) -> Block | Note:
 
 
 def headline_sync(sync: Any) -> Block:
-    """The sync-activity report's headline: what the service did in words, then the totals."""
-    return Block(
-        Note(activity_headline(sync), "info"),
-        table(activity_summary(sync), visible=()),
-    )
+    """The sync-activity report's headline: what the service did in words, then the totals
+    (`sync` is a `toolkit.sync.activity.SyncActivity`; read through its methods, so the
+    presentation layer loads nothing of the sync package)."""
+    return Block(Note(sync.headline(), "info"), table(sync.summary(), visible=()))
 
 
 GLOSSARY_NOTE = (
