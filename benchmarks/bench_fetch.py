@@ -1,11 +1,13 @@
-"""Fetch benchmark: `lever-tags snapshot --out FILE`, timed as a user runs it, on every profile.
+"""Fetch benchmark: `lever-tags snapshot --out FILE`, timed as a user runs it, on every profile
+and in every listing order.
 
     .venv/bin/python benchmarks/bench_fetch.py
     .venv/bin/python benchmarks/bench_fetch.py --profiles bulk --sizes 10000 --skip-sequential
+    .venv/bin/python benchmarks/bench_fetch.py --orders newest,shuffled --sizes 10000
 
 For each `createdAt` profile (uniform, recent, bulk, sparse: see
 `lever_sandbox.data.apply_created_profile`) and size, a sandbox runs in its own process
-(`lever-tags sandbox --created-profile P`) with Lever's documented limit (10 requests/s, bursts
+(`lever-tags sandbox --created-profile P --listing-order O`) with Lever's documented limit (10 requests/s, bursts
 of 20) and 300 ms latency (10 % jitter). The whole `lever-tags snapshot --out FILE` command is
 timed in a child process: interpreter start, imports, the fetch, the Parquet and metadata files.
 The ceiling is 10 pages/s x 100 opportunities = 1,000 opportunities/s; the minimum number of
@@ -69,10 +71,14 @@ def _snapshot_command(env: dict[str, str], out: Path, workers: int) -> dict:
     return {"seconds": seconds, "meta": meta, "ids": ids}
 
 
-def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool) -> list[dict]:
+def run_one(
+    profile: str, order: str, size: int, args: argparse.Namespace, sequential: bool
+) -> list[dict]:
     rows = []
     ceiling = args.rate * 100
     with sandbox_process(
+        "--listing-order",
+        order,
         "--opportunities",
         str(size),
         "--created-profile",
@@ -94,6 +100,7 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
         rows.append(
             {
                 "profile": profile,
+                "order": order,
                 "fetch": "lever-tags snapshot",
                 "opportunities": len(ids),
                 "exact": exact,
@@ -105,6 +112,8 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
                 "minimum_requests": -(-size // 100),
                 "windows": fetch.get("windows"),
                 "rate_limited": fetch["rate_limited"],
+                "order_seen": fetch.get("order"),
+                "load": round(os.getloadavg()[0], 2),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -116,6 +125,7 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
             rows.append(
                 {
                     "profile": profile,
+                    "order": order,
                     "fetch": "one sequential listing (in process)",
                     "opportunities": count,
                     "exact": count == len(expected),
@@ -127,6 +137,8 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
                     "minimum_requests": -(-size // 100),
                     "windows": 1,
                     "rate_limited": client.stats.rate_limited,
+                    "order_seen": "",
+                    "load": round(os.getloadavg()[0], 2),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -135,16 +147,17 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| profile | fetch | opportunities | seconds | opp/s | share of ceiling "
-        "| requests (minimum) | 429s | exact |",
-        "|---|---|---:|---:|---:|---:|---|---:|---|",
+        "| order | profile | fetch | opportunities | seconds | opp/s | share of ceiling "
+        "| requests (minimum) | 429s | exact | load |",
+        "|---|---|---|---:|---:|---:|---:|---|---:|---|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['profile']} | {r['fetch']} | {r['opportunities']:,} | {r['seconds']} "
+            f"| {r['order']} | {r['profile']} | {r['fetch']} | {r['opportunities']:,} "
+            f"| {r['seconds']} "
             f"| {r['opportunities_per_second']:,.0f} | **{r['share_of_ceiling']:.1%}** "
             f"| {r['requests']} ({r['minimum_requests']}) | {r['rate_limited']} "
-            f"| {'yes' if r['exact'] else 'NO'} |"
+            f"| {'yes' if r['exact'] else 'NO'} | {r['load']} |"
         )
     return "\n".join(lines)
 
@@ -153,6 +166,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", default=",".join(CREATED_PROFILES))
     parser.add_argument("--sizes", default="10000,50000")
+    parser.add_argument("--orders", default="created,newest,updated,updated-desc,shuffled")
     parser.add_argument("--latency-ms", type=int, default=300)
     parser.add_argument("--rate", type=float, default=10)
     parser.add_argument("--burst", type=int, default=20)
@@ -161,9 +175,12 @@ def main() -> int:
     args = parser.parse_args()
     rows: list[dict] = []
     load_before = os.getloadavg()
+    orders = [o.strip() for o in args.orders.split(",")]
     for size in (int(s) for s in args.sizes.split(",")):
-        for i, profile in enumerate(p.strip() for p in args.profiles.split(",")):
-            rows.extend(run_one(profile, size, args, not args.skip_sequential and i == 0))
+        for order in orders:
+            for i, profile in enumerate(p.strip() for p in args.profiles.split(",")):
+                first = i == 0 and order == orders[0]
+                rows.extend(run_one(profile, order, size, args, not args.skip_sequential and first))
     load_after = os.getloadavg()
     print()
     print(markdown(rows))

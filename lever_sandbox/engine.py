@@ -66,8 +66,10 @@ class SandboxConfig:
             ``{id, deletedAt}``), ``opportunity`` (the whole opportunity and ``deletedAt``)
             or ``id`` (``{id}`` only).
         listing_order: the order `GET /opportunities` lists in (undocumented at Lever):
-            ``created`` (createdAt, then id), ``descending`` (newest first) or ``shuffled``
-            (a fixed order unrelated to time, from a hash of the id).
+            ``created`` (createdAt, then id), ``newest`` (createdAt descending), ``updated``
+            or ``updated-desc`` (updatedAt, a null one counting as createdAt, ascending or
+            descending: a write moves an opportunity while a listing runs) or ``shuffled`` (a
+            fixed order unrelated to time, from a hash of the id).
     """
 
     latency_ms: float = 0.0

@@ -141,7 +141,8 @@ def _add_sandbox(sub: argparse._SubParsersAction) -> None:
         "--listing-order",
         default="created",
         help="the order opportunities are listed in (Lever's is undocumented): created, "
-        "descending (newest first) or shuffled; default created",
+        "newest (createdAt descending), updated, updated-desc (by updatedAt) or shuffled; "
+        "default created",
     )
     p.add_argument("--state", metavar="FILE", default=None, help="load/save the data in FILE")
     p.add_argument(
