@@ -173,7 +173,9 @@ def test_an_ordered_listing_hands_on_without_relisting():
     opps: list[dict] = []
     for i in range(6000):  # a gap in the middle, and same-millisecond twins
         created = opps[-1]["createdAt"] if i % 50 == 1 else i * 7 + (5_000_000 if i > 4000 else 0)
-        opps.append({"id": f"o{i:05d}", "createdAt": created})
+        # updatedAt unrelated to the order: the pages prove it is createdAt, not updatedAt
+        lag = (i * 37) % 500
+        opps.append({"id": f"o{i:05d}", "createdAt": created, "updatedAt": created + lag})
     listing = _run_fake(opps, key=lambda o: (o["createdAt"], o["id"]))
     assert sorted(listing.items) == sorted(o["id"] for o in opps)
     assert listing.order_trusted and listing.stats["relisted"] == 0

@@ -466,12 +466,12 @@ def check_listing_order(client, probe, checks, state) -> None:
     the fetch is correct in any order and fast in each; see `toolkit.snapshot.order`)."""
     plain = state.get("page1") or probe.get("/opportunities", limit=100).get("data") or []
     since = probe.get("/opportunities", limit=100, updated_at_start=1).get("data") or []
-    for name, items in (("plain listing", plain), ("updated_at_start listing", since)):
+    for name, items in (("plain", plain), ("updated_at_start", since)):
         evidence = OrderEvidence()
         evidence.see(None, [o for o in items if isinstance(o, dict)])
         checks.append(
             Check(
-                f"order of a {name}",
+                f"listing order ({name})",
                 "undocumented: any",
                 f"{describe(evidence.left)} ({len(items)} on page 1)",
                 OK,

@@ -78,6 +78,11 @@ CATCH_UP_MARGIN_MS = 60_000  # the catch-up starts this long before Lever's cloc
 CATCH_UP_ROUNDS = 3
 
 
+def _floor(position: int) -> int:
+    """Where an open-ended window below `position` is assumed to end (estimates only)."""
+    return FLOOR_MS if position > FLOOR_MS else 0
+
+
 def split_window(window: Window, lo: int, hi: int, parts: int) -> list[Window]:
     """Split an inclusive window into `parts` contiguous windows of equal time.
 
@@ -148,7 +153,7 @@ class _Window:
     position: int | None = None  # the last value of that key listed
     density: float | None = None  # items per ms of that key on its last page
     left: float | None = None  # estimated pages still to list
-    sample: list[int] = field(default_factory=list)  # createdAt of its first page
+    sample: list[int] = field(default_factory=list)  # every createdAt it listed
 
     def params(self) -> dict[str, Any]:
         params = dict(self.family.filters)
@@ -351,6 +356,8 @@ class WindowedListing:
     def _observe(self, window: _Window, page: Page) -> None:
         """Feed the order evidence; track the window's position, density and work left."""
         items = [item for item in page.items if isinstance(item, dict)]
+        created = (ms(item.get("createdAt")) for item in items)
+        window.sample.extend(c for c in created if c is not None)
         family = window.family
         family.evidence.see(window.last, items)
         sequence = ([window.last] if window.last is not None else []) + items
@@ -364,9 +371,6 @@ class WindowedListing:
         key = proven if proven in window.local else None
         key = key or next((k for k in KEYS if k in window.local), None)
         if key is None:
-            if window.pages_done == 1:
-                created = (ms(item.get("createdAt")) for item in items)
-                window.sample = [c for c in created if c is not None]
             window.key = window.position = window.density = window.left = None
             return
         values = [value_of(item, key[0]) for item in items]
@@ -378,7 +382,7 @@ class WindowedListing:
             end = window.hi if window.hi is not None else max(self.now_ms, last + 1)  # type: ignore[operator]
             span = end - last  # type: ignore[operator]
         else:
-            start = window.lo if window.lo is not None else min(FLOOR_MS, last - 1)  # type: ignore[operator]
+            start = window.lo if window.lo is not None else _floor(last)  # type: ignore[arg-type]
             span = last - start  # type: ignore[operator]
         window.left = window.density * max(0, span) / PAGE_ITEMS
 
@@ -481,7 +485,7 @@ class WindowedListing:
         if ascending:
             end = window.hi if window.hi is not None else max(self.now_ms, start + 1)
         else:
-            end = window.lo if window.lo is not None else min(FLOOR_MS, start - 1)
+            end = window.lo if window.lo is not None else _floor(start)
         width = max(1, int(PART_PAGES * PAGE_ITEMS / window.density))
         near = min(
             max(deficit, 1),
