@@ -136,6 +136,7 @@ class _Family:
     claim_key: Key | None = None  # the key the claims rely on
     trusted: bool = True  # False once a page contradicted the claims' key
     pages: int = 0
+    lag: int = 0  # the largest updatedAt - createdAt seen
 
 
 @dataclass(eq=False)
@@ -359,6 +360,10 @@ class WindowedListing:
         created = (ms(item.get("createdAt")) for item in items)
         window.sample.extend(c for c in created if c is not None)
         family = window.family
+        for item in items:
+            c, u = ms(item.get("createdAt")), ms(item.get("updatedAt"))
+            if c is not None and u is not None:
+                family.lag = max(family.lag, u - c)
         family.evidence.see(window.last, items)
         sequence = ([window.last] if window.last is not None else []) + items
         window.local = consistent_keys(sequence, window.local)
@@ -380,6 +385,8 @@ class WindowedListing:
         window.density = len(values) / max(1, abs(last - first))  # type: ignore[operator]
         if key[1] > 0:
             end = window.hi if window.hi is not None else max(self.now_ms, last + 1)  # type: ignore[operator]
+            if key[0] == "updatedAt":  # the window's updatedAt reach past its createdAt end
+                end += family.lag
             span = end - last  # type: ignore[operator]
         else:
             start = window.lo if window.lo is not None else _floor(last)  # type: ignore[arg-type]
@@ -463,10 +470,20 @@ class WindowedListing:
         if window.key[1] > 0:
             if window.lo is not None and p <= window.lo:
                 return parts if len(parts) > 1 else []
-            return [(window.lo, p - 1), *parts]
+            return [*self._done_parts(window, (window.lo, p - 1)), *parts]
         if window.hi is not None and p >= window.hi:
             return parts if len(parts) > 1 else []
-        return [*parts, (p + 1, window.hi)]
+        return [*parts, *self._done_parts(window, (p + 1, window.hi))]
+
+    def _done_parts(self, window: _Window, done: Window) -> list[Window]:
+        """The part already listed, listed anew: in `updatedAt` order it also holds what is not
+        listed yet (created before the position, updated after it), so where the `createdAt`
+        values listed crowd (a bulk-import day) it is cut at their quantiles."""
+        lo, hi = done
+        values = [c for c in window.sample if (lo is None or c >= lo) and (hi is None or c <= hi)]
+        if window.key is None or window.key[0] != "updatedAt" or len(values) < 4 * PAGE_ITEMS:
+            return [done]
+        return quantile_window_parts(done, values, min(self.target, len(values) // PAGE_ITEMS))
 
     def _work_parts(self, window: _Window, deficit: int) -> list[Window]:
         """The rest past the position: windows of `PART_PAGES` pages at the current density
