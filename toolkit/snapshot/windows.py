@@ -64,10 +64,10 @@ from toolkit.snapshot.order import (
     ms,
     value_of,
 )
+from toolkit.snapshot.ranges import Window, quantile_window_parts, split_window
 
 log = logging.getLogger(__name__)
 
-Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
 PAGE_ITEMS = 100  # a full page (Lever's maximum limit)
 PART_PAGES = 10  # a new window holds about this many pages at the density that made it
 MIN_PART_PAGES = 3  # below this many pages left, a window is not worth cutting
@@ -81,48 +81,6 @@ CATCH_UP_ROUNDS = 3
 def _floor(position: int) -> int:
     """Where an open-ended window below `position` is assumed to end (estimates only)."""
     return FLOOR_MS if position > FLOOR_MS else 0
-
-
-def split_window(window: Window, lo: int, hi: int, parts: int) -> list[Window]:
-    """Split an inclusive window into `parts` contiguous windows of equal time.
-
-    Open ends stay open (the first part keeps an open start, the last an open end); `lo` and
-    `hi` stand in for them when computing the cut points.
-
-    Example:
-        >>> split_window((None, None), 0, 99, 2)
-        [(None, 49), (50, None)]
-    """
-    start = window[0] if window[0] is not None else lo
-    end = window[1] if window[1] is not None else hi
-    if end - start < parts or parts < 2:
-        return [window]
-    step = (end - start + 1) // parts
-    bounds = [start + i * step for i in range(parts)] + [end + 1]
-    out: list[Window] = []
-    for i in range(parts):
-        a = window[0] if i == 0 else bounds[i]
-        b = window[1] if i == parts - 1 else bounds[i + 1] - 1
-        out.append((a, b))
-    return out
-
-
-def quantile_window_parts(window: Window, sample: list[int], parts: int) -> list[Window]:
-    """Split a window at the quantiles of a sample of its `createdAt` values.
-
-    Example:
-        >>> quantile_window_parts((None, None), [1, 2, 3, 10, 11, 12], 2)
-        [(None, 9), (10, None)]
-    """
-    values = sorted(sample)
-    cuts: list[int] = []
-    for i in range(1, parts):
-        cut = values[len(values) * i // parts]
-        above = (window[0] is None or cut > window[0]) and (not cuts or cut > cuts[-1])
-        if above and (window[1] is None or cut <= window[1]):
-            cuts.append(cut)
-    bounds = [window[0], *cuts]
-    return [(bounds[i], cuts[i] - 1) for i in range(len(cuts))] + [(bounds[-1], window[1])]
 
 
 @dataclass(eq=False)
@@ -434,10 +392,20 @@ class WindowedListing:
         worth = window.left >= 2 * PART_PAGES or (deficit > 0 and window.left >= 2 * MIN_PART_PAGES)
         if window.pages_done == 1 and worth:
             return self._relist(window, self._work_parts(window, deficit))
+        if window.pages_done == 1 and deficit > 0 and window.lo is None and window.hi is None:
+            return self._time_parts(window, deficit)  # one serial listing is the worst case
         # Later, a cut costs as many pages as the window listed: only for a share many times that.
         if deficit > 0 and window.left >= LATE_CUT_GAIN * window.pages_done and self._heavy(window):
             return self._relist(window, self._work_parts(window, deficit))
         return []
+
+    def _time_parts(self, window: _Window, deficit: int) -> list[Window]:
+        """The whole timeline from the earliest `createdAt` listed to now, in equal times."""
+        earliest = min(window.sample, default=None)
+        if earliest is None or earliest >= self.now_ms:
+            return []
+        parts = split_window((None, None), earliest, self.now_ms, min(self.target, deficit + 1))
+        return parts if len(parts) > 1 else []
 
     def _heavy(self, window: _Window) -> bool:
         """Among the windows with the most work left (at least half the most)."""
