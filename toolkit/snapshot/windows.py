@@ -332,12 +332,17 @@ class WindowedListing:
         window.last = items[-1]
         proven = family.evidence.proven
         key = proven if proven in window.local else None
-        key = key or next((k for k in KEYS if k in window.local), None)
+        # a key whose opposite still fits has shown no direction (every value equal): no position
+        directed = [k for k in KEYS if k in window.local and (k[0], -k[1]) not in window.local]
+        key = key or next(iter(directed), None)
         if key is None:
             window.key = window.position = window.density = window.left = None
             return
         values = [value_of(item, key[0]) for item in items]
         first = window.position if window.key == key and window.position is not None else values[0]
+        if values[-1] == first:  # no span to measure a density on (ties): no estimate
+            window.key = window.position = window.density = window.left = None
+            return
         window.key, window.position = key, values[-1]
         last = values[-1]
         window.density = len(values) / max(1, abs(last - first))  # type: ignore[operator]
