@@ -1,18 +1,19 @@
-"""Fetch benchmark: `lever-tags snapshot --out FILE`, timed as a user runs it, on every profile.
+"""Fetch benchmark: `lever-tags snapshot --out FILE`, timed as a user runs it, on every profile
+and in every listing order.
 
     .venv/bin/python benchmarks/bench_fetch.py
     .venv/bin/python benchmarks/bench_fetch.py --profiles bulk --sizes 10000 --skip-sequential
+    .venv/bin/python benchmarks/bench_fetch.py --orders newest,shuffled --sizes 10000
 
-For each `createdAt` profile (uniform, recent, bulk, sparse: see
-`lever_sandbox.data.apply_created_profile`) and size, a sandbox runs in its own process
-(`SandboxProcess`: `python -m lever_sandbox --created-profile P`) with Lever's documented limit
-(10 requests/s, bursts of 20) and 300 ms latency (10 % jitter). The whole `lever-tags snapshot
---out FILE` command is timed in a child process: interpreter start, imports, the fetch, the
-Parquet and metadata files.
-The ceiling is 10 pages/s x 100 opportunities = 1,000 opportunities/s; the minimum number of
-requests is ceil(N / 100). The snapshot is checked against the sandbox's own list (every
-opportunity exactly once). Beside it, one plain sequential listing per size (one
-`iter_opportunities`, latency bound, the same on every profile).
+For each listing order (created, newest, updated, updated-desc, shuffled), `createdAt` profile
+(uniform, recent, bulk, sparse: see `lever_sandbox.data.apply_created_profile`) and size, a sandbox
+runs in its own process (`SandboxProcess`: `python -m lever_sandbox --created-profile P
+--listing-order O`) with Lever's documented limit (10 requests/s, bursts of 20) and 300 ms latency (10 % jitter). The whole
+`lever-tags snapshot --out FILE` command is timed in a child process: interpreter start, imports,
+the fetch, the Parquet and metadata files. The ceiling is 10 pages/s x 100 opportunities = 1,000
+opportunities/s; the minimum number of requests is ceil(N / 100). The snapshot is checked against
+the sandbox's own list (every opportunity exactly once). Beside it, one plain sequential listing per
+size (one `iter_opportunities`, latency bound, the same on every profile).
 """
 
 from __future__ import annotations
@@ -70,10 +71,14 @@ def _snapshot_command(env: dict[str, str], out: Path, workers: int) -> dict:
     return {"seconds": seconds, "meta": meta, "ids": ids}
 
 
-def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool) -> list[dict]:
+def run_one(
+    profile: str, order: str, size: int, args: argparse.Namespace, sequential: bool
+) -> list[dict]:
     rows = []
     ceiling = args.rate * 100
     with SandboxProcess(
+        "--listing-order",
+        order,
         "--opportunities",
         str(size),
         "--created-profile",
@@ -96,6 +101,7 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
         rows.append(
             {
                 "profile": profile,
+                "order": order,
                 "fetch": "lever-tags snapshot",
                 "opportunities": len(ids),
                 "exact": exact,
@@ -107,6 +113,9 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
                 "minimum_requests": -(-size // 100),
                 "windows": fetch.get("windows"),
                 "rate_limited": fetch["rate_limited"],
+                "order_seen": fetch.get("order"),
+                "ceiling": ceiling,
+                "load": round(os.getloadavg()[0], 2),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -118,6 +127,7 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
             rows.append(
                 {
                     "profile": profile,
+                    "order": order,
                     "fetch": "one sequential listing (in process)",
                     "opportunities": count,
                     "exact": count == len(expected),
@@ -129,6 +139,9 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
                     "minimum_requests": -(-size // 100),
                     "windows": 1,
                     "rate_limited": client.stats.rate_limited,
+                    "order_seen": "",
+                    "ceiling": ceiling,
+                    "load": round(os.getloadavg()[0], 2),
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -136,17 +149,21 @@ def run_one(profile: str, size: int, args: argparse.Namespace, sequential: bool)
 
 
 def markdown(rows: list[dict]) -> str:
+    """The table for docs/benchmarks.md; `fetch share` is the fetch alone (from the snapshot's
+    meta), beside the whole command's share (interpreter, imports and files included)."""
     lines = [
-        "| profile | fetch | opportunities | seconds | opp/s | share of ceiling "
-        "| requests (minimum) | 429s | exact |",
-        "|---|---|---:|---:|---:|---:|---|---:|---|",
+        "| order | profile | fetch | opportunities | seconds | opp/s | share of ceiling "
+        "| fetch share | requests (minimum) | 429s | exact | order seen | load |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---:|---|---|---:|",
     ]
     for r in rows:
+        fetch_share = r["opportunities"] / r["fetch_seconds"] / r["ceiling"]
         lines.append(
-            f"| {r['profile']} | {r['fetch']} | {r['opportunities']:,} | {r['seconds']} "
-            f"| {r['opportunities_per_second']:,.0f} | **{r['share_of_ceiling']:.1%}** "
+            f"| {r['order']} | {r['profile']} | {r['fetch']} | {r['opportunities']:,} "
+            f"| {r['seconds']} | {r['opportunities_per_second']:,.0f} "
+            f"| **{r['share_of_ceiling']:.1%}** | {fetch_share:.1%} "
             f"| {r['requests']} ({r['minimum_requests']}) | {r['rate_limited']} "
-            f"| {'yes' if r['exact'] else 'NO'} |"
+            f"| {'yes' if r['exact'] else 'NO'} | {r['order_seen']} | {r['load']} |"
         )
     return "\n".join(lines)
 
@@ -155,6 +172,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", default=",".join(CREATED_PROFILES))
     parser.add_argument("--sizes", default="10000,50000")
+    parser.add_argument("--orders", default="created,newest,updated,updated-desc,shuffled")
     parser.add_argument("--latency-ms", type=int, default=300)
     parser.add_argument("--rate", type=float, default=10)
     parser.add_argument("--burst", type=int, default=20)
@@ -163,9 +181,12 @@ def main() -> int:
     args = parser.parse_args()
     rows: list[dict] = []
     load_before = os.getloadavg()
+    orders = [o.strip() for o in args.orders.split(",")]
     for size in (int(s) for s in args.sizes.split(",")):
-        for i, profile in enumerate(p.strip() for p in args.profiles.split(",")):
-            rows.extend(run_one(profile, size, args, not args.skip_sequential and i == 0))
+        for order in orders:
+            for i, profile in enumerate(p.strip() for p in args.profiles.split(",")):
+                first = i == 0 and order == orders[0]
+                rows.extend(run_one(profile, order, size, args, not args.skip_sequential and first))
     load_after = os.getloadavg()
     print()
     print(markdown(rows))

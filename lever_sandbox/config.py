@@ -23,7 +23,10 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-LISTING_ORDERS = ("created", "descending", "shuffled")
+# created: (createdAt, id); newest: createdAt descending; updated / updated-desc: updatedAt (a
+# null one counts as createdAt, as the filters do) ascending / descending; shuffled: a fixed
+# order unrelated to time (a hash of the id).
+LISTING_ORDERS = ("created", "newest", "updated", "updated-desc", "shuffled")
 
 
 class SandboxConfigError(ValueError):
@@ -106,8 +109,10 @@ class SandboxConfig:
         refresh_rotation: what ``POST /oauth/token`` answers with: ``rotate`` (default, a new
             refresh token; the old one is refused), ``keep`` (the same one) or ``omit`` (none).
         listing_order: the order `GET /opportunities` lists in (undocumented at Lever):
-            ``created`` (createdAt, then id), ``descending`` (newest first) or ``shuffled``
-            (a fixed order unrelated to time, from a hash of the id).
+            ``created`` (createdAt, then id), ``newest`` (createdAt descending), ``updated``
+            or ``updated-desc`` (updatedAt, a null one counting as createdAt, ascending or
+            descending: a write moves an opportunity while a listing runs) or ``shuffled`` (a
+            fixed order unrelated to time, from a hash of the id).
     """
 
     latency_ms: float = _setting(0.0, "delay per request (default 0)", minimum=0)
@@ -191,8 +196,9 @@ class SandboxConfig:
     )
     listing_order: str = _setting(
         "created",
-        "the order opportunities are listed in (Lever's is undocumented): created, descending "
-        "(newest first) or shuffled; default created",
+        "the order opportunities are listed in (Lever's is undocumented): created, newest "
+        "(createdAt descending), updated, updated-desc (updatedAt either way) or shuffled; "
+        "default created",
         choices=LISTING_ORDERS,
     )
 

@@ -4,8 +4,10 @@ Pure Python and thread-safe: every public method takes one re-entrant lock, so t
 IOLoop thread and test threads can call it at the same time. No HTTP here; `server.py` maps
 requests onto these methods.
 
-Ordering: opportunities are listed in a stable order by ``(createdAt, id)``. ``createdAt`` never
-changes, so writes never reorder pages, and a page cursor is just the key of the last item.
+Ordering (Lever's is undocumented): by default opportunities are listed by ``(createdAt, id)``;
+``LISTING_ORDERS`` names the others (newest first, by ``updatedAt`` either way, shuffled). A
+page cursor is the key of the last item in that order, so a write that moves ``updatedAt``
+moves an opportunity in the ``updated`` orders while a listing runs, as it would at Lever.
 
 Time filters: ``updated_at_start/_end`` compare ``updatedAt``; an opportunity whose ``updatedAt``
 is null is compared by its ``createdAt`` instead (Lever does not document this case; a record that
@@ -295,10 +297,19 @@ class SandboxState:
             start = bisect.bisect_right(keys, tuple(after)) if after else 0
             stop = len(keys)
             c_start, c_end = getattr(keep, "created_range", (None, None))
-            if order == "created" and c_start is not None:  # skip what the filter drops anyway
+            # fast paths: skip what the created_at filter drops anyway
+            if order == "created" and c_start is not None:
                 start = max(start, bisect.bisect_left(keys, (c_start,)))
             if order == "created" and c_end is not None:
                 stop = bisect.bisect_right(keys, (c_end, "\U0010ffff"))
+            if order == "newest" and c_end is not None:
+                start = max(start, bisect.bisect_left(keys, (-c_end,)))
+            if order == "newest" and c_start is not None:
+                stop = bisect.bisect_right(keys, (-c_start, "\U0010ffff"))
+            if order == "updated" and c_start is not None:  # updatedAt >= createdAt >= start
+                start = max(start, bisect.bisect_left(keys, (c_start,)))
+            if order == "updated-desc" and c_start is not None:
+                stop = bisect.bisect_right(keys, (-c_start, "\U0010ffff"))
             page: list[dict[str, Any]] = []
             last: tuple[int, str] | None = None
             has_next = False
@@ -357,14 +368,24 @@ class SandboxState:
             raise ValueError(f"listing order must be one of {', '.join(LISTING_ORDERS)}")
         cache = self.__dict__.setdefault("_order_cache", {})
         if order not in cache:
-            if order == "descending":
+            if order == "newest":
                 cache[order] = sorted((-created, opp_id) for created, opp_id in self._keys)
+            elif order in ("updated", "updated-desc"):
+                sign = 1 if order == "updated" else -1
+                cache[order] = sorted(
+                    (sign * self._updated(self._opps[opp_id]), opp_id) for _c, opp_id in self._keys
+                )
             else:
                 cache[order] = sorted(
                     (hashlib.sha256(opp_id.encode()).hexdigest(), opp_id)
                     for _created, opp_id in self._keys
                 )
         return cache[order]
+
+    @staticmethod
+    def _updated(opp: dict[str, Any]) -> int:
+        updated = opp.get("updatedAt")
+        return int(opp.get("createdAt") or 0) if updated is None else int(updated)
 
     def tag_counts(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -394,6 +415,9 @@ class SandboxState:
         if previous is None:
             previous = opp.get("createdAt") or 0
         opp["updatedAt"] = max(now_ms(), int(previous) + 1)
+        cache = self.__dict__.get("_order_cache") or {}
+        cache.pop("updated", None)  # the updatedAt orders see the move
+        cache.pop("updated-desc", None)
 
     def change_tags(self, opp_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> dict:
         """Add and/or remove exact tag strings; bumps updatedAt. KeyError for unknown ids."""

@@ -29,6 +29,7 @@ from toolkit.remediate.apply import apply_plan
 from toolkit.remediate.plan import Plan
 from toolkit.remediate.rollback import rollback
 from toolkit.sanitize import private_dir
+from toolkit.snapshot.order import OrderEvidence, describe
 
 OK, DIFFERS, WARN, SKIPPED = "ok", "DIFFERS", "warn", "skipped"
 SEEN = "seen"  # a behaviour reported as observed: the toolkit copes with every answer
@@ -472,3 +473,22 @@ def run_write_test(
             + ("" if result.ok and undo.ok else " (a step failed: see the journal)"),
         )
     )
+
+
+def check_listing_order(client, probe, checks, state) -> None:
+    """The order Lever lists in, plain and under `updated_at_start` (observed, never a failure:
+    the fetch is correct in any order and fast in each; see `toolkit.snapshot.order`)."""
+    plain = state.get("page1") or probe.get("/opportunities", limit=100).get("data") or []
+    since = probe.get("/opportunities", limit=100, updated_at_start=1).get("data") or []
+    for name, items in (("plain", plain), ("updated_at_start", since)):
+        evidence = OrderEvidence()
+        evidence.see(None, [o for o in items if isinstance(o, dict)])
+        checks.append(
+            Check(
+                f"listing order ({name})",
+                "undocumented: any",
+                f"{describe(evidence.left)} ({len(items)} on page 1)",
+                OK,
+                "the fetch hands on windows early only in a proven createdAt order",
+            )
+        )

@@ -41,7 +41,8 @@ from toolkit.snapshot.frame import (
     safe_watermark,
     typed_frame,
 )
-from toolkit.snapshot.windows import EXPAND, Fetched, WindowedListing, fetch_opportunities
+from toolkit.snapshot.listing import EXPAND, Fetched, fetch_opportunities
+from toolkit.snapshot.windows import WindowedListing
 
 log = logging.getLogger(__name__)
 

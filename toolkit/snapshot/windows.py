@@ -1,36 +1,45 @@
-"""Listings at the rate limiter's pace, whatever the spread of `createdAt`.
+"""Listings at the rate limiter's pace, in whatever order Lever lists, never missing one.
 
 One paginated listing is serial: each page needs the previous page's token, so with 300 ms per
 answer it gets about three pages a second while the key allows ten. `WindowedListing` keeps
 enough listings running at once for the shared rate limiter to be the only pace-setter, by
-cutting them into `created_at` windows, and cutting again where the pages show the data is:
+cutting them into `created_at` windows, and cutting again where the pages show the data is.
 
-- A listing starts as one window over the whole timeline; its first page is the probe.
-- Whenever fewer windows run than the limiter can keep busy (`target`), the running window
-  with the most work left hands on the rest of its range. Work left is estimated from the
-  density of its last page (items per millisecond of `createdAt`). The new windows next to
-  where it reached are sized to hold `PART_PAGES` pages at that density (a bulk-import day is
-  cut into hours, a quiet year stays whole); one more window takes whatever lies beyond,
-  unknown until its first page (a listing in `createdAt` order skips an empty stretch at once).
+The invariant (what makes a fetch complete). Every opportunity that exists from the fetch's
+first request to its last is in the result exactly once, because:
 
-Completeness. Windows always partition the timeline (the outer ones are open-ended), every
-opportunity is kept once by `id`, and no window is dropped: a window listed to its end
-(`hasNext: false`) is complete whatever order Lever lists in. Handing on the rest of a range
-while a window runs needs its pages so far to hold everything before where it reached; that is
-so when Lever lists by `createdAt`, which is undocumented. So it is done only on evidence, with
-a check that fails safe:
+1. The windows of a listing always partition the `createdAt` timeline (the outer ones are
+   open-ended), and no window is ever dropped.
+2. Each window is either listed to its end (`hasNext: false`), which is complete in any order,
+   or closed early by a *hand-on* (its rest given to new windows). A hand-on is made only while
+   the listing's sort key is *proven* `createdAt` (ascending or descending: see
+   `toolkit.snapshot.order`) by every page of that family of listings, each range closed that
+   way is recorded (a *claim*), and the first page anywhere in the family that contradicts the
+   key withdraws the trust: every claim is listed again in full and no hand-on follows.
+3. A listing of more than one page whose order is not proven `createdAt` ends with a
+   *catch-up*: everything updated since just before the fetch began (`updated_at_start`),
+   repeated while a catch-up itself spans pages. It picks up what an edit moved past a running
+   window (an `updatedAt` order, or an unknown one). Ids de-duplicate; the catch-up's copy, the
+   newer, wins.
 
-- only while every page of every listing of this run has come in `createdAt` order (each page
-  and across pages: a shuffled, newest-first or `updatedAt` order shows on its first pages);
-- each range closed that way is recorded (`claims`), and the first page anywhere out of
-  `createdAt` order (or an opportunity without `createdAt`) withdraws the trust for the rest of
-  the run and lists every recorded range again in full; the windows handed on start where the
-  closed one reached, ties included, so nothing falls between them.
+What the trust rests on: Lever sorting a query by one timestamp, one way (an order outside that
+model that mimics `createdAt` on every page the fetch reads is not caught; `trust_order=False`
+relies on no order at all). An opportunity deleted during the fetch may or may not be in it
+(the next refresh's deleted listing drops it).
 
-Without that trust (`trust_order=False`, or once withdrawn) nothing relies on the order: a
-window is cut only into windows that cover its whole range again, the part already listed
-included (listed anew; that is the proof, and it costs as many pages as the window had listed),
-so cuts are made at first pages and later only when the work they share out is many times that.
+Speed, in every order:
+
+- `createdAt` proven (ascending or newest first): the running window with the most work left
+  hands on the rest of its range when fewer windows run than the limiter can keep busy
+  (`target`). Work left is estimated from the density of its last page (items per ms); the new
+  windows next to where it reached (above it ascending, below it newest first) hold `PART_PAGES`
+  pages at that density, and one more takes whatever lies beyond (its first page skips an empty
+  stretch at once).
+- Any other order: windows are cut only into windows that cover their whole range again (the
+  part already listed is listed anew), at a window's first page (one page lost) and later only
+  for a share of work many times the pages it lost. A page in `updatedAt` order still shows
+  where a window is and how dense it is; a page in no order (shuffled) is a sample of its
+  window, cut at the sample's quantiles.
 """
 
 from __future__ import annotations
@@ -40,75 +49,84 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.client.http import Page
-from toolkit.errors import PermissionDeniedError
-from toolkit.progress import progress_bar
+from toolkit.snapshot.order import (
+    CREATED_ASC,
+    CREATED_DESC,
+    KEYS,
+    Key,
+    OrderEvidence,
+    consistent_keys,
+    describe,
+    ms,
+    value_of,
+)
+from toolkit.snapshot.ranges import Window, quantile_window_parts, split_window
 
 log = logging.getLogger(__name__)
 
-Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
 PAGE_ITEMS = 100  # a full page (Lever's maximum limit)
 PART_PAGES = 10  # a new window holds about this many pages at the density that made it
 MIN_PART_PAGES = 3  # below this many pages left, a window is not worth cutting
-LATE_CUT_GAIN = 8  # without trust, a later cut needs this many pages left per page listed
+LATE_CUT_GAIN = 8  # without a proven order, a later cut needs this many pages left per page lost
 MAX_TARGET = 32  # windows listed at once, at most (high latency)
+FLOOR_MS = 1_325_376_000_000  # 2012-01-01: no Lever account is older (estimates only)
+CATCH_UP_MARGIN_MS = 60_000  # the catch-up starts this long before Lever's clock at the start
+CATCH_UP_ROUNDS = 3
 
 
-def _ms(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value)
+def _floor(position: int) -> int:
+    """Where an open-ended window below `position` is assumed to end (estimates only)."""
+    return FLOOR_MS if position > FLOOR_MS else 0
 
 
-def split_window(window: Window, lo: int, hi: int, parts: int) -> list[Window]:
-    """Split an inclusive window into `parts` contiguous windows of equal time.
+@dataclass(eq=False)
+class _Family:
+    """The listings of one filter set: their order evidence and the ranges closed on it."""
 
-    Open ends stay open (the first part keeps an open start, the last an open end); `lo` and
-    `hi` stand in for them when computing the cut points.
-
-    Example:
-        >>> split_window((None, None), 0, 99, 2)
-        [(None, 49), (50, None)]
-    """
-    start = window[0] if window[0] is not None else lo
-    end = window[1] if window[1] is not None else hi
-    if end - start < parts or parts < 2:
-        return [window]
-    step = (end - start + 1) // parts
-    bounds = [start + i * step for i in range(parts)] + [end + 1]
-    out: list[Window] = []
-    for i in range(parts):
-        a = window[0] if i == 0 else bounds[i]
-        b = window[1] if i == parts - 1 else bounds[i + 1] - 1
-        out.append((a, b))
-    return out
+    filters: dict[str, Any]
+    root: Window
+    evidence: OrderEvidence = field(default_factory=OrderEvidence)
+    claims: list[Window] = field(default_factory=list)
+    claim_key: Key | None = None  # the key the claims rely on
+    trusted: bool = True  # False once a page contradicted the claims' key
+    pages: int = 0
+    lag: int = 0  # the largest updatedAt - createdAt seen
 
 
 @dataclass(eq=False)
 class _Window:
     """One listing of one `created_at` window, and what its pages showed."""
 
-    filters: dict[str, Any]
+    family: _Family
     lo: int | None
     hi: int | None
     pages: Iterator[Page] | None = None
     pages_done: int = 0
-    ordered: bool = True  # every createdAt it listed so far was in non-decreasing order
-    position: int | None = None  # the last createdAt listed (meaningful while ordered)
-    density: float | None = None  # items per ms of createdAt on its last page
+    local: set[Key] = field(default_factory=lambda: set(KEYS))  # keys its own pages allow
+    last: dict | None = None  # the last item of its last page
+    key: Key | None = None  # the key its position is tracked on (None: pages in no order)
+    position: int | None = None  # the last value of that key listed
+    density: float | None = None  # items per ms of that key on its last page
     left: float | None = None  # estimated pages still to list
-    earliest: int | None = None  # the smallest createdAt listed
+    sample: list[int] = field(default_factory=list)  # every createdAt it listed
 
     def params(self) -> dict[str, Any]:
-        params = dict(self.filters)
+        params = dict(self.family.filters)
         if self.lo is not None:
             params["created_at_start"] = self.lo
         if self.hi is not None:
             params["created_at_end"] = self.hi
         return params
+
+    def clamped(self) -> int:
+        assert self.position is not None
+        p = self.position
+        p = p if self.lo is None else max(self.lo, p)
+        return p if self.hi is None else min(self.hi, p)
 
 
 class WindowedListing:
@@ -121,8 +139,8 @@ class WindowedListing:
         now_ms: the present in ms: where the timeline is cut up to (later ones stay in the
             open-ended last window).
         on_items: called with the number of new opportunities after each page (a progress bar).
-        trust_order: hand on the rest of a running window while every page has come in
-            `createdAt` order (see the module's docstring); False: never rely on the order.
+        trust_order: hand on the rest of a running window once the pages prove a `createdAt`
+            order (see the module's docstring); False: never rely on the order.
 
     Example:
         >>> listing = WindowedListing(client)  # doctest: +SKIP
@@ -149,9 +167,15 @@ class WindowedListing:
         self.server_time_ms: int | None = None  # Lever's clock at the first answer
         self.latency: float | None = None  # the quickest page seen, seconds
         self.trust_order = trust_order
-        self.order_seen = True  # every page so far in createdAt order
-        self.claims: list[tuple[dict[str, Any], int | None, int]] = []
-        self.stats = {"pages": 0, "windows": 0, "cuts": 0, "handed_on": 0, "relisted": 0}
+        self.families: list[_Family] = []
+        self.stats = {
+            "pages": 0,
+            "windows": 0,
+            "cuts": 0,
+            "handed_on": 0,
+            "relisted": 0,
+            "catch_up_pages": 0,
+        }
         self._active: list[_Window] = []
         self._futures: dict[Future, _Window] = {}
         self._pool: ThreadPoolExecutor | None = None
@@ -167,9 +191,6 @@ class WindowedListing:
         need = math.ceil(rate * self.latency * 2) + 1 if self.latency else 0
         return max(self.workers, min(MAX_TARGET, need))
 
-    def _threads(self) -> int:
-        return MAX_TARGET + 4
-
     # -- running ---------------------------------------------------------------------------------
 
     def run(self, roots: Iterable[tuple[Mapping[str, Any], Window]]) -> dict[str, dict]:
@@ -179,11 +200,14 @@ class WindowedListing:
             LeverError: a page failed after the client's retries (the whole run stops: a
                 partial result is never returned as complete).
         """
-        with ThreadPoolExecutor(self._threads(), thread_name_prefix="fetch") as pool:
+        started_ms = int(time.time() * 1000)
+        with ThreadPoolExecutor(MAX_TARGET + 4, thread_name_prefix="fetch") as pool:
             self._pool = pool
             try:
                 for filters, (lo, hi) in roots:
-                    self._start(_Window(dict(filters), lo, hi))
+                    family = _Family(dict(filters), (lo, hi))
+                    self.families.append(family)
+                    self._start(_Window(family, lo, hi))
                 while self._futures:
                     done, _ = wait(self._futures, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -193,7 +217,28 @@ class WindowedListing:
                     future.cancel()
                 self._futures.clear()
                 self._pool = None
+        since = (self.server_time_ms or started_ms) - CATCH_UP_MARGIN_MS
+        for family in self.families:
+            # one page is one answer, and an edit does not move an opportunity in a createdAt
+            # order: nothing can have moved past a running window
+            if family.pages > 1 and family.evidence.proven not in (CREATED_ASC, CREATED_DESC):
+                self._catch_up(family, since)
         return self.items
+
+    def _catch_up(self, family: _Family, since: int) -> None:
+        """List what was updated since `since` again (point 3 of the invariant)."""
+        for _ in range(CATCH_UP_ROUNDS):
+            params = _Window(family, *family.root).params()
+            params["updated_at_start"] = max(since, int(params.get("updated_at_start") or 0))
+            before = self.client.server_time_ms
+            pages = 0
+            for page in self.client.iter_opportunity_pages(**params):
+                pages += 1
+                self._keep(page.items, replace=True)
+            self.stats["catch_up_pages"] += pages
+            if pages <= 1 or before is None:
+                return
+            since = before - 5_000  # a catch-up of several pages: once more, from its start
 
     def _start(self, window: _Window) -> None:
         window.pages = self.client.iter_opportunity_pages(**window.params())
@@ -212,6 +257,7 @@ class WindowedListing:
         return page, time.monotonic() - started
 
     def _finish(self, window: _Window) -> None:
+        log.debug("window %s..%s ends after %d pages", window.lo, window.hi, window.pages_done)
         self._active.remove(window)
         if window.pages is not None:
             window.pages.close()  # type: ignore[attr-defined]
@@ -226,16 +272,10 @@ class WindowedListing:
         self.latency = seconds if self.latency is None else min(self.latency, seconds)
         self.stats["pages"] += 1
         window.pages_done += 1
+        window.family.pages += 1
         self._keep(page.items)
         self._observe(window, page)
         if not page.has_next:
-            log.debug(
-                "window %s..%s done: %d pages, %d items on the last",
-                window.lo,
-                window.hi,
-                window.pages_done,
-                len(page.items),
-            )
             self._finish(window)
             return
         parts = self._cut(window)
@@ -245,89 +285,132 @@ class WindowedListing:
         self._finish(window)
         self.stats["cuts"] += 1
         log.debug(
-            "window %s..%s after %d pages (left ~%.1f, %d active): %s",
+            "window %s..%s after %d pages (key %s, left ~%.1f, %d active): %s",
             window.lo,
             window.hi,
             window.pages_done,
+            window.key,
             window.left or -1,
             len(self._active),
             parts,
         )
         for lo, hi in parts:
-            self._start(_Window(window.filters, lo, hi))
+            self._start(_Window(window.family, lo, hi))
 
-    def _keep(self, items: list[dict]) -> None:
+    def _keep(self, items: list[dict], replace: bool = False) -> None:
         new = 0
         for item in items:
-            opp_id = item.get("id")
-            if isinstance(opp_id, str) and opp_id not in self.items:
+            opp_id = item.get("id") if isinstance(item, dict) else None
+            if isinstance(opp_id, str):
+                if opp_id not in self.items:
+                    new += 1
+                elif not replace:
+                    continue
                 self.items[opp_id] = item
-                new += 1
         if self.on_items is not None and new:
             self.on_items(new)
 
-    # -- the order check ---------------------------------------------------------------------------
+    # -- the order -------------------------------------------------------------------------------
 
     def _observe(self, window: _Window, page: Page) -> None:
-        """Track the window's position and density; withdraw the trust on any disorder."""
-        if not page.items:
+        """Feed the order evidence; track the window's position, density and work left."""
+        items = [item for item in page.items if isinstance(item, dict)]
+        created = (ms(item.get("createdAt")) for item in items)
+        window.sample.extend(c for c in created if c is not None)
+        family = window.family
+        for item in items:
+            c, u = ms(item.get("createdAt")), ms(item.get("updatedAt"))
+            if c is not None and u is not None:
+                family.lag = max(family.lag, u - c)
+        family.evidence.see(window.last, items)
+        sequence = ([window.last] if window.last is not None else []) + items
+        window.local = consistent_keys(sequence, window.local)
+        if family.claim_key is not None and family.claim_key not in family.evidence.left:
+            self._distrust(family)
+        if not items:
             return
-        created = [_ms(item.get("createdAt")) for item in page.items]
-        known = [c for c in created if c is not None]
-        if known:
-            low = min(known)
-            window.earliest = low if window.earliest is None else min(window.earliest, low)
-        if window.ordered:
-            previous = window.position
-            for value in created:
-                if value is None or (previous is not None and value < previous):
-                    window.ordered = False
-                    break
-                previous = value
-        if not window.ordered:
-            window.density = window.left = None
-            if self.order_seen:
-                self._distrust()
+        window.last = items[-1]
+        proven = family.evidence.proven
+        key = proven if proven in window.local else None
+        # a key whose opposite still fits has shown no direction (every value equal): no position
+        directed = [k for k in KEYS if k in window.local and (k[0], -k[1]) not in window.local]
+        key = key or next(iter(directed), None)
+        if key is None:
+            window.key = window.position = window.density = window.left = None
             return
-        first = window.position if window.position is not None else created[0]
-        last = created[-1]
-        window.position = last
-        window.density = len(created) / max(1, last - first)
-        hi = window.hi if window.hi is not None else max(self.now_ms, last + 1)
-        window.left = window.density * max(0, hi - last) / PAGE_ITEMS
+        values = [value_of(item, key[0]) for item in items]
+        first = window.position if window.key == key and window.position is not None else values[0]
+        if values[-1] == first:  # no span to measure a density on (ties): no estimate
+            window.key = window.position = window.density = window.left = None
+            return
+        window.key, window.position = key, values[-1]
+        last = values[-1]
+        window.density = len(values) / max(1, abs(last - first))  # type: ignore[operator]
+        if key[1] > 0:
+            end = window.hi if window.hi is not None else max(self.now_ms, last + 1)  # type: ignore[operator]
+            if key[0] == "updatedAt":  # the window's updatedAt reach past its createdAt end
+                end += family.lag
+            span = end - last  # type: ignore[operator]
+        else:
+            start = window.lo if window.lo is not None else _floor(last)  # type: ignore[arg-type]
+            span = last - start  # type: ignore[operator]
+        window.left = window.density * max(0, span) / PAGE_ITEMS
 
-    def _distrust(self) -> None:
-        """A page came out of createdAt order: list every range closed on that order again."""
-        log.info("pages out of createdAt order: ranges closed early are listed again in full")
-        self.order_seen = False
-        claims, self.claims = self.claims, []
-        for filters, lo, hi in claims:
+    def _distrust(self, family: _Family) -> None:
+        """A page contradicted the order the claims rely on: list every claim again in full."""
+        log.info("a page contradicts the listing order: ranges closed early are listed again")
+        family.trusted = False
+        family.claim_key = None
+        claims, family.claims = family.claims, []
+        for lo, hi in claims:
             self.stats["relisted"] += 1
-            self._start(_Window(filters, lo, hi))
+            self._start(_Window(family, lo, hi))
+
+    def _trusted(self, family: _Family) -> bool:
+        proven = family.evidence.proven
+        return self.trust_order and family.trusted and proven in (CREATED_ASC, CREATED_DESC)
 
     @property
     def order_trusted(self) -> bool:
-        """Whether a running window may hand on the rest of its range (see the docstring)."""
-        return self.trust_order and self.order_seen
+        """Whether every listing's order was proven `createdAt` and never contradicted."""
+        return bool(self.families) and all(self._trusted(f) for f in self.families)
 
-    # -- cutting -----------------------------------------------------------------------------------
+    @property
+    def order_seen(self) -> str:
+        """The order the first listing's pages showed, in words."""
+        return describe(self.families[0].evidence.left) if self.families else "no listing"
+
+    # -- cutting ---------------------------------------------------------------------------------
 
     def _cut(self, window: _Window) -> list[Window]:
         """The windows to hand `window`'s range (or the rest of it) to, or [] to go on."""
         deficit = self.target - len(self._active)
-        if window.left is None:  # not in createdAt order: cut only at the first page
-            return self._cut_whole(window, deficit) if window.pages_done == 1 else []
-        if self.order_trusted:
+        if window.key is None or window.left is None:  # no order: the page is a sample
+            if window.pages_done == 1 and deficit > 0 and len(window.sample) >= 4:
+                parts = min(self.target, deficit + 1, len(window.sample) // 2)
+                cut = quantile_window_parts((window.lo, window.hi), window.sample, parts)
+                return cut if len(cut) > 1 else []
+            return []
+        if self._trusted(window.family) and window.key == window.family.evidence.proven:
             return self._hand_on(window, deficit) if deficit > 0 else []
-        if window.pages_done == 1 and window.lo is None and window.hi is None:
-            return self._relist(window, self._time_parts(window))
+        # No order relied on: the parts list the window's whole range again.
         worth = window.left >= 2 * PART_PAGES or (deficit > 0 and window.left >= 2 * MIN_PART_PAGES)
         if window.pages_done == 1 and worth:
             return self._relist(window, self._work_parts(window, deficit))
+        if window.pages_done == 1 and deficit > 0 and window.lo is None and window.hi is None:
+            return self._time_parts(window, deficit)  # one serial listing is the worst case
         # Later, a cut costs as many pages as the window listed: only for a share many times that.
         if deficit > 0 and window.left >= LATE_CUT_GAIN * window.pages_done and self._heavy(window):
             return self._relist(window, self._work_parts(window, deficit))
         return []
+
+    def _time_parts(self, window: _Window, deficit: int) -> list[Window]:
+        """The whole timeline from the earliest `createdAt` listed to now, in equal times."""
+        earliest = min(window.sample, default=None)
+        if earliest is None or earliest >= self.now_ms:
+            return []
+        parts = split_window((None, None), earliest, self.now_ms, min(self.target, deficit + 1))
+        return parts if len(parts) > 1 else []
 
     def _heavy(self, window: _Window) -> bool:
         """Among the windows with the most work left (at least half the most)."""
@@ -336,155 +419,81 @@ class WindowedListing:
         return window.left >= 2 * MIN_PART_PAGES and window.left >= max(others, default=0.0) / 2
 
     def _hand_on(self, window: _Window, deficit: int) -> list[Window]:
-        """The order is trusted: the window stops, holding `[lo, position)`; the rest goes on."""
-        assert window.position is not None
+        """The order is proven: the window stops, holding what lies before where it reached."""
+        assert window.key is not None and window.position is not None
         if not self._heavy(window):
             return []
         parts = self._work_parts(window, deficit)
         if len(parts) < 2:
             return []
-        self.claims.append((window.filters, window.lo, window.position - 1))
+        p = window.clamped()
+        claim = (window.lo, p - 1) if window.key[1] > 0 else (p + 1, window.hi)
+        if claim[0] is None or claim[1] is None or claim[0] <= claim[1]:
+            window.family.claims.append(claim)
+            window.family.claim_key = window.key
         self.stats["handed_on"] += 1
         return parts
 
     def _relist(self, window: _Window, parts: list[Window]) -> list[Window]:
-        """Parts of `[position, hi]`, with `[lo, position)` listed again: no order assumed."""
-        assert window.position is not None
+        """`parts` of the rest, and the part already listed as one more window: no order assumed."""
+        assert window.key is not None
         if not parts:
             return []
-        if window.lo is not None and window.position <= window.lo:
+        p = window.clamped()
+        if window.key[1] > 0:
+            if window.lo is not None and p <= window.lo:
+                return parts if len(parts) > 1 else []
+            return [*self._done_parts(window, (window.lo, p - 1)), *parts]
+        if window.hi is not None and p >= window.hi:
             return parts if len(parts) > 1 else []
-        return [(window.lo, window.position - 1), *parts]
+        return [*parts, *self._done_parts(window, (p + 1, window.hi))]
 
-    def _time_parts(self, window: _Window) -> list[Window]:
-        """`[position, hi]` in equal times, one per window the limiter can keep busy."""
-        assert window.position is not None
-        start = window.position
-        hi = window.hi if window.hi is not None else max(self.now_ms, start + 1)
-        return split_window((start, window.hi), start, hi, max(2, self.target - 1))
+    def _done_parts(self, window: _Window, done: Window) -> list[Window]:
+        """The part already listed, listed anew: in `updatedAt` order it also holds what is not
+        listed yet (created before the position, updated after it), so where the `createdAt`
+        values listed crowd (a bulk-import day) it is cut at their quantiles."""
+        lo, hi = done
+        values = [c for c in window.sample if (lo is None or c >= lo) and (hi is None or c <= hi)]
+        if window.key is None or window.key[0] != "updatedAt" or len(values) < 4 * PAGE_ITEMS:
+            return [done]
+        return quantile_window_parts(done, values, min(self.target, len(values) // PAGE_ITEMS))
 
     def _work_parts(self, window: _Window, deficit: int) -> list[Window]:
-        """`[position, hi]`: windows of `PART_PAGES` pages at the current density, then the rest.
+        """The rest past the position: windows of `PART_PAGES` pages at the current density
+        (above it ascending, below it descending), then one window for what lies beyond.
 
-        When the density fills the range before that, the range is cut into equal times.
+        When the density fills the range before that, the rest is cut into equal times.
         """
-        assert window.left is not None and window.position is not None and window.density
-        start = window.position
-        hi = window.hi if window.hi is not None else max(self.now_ms, start + 1)
+        assert window.key is not None and window.position is not None
+        assert window.left is not None and window.density
+        ascending = window.key[1] > 0
+        if ascending and window.hi is not None and window.position > window.hi:
+            return []
+        if not ascending and window.lo is not None and window.position < window.lo:
+            return []
+        start = window.clamped()
+        if ascending:
+            end = window.hi if window.hi is not None else max(self.now_ms, start + 1)
+        else:
+            end = window.lo if window.lo is not None else _floor(start)
         width = max(1, int(PART_PAGES * PAGE_ITEMS / window.density))
         near = min(
             max(deficit, 1),
             self.target,
-            (hi - start) // width,
+            abs(end - start) // width,
             max(1, math.ceil(window.left / PART_PAGES)),
         )
-        if near >= 1:
+        if near >= 1 and ascending:
             bounds = [start + i * width for i in range(near + 1)]
             out: list[Window] = [(bounds[i], bounds[i + 1] - 1) for i in range(near)]
-            out.append((bounds[-1], window.hi))
-            return out
+            return [*out, (bounds[-1], window.hi)]
+        if near >= 1:
+            bounds = [start - i * width for i in range(near + 1)]
+            out = [(bounds[i + 1] + 1, bounds[i]) for i in range(near)]
+            return [*out, (window.lo, bounds[-1])]
         parts = int(min(max(deficit, 1) + 1, window.left // MIN_PART_PAGES, self.target))
-        return split_window((start, window.hi), start, hi, parts) if parts >= 2 else []
-
-    def _cut_whole(self, window: _Window, deficit: int) -> list[Window]:
-        """Split at the first page: the parts list the whole range again (no order assumed)."""
-        lo = window.lo if window.lo is not None else window.earliest
-        hi = window.hi if window.hi is not None else self.now_ms
-        if lo is None or hi <= lo:
+        if parts < 2:
             return []
-        parts = split_window((window.lo, window.hi), lo, hi, min(deficit + 1, self.target))
-        return parts if len(parts) > 1 else []
-
-
-# -- a whole account ------------------------------------------------------------------------------
-
-NO_CONFIDENTIAL_ACCESS = (
-    "this key has no access to confidential opportunities: the snapshot holds "
-    "non-confidential opportunities only (ask a Lever admin for a key with "
-    "confidential access for a complete audit)"
-)
-
-
-@dataclass
-class Fetched:
-    """Every opportunity of one fetch, by id, and what is known about how it was fetched."""
-
-    items: dict[str, dict]
-    filters: dict[str, Any]
-    warnings: list[str]
-    started: float  # time.monotonic() when the fetch began
-    server_started_ms: int | None  # Lever's clock at its first answer
-    stats: dict[str, Any]
-
-
-def hostile_text_warning(count: int) -> str:
-    """The snapshot's warning when Lever's answers held undecodable text (a lone surrogate).
-
-    Example:
-        >>> hostile_text_warning(2)[:48]
-        'hostile text: 2 value(s) from Lever held undecod'
-    """
-    return (
-        f"hostile text: {count} value(s) from Lever held undecodable characters (lone "
-        "surrogates or invalid UTF-8), replaced with U+FFFD; such a tag shows as its "
-        "replacement and is never written back"
-    )
-
-
-# The ids Lever may replace by their objects in the same listing (no extra call): the owner
-# (a user: name, email), the stage (its text), the applications (their posting's id).
-EXPAND = ("applications", "stage", "owner")
-
-
-def fetch_opportunities(
-    client: Any,
-    *,
-    include_archived: bool = True,
-    workers: int = 8,
-    progress: bool | None = None,
-    now_ms: int | None = None,
-    trust_order: bool = True,
-) -> Fetched:
-    """List every considered opportunity of the account (no pandas: a CLI can load it meanwhile).
-
-    Confidential ones included (`confidentiality=all`; a key without that access gets the
-    non-confidential ones and a warning), archived ones unless `include_archived` is False.
-
-    Args:
-        client: a `LeverClient`; its rate limiter paces every window.
-        include_archived: keep archived opportunities.
-        workers: the fewest windows listed at once (see `WindowedListing`).
-        progress: show a tqdm bar; None = in a terminal or Jupyter (see `toolkit.progress`).
-        now_ms: the present, ms since the epoch (tests).
-        trust_order: see `WindowedListing`.
-    """
-    started = time.monotonic()
-    filters: dict[str, Any] = {"confidentiality": "all", "expand": list(EXPAND)}
-    if not include_archived:
-        filters["archived"] = False
-    before = client.stats.as_dict()
-    warnings_: list[str] = []
-    bar = progress_bar(progress, desc="opportunities", unit=" opp")
-    options = {"workers": workers, "now_ms": now_ms, "on_items": bar.update}
-    try:
-        listing = WindowedListing(client, trust_order=trust_order, **options)
-        items = listing.run([(filters, (None, None))])
-    except PermissionDeniedError:
-        log.warning(NO_CONFIDENTIAL_ACCESS)
-        warnings_.append(NO_CONFIDENTIAL_ACCESS)
-        filters = {k: v for k, v in filters.items() if k != "confidentiality"}
-        listing = WindowedListing(client, trust_order=trust_order, **options)
-        items = listing.run([(filters, (None, None))])
-    finally:
-        bar.close()
-    after = client.stats.as_dict()
-    stats = {
-        "pages": listing.stats["pages"],
-        "windows": listing.stats["windows"],
-        "cuts": listing.stats["cuts"],
-        "order_trusted": listing.order_trusted,
-        **{k: after[k] - before[k] for k in ("requests", "retries", "rate_limited")},
-    }
-    if replaced := after["replaced_text"] - before["replaced_text"]:
-        warnings_.append(hostile_text_warning(replaced))
-    return Fetched(items, filters, warnings_, started, listing.server_time_ms, stats)
+        if ascending:
+            return split_window((start, window.hi), start, end, parts)
+        return split_window((window.lo, start), end, start, parts)

@@ -1,0 +1,286 @@
+"""The fetch's completeness invariant (`toolkit.snapshot.windows`) in every listing order,
+adversarial ones included, and with opportunities edited, created and deleted while it runs;
+`refresh` and `verify` under every order; the sandbox's orders; doctor's order rows."""
+
+from __future__ import annotations
+
+import json
+import random
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+
+from lever_sandbox.data import CONTACT_LEVEL_TAGS
+from toolkit.client import LeverClient
+from toolkit.snapshot.windows import WindowedListing
+
+ORDERS = ("created", "newest", "updated", "updated-desc", "shuffled")
+EVERYTHING = ({"confidentiality": "all"}, (None, None))
+
+
+def _client(sb, **kw) -> LeverClient:
+    options = {"rate": 1000, "burst": 1000, "backoff_base": 0.01, "backoff_max": 0.05}
+    options.update(kw)
+    return LeverClient(sb.base_url, api_key=sb.api_key, **options)
+
+
+# -- a transport fake listing in any order ------------------------------------------------------
+
+
+def _fake(opps: list[dict], key) -> callable:
+    """Lever's paging and created_at filters over `opps`, listed in the order `key` gives."""
+    ordered = sorted(opps, key=key)
+
+    def listing(request):
+        query = parse_qs(urlsplit(request.url).query)
+        lo = int(query.get("created_at_start", [-(10**15)])[0])
+        hi = int(query.get("created_at_end", [10**15])[0])
+        since = int(query.get("updated_at_start", [-(10**15)])[0])
+        rows = [o for o in ordered if lo <= o["createdAt"] <= hi and o.get("updatedAt", 0) >= since]
+        start = int(query.get("offset", ["0"])[0])
+        limit = int(query["limit"][0])
+        more = start + limit < len(rows)
+        body = {"data": rows[start : start + limit], "hasNext": more}
+        if more:
+            body["next"] = str(start + limit)
+        return 200, {}, json.dumps(body)
+
+    return listing
+
+
+def _run_fake(opps, key, **kw) -> WindowedListing:
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(
+            responses.GET, "https://lever.test/v1/opportunities", callback=_fake(opps, key)
+        )
+        client = LeverClient("https://lever.test/v1", api_key="k", rate=200, burst=200)
+        listing = WindowedListing(client, workers=4, now_ms=10**7, **kw)
+        listing.run([({}, (None, None))])
+    return listing
+
+
+def _timeline(n: int = 6000, seed: int = 1) -> list[dict]:
+    rng = random.Random(seed)
+    return [
+        {"id": f"o{i:05d}", "createdAt": i * 1000, "updatedAt": i * 1000 + rng.randrange(1, 5000)}
+        for i in range(n)
+    ]
+
+
+def test_updated_order_looking_created_never_loses_the_old_ones_edited_recently():
+    """The review's case: listed by updatedAt, every opportunity updated 1 ms after it was
+    created except 3 old ones edited recently. Every page the fetch reads fits createdAt order;
+    the old scheduler handed on at the first page and lost the 3 (with order_trusted True)."""
+    opps = [
+        {"id": f"o{i:05d}", "createdAt": i * 1000, "updatedAt": i * 1000 + 1} for i in range(6000)
+    ]
+    for i in (3, 40, 77):  # on the first page's createdAt range, listed last
+        opps[i]["updatedAt"] = 10**8 + i
+    listing = _run_fake(opps, key=lambda o: (o["updatedAt"], o["id"]))
+    assert sorted(listing.items) == sorted(o["id"] for o in opps)
+    assert listing.stats["cuts"] > 0  # still listed in parallel
+
+
+def test_updated_order_with_a_late_disorder_lists_every_range_again():
+    """Listed by updatedAt, updatedAt close to createdAt but a few old ones edited recently: the
+    pages tell the two orders apart, nothing is handed on, nothing lost."""
+    opps = _timeline()
+    for i in range(0, 6000, 997):
+        opps[i]["updatedAt"] = 10**8 + i
+    listing = _run_fake(opps, key=lambda o: (o["updatedAt"], o["id"]))
+    assert sorted(listing.items) == sorted(o["id"] for o in opps)
+    assert listing.stats["handed_on"] == 0 and not listing.order_trusted
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_a_proven_created_order_hands_on_in_either_direction(direction):
+    opps = _timeline()
+    for i in range(0, 6000, 50):  # same-millisecond twins at some cuts
+        opps[i + 1]["createdAt"] = opps[i]["createdAt"]
+    listing = _run_fake(opps, key=lambda o: (direction * o["createdAt"], o["id"]))
+    assert sorted(listing.items) == sorted(o["id"] for o in opps)
+    assert listing.order_trusted and listing.stats["handed_on"] > 0
+    assert listing.stats["relisted"] == 0
+    assert listing.stats["pages"] <= 60 + listing.stats["windows"]
+
+
+def test_an_order_created_on_the_first_pages_and_not_later_lists_every_claim_again():
+    """createdAt ascending on the first pages (updatedAt random: createdAt is proven), but past
+    the first 2,000 opportunities the order is a hash: a later window's page shows it, and every
+    range closed on the order is listed again in full."""
+    opps = _timeline()
+
+    def key(o):
+        scrambled = o["createdAt"] >= 2_000_000
+        return (scrambled, hash(o["id"]) if scrambled else o["createdAt"], o["id"])
+
+    listing = _run_fake(opps, key=key)
+    assert sorted(listing.items) == sorted(o["id"] for o in opps)
+    assert listing.stats["handed_on"] > 0 and listing.stats["relisted"] > 0
+    assert not listing.order_trusted
+
+
+def test_without_trusting_any_order_an_order_mimicking_created_everywhere_is_exact():
+    """An order outside the model (createdAt, but three old ones listed last, updatedAt random)
+    mimics createdAt on every page a hand-on reads: `trust_order=False` still lists it all."""
+    opps = _timeline()
+    late = {f"o{i:05d}" for i in (5, 6, 7)}
+    listing = _run_fake(
+        opps, key=lambda o: (o["id"] in late, o["createdAt"], o["id"]), trust_order=False
+    )
+    assert sorted(listing.items) == sorted(o["id"] for o in opps)
+    assert listing.stats["handed_on"] == 0
+
+
+@pytest.mark.parametrize("order", ["shuffled", "updated", "updated-desc"])
+def test_unknown_orders_are_cut_by_what_the_pages_show(fresh_sandbox, order):
+    sb = fresh_sandbox(seed=3, opportunities=3000, created_profile="bulk", listing_order=order)
+    listing = WindowedListing(_client(sb), workers=4)
+    items = listing.run([EVERYTHING])
+    assert set(items) == {o["id"] for o in sb.opportunities()}
+    assert listing.stats["windows"] > 1 and listing.stats["handed_on"] == 0
+
+
+# -- changes while the fetch runs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_opportunities_edited_created_and_deleted_during_the_fetch(fresh_sandbox, order):
+    """Every opportunity that exists for the whole fetch is in it, once, whatever moved: old ones
+    edited mid-fetch jump to the front of an updatedAt-descending listing, past running windows
+    (the old scheduler lost them), and are found again by the catch-up."""
+    sb = fresh_sandbox(seed=6, opportunities=3000, listing_order=order, latency_ms=2)
+    before = sb.opportunities()
+    rng = random.Random(order)
+    edited = [o["id"] for o in rng.sample(before, 40)]
+    deleted = [o["id"] for o in rng.sample([o for o in before if o["id"] not in edited], 10)]
+    created: list[str] = []
+    seen = {"n": 0, "done": False}
+
+    def midway(new: int) -> None:  # between pages, in the listing's own thread: deterministic
+        seen["n"] += new
+        if seen["done"] or seen["n"] < 900:
+            return
+        seen["done"] = True
+        for opp_id in edited:
+            sb.set_tags(opp_id, ["edited mid-fetch"])
+        for opp_id in deleted:
+            sb.delete_opportunity(opp_id)
+        for i in range(5):
+            twin = dict(before[i], id=f"new-{order}-{i}", tags=["created mid-fetch"])
+            twin["createdAt"] = twin["updatedAt"] = before[-1]["createdAt"] + 1 + i
+            sb.engine.state.insert(twin)
+            created.append(twin["id"])
+
+    listing = WindowedListing(_client(sb), workers=4, on_items=midway)
+    items = listing.run([EVERYTHING])
+    assert seen["done"]
+    survivors = {o["id"] for o in before} - set(deleted)
+    assert survivors <= set(items), f"lost {sorted(survivors - set(items))[:5]}"
+    assert set(items) <= survivors | set(deleted) | set(created)
+    if order not in ("created", "newest"):  # not proven createdAt: the catch-up ran
+        assert listing.stats["catch_up_pages"] >= 1
+        assert all(items[o]["tags"] == ["edited mid-fetch"] for o in edited)
+
+
+# -- refresh and verify go through the same scheduler, in every order ---------------------------
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_refresh_is_exact_in_every_order(fresh_sandbox, order):
+    from toolkit.snapshot.fetch import fetch_snapshot, refresh_snapshot
+    from toolkit.snapshot.frame import Snapshot
+
+    sb = fresh_sandbox(seed=4, opportunities=2000, created_profile="recent", listing_order=order)
+    client = _client(sb)
+    snap = fetch_snapshot(client, progress=False)
+    stale = Snapshot(snap.frame.iloc[:100].reset_index(drop=True), dict(snap.meta, watermark=1))
+    for opp_id in list(snap.frame["opportunity_id"][:5]):
+        sb.set_tags(opp_id, ["changed since"])
+    refreshed = refresh_snapshot(client, stale, progress=False)
+    expected = {o["id"]: sorted(o.get("tags") or []) for o in sb.opportunities()}
+    frame = refreshed.frame
+    assert frame["opportunity_id"].is_unique
+    assert dict(zip(frame["opportunity_id"], map(sorted, frame["tags"]), strict=True)) == expected
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_verify_is_exact_in_every_order(fresh_sandbox, order):
+    from toolkit.remediate.planner import make_plan
+    from toolkit.remediate.verify import verify_plan
+    from toolkit.snapshot.fetch import fetch_snapshot
+
+    sb = fresh_sandbox(seed=8, contacts=400, listing_order=order)
+    client = _client(sb)
+    plan = make_plan(fetch_snapshot(client, progress=False), tags=list(CONTACT_LEVEL_TAGS))
+    done = plan.rows.iloc[: len(plan.rows) // 2]
+    for opp_id, group in done.groupby("opportunity_id"):
+        current = sb.opportunity(opp_id)["tags"]
+        sb.set_tags(opp_id, [*current, *group["tag"]])
+    bad = verify_plan(client, plan, by="contact", batch=5)
+    assert sorted(bad["opportunity_id"] + bad["tag"]) == sorted(
+        plan.rows.iloc[len(plan.rows) // 2 :].pipe(lambda r: r["opportunity_id"] + r["tag"])
+    )
+    assert set(bad["reason"]) == {"missing"}
+
+
+# -- the sandbox's orders, and doctor ----------------------------------------------------------
+
+
+def test_the_sandbox_lists_in_each_order_and_an_edit_moves_only_updated_orders(fresh_sandbox):
+    sb = fresh_sandbox(opportunities=300)
+
+    def listed() -> list[dict]:
+        return list(_client(sb).iter_opportunities(confidentiality="all"))
+
+    def updated(o: dict) -> int:
+        return o["updatedAt"] if o["updatedAt"] is not None else o["createdAt"]
+
+    for order, key, reverse in (
+        ("created", lambda o: o["createdAt"], False),
+        ("newest", lambda o: o["createdAt"], True),
+        ("updated", updated, False),
+        ("updated-desc", updated, True),
+    ):
+        sb.configure(listing_order=order)
+        values = [key(o) for o in listed()]
+        assert values == sorted(values, reverse=reverse) and len(values) == 300, order
+    oldest = min(sb.opportunities(), key=lambda o: o["createdAt"])["id"]
+    sb.set_tags(oldest, ["moved"])
+    assert listed()[0]["id"] == oldest  # updated-desc: the edit moved it to the front
+    sb.configure(listing_order="shuffled")
+    created = [o["createdAt"] for o in listed()]
+    assert created != sorted(created) and created != sorted(created, reverse=True)
+    with pytest.raises(ValueError, match="listing_order must be one of"):
+        sb.configure(listing_order="descending")
+
+
+def test_sandbox_cli_refuses_an_unknown_listing_order(capsys):
+    from toolkit.cli import main
+
+    assert main(["sandbox", "--listing-order", "random", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--listing-order must be one of created, newest, updated, updated-desc" in err
+
+
+@pytest.mark.parametrize(
+    ("order", "seen"),
+    [
+        ("created", "createdAt ascending"),
+        ("newest", "newest first (createdAt descending)"),
+        ("updated", "updatedAt ascending"),
+        ("updated-desc", "updatedAt descending"),
+        ("shuffled", "by no single timestamp"),
+    ],
+)
+def test_doctor_reports_the_order_it_observes(fresh_sandbox, order, seen):
+    from toolkit.doctor.checks import OK
+    from toolkit.doctor.report import run_doctor
+
+    sb = fresh_sandbox(listing_order=order)
+    report = run_doctor(_client(sb))
+    rows = {c.name: c for c in report.checks if c.name.startswith("listing order")}
+    assert set(rows) == {"listing order (plain)", "listing order (updated_at_start)"}
+    for row in rows.values():
+        assert row.observed.startswith(seen) and row.status == OK
