@@ -8,7 +8,8 @@ and in every listing order.
 For each listing order (created, newest, updated, updated-desc, shuffled), `createdAt` profile
 (uniform, recent, bulk, sparse: see `lever_sandbox.data.apply_created_profile`) and size, a sandbox
 runs in its own process (`SandboxProcess`: `python -m lever_sandbox --created-profile P
---listing-order O`) with Lever's documented limit (10 requests/s, bursts of 20) and 300 ms latency (10 % jitter). The whole
+--listing-order O`) with Lever's documented limit (10 requests/s, bursts of 20) and 300 ms
+latency (10 % jitter). The whole
 `lever-tags snapshot --out FILE` command is timed in a child process: interpreter start, imports,
 the fetch, the Parquet and metadata files. The ceiling is 10 pages/s x 100 opportunities = 1,000
 opportunities/s; the minimum number of requests is ceil(N / 100). The snapshot is checked against
