@@ -145,34 +145,6 @@ def same_account(recorded: dict[str, Any] | None, current: dict[str, Any] | None
     return None
 
 
-def check_host(recorded: dict[str, Any] | None, client: Any, what: str) -> None:
-    """Refuse `what` recorded on another host before any request: an account lives on one host
-    (api.lever.co, api.eu.lever.co, a sandbox), so a plan or snapshot from another is another
-    account's, and reading ``GET /users`` to say so would already be a request to the wrong one.
-
-    Raises:
-        AccountMismatchError: one line naming both hosts (CLI exit 2).
-
-    Example:
-        >>> class C: base_url = "https://api.eu.lever.co/v1"
-        >>> check_host({"host": "api.eu.lever.co"}, C(), "plan")
-        >>> try:
-        ...     check_host({"host": "api.lever.co"}, C(), "plan")
-        ... except AccountMismatchError as exc:
-        ...     print(str(exc)[:66])
-        plan comes from another Lever account: the one at api.lever.co, bu
-    """
-    host = (recorded or {}).get("host")
-    base = getattr(client, "base_url", None)
-    current = urlsplit(base).netloc if base else None
-    if host and current and host != current:
-        raise AccountMismatchError(
-            f"{what} comes from another Lever account: the one at {host}, but LEVER_BASE_URL "
-            f"points at {current}; use that account's LEVER_API_KEY and LEVER_BASE_URL, or plan "
-            "again on this account; nothing was sent"
-        )
-
-
 def check_account(
     recorded: dict[str, Any] | None, current: dict[str, Any] | None, what: str
 ) -> None:
@@ -196,7 +168,6 @@ __all__ = [
     "AccountMismatchError",
     "account_of",
     "check_account",
-    "check_host",
     "describe",
     "identity_from_users",
     "recorded_account",
