@@ -261,7 +261,8 @@ def test_sandbox_cli_refuses_an_unknown_listing_order(capsys):
 
     assert main(["sandbox", "--listing-order", "random", "--port", "0"]) == 2
     err = capsys.readouterr().err
-    assert "--listing-order must be one of created, newest, updated, updated-desc" in err
+    assert "--listing-order: invalid choice: 'random'" in err  # argparse's choices, one line
+    assert "'created', 'newest', 'updated', 'updated-desc', 'shuffled'" in err
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def test_apply_partial_rollback_and_sync_land_in_one_ledger(world, tmp_path, cap
     apply = ["apply", "plan.csv", "--yes", "--journal", "j.sqlite", "--perform-as", user["id"]]
     assert main([*apply, "--operator", "alice", "--reason", "CHG-1 propagate Python"]) == 0
     applied = ledger_rows(ledger)
-    assert applied >= 10 and ledger_rows(ledger, "apply") == applied
+    assert applied >= 5 and ledger_rows(ledger, "apply") == applied  # enough calls to split
 
     # a partial rollback: stopped (as by SIGTERM) once a few of its writes are in the ledger
     stop = StopRequest()

@@ -94,7 +94,7 @@ def test_report_without_a_credential_exits_2_before_any_kernel(monkeypatch, tmp_
 def test_sync_docs_report_example_parses():
     """docs/sync.md's `lever-tags report sync-activity -p ...` example is a valid command line."""
     text = (PROJECT_ROOT / "docs/sync.md").read_text(encoding="utf-8")
-    line = next(x for x in text.splitlines() if "lever-tags report sync-activity" in x)
+    line = next(x for x in text.splitlines() if "lever-tags report sync-activity -p" in x)
     command = line.split("`")[1].split()
     args = build_parser().parse_args(command[1:])
     assert args.parameter == [["journal_path", "lever-sync.sqlite"]]

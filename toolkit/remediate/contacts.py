@@ -91,8 +91,8 @@ def email_index(frame: pd.DataFrame) -> dict[str, set[str]]:
     Example:
         >>> f = pd.DataFrame({"contact_id": ["c1", "c2", "c1"],
         ...                   "email": ["A@example.com", "a@example.com", None]})
-        >>> email_index(f)
-        {'a@example.com': {'c1', 'c2'}}
+        >>> {email: sorted(ids) for email, ids in email_index(f).items()}
+        {'a@example.com': ['c1', 'c2']}
     """
     if "email" not in frame.columns:
         return {}
