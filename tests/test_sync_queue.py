@@ -16,9 +16,9 @@ import logging
 import os
 import resource
 import socket
-import threading
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
