@@ -13,24 +13,12 @@ from prometheus_client import (
     generate_latest,
 )
 
+from toolkit.sync.webhook import OPPORTUNITY_EVENTS
+
 PREFIX = "lever_sync"
 # The values the ``event`` label may take: Lever's webhook events, ``poll``, and ``other`` for
 # anything else (every distinct label value is a series of its own: a sender must not mint them).
-KNOWN_EVENTS = frozenset(
-    {
-        "applicationCreated",
-        "candidateHired",
-        "candidateStageChange",
-        "candidateArchiveChange",
-        "candidateDeleted",
-        "interviewCreated",
-        "interviewUpdated",
-        "interviewDeleted",
-        "contactCreated",
-        "contactUpdated",
-        "poll",
-    }
-)
+KNOWN_EVENTS = OPPORTUNITY_EVENTS | {"poll"}
 
 
 def event_label(event: object) -> str:
