@@ -64,6 +64,15 @@ def point_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[Sandbox], Sandbox]:
     return point
 
 
+@pytest.fixture
+def env(fresh_sandbox, point_at, monkeypatch, tmp_path) -> Sandbox:
+    """A fresh default sandbox, this test's environment pointed at it, and the current folder
+    the test's own temporary one (for CLI tests that write plan.csv, reports, journals)."""
+    sb = point_at(fresh_sandbox())
+    monkeypatch.chdir(tmp_path)
+    return sb
+
+
 # -- secrets (owner: reliability) -----------------------------------------------------------------
 
 _KEYS: set[str] = set()

@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from toolkit.cli import main
 from toolkit.config import NOTEBOOKS_DIR
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.planfile import load_plan
-
-
-@pytest.fixture
-def env(fresh_sandbox, monkeypatch, tmp_path):
-    sb = fresh_sandbox()
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return sb
 
 
 def write_calls(sb) -> int:

@@ -14,11 +14,8 @@ pytestmark = pytest.mark.notebook
 
 
 @pytest.fixture
-def env(fresh_sandbox, monkeypatch, tmp_path):
-    sb = fresh_sandbox(contacts=60)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
+def env(fresh_sandbox, point_at, monkeypatch, tmp_path):
+    sb = point_at(fresh_sandbox(contacts=60))
     return sb
 
 

@@ -7,24 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from toolkit.audit import tag_coverage, tag_statistics
 from toolkit.cli import main
 from toolkit.snapshot.store import load_snapshot
 from toolkit.workflows.diff import diff_audits
 
 NEW_TAG = "Zebra onboarding 2026"
-
-
-@pytest.fixture
-def env(fresh_sandbox, monkeypatch, tmp_path):
-    sb = fresh_sandbox()
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return sb
 
 
 def _three_changes(sb, frame) -> dict[str, tuple[str, str]]:

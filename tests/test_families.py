@@ -148,16 +148,6 @@ def test_variants_fold_punctuation():
 # -- on the sandbox -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def env(fresh_sandbox, monkeypatch, tmp_path):
-    sb = fresh_sandbox()
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return sb
-
-
 def alias_only_people(sb):
     only, _ = INTEGRATION_ALIASES["Do not contact"]
     by_contact = {}

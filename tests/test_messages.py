@@ -8,24 +8,12 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
 from toolkit.cli import build_parser, main
 from toolkit.client import LeverClient
 from toolkit.config import PROJECT_ROOT
 from toolkit.remediate.planfile import load_plan, save_plan
 from toolkit.remediate.planner import make_plan
 from toolkit.snapshot.fetch import fetch_snapshot
-
-
-@pytest.fixture
-def env(fresh_sandbox, monkeypatch, tmp_path):
-    sb = fresh_sandbox()
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return sb
 
 
 def test_rollback_right_after_apply_counts_no_drift_and_says_removed(env, capsys):

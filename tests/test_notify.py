@@ -46,11 +46,8 @@ def receiver():
 
 
 @pytest.fixture
-def env(fresh_sandbox, monkeypatch, tmp_path):
-    sb = fresh_sandbox(contacts=60)
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+def env(fresh_sandbox, point_at, monkeypatch, tmp_path):
+    sb = point_at(fresh_sandbox(contacts=60))
     monkeypatch.chdir(tmp_path)
     return sb
 

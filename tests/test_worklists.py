@@ -18,16 +18,6 @@ from toolkit.remediate.worklistfile import read_worklist, write_worklist
 TAG = "Python"
 
 
-@pytest.fixture
-def env(fresh_sandbox, monkeypatch, tmp_path):
-    sb = fresh_sandbox()
-    for key, value in sb.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return sb
-
-
 def _expected(sb) -> dict[str, dict[str, str]]:
     """What the sandbox knows of each opportunity: name, posting title, owner name."""
     state = sb.engine.state
