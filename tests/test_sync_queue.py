@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import requests
 from polling import wait_for
+from sync_helpers import TAG, admin, contacts_with
 
 from toolkit.client import LeverClient
 from toolkit.errors import BadRequestError
@@ -38,31 +39,8 @@ from toolkit.sync.retry import MAX_STRIKES
 from toolkit.sync.service import SyncService
 from toolkit.sync.store import SyncJournal
 
-TAG = "Do not contact"
 SECRET = "whsec-queue-" + uuid.uuid4().hex
 FAST = {"backoff_base": 0.01, "backoff_max": 0.05}  # the backoff scaled down: minutes in ms
-
-
-def admin(sb, method: str, path: str, body: Any = None) -> requests.Response:
-    return requests.request(method, f"{sb.url}/_sandbox{path}", auth=(sb.api_key, ""), json=body)
-
-
-def contacts_with(sb, count: int) -> list[tuple[str, list[str]]]:
-    """Contacts with 1-3 plain opportunities, tagged TAG on all of them."""
-    by_contact: dict[str, list[dict]] = {}
-    for opp in sb.opportunities():
-        if opp.get("contact"):
-            by_contact.setdefault(opp["contact"], []).append(opp)
-    chosen = []
-    for contact, opps in sorted(by_contact.items()):
-        if len(opps) > 3 or any(o.get("isAnonymized") for o in opps):
-            continue
-        for opp in opps:
-            sb.set_tags(opp["id"], [*(t for t in opp["tags"] if t != TAG), TAG])
-        chosen.append((contact, [o["id"] for o in opps]))
-        if len(chosen) == count:
-            return chosen
-    raise AssertionError("not enough contacts in the sandbox")
 
 
 def new_opportunity(sb, contact: str) -> str:
