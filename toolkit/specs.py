@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -257,10 +258,19 @@ def _where(path: Iterable[Any], schema: Mapping[str, Any]) -> str:
 
 @functools.cache
 def _validator_class() -> type:
-    # jsonschema is imported on first use: its format module builds URI grammars at import
-    # (about 0.8 s), which every `lever-tags` command and every policy load would pay.
-    from jsonschema import Draft202012Validator
-
+    # jsonschema is imported on first use, and without its optional `rfc3987_syntax` (installed
+    # beside jupyter_events): jsonschema's format module builds that package's URI grammars at
+    # import (0.8 s on a quiet machine, 4 s on a busy one), for URI formats no schema here uses.
+    # A None in sys.modules makes that one import fail, which jsonschema expects; the entry is
+    # removed afterwards so any later importer gets the real package.
+    blocked = "rfc3987_syntax" not in sys.modules and "jsonschema" not in sys.modules
+    if blocked:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+    try:
+        from jsonschema import Draft202012Validator  # on first use: see above
+    finally:
+        if blocked:
+            del sys.modules["rfc3987_syntax"]
     return Draft202012Validator
 
 
