@@ -10,7 +10,10 @@ import pytest
 
 from toolkit.cli import main
 from toolkit.client import LeverClient
-from toolkit.client.account import account_of
+from toolkit.client.account import AccountMismatchError, account_of
+from toolkit.policy import Policy
+from toolkit.sync.service import SyncService
+from toolkit.sync.store import SyncJournal
 
 
 @pytest.fixture
@@ -71,9 +74,8 @@ def test_plan_of_one_account_applied_with_the_others_key_exits_2_before_any_writ
     ):
         refused(capsys, argv, "another Lever account")
     stats = us.stats()
-    assert posts(us) == 0 and stats["writes"] == 0
-    # nothing but the account check was asked (one users listing per command)
-    assert set(stats["by_route"]) == {"GET /v1/users"}
+    # another host is another account: refused before any request
+    assert stats["requests"] == 0 and stats["by_route"] == {}
     assert not Path("us.sqlite").exists() and not Path("p2.csv").exists()
 
 
@@ -89,6 +91,8 @@ def test_same_host_other_account_is_refused_by_the_fingerprint(accounts, capsys)
     argv = ["apply", "plan.csv", "--yes", "--journal", "j.sqlite"]
     refused(capsys, argv, "another Lever account")
     assert posts(us) == 0
+    # on one host only the fingerprint tells the accounts apart: one users listing, no more
+    assert set(us.stats()["by_route"]) == {"GET /v1/users"}
 
 
 def test_a_plan_that_records_no_account_stops_in_the_dry_run(accounts, capsys):
@@ -96,13 +100,17 @@ def test_a_plan_that_records_no_account_stops_in_the_dry_run(accounts, capsys):
     assert main(["plan", "--tag", "Python", "--out", "plan.csv"]) == 0
     meta = json.loads(Path("plan.meta.json").read_text())
     del meta["snapshot"]["account"]  # a plan from an older toolkit
+    # on one host (another host is refused before any request): only the sample can tell
+    meta["snapshot"]["host"] = us.base_url.split("/")[2]
     Path("plan.meta.json").write_text(json.dumps(meta))
     use(us)
     us.reset_stats()
     refused(capsys, ["apply", "plan.csv"], "wrong account?", "nothing was written")
     refused(capsys, ["apply", "plan.csv", "--yes", "--journal", "j.sqlite"], "wrong account?")
     assert posts(us) == 0 and not Path("j.sqlite").exists()
-    # on its own account the same plan passes the sample check
+    # on its own account (and host) the same plan passes the sample check
+    meta["snapshot"]["host"] = eu.base_url.split("/")[2]
+    Path("plan.meta.json").write_text(json.dumps(meta))
     use(eu)
     assert main(["apply", "plan.csv"]) == 0
 
@@ -120,3 +128,29 @@ def test_a_journal_resumed_with_another_accounts_key_is_refused(accounts, capsys
     argv = ["apply", "plan.csv", "--yes", "--journal", "j.sqlite"]
     refused(capsys, argv, "another Lever account")
     assert posts(us) == 0
+
+
+def test_a_sync_journal_records_its_account_and_refuses_another(accounts, tmp_path):
+    eu, us, _ = accounts
+    journal, policy = tmp_path / "sync.sqlite", Policy(contact_level=("Python",))
+
+    def service(sb) -> SyncService:
+        client = LeverClient(sb.base_url, api_key=sb.api_key)
+        return SyncService(client, policy, journal, poll_interval=3600)
+
+    service(eu).start().stop()
+    with SyncJournal(journal, create=False) as store:
+        params = store.run()["params"]
+    eu_account = account_of(LeverClient(eu.base_url, api_key=eu.api_key))
+    assert params["host"] == eu.base_url.split("/")[2] and params["account"] == eu_account
+
+    us.reset_stats()
+    with pytest.raises(AccountMismatchError, match="another Lever account: it was made on"):
+        service(us).start()
+    assert us.stats()["requests"] == 0  # another host: refused before any request
+
+    with SyncJournal(journal, create=False) as store:  # as if both were served by one host
+        store.update_params(host=us.base_url.split("/")[2])
+    with pytest.raises(AccountMismatchError, match="another Lever account"):
+        service(us).start()
+    assert set(us.stats()["by_route"]) == {"GET /v1/users"}  # the fingerprint, no write

@@ -571,7 +571,9 @@ def test_bad_input_exits_2_with_one_line(sb, tmp_path, args, env, message):
     policy.write_text(f"contact_level: ['{TAG}']\n")
     full_env = {**os.environ, **sb.env(), "LEVER_WEBHOOK_SECRET": SECRET, **env}
     argv = [sys.executable, "-m", "toolkit.cli", "sync", "--policy", str(policy), *args]
-    done = subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        argv, env=full_env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert SECRET not in done.stderr

@@ -11,6 +11,11 @@ fingerprint is the SHA-256 of the ids of the account's ``EARLIEST_USERS`` earlie
 one of them (one early user deactivated and hidden from a listing changes nothing). The key
 never enters it; a user id is not personal data, and only its hash is kept anyway.
 
+An account is served from one host (``api.lever.co``, ``api.eu.lever.co``,
+``api.sandbox.lever.co``): a record from another host is another account, and is refused before
+any request (`check_host`). Two accounts on one host are told apart by the fingerprint, which
+costs one users listing.
+
 A key that may not list users (403, or a 400/404 from a server that will not) yields a
 host-only identity: the host is compared, and the
 sample check of `toolkit.remediate.apply` catches the rest.
@@ -42,6 +47,40 @@ _CACHE: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictiona
 
 class AccountMismatchError(ConfigurationError):
     """A plan, journal or snapshot from another Lever account than the key reads (exit 2)."""
+
+
+def host_of(base_url: str | None) -> str | None:
+    """The host of a base URL as records keep it: lower case, the scheme's default port dropped.
+
+    Example:
+        >>> host_of("https://API.Lever.co:443/v1"), host_of("http://127.0.0.1:8080/v1")
+        ('api.lever.co', '127.0.0.1:8080')
+        >>> host_of(None) is None
+        True
+    """
+    if not base_url:
+        return None
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        return None
+    port = parts.port
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return host if port is None or port == default else f"{host}:{port}"
+
+
+def _same_host(a: str | None, b: str | None) -> bool | None:
+    """Hosts as records keep them (``api.lever.co``) or as older ones did (a base URL)."""
+    if not a or not b:
+        return None
+    return _host(a) == _host(b)
+
+
+def _host(recorded: str | None) -> str | None:
+    """A recorded host (``api.lever.co``), or a base URL as older records kept it, normalised."""
+    if not recorded:
+        return None
+    return host_of(recorded if "://" in recorded else f"//{recorded}")
 
 
 def _digest(text: str) -> str:
@@ -80,7 +119,7 @@ def account_of(client: Any) -> dict[str, Any]:
     cached = _CACHE.get(client)
     if cached is not None:
         return dict(cached)
-    host = urlsplit(client.base_url).netloc
+    host = host_of(client.base_url) or ""
     listing = getattr(client, "iter_users", None)
     try:
         users = list(listing()) if listing else []
@@ -122,12 +161,15 @@ def describe(ident: dict[str, Any] | None) -> str:
 def same_account(recorded: dict[str, Any] | None, current: dict[str, Any] | None) -> bool | None:
     """True/False when the two identities can be compared; None when one is unknown (pure).
 
-    Fingerprints decide when both sides have them (any shared early user); else the hosts do.
+    An account lives on one host, so different hosts are different accounts; on one host the
+    fingerprints decide when both sides have them (any shared early user).
 
     Example:
         >>> a = {"host": "h", "fingerprint": "f1", "users": ["x", "y"]}
-        >>> same_account(a, {"host": "other", "fingerprint": "f2", "users": ["y", "z"]})
+        >>> same_account(a, {"host": "h", "fingerprint": "f2", "users": ["y", "z"]})
         True
+        >>> same_account(a, {"host": "other", "fingerprint": "f1", "users": ["x", "y"]})
+        False
         >>> same_account(a, {"host": "h", "fingerprint": "f3", "users": ["z"]})
         False
         >>> same_account(a, {"host": "h2", "fingerprint": None, "users": []})
@@ -137,12 +179,12 @@ def same_account(recorded: dict[str, Any] | None, current: dict[str, Any] | None
     """
     if not recorded or not current:
         return None
+    if _same_host(recorded.get("host"), current.get("host")) is False:
+        return False
     mine, theirs = set(recorded.get("users") or []), set(current.get("users") or [])
     if mine and theirs:
         return bool(mine & theirs)
-    if recorded.get("host") and current.get("host"):
-        return recorded["host"] == current["host"]
-    return None
+    return _same_host(recorded.get("host"), current.get("host"))
 
 
 def check_account(
@@ -164,11 +206,37 @@ def check_account(
         )
 
 
+def check_host(recorded: dict[str, Any] | None, client: Any, what: str) -> None:
+    """Refuse `what` recorded on another host than `client` reads, before any request.
+
+    Raises:
+        AccountMismatchError: one line naming both hosts (CLI exit 2).
+
+    Example:
+        >>> class C:
+        ...     base_url = "https://api.eu.lever.co/v1"
+        >>> check_host({"host": "api.eu.lever.co"}, C(), "plan.csv")
+        >>> check_host({"host": "api.lever.co"}, C(), "plan.csv")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        toolkit.client.account.AccountMismatchError: plan.csv comes from another Lever ...
+    """
+    made_on, reads = _host((recorded or {}).get("host")), host_of(getattr(client, "base_url", None))
+    if _same_host(made_on, reads) is False:
+        raise AccountMismatchError(
+            f"{what} comes from another Lever account: it was made on {made_on}, and "
+            f"LEVER_BASE_URL points at {reads}; use that account's LEVER_API_KEY and "
+            "LEVER_BASE_URL, or plan again on this account; nothing was written"
+        )
+
+
 __all__ = [
     "AccountMismatchError",
     "account_of",
     "check_account",
+    "check_host",
     "describe",
+    "host_of",
     "identity_from_users",
     "recorded_account",
     "same_account",

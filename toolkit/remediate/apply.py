@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from toolkit.client.account import account_of, check_account
+from toolkit.client.account import account_of, check_account, check_host
 from toolkit.errors import BadRequestError, NotFoundError, PermissionDeniedError
 from toolkit.files import sidecar
 from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift, drift_line, replan_from_drift
@@ -183,8 +183,10 @@ def check_plan_account(client: Any, plan: Plan, what: str = "") -> dict[str, Any
     """
     if client is None:
         return None
-    current = account_of(client)
     what = what or f"the plan {plan.path or ''}".rstrip()
+    recorded = plan_account(plan) or {"host": (plan.meta.get("snapshot") or {}).get("host")}
+    check_host(recorded, client, what)  # another host: refused before any request
+    current = account_of(client)
     check_account(plan_account(plan), current, what)
     return current
 

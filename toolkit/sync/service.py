@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from toolkit.client.account import check_account, check_host, host_of, recorded_account
 from toolkit.errors import AuthenticationError, LeverError
 from toolkit.remediate.apply import check_perform_as
 from toolkit.sync.cap import HOUR_MS, ChangeCap
@@ -182,6 +183,14 @@ class SyncService(QueueWorker):
     def _open(self) -> None:
         journal = self.journal
         assert journal is not None
+        # A journal of another account is refused before anything is written: by its host
+        # before any request, then by the account's fingerprint (one users listing).
+        run = journal.run()
+        recorded = (run or {}).get("params") or {} if (run or {}).get("kind") == "sync" else {}
+        what = f"the sync journal {self.journal_path}"
+        check_host({"host": recorded.get("host")}, self.client, what)
+        account = recorded_account(self.client)
+        check_account(recorded.get("account"), account, what)
         # Before anything is served: a mistyped --perform-as would make every write a 404.
         check_perform_as(self.client, self.perform_as)
         journal.open_sync_run(
@@ -192,7 +201,8 @@ class SyncService(QueueWorker):
                 "poll_interval": self.poll_interval,
                 "max_changes_per_hour": self.max_changes_per_hour,
                 "listen": None if self.listen is None else f"{self.listen[0]}:{self.listen[1]}",
-                "host": getattr(self.client, "base_url", None),
+                "host": host_of(getattr(self.client, "base_url", None)),
+                "account": account,
             }
         )
         requeued, interrupted = journal.recover()

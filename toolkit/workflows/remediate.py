@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.client import LeverClient
-from toolkit.client.account import account_of, check_account
+from toolkit.client.account import account_of, check_account, check_host
 from toolkit.errors import ConfigurationError, LeverError
 from toolkit.files import sidecar, write_csv_atomic
 from toolkit.ledger.entry import LedgerRun, open_ledger_run
@@ -173,8 +173,12 @@ def check_snapshot_account(snap: Snapshot, client: Any, what: str) -> str:
         return ""
     try:
         client = client or LeverClient.from_env()
+    except ConfigurationError as exc:
+        return f"the snapshot's Lever account was not checked ({scrub(exc)}); apply checks it"
+    check_host(recorded, client, what)  # another host: refused before any request
+    try:
         current = account_of(client)
-    except (ConfigurationError, LeverError) as exc:
+    except LeverError as exc:
         return f"the snapshot's Lever account was not checked ({scrub(exc)}); apply checks it"
     check_account(recorded, current, what)
     return ""
