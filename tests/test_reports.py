@@ -473,11 +473,13 @@ def test_require_success_raises_on_failed_writes_naming_the_first_error():
 
 
 def test_require_success_raises_on_rows_that_do_not_hold_except_drift_drops():
-    dropped = _residual("o1").assign(reason="drift: changed since the snapshot")
-    ok = _apply_result(applied=3, dropped=dropped)
-    assert outcome.require_success(ok, _residual("o1"))  # dropped on purpose: fine
+    # verify's one rule: rows the apply's journal left out on purpose keep their reason and
+    # do not fail the run; every other row does (as `lever-tags verify` decides)
+    ok = _apply_result(applied=3)
+    on_purpose = _residual("o1").assign(reason="dropped (drift)")
+    assert outcome.require_success(ok, on_purpose)
     with pytest.raises(outcome.RemediationFailedError, match="1 plan rows do not hold"):
-        outcome.require_success(ok, _residual("o1", "o2"))
+        outcome.require_success(ok, pd.concat([on_purpose, _residual("o2")]))
     for counts in ({"not_found": 1}, {"pending": 2}):
         with pytest.raises(outcome.RemediationFailedError):
             outcome.require_success(_apply_result(**counts), _residual())

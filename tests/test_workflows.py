@@ -135,3 +135,36 @@ def test_plan_requests_are_refused_before_anything_is_fetched(mode, tmp_path, mo
         workflows.plan_changes(tmp_path / "plan.csv", mode=mode)
     with pytest.raises(ConfigurationError, match="renames: only for mode rename"):
         workflows.plan_changes(tmp_path / "plan.csv", mode=mode, tags=["x"], renames={"a": "b"})
+
+
+def test_a_dry_run_without_credentials_is_the_same_in_the_cli_and_notebook_03(
+    sandbox, tmp_path, point_at, monkeypatch, capsys
+):
+    # One rule (workflows.client_for): from a saved snapshot, a dry run plans and previews
+    # without any Lever access and says the drift check was skipped; a real run refuses.
+    point_at(sandbox)
+    snapshot, policy = tmp_path / "snap.parquet", _policy(tmp_path)
+    assert main(["snapshot", "--out", str(snapshot)]) == 0
+    for name in ("LEVER_API_KEY", "LEVER_ACCESS_TOKEN", "LEVER_REFRESH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    cli, nb = tmp_path / "cli", tmp_path / "nb"
+    cli.mkdir()
+    argv = ["plan", "--snapshot", str(snapshot), "--policy", str(policy)]
+    assert main([*argv, "--out", str(cli / "plan.csv")]) == 0
+    capsys.readouterr()
+    assert main(["apply", str(cli / "plan.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "note: no drift check: no Lever access" in err and "LEVER_API_KEY" in err
+    assert main(["apply", str(cli / "plan.csv"), "--yes"]) == 2  # a real run needs the key
+
+    params = {"snapshot_path": str(snapshot), "policy_path": str(policy), "output_dir": str(nb)}
+    result = execute.run_notebook("remediate", params, tmp_path / "reports")
+    assert result.ok, result.error_message
+    for name in PLAN_FILES:
+        assert (nb / name).read_bytes() == (cli / name).read_bytes(), name
+    summary = json.loads((nb / "remediation.json").read_text())
+    assert summary["dry_run"] is True and summary["succeeded"] is True
+    assert "no drift check: no Lever access" in result.html_path.read_text(encoding="utf-8")
+
+    real = execute.run_notebook("remediate", {**params, "dry_run": False}, tmp_path / "r2")
+    assert not real.ok and "LEVER_API_KEY" in real.error_message

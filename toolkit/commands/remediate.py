@@ -24,7 +24,6 @@ from toolkit.commands import (
     command,
 )
 from toolkit.enums import MODES
-from toolkit.errors import ConfigurationError
 from toolkit.sanitize import printable
 
 if TYPE_CHECKING:  # annotations only: the modules load when the command runs
@@ -256,11 +255,9 @@ def _run_apply(args: argparse.Namespace, notifier: Notifier) -> int:
             f"opportunities left in the sheet: {len(plan.rows)} changes of {sheet['plan_path']}"
         )
     if not args.yes:
-        try:
-            client = _client()
-        except ConfigurationError as exc:
-            print(f"lever-tags: note: no drift check ({exc})", file=sys.stderr)
-            client = None
+        client, note = workflows.client_for(dry_run=True)
+        if note:
+            print(f"lever-tags: note: {note}", file=sys.stderr)
         result = workflows.apply_changes(
             client, plan, dry_run=True, max_changes=args.max_changes, workers=args.workers
         )

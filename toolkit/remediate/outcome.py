@@ -14,6 +14,7 @@ from toolkit.audit import AuditResult
 from toolkit.errors import RemediationFailedError
 from toolkit.files import write_csv_atomic, write_json_atomic
 from toolkit.remediate.journal_schema import FAILURE_STATES
+from toolkit.remediate.verify import on_purpose_counts, verify_failures, verify_on_purpose
 from toolkit.sanitize import private_dir
 
 
@@ -57,45 +58,13 @@ def plan_tags(plan: Any) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-_ROW_KEY = ["opportunity_id", "op", "tag"]
-
-
-def unexpected_residual(residual: pd.DataFrame, result: Any) -> pd.DataFrame:
-    """The verify residual without the rows the apply dropped on purpose because of drift.
-
-    A row dropped by the drift re-plan (the opportunity changed since the snapshot, or became
-    anonymized) may legitimately not hold; every other residual row is a change that should
-    be in Lever and is not.
-
-    Example:
-        >>> from types import SimpleNamespace
-        >>> residual = pd.DataFrame({"opportunity_id": ["o1", "o2"], "contact_id": ["c", "c"],
-        ...                          "op": ["add", "add"], "tag": ["Go", "Go"],
-        ...                          "reason": ["missing", "missing"]})
-        >>> dropped = residual.iloc[:1].assign(reason="drift: changed since the snapshot")
-        >>> unexpected_residual(residual, SimpleNamespace(dropped=dropped))["opportunity_id"].tolist()
-        ['o2']
-    """  # noqa: E501
-    dropped = getattr(result, "dropped", None)
-    if residual.empty or not isinstance(dropped, pd.DataFrame) or dropped.empty:
-        return residual
-    if not set(_ROW_KEY) <= set(dropped.columns):
-        return residual
-    keys = set(zip(*(dropped[c].astype(str) for c in _ROW_KEY), strict=True))
-    mine = pd.Series(
-        [k in keys for k in zip(*(residual[c].astype(str) for c in _ROW_KEY), strict=True)],
-        index=residual.index,
-        dtype=bool,
-    )
-    return residual.loc[~mine].reset_index(drop=True)
-
-
 def remediation_problems(result: Any, residual: pd.DataFrame) -> list[str]:
     """Why a remediation run did not succeed, one phrase each; empty when it did.
 
     A dry run writes nothing and cannot fail here. A real apply fails when a change failed, an
     opportunity was not found, changes are left pending, or verify found plan rows that do not
-    hold (other than rows dropped on purpose for drift).
+    hold: `verify_failures`, the one rule `lever-tags verify` applies too (rows the apply's
+    journal left out on purpose, for drift or anonymization, do not count).
 
     Example:
         >>> from types import SimpleNamespace
@@ -119,7 +88,7 @@ def remediation_problems(result: Any, residual: pd.DataFrame) -> list[str]:
     message = _first_failure(getattr(result, "outcomes", None))
     if problems and message:
         problems[0] += f" (first: {message})"
-    unexpected = len(unexpected_residual(residual, result))
+    unexpected = len(verify_failures(residual)) if len(residual) else 0
     if unexpected:
         problems.append(f"{unexpected} plan rows do not hold in Lever after verify")
     return problems
@@ -249,7 +218,9 @@ def write_remediation_summary(
         "after": {k: int(v) for k, v in after.summary.items()},
         "after_is": after.options.get("after", ""),
         "residual_rows": len(residual),
-        "residual_dropped_for_drift": len(residual) - len(unexpected_residual(residual, result)),
+        "residual_on_purpose": on_purpose_counts(verify_on_purpose(residual))
+        if len(residual)
+        else {},
         "journal": Path(result.journal_path).name if result.journal_path else None,
         "problems": remediation_problems(result, residual),
     }

@@ -18,6 +18,7 @@ from toolkit.files import sidecar, write_csv_atomic
 from toolkit.ledger.entry import LedgerRun, open_ledger_run
 from toolkit.policy import Policy, unknown_tag_warnings
 from toolkit.remediate.apply import apply_plan, check_plan_account, default_journal_path
+from toolkit.remediate.drift import DRIFT_COLUMNS, check_drift
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import JournalError
 from toolkit.remediate.plan import Plan, nothing_planned
@@ -327,7 +328,44 @@ def verify_changes(
 
 
 def verify_applied(client: Any, plan: Plan, result: Any) -> pd.DataFrame:
-    """Plan rows that do not hold after a real apply; empty after a dry run (nothing to check)."""
+    """Plan rows that do not hold after a real apply; empty after a dry run (nothing to check).
+
+    The same rule as `verify_changes` (`lever-tags verify`): read with the apply's journal, so
+    the rows it left out on purpose keep their reason (`verify_on_purpose`) and only
+    `verify_failures` make the run fail (`require_success`).
+    """
     if result.dry_run or plan.rows.empty:
         return pd.DataFrame(columns=VERIFY_COLUMNS)
-    return verify_plan(client, plan)
+    return verify_plan(client, plan, result.journal_path)
+
+
+def client_for(dry_run: bool) -> tuple[LeverClient | None, str]:
+    """The client from the environment, and a note when a dry run goes on without one.
+
+    A dry run needs no credential: without one it plans and previews from a saved snapshot,
+    and skips what needs Lever (the drift check, the account check, the sample check), which
+    the note says. A real run without a credential raises.
+
+    Raises:
+        ConfigurationError: no credential (or a bad one) and not a dry run (CLI exit 2).
+
+    Example:
+        >>> import os
+        >>> saved = {k: os.environ.pop(k, None) for k in ("LEVER_API_KEY", "LEVER_ACCESS_TOKEN")}
+        >>> client_for(dry_run=True)[1][:31]
+        'no drift check: no Lever access'
+        >>> os.environ.update({k: v for k, v in saved.items() if v is not None})
+    """
+    try:
+        return LeverClient.from_env(), ""
+    except ConfigurationError as exc:
+        if not dry_run:
+            raise
+        return None, f"no drift check: no Lever access ({scrub(exc)})"
+
+
+def drift_of(client: LeverClient | None, plan: Plan) -> pd.DataFrame:
+    """`check_drift` of the plan; an empty table without a client (a dry run without access)."""
+    if client is None:
+        return pd.DataFrame(columns=DRIFT_COLUMNS)
+    return check_drift(client, plan)

@@ -122,8 +122,11 @@ def skipped_table(plan: Any) -> Any:
     return table(plan.skipped, empty="none: the plan skips no row")
 
 
-def drift_table(drift: pd.DataFrame) -> Any:
-    """The plan's opportunities that changed since the snapshot; "none" when none did."""
+def drift_table(drift: pd.DataFrame, note: str = "") -> Any:
+    """The plan's opportunities that changed since the snapshot; "none" when none did; the
+    `note` of `workflows.client_for` when a dry run had no Lever access to check."""
+    if note:
+        return Note(note, "warning")
     return table(
         helpers.changed_opportunities(drift),
         empty="none: no opportunity of the plan changed since the snapshot",
