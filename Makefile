@@ -40,7 +40,7 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4 --dist loadgroup
 
 # Chromium for tests/browser, from the system's packages (never Playwright's own browser download): installed
 # here when missing and we are root with apt-get; otherwise the browser tests skip with one line

@@ -73,6 +73,27 @@ def env(fresh_sandbox, point_at, monkeypatch, tmp_path) -> Sandbox:
     return sb
 
 
+# -- running in parallel (pytest-xdist, `make test` runs `-n 4 --dist loadgroup`) ---------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep together on one worker the tests that share something costly to build twice.
+
+    The browser tests share one JupyterLab server and one Chromium (session fixtures); the tests
+    of a module with a module-scoped fixture (a wheel, a run of every notebook) share that. Every
+    other test is handed to whichever worker is free. Without xdist the marks do nothing.
+    """
+    for item in items:
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if item.path.parent.name == "browser":
+            group = "browser"
+        elif any(d[-1].scope == "module" for d in defs.values() if d):
+            group = item.path.name
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 # -- secrets (owner: reliability) -----------------------------------------------------------------
 
 _KEYS: set[str] = set()
