@@ -400,6 +400,11 @@ def test_signature_check_is_exact():
 # -- the command: crash, stop, bad input ----------------------------------------------------------
 
 
+# How long a child `lever-tags sync` may take to print a line: it bounds a failure, never a
+# success (a loaded 2-core machine running the suite on 4 workers starts Python slowly).
+START_S = 90
+
+
 class SyncProcess:
     """`lever-tags sync` in a child process, its output read line by line."""
 
@@ -429,7 +434,7 @@ class SyncProcess:
             self.output.append(line)
             self.lines.put(line)
 
-    def wait_line(self, pattern: str, timeout: float = 20) -> re.Match:
+    def wait_line(self, pattern: str, timeout: float = START_S) -> re.Match:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

@@ -46,6 +46,17 @@ FLAGS = {
     "mode": "--mode",
     "renames": "--rename OLD=NEW",
     "journal_path": "--journal FILE",
+    # sync (toolkit.workflows.sync.SyncOptions)
+    "listen": "--listen",
+    "poll_interval": "--poll-interval",
+    "max_changes_per_hour": "--max-changes-per-hour",
+    "workers": "--workers",
+    "replay_window": "--replay-window",
+    "register_url": "--register-webhooks",
+    # doctor (toolkit.workflows.doctor)
+    "write_test": "--write-test",
+    "confirm_write": "--yes",
+    "json_path": "--json",
 }
 
 AddArguments = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]

@@ -7,11 +7,9 @@ configuration (no key, a refused key, a wrong LEVER_BASE_URL) or a write test wi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
-from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, command
+from toolkit.commands import EXIT_FAILURES, EXIT_OK, command
 
 SEND_US = (
     "Some rows differ from what the toolkit was built against. Please send us the output of "
@@ -49,33 +47,17 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
     # imported when the command runs: `lever-tags --help` must not load pandas or the client
-    # imported when the command runs: `lever-tags --help` stays light
-    from toolkit.client import LeverClient
-    from toolkit.doctor.report import run_doctor
-    from toolkit.files import write_text_atomic
+    from toolkit.workflows.doctor import check_lever
 
-    if args.write_test is not None and not args.write_test.strip():
-        raise UsageError("--write-test needs an opportunity id")
-    if args.write_test and not args.yes:
-        raise UsageError(
-            "--write-test adds and removes a throwaway tag on that opportunity: add --yes to "
-            "allow it; nothing was written"
-        )
-    if args.json and Path(args.json).is_dir():
-        raise UsageError(f"--json must be a file name, and {args.json} is a folder")
-    if args.json and not Path(args.json).parent.exists():
-        raise UsageError(f"the folder of --json does not exist: {Path(args.json).parent}")
-    client = LeverClient.from_env(max_attempts=2, max_retry_seconds=10)
-    report = run_doctor(
-        client,
+    report = check_lever(
         write_test=args.write_test,
+        confirm_write=args.yes,
+        json_path=args.json,
         journal_dir=args.journal_dir,
         perform_as=args.perform_as,
     )
     print(f"lever-tags doctor: {report.host} ({report.requests} requests)")
     print(report.table())
-    if args.json:
-        write_text_atomic(args.json, json.dumps(report.as_dict(), indent=2) + "\n")  # 0600
     if report.differences:
         names = ", ".join(c.name for c in report.differences)
         print(f"\n{len(report.differences)} behaviour(s) differ: {names}", file=sys.stderr)

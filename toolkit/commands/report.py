@@ -11,8 +11,7 @@ from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, add_notify_opti
 from toolkit.sanitize import printable
 
 if TYPE_CHECKING:  # annotations only: the modules load when the command runs
-    from toolkit.notebook.batch import BatchSpec
-    from toolkit.notify import Notifier
+    from toolkit.notebook.execute import RunResult
 
 
 def _params_file(path: str) -> dict[str, Any]:
@@ -144,49 +143,30 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_batch(args: argparse.Namespace) -> int:
     # imported when the command runs: `lever-tags --help` must not load papermill or pandas
-    # imported when the command runs: `lever-tags --help` stays light
-    from toolkit.notebook.batch import load_batch
-    from toolkit.notebook.execute import check_out_root
     from toolkit.notify import Notifier, escape, resolve_url
+    from toolkit.workflows.batch import open_batch, run_batch_file
 
-    spec = load_batch(args.runs)  # ConfigurationError -> exit 2, one line, before any run
-    if args.out_root:
-        check_out_root(args.out_root)  # a file: exit 2 before any run
-    out_root = args.out_root
+    spec = open_batch(args.runs, args.out_root)  # exit 2, one line, before any run
     url = resolve_url(args.notify) or resolve_url(spec.notify, f"{args.runs}: notify")
     notifier = Notifier(url, f"lever-tags batch {escape(Path(args.runs).name)}")
-    with notifier.on_error():
-        return _run_batch(args, spec, out_root, notifier)
 
-
-def _run_batch(
-    args: argparse.Namespace, spec: BatchSpec, out_root: str | None, notifier: Notifier
-) -> int:
-
-    # imported when the command runs: `lever-tags --help` stays light
-    from toolkit.notebook.batch import run_batch
-    from toolkit.notify import escape
-
-    def progress(res) -> None:
+    def progress(res: RunResult) -> None:
         line = f"{res.status:9} {res.name}  {res.seconds:.1f} s  {res.folder}"
         if not res.ok:
             line += f"\n          {printable(res.error_message)}"
         print(line, file=sys.stderr, flush=True)
 
-    batch = run_batch(spec, out_root, progress=progress, execution_timeout=args.timeout)
-    failed = batch.failed
-    gaps = batch.with_gaps() if (args.fail_on_gaps or spec.fail_on_gaps) else []
-    print(batch.index_html)
-    problems = []
-    if failed:
-        problems.append(
-            f"{len(failed)} of {len(batch.results)} runs failed: "
-            + ", ".join(r.name for r in failed)
+    with notifier.on_error():
+        run = run_batch_file(
+            spec,
+            args.out_root,
+            fail_on_gaps=args.fail_on_gaps,
+            progress=progress,
+            execution_timeout=args.timeout,
         )
-    if gaps:
-        problems.append("split pairs found by " + ", ".join(f"{r.name} ({n})" for r, n in gaps))
-    if problems:
-        print("lever-tags: " + "; ".join(problems), file=sys.stderr)
-        notifier.send(escape("; ".join(problems)) + f"; index: {escape(batch.index_html)}")
+    print(run.batch.index_html)
+    if run.problems:
+        print("lever-tags: " + "; ".join(run.problems), file=sys.stderr)
+        notifier.send(escape("; ".join(run.problems)) + f"; index: {escape(run.batch.index_html)}")
         return EXIT_FAILURES
     return EXIT_OK

@@ -12,29 +12,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import os
 import signal
 import sys
-from typing import TYPE_CHECKING
 
-from toolkit.commands import EXIT_BAD_INPUT, EXIT_OK, UsageError, add_ledger_options, command
+from toolkit.commands import EXIT_BAD_INPUT, EXIT_OK, add_ledger_options, command
 from toolkit.errors import AuthenticationError
 
-if TYPE_CHECKING:  # annotations only: the modules load when the command runs
-    from toolkit.sync.webhook import WebhookSecrets
-
 DEFAULT_JOURNAL = "lever-sync.sqlite"
-
-
-def _listen(value: str | None) -> tuple[str, int] | None:
-    if value is None:
-        return None
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UsageError(f"--listen takes HOST:PORT, e.g. 127.0.0.1:8080 (got {value!r})")
-    return host, int(port)
 
 
 @command
@@ -95,103 +79,41 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
 
 
 def _unregister(args: argparse.Namespace) -> int:
-    # imported when the command runs: `lever-tags --help` stays light
-    from toolkit.client import LeverClient
-    from toolkit.sync.registration import unregister_webhooks
-    from toolkit.sync.store import SyncJournal
+    # imported when the command runs: `lever-tags --help` must not load the client or tornado
+    from toolkit.workflows.sync import unregister_sync_webhooks
 
-    with SyncJournal(args.journal) as journal:
-        run = journal.run()
-        if run is not None and run["kind"] != "sync":
-            raise UsageError(f"the journal {args.journal} belongs to an {run['kind']} run")
-        done = unregister_webhooks(LeverClient.from_env(), journal)
+    done = unregister_sync_webhooks(args.journal)
     for row in done:
         print(f"deleted the {row['event']} webhook {row['webhook_id']}")
     print(f"lever-tags sync: {len(done)} webhooks deleted; their tokens are gone from the journal")
     return EXIT_OK
 
 
-def _secrets() -> WebhookSecrets:
-    # imported when the command runs: `lever-tags --help` stays light
-    from toolkit.sync.webhook import SECRET_ENV, WebhookSecrets
-
-    try:
-        return WebhookSecrets.parse(os.environ.get(SECRET_ENV))
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
 def _cmd_sync(args: argparse.Namespace) -> int:
-    # imported when the command runs: `lever-tags --help` stays light
-    from toolkit.client.account import account_of
-    from toolkit.ledger.entry import open_ledger_run
-    from toolkit.sync.registration import check_receiver_url
+    # imported when the command runs: `lever-tags --help` must not load tornado or the client
+    from toolkit.workflows.sync import SyncOptions, start_sync
 
     args.journal = args.journal or DEFAULT_JOURNAL
     if args.unregister_webhooks:
         return _unregister(args)
-    # imported when the command runs: `lever-tags --help` must not load tornado or the client
-    from toolkit.client import LeverClient
-    from toolkit.policy import load_policy
-    from toolkit.sync.service import SyncService
-
-    listen = _listen(args.listen)
-    if args.register_webhooks is not None:
-        if listen is None:
-            raise UsageError(
-                "--register-webhooks needs --listen HOST:PORT (where Lever's calls "
-                "arrive, behind your HTTPS proxy)"
-            )
-        check_receiver_url(args.register_webhooks)
-    for flag, value in (
-        ("--poll-interval", args.poll_interval),
-        ("--replay-window", args.replay_window),
-    ):
-        if value is not None and not math.isfinite(value):  # nan passes every comparison below
-            raise UsageError(f"{flag} must be a finite number of seconds (got {value})")
-    if args.poll_interval < 0 or (listen is None and args.poll_interval == 0):
-        raise UsageError("--poll-interval must be > 0 (0 is allowed only with --listen)")
-    if args.max_changes_per_hour < 1:
-        raise UsageError("--max-changes-per-hour must be at least 1")
-    if args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.replay_window is not None and not (0 < args.replay_window < math.inf):
-        raise UsageError("--replay-window must be a finite number of seconds > 0")
-    policy = load_policy(args.policy)
-    if not policy.contact_level and not policy.patterns:
-        raise UsageError(f"{args.policy}: no contact_level tags: there is nothing to sync")
-    secret = _secrets()
-    logging.getLogger("toolkit.sync").setLevel(logging.INFO)
-    client = LeverClient.from_env()
-    ledger = None
-    if args.yes:  # every write also goes to the ledger (docs/operations.md)
-        ledger = open_ledger_run(
-            client,
-            source="sync",
-            account=account_of(client),
-            operator=args.operator,
-            reason=args.reason or f"sync: contact-level tags of {args.policy}",
-            journal=args.journal,
-        )
-    service = SyncService(
-        client,
-        policy,
-        args.journal,
-        dry_run=not args.yes,
-        perform_as=args.perform_as,
-        listen=listen,
-        secret=secret,
+    options = SyncOptions(
+        policy_path=args.policy,
+        journal_path=args.journal,
+        listen=args.listen,
         poll_interval=args.poll_interval,
+        perform_as=args.perform_as,
         max_changes_per_hour=args.max_changes_per_hour,
         workers=args.workers,
         replay_window=args.replay_window,
         register_url=args.register_webhooks,
-        ledger=ledger,
+        write=args.yes,
+        operator=args.operator,
+        reason=args.reason,
     )
-    try:
-        service.start()
-    except OSError as exc:  # the port is taken, the address is not this machine's
-        raise UsageError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
+    options.check()  # bad options: one line, before the policy is read or Lever is asked
+    logging.getLogger("toolkit.sync").setLevel(logging.INFO)
+    run = start_sync(options)
+    service = run.service
     previous = {
         sig: signal.signal(sig, lambda *_: service.request_stop())
         for sig in (signal.SIGTERM, signal.SIGINT)
@@ -200,11 +122,11 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     print(f"lever-tags sync: {mode}; journal {args.journal}", flush=True)
     if service.url:
         print(f"listening on {service.url} (POST /webhooks/lever, GET /healthz, GET /metrics)")
-    if args.register_webhooks and service.journal is not None:
-        events = ", ".join(r["event"] for r in service.journal.registered_webhooks())
+    if args.register_webhooks:
         print(
-            f"Lever webhooks to {args.register_webhooks}: {events}; their tokens are kept in the "
-            "journal (a Super Admin may need to switch the events on in Lever's webhook settings)"
+            f"Lever webhooks to {args.register_webhooks}: {', '.join(run.registered)}; their "
+            "tokens are kept in the journal (a Super Admin may need to switch the events on in "
+            "Lever's webhook settings)"
         )
     if args.poll_interval > 0:
         print(f"polling every {args.poll_interval:g} s")
@@ -213,9 +135,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         while not service.wait(1.0):
             pass
     finally:
-        service.stop()
-        if ledger is not None:
-            ledger.close()
+        run.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if isinstance(service.fatal, AuthenticationError):
