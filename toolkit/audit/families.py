@@ -50,11 +50,11 @@ class TagFamily:
     def members(self) -> tuple[str, ...]:
         return (self.tag, *self.aliases)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"tag": self.tag, "aliases": list(self.aliases), "normalize": self.normalize}
 
 
-def pattern_regex(pattern: str) -> re.Pattern:
+def pattern_regex(pattern: str) -> re.Pattern[str]:
     """A pattern as a regular expression: ``*`` is any run of characters, the rest is exact.
 
     Example:

@@ -59,7 +59,7 @@ def _with_people(table: pd.DataFrame, people: pd.DataFrame | None) -> pd.DataFra
 
 def write_audit_artifacts(
     result: AuditResult,
-    out_dir: str | os.PathLike,
+    out_dir: str | os.PathLike[str],
     meta: dict[str, Any] | None = None,
     people: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
@@ -156,7 +156,7 @@ def focus_summary(result: AuditResult, policy: Any = None) -> dict[str, int]:
     )
 
 
-def audit_meta(meta: Mapping[str, Any], result: AuditResult, policy: Any = None) -> dict:
+def audit_meta(meta: Mapping[str, Any], result: AuditResult, policy: Any = None) -> dict[str, Any]:
     """The snapshot's metadata plus the policy summary `summary.json` carries (as the CLI's)."""
     out = dict(meta or {})
     tags = policy_contact_level(policy, result)

@@ -438,20 +438,22 @@ def apply_plan(
         _check_size(plan, max_changes, limit)
     if workers < 1:
         raise PlanError(f"workers must be at least 1 (got {workers})")
-    if not dry_run and journal_path is None:
-        if plan.path is None:
-            raise PlanError.naming("writing needs a journal: give {journal_path}")
-        journal_path = default_journal_path(plan.path)
+    journal: str | os.PathLike[str] | None = None  # the journal of a write (none in a dry run)
     if not dry_run:
-        check_unlocked(Path(journal_path))  # another run's journal: refused before any request
+        journal = journal_path
+        if journal is None:
+            if plan.path is None:
+                raise PlanError.naming("writing needs a journal: give {journal_path}")
+            journal = default_journal_path(plan.path)
+        check_unlocked(Path(journal))  # another run's journal: refused before any request
     account = check_plan_account(client, plan)
-    first = dry_run or not _journal_is_planned(journal_path)
+    first = journal is None or not _journal_is_planned(journal)
     if first:
         check_sample_exists(client, plan)
     check_perform_as(client, perform_as)
     if first:
         plan = _check_known_opportunities(client, plan, workers)
-    if dry_run:
+    if journal is None:  # a dry run
         return dry_run_result(client, plan, "apply", drift_check, workers, max_changes)
     params = {
         "max_changes": max_changes,
@@ -471,7 +473,7 @@ def apply_plan(
         stop=stop,
         limit=limit,
     )
-    return run_with_ledger(client, plan, journal_path, opts, params, ledger)
+    return run_with_ledger(client, plan, journal, opts, params, ledger)
 
 
 # -- rollback -----------------------------------------------------------------------------------

@@ -16,13 +16,14 @@ Tables:
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
-from toolkit.errors import JournalError  # noqa: F401  (re-exported: its home before errors.py)
+from toolkit.errors import JournalError  # also re-exported: its home before errors.py
 
 SCHEMA_VERSION = 1
 
@@ -163,6 +164,14 @@ def sql_int(value: Any) -> int | None:
         return None if value != value else int(value)  # NaN != NaN
     except (TypeError, ValueError):
         return None
+
+
+def rowid_of(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just added (sqlite3 types `lastrowid` as optional)."""
+    rowid = cursor.lastrowid
+    if rowid is None:
+        raise JournalError("the journal's INSERT returned no row id")
+    return rowid
 
 
 def load_json(value: Any) -> Any:

@@ -79,9 +79,9 @@ def plan_families(
         f["tag"]: TagFamily(f["tag"], tuple(f.get("aliases") or ()), bool(f.get("normalize")))
         for f in pol.get("families", [])
     }
-    names = [tags] if isinstance(tags, str) else tags
-    explicit = names is not None
-    names = list(dict.fromkeys(names if explicit else pol.get("contact_level", [])))
+    given = [tags] if isinstance(tags, str) else tags
+    explicit = given is not None
+    names = list(dict.fromkeys(given if given is not None else pol.get("contact_level", [])))
     families = [declared.get(t, TagFamily(t)) for t in names]
     if explicit or not pol.get("patterns"):
         return families
@@ -294,8 +294,8 @@ def make_plan(
             keep &= ~info["archived"] | info["opportunity_id"].isin(touched_ids)
     else:
         keep = info["opportunity_id"].isin(touched_ids)
-    before = {
-        info.at[i, "opportunity_id"]: {
+    before: dict[str, dict[str, Any]] = {
+        str(info.at[i, "opportunity_id"]): {
             "contact_id": info.at[i, "contact_id"],
             "tags": tag_lists[i],
         }

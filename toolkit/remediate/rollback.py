@@ -45,7 +45,7 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
         if run is None:
             raise JournalError(f"{journal_path} holds no run to roll back")
         calls = journal.calls([DONE, INTENT, FAILED])
-    records = []
+    records: list[tuple[str, str, str, str]] = []
     calls = [c for c in calls if c.state != FAILED or is_transient(c.status)]  # 400/403: unwritten
     for call in calls:
         before = set(call.before_tags) if call.before_tags is not None else None

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from toolkit import failpoints
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError, PermissionDeniedError
@@ -37,7 +37,7 @@ class RunOptions:
     limit: int | None = None  # write at most this many calls in this invocation (--limit)
 
 
-def _progress(total: int, progress: bool | None, desc: str) -> tqdm:
+def _progress(total: int, progress: bool | None, desc: str) -> tqdm[Any]:
     return progress_bar(progress, total=total, desc=desc, unit=" call")
 
 
@@ -230,7 +230,7 @@ class Runner:
         return self.opts.stop is not None and self.opts.stop.is_set()
 
     def _run_opportunity(
-        self, calls: list[Call], check_first: set[int], retry: set[int], bar: tqdm
+        self, calls: list[Call], check_first: set[int], retry: set[int], bar: tqdm[Any]
     ) -> None:
         for index, call in enumerate(calls):
             if self.stop.is_set() or self.stopped:

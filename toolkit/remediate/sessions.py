@@ -78,8 +78,8 @@ def first_session(
             }
             for c in calls.to_dict("records")
         ),
-        dropped=dropped.to_dict("records"),
-        drift=drift[drift["changed"].astype(bool)].to_dict("records"),
+        dropped=dropped.to_dict("records", into=dict),
+        drift=drift[drift["changed"].astype(bool)].to_dict("records", into=dict),
         session=session,
     )
     return drift, dropped
@@ -169,7 +169,7 @@ def resume_session(
                 # relies on.
                 journal.narrow_open_call(call.id, tags)
         journal.add_dropped(dropped, session)
-        journal.add_drift(drift[drift["changed"]].to_dict("records"), session)
+        journal.add_drift(drift[drift["changed"]].to_dict("records", into=dict), session)
     return drift, check_first, retry
 
 

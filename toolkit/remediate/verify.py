@@ -208,6 +208,6 @@ def verify_plan(
         else:
             reason = ""
         reasons.append(on_purpose.get((opp, op, tag), reason) if reason else "")
-    reason = pd.Series(reasons, index=rows.index, dtype=object)
-    bad = rows[reason != ""].assign(reason=reason[reason != ""])
+    column = pd.Series(reasons, index=rows.index, dtype=object)
+    bad = rows[column != ""].assign(reason=column[column != ""])
     return bad[VERIFY_COLUMNS].reset_index(drop=True)

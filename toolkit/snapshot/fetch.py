@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from toolkit.client import LeverClient
 from toolkit.client.account import recorded_account
@@ -52,7 +52,7 @@ FULL_FETCH_DUE_DAYS = 7
 # -- fetching ---------------------------------------------------------------------------------
 
 
-def _progress_bar(progress: bool | None, desc: str) -> tqdm:
+def _progress_bar(progress: bool | None, desc: str) -> tqdm[Any]:
     return progress_bar(progress, desc=desc, unit=" opp")
 
 
@@ -254,7 +254,7 @@ def refresh_snapshot(
     merged = merged.sort_values("opportunity_id", kind="stable").reset_index(drop=True)
     meta = dict(snapshot.meta)
     now = datetime.fromtimestamp(clock(), UTC)
-    full_at = datetime.fromisoformat(meta.get("full_fetch_at") or meta.get("fetched_at"))
+    full_at = datetime.fromisoformat(str(meta.get("full_fetch_at") or meta["fetched_at"]))
     due = full_at + timedelta(days=FULL_FETCH_DUE_DAYS)
     notes = [w for w in meta.get("warnings", []) if not w.startswith("incremental refresh")]
     notes = [w for w in notes if " not read (" not in w] + notes_now

@@ -81,15 +81,20 @@ def fetch_opportunities(
     before = client.stats.as_dict()
     warnings_: list[str] = []
     bar = progress_bar(progress, desc="opportunities", unit=" opp")
-    options = {"workers": workers, "now_ms": now_ms, "on_items": bar.update}
+
+    def windowed() -> WindowedListing:  # the same listing, again after a 403
+        return WindowedListing(
+            client, trust_order=trust_order, workers=workers, now_ms=now_ms, on_items=bar.update
+        )
+
     try:
-        listing = WindowedListing(client, trust_order=trust_order, **options)
+        listing = windowed()
         items = listing.run([(filters, (None, None))])
     except PermissionDeniedError:
         log.warning(NO_CONFIDENTIAL_ACCESS)
         warnings_.append(NO_CONFIDENTIAL_ACCESS)
         filters = {k: v for k, v in filters.items() if k != "confidentiality"}
-        listing = WindowedListing(client, trust_order=trust_order, **options)
+        listing = windowed()
         items = listing.run([(filters, (None, None))])
     finally:
         bar.close()

@@ -154,7 +154,7 @@ class WindowedListing:
         *,
         workers: int = 8,
         now_ms: int | None = None,
-        on_items: Callable[[int], None] | None = None,
+        on_items: Callable[[int], object] | None = None,
         trust_order: bool = True,
     ) -> None:
         if workers < 1:

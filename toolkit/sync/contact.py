@@ -117,7 +117,7 @@ def _calls(rows: pd.DataFrame, current: dict[str, list[str]]) -> list[dict[str, 
     """Plan rows as write calls (one per opportunity and op, adds first), narrowed to what is
     still missing (or still present) in the tags just read."""
     out = []
-    for call in calls_from_rows(rows).to_dict("records"):
+    for call in calls_from_rows(rows).to_dict("records", into=dict):
         now = current.get(call["opportunity_id"], [])
         tags = narrow_tags(call["op"], list(call["tags"]), now)
         if tags:
@@ -318,12 +318,12 @@ class ContactChecker:
         if add_tags:
             plan = make_plan(frame, mode="propagate", tags=add_tags, policy=self.policy)
             rows.append(plan.rows)
-            result.skipped.extend(plan.skipped.to_dict("records"))
+            result.skipped.extend(plan.skipped.to_dict("records", into=dict))
             plans["add"] = plan
         if propagate_removal:
             plan = make_plan(frame, mode="remove", tags=propagate_removal, policy=self.policy)
             rows.append(plan.rows)
-            result.skipped.extend(plan.skipped.to_dict("records"))
+            result.skipped.extend(plan.skipped.to_dict("records", into=dict))
             plans["remove"] = plan
         calls = _calls(pd.concat(rows), current) if rows else []
         trig = trigger or "check"

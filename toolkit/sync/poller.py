@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from toolkit.policy import Policy
 from toolkit.snapshot.frame import REFRESH_OVERLAP_MS, frame_from_opportunities
 from toolkit.sync.contact import ConfidentialAccess, flags_of, shown
 from toolkit.sync.store import SyncJournal
@@ -56,7 +57,7 @@ def skew_ms(client: Any) -> int | None:
 def poll_once(
     client: Any,
     journal: SyncJournal,
-    contact_tags: Container[str],
+    contact_tags: Policy | Iterable[str],
     *,
     margin_ms: int = DEFAULT_MARGIN_MS,
     start_ms: int | None = None,
@@ -93,7 +94,7 @@ def poll_once(
     frame = frame[frame["contact_id"].notna()]
     seen = journal.seen(list(frame["opportunity_id"]))
     # a Policy tests membership itself (aliases, patterns); a plain tuple becomes a set
-    wanted = contact_tags if hasattr(contact_tags, "decision") else set(contact_tags)
+    wanted: Container[str] = contact_tags if isinstance(contact_tags, Policy) else set(contact_tags)
     due: dict[str, None] = {}
     for opp, contact, tags, archived, anonymized in frame[
         ["opportunity_id", "contact_id", "tags", "archived", "anonymized"]

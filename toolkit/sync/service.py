@@ -93,7 +93,7 @@ class SyncService(QueueWorker):
         dry_run: bool = True,
         perform_as: str | None = None,
         listen: tuple[str, int] | None = None,
-        secret: str | None = None,
+        secret: str | WebhookSecrets | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         max_changes_per_hour: int | None = DEFAULT_MAX_CHANGES_PER_HOUR,
         workers: int = DEFAULT_WORKERS,
@@ -227,9 +227,7 @@ class SyncService(QueueWorker):
         )
         self.metrics.bind(self._depth)
         self.metrics.cap_paused.set_function(lambda: 1 if self.cap.paused() else 0)
-        self.metrics.cap_remaining.set_function(
-            lambda: float("inf") if self.cap.remaining() is None else self.cap.remaining()
-        )
+        self.metrics.cap_remaining.set_function(self._cap_remaining)
         if self.listen is not None:
             self._http = HttpSide(
                 make_app(self), self.listen, self.max_body_bytes, self.limits
@@ -325,6 +323,10 @@ class SyncService(QueueWorker):
         events, contacts = journal.queue_depth()
         oldest = journal.oldest_queued_ms()
         return events, contacts, 0.0 if oldest is None else max(0.0, (now_ms() - oldest) / 1000)
+
+    def _cap_remaining(self) -> float:
+        remaining = self.cap.remaining()
+        return float("inf") if remaining is None else remaining
 
     def health(self, *, with_error: bool = True) -> dict[str, Any]:
         """What ``GET /healthz`` answers (``last_error`` only `with_error`, else whether any).

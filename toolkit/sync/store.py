@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.remediate.journal import Journal
-from toolkit.remediate.journal_schema import JournalError
+from toolkit.remediate.journal_schema import JournalError, rowid_of
 from toolkit.sync.registration import RegisteredWebhooks
 from toolkit.sync.store_schema import (  # the states, imported from here by the sync side
     CAPPED_STATES,
@@ -334,7 +334,7 @@ class SyncJournal(RegisteredWebhooks, Journal):
                     session,
                 ),
             )
-            return int(cursor.lastrowid)
+            return rowid_of(cursor)
 
     def write_outcome(
         self,

@@ -138,7 +138,7 @@ def plan_changes(
             include_archived=include_archived,
             created_at=created_at,
         )
-        if people is not None:
+        if people is not None and rows is not None:
             plan.skipped = pd.concat([plan.skipped, people.skipped], ignore_index=True)
             plan.meta.update(
                 contacts_file=str(contacts_path),

@@ -78,7 +78,7 @@ def _contact_keys(frame: pd.DataFrame) -> pa.Array:
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
-    return pd.array(frame[name], dtype="boolean").fillna(False).to_numpy(dtype=bool)
+    return frame[name].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
 class ExplorerIndex:
