@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import toolkit
+from toolkit.enums import CallState
 from toolkit.errors import LeverError
 from toolkit.ledger.store import Ledger, default_ledger_path
 
@@ -39,7 +40,7 @@ def after_tags(op: str, tags: list[str], before: list[str] | None, outcome: str)
         ['a']
     """
     now = list(before or [])
-    if outcome != "done":
+    if outcome != CallState.DONE:  # (a sync write's "done" is the same word)
         return now
     if op == "add":
         return now + [t for t in tags if t not in now]

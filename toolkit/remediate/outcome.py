@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 
 from toolkit.audit import AuditResult
+from toolkit.enums import FAILURE_STATES
 from toolkit.errors import RemediationFailedError
 from toolkit.files import write_csv_atomic, write_json_atomic
-from toolkit.remediate.journal_schema import FAILURE_STATES
 from toolkit.sanitize import private_dir
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from toolkit.client import LeverClient
 from toolkit.client.account import account_of, check_account
+from toolkit.enums import Mode
 from toolkit.errors import ConfigurationError, LeverError
 from toolkit.files import sidecar, write_csv_atomic
 from toolkit.ledger.entry import LedgerRun, open_ledger_run
@@ -97,7 +98,7 @@ def plan_changes(
     policy = optional_policy(policy_path)
     include_archived = considered_archived(include_archived, policy)
     chosen = list(tags or []) or list(getattr(policy, "contact_level", None) or [])
-    nothing = allow_nothing and not chosen and not (mode == "rename" and renames)
+    nothing = allow_nothing and not chosen and not (mode == Mode.RENAME and renames)
     rows = read_contacts_file(contacts_path) if contacts_path else None
     if not nothing:
         check_plan_request(mode, tags, policy, renames, contacts=rows is not None)  # no fetch yet
@@ -126,7 +127,7 @@ def plan_changes(
     else:
         people = None
         if rows is not None:
-            op = "remove" if mode == "remove" else "add"
+            op = "remove" if mode == Mode.REMOVE else "add"
             people = people_from_file(rows, snap.frame, client=client, op=op, tags=chosen)
         plan = make_plan(
             snap,
