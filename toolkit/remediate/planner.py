@@ -5,7 +5,7 @@ re-planning them against tags read later (drift). No I/O, no clock, no client.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -35,8 +35,11 @@ from toolkit.remediate.plan import (
 from toolkit.remediate.sources import propagation_sources
 from toolkit.snapshot.frame import fingerprint, known_tags, safe_watermark
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import PolicySource
 
-def _policy_view(policy: Any) -> dict[str, Any]:
+
+def _policy_view(policy: PolicySource | None) -> dict[str, Any]:
     """The policy fields the plan uses, read by attribute (a `toolkit.policy.Policy` or alike)."""
     if policy is None:
         return {}
@@ -61,7 +64,7 @@ def _policy_view(policy: Any) -> dict[str, Any]:
 
 
 def plan_families(
-    frame: pd.DataFrame, policy: Any = None, tags: Iterable[str] | None = None
+    frame: pd.DataFrame, policy: PolicySource | None = None, tags: Iterable[str] | None = None
 ) -> list[TagFamily]:
     """The families a propagate plan fills: the given tags (each with the aliases the policy
     declares for it), else the policy's contact-level tags and the frame's tags its patterns
@@ -125,7 +128,7 @@ def _snapshot_meta(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
 def check_plan_request(
     mode: str,
     tags: Iterable[str] | None = None,
-    policy: Any = None,
+    policy: PolicySource | None = None,
     renames: Mapping[str, str] | None = None,
     contacts: bool = False,
 ) -> None:
@@ -163,7 +166,7 @@ def make_plan(
     snapshot: Any,
     mode: str = "propagate",
     tags: Iterable[str] | None = None,
-    policy: Any = None,
+    policy: PolicySource | None = None,
     renames: Mapping[str, str] | None = None,
     include_archived: bool | None = None,
     created_at: str | None = None,

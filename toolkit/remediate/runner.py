@@ -11,7 +11,7 @@ import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -22,6 +22,9 @@ from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, NOOP, NOT_FOUND, PENDING, Call
 from toolkit.remediate.reads import clean_tags, tags_of
 from toolkit.scrub import scrub
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import TagClient
 
 
 @dataclass
@@ -55,7 +58,7 @@ def narrow_tags(op: str, tags: list[str], current: list[str]) -> list[str]:
 class Runner:
     """Runs the journal's open calls with a pool of workers."""
 
-    def __init__(self, client: Any, journal: Journal, session: int, opts: RunOptions) -> None:
+    def __init__(self, client: TagClient, journal: Journal, session: int, opts: RunOptions) -> None:
         self.client = client
         self.journal = journal
         self.session = session

@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import PermissionDeniedError
 from toolkit.progress import progress_bar
 from toolkit.snapshot.windows import WindowedListing
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ EXPAND = ("applications", "stage", "owner")
 
 
 def fetch_opportunities(
-    client: Any,
+    client: OpportunityReader,
     *,
     include_archived: bool = True,
     workers: int = 8,

@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -39,6 +39,10 @@ from toolkit.sync.outcomes import (  # re-exported: their home before outcomes.p
     WriteOutcome,
 )
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, SyncJournal
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.policy import Policy
+    from toolkit.ports import TagClient
 
 log = logging.getLogger("toolkit.sync")
 
@@ -64,7 +68,7 @@ def _contact_of(opp: dict) -> str | None:
 
 
 def _write(
-    client: Any,
+    client: TagClient,
     contact_id: str,
     call: dict[str, Any],
     *,
@@ -126,7 +130,7 @@ def _calls(rows: pd.DataFrame, current: dict[str, list[str]]) -> list[dict[str, 
 
 
 def tag_contact(
-    client: Any,
+    client: TagClient,
     opportunity_id: str,
     tags: Iterable[str],
     perform_as: str | None = None,
@@ -242,8 +246,8 @@ class ContactChecker:
 
     def __init__(
         self,
-        client: Any,
-        policy: Any,
+        client: TagClient,
+        policy: Policy,
         journal: SyncJournal,
         *,
         dry_run: bool = True,

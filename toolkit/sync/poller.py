@@ -18,12 +18,15 @@ import time
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from toolkit.policy import Policy
 from toolkit.snapshot.frame import REFRESH_OVERLAP_MS, frame_from_opportunities
 from toolkit.sync.contact import ConfidentialAccess, flags_of, shown
 from toolkit.sync.store import SyncJournal
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
 
 log = logging.getLogger("toolkit.sync")
 
@@ -38,7 +41,7 @@ class PollResult:
     watermark: int
 
 
-def skew_ms(client: Any) -> int | None:
+def skew_ms(client: OpportunityReader) -> int | None:
     """Lever's clock minus ours, measured now from the ``Date`` of the client's last answer.
 
     ``Date`` is truncated to the second and that answer came before now, so the estimate is
@@ -55,7 +58,7 @@ def skew_ms(client: Any) -> int | None:
 
 
 def poll_once(
-    client: Any,
+    client: OpportunityReader,
     journal: SyncJournal,
     contact_tags: Policy | Iterable[str],
     *,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigurationError, LeverError, NotFoundError
@@ -28,6 +28,9 @@ from toolkit.sync.webhook import (
     TOKEN_MEMORY_MS,
     WebhookSecrets,
 )
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
 
 log = logging.getLogger("toolkit.sync")
 
@@ -122,7 +125,7 @@ def _body(url: str, event: str) -> dict[str, Any]:
 
 
 def register_webhooks(
-    client: Any, journal: Any, url: str, events: tuple[str, ...] = NEEDED_EVENTS
+    client: LeverAPI, journal: Any, url: str, events: tuple[str, ...] = NEEDED_EVENTS
 ) -> list[dict[str, str]]:
     """Make sure Lever has one webhook per event to ``url`` whose token the journal keeps.
 
@@ -179,7 +182,7 @@ def register_webhooks(
 
 
 def webhook_secrets(
-    client: Any, journal: Any, secrets: WebhookSecrets, register_url: str | None
+    client: LeverAPI, journal: Any, secrets: WebhookSecrets, register_url: str | None
 ) -> WebhookSecrets:
     """The service's tokens at start: register Lever's webhooks if asked, add the tokens the
     journal keeps, forget signed delivery tokens past their memory.
@@ -202,7 +205,7 @@ def webhook_secrets(
     return secrets
 
 
-def unregister_webhooks(client: Any, journal: Any) -> list[dict[str, str]]:
+def unregister_webhooks(client: LeverAPI, journal: Any) -> list[dict[str, str]]:
     """Delete the webhooks the journal registered (one already gone counts as deleted)."""
     done = []
     for row in journal.registered_webhooks():

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import AuthenticationError, LeverError
 from toolkit.remediate.apply import check_perform_as
@@ -41,6 +41,10 @@ from toolkit.sync.store import W_DONE, W_DRY_RUN, SyncJournal, now_ms
 from toolkit.sync.web import make_app
 from toolkit.sync.webhook import DEFAULT_MAX_BODY_BYTES, WebhookSecrets
 from toolkit.sync.worker import QueueWorker
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.policy import Policy
+    from toolkit.ports import LeverAPI
 
 log = logging.getLogger("toolkit.sync")
 
@@ -86,8 +90,8 @@ class SyncService(QueueWorker):
 
     def __init__(
         self,
-        client: Any,
-        policy: Any,
+        client: LeverAPI,
+        policy: Policy,
         journal_path: str | Path,
         *,
         dry_run: bool = True,

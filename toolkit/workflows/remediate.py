@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -41,6 +41,9 @@ from toolkit.workflows.contacts import people_from_file, read_contacts_file
 from toolkit.workflows.inputs import considered_archived, optional_policy
 from toolkit.workflows.worklists import check_sheet_host, open_plan, plan_worklist
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
+
 
 @dataclass
 class PlanRun:
@@ -60,7 +63,7 @@ def plan_changes(
     out: str | os.PathLike,
     *,
     snapshot_path: str | os.PathLike | None = None,
-    client: Any = None,
+    client: LeverAPI | None = None,
     mode: str = "propagate",
     tags: Sequence[str] | None = None,
     policy_path: str | os.PathLike | None = None,
@@ -159,7 +162,7 @@ def plan_changes(
     return run
 
 
-def check_snapshot_account(snap: Snapshot, client: Any, what: str) -> str:
+def check_snapshot_account(snap: Snapshot, client: LeverAPI | None, what: str) -> str:
     """Refuse a saved snapshot of another account than the configured key reads.
 
     Planning from a saved snapshot needs no request, so it still works offline: without a key,
@@ -185,7 +188,7 @@ def check_snapshot_account(snap: Snapshot, client: Any, what: str) -> str:
 
 
 def apply_changes(
-    client: Any,
+    client: LeverAPI | None,
     plan: Plan | str | os.PathLike,
     *,
     journal_path: str | os.PathLike | None = None,
@@ -210,7 +213,7 @@ def apply_changes(
 
 
 def roll_back(
-    client: Any,
+    client: LeverAPI,
     journal_path: str | os.PathLike,
     *,
     operator: str | None = None,
@@ -228,7 +231,7 @@ def roll_back(
 
 
 def ledger_factory(
-    client: Any,
+    client: LeverAPI | None,
     source: str,
     operator: str | None,
     reason: str,
@@ -296,7 +299,7 @@ def verify_journal(plan: Plan, journal: str | os.PathLike | None = None) -> tupl
 
 
 def verify_changes(
-    client: Any,
+    client: LeverAPI,
     plan: Plan | str | os.PathLike,
     *,
     journal: str | os.PathLike | None = None,
@@ -323,7 +326,7 @@ def verify_changes(
     )
 
 
-def verify_applied(client: Any, plan: Plan, result: Any) -> pd.DataFrame:
+def verify_applied(client: LeverAPI, plan: Plan, result: ApplyResult) -> pd.DataFrame:
     """Plan rows that do not hold after a real apply; empty after a dry run (nothing to check)."""
     if result.dry_run or plan.rows.empty:
         return pd.DataFrame(columns=VERIFY_COLUMNS)
