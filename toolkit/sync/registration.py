@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -61,14 +63,20 @@ CREATE TABLE IF NOT EXISTS sync_webhooks (
 class RegisteredWebhooks:
     """The webhooks this service created, with their tokens (mixed into `SyncJournal`)."""
 
+    if TYPE_CHECKING:  # the journal's plumbing, for the type checker; `Journal` defines it
+
+        def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+
+        def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
     def _webhooks_table(self) -> None:
-        with self._tx() as db:  # type: ignore[attr-defined]
+        with self._tx() as db:
             db.execute(_SCHEMA)
 
     def registered_webhooks(self) -> list[dict[str, Any]]:
         """``[{webhook_id, event, url, created_at}]``: never the token."""
         self._webhooks_table()
-        return self._query(  # type: ignore[attr-defined]
+        return self._query(
             "SELECT webhook_id, event, url, created_at FROM sync_webhooks ORDER BY created_at"
         )
 
@@ -76,13 +84,13 @@ class RegisteredWebhooks:
         """{event: [signature tokens]} of the registered webhooks (for `WebhookSecrets`)."""
         self._webhooks_table()
         out: dict[str, list[str]] = {}
-        for row in self._query("SELECT event, signature_token FROM sync_webhooks"):  # type: ignore[attr-defined]
+        for row in self._query("SELECT event, signature_token FROM sync_webhooks"):
             out.setdefault(row["event"], []).append(row["signature_token"])
         return out
 
     def keep_webhook(self, webhook_id: str, event: str, url: str, token: str, at: int) -> None:
         self._webhooks_table()
-        with self._tx() as db:  # type: ignore[attr-defined]
+        with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO sync_webhooks (webhook_id, event, url, signature_token,"
                 " created_at) VALUES (?, ?, ?, ?, ?)",
@@ -91,7 +99,7 @@ class RegisteredWebhooks:
 
     def drop_webhook(self, webhook_id: str) -> None:
         self._webhooks_table()
-        with self._tx() as db:  # type: ignore[attr-defined]
+        with self._tx() as db:
             db.execute("DELETE FROM sync_webhooks WHERE webhook_id = ?", (webhook_id,))
 
 

@@ -65,7 +65,7 @@ class Claim:
     strikes: int = 0  # failures that count against the limit (see `toolkit.sync.retry`)
 
 
-class SyncJournal(RegisteredWebhooks, Journal):
+class SyncJournal(Journal, RegisteredWebhooks):
     """The sync service's journal (see the module doc). Thread-safe.
 
     Example:
