@@ -25,6 +25,7 @@ fix.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,7 +277,7 @@ def _entries(
     return tuple(tags), tuple(families), tuple(patterns)
 
 
-def load_policy(path: str | Path) -> Policy:
+def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read and validate a policy file.
 
     Args:

@@ -129,7 +129,7 @@ def draft_policy(
             variants.setdefault(str(canonical), []).append(str(tag))
             spelled.add(str(tag))
 
-    lines = {CONTACT: [], OPPORTUNITY: [], "unclear": []}
+    lines: dict[str, list[tuple[str, str]]] = {CONTACT: [], OPPORTUNITY: [], "unclear": []}
     chosen: dict[str, list[str]] = {CONTACT: [], OPPORTUNITY: [], "unclear": []}
     unwritable: list[str] = []
     for _, row in evidence.iterrows():

@@ -17,7 +17,6 @@ import sys
 from typing import Any
 
 from tqdm import tqdm as _text_tqdm
-from tqdm.auto import tqdm
 
 ENV = "LEVER_TOOLKIT_PROGRESS"
 
@@ -69,7 +68,10 @@ class OutputBar(_text_tqdm):
         self._handle = display({"text/plain": ""}, raw=True, display_id=True)
         super().__init__(*args, **kwargs)
 
-    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+    # tqdm's close() reads display()'s True; types-tqdm declares it returning None
+    def display(  # type: ignore[override]
+        self, msg: str | None = None, pos: int | None = None
+    ) -> bool:
         handle = getattr(self, "_handle", None)
         if handle is not None:
             text = self.__str__() if msg is None else msg
@@ -77,7 +79,7 @@ class OutputBar(_text_tqdm):
         return True
 
 
-def progress_bar(progress: bool | None = None, **kwargs: Any) -> tqdm:
+def progress_bar(progress: bool | None = None, **kwargs: Any) -> _text_tqdm[Any]:
     """A bar (an updating text output in Jupyter, text in a terminal), disabled when not wanted."""
     enabled = progress_enabled(progress)
     if enabled and in_kernel():

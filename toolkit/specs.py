@@ -22,13 +22,13 @@ from toolkit.sanitize import MAX_TAG_LENGTH, short_repr, tag_problem
 if TYPE_CHECKING:  # jsonschema itself loads on first use (see _validator_class)
     from jsonschema.exceptions import ValidationError
 
-_TAG = {
+_TAG: dict[str, Any] = {
     "type": "string",
     "format": "tag",
     "x-must": f"a non-empty tag string (<= {MAX_TAG_LENGTH} characters)",
 }
 
-POLICY = {
+POLICY: dict[str, Any] = {
     "type": "object",
     "x-must": "a mapping with keys version, contact_level, never_touch, include_archived, "
     "skip_anonymized, on_removal",
@@ -76,7 +76,7 @@ POLICY = {
 }
 
 RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-BATCH = {
+BATCH: dict[str, Any] = {
     "type": "object",
     "x-must": "a mapping with a 'runs' list",
     "additionalProperties": False,
@@ -124,12 +124,12 @@ BATCH = {
     },
 }
 
-_ENV_NAME = {
+_ENV_NAME: dict[str, Any] = {
     "type": "string",
     "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$",
     "x-must": "the NAME of an environment variable (the secret stays in the environment)",
 }
-PROFILES = {
+PROFILES: dict[str, Any] = {
     "type": "object",
     "x-must": "a mapping with a 'profiles' mapping",
     "additionalProperties": False,
@@ -167,9 +167,9 @@ PROFILES = {
     },
 }
 
-_PATH = {"type": "string", "x-must": "a path (or empty)", "x-path": True}
-_FLAG = {"type": "boolean", "x-must": "true or false"}
-PARAMETERS = {
+_PATH: dict[str, Any] = {"type": "string", "x-must": "a path (or empty)", "x-path": True}
+_FLAG: dict[str, Any] = {"type": "boolean", "x-must": "true or false"}
+PARAMETERS: dict[str, Any] = {
     "type": "object",
     "x-style": "parameters",
     "properties": {
@@ -242,7 +242,8 @@ def kind_of(value: Any) -> str:
 
 def _where(path: Iterable[Any], schema: Mapping[str, Any]) -> str:
     """`key 'x'`, `key 'x' item 2`, `run 1: key 'name'` for a path into the data."""
-    parts, node = [], schema
+    parts: list[str] = []
+    node = schema
     for step in path:
         if isinstance(step, int) and node is BATCH["properties"]["runs"]:
             parts[-1] = f"run {step + 1}:"  # not "key 'runs' item 1"
@@ -285,10 +286,13 @@ def _format_checker() -> Any:
 
 def _message(error: ValidationError, schema: Mapping[str, Any], data: Any) -> str:
     style = schema.get("x-style", "file")
+    # the failing subschema: always a mapping in our specs (jsonschema also allows a bool)
+    rule: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
     path = list(error.absolute_path)
+    value: Any = error.instance  # the data that failed (jsonschema types it loosely)
     if error.validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extra = [k for k in error.instance if k not in allowed]
+        allowed = list(rule.get("properties", {}))
+        extra = [k for k in value if k not in allowed]
         bad = str(extra[0]) if extra else "?"
         close = difflib.get_close_matches(bad, allowed, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
@@ -300,8 +304,7 @@ def _message(error: ValidationError, schema: Mapping[str, Any], data: Any) -> st
         where = _where(path, schema)
         missing = error.message.split("'")[1] if "'" in error.message else "?"
         return f"{where + ': ' if where else ''}'{missing}' is required".replace(":: ", ": ")
-    must = error.schema.get("x-must", "valid")
-    value = error.instance
+    must = rule.get("x-must", "valid")
     if style == "parameters":
         name = str(path[0]) if path else "parameters"
         must = schema["properties"].get(name, {}).get("x-must", must)
@@ -309,12 +312,12 @@ def _message(error: ValidationError, schema: Mapping[str, Any], data: Any) -> st
         return f"{name} must be {must}, got {type(value).__name__} {short_repr(value)}"
     if not path:
         return f"the top level must be {must}; got {kind_of(value)}"
-    listed = "array" in str(error.schema.get("type"))
+    listed = "array" in str(rule.get("type"))
     if isinstance(value, str) and error.validator == "type" and listed:
         got = "one string"
     else:
         got = kind_of(value) + ("" if value is None else f" {short(value)}")
-    example = error.schema.get("x-example")
+    example = rule.get("x-example")
     text = f"{_where(path, schema)} must be {must}"
     if example:
         text += f", e.g. {example}"

@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 # The dtype pandas gives a column of Python strings: "str" on pandas 3, object on pandas 2.
-TEXT_DTYPE = pd.Series(["x"]).dtype
+# (Any: a dtype chosen at run time, which pandas-stubs cannot name.)
+TEXT_DTYPE: Any = pd.Series(["x"]).dtype
 
 
 def as_text(values: Any) -> Any:
@@ -81,7 +82,8 @@ def argsort_text(text: pa.Array) -> np.ndarray:
         if fixed_width and (np.diff(offsets) == width).all():
             fixed = np.frombuffer(text.buffers()[2], dtype=f"S{width}", count=n)
             return np.argsort(fixed, kind="stable")
-    return pc.array_sort_indices(text).to_numpy()
+    indices: np.ndarray = pc.array_sort_indices(text).to_numpy()
+    return indices
 
 
 def factorize_sorted(values: Any) -> tuple[np.ndarray, pd.Index]:
@@ -109,7 +111,7 @@ def factorize_sorted(values: Any) -> tuple[np.ndarray, pd.Index]:
         del array
         order = argsort_text(encoded.dictionary)
         kind = index_dtype(len(order) + 1)
-        rank = np.empty(len(order) + 1, dtype=kind)
+        rank: np.ndarray = np.empty(len(order) + 1, dtype=kind)
         rank[order] = np.arange(len(order), dtype=kind)
         rank[-1] = -1
         indices = encoded.indices
@@ -134,7 +136,8 @@ def flatten_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
         >>> lengths.tolist(), codes.tolist(), list(labels)
         ([2, 0, 1], [1, 0, 1], ['a', 'b'])
     """
-    values = tags.to_numpy(dtype=object, na_value=None)
+    # pandas accepts na_value=None with dtype=object; pandas-stubs' overloads do not
+    values = tags.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
     kinds = {*map(type, values)}
     if kinds <= {list, tuple, np.ndarray, type(None)}:
         for kind in (pa.list_(pa.string()), pa.large_list(pa.large_string())):
@@ -234,10 +237,10 @@ def sorted_unique_inverse(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     distinct = ordered[first]
     del ordered
     kind = index_dtype(len(keys))
-    group = np.cumsum(first, dtype=kind)
+    group: np.ndarray = np.cumsum(first, dtype=kind)
     del first
     group -= 1
-    inverse = np.empty(len(keys), dtype=kind)
+    inverse: np.ndarray = np.empty(len(keys), dtype=kind)
     inverse[order] = group
     del order, group
     counts = np.bincount(inverse, minlength=len(distinct)).astype(np.int64, copy=False)
@@ -268,7 +271,7 @@ class SortedLabels:
     @classmethod
     def of(cls, labels: pd.Index) -> SortedLabels:
         kind = index_dtype(len(labels))
-        rank = None
+        rank: np.ndarray | None = None
         try:  # pyarrow compares and sorts the strings without making Python objects of them
             text = pa.array(labels.array, from_pandas=True)
             ordered = pc.less_equal(text.slice(0, len(text) - 1), text.slice(1))

@@ -121,7 +121,8 @@ class AuditCore:
 
     @property
     def cov_opps(self) -> np.ndarray:
-        return self.opps_per_contact[self.cov_contact]
+        opps: np.ndarray = self.opps_per_contact[self.cov_contact]
+        return opps
 
     @property
     def split_mask(self) -> np.ndarray:
@@ -157,7 +158,7 @@ class AuditCore:
         if n_all:
             # int32 keys when they fit: half the memory and faster sorts
             kind = index_dtype(n * n_all)
-            rows = np.repeat(np.arange(n, dtype=kind), lengths)
+            rows: np.ndarray = np.repeat(np.arange(n, dtype=kind), lengths)
             del lengths
             if tag_codes.min() < 0:  # a missing tag inside a list
                 keep = tag_codes >= 0
@@ -186,7 +187,7 @@ class AuditCore:
 
         if len(pair_opp):
             kind = index_dtype(len(opps_per_contact) * max(n_tags, 1))
-            ckey = codes[pair_opp].astype(kind, copy=False)
+            ckey: np.ndarray = codes[pair_opp].astype(kind, copy=False)
             ckey *= n_tags
             ckey += pair_tag
             ckey, cov_with, pair_cov = sorted_unique_inverse(ckey)
@@ -369,7 +370,7 @@ class AuditCore:
         multi = opps >= 2
         split = multi & (with_tag < opps)
         full = multi & (with_tag == opps)
-        out = {
+        out: dict[str, np.ndarray] = {  # counts (int) and sums of shares (float)
             "opportunities": np.bincount(self.pair_tag, minlength=t),
             "contacts": np.bincount(tag, minlength=t),
             "multi": np.bincount(tag[multi], minlength=t),

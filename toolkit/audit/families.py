@@ -22,13 +22,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from toolkit.audit.arrays import as_text, group_offsets, stable_argsort
 from toolkit.audit.engine import AuditCore
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import ContactLevelSource
 
 FAMILY_COLUMNS = ["opportunity_id", "contact_id", "op", "tag", "family"]
 
@@ -50,11 +53,11 @@ class TagFamily:
     def members(self) -> tuple[str, ...]:
         return (self.tag, *self.aliases)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"tag": self.tag, "aliases": list(self.aliases), "normalize": self.normalize}
 
 
-def pattern_regex(pattern: str) -> re.Pattern:
+def pattern_regex(pattern: str) -> re.Pattern[str]:
     """A pattern as a regular expression: ``*`` is any run of characters, the rest is exact.
 
     Example:
@@ -83,7 +86,9 @@ def expand_patterns(
     )
 
 
-def policy_families(policy: Any, known_tags: Iterable[str]) -> tuple[TagFamily, ...]:
+def policy_families(
+    policy: ContactLevelSource | None, known_tags: Iterable[str]
+) -> tuple[TagFamily, ...]:
     """A policy's contact-level families over an account's tags (``Policy.resolve``); an object
     with only ``contact_level`` gives one plain family per tag.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -15,6 +15,9 @@ from toolkit.audit.families import family_summary
 from toolkit.audit.result import AuditResult
 from toolkit.files import write_csv_atomic, write_json_atomic
 from toolkit.sanitize import private_dir
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import ContactLevelSource
 
 # Columns of the contract in docs/architecture.md, in order.
 SPLIT_PAIRS_COLUMNS = ["contact_id", "tag", "with_tag", "opportunities"]
@@ -59,7 +62,7 @@ def _with_people(table: pd.DataFrame, people: pd.DataFrame | None) -> pd.DataFra
 
 def write_audit_artifacts(
     result: AuditResult,
-    out_dir: str | os.PathLike,
+    out_dir: str | os.PathLike[str],
     meta: dict[str, Any] | None = None,
     people: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
@@ -114,7 +117,9 @@ def contact_labels(frame: pd.DataFrame) -> dict[str, str]:
 FOCUS_KEYS = ("split_contacts", "split_pairs", "missing_assignments")
 
 
-def policy_contact_level(policy: Any, result: AuditResult | None = None) -> list[str]:
+def policy_contact_level(
+    policy: ContactLevelSource | None, result: AuditResult | None = None
+) -> list[str]:
     """The policy's contact-level tags: the declared ones, and with an audit's result the tags
     its patterns matched (``result.options["contact_level"]``)."""
     declared = list(getattr(policy, "contact_level", None) or [])
@@ -122,7 +127,7 @@ def policy_contact_level(policy: Any, result: AuditResult | None = None) -> list
     return list(dict.fromkeys(declared + list(resolved)))
 
 
-def focus_summary(result: AuditResult, policy: Any = None) -> dict[str, int]:
+def focus_summary(result: AuditResult, policy: ContactLevelSource | None = None) -> dict[str, int]:
     """The audit's split numbers counted over the policy's contact-level tags (as the heatmap).
 
     Without a policy (or one naming no contact-level tag) this is the all-tags summary. With a
@@ -156,7 +161,9 @@ def focus_summary(result: AuditResult, policy: Any = None) -> dict[str, int]:
     )
 
 
-def audit_meta(meta: Mapping[str, Any], result: AuditResult, policy: Any = None) -> dict:
+def audit_meta(
+    meta: Mapping[str, Any], result: AuditResult, policy: ContactLevelSource | None = None
+) -> dict[str, Any]:
     """The snapshot's metadata plus the policy summary `summary.json` carries (as the CLI's)."""
     out = dict(meta or {})
     tags = policy_contact_level(policy, result)

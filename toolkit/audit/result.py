@@ -16,7 +16,7 @@ import pandas as pd
 from toolkit.audit.arrays import listify
 from toolkit.audit.engine import AuditCore
 from toolkit.audit.evidence import evidence_table
-from toolkit.audit.families import family_changes, policy_families
+from toolkit.audit.families import TagFamily, family_changes, policy_families
 from toolkit.audit.tables import considered
 from toolkit.audit.variants import normalize_tag, variants_from_counts
 
@@ -92,7 +92,8 @@ def run_audit(
     if wanted is not None and len(variants):
         groups = {normalize_tag(t) for t in wanted}
         variants = variants.loc[variants["group"].isin(groups)].reset_index(drop=True)
-    gaps, families = None, ()
+    gaps: pd.DataFrame | None = None
+    families: tuple[TagFamily, ...] = ()
     if policy is not None:
         families = policy_families(policy, core.all_tag_labels)
         gaps = family_changes(frame, families)

@@ -174,5 +174,5 @@ def considered(snapshot_frame: pd.DataFrame, include_archived: bool = True) -> p
     if column.dtype == bool:
         archived = column.to_numpy()
     else:  # nullable or object booleans: missing counts as not archived
-        archived = pd.array(column, dtype="boolean").fillna(False).to_numpy(dtype=bool)
+        archived = column.astype("boolean").fillna(False).to_numpy(dtype=bool)
     return snapshot_frame.loc[~archived].reset_index(drop=True)

@@ -44,7 +44,7 @@ def _is_clean(tag: str) -> bool:
     return tag == " ".join(tag.split())
 
 
-def variants_from_counts(labels: Sequence[str], counts: Sequence[int]) -> pd.DataFrame:
+def variants_from_counts(labels: Sequence[str], counts: Sequence[int] | np.ndarray) -> pd.DataFrame:
     rows = [
         (normalize_tag(tag), str(tag), int(count))
         for tag, count in zip(labels, counts, strict=True)

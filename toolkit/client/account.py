@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import (
@@ -37,6 +37,9 @@ from toolkit.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ def identity_from_users(host: str, users: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def account_of(client: Any) -> dict[str, Any]:
+def account_of(client: OpportunityReader) -> dict[str, Any]:
     """The identity of the account `client` reads: ``{"host", "fingerprint", "users"}``.
 
     One listing of ``GET /users`` (a page or a few), once per client.
@@ -130,7 +133,7 @@ def account_of(client: Any) -> dict[str, Any]:
     return dict(ident)
 
 
-def recorded_account(client: Any) -> dict[str, Any] | None:
+def recorded_account(client: OpportunityReader) -> dict[str, Any] | None:
     """`account_of` for a snapshot's metadata: None (logged) when the users cannot be read.
 
     The snapshot is already fetched; losing it for a failed users listing would be worse than
@@ -206,7 +209,7 @@ def check_account(
         )
 
 
-def check_host(recorded: dict[str, Any] | None, client: Any, what: str) -> None:
+def check_host(recorded: dict[str, Any] | None, client: OpportunityReader, what: str) -> None:
     """Refuse `what` recorded on another host than `client` reads, before any request.
 
     Raises:

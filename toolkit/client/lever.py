@@ -291,7 +291,7 @@ class LeverClient(LeverResources):
             requests.exceptions.ChunkedEncodingError,  # connection dropped mid-body
         ) as exc:
             self.stats.add(connection_errors=1)
-            error = ConnectionFailedError(
+            error: LeverError = ConnectionFailedError(
                 f"cannot reach {self._host}: {short_reason(exc)}",
                 method=method,
                 path=path,
@@ -475,7 +475,7 @@ class LeverClient(LeverResources):
                 continue
             has_next = bool(payload.get("hasNext") and offset)
             yield Page(items, has_next)
-            if not has_next:
+            if not has_next or offset is None:  # (has_next implies a token; this tells mypy)
                 return
             if offset in tokens:
                 raise UnexpectedResponseError(
@@ -485,7 +485,9 @@ class LeverClient(LeverResources):
                 )
             tokens.add(offset)
 
-    def _paginate(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[dict]:
+    def _paginate(
+        self, path: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield every item of a list endpoint, each once (see `_pages`)."""
         for page in self._pages(path, params):
             yield from page.items

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -211,7 +212,7 @@ class TokenSource:
 
     def _post(self, form: dict[str, str]) -> dict[str, Any]:
         url = self.settings.token_url
-        host = requests.utils.urlparse(url).netloc
+        host = urlsplit(url).netloc
         for attempt in range(1, REFRESH_ATTEMPTS + 1):
             try:
                 response = self._session.post(

@@ -8,14 +8,33 @@ A mixin of `LeverClient`: every method goes through the client's one request pat
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from toolkit.client.http import Page, data_object, path_id
 
 
 class LeverResources:
     """The endpoints the toolkit uses (see lever-api.md); `LeverClient` provides the transport."""
+
+    _host: str  # the API's host (LeverClient sets it)
+
+    if TYPE_CHECKING:  # the transport's signatures, for the type checker; LeverClient defines them
+
+        def _request(
+            self,
+            method: str,
+            path: str,
+            *,
+            params: Mapping[str, Any] | None = None,
+            json: Any = None,
+        ) -> dict[str, Any]: ...
+
+        def _pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[Page]: ...
+
+        def _paginate(
+            self, path: str, params: Mapping[str, Any] | None = None
+        ) -> Iterator[dict[str, Any]]: ...
 
     def iter_opportunities(self, **filters: Any) -> Iterator[dict]:
         """Every opportunity matching Lever's filters, as a generator.

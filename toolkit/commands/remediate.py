@@ -23,7 +23,7 @@ from toolkit.commands import (
     add_notify_option,
     command,
 )
-from toolkit.enums import MODES
+from toolkit.enums import FAILURE_STATES, MODES
 from toolkit.sanitize import printable
 
 if TYPE_CHECKING:  # annotations only: the modules load when the command runs
@@ -339,9 +339,6 @@ def _list_failures(result) -> None:
     outcomes = result.outcomes
     if outcomes.empty:
         return
-    # imported when the command runs: the journal schema loads pandas
-    from toolkit.remediate.journal_schema import FAILURE_STATES
-
     bad = outcomes[outcomes["state"].isin(FAILURE_STATES)]
     for row in bad.head(MAX_LISTED).itertuples(index=False):
         print(

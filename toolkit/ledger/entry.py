@@ -10,11 +10,15 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import toolkit
+from toolkit.enums import CallState
 from toolkit.errors import LeverError
 from toolkit.ledger.store import Ledger, default_ledger_path
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import TagClient
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ def after_tags(op: str, tags: list[str], before: list[str] | None, outcome: str)
         ['a']
     """
     now = list(before or [])
-    if outcome != "done":
+    if outcome != CallState.DONE:  # (a sync write's "done" is the same word)
         return now
     if op == "add":
         return now + [t for t in tags if t not in now]
@@ -68,7 +72,7 @@ class LedgerRun:
     reason: str
     host: str
     account: str
-    client: Any = None
+    client: TagClient | None = None
     plan_sha256: str = ""
     journal: str = ""
     sources: dict[str, dict[str, list[str]]] = field(default_factory=dict)
@@ -134,10 +138,12 @@ class LedgerRun:
         self.ledger.close()
 
 
-def user_name(client: Any, perform_as: str | None) -> str:
+def user_name(client: TagClient | None, perform_as: str | None) -> str:
     """The name of the `perform_as` user (one ``GET /users/{id}``), for the ledger."""
     if not perform_as:
         return NO_PERFORM_AS
+    if client is None:
+        return "(unknown: no client to read the user with)"
     try:
         user = client.get_user(perform_as)
     except LeverError as exc:
@@ -147,7 +153,7 @@ def user_name(client: Any, perform_as: str | None) -> str:
 
 
 def open_ledger_run(
-    client: Any,
+    client: TagClient | None,
     *,
     source: str,
     account: dict[str, Any] | None,

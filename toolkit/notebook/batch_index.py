@@ -81,7 +81,8 @@ def run_numbers(folder: Path | None) -> dict[str, Any]:
         numbers["written"] = 0 if remediation.get("dry_run") else _int(apply.get("applied"))
         failed = _int(apply.get("failed"))
         missing = _int(apply.get("not_found"))
-        numbers["failed_writes"] = (failed or 0) + (missing or 0) if failed != "" else ""
+        missing_count = missing if isinstance(missing, int) else 0
+        numbers["failed_writes"] = "" if isinstance(failed, str) else failed + missing_count
     return numbers
 
 

@@ -310,7 +310,9 @@ def _headless_kernel_manager_base() -> type:
     class HeadlessKernelManager(AsyncKernelManager):
         run_cwd: str | None = None
 
-        async def start_kernel(self, **kw: Any) -> None:
+        # AsyncKernelManager turns KernelManager's start_kernel async (jupyter_client ignores
+        # the same override error on its own class)
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             env = dict(kw.pop("env", None) or os.environ)
             env.update(HEADLESS_KERNEL_ENV)
             if self.run_cwd:

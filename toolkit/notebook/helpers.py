@@ -21,6 +21,8 @@ from toolkit.remediate.journal_views import journal_summary
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from toolkit.ports import ContactLevelSource
+    from toolkit.remediate.result import ApplyResult
     from toolkit.snapshot.frame import Snapshot
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,9 @@ def summary_table(summary: Mapping[str, Any]) -> pd.DataFrame:
     )
 
 
-def focus_coverage(coverage: pd.DataFrame, policy: Any = None) -> pd.DataFrame:
+def focus_coverage(
+    coverage: pd.DataFrame, policy: ContactLevelSource | None = None
+) -> pd.DataFrame:
     """Coverage rows of the policy's contact-level tags when a policy names some, else all.
 
     Posting-derived tags are meant to differ between a person's opportunities; with a policy, the
@@ -109,7 +113,7 @@ def changed_opportunities(drift: pd.DataFrame) -> pd.DataFrame:
     return drift.loc[drift["changed"].astype(bool)].reset_index(drop=True)
 
 
-def apply_overview(result: Any) -> pd.DataFrame:
+def apply_overview(result: ApplyResult) -> pd.DataFrame:
     """An `ApplyResult` as a table: what happened, in words and counts."""
     rows: list[tuple[str, Any]] = [("summary", line) for line in result.summary_lines()]
     for key in ("dry_run", "planned_changes", "planned_calls", "applied", "failed", "not_found",
@@ -133,7 +137,7 @@ def compare_summaries(before: Mapping[str, Any], after: Mapping[str, Any]) -> pd
     return table
 
 
-def journal_overview(result: Any) -> pd.DataFrame:
+def journal_overview(result: ApplyResult) -> pd.DataFrame:
     """The journal's summary as a table; a dry run has no journal."""
     if result.dry_run or not result.journal_path:
         return pd.DataFrame([("journal", "dry run: no journal, nothing was written")],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,9 @@ def parameter_problems(params: Mapping[str, Any]) -> list[str]:
     return problems + spec_problems(known, PARAMETERS)
 
 
-def check_parameters(namespace: Mapping[str, Any] | None = None, **params: Any) -> Parameters:
+def check_parameters(
+    namespace: MutableMapping[str, Any] | None = None, **params: Any
+) -> Parameters:
     """Check a notebook's parameters and return them; raise one clear ConfigurationError if not.
 
     Types and values follow `toolkit.specs.PARAMETERS`; paths that are given must exist
@@ -116,9 +118,9 @@ def check_parameters(namespace: Mapping[str, Any] | None = None, **params: Any) 
     problems = parameter_problems(params) + problems + missing_input_files(params)
     if problems:
         raise ConfigurationError("bad notebook parameter: " + "; ".join(problems))
-    if headless and headless_redaction(params, injected):
+    if headless and namespace is not None and headless_redaction(params, injected):
         params = dict(params, redact=True)  # a shared file: pseudonyms unless asked otherwise
-        namespace["redact"] = True  # type: ignore[index]  (globals() of the notebook)
+        namespace["redact"] = True  # (globals() of the notebook)
     resolved = dict(params)
     for name in INPUT_PATH_PARAMETERS:
         if resolved.get(name):

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -67,6 +67,9 @@ from toolkit.remediate.sessions import (
     resume_session,
 )
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import TagClient
+
 # -- results ------------------------------------------------------------------------------------
 
 log = logging.getLogger(__name__)
@@ -81,13 +84,13 @@ log = logging.getLogger(__name__)
 # -- the engine ---------------------------------------------------------------------------------
 
 
-def client_host(client: Any) -> str | None:
+def client_host(client: TagClient | None) -> str | None:
     base = getattr(client, "base_url", None)
     return urlsplit(base).netloc if base else None
 
 
 def run_calls(
-    client: Any,
+    client: TagClient,
     plan: Plan,
     journal_path: str | os.PathLike,
     opts: RunOptions,
@@ -175,7 +178,9 @@ def plan_account(plan: Plan) -> dict[str, Any] | None:
     return (plan.meta.get("snapshot") or {}).get("account")
 
 
-def check_plan_account(client: Any, plan: Plan, what: str = "") -> dict[str, Any] | None:
+def check_plan_account(
+    client: TagClient | None, plan: Plan, what: str = ""
+) -> dict[str, Any] | None:
     """Refuse a plan made on another Lever account; returns the account the client reads.
 
     Raises:
@@ -194,7 +199,7 @@ def check_plan_account(client: Any, plan: Plan, what: str = "") -> dict[str, Any
 SAMPLE_SIZE = 5
 
 
-def check_sample_exists(client: Any, plan: Plan) -> None:
+def check_sample_exists(client: TagClient | None, plan: Plan) -> None:
     """Read a few planned opportunities (one listing by contact); none found: wrong account.
 
     A plan that records no account (made by hand, or by an older toolkit) applied with the key
@@ -227,7 +232,7 @@ def check_sample_exists(client: Any, plan: Plan) -> None:
 
 
 def run_with_ledger(
-    client: Any,
+    client: TagClient,
     plan: Plan,
     journal_path: str | os.PathLike,
     opts: RunOptions,
@@ -244,7 +249,7 @@ def run_with_ledger(
         opts.ledger.close()
 
 
-def check_perform_as(client: Any, perform_as: str | None) -> None:
+def check_perform_as(client: TagClient | None, perform_as: str | None) -> None:
     """Refuse a ``perform_as`` user Lever does not know, before anything is written.
 
     One ``GET /users/{id}``. Lever may answer a write's unknown perform_as with 404 instead of
@@ -289,7 +294,7 @@ def _check_size(plan: Plan, max_changes: int | None, limit: int | None = None) -
         )
 
 
-def _check_known_opportunities(client: Any, plan: Plan, workers: int) -> Plan:
+def _check_known_opportunities(client: TagClient | None, plan: Plan, workers: int) -> Plan:
     """Pre-flight: read the plan's opportunities whose tags it does not know; refuse unknown ids.
 
     `plan.before` holds the tag sets a plan made by `make_plan` assumed: every opportunity of
@@ -327,7 +332,7 @@ def _journal_is_planned(journal_path: str | os.PathLike) -> bool:
 
 
 def dry_run_result(
-    client: Any,
+    client: TagClient | None,
     plan: Plan,
     kind: str,
     drift_check: bool,
@@ -369,7 +374,7 @@ def default_journal_path(plan_path: str | os.PathLike) -> Path:
 
 
 def apply_plan(
-    client: Any,
+    client: TagClient | None,
     plan: Plan | str | os.PathLike,
     *,
     journal_path: str | os.PathLike | None = None,
@@ -440,21 +445,27 @@ def apply_plan(
         _check_size(plan, max_changes, limit)
     if workers < 1:
         raise PlanError(f"workers must be at least 1 (got {workers})")
-    if not dry_run and journal_path is None:
-        if plan.path is None:
-            raise PlanError.naming("writing needs a journal: give {journal_path}")
-        journal_path = default_journal_path(plan.path)
+    journal: str | os.PathLike[str] | None = None  # the journal of a write (none in a dry run)
     if not dry_run:
-        check_unlocked(Path(journal_path))  # another run's journal: refused before any request
+        journal = journal_path
+        if journal is None:
+            if plan.path is None:
+                raise PlanError.naming("writing needs a journal: give {journal_path}")
+            journal = default_journal_path(plan.path)
+        check_unlocked(Path(journal))  # another run's journal: refused before any request
     account = check_plan_account(client, plan)
-    first = dry_run or not _journal_is_planned(journal_path)
+    first = journal is None or not _journal_is_planned(journal)
     if first:
         check_sample_exists(client, plan)
     check_perform_as(client, perform_as)
     if first:
         plan = _check_known_opportunities(client, plan, workers)
-    if dry_run:
+    if journal is None:  # a dry run
         return dry_run_result(client, plan, "apply", drift_check, workers, max_changes)
+    if client is None:
+        raise PlanError(
+            "writing needs a Lever client (LEVER_API_KEY or OAuth); nothing was written"
+        )
     params = {
         "max_changes": max_changes,
         "perform_as": perform_as,
@@ -473,7 +484,7 @@ def apply_plan(
         stop=stop,
         limit=limit,
     )
-    return run_with_ledger(client, plan, journal_path, opts, params, ledger)
+    return run_with_ledger(client, plan, journal, opts, params, ledger)
 
 
 # -- rollback -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ One rule for the first run, a resume and a dry run: re-read, compare, re-plan
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,9 @@ from toolkit.remediate.reads import (
     read_each,
     tags_of,
 )
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
 
 DRIFT_COLUMNS = [
     "opportunity_id",
@@ -65,7 +68,7 @@ def differs(before: Iterable[str] | None, current: Iterable[str], own: Iterable[
 
 
 def check_drift(
-    client: Any,
+    client: OpportunityReader,
     plan: Plan,
     *,
     workers: int = DEFAULT_WORKERS,

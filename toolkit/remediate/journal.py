@@ -24,7 +24,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 
@@ -46,6 +46,7 @@ from toolkit.remediate.journal_schema import (
     dump_json,
     load_json,
     now_iso,
+    rowid_of,
     sql_int,
 )
 from toolkit.sanitize import create_private, private_dir
@@ -96,7 +97,7 @@ class Journal:
             self._db.close()
         self._release_lock()
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -183,7 +184,7 @@ class Journal:
                 "INSERT INTO sessions (pid, started_at, status) VALUES (?, ?, 'running')",
                 (os.getpid(), now_iso()),
             )
-            return int(cursor.lastrowid)
+            return rowid_of(cursor)
 
     def finish_session(
         self, session: int, status: str, *, writes: int, stats: dict | None, message: str = ""

@@ -16,35 +16,22 @@ Tables:
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
-from toolkit.errors import JournalError  # noqa: F401  (re-exported: its home before errors.py)
+from toolkit.enums import CallState
+from toolkit.errors import JournalError  # also re-exported: its home before errors.py
 
 SCHEMA_VERSION = 1
 
 
-# Call states. `pending`: planned, not started. `intent`: the request may have left.
-# `done`: Lever answered 2xx (or a resume check found the tags already in place).
-# `noop`: nothing left to write (drift or a resume check). `failed`: a final error.
-# `not_found`: 404, the opportunity is gone.
-PENDING, INTENT, DONE, NOOP, FAILED, NOT_FOUND = (
-    "pending",
-    "intent",
-    "done",
-    "noop",
-    "failed",
-    "not_found",
-)
-
-
-FINAL_STATES = frozenset({DONE, NOOP, FAILED, NOT_FOUND})
-# The states of a call that did not get its change into Lever: the one definition of "failed"
-# (the CLI, the reports and sync's activity report all count these).
-FAILURE_STATES = frozenset({FAILED, NOT_FOUND})
+# Call states: `toolkit.enums.CallState` (short names for the journal's modules).
+PENDING, INTENT, DONE = CallState.PENDING, CallState.INTENT, CallState.DONE
+NOOP, FAILED, NOT_FOUND = CallState.NOOP, CallState.FAILED, CallState.NOT_FOUND
 
 
 SCHEMA = """
@@ -163,6 +150,14 @@ def sql_int(value: Any) -> int | None:
         return None if value != value else int(value)  # NaN != NaN
     except (TypeError, ValueError):
         return None
+
+
+def rowid_of(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT just added (sqlite3 types `lastrowid` as optional)."""
+    rowid = cursor.lastrowid
+    if rowid is None:
+        raise JournalError("the journal's INSERT returned no row id")
+    return rowid
 
 
 def load_json(value: Any) -> Any:

@@ -6,19 +6,23 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from toolkit.audit import AuditResult
+from toolkit.enums import FAILURE_STATES
 from toolkit.errors import RemediationFailedError
 from toolkit.files import write_csv_atomic, write_json_atomic
-from toolkit.remediate.journal_schema import FAILURE_STATES
+from toolkit.remediate.plan import Plan
 from toolkit.remediate.verify import on_purpose_counts, verify_failures, verify_on_purpose
 from toolkit.sanitize import private_dir
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.remediate.result import ApplyResult
 
-def project_plan(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
+
+def project_plan(frame: pd.DataFrame, plan: Plan | pd.DataFrame) -> pd.DataFrame:
     """The snapshot frame as it would be once the plan's rows are written (pure).
 
     Example:
@@ -28,7 +32,7 @@ def project_plan(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
         >>> project_plan(f, rows)["tags"].tolist()
         [['b', 'x']]
     """
-    rows = getattr(plan, "rows", plan)
+    rows = plan.rows if isinstance(plan, Plan) else plan
     if rows.empty:
         return frame
     adds: dict[str, list[str]] = {}
@@ -48,7 +52,7 @@ def project_plan(frame: pd.DataFrame, plan: Any) -> pd.DataFrame:
     return out
 
 
-def plan_tags(plan: Any) -> list[str]:
+def plan_tags(plan: Plan) -> list[str]:
     """Every tag a plan is about: its chosen tags, renames (both sides), and the rows' tags."""
     meta = getattr(plan, "meta", {}) or {}
     tags = list(meta.get("tags") or [])
@@ -58,7 +62,7 @@ def plan_tags(plan: Any) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def remediation_problems(result: Any, residual: pd.DataFrame) -> list[str]:
+def remediation_problems(result: ApplyResult, residual: pd.DataFrame) -> list[str]:
     """Why a remediation run did not succeed, one phrase each; empty when it did.
 
     A dry run writes nothing and cannot fail here. A real apply fails when a change failed, an
@@ -104,7 +108,7 @@ def _first_failure(outcomes: Any) -> str:
     return text if len(text) <= 160 else text[:159] + "…"
 
 
-def resume_command(result: Any, plan: Any = None) -> str:
+def resume_command(result: ApplyResult, plan: Plan | None = None) -> str:
     """The CLI command that resumes or retries THIS run from its saved plan and journal.
 
     Rerunning the notebook fetches a fresh snapshot and plans again: a different plan, which the
@@ -134,7 +138,7 @@ def resume_command(result: Any, plan: Any = None) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def rollback_resume_command(result: Any, source_journal: str | os.PathLike) -> str:
+def rollback_resume_command(result: ApplyResult, source_journal: str | os.PathLike) -> str:
     """The CLI command that resumes THIS rollback (its source journal and its own journal).
 
     Example:
@@ -148,7 +152,7 @@ def rollback_resume_command(result: Any, source_journal: str | os.PathLike) -> s
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def require_success(result: Any, residual: pd.DataFrame, plan: Any = None) -> str:
+def require_success(result: ApplyResult, residual: pd.DataFrame, plan: Plan | None = None) -> str:
     """Raise `RemediationFailedError` when a real apply did not fully succeed; else say so.
 
     The last cell of `03-remediate` calls it after every artifact is written, so a failed run
@@ -185,8 +189,8 @@ def require_success(result: Any, residual: pd.DataFrame, plan: Any = None) -> st
 def write_remediation_summary(
     output_dir: str | os.PathLike,
     *,
-    plan: Any,
-    result: Any,
+    plan: Plan,
+    result: ApplyResult,
     before: AuditResult,
     after: AuditResult,
     residual: pd.DataFrame,

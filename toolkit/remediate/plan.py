@@ -49,7 +49,7 @@ def empty_rows(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
 
 
-def rows_frame(records: Iterable[tuple], columns: list[str]) -> pd.DataFrame:
+def rows_frame(records: Iterable[tuple[Any, ...]], columns: list[str]) -> pd.DataFrame:
     records = list(records)
     if not records:
         return empty_rows(columns)

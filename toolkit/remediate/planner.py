@@ -5,12 +5,13 @@ re-planning them against tags read later (drift). No I/O, no clock, no client.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from toolkit.audit import considered, tag_variants
 from toolkit.audit.families import TagFamily, expand_patterns, family_changes
+from toolkit.enums import Mode
 from toolkit.remediate.plan import (
     MODES,
     PLAN_COLUMNS,
@@ -34,8 +35,11 @@ from toolkit.remediate.plan import (
 from toolkit.remediate.sources import propagation_sources
 from toolkit.snapshot.frame import fingerprint, known_tags, safe_watermark
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import PolicySource
 
-def _policy_view(policy: Any) -> dict[str, Any]:
+
+def _policy_view(policy: PolicySource | None) -> dict[str, Any]:
     """The policy fields the plan uses, read by attribute (a `toolkit.policy.Policy` or alike)."""
     if policy is None:
         return {}
@@ -60,7 +64,7 @@ def _policy_view(policy: Any) -> dict[str, Any]:
 
 
 def plan_families(
-    frame: pd.DataFrame, policy: Any = None, tags: Iterable[str] | None = None
+    frame: pd.DataFrame, policy: PolicySource | None = None, tags: Iterable[str] | None = None
 ) -> list[TagFamily]:
     """The families a propagate plan fills: the given tags (each with the aliases the policy
     declares for it), else the policy's contact-level tags and the frame's tags its patterns
@@ -79,9 +83,9 @@ def plan_families(
         f["tag"]: TagFamily(f["tag"], tuple(f.get("aliases") or ()), bool(f.get("normalize")))
         for f in pol.get("families", [])
     }
-    names = [tags] if isinstance(tags, str) else tags
-    explicit = names is not None
-    names = list(dict.fromkeys(names if explicit else pol.get("contact_level", [])))
+    given = [tags] if isinstance(tags, str) else tags
+    explicit = given is not None
+    names = list(dict.fromkeys(given if given is not None else pol.get("contact_level", [])))
     families = [declared.get(t, TagFamily(t)) for t in names]
     if explicit or not pol.get("patterns"):
         return families
@@ -124,7 +128,7 @@ def _snapshot_meta(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
 def check_plan_request(
     mode: str,
     tags: Iterable[str] | None = None,
-    policy: Any = None,
+    policy: PolicySource | None = None,
     renames: Mapping[str, str] | None = None,
     contacts: bool = False,
 ) -> None:
@@ -147,9 +151,9 @@ def check_plan_request(
     check_plan_tags([*chosen, *renames, *renames.values()], "bad tag: ")  # before any fetch
     view = _policy_view(policy)
     chosen = chosen or list(view.get("contact_level", [])) or list(view.get("patterns", []))
-    if mode == "add" and not contacts:
+    if mode == Mode.ADD and not contacts:
         raise PlanError("--mode add needs --contacts FILE (the people whose opportunities get it)")
-    if mode == "rename":
+    if mode == Mode.RENAME:
         if not (renames or chosen):
             raise PlanError.naming("{mode} rename needs {renames} or {tags} (their variants)")
     elif renames:
@@ -162,7 +166,7 @@ def make_plan(
     snapshot: Any,
     mode: str = "propagate",
     tags: Iterable[str] | None = None,
-    policy: Any = None,
+    policy: PolicySource | None = None,
     renames: Mapping[str, str] | None = None,
     include_archived: bool | None = None,
     created_at: str | None = None,
@@ -213,15 +217,15 @@ def make_plan(
     never_touch = set(pol.get("never_touch", []))
     if isinstance(tags, str):
         tags = [tags]
-    families = plan_families(frame, policy, tags) if mode == "propagate" else []
-    if mode == "propagate":
+    families = plan_families(frame, policy, tags) if mode == Mode.PROPAGATE else []
+    if mode == Mode.PROPAGATE:
         chosen = [f.tag for f in families]
     else:
         chosen = list(dict.fromkeys(tags if tags is not None else pol.get("contact_level", [])))
     rename_map: dict[str, str] = dict(renames or {})
-    if mode == "rename" and not rename_map:
+    if mode == Mode.RENAME and not rename_map:
         rename_map = _renames_from_variants(frame, chosen, include_archived)
-    if mode != "rename" and not chosen:
+    if mode != Mode.RENAME and not chosen:
         if pol.get("patterns") and tags is None:
             raise PlanError(
                 "the policy's patterns match no tag of this snapshot and it names no other "
@@ -229,7 +233,7 @@ def make_plan(
             )
         raise PlanError.naming("no tags to plan: give {tags} or {policy_path}")
     check_plan_tags([*chosen, *rename_map, *rename_map.values()])
-    if mode == "rename":
+    if mode == Mode.RENAME:
         _check_renames(rename_map)
         if not rename_map:
             raise PlanError.naming("{mode} rename needs {renames} or tags with spelling variants")
@@ -248,11 +252,11 @@ def make_plan(
     )
     tag_lists = [list(t) if isinstance(t, list | tuple) else list(t or []) for t in frame["tags"]]
 
-    if mode == "propagate":
+    if mode == Mode.PROPAGATE:
         candidates = _propagate_candidates(frame, families)
-    elif mode == "remove":
+    elif mode == Mode.REMOVE:
         candidates = _remove_candidates(info, tag_lists, set(chosen))
-    elif mode == "add":
+    elif mode == Mode.ADD:
         candidates = _add_candidates(info, tag_lists, chosen)
     else:
         candidates = _rename_candidates(info, tag_lists, rename_map)
@@ -265,7 +269,7 @@ def make_plan(
             flags[["archived", "anonymized"]], left_on="opportunity_id", right_index=True
         )
         reason = pd.Series("", index=candidates.index, dtype=object)
-        if mode == "rename":
+        if mode == Mode.RENAME:
             pair = candidates["variant"]
             touched = candidates["tag"].isin(never_touch) | pair.isin(never_touch)
         else:
@@ -278,14 +282,14 @@ def make_plan(
         candidates = candidates.assign(reason=reason)
         rows = sorted_rows(candidates[candidates["reason"] == ""], PLAN_COLUMNS)
         skipped = sorted_rows(candidates[candidates["reason"] != ""], SKIPPED_COLUMNS)
-        if mode == "propagate" and not include_archived:
+        if mode == Mode.PROPAGATE and not include_archived:
             rows, extra = _propagate_without_archived(frame, families, rows, skipped)
             skipped = sorted_rows(pd.concat([skipped, extra]), SKIPPED_COLUMNS)
 
     # The tag sets the plan assumed: every opportunity of every contact it touches (propagate
     # needs the contact's other opportunities to re-plan after drift), or the targets.
     touched_ids = set(rows["opportunity_id"]) if len(rows) else set()
-    if mode == "propagate" and touched_ids:
+    if mode == Mode.PROPAGATE and touched_ids:
         touched_contacts = {c for c in rows["contact_id"] if c}
         keep = info["opportunity_id"].isin(touched_ids) | (
             info["contact_id"].isin(touched_contacts) & (info["contact_id"] != "")
@@ -294,8 +298,8 @@ def make_plan(
             keep &= ~info["archived"] | info["opportunity_id"].isin(touched_ids)
     else:
         keep = info["opportunity_id"].isin(touched_ids)
-    before = {
-        info.at[i, "opportunity_id"]: {
+    before: dict[str, dict[str, Any]] = {
+        str(info.at[i, "opportunity_id"]): {
             "contact_id": info.at[i, "contact_id"],
             "tags": tag_lists[i],
         }
@@ -306,14 +310,14 @@ def make_plan(
         "mode": mode,
         "tags": chosen,
         "families": [f.to_dict() for f in families if f.aliases or f.normalize],
-        "renames": rename_map if mode == "rename" else {},
+        "renames": rename_map if mode == Mode.RENAME else {},
         "policy": pol or None,
         "include_archived": bool(include_archived),
         "skip_anonymized": bool(skip_anonymized),
         "snapshot": snapshot_meta,
         "created_at": created_at,
     }
-    if mode == "propagate":
+    if mode == Mode.PROPAGATE:
         meta["sources"] = propagation_sources(rows, before)
     if listed is not None:
         meta["contacts"] = len(listed)
@@ -484,7 +488,7 @@ def replan(
     }
     reasons = []
     for opp, contact, op, tag in rows[PLAN_COLUMNS].itertuples(index=False, name=None):
-        source_check = mode == "propagate" and op == "add" and contact in drifted_contacts
+        source_check = mode == Mode.PROPAGATE and op == "add" and contact in drifted_contacts
         if opp not in current and not source_check:
             reasons.append("")
             continue
@@ -494,8 +498,8 @@ def replan(
         elif op == "add" and tag in now:
             reasons.append(REASON_DRIFT_PRESENT)
         elif op == "remove" and tag not in now:
-            reasons.append(REASON_DRIFT_ABSENT if mode != "rename" else REASON_DRIFT_VARIANT)
-        elif op == "add" and mode == "rename":
+            reasons.append(REASON_DRIFT_ABSENT if mode != Mode.RENAME else REASON_DRIFT_VARIANT)
+        elif op == "add" and mode == Mode.RENAME:
             variants = [v for v, c in renames.items() if c == tag]
             reasons.append("" if any(v in now for v in variants) else REASON_DRIFT_VARIANT)
         elif source_check and contact in by_contact:

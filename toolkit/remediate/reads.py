@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,16 +13,19 @@ from toolkit.remediate.plan import Plan
 from toolkit.snapshot.frame import string_tags
 from toolkit.snapshot.windows import WindowedListing
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
+
 DEFAULT_WORKERS = 8
 
 
-def _list_opportunities(client: Any, plan: Plan, **filters: Any) -> list[dict]:
+def _list_opportunities(client: OpportunityReader, plan: Plan, **filters: Any) -> list[dict]:
     """A listing with confidential opportunities included when the key may read them."""
     return list_many(client, plan, [filters])
 
 
 def list_many(
-    client: Any,
+    client: OpportunityReader,
     plan: Plan,
     filter_sets: list[dict[str, Any]],
     on_items: Callable[[int], None] | None = None,
@@ -45,7 +48,7 @@ def list_many(
 
 
 def read_each(
-    client: Any, ids: Iterable[str], workers: int, forbidden_unread: bool = False
+    client: OpportunityReader, ids: Iterable[str], workers: int, forbidden_unread: bool = False
 ) -> tuple[dict[str, dict], list[str]]:
     """get_opportunity for each id, concurrently; returns (found, not found).
 
@@ -101,7 +104,7 @@ DRIFT_BATCH = 50  # contact ids per listing of the drift read
 
 
 def read_by_contacts(
-    client: Any,
+    client: OpportunityReader,
     plan: Plan,
     contact_ids: Iterable[str],
     *,

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.enums import OPEN_STATES
 from toolkit.remediate.drift import DRIFT_COLUMNS
 from toolkit.remediate.journal_schema import DONE, FAILED
 from toolkit.remediate.plan import SKIPPED_COLUMNS
@@ -86,7 +87,7 @@ class ApplyResult:
         outcomes = self.outcomes
         if outcomes.empty or "state" not in outcomes.columns:
             return 0, 0
-        open_calls = int(outcomes["state"].isin(["pending", "intent"]).sum())
+        open_calls = int(outcomes["state"].isin(OPEN_STATES).sum())
         return len(outcomes) - open_calls, len(outcomes)
 
     limit: int | None = None

@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,6 +24,9 @@ from toolkit.remediate.plan import PLAN_COLUMNS, Plan
 from toolkit.remediate.reads import DEFAULT_WORKERS, is_transient
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.runner import RunOptions
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import TagClient
 
 
 def default_rollback_path(journal_path: str | os.PathLike) -> Path:
@@ -45,7 +48,7 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
         if run is None:
             raise JournalError(f"{journal_path} holds no run to roll back")
         calls = journal.calls([DONE, INTENT, FAILED])
-    records = []
+    records: list[tuple[str, str, str, str]] = []
     calls = [c for c in calls if c.state != FAILED or is_transient(c.status)]  # 400/403: unwritten
     for call in calls:
         before = set(call.before_tags) if call.before_tags is not None else None
@@ -115,7 +118,7 @@ def _undone_sources(
 
 
 def rollback(
-    client: Any,
+    client: TagClient,
     journal_path: str | os.PathLike,
     *,
     dry_run: bool = True,

@@ -11,9 +11,9 @@ import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from toolkit import failpoints
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError, PermissionDeniedError
@@ -22,6 +22,9 @@ from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, NOOP, NOT_FOUND, PENDING, Call
 from toolkit.remediate.reads import clean_tags, tags_of
 from toolkit.scrub import scrub
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import TagClient
 
 
 @dataclass
@@ -37,7 +40,7 @@ class RunOptions:
     limit: int | None = None  # write at most this many calls in this invocation (--limit)
 
 
-def _progress(total: int, progress: bool | None, desc: str) -> tqdm:
+def _progress(total: int, progress: bool | None, desc: str) -> tqdm[Any]:
     return progress_bar(progress, total=total, desc=desc, unit=" call")
 
 
@@ -55,7 +58,7 @@ def narrow_tags(op: str, tags: list[str], current: list[str]) -> list[str]:
 class Runner:
     """Runs the journal's open calls with a pool of workers."""
 
-    def __init__(self, client: Any, journal: Journal, session: int, opts: RunOptions) -> None:
+    def __init__(self, client: TagClient, journal: Journal, session: int, opts: RunOptions) -> None:
         self.client = client
         self.journal = journal
         self.session = session
@@ -230,7 +233,7 @@ class Runner:
         return self.opts.stop is not None and self.opts.stop.is_set()
 
     def _run_opportunity(
-        self, calls: list[Call], check_first: set[int], retry: set[int], bar: tqdm
+        self, calls: list[Call], check_first: set[int], retry: set[int], bar: tqdm[Any]
     ) -> None:
         for index, call in enumerate(calls):
             if self.stop.is_set() or self.stopped:

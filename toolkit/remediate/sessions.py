@@ -4,7 +4,7 @@ journal (see `toolkit.remediate.apply` for the whole engine)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,6 +16,9 @@ from toolkit.remediate.plan import REASON_ANONYMIZED, SKIPPED_COLUMNS, Plan, cal
 from toolkit.remediate.reads import is_transient
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.runner import Runner, RunOptions, desired_tags, narrow_tags
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import TagClient
 
 
 def open_run(
@@ -49,7 +52,7 @@ def open_run(
 
 
 def first_session(
-    client: Any, journal: Journal, plan: Plan, session: int, opts: RunOptions
+    client: TagClient, journal: Journal, plan: Plan, session: int, opts: RunOptions
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Drift check and re-plan, then record every call as pending. Returns (drift, dropped)."""
     drift = pd.DataFrame(columns=DRIFT_COLUMNS)
@@ -78,15 +81,15 @@ def first_session(
             }
             for c in calls.to_dict("records")
         ),
-        dropped=dropped.to_dict("records"),
-        drift=drift[drift["changed"].astype(bool)].to_dict("records"),
+        dropped=dropped.to_dict("records", into=dict),
+        drift=drift[drift["changed"].astype(bool)].to_dict("records", into=dict),
         session=session,
     )
     return drift, dropped
 
 
 def resume_session(
-    client: Any, journal: Journal, plan: Plan, session: int, opts: RunOptions
+    client: TagClient, journal: Journal, plan: Plan, session: int, opts: RunOptions
 ) -> tuple[pd.DataFrame, set[int], set[int]]:
     """Re-read and re-plan the open calls by the same rule as the first run.
 
@@ -169,7 +172,7 @@ def resume_session(
                 # relies on.
                 journal.narrow_open_call(call.id, tags)
         journal.add_dropped(dropped, session)
-        journal.add_drift(drift[drift["changed"]].to_dict("records"), session)
+        journal.add_drift(drift[drift["changed"]].to_dict("records", into=dict), session)
     return drift, check_first, retry
 
 

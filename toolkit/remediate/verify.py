@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -18,6 +18,9 @@ from toolkit.remediate.reads import (
     read_each,
     tags_of,
 )
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
 
 VERIFY_COLUMNS = [*PLAN_COLUMNS, "reason"]
 
@@ -128,7 +131,7 @@ def _not_written_on_purpose(
 
 
 def verify_plan(
-    client: Any,
+    client: OpportunityReader,
     plan: Plan | str | os.PathLike,
     journal_path: str | os.PathLike | None = None,
     *,
@@ -208,6 +211,6 @@ def verify_plan(
         else:
             reason = ""
         reasons.append(on_purpose.get((opp, op, tag), reason) if reason else "")
-    reason = pd.Series(reasons, index=rows.index, dtype=object)
-    bad = rows[reason != ""].assign(reason=reason[reason != ""])
+    column = pd.Series(reasons, index=rows.index, dtype=object)
+    bad = rows[column != ""].assign(reason=column[column != ""])
     return bad[VERIFY_COLUMNS].reset_index(drop=True)

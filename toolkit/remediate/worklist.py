@@ -8,12 +8,15 @@ No I/O, no client (`toolkit.remediate.worklistfile` writes and reads the sheets)
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import pandas as pd
 
 from toolkit.config import is_loopback
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.remediate.plan import Plan
 
 # Column names as a person reads them; the last three let `apply` read an edited sheet back.
 PERSON = "Person"
@@ -168,7 +171,7 @@ def worklist_frame(
     return out.reset_index(drop=True)
 
 
-def keep_opportunities(plan: Any, opportunity_ids: set[str]) -> pd.DataFrame:
+def keep_opportunities(plan: Plan, opportunity_ids: set[str]) -> pd.DataFrame:
     """The plan's rows of the opportunities a sheet still lists (rows deleted: not written).
 
     Example:

@@ -82,7 +82,7 @@ def write_worklist(
 
 def _write_xlsx(frame: pd.DataFrame, path: Path, about: dict[str, str]) -> Path:
     book = openpyxl.Workbook()
-    sheet = book.active
+    sheet = book.worksheets[0]  # a new workbook's one (active) sheet
     sheet.title = SHEET_TITLE
     sheet.append(WORKLIST_COLUMNS)
     for cell in sheet[1]:

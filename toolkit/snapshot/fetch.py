@@ -14,13 +14,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
-from toolkit.client import LeverClient
 from toolkit.client.account import recorded_account
 from toolkit.client.http import deleted_ids
 from toolkit.errors import (
@@ -44,6 +43,9 @@ from toolkit.snapshot.frame import (
 from toolkit.snapshot.listing import EXPAND, Fetched, fetch_opportunities
 from toolkit.snapshot.windows import WindowedListing
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
+
 log = logging.getLogger(__name__)
 
 FULL_FETCH_DUE_DAYS = 7
@@ -52,12 +54,12 @@ FULL_FETCH_DUE_DAYS = 7
 # -- fetching ---------------------------------------------------------------------------------
 
 
-def _progress_bar(progress: bool | None, desc: str) -> tqdm:
+def _progress_bar(progress: bool | None, desc: str) -> tqdm[Any]:
     return progress_bar(progress, desc=desc, unit=" opp")
 
 
 def fetch_snapshot(
-    client: LeverClient,
+    client: LeverAPI,
     *,
     include_archived: bool = True,
     with_personal: bool = False,
@@ -124,7 +126,7 @@ def fetch_snapshot(
     return Snapshot(frame, meta)
 
 
-def account_catalogs(client: LeverClient, warnings_: list[str]) -> dict[str, dict[str, str]]:
+def account_catalogs(client: LeverAPI, warnings_: list[str]) -> dict[str, dict[str, str]]:
     """The texts behind the snapshot's ids: postings' titles and archive reasons (a few calls).
 
     A key that may not read a catalog (403), an account without it (404) or a failing one
@@ -182,7 +184,7 @@ def confidential_access_seen(
 
 
 def refresh_snapshot(
-    client: LeverClient,
+    client: LeverAPI,
     snapshot: Snapshot,
     *,
     written: Iterable[str] = (),
@@ -254,7 +256,7 @@ def refresh_snapshot(
     merged = merged.sort_values("opportunity_id", kind="stable").reset_index(drop=True)
     meta = dict(snapshot.meta)
     now = datetime.fromtimestamp(clock(), UTC)
-    full_at = datetime.fromisoformat(meta.get("full_fetch_at") or meta.get("fetched_at"))
+    full_at = datetime.fromisoformat(str(meta.get("full_fetch_at") or meta["fetched_at"]))
     due = full_at + timedelta(days=FULL_FETCH_DUE_DAYS)
     notes = [w for w in meta.get("warnings", []) if not w.startswith("incremental refresh")]
     notes = [w for w in notes if " not read (" not in w] + notes_now
@@ -288,7 +290,7 @@ def refresh_snapshot(
 
 
 def _reread_written(
-    client: LeverClient,
+    client: LeverAPI,
     frame: pd.DataFrame,
     filters: Mapping[str, Any],
     ids: set[str],
@@ -312,7 +314,7 @@ def _reread_written(
     return list(found.values())
 
 
-def _deleted_since(client: LeverClient, since: int) -> tuple[set[str], str | None]:
+def _deleted_since(client: LeverAPI, since: int) -> tuple[set[str], str | None]:
     """Ids from "List deleted opportunities" since `since`; (ids, None) or (empty, why not)."""
     try:
         items = list(client.iter_deleted_opportunities(deleted_at_start=since))

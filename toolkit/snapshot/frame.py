@@ -98,7 +98,8 @@ def _posting(applications: Any) -> tuple[str | None, str | None]:
     app = applications[0]
     if not isinstance(app, Mapping):
         return None, None  # an application id only: the posting is not known from here
-    return _ref(app.get("posting"), "text")
+    posting_id, title = _ref(app.get("posting"), "text")
+    return posting_id, title
 
 
 def _reason(opp: Mapping[str, Any]) -> str | None:
@@ -200,7 +201,7 @@ def typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for column in ("archived", "confidential", "anonymized"):
         frame[column] = frame[column].astype(bool)
     for column in ("archived_at", "created_at", "updated_at"):
-        frame[column] = pd.array(frame[column], dtype="Int64")
+        frame[column] = frame[column].astype("Int64")
     for column in [*CONTEXT_COLUMNS, "owner_name", "owner_email"]:
         # few distinct values over many rows: one small code per row (Parquet keeps them so:
         # only their categories, a few hundred, are made strings again)
@@ -211,7 +212,8 @@ def typed_frame(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = values.astype("string").astype("category")
         elif values.cat.categories.dtype != "string":
             categories = values.cat.categories.astype("string")
-            frame[column] = values.cat.rename_categories(categories)
+            # an Index keeps the string dtype (a list would not); pandas-stubs wants a Sequence
+            frame[column] = values.cat.rename_categories(categories)  # type: ignore[arg-type]
     for column in ("name", "email"):
         if column in frame:
             frame[column] = frame[column].astype("string")

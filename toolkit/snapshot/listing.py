@@ -6,11 +6,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import PermissionDeniedError
 from toolkit.progress import progress_bar
 from toolkit.snapshot.windows import WindowedListing
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ EXPAND = ("applications", "stage", "owner")
 
 
 def fetch_opportunities(
-    client: Any,
+    client: OpportunityReader,
     *,
     include_archived: bool = True,
     workers: int = 8,
@@ -81,15 +84,20 @@ def fetch_opportunities(
     before = client.stats.as_dict()
     warnings_: list[str] = []
     bar = progress_bar(progress, desc="opportunities", unit=" opp")
-    options = {"workers": workers, "now_ms": now_ms, "on_items": bar.update}
+
+    def windowed() -> WindowedListing:  # the same listing, again after a 403
+        return WindowedListing(
+            client, trust_order=trust_order, workers=workers, now_ms=now_ms, on_items=bar.update
+        )
+
     try:
-        listing = WindowedListing(client, trust_order=trust_order, **options)
+        listing = windowed()
         items = listing.run([(filters, (None, None))])
     except PermissionDeniedError:
         log.warning(NO_CONFIDENTIAL_ACCESS)
         warnings_.append(NO_CONFIDENTIAL_ACCESS)
         filters = {k: v for k, v in filters.items() if k != "confidentiality"}
-        listing = WindowedListing(client, trust_order=trust_order, **options)
+        listing = windowed()
         items = listing.run([(filters, (None, None))])
     finally:
         bar.close()

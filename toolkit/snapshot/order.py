@@ -71,9 +71,10 @@ def consistent_keys(items: Sequence[dict], keys: Iterable[Key] = KEYS) -> set[Ke
     out = set()
     for field, direction in keys:
         values = [value_of(item, field) for item in items]
-        if any(v is None for v in values):
+        known = [v for v in values if v is not None]
+        if len(known) < len(values):
             continue
-        if all((b - a) * direction >= 0 for a, b in pairwise(values)):
+        if all((b - a) * direction >= 0 for a, b in pairwise(known)):
             out.add((field, direction))
     return out
 

@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.client.http import Page
 from toolkit.snapshot.order import (
@@ -65,6 +65,9 @@ from toolkit.snapshot.order import (
     value_of,
 )
 from toolkit.snapshot.ranges import Window, quantile_window_parts, split_window
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +153,11 @@ class WindowedListing:
 
     def __init__(
         self,
-        client: Any,
+        client: OpportunityReader,
         *,
         workers: int = 8,
         now_ms: int | None = None,
-        on_items: Callable[[int], None] | None = None,
+        on_items: Callable[[int], object] | None = None,
         trust_order: bool = True,
     ) -> None:
         if workers < 1:

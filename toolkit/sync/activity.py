@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from toolkit.enums import FAILURE_STATES, InboxState, WriteState
 from toolkit.errors import ConfigurationError
 from toolkit.files import write_csv_atomic
-from toolkit.remediate.journal_schema import FAILURE_STATES
 from toolkit.sync.store import SyncJournal
 
 DEFAULT_JOURNAL = "lever-sync.sqlite"
@@ -114,18 +114,21 @@ def activity_summary(activity: SyncActivity) -> pd.DataFrame:
         0
     """
     inbox, writes = activity.inbox, activity.writes
-    sent = writes[writes["state"] != "dry_run"]
+    sent = writes[writes["state"] != WriteState.DRY_RUN]
     rows = [
         ("journal", str(activity.path) if activity.path else "(none yet)"),
         ("dry run", bool(activity.params.get("dry_run", True)) if activity.params else "-"),
         ("events from webhooks", int((inbox["source"] == "webhook").sum())),
         ("events from polling", int((inbox["source"] == "poll").sum())),
-        ("events waiting", int(inbox["state"].isin(["queued", "processing"]).sum())),
-        ("events failed", int((inbox["state"] == "failed").sum())),
+        (
+            "events waiting",
+            int(inbox["state"].isin([InboxState.QUEUED, InboxState.PROCESSING]).sum()),
+        ),
+        ("events failed", int((inbox["state"] == InboxState.FAILED).sum())),
         ("contacts checked", len(activity.checks)),
-        ("writes", int((sent["state"] == "done").sum())),
-        ("tags written", int(sent.loc[sent["state"] == "done", "tags"].map(len).sum())),
-        ("writes a dry run would make", int((writes["state"] == "dry_run").sum())),
+        ("writes", int((sent["state"] == WriteState.DONE).sum())),
+        ("tags written", int(sent.loc[sent["state"] == WriteState.DONE, "tags"].map(len).sum())),
+        ("writes a dry run would make", int((writes["state"] == WriteState.DRY_RUN).sum())),
         ("failed writes", int(sent["state"].isin(FAILURE_STATES).sum())),
         ("removals detected", len(activity.removals)),
     ]
@@ -165,8 +168,10 @@ def activity_over_time(activity: SyncActivity, freq: str = "auto") -> pd.DataFra
     series = {
         "events": activity.inbox["received_at"],
         "checks": activity.checks["at"] if "at" in activity.checks else pd.Series(dtype=object),
-        "writes": activity.writes.loc[activity.writes["state"] == "done", "started_at"],
-        "dry-run writes": activity.writes.loc[activity.writes["state"] == "dry_run", "started_at"],
+        "writes": activity.writes.loc[activity.writes["state"] == WriteState.DONE, "started_at"],
+        "dry-run writes": activity.writes.loc[
+            activity.writes["state"] == WriteState.DRY_RUN, "started_at"
+        ],
         "failures": activity.writes.loc[
             activity.writes["state"].isin(FAILURE_STATES), "started_at"
         ],
@@ -196,7 +201,12 @@ def writes_per_tag(activity: SyncActivity) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     exploded = writes.explode("tags").rename(columns={"tags": "tag"})
     exploded["outcome"] = exploded["state"].map(
-        {"done": "written", "failed": "failed", "not_found": "failed", "dry_run": "dry_run"}
+        {
+            WriteState.DONE: "written",
+            WriteState.FAILED: "failed",
+            WriteState.NOT_FOUND: "failed",
+            WriteState.DRY_RUN: "dry_run",
+        }
     )
     table = exploded.pivot_table(
         index=["op", "tag"], columns="outcome", values="id", aggfunc="count", fill_value=0
@@ -213,7 +223,7 @@ def sync_failures(activity: SyncActivity) -> pd.DataFrame:
     rows = failed.assign(what="write", at=failed["started_at"])[
         ["at", "what", "contact_id", "opportunity_id", "op", "tags", "status", "message"]
     ]
-    inbox = activity.inbox[activity.inbox["state"] == "failed"]
+    inbox = activity.inbox[activity.inbox["state"] == InboxState.FAILED]
     events = inbox.assign(what="event", at=inbox["received_at"], op=None, tags=None, status=None)[
         ["at", "what", "contact_id", "opportunity_id", "op", "tags", "status", "message"]
     ]
@@ -266,9 +276,9 @@ def activity_headline(activity: SyncActivity) -> str:
         if len(times)
         else "so far"
     )
-    done = writes[writes["state"] == "done"]
-    would = writes[writes["state"] == "dry_run"]
-    failed = int(writes["state"].isin(["failed", "not_found"]).sum())
+    done = writes[writes["state"] == WriteState.DONE]
+    would = writes[writes["state"] == WriteState.DRY_RUN]
+    failed = int(writes["state"].isin(FAILURE_STATES).sum())
     dry = bool(activity.params.get("dry_run", True)) if activity.params else True
     first = (
         f"{span}: {len(inbox):,} events ({int((inbox['source'] == 'webhook').sum()):,} webhooks, "

@@ -6,14 +6,17 @@ opportunity (lever-api.md, [guess]); one ``GET /opportunities/{id}`` tells which
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from toolkit.errors import AuthenticationError, LeverError, NotFoundError
 from toolkit.sync.store import W_FAILED, W_NOT_FOUND
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import TagClient
+
 
 def confirm_not_found(
-    client: Any, opportunity_id: str, message: str
+    client: TagClient, opportunity_id: str, message: str
 ) -> tuple[str, int | None, str]:
     """``(state, status, message)`` for a write answered 404: ``not_found`` when the read finds
     no opportunity either; ``failed`` when it is there (a wrong ``perform_as``, say), or when the

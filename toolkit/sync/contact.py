@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -39,6 +39,10 @@ from toolkit.sync.outcomes import (  # re-exported: their home before outcomes.p
     WriteOutcome,
 )
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, SyncJournal
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.policy import Policy
+    from toolkit.ports import TagClient
 
 log = logging.getLogger("toolkit.sync")
 
@@ -64,7 +68,7 @@ def _contact_of(opp: dict) -> str | None:
 
 
 def _write(
-    client: Any,
+    client: TagClient,
     contact_id: str,
     call: dict[str, Any],
     *,
@@ -117,7 +121,7 @@ def _calls(rows: pd.DataFrame, current: dict[str, list[str]]) -> list[dict[str, 
     """Plan rows as write calls (one per opportunity and op, adds first), narrowed to what is
     still missing (or still present) in the tags just read."""
     out = []
-    for call in calls_from_rows(rows).to_dict("records"):
+    for call in calls_from_rows(rows).to_dict("records", into=dict):
         now = current.get(call["opportunity_id"], [])
         tags = narrow_tags(call["op"], list(call["tags"]), now)
         if tags:
@@ -126,7 +130,7 @@ def _calls(rows: pd.DataFrame, current: dict[str, list[str]]) -> list[dict[str, 
 
 
 def tag_contact(
-    client: Any,
+    client: TagClient,
     opportunity_id: str,
     tags: Iterable[str],
     perform_as: str | None = None,
@@ -242,8 +246,8 @@ class ContactChecker:
 
     def __init__(
         self,
-        client: Any,
-        policy: Any,
+        client: TagClient,
+        policy: Policy,
         journal: SyncJournal,
         *,
         dry_run: bool = True,
@@ -318,12 +322,12 @@ class ContactChecker:
         if add_tags:
             plan = make_plan(frame, mode="propagate", tags=add_tags, policy=self.policy)
             rows.append(plan.rows)
-            result.skipped.extend(plan.skipped.to_dict("records"))
+            result.skipped.extend(plan.skipped.to_dict("records", into=dict))
             plans["add"] = plan
         if propagate_removal:
             plan = make_plan(frame, mode="remove", tags=propagate_removal, policy=self.policy)
             rows.append(plan.rows)
-            result.skipped.extend(plan.skipped.to_dict("records"))
+            result.skipped.extend(plan.skipped.to_dict("records", into=dict))
             plans["remove"] = plan
         calls = _calls(pd.concat(rows), current) if rows else []
         trig = trigger or "check"

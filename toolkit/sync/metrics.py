@@ -34,7 +34,7 @@ def event_label(event: object) -> str:
 class EventCounter(Counter):
     """A counter whose ``event`` label is bounded by `event_label`, whoever calls `labels`."""
 
-    def labels(self, *values: str, **labels: str) -> Counter:
+    def labels(self, *values: object, **labels: object) -> EventCounter:
         if "event" in labels:
             labels["event"] = event_label(labels["event"])
         elif values and "event" in self._labelnames:

@@ -4,10 +4,13 @@ key's confidential access learnt once."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import PermissionDeniedError
 from toolkit.sync.store import W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
 
 
 @dataclass
@@ -62,7 +65,7 @@ class ConfidentialAccess:
     def __init__(self) -> None:
         self.confidential: bool | None = None
 
-    def list(self, client: Any, **filters: Any) -> list[dict]:
+    def list(self, client: OpportunityReader, **filters: Any) -> list[dict]:
         if self.confidential is not False:
             try:
                 found = list(client.iter_opportunities(confidentiality="all", **filters))

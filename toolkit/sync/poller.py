@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Container
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
+from toolkit.policy import Policy
 from toolkit.snapshot.frame import REFRESH_OVERLAP_MS, frame_from_opportunities
 from toolkit.sync.contact import ConfidentialAccess, flags_of, shown
 from toolkit.sync.store import SyncJournal
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import OpportunityReader
 
 log = logging.getLogger("toolkit.sync")
 
@@ -37,7 +41,7 @@ class PollResult:
     watermark: int
 
 
-def skew_ms(client: Any) -> int | None:
+def skew_ms(client: OpportunityReader) -> int | None:
     """Lever's clock minus ours, measured now from the ``Date`` of the client's last answer.
 
     ``Date`` is truncated to the second and that answer came before now, so the estimate is
@@ -54,9 +58,9 @@ def skew_ms(client: Any) -> int | None:
 
 
 def poll_once(
-    client: Any,
+    client: OpportunityReader,
     journal: SyncJournal,
-    contact_tags: Container[str],
+    contact_tags: Policy | Iterable[str],
     *,
     margin_ms: int = DEFAULT_MARGIN_MS,
     start_ms: int | None = None,
@@ -93,7 +97,7 @@ def poll_once(
     frame = frame[frame["contact_id"].notna()]
     seen = journal.seen(list(frame["opportunity_id"]))
     # a Policy tests membership itself (aliases, patterns); a plain tuple becomes a set
-    wanted = contact_tags if hasattr(contact_tags, "decision") else set(contact_tags)
+    wanted: Container[str] = contact_tags if isinstance(contact_tags, Policy) else set(contact_tags)
     due: dict[str, None] = {}
     for opp, contact, tags, archived, anonymized in frame[
         ["opportunity_id", "contact_id", "tags", "archived", "anonymized"]

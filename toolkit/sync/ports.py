@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from toolkit.sync.metrics import SyncMetrics
     from toolkit.sync.store import SyncJournal
+    from toolkit.sync.webhook import WebhookSecrets
 
 
 class WebhookSink(Protocol):
     """The service as its HTTP handlers see it (`toolkit.sync.service.SyncService` is one)."""
 
-    secret: str | None
-    replay_window: float
+    secrets: WebhookSecrets
+    replay_window: float | None
     max_body_bytes: int
     metrics: SyncMetrics
     journal: SyncJournal | None
@@ -27,4 +28,4 @@ class WebhookSink(Protocol):
 
     def wake(self) -> None: ...
 
-    def health(self) -> dict[str, Any]: ...
+    def health(self, *, with_error: bool = True) -> dict[str, Any]: ...

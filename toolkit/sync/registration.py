@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigurationError, LeverError, NotFoundError
@@ -28,6 +30,9 @@ from toolkit.sync.webhook import (
     TOKEN_MEMORY_MS,
     WebhookSecrets,
 )
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
 
 log = logging.getLogger("toolkit.sync")
 
@@ -58,14 +63,20 @@ CREATE TABLE IF NOT EXISTS sync_webhooks (
 class RegisteredWebhooks:
     """The webhooks this service created, with their tokens (mixed into `SyncJournal`)."""
 
+    if TYPE_CHECKING:  # the journal's plumbing, for the type checker; `Journal` defines it
+
+        def _tx(self) -> contextlib.AbstractContextManager[sqlite3.Connection]: ...
+
+        def _query(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
     def _webhooks_table(self) -> None:
-        with self._tx() as db:  # type: ignore[attr-defined]
+        with self._tx() as db:
             db.execute(_SCHEMA)
 
     def registered_webhooks(self) -> list[dict[str, Any]]:
         """``[{webhook_id, event, url, created_at}]``: never the token."""
         self._webhooks_table()
-        return self._query(  # type: ignore[attr-defined]
+        return self._query(
             "SELECT webhook_id, event, url, created_at FROM sync_webhooks ORDER BY created_at"
         )
 
@@ -73,13 +84,13 @@ class RegisteredWebhooks:
         """{event: [signature tokens]} of the registered webhooks (for `WebhookSecrets`)."""
         self._webhooks_table()
         out: dict[str, list[str]] = {}
-        for row in self._query("SELECT event, signature_token FROM sync_webhooks"):  # type: ignore[attr-defined]
+        for row in self._query("SELECT event, signature_token FROM sync_webhooks"):
             out.setdefault(row["event"], []).append(row["signature_token"])
         return out
 
     def keep_webhook(self, webhook_id: str, event: str, url: str, token: str, at: int) -> None:
         self._webhooks_table()
-        with self._tx() as db:  # type: ignore[attr-defined]
+        with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO sync_webhooks (webhook_id, event, url, signature_token,"
                 " created_at) VALUES (?, ?, ?, ?, ?)",
@@ -88,7 +99,7 @@ class RegisteredWebhooks:
 
     def drop_webhook(self, webhook_id: str) -> None:
         self._webhooks_table()
-        with self._tx() as db:  # type: ignore[attr-defined]
+        with self._tx() as db:
             db.execute("DELETE FROM sync_webhooks WHERE webhook_id = ?", (webhook_id,))
 
 
@@ -122,7 +133,7 @@ def _body(url: str, event: str) -> dict[str, Any]:
 
 
 def register_webhooks(
-    client: Any, journal: Any, url: str, events: tuple[str, ...] = NEEDED_EVENTS
+    client: LeverAPI, journal: Any, url: str, events: tuple[str, ...] = NEEDED_EVENTS
 ) -> list[dict[str, str]]:
     """Make sure Lever has one webhook per event to ``url`` whose token the journal keeps.
 
@@ -179,7 +190,7 @@ def register_webhooks(
 
 
 def webhook_secrets(
-    client: Any, journal: Any, secrets: WebhookSecrets, register_url: str | None
+    client: LeverAPI, journal: Any, secrets: WebhookSecrets, register_url: str | None
 ) -> WebhookSecrets:
     """The service's tokens at start: register Lever's webhooks if asked, add the tokens the
     journal keeps, forget signed delivery tokens past their memory.
@@ -202,7 +213,7 @@ def webhook_secrets(
     return secrets
 
 
-def unregister_webhooks(client: Any, journal: Any) -> list[dict[str, str]]:
+def unregister_webhooks(client: LeverAPI, journal: Any) -> list[dict[str, str]]:
     """Delete the webhooks the journal registered (one already gone counts as deleted)."""
     done = []
     for row in journal.registered_webhooks():

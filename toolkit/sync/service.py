@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.client.account import check_account, check_host, host_of, recorded_account
 from toolkit.errors import AuthenticationError, LeverError
@@ -42,6 +42,10 @@ from toolkit.sync.store import W_DONE, W_DRY_RUN, SyncJournal, now_ms
 from toolkit.sync.web import make_app
 from toolkit.sync.webhook import DEFAULT_MAX_BODY_BYTES, WebhookSecrets
 from toolkit.sync.worker import QueueWorker
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.policy import Policy
+    from toolkit.ports import LeverAPI
 
 log = logging.getLogger("toolkit.sync")
 
@@ -87,14 +91,14 @@ class SyncService(QueueWorker):
 
     def __init__(
         self,
-        client: Any,
-        policy: Any,
+        client: LeverAPI,
+        policy: Policy,
         journal_path: str | Path,
         *,
         dry_run: bool = True,
         perform_as: str | None = None,
         listen: tuple[str, int] | None = None,
-        secret: str | None = None,
+        secret: str | WebhookSecrets | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_S,
         max_changes_per_hour: int | None = DEFAULT_MAX_CHANGES_PER_HOUR,
         workers: int = DEFAULT_WORKERS,
@@ -237,9 +241,7 @@ class SyncService(QueueWorker):
         )
         self.metrics.bind(self._depth)
         self.metrics.cap_paused.set_function(lambda: 1 if self.cap.paused() else 0)
-        self.metrics.cap_remaining.set_function(
-            lambda: float("inf") if self.cap.remaining() is None else self.cap.remaining()
-        )
+        self.metrics.cap_remaining.set_function(self._cap_remaining)
         if self.listen is not None:
             self._http = HttpSide(
                 make_app(self), self.listen, self.max_body_bytes, self.limits
@@ -335,6 +337,10 @@ class SyncService(QueueWorker):
         events, contacts = journal.queue_depth()
         oldest = journal.oldest_queued_ms()
         return events, contacts, 0.0 if oldest is None else max(0.0, (now_ms() - oldest) / 1000)
+
+    def _cap_remaining(self) -> float:
+        remaining = self.cap.remaining()
+        return float("inf") if remaining is None else remaining
 
     def health(self, *, with_error: bool = True) -> dict[str, Any]:
         """What ``GET /healthz`` answers (``last_error`` only `with_error`, else whether any).

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit.remediate.journal import Journal
-from toolkit.remediate.journal_schema import JournalError
+from toolkit.remediate.journal_schema import JournalError, rowid_of
 from toolkit.sync.registration import RegisteredWebhooks
 from toolkit.sync.store_schema import (  # the states, imported from here by the sync side
     CAPPED_STATES,
@@ -65,7 +65,7 @@ class Claim:
     strikes: int = 0  # failures that count against the limit (see `toolkit.sync.retry`)
 
 
-class SyncJournal(RegisteredWebhooks, Journal):
+class SyncJournal(Journal, RegisteredWebhooks):
     """The sync service's journal (see the module doc). Thread-safe.
 
     Example:
@@ -334,7 +334,7 @@ class SyncJournal(RegisteredWebhooks, Journal):
                     session,
                 ),
             )
-            return int(cursor.lastrowid)
+            return rowid_of(cursor)
 
     def write_outcome(
         self,

@@ -13,16 +13,14 @@ sync_tokens  the signed ``token`` of every stored webhook (Lever's advice agains
 
 from __future__ import annotations
 
-QUEUED, PROCESSING, DONE, FAILED = "queued", "processing", "done", "failed"
-# sync_writes states
-W_INTENT, W_DONE, W_DRY_RUN, W_FAILED, W_NOT_FOUND, W_INTERRUPTED = (
-    "intent",
-    "done",
-    "dry_run",
-    "failed",
-    "not_found",
-    "interrupted",
-)
+from toolkit.enums import InboxState, WriteState
+
+# sync_inbox states and sync_writes states: `toolkit.enums` (short names for the sync side)
+QUEUED, PROCESSING = InboxState.QUEUED, InboxState.PROCESSING
+DONE, FAILED = InboxState.DONE, InboxState.FAILED
+W_INTENT, W_DONE, W_DRY_RUN = WriteState.INTENT, WriteState.DONE, WriteState.DRY_RUN
+W_FAILED, W_NOT_FOUND = WriteState.FAILED, WriteState.NOT_FOUND
+W_INTERRUPTED = WriteState.INTERRUPTED
 # Writes that count against the hourly change cap: every one that was (or may have been) sent,
 # and what a dry run would have sent.
 CAPPED_STATES = (W_INTENT, W_DONE, W_DRY_RUN, W_INTERRUPTED, W_FAILED)

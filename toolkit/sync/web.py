@@ -80,7 +80,10 @@ class WebhookHandler(_Handler):
             service.metrics.events_refused.labels(reason="queue_full").inc()
             log.warning("webhook %s answered 503: the queue is full", shown(event.id))
             return self.reply(503, {"error": "queue full; retry later"})
-        stored = service.journal.enqueue_webhook(
+        journal = service.journal
+        if journal is None:  # stopping: the journal is closed
+            return self.reply(503, {"error": "the service is stopping; retry later"})
+        stored = journal.enqueue_webhook(
             event.id,
             event.event,
             event.triggered_at,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,6 +29,11 @@ from toolkit.snapshot.store import save_snapshot
 from toolkit.workflows.diff import SNAPSHOT_IN_FOLDER, contact_names, snapshot_side, write_diff
 from toolkit.workflows.inputs import considered_archived, open_snapshot, optional_policy
 from toolkit.workflows.worklists import audit_worklist, people_to_check
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
+    from toolkit.remediate.plan import Plan
+    from toolkit.remediate.result import ApplyResult
 
 
 @dataclass
@@ -79,7 +84,7 @@ def audit_account(
     out_dir: str | os.PathLike,
     *,
     snapshot_path: str | os.PathLike | None = None,
-    client: Any = None,
+    client: LeverAPI | None = None,
     policy_path: str | os.PathLike | None = None,
     include_archived: bool = True,
     personal: str = "none",
@@ -164,20 +169,24 @@ def audit_account(
 
 
 def audit_for_plan(
-    frame: pd.DataFrame, plan: Any, *, include_archived: bool = True, policy: Any = None
+    frame: pd.DataFrame,
+    plan: Plan,
+    *,
+    include_archived: bool = True,
+    policy: Policy | None = None,
 ) -> AuditResult:
     """The audit of `frame` restricted to the plan's tags (what the plan can change)."""
     return run_audit(frame, include_archived=include_archived, tags=plan_tags(plan), policy=policy)
 
 
 def audit_after(
-    client: Any,
+    client: LeverAPI,
     snap: Snapshot,
-    plan: Any,
-    result: Any,
+    plan: Plan,
+    result: ApplyResult,
     *,
     include_archived: bool = True,
-    policy: Any = None,
+    policy: Policy | None = None,
 ) -> AuditResult:
     """The audit, restricted to the plan's tags, after the run: of a fresh fetch after a real
     apply, of the snapshot with the plan projected onto it after a dry run. `options["after"]`

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,6 +19,9 @@ from toolkit.remediate.contacts import (
     match_contacts,
     read_contact_rows,
 )
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
 
 
 @dataclass
@@ -45,7 +48,7 @@ def read_contacts_file(path: str | os.PathLike) -> list[ContactRow]:
     return read_contact_rows(text, f"--contacts {path}")
 
 
-def lever_email_owners(client: Any, emails: Iterable[str]) -> dict[str, set[str]]:
+def lever_email_owners(client: LeverAPI, emails: Iterable[str]) -> dict[str, set[str]]:
     """email (casefolded) -> the contacts of the opportunities Lever lists for it (one listing
     per email, confidential ones included when the key may read them)."""
     owners: dict[str, set[str]] = {}
@@ -62,7 +65,7 @@ def people_from_file(
     rows: list[ContactRow],
     frame: pd.DataFrame,
     *,
-    client: Any = None,
+    client: LeverAPI | None = None,
     op: str = "add",
     tags: Iterable[str] = (),
 ) -> People:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from toolkit.client import LeverClient
 from toolkit.doctor.report import DoctorReport, run_doctor
@@ -57,7 +56,7 @@ def check_lever(
     json_path: str | os.PathLike | None = None,
     journal_dir: str | os.PathLike | None = None,
     perform_as: str | None = None,
-    client: Any = None,
+    client: LeverClient | None = None,
 ) -> DoctorReport:
     """Run every check against the configured account; write `json_path` (0600) when given.
 

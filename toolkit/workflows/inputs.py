@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from toolkit.client import LeverClient
 from toolkit.errors import ConfigurationError
@@ -16,6 +16,9 @@ from toolkit.remediate.journal_views import journal_written_ids
 from toolkit.snapshot.fetch import fetch_snapshot, refresh_snapshot
 from toolkit.snapshot.frame import Snapshot
 from toolkit.snapshot.store import load_snapshot, save_snapshot
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
 
 PERSONAL_DATA = ("none", "names", "pseudonyms")
 
@@ -50,7 +53,7 @@ def optional_policy(policy_path: str | os.PathLike | None = None) -> Policy | No
 def open_snapshot(
     snapshot_path: str | os.PathLike | None = None,
     *,
-    client: Any = None,
+    client: LeverAPI | None = None,
     include_archived: bool = True,
     personal: str = "none",
     require_names: bool = False,
@@ -91,7 +94,7 @@ def open_snapshot(
 def take_snapshot(
     out: str | os.PathLike,
     *,
-    client: Any = None,
+    client: LeverAPI | None = None,
     refresh: bool = False,
     journals: Sequence[str | os.PathLike] = (),
     **fetch: Any,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from toolkit.errors import ConfigurationError
 from toolkit.files import sidecar, write_text_atomic
@@ -13,6 +13,9 @@ from toolkit.policy_draft import PolicyDraft, draft_policy
 from toolkit.snapshot.frame import Snapshot
 from toolkit.snapshot.store import save_snapshot
 from toolkit.workflows.inputs import open_snapshot
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
 
 
 @dataclass
@@ -43,7 +46,7 @@ def draft_policy_file(
     out: str | os.PathLike | None,
     *,
     snapshot_path: str | os.PathLike | None = None,
-    client: Any = None,
+    client: LeverAPI | None = None,
     include_archived: bool = True,
     force: bool = False,
 ) -> DraftRun:

@@ -7,12 +7,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from toolkit.client import LeverClient
 from toolkit.client.account import account_of, check_account, check_host
+from toolkit.enums import Mode
 from toolkit.errors import ConfigurationError, LeverError
 from toolkit.files import sidecar, write_csv_atomic
 from toolkit.ledger.entry import LedgerRun, open_ledger_run
@@ -41,6 +42,9 @@ from toolkit.workflows.contacts import people_from_file, read_contacts_file
 from toolkit.workflows.inputs import considered_archived, optional_policy
 from toolkit.workflows.worklists import check_sheet_host, open_plan, plan_worklist
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
+
 
 @dataclass
 class PlanRun:
@@ -60,7 +64,7 @@ def plan_changes(
     out: str | os.PathLike,
     *,
     snapshot_path: str | os.PathLike | None = None,
-    client: Any = None,
+    client: LeverAPI | None = None,
     mode: str = "propagate",
     tags: Sequence[str] | None = None,
     policy_path: str | os.PathLike | None = None,
@@ -98,7 +102,7 @@ def plan_changes(
     policy = optional_policy(policy_path)
     include_archived = considered_archived(include_archived, policy)
     chosen = list(tags or []) or list(getattr(policy, "contact_level", None) or [])
-    nothing = allow_nothing and not chosen and not (mode == "rename" and renames)
+    nothing = allow_nothing and not chosen and not (mode == Mode.RENAME and renames)
     rows = read_contacts_file(contacts_path) if contacts_path else None
     if not nothing:
         check_plan_request(mode, tags, policy, renames, contacts=rows is not None)  # no fetch yet
@@ -127,7 +131,7 @@ def plan_changes(
     else:
         people = None
         if rows is not None:
-            op = "remove" if mode == "remove" else "add"
+            op = "remove" if mode == Mode.REMOVE else "add"
             people = people_from_file(rows, snap.frame, client=client, op=op, tags=chosen)
         plan = make_plan(
             snap,
@@ -139,7 +143,7 @@ def plan_changes(
             include_archived=include_archived,
             created_at=created_at,
         )
-        if people is not None:
+        if people is not None and rows is not None:
             plan.skipped = pd.concat([plan.skipped, people.skipped], ignore_index=True)
             plan.meta.update(
                 contacts_file=str(contacts_path),
@@ -159,7 +163,7 @@ def plan_changes(
     return run
 
 
-def check_snapshot_account(snap: Snapshot, client: Any, what: str) -> str:
+def check_snapshot_account(snap: Snapshot, client: LeverAPI | None, what: str) -> str:
     """Refuse a saved snapshot of another account than the configured key reads.
 
     Planning from a saved snapshot needs no request, so it still works offline: without a key,
@@ -189,7 +193,7 @@ def check_snapshot_account(snap: Snapshot, client: Any, what: str) -> str:
 
 
 def apply_changes(
-    client: Any,
+    client: LeverAPI | None,
     plan: Plan | str | os.PathLike,
     *,
     journal_path: str | os.PathLike | None = None,
@@ -214,7 +218,7 @@ def apply_changes(
 
 
 def roll_back(
-    client: Any,
+    client: LeverAPI,
     journal_path: str | os.PathLike,
     *,
     operator: str | None = None,
@@ -232,7 +236,7 @@ def roll_back(
 
 
 def ledger_factory(
-    client: Any,
+    client: LeverAPI | None,
     source: str,
     operator: str | None,
     reason: str,
@@ -300,7 +304,7 @@ def verify_journal(plan: Plan, journal: str | os.PathLike | None = None) -> tupl
 
 
 def verify_changes(
-    client: Any,
+    client: LeverAPI,
     plan: Plan | str | os.PathLike,
     *,
     journal: str | os.PathLike | None = None,
@@ -327,7 +331,7 @@ def verify_changes(
     )
 
 
-def verify_applied(client: Any, plan: Plan, result: Any) -> pd.DataFrame:
+def verify_applied(client: LeverAPI, plan: Plan, result: ApplyResult) -> pd.DataFrame:
     """Plan rows that do not hold after a real apply; empty after a dry run (nothing to check).
 
     The same rule as `verify_changes` (`lever-tags verify`): read with the apply's journal, so

@@ -120,7 +120,7 @@ def webhook_secrets() -> WebhookSecrets:
         raise ConfigurationError(str(exc)) from None
 
 
-def start_sync(options: SyncOptions, client: Any = None) -> SyncRun:
+def start_sync(options: SyncOptions, client: LeverClient | None = None) -> SyncRun:
     """Check the options and the policy, then start the service (journal, threads, listener).
 
     Raises:
@@ -178,7 +178,9 @@ def start_sync(options: SyncOptions, client: Any = None) -> SyncRun:
     return SyncRun(service, ledger, registered)
 
 
-def unregister_sync_webhooks(journal_path: str, client: Any = None) -> list[dict[str, Any]]:
+def unregister_sync_webhooks(
+    journal_path: str, client: LeverClient | None = None
+) -> list[dict[str, Any]]:
     """Delete the webhooks a sync journal's `register_url` made; their tokens leave it."""
     with SyncJournal(journal_path) as journal:
         run = journal.run()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
 
 USER_COLUMNS = ["id", "name", "email", "access_role", "deactivated"]
 
@@ -36,7 +39,7 @@ def user_rows(users: Any) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (r["deactivated"], r["name"].casefold(), r["id"]))
 
 
-def list_users(client: Any, email: str | None = None) -> list[dict[str, Any]]:
+def list_users(client: LeverAPI, email: str | None = None) -> list[dict[str, Any]]:
     """The account's users (``GET /users``, paginated), optionally only the one with `email`.
 
     Example:

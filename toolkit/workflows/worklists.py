@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,6 +17,9 @@ from toolkit.remediate.planfile import load_plan
 from toolkit.remediate.worklist import worklist_frame
 from toolkit.remediate.worklistfile import is_worklist, plan_from_worklist, write_worklist
 from toolkit.snapshot.frame import Snapshot
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import LeverAPI
 
 HOW_TO_APPLY = (
     "Delete the rows (whole rows) you do not want written, save the file (.xlsx, or the .csv "
@@ -97,7 +100,7 @@ def open_plan(path: str | os.PathLike, plan_path: str | os.PathLike | None = Non
     return load_plan(path)
 
 
-def check_sheet_host(plan: Plan, client: Any) -> None:
+def check_sheet_host(plan: Plan, client: LeverAPI | None) -> None:
     """Refuse, before any request, a sheet of another account than the client's (`PlanError`)."""
     sheet = plan.meta.get("worklist") or {}
     expected = sheet.get("account") or (plan.meta.get("snapshot") or {}).get("host")

@@ -232,7 +232,7 @@ def coverage_heatmap(
                     (j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=OKABE_ITO["vermillion"], lw=2
                 )
             )
-            text = counts.get((grid.index[i], grid.columns[j]), f"{share:.0%}")
+            text = counts.get((str(grid.index[i]), str(grid.columns[j])), f"{share:.0%}")
             ax.text(j, i, text, ha="center", va="center", fontsize=HEATMAP_LABEL_SIZE,
                     color="black" if share > 0.5 else "white")  # fmt: skip
     ax.set_xlabel("tag")
@@ -251,8 +251,8 @@ def _with_counts(
     coverage: pd.DataFrame, labels: Mapping[str, str] | None
 ) -> dict[tuple[str, str], str]:
     out: dict[tuple[str, str], str] = {}
-    for row in coverage.itertuples(index=False):
-        key = (str(labels.get(row.contact_id, row.contact_id)) if labels else str(row.contact_id),
-               str(row.tag))  # fmt: skip
-        out[key] = f"{int(row.with_tag)}/{int(row.opportunities)}"
+    columns = [coverage[c] for c in ("contact_id", "tag", "with_tag", "opportunities")]
+    for contact, tag, with_tag, opportunities in zip(*columns, strict=True):
+        key = (str(labels.get(contact, contact)) if labels else str(contact), str(tag))
+        out[key] = f"{int(with_tag)}/{int(opportunities)}"
     return out

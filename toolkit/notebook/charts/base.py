@@ -12,6 +12,7 @@ from typing import Any
 
 import matplotlib
 import matplotlib.pyplot as plt  # imported so IPython registers its PNG formatter for figures
+import numpy as np
 from IPython import get_ipython
 from matplotlib import font_manager
 from matplotlib.container import BarContainer
@@ -144,7 +145,7 @@ def unique_labels(labels: list[str], width: int) -> list[str]:
     return out
 
 
-def new_figure(rows: int, *, width: float = 9.0, min_height: float = 2.6) -> tuple[Figure, Any]:
+def new_figure(rows: float, *, width: float = 9.0, min_height: float = 2.6) -> tuple[Figure, Any]:
     height = max(min_height, 0.8 + 0.32 * rows)
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     ax = fig.add_subplot()
@@ -292,7 +293,7 @@ def describe_figure(fig: Figure, *, items: int = 8) -> str:
     axis += f"; y: {ylabel}" if ylabel and not horizontal else ""
     parts.append(f"{kind}{axis}.")
     categories = ticks_y if horizontal else ticks_x
-    series = [(c.get_label(), list(c.datavalues)) for c in bars]
+    series = [(c.get_label(), list(np.asarray(c.datavalues))) for c in bars]
     rows = []
     for k, category in enumerate(categories):
         if not category or any(k >= len(values) for _, values in series):

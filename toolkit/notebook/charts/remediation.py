@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,15 +18,18 @@ from toolkit.notebook.charts.base import (
     unique_labels,
 )
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.remediate.plan import Plan
 
-def _plan_rows(plan: Any) -> pd.DataFrame:
+
+def _plan_rows(plan: Plan) -> pd.DataFrame:
     rows = getattr(plan, "rows", plan)
     if not isinstance(rows, pd.DataFrame):
         raise TypeError("plan_counts_bar needs a Plan or a DataFrame with columns op, tag")
     return rows
 
 
-def plan_counts_bar(plan: Any, top: int = 20) -> Figure:
+def plan_counts_bar(plan: Plan, top: int = 20) -> Figure:
     """Planned changes per tag, additions and removals stacked, most changes at the top.
 
     Args:

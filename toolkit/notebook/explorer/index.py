@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ from toolkit.audit.arrays import (
     sorted_unique_inverse,
     stable_argsort,
 )
+
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import PolicySource
 
 
 def _codes(values: Any) -> tuple[np.ndarray, pa.Array]:
@@ -78,7 +81,7 @@ def _contact_keys(frame: pd.DataFrame) -> pa.Array:
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.zeros(len(frame), dtype=bool)
-    return pd.array(frame[name], dtype="boolean").fillna(False).to_numpy(dtype=bool)
+    return frame[name].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
 class ExplorerIndex:
@@ -235,7 +238,7 @@ def apply_filters(
     return Selection(rows, keep, np.where(keep, opps, 0), pair_with, pair_kept)
 
 
-def policy_rules(policy: Any) -> tuple[set[str], bool]:
+def policy_rules(policy: PolicySource | None) -> tuple[set[str], bool]:
     """(never_touch tags, skip_anonymized) of a Policy or a mapping, as `make_plan` reads them."""
     if policy is None:
         return set(), True

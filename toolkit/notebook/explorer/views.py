@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 
 from toolkit.notebook.charts.base import OKABE_ITO
-from toolkit.notebook.explorer.index import STATS_COLUMNS, Selection, apply_filters, policy_rules
+from toolkit.notebook.explorer.index import (
+    STATS_COLUMNS,
+    ExplorerIndex,
+    Selection,
+    apply_filters,
+    policy_rules,
+)
+from toolkit.policy import Policy
 from toolkit.remediate.planner import make_plan
 from toolkit.sanitize import tag_problem
 
@@ -25,7 +32,7 @@ def style_grid(grid: pd.DataFrame) -> Any:
     Contact labels and tags (both from Lever) are HTML-escaped.
     """
 
-    def colour(value: float) -> str:
+    def colour(value: Any) -> str:  # a float share or NaN
         if pd.isna(value):
             return ""
         return GAP_STYLE if 0.0 < value < 1.0 else FULL_STYLE
@@ -44,6 +51,20 @@ class Views:
     """The explorer's views; `TagExplorer` provides the index, the widgets and the options."""
 
     max_chosen_columns = 12  # grid columns at most when tags are chosen (the rest: statistics)
+
+    # set by TagExplorer.__init__ (the filters are ipywidgets, which ship no types)
+    index: ExplorerIndex
+    policy: Policy | None
+    search: Any
+    min_opportunities: Any
+    include_archived: Any
+    max_contacts: int
+    max_tags: int
+    page: int
+    _chosen: list[str]
+    _sel: Selection | None
+    _preview: tuple[Any, Any] | None
+    _every_tag: dict[str, np.ndarray] | None
 
     def selection(self) -> Selection:
         """The masks of the current filters (cached until a filter changes)."""
@@ -80,6 +101,7 @@ class Views:
     def _count_tags(self, codes: list[int] | None) -> dict[str, np.ndarray]:
         ix, sel = self.index, self.selection()
         n_tags = len(ix.tags)
+        pairs: slice | np.ndarray
         if codes is None:
             pairs = slice(None)
             tag_of = ix.pair_tag

@@ -22,11 +22,11 @@ from toolkit.notebook.explorer.index import (
     STATS_ROWS,
     TAG_CHOICES,
     ExplorerIndex,
-    Selection,
     apply_filters,
     visible_label,
 )
 from toolkit.notebook.explorer.views import Views, style_grid
+from toolkit.policy import Policy
 from toolkit.progress import in_kernel
 from toolkit.sanitize import tag_problem
 
@@ -121,7 +121,8 @@ class Debounced:
         wait: float = DEBOUNCE_S,
         live: Callable[[], bool] = in_kernel,
     ) -> None:
-        self.fn, self.wait, self.live, self.handle = fn, wait, live, None
+        self.fn, self.wait, self.live = fn, wait, live
+        self.handle: asyncio.TimerHandle | None = None
 
     def __call__(self, _change: Any = None) -> None:
         loop = None
@@ -160,7 +161,7 @@ class TagExplorer(Views):
         include_archived: bool = True,
         max_contacts: int = 30,
         max_tags: int = 12,
-        policy: Any = None,
+        policy: Policy | None = None,
     ) -> None:
         self.frame = frame
         self.policy = policy
@@ -168,9 +169,9 @@ class TagExplorer(Views):
         self.max_tags = max_tags
         self.index = ix = ExplorerIndex(frame)
         self.page = 0
-        self._sel: Selection | None = None
-        self._preview: tuple[Any, Any] | None = None
-        self._every_tag: dict[str, np.ndarray] | None = None
+        self._sel = None
+        self._preview = None
+        self._every_tag = None
         self._unlisted = 0
         self._evidence: pd.DataFrame | None = None
         self.tags_given = tags is not None  # chosen by the caller, not suggested
@@ -249,11 +250,9 @@ class TagExplorer(Views):
 
     def _suggested_tags(self) -> list[str]:
         """The policy's contact-level tags, else the ones the evidence calls contact-level."""
-        resolve = getattr(self.policy, "resolve", None)  # a Policy: its patterns' matches too
-        if resolve is not None and (self.policy.contact_level or self.policy.patterns):
-            return [f.tag for f in resolve(str(t) for t in self.index.tags)]
-        if self.policy is not None and getattr(self.policy, "contact_level", None):
-            return list(self.policy.contact_level)
+        policy = self.policy
+        if policy is not None and (policy.contact_level or policy.patterns):
+            return [f.tag for f in policy.resolve(str(t) for t in self.index.tags)]
         evidence = self.evidence
         likely = evidence.loc[evidence["suggestion"] == "likely contact-level"]
         likely = likely.sort_values(["split_contacts", "tag"], ascending=[False, True])

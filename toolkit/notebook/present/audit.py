@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,8 +16,11 @@ from toolkit.notebook.params import parameters_table
 from toolkit.notebook.present.blocks import Block, Note, table
 from toolkit.policy_draft import draft_policy
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.ports import ContactLevelSource
 
-def focus_statistics(stats: pd.DataFrame, policy: Any = None) -> pd.DataFrame:
+
+def focus_statistics(stats: pd.DataFrame, policy: ContactLevelSource | None = None) -> pd.DataFrame:
     """Per-tag statistics of the policy's contact-level tags (all tags without a policy)."""
     tags = policy_contact_level(policy)
     if not tags:
@@ -33,7 +36,9 @@ def people_words(n: int) -> str:
     return f"{n:,} {'person' if n == 1 else 'people'}"
 
 
-def key_numbers_audit(result: AuditResult, policy: Any = None) -> pd.DataFrame:
+def key_numbers_audit(
+    result: AuditResult, policy: ContactLevelSource | None = None
+) -> pd.DataFrame:
     """The key numbers of an audit: one column for all tags, and with a policy one for its
     contact-level tags first (what the charts and the heatmap count)."""
     s = {k: int(v) for k, v in result.summary.items()}
@@ -53,7 +58,9 @@ def key_numbers_audit(result: AuditResult, policy: Any = None) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def headline_audit(result: AuditResult, policy: Any = None, snap: Any = None) -> Block:
+def headline_audit(
+    result: AuditResult, policy: ContactLevelSource | None = None, snap: Any = None
+) -> Block:
     """The headline of an audit report: a sentence or two, then the key numbers table.
 
     With a policy the sentences and the first column count its contact-level tags (as the charts
@@ -99,13 +106,16 @@ def headline_audit(result: AuditResult, policy: Any = None, snap: Any = None) ->
     return Block(Note(text, "info"), table(key_numbers_audit(result, policy), visible=()), *notes)
 
 
-def focus_label(policy: Any = None) -> str:
+def focus_label(policy: ContactLevelSource | None = None) -> str:
     """What the charts count: "Contact-level tags" with a policy naming some, else "Tags"."""
     return "Contact-level tags" if policy_contact_level(policy) else "Tags"
 
 
 def split_contacts_chart(
-    result: AuditResult, policy: Any = None, top: int = 20, output_dir: str | os.PathLike = ""
+    result: AuditResult,
+    policy: ContactLevelSource | None = None,
+    top: int = 20,
+    output_dir: str | os.PathLike = "",
 ) -> Any:
     """The "most split" chart, counting what the headline and the heatmap count."""
 

@@ -14,6 +14,7 @@ from toolkit.notebook import charts
 
 if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
+    from pandas.io.formats.style_render import CSSDict
 
 
 # Column names ending like this are shares (0..1) and print as percentages.
@@ -275,7 +276,7 @@ def table(
     formats = {column_words(k): v for k, v in formats.items()}
     styler = data.style.format(formats, escape="html", na_rep="")
     styler = styler.format_index(escape="html", axis=1).hide(axis="index")
-    styles = [
+    styles: list[CSSDict] = [
         {"selector": "th", "props": "text-align:left;" + ("white-space:normal;" if wrap else "")},
         {"selector": "td", "props": "text-align:left;" + ("white-space:normal;" if wrap else "")},
     ]
@@ -309,7 +310,7 @@ def _cell_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def key_value_table(rows: Iterable[tuple[str, Any]], *, header: Sequence[str]) -> Styler:
+def key_value_table(rows: Iterable[tuple[Any, ...]], *, header: Sequence[str]) -> Styler:
     """A small two-or-more column table of labelled values (numbers get separators)."""
     frame = pd.DataFrame([tuple(r) for r in rows], columns=list(header)).astype("object")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,8 +13,12 @@ from toolkit.notebook import charts, helpers
 from toolkit.notebook.present.audit import people_words
 from toolkit.notebook.present.blocks import Block, Note, column_words, key_value_table, table
 
+if TYPE_CHECKING:  # types only (no import at run time)
+    from toolkit.remediate.plan import Plan
+    from toolkit.remediate.result import ApplyResult
 
-def run_lines(result: Any) -> Note:
+
+def run_lines(result: ApplyResult) -> Note:
     """The apply's summary lines, whole (a table cell cut them at 50 characters)."""
     lines = [str(line) for line in result.summary_lines()]
     body = "<br>".join(html.escape(line) for line in lines)
@@ -22,7 +26,7 @@ def run_lines(result: Any) -> Note:
 
 
 def headline_remediation(
-    plan: Any, result: Any, before: Mapping[str, Any], after: Mapping[str, Any]
+    plan: Plan, result: ApplyResult, before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> Block:
     """The headline of a remediation report: what the plan does, what was written, and the
     split pairs of the plan's tags before and after; "nothing to do" (and why) for an empty plan.
@@ -81,12 +85,12 @@ def headline_remediation(
     )
 
 
-def plan_table(plan: Any) -> Any:
+def plan_table(plan: Plan) -> Any:
     """Changes per tag (additions and removals), or "none"."""
     return table(plan.changes_by_tag(), empty="none: the plan has no change")
 
 
-def plan_chart(plan: Any, output_dir: str | os.PathLike = "") -> Any:
+def plan_chart(plan: Plan, output_dir: str | os.PathLike = "") -> Any:
     """The plan's chart, or "nothing to do" (never a chart of zeros) for an empty plan."""
 
     if plan.rows.empty:
@@ -95,7 +99,7 @@ def plan_chart(plan: Any, output_dir: str | os.PathLike = "") -> Any:
 
 
 def before_after_chart(
-    plan: Any,
+    plan: Plan,
     before: Mapping[str, Any] | pd.DataFrame,
     after: Mapping[str, Any] | pd.DataFrame,
     name: str,
@@ -117,7 +121,7 @@ def before_after_chart(
     )
 
 
-def skipped_table(plan: Any) -> Any:
+def skipped_table(plan: Plan) -> Any:
     """Rows the plan will not write, with why; "none" when it writes every row."""
     return table(plan.skipped, empty="none: the plan skips no row")
 
@@ -133,7 +137,7 @@ def drift_table(drift: pd.DataFrame, note: str = "") -> Any:
     )
 
 
-def apply_table(result: Any) -> Any:
+def apply_table(result: ApplyResult) -> Any:
     """The apply's counts (the summary lines are in the headline, whole)."""
     counts = helpers.apply_overview(result)
     counts = counts.loc[counts["item"] != "summary"].reset_index(drop=True)
@@ -143,7 +147,7 @@ def apply_table(result: Any) -> Any:
     )
 
 
-def verify_table(residual: pd.DataFrame, result: Any) -> Any:
+def verify_table(residual: pd.DataFrame, result: ApplyResult) -> Any:
     """Plan rows that do not hold after a real apply; "none" (with why) when empty."""
     if result.dry_run:
         return Note("none: a dry run writes nothing, so there is nothing to verify", "none")
@@ -156,6 +160,6 @@ def before_after_table(before: Mapping[str, Any], after: Mapping[str, Any]) -> A
     return table(frame.assign(metric=frame["metric"].map(column_words)), visible=())
 
 
-def journal_table(result: Any) -> Any:
+def journal_table(result: ApplyResult) -> Any:
     """The run journal's summary; a dry run has none."""
     return table(helpers.journal_overview(result), visible=())
