@@ -65,7 +65,11 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         from toolkit.snapshot.listing import start_fetch
 
         client = LeverClient.from_env()
-        options = {"include_archived": not args.exclude_archived, "workers": args.workers}
+        options = {
+            "include_archived": not args.exclude_archived,
+            "workers": args.workers,
+            "with_personal": args.with_personal,
+        }
         fetch = {"client": client, "fetched": start_fetch(client, **options)}
     # imported when the command runs: `lever-tags --help` must not load pandas
     from toolkit import workflows

@@ -36,6 +36,7 @@ from toolkit.snapshot.frame import (
     fingerprint,
     frame_counts,
     frame_from_opportunities,
+    frame_from_rows,
     label_context,
     safe_watermark,
     typed_frame,
@@ -98,10 +99,14 @@ def fetch_snapshot(
             progress=progress,
             now_ms=now_ms,
             read_context=True,
+            with_personal=with_personal,
         )
     filters, warnings_ = fetched.filters, fetched.warnings
     started_ms = fetched.server_started_ms or now_ms  # Lever's clock when it first answered
-    frame = frame_from_opportunities(fetched.items.values(), with_personal=with_personal)
+    if fetched.rows is not None and fetched.with_personal == with_personal:
+        frame = frame_from_rows(fetched.rows.values(), with_personal)  # parsed as listed
+    else:
+        frame = frame_from_opportunities(fetched.items.values(), with_personal=with_personal)
     context = fetched.context
     if context is None:
         catalogs, account = account_catalogs(client, warnings_), recorded_account(client)

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from toolkit.client.account import recorded_account
 from toolkit.errors import AuthenticationError, LeverError, PermissionDeniedError
 from toolkit.progress import progress_bar
+from toolkit.snapshot.rows import opportunity_row
 from toolkit.snapshot.windows import WindowedListing
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,24 @@ class Fetched:
     server_started_ms: int | None  # Lever's clock at its first answer
     stats: dict[str, Any]
     context: AccountContext | None = None  # read during the fetch (`read_context=True`)
+    rows: dict[str, tuple] | None = None  # `rows.opportunity_row` of each item, parsed as listed
+    with_personal: bool = False  # the rows' personal columns
+
+
+class ParsedItems(dict[str, dict]):
+    """The listing's opportunities by id, each also parsed into its snapshot row when stored
+    (the catch-up's newer copy replaces both), so the frame is ready with the last page."""
+
+    def __init__(self, with_personal: bool) -> None:
+        super().__init__()
+        self.with_personal = with_personal
+        self.rows: dict[str, tuple] = {}
+
+    def __setitem__(self, key: str, value: dict) -> None:
+        super().__setitem__(key, value)
+        row = opportunity_row(value, self.with_personal)
+        if row is not None:
+            self.rows[key] = row
 
 
 def account_catalogs(client: Any, warnings_: list[str]) -> dict[str, dict[str, str]]:
@@ -122,6 +141,7 @@ def fetch_opportunities(
     now_ms: int | None = None,
     trust_order: bool = True,
     read_context: bool = False,
+    with_personal: bool | None = None,
 ) -> Fetched:
     """List every considered opportunity of the account (no pandas: a CLI can load it meanwhile).
 
@@ -137,6 +157,8 @@ def fetch_opportunities(
         trust_order: see `WindowedListing`.
         read_context: also read the account and the catalogs (`read_account_context`) beside
             the listing's first pages; their requests are counted apart (`context_requests`).
+        with_personal: parse each page into snapshot rows as it arrives (`Fetched.rows`), with
+            names and emails or without; None = keep the items only.
     """
     started = time.monotonic()
     before = client.stats.as_dict()
@@ -148,13 +170,13 @@ def fetch_opportunities(
     bar = progress_bar(progress, desc="opportunities", unit=" opp")
     options = {"workers": workers, "now_ms": now_ms, "on_items": bar.update}
     try:
-        listing = WindowedListing(client, trust_order=trust_order, **options)
+        listing = _listing(client, trust_order, with_personal, options)
         items = listing.run([(filters, (None, None))])
     except PermissionDeniedError:
         log.warning(NO_CONFIDENTIAL_ACCESS)
         warnings_.append(NO_CONFIDENTIAL_ACCESS)
         filters = {k: v for k, v in filters.items() if k != "confidentiality"}
-        listing = WindowedListing(client, trust_order=trust_order, **options)
+        listing = _listing(client, trust_order, with_personal, options)
         items = listing.run([(filters, (None, None))])
     finally:
         bar.close()
@@ -176,7 +198,27 @@ def fetch_opportunities(
         stats["context_requests"] = side.requests
     if replaced := after["replaced_text"] - before["replaced_text"]:
         warnings_.append(hostile_text_warning(replaced))
-    return Fetched(items, filters, warnings_, started, listing.server_time_ms, stats, side)
+    rows = items.rows if isinstance(items, ParsedItems) else None
+    return Fetched(
+        items,
+        filters,
+        warnings_,
+        started,
+        listing.server_time_ms,
+        stats,
+        side,
+        rows,
+        bool(with_personal),
+    )
+
+
+def _listing(
+    client: Any, trust_order: bool, with_personal: bool | None, options: dict[str, Any]
+) -> WindowedListing:
+    listing = WindowedListing(client, trust_order=trust_order, **options)
+    if with_personal is not None:
+        listing.items = ParsedItems(with_personal)
+    return listing
 
 
 def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
