@@ -431,11 +431,13 @@ class WindowedListing:
         return parts if len(parts) > 1 else []
 
     def _behind(self, window: _Window) -> bool:
-        """Its pages, one latency apart, would end after the others at the limiter's rate."""
-        assert window.left is not None
+        """Its pages, one latency apart, would end well after the rest at the limiter's rate."""
+        if window.left is None or any(w.left is None for w in self._active):
+            return False  # the work elsewhere is not known yet
         rate = float(getattr(getattr(self.client, "limiter", None), "rate", 10.0))
-        others = sum(w.left or 0.0 for w in self._active if w is not window)
-        return window.left * (self.latency or 0.0) * 1.3 > (others + window.left) / rate + 1.0
+        total = sum(w.left or 0.0 for w in self._active)
+        own = window.left * (self.latency or 0.0) * 1.3
+        return window.left >= 2 * PART_PAGES and own > total / rate + 2.0
 
     def _heavy(self, window: _Window) -> bool:
         """Among the windows with the most work left (at least half the most)."""
