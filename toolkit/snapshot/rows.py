@@ -78,7 +78,8 @@ def _posting(applications: Any) -> tuple[str | None, str | None]:
     app = applications[0]
     if not isinstance(app, Mapping):
         return None, None  # an application id only: the posting is not known from here
-    return _ref(app.get("posting"), "text")
+    posting_id, title = _ref(app.get("posting"), "text")
+    return posting_id, title
 
 
 def _reason(opp: Mapping[str, Any]) -> str | None:
