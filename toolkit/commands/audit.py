@@ -50,9 +50,6 @@ def _add_snapshot(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    # imported when the command runs: `lever-tags --help` must not load pandas or the client
-    from toolkit import workflows
-
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {args.workers})")
     out = Path(args.out)
@@ -60,6 +57,23 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         raise UsageError(f"the folder of --out does not exist: {out.parent}")
     if out.is_dir():
         raise UsageError(f"--out must be a file name, and {out} is a folder")
+    fetch: dict = {}
+    if not args.refresh and not args.journal:
+        # imported when the command runs (`lever-tags --help` loads no client); the listing
+        # starts now and runs while pandas and the workflows load (a second or two)
+        from toolkit.client import LeverClient
+        from toolkit.snapshot.listing import start_fetch
+
+        client = LeverClient.from_env()
+        options = {
+            "include_archived": not args.exclude_archived,
+            "workers": args.workers,
+            "with_personal": args.with_personal,
+        }
+        fetch = {"client": client, "fetched": start_fetch(client, **options)}
+    # imported when the command runs: `lever-tags --help` must not load pandas
+    from toolkit import workflows
+
     snap = workflows.take_snapshot(
         out,
         refresh=args.refresh,
@@ -67,6 +81,7 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         include_archived=not args.exclude_archived,
         with_personal=args.with_personal,
         workers=args.workers,
+        **fetch,
     )
     _warn(snap.warnings)
     counts = snap.meta.get("counts", {})

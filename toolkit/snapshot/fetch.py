@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,9 +24,7 @@ from tqdm import tqdm
 from toolkit.client.account import recorded_account
 from toolkit.client.http import deleted_ids
 from toolkit.errors import (
-    AuthenticationError,
     BadRequestError,
-    LeverError,
     NotFoundError,
     PermissionDeniedError,
     UnexpectedResponseError,
@@ -36,11 +35,17 @@ from toolkit.snapshot.frame import (
     fingerprint,
     frame_counts,
     frame_from_opportunities,
+    frame_from_rows,
     label_context,
     safe_watermark,
     typed_frame,
 )
-from toolkit.snapshot.listing import EXPAND, Fetched, fetch_opportunities
+from toolkit.snapshot.listing import (
+    EXPAND,
+    Fetched,
+    account_catalogs,
+    fetch_opportunities,
+)
 from toolkit.snapshot.windows import WindowedListing
 
 if TYPE_CHECKING:  # types only (no import at run time)
@@ -66,7 +71,7 @@ def fetch_snapshot(
     workers: int = 8,
     progress: bool | None = None,
     clock: Callable[[], float] = time.time,
-    fetched: Fetched | None = None,
+    fetched: Fetched | Future[Fetched] | None = None,
 ) -> Snapshot:
     """Fetch every considered opportunity into a `Snapshot`.
 
@@ -82,10 +87,12 @@ def fetch_snapshot(
             `toolkit.snapshot.windows.WindowedListing`).
         progress: show a tqdm bar; None = in a terminal or Jupyter (see `toolkit.progress`).
         clock: seconds since the epoch (tests).
-        fetched: the result of `windows.fetch_opportunities` with the same options, when
-            already listed (the CLI lists while pandas loads); None = list now.
+        fetched: the result of `listing.fetch_opportunities` with the same options, or the
+            future of `listing.start_fetch` (the CLI lists while pandas loads); None = list now.
     """
     now_ms = int(clock() * 1000)
+    if isinstance(fetched, Future):
+        fetched = fetched.result()
     if fetched is None:
         fetched = fetch_opportunities(
             client,
@@ -93,11 +100,22 @@ def fetch_snapshot(
             workers=workers,
             progress=progress,
             now_ms=now_ms,
+            read_context=True,
+            with_personal=with_personal,
         )
     filters, warnings_ = fetched.filters, fetched.warnings
     started_ms = fetched.server_started_ms or now_ms  # Lever's clock when it first answered
-    frame = frame_from_opportunities(fetched.items.values(), with_personal=with_personal)
-    frame = label_context(frame, **account_catalogs(client, warnings_))
+    if fetched.rows is not None and fetched.with_personal == with_personal:
+        frame = frame_from_rows(fetched.rows.values(), with_personal)  # parsed as listed
+    else:
+        frame = frame_from_opportunities(fetched.items.values(), with_personal=with_personal)
+    context = fetched.context
+    if context is None:
+        catalogs, account = account_catalogs(client, warnings_), recorded_account(client)
+    else:
+        catalogs, account = context.catalogs, context.account
+        warnings_.extend(context.warnings)
+    frame = label_context(frame, **catalogs)
     access = confidential_access_seen(filters, warnings_, frame)
     if access is None:
         log.warning(UNKNOWN_ACCESS_WARNING)
@@ -108,7 +126,7 @@ def fetch_snapshot(
         "fetched_at": fetched_at.isoformat(timespec="seconds"),
         "full_fetch_at": fetched_at.isoformat(timespec="seconds"),
         "host": urlsplit(client.base_url).netloc,
-        "account": recorded_account(client),
+        "account": account,
         "filters": dict(filters),
         "include_archived": include_archived,
         "with_personal": with_personal,
@@ -124,33 +142,6 @@ def fetch_snapshot(
         },
     }
     return Snapshot(frame, meta)
-
-
-def account_catalogs(client: LeverAPI, warnings_: list[str]) -> dict[str, dict[str, str]]:
-    """The texts behind the snapshot's ids: postings' titles and archive reasons (a few calls).
-
-    A key that may not read a catalog (403), an account without it (404) or a failing one
-    keeps the ids only, with a warning: the audit does not need the texts, the people do.
-    """
-    catalogs: dict[str, dict[str, str]] = {}
-    for name, items in (
-        ("postings", client.iter_postings),
-        ("reasons", client.iter_archive_reasons),
-    ):
-        try:
-            catalogs[name] = {
-                i["id"]: i["text"]
-                for i in items()
-                if isinstance(i.get("id"), str) and isinstance(i.get("text"), str)
-            }
-        except AuthenticationError:
-            raise
-        except LeverError as exc:  # decoration: a refused or failing catalog costs its texts
-            label = "posting titles" if name == "postings" else "archive reasons"
-            note = f"{label} not read ({exc.status or type(exc).__name__}): the reports show ids"
-            log.warning(note)
-            warnings_.append(note)
-    return catalogs
 
 
 UNKNOWN_ACCESS_WARNING = (

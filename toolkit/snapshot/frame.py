@@ -12,39 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-COLUMNS = [
-    "opportunity_id",
-    "contact_id",
-    "tags",
-    "archived",
-    "archived_at",
-    "confidential",
-    "anonymized",
-    "created_at",
-    "updated_at",
-]
+from toolkit.snapshot import rows as _rows
+from toolkit.snapshot.rows import CONTEXT_COLUMNS, columns, opportunity_row
 
-
-# What a person needs to act on a row (who owns it, where it is, what it was for, why it was
-# archived): categoricals, a few hundred distinct values over a million rows. Optional in a
-# loaded snapshot (older ones lack them). Ids from the opportunity; texts from `expand` or the
-# account's catalogs (`label_context`).
-CONTEXT_COLUMNS = [
-    "owner_id",
-    "stage_id",
-    "stage",
-    "posting_id",
-    "posting",
-    "origin",
-    "archived_reason_id",
-    "archived_reason",
-]
-
-
-# The contact's name and first email, and the owner's (a Lever user): personal data, only when
-# asked for (`with_personal`).
-PERSONAL_COLUMNS = ["name", "email", "owner_name", "owner_email"]
-
+# Re-exported: the frame's columns and the parse of Lever's fields live in `rows` (no pandas).
+COLUMNS, PERSONAL_COLUMNS = _rows.COLUMNS, _rows.PERSONAL_COLUMNS
+string_tags, to_ms = _rows.string_tags, _rows.to_ms
 
 REFRESH_OVERLAP_MS = 60_000  # a margin before the watermark: writes in flight, coarse clocks
 
@@ -59,69 +32,6 @@ class Snapshot:
     @property
     def warnings(self) -> list[str]:
         return list(self.meta.get("warnings", []))
-
-
-def to_ms(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    return None
-
-
-def _archived_at(opp: Mapping[str, Any]) -> tuple[bool, int | None]:
-    """Both shapes: the `archived` object, or legacy top-level `archivedAt` / `archiveReason`."""
-    archived = opp.get("archived")
-    if isinstance(archived, Mapping):
-        return True, to_ms(archived.get("archivedAt"))
-    legacy = opp.get("archivedAt")
-    if legacy is not None:
-        return True, to_ms(legacy)
-    return False, None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _ref(value: Any, *keys: str) -> tuple[str | None, ...]:
-    """An id field that `expand` may have replaced by its object: (id, *the object's `keys`)."""
-    if isinstance(value, Mapping):
-        return (_text(value.get("id")), *(_text(value.get(k)) for k in keys))
-    return (_text(value), *(None for _ in keys))
-
-
-def _posting(applications: Any) -> tuple[str | None, str | None]:
-    """(posting id, title) of the first application (`expand=applications`), when known."""
-    if not isinstance(applications, list) or not applications:
-        return None, None
-    app = applications[0]
-    if not isinstance(app, Mapping):
-        return None, None  # an application id only: the posting is not known from here
-    posting_id, title = _ref(app.get("posting"), "text")
-    return posting_id, title
-
-
-def _reason(opp: Mapping[str, Any]) -> str | None:
-    archived = opp.get("archived")
-    if isinstance(archived, Mapping):
-        return _text(archived.get("reason"))
-    return _text(opp.get("archiveReason"))
-
-
-def string_tags(value: Any) -> list[str]:
-    """The tags of a Lever `tags` field: its strings, in order; anything else is no tag.
-
-    The one filter for tags read from Lever (snapshot parsing, drift reads, verify): data from
-    Lever is untrusted, so a non-list field or a non-string element is dropped, never an error.
-
-    Example:
-        >>> string_tags(["Python", 3, None, "Go"]), string_tags("Python")
-        (['Python', 'Go'], [])
-    """
-    if not isinstance(value, list):
-        return []
-    return [t for t in value if isinstance(t, str)]
 
 
 def frame_from_opportunities(
@@ -146,48 +56,20 @@ def frame_from_opportunities(
         >>> frame.loc[0, "tags"]
         ['Python']
     """
-    personal = PERSONAL_COLUMNS if with_personal else []
-    rows: dict[str, list] = {c: [] for c in COLUMNS + CONTEXT_COLUMNS + personal}
-    for opp in opportunities:
-        opp_id = opp.get("id")
-        if not isinstance(opp_id, str) or not opp_id:
-            continue
-        contact = opp.get("contact")
-        if isinstance(contact, Mapping):  # expand=contact
-            contact = contact.get("id")
-        archived, archived_at = _archived_at(opp)
-        rows["opportunity_id"].append(opp_id)
-        rows["contact_id"].append(contact if isinstance(contact, str) and contact else None)
-        rows["tags"].append(string_tags(opp.get("tags")))
-        rows["archived"].append(archived)
-        rows["archived_at"].append(archived_at)
-        rows["confidential"].append(opp.get("confidentiality") == "confidential")
-        rows["anonymized"].append(bool(opp.get("isAnonymized")))
-        rows["created_at"].append(to_ms(opp.get("createdAt")))
-        rows["updated_at"].append(to_ms(opp.get("updatedAt")))
-        owner_id, owner_name, owner_email = _ref(opp.get("owner"), "name", "email")
-        stage_id, stage = _ref(opp.get("stage"), "text")
-        posting_id, posting = _posting(opp.get("applications"))
-        for column, value in (
-            ("owner_id", owner_id),
-            ("stage_id", stage_id),
-            ("stage", stage),
-            ("posting_id", posting_id),
-            ("posting", posting),
-            ("origin", _text(opp.get("origin"))),
-            ("archived_reason_id", _reason(opp) if archived else None),
-            ("archived_reason", None),
-        ):
-            rows[column].append(value)
-        if with_personal:
-            name = opp.get("name")
-            emails = opp.get("emails")
-            rows["name"].append(name if isinstance(name, str) else None)
-            first = emails[0] if isinstance(emails, list) and emails else None
-            rows["email"].append(first if isinstance(first, str) else None)
-            rows["owner_name"].append(owner_name)
-            rows["owner_email"].append(owner_email)
-    return typed_frame(pd.DataFrame(rows))
+    rows = (opportunity_row(opp, with_personal) for opp in opportunities)
+    return frame_from_rows([r for r in rows if r is not None], with_personal)
+
+
+def frame_from_rows(rows: Iterable[tuple], with_personal: bool = False) -> pd.DataFrame:
+    """The snapshot frame from rows of `rows.opportunity_row` (already parsed).
+
+    Example:
+        >>> frame_from_rows([opportunity_row({"id": "o1"})]).loc[0, "opportunity_id"]
+        'o1'
+    """
+    names = columns(with_personal)
+    values = list(zip(*rows, strict=True)) or [()] * len(names)
+    return typed_frame(pd.DataFrame({n: list(v) for n, v in zip(names, values, strict=True)}))
 
 
 def typed_frame(frame: pd.DataFrame) -> pd.DataFrame:

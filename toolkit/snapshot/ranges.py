@@ -4,6 +4,36 @@ from __future__ import annotations
 
 Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
 
+FLOOR_MS = 1_325_376_000_000  # 2012-01-01: no Lever account is older (estimates only)
+
+
+def floor_of(position: int) -> int:
+    """Where an open-ended window below `position` is assumed to end (estimates only).
+
+    Example:
+        >>> floor_of(1_700_000_000_000), floor_of(5)
+        (1325376000000, 0)
+    """
+    return FLOOR_MS if position > FLOOR_MS else 0
+
+
+def stepped_parts(window: Window, start: int, step: int, count: int) -> list[Window]:
+    """`count` windows of `|step|` ms from `start` (upward for a positive step, downward for a
+    negative one), then one window for the rest of `window` beyond them.
+
+    Example:
+        >>> stepped_parts((None, None), 100, 10, 2)
+        [(100, 109), (110, 119), (120, None)]
+        >>> stepped_parts((0, 100), 100, -10, 2)
+        [(91, 100), (81, 90), (0, 80)]
+    """
+    bounds = [start + i * step for i in range(count + 1)]
+    if step > 0:
+        out: list[Window] = [(bounds[i], bounds[i + 1] - 1) for i in range(count)]
+        return [*out, (bounds[-1], window[1])]
+    out = [(bounds[i + 1] + 1, bounds[i]) for i in range(count)]
+    return [*out, (window[0], bounds[-1])]
+
 
 def split_window(window: Window, lo: int, hi: int, parts: int) -> list[Window]:
     """Split an inclusive window into `parts` contiguous windows of equal time.

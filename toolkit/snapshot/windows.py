@@ -27,19 +27,19 @@ model that mimics `createdAt` on every page the fetch reads is not caught; `trus
 relies on no order at all). An opportunity deleted during the fetch may or may not be in it
 (the next refresh's deleted listing drops it).
 
-Speed, in every order:
+Speed, in every order: only `slots` pages are asked for at once (the limiter's rate x latency,
+with a margin), the windows with the most work left first, so the longest listings, which set
+the fetch's end, never wait in the limiter behind short ones.
 
-- `createdAt` proven (ascending or newest first): the running window with the most work left
-  hands on the rest of its range when fewer windows run than the limiter can keep busy
-  (`target`). Work left is estimated from the density of its last page (items per ms); the new
-  windows next to where it reached (above it ascending, below it newest first) hold `PART_PAGES`
-  pages at that density, and one more takes whatever lies beyond (its first page skips an empty
-  stretch at once).
-- Any other order: windows are cut only into windows that cover their whole range again (the
-  part already listed is listed anew), at a window's first page (one page lost) and later only
-  for a share of work many times the pages it lost. A page in `updatedAt` order still shows
-  where a window is and how dense it is; a page in no order (shuffled) is a sample of its
-  window, cut at the sample's quantiles.
+- `createdAt` proven (ascending or newest first): the window with the most work left hands on
+  the rest of its range when fewer windows run than the limiter can keep busy (`target`), or
+  when its pages, one latency apart, would end after all the rest at the limiter's rate. Work
+  left comes from its last page's density (items per ms); the new windows next to where it
+  reached hold `PART_PAGES` pages at that density, one more takes whatever lies beyond.
+- Any other order: windows are cut only into windows that cover their whole range again, at a
+  window's first page (one page lost) and later only for a share of work many times the pages
+  it lost. A page in `updatedAt` order still shows where a window is and how dense it is; a
+  page in no order (shuffled) is a sample of its window, cut at the sample's quantiles.
 """
 
 from __future__ import annotations
@@ -64,7 +64,13 @@ from toolkit.snapshot.order import (
     ms,
     value_of,
 )
-from toolkit.snapshot.ranges import Window, quantile_window_parts, split_window
+from toolkit.snapshot.ranges import (
+    Window,
+    floor_of,
+    quantile_window_parts,
+    split_window,
+    stepped_parts,
+)
 
 if TYPE_CHECKING:  # types only (no import at run time)
     from toolkit.ports import OpportunityReader
@@ -76,14 +82,8 @@ PART_PAGES = 10  # a new window holds about this many pages at the density that 
 MIN_PART_PAGES = 3  # below this many pages left, a window is not worth cutting
 LATE_CUT_GAIN = 8  # without a proven order, a later cut needs this many pages left per page lost
 MAX_TARGET = 32  # windows listed at once, at most (high latency)
-FLOOR_MS = 1_325_376_000_000  # 2012-01-01: no Lever account is older (estimates only)
 CATCH_UP_MARGIN_MS = 60_000  # the catch-up starts this long before Lever's clock at the start
 CATCH_UP_ROUNDS = 3
-
-
-def _floor(position: int) -> int:
-    """Where an open-ended window below `position` is assumed to end (estimates only)."""
-    return FLOOR_MS if position > FLOOR_MS else 0
 
 
 @dataclass(eq=False)
@@ -181,6 +181,7 @@ class WindowedListing:
         }
         self._active: list[_Window] = []
         self._futures: dict[Future, _Window] = {}
+        self._ready: list[_Window] = []  # windows waiting for a free slot for their next page
         self._pool: ThreadPoolExecutor | None = None
 
     # -- sizing ----------------------------------------------------------------------------------
@@ -193,6 +194,13 @@ class WindowedListing:
         rate = float(getattr(getattr(self.client, "limiter", None), "rate", 10.0))
         need = math.ceil(rate * self.latency * 2) + 1 if self.latency else 0
         return max(self.workers, min(MAX_TARGET, need))
+
+    @property
+    def slots(self) -> int:
+        """Pages asked for at once: the limiter's rate x latency, with a margin for jitter."""
+        rate = float(getattr(getattr(self.client, "limiter", None), "rate", 10.0))
+        need = math.ceil(rate * self.latency * 1.5) + 1 if self.latency else self.target
+        return max(2, min(self.target, need))
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -215,6 +223,7 @@ class WindowedListing:
                     done, _ = wait(self._futures, return_when=FIRST_COMPLETED)
                     for future in done:
                         self._on_page(self._futures.pop(future), future.result())
+                    self._pump()
             finally:
                 for future in self._futures:
                     future.cancel()
@@ -250,8 +259,17 @@ class WindowedListing:
         self._submit(window)
 
     def _submit(self, window: _Window) -> None:
+        self._ready.append(window)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Ask for next pages, `slots` at most at once, the most work left first (unknown: a
+        first page, or pages in no order, first of all)."""
         assert self._pool is not None
-        self._futures[self._pool.submit(self._next_page, window)] = window
+        while self._ready and len(self._futures) < self.slots:
+            window = max(self._ready, key=lambda w: math.inf if w.left is None else w.left)
+            self._ready.remove(window)
+            self._futures[self._pool.submit(self._next_page, window)] = window
 
     @staticmethod
     def _next_page(window: _Window) -> tuple[Page | None, float]:
@@ -355,7 +373,7 @@ class WindowedListing:
                 end += family.lag
             span = end - last  # type: ignore[operator]
         else:
-            start = window.lo if window.lo is not None else _floor(last)  # type: ignore[arg-type]
+            start = window.lo if window.lo is not None else floor_of(last)  # type: ignore[arg-type]
             span = last - start  # type: ignore[operator]
         window.left = window.density * max(0, span) / PAGE_ITEMS
 
@@ -395,7 +413,7 @@ class WindowedListing:
                 return cut if len(cut) > 1 else []
             return []
         if self._trusted(window.family) and window.key == window.family.evidence.proven:
-            return self._hand_on(window, deficit) if deficit > 0 else []
+            return self._hand_on(window, deficit) if deficit > 0 or self._behind(window) else []
         # No order relied on: the parts list the window's whole range again.
         worth = window.left >= 2 * PART_PAGES or (deficit > 0 and window.left >= 2 * MIN_PART_PAGES)
         if window.pages_done == 1 and worth:
@@ -414,6 +432,15 @@ class WindowedListing:
             return []
         parts = split_window((None, None), earliest, self.now_ms, min(self.target, deficit + 1))
         return parts if len(parts) > 1 else []
+
+    def _behind(self, window: _Window) -> bool:
+        """Its pages, one latency apart, would end well after the rest at the limiter's rate."""
+        if window.left is None or any(w.left is None for w in self._active):
+            return False  # the work elsewhere is not known yet
+        rate = float(getattr(getattr(self.client, "limiter", None), "rate", 10.0))
+        total = sum(w.left or 0.0 for w in self._active)
+        own = window.left * (self.latency or 0.0) * 1.3
+        return window.left >= 2 * PART_PAGES and own > total / rate + 2.0
 
     def _heavy(self, window: _Window) -> bool:
         """Among the windows with the most work left (at least half the most)."""
@@ -478,7 +505,7 @@ class WindowedListing:
         if ascending:
             end = window.hi if window.hi is not None else max(self.now_ms, start + 1)
         else:
-            end = window.lo if window.lo is not None else _floor(start)
+            end = window.lo if window.lo is not None else floor_of(start)
         width = max(1, int(PART_PAGES * PAGE_ITEMS / window.density))
         near = min(
             max(deficit, 1),
@@ -486,14 +513,8 @@ class WindowedListing:
             abs(end - start) // width,
             max(1, math.ceil(window.left / PART_PAGES)),
         )
-        if near >= 1 and ascending:
-            bounds = [start + i * width for i in range(near + 1)]
-            out: list[Window] = [(bounds[i], bounds[i + 1] - 1) for i in range(near)]
-            return [*out, (bounds[-1], window.hi)]
         if near >= 1:
-            bounds = [start - i * width for i in range(near + 1)]
-            out = [(bounds[i + 1] + 1, bounds[i]) for i in range(near)]
-            return [*out, (window.lo, bounds[-1])]
+            return stepped_parts((window.lo, window.hi), start, width * window.key[1], near)
         parts = int(min(max(deficit, 1) + 1, window.left // MIN_PART_PAGES, self.target))
         if parts < 2:
             return []
