@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -19,6 +20,8 @@ from lever_sandbox.process import SandboxProcess
 from toolkit import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
+NOT_SOURCES = (".git", ".venv", "build", "*.egg-info", "reports", "test-artifacts", "__pycache__")
+NOT_SOURCES += (".mypy_cache", ".ruff_cache", ".pytest_cache", "artifacts")
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +30,10 @@ pytestmark = pytest.mark.slow
 def installed(tmp_path_factory) -> Path:
     """A fresh venv with the wheel installed (no deps); the .venv's packages after its own."""
     work = tmp_path_factory.mktemp("install")
+    # Built from a copy: setuptools writes build/ and *.egg-info beside the sources, which must
+    # not touch the checkout (nor collide with another build of it running beside this one).
+    source = work / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SOURCES))
     build = subprocess.run(
         [
             sys.executable,
@@ -37,7 +44,7 @@ def installed(tmp_path_factory) -> Path:
             "-q",
             "-w",
             str(work / "dist"),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,

@@ -428,12 +428,13 @@ def test_burst_gets_429_and_the_client_recovers(fresh_sandbox):
     r = raw(sb, "GET", "/users")
     assert r.status_code == 429 and r.headers["Retry-After"] == "2"
     # a client that ignores the limit (rate 1000) is answered 429 and backs off until done
-    sb.configure(retry_after=False, rate=50, burst=5)
+    # (2 pages a second after 2 at once: the 3rd of 6 pages is early unless a page takes 0.5 s)
+    sb.configure(retry_after=False, rate=2, burst=2)
     sb.reset_stats()
     client = LeverClient(
         sb.base_url, api_key=sb.api_key, rate=1000, burst=1000, backoff_base=0.05, max_attempts=20
     )
-    assert ids(client.iter_opportunities(confidentiality="all", limit=20)) == ids(
+    assert ids(client.iter_opportunities(confidentiality="all", limit=100)) == ids(
         sb.opportunities()
     )
     assert client.stats.rate_limited > 0

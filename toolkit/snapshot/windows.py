@@ -22,15 +22,11 @@ first request to its last is in the result exactly once, because:
    window (an `updatedAt` order, or an unknown one). Ids de-duplicate; the catch-up's copy, the
    newer, wins.
 
-What the trust rests on: Lever sorting a query by one timestamp, one way (an order outside that
-model that mimics `createdAt` on every page the fetch reads is not caught; `trust_order=False`
-relies on no order at all). An opportunity deleted during the fetch may or may not be in it
-(the next refresh's deleted listing drops it).
+The trust rests on Lever sorting a query by one timestamp, one way (`trust_order=False` relies
+on no order). One deleted during the fetch may be in it (the next refresh's deletions drop it).
 
-Speed, in every order: only `slots` pages are asked for at once (the limiter's rate x latency,
-with a margin), the windows with the most work left first, so the longest listings, which set
-the fetch's end, never wait in the limiter behind short ones.
-
+Speed: only `slots` pages are asked for at once (rate x latency, with a margin), the windows
+with the most work left first, so the longest listings never wait behind short ones.
 - `createdAt` proven (ascending or newest first): the window with the most work left hands on
   the rest of its range when fewer windows run than the limiter can keep busy (`target`), or
   when its pages, one latency apart, would end after all the rest at the limiter's rate. Work
