@@ -31,7 +31,9 @@ from lever_sandbox.process import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-STARTUP_S = 180  # bounds a failure only: JupyterLab starts in seconds, but slowly beside 3 busy workers
+STARTUP_S = (
+    180  # bounds a failure only: JupyterLab starts in seconds, but slowly beside 3 busy workers
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
