@@ -47,10 +47,10 @@ IMAGES = {
 }
 
 
-# The demo's account: the sandbox's seed 7 with 500 contacts (about 900 opportunities). The
-# smallest size at which the evidence names exactly the sandbox's contact-level tags on every
-# seed tried (1-12): at 300 contacts too few people with several opportunities carry some of
-# them ("Diversity pipeline": 3 on seed 7), and `lever-tags policy draft` rightly calls them
+# The demo's account: the sandbox's seed 7 with 500 contacts. Of the sizes tried (300, 400,
+# 500), the smallest at which the evidence names exactly the sandbox's contact-level tags on
+# every seed tried (1-12): at 300 contacts too few people with several opportunities carry some
+# of them ("Diversity pipeline": 3 on seed 7), and `lever-tags policy draft` rightly calls them
 # unclear (tests/test_policy_draft.py).
 DEMO_SEED = 7
 DEMO_CONTACTS = 500
