@@ -88,29 +88,34 @@ class Views:
             return self._every_tag
         ix, sel = self.index, self.selection()
         n_tags = len(ix.tags)
-        kept = sel.pair_kept
-        with_tag = sel.pair_with
-        opps = sel.opportunities[ix.pair_contact]
-        multi = kept & (opps >= 2)
+        kept = np.flatnonzero(sel.pair_kept)  # the kept pairs, then arrays over them only
+        tag = ix.pair_tag[kept]
+        with_tag = sel.pair_with[kept]
+        opps = sel.opportunities[ix.pair_contact[kept]]
+        multi = opps >= 2
         split = multi & (with_tag < opps)
+        # one pass for three counts: 0 kept, 1 multi-opportunity, 2 split
+        kinds = np.bincount(tag * 3 + multi + split, minlength=3 * n_tags).reshape(n_tags, 3)
+        split_at = np.flatnonzero(split)
+        split_tag = tag[split_at]
+        self._split_pairs = kept[split_at]
         which = 0 if self.include_archived.value else 1
-        lacking_anonymized = (
-            ix.anonymized_opportunities[which][ix.pair_contact] - ix.pair_anonymized[which]
-        )
-
-        def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-            w = None if weights is None else weights[mask]
-            return np.bincount(ix.pair_tag[mask], weights=w, minlength=n_tags).astype(np.int64)
-
+        anonymized = np.zeros(n_tags, dtype=np.int64)
+        if ix.anonymized.any():
+            pairs = self._split_pairs
+            lacking = ix.anonymized_opportunities[which][ix.pair_contact[pairs]]
+            lacking -= ix.pair_anonymized[which][pairs]
+            anonymized = np.bincount(split_tag, weights=lacking, minlength=n_tags)
+        missing = (opps - with_tag)[split_at]
         self._every_tag = {
-            "opportunities": count(kept, with_tag),
-            "contacts": count(kept),
-            "multi": count(multi),
-            "split": count(split),
-            "missing": count(split, opps - with_tag),
-            "anonymized": count(split, lacking_anonymized),
+            "opportunities": np.bincount(tag, weights=with_tag, minlength=n_tags),
+            "contacts": kinds.sum(axis=1),
+            "multi": kinds[:, 1] + kinds[:, 2],
+            "split": kinds[:, 2],
+            "missing": np.bincount(split_tag, weights=missing, minlength=n_tags),
+            "anonymized": anonymized,
         }
-        self._split_pairs = split
+        self._every_tag = {k: v.astype(np.int64) for k, v in self._every_tag.items()}
         return self._every_tag
 
     def stats_table(self, limit: int | None = None) -> pd.DataFrame:
@@ -268,12 +273,15 @@ class Views:
         contact carries split, i.e. given an addition (anonymized rows left out when skipped)."""
         ix, sel = self.index, self.selection()
         self._tag_counts()  # the split pairs of the current filters
-        pairs = chosen[ix.pair_tag] & self._split_pairs
+        split = self._split_pairs
+        pairs = split[chosen[ix.pair_tag[split]]]
         n_rows = len(ix.contact)
-        if not pairs.any():
+        if not len(pairs):
             return np.zeros(n_rows, dtype=bool)
         tags_of_contact = np.bincount(ix.pair_contact[pairs], minlength=len(ix.contacts))
-        carried = np.bincount(ix.flat_row[pairs[ix.flat_pair]], minlength=n_rows)
+        marked = np.zeros(len(ix.pair_tag), dtype=bool)
+        marked[pairs] = True
+        carried = np.bincount(ix.flat_row[marked[ix.flat_pair]], minlength=n_rows)
         lacking = sel.rows & (carried < tags_of_contact[ix.contact])
         if skip_anonymized:
             lacking &= ~ix.anonymized

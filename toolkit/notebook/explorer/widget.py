@@ -173,7 +173,7 @@ class TagExplorer(Views):
         self._sel: Selection | None = None
         self._preview: tuple[Any, Any] | None = None
         self._every_tag: dict[str, np.ndarray] | None = None  # per tag, under the filters
-        self._split_pairs = np.zeros(0, dtype=bool)  # with it: split per pair
+        self._split_pairs = np.zeros(0, dtype=np.int64)  # with it: the split pairs
         self._unlisted = 0
         self._evidence: pd.DataFrame | None = None
         self.tags_given = tags is not None  # chosen by the caller, not suggested
