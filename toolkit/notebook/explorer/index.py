@@ -69,11 +69,11 @@ def _contact_keys(frame: pd.DataFrame) -> pa.Array:
     contact = _text_array(frame, "contact_id")
     if not contact.null_count:
         return contact
+    missing = pc.is_null(contact)  # a few rows: their keys only are built
+    ids = _strings(frame, "opportunity_id").filter(missing)
     prefix = pa.scalar("opp:", pa.large_string())
-    own = pc.binary_join_element_wise(
-        prefix, _strings(frame, "opportunity_id"), pa.scalar("", pa.large_string())
-    )
-    return pc.if_else(pc.is_null(contact), own, contact)
+    own = pc.binary_join_element_wise(prefix, ids, pa.scalar("", pa.large_string()))
+    return pc.replace_with_mask(contact, missing, own)
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
