@@ -220,7 +220,7 @@ class Views:
             family = family_of(tag) if family_of is not None else None
             aliases = [a for a in family.aliases if a in ix.tag_code] if family else []
             if aliases:
-                families.append((tag, aliases, family.normalize))
+                families.append((tag, aliases, bool(family and family.normalize)))
                 continue
             code = ix.tag_code[tag]
             missing, anonymized = int(per["missing"][code]), int(per["anonymized"][code])
