@@ -12,6 +12,7 @@ import yaml
 
 from lever_sandbox.data import CONTACT_LEVEL_TAGS, HOSTILE_TAGS, generate_dataset
 from toolkit.cli import main
+from toolkit.demo import DEMO_CONTACTS, DEMO_SEED
 from toolkit.policy import load_policy
 from toolkit.policy_draft import draft_policy, yaml_quote
 from toolkit.snapshot.frame import frame_from_opportunities
@@ -62,11 +63,27 @@ def test_draft_names_exactly_the_sandbox_contact_level_tags(account, capsys):
     assert stat.S_IMODE(os.stat("policy.yaml").st_mode) == 0o600
 
 
-def test_make_demo_account_weak_evidence_stays_unclear():
-    """On `make demo`'s smaller account (300 contacts) few people with several opportunities
-    carry "Diversity pipeline" (3) and "Do not contact" (5, some of them under the integration
-    spellings DNC and do-not-contact): the draft lists them as unclear with their numbers, never
-    as contact-level, and names every other contact-level tag and nothing else."""
+def test_draft_on_the_demo_account_names_exactly_the_sandbox_contact_level_tags(
+    fresh_sandbox, monkeypatch, tmp_path, capsys
+):
+    """`make demo`'s account (toolkit.demo's seed and size): the draft's contact_level is the
+    sandbox's own list of person tags (its catalog, lever_sandbox.data), nothing more or less."""
+    sb = fresh_sandbox(seed=DEMO_SEED, contacts=DEMO_CONTACTS)
+    for key, value in sb.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("LEVER_ACCESS_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["policy", "draft", "--out", "policy.yaml"]) == 0
+    assert f"policy.yaml: {len(CONTACT_LEVEL_TAGS)} contact-level tags" in capsys.readouterr().out
+    assert set(load_policy("policy.yaml").contact_level) == set(CONTACT_LEVEL_TAGS)
+
+
+def test_a_smaller_account_weak_evidence_stays_unclear():
+    """On a smaller account (300 contacts, the demo's size before) few people with several
+    opportunities carry "Diversity pipeline" (3) and "Do not contact" (5, some of them under the
+    integration spellings DNC and do-not-contact): the draft lists them as unclear with their
+    numbers, never as contact-level, and names every other contact-level tag and nothing else.
+    (Why the demo's account has 500 contacts: toolkit.demo.DEMO_CONTACTS.)"""
     frame = frame_from_opportunities(generate_dataset(seed=7, contacts=300).opportunities)
     draft = draft_policy(frame)
     weak = {"Diversity pipeline", "Do not contact"}

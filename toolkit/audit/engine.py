@@ -355,49 +355,15 @@ class AuditCore:
 
     @cached_property
     def per_tag_counts(self) -> dict[str, np.ndarray]:
-        """Per tag code: the sums behind the statistics and the evidence (computed once).
-
-        It runs over one row per (contact, tag); each temporary is dropped once summed, and the
-        expected share is computed in place (a million opportunities give ~1.7 million rows).
-        The expected share is what a tag would have if scattered over opportunities at random:
-        with ``p`` the tag's share of the opportunities of multi-opportunity contacts, a contact
-        with ``m`` opportunities that carries it on ``k >= 1`` of them has, in expectation,
-        ``E[k/m | k >= 1] = p / (1 - (1 - p) ** m)`` of them covered.
-        """
-        t = self.n_tags
-        tag, with_tag = self.cov_tag, self.cov_with
-        opps = self.cov_opps
-        multi = opps >= 2
-        split = multi & (with_tag < opps)
-        full = multi & (with_tag == opps)
-        out: dict[str, np.ndarray] = {  # counts (int) and sums of shares (float)
-            "opportunities": np.bincount(self.pair_tag, minlength=t),
-            "contacts": np.bincount(tag, minlength=t),
-            "multi": np.bincount(tag[multi], minlength=t),
-            "split": np.bincount(tag[split], minlength=t),
-            "full": np.bincount(tag[full], minlength=t),
-        }
-        del full
-        lack = opps - with_tag
-        out["missing"] = np.bincount(tag[split], weights=lack[split], minlength=t)
-        del lack, split
-        m_tag, m_opps, m_with = tag[multi], opps[multi], with_tag[multi]
-        del opps, multi
-        share = m_with / m_opps  # m_opps >= 2
-        out["share_sum"] = np.bincount(m_tag, weights=share, minlength=t)
-        del share
-        per_contact = self.opps_per_contact
-        total = float(per_contact[per_contact >= 2].sum())
-        if not total or not len(m_tag):
-            out["expected_sum"] = np.zeros(t)
-            return out
-        p = np.bincount(m_tag, weights=m_with, minlength=t) / total
-        expected = (1.0 - p)[m_tag]
-        np.power(expected, m_opps, out=expected)
-        np.subtract(1.0, expected, out=expected)
-        np.divide(p[m_tag], expected, out=expected)
-        out["expected_sum"] = np.bincount(m_tag, weights=expected, minlength=t)
-        return out
+        """Per tag code: the sums behind the statistics and the evidence (computed once;
+        `tag_sums` over this core's (contact, tag) rows)."""
+        return tag_sums(
+            self.cov_tag,
+            self.cov_with,
+            self.cov_opps,
+            np.bincount(self.pair_tag, minlength=self.n_tags),
+            self.opps_per_contact,
+        )
 
     def tag_statistics(self) -> pd.DataFrame:
         per = self.per_tag_counts
@@ -424,3 +390,64 @@ class AuditCore:
 # --------------------------------------------------------------------------------------------
 # contact-level evidence
 # --------------------------------------------------------------------------------------------
+
+
+def tag_sums(
+    tag: np.ndarray,
+    with_tag: np.ndarray,
+    opps: np.ndarray,
+    opportunities: np.ndarray,
+    opps_per_contact: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Per tag code: the sums behind the statistics and the evidence, from one row per
+    (contact, tag): its tag code, the contact's opportunities carrying it and all the contact's
+    opportunities. Shared by the audit (`AuditCore.per_tag_counts`) and the explorer's index.
+
+    Args:
+        tag, with_tag, opps: per (contact, tag) row (`opps` is not modified).
+        opportunities: opportunities carrying each tag (its length is the number of tags).
+        opps_per_contact: every contact's opportunities (for the tag frequency ``p``).
+
+    Each temporary is dropped once summed, and the expected share is computed in place (a
+    million opportunities give ~1.7 million rows). The expected share is what a tag would have
+    if scattered over opportunities at random: with ``p`` the tag's share of the opportunities of
+    multi-opportunity contacts, a contact with ``m`` opportunities that carries it on ``k >= 1``
+    of them has, in expectation, ``E[k/m | k >= 1] = p / (1 - (1 - p) ** m)`` of them covered.
+
+    Example:
+        >>> s = tag_sums(np.array([0, 0]), np.array([2, 1]), np.array([2, 3]),
+        ...              np.array([3]), np.array([2, 3]))
+        >>> int(s["multi"][0]), int(s["full"][0]), int(s["split"][0]), float(s["missing"][0])
+        (2, 1, 1, 2.0)
+    """
+    t = len(opportunities)
+    multi = opps >= 2
+    split = multi & (with_tag < opps)
+    full = multi & (with_tag == opps)
+    out = {
+        "opportunities": np.asarray(opportunities),
+        "contacts": np.bincount(tag, minlength=t),
+        "multi": np.bincount(tag[multi], minlength=t),
+        "split": np.bincount(tag[split], minlength=t),
+        "full": np.bincount(tag[full], minlength=t),
+    }
+    del full
+    lack = opps - with_tag
+    out["missing"] = np.bincount(tag[split], weights=lack[split], minlength=t)
+    del lack, split
+    m_tag, m_opps, m_with = tag[multi], opps[multi], with_tag[multi]
+    del multi
+    share = m_with / m_opps  # m_opps >= 2
+    out["share_sum"] = np.bincount(m_tag, weights=share, minlength=t)
+    del share
+    total = float(opps_per_contact[opps_per_contact >= 2].sum())
+    if not total or not len(m_tag):
+        out["expected_sum"] = np.zeros(t)
+        return out
+    p = np.bincount(m_tag, weights=m_with, minlength=t) / total
+    expected = (1.0 - p)[m_tag]
+    np.power(expected, m_opps, out=expected)
+    np.subtract(1.0, expected, out=expected)
+    np.divide(p[m_tag], expected, out=expected)
+    out["expected_sum"] = np.bincount(m_tag, weights=expected, minlength=t)
+    return out

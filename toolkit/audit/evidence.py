@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # the policy imports the audit's normalize_tag: a type-only i
     from toolkit.policy import Policy
 
 import re
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -134,8 +135,22 @@ def contact_level_evidence(
     )
 
 
+THRESHOLDS = (5, 0.1, 0.2)  # min_contacts, scattered_below, clustered_above: the defaults
+
+
+class TagSums(Protocol):
+    """What the evidence reads: per-tag sums (`engine.tag_sums`) and the sorted tag labels; an
+    `AuditCore`, or the explorer's index (which has them without building a second core)."""
+
+    @property
+    def per_tag_counts(self) -> dict[str, np.ndarray]: ...
+
+    @property
+    def tag_labels(self) -> pd.Index: ...
+
+
 def evidence_table(
-    core: AuditCore,
+    core: TagSums,
     min_contacts: int,
     scattered_below: float,
     clustered_above: float,

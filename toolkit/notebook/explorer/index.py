@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,9 +18,9 @@ from toolkit.audit.arrays import (
     factorize_sorted,
     flatten_tags,
     sorted_distinct,
-    sorted_unique_inverse,
     stable_argsort,
 )
+from toolkit.audit.engine import tag_sums
 
 if TYPE_CHECKING:  # types only (no import at run time)
     from toolkit.ports import PolicySource
@@ -31,7 +32,7 @@ def _codes(values: Any) -> tuple[np.ndarray, pa.Array]:
     return codes.astype(np.int64), pa.array(labels.array, type=pa.large_string())
 
 
-def _flat_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _flat_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
     """(row of each tag occurrence, tag code, sorted distinct tags); a repeat counts once."""
     lengths, codes, labels = flatten_tags(tags)
     rows = np.repeat(np.arange(len(tags), dtype=np.int64), lengths)
@@ -39,7 +40,7 @@ def _flat_tags(tags: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows, codes = rows[present], codes[present].astype(np.int64)
     n = max(len(labels), 1)
     key = sorted_distinct(rows * n + codes, in_place=True)  # one (row, tag) per occurrence kept
-    return key // n, key % n, np.asarray(labels, dtype=object)
+    return key // n, key % n, labels
 
 
 def _text_array(frame: pd.DataFrame, name: str) -> pa.Array:
@@ -71,11 +72,11 @@ def _contact_keys(frame: pd.DataFrame) -> pa.Array:
     contact = _text_array(frame, "contact_id")
     if not contact.null_count:
         return contact
+    missing = pc.is_null(contact)  # a few rows: their keys only are built
+    ids = _strings(frame, "opportunity_id").filter(missing)
     prefix = pa.scalar("opp:", pa.large_string())
-    own = pc.binary_join_element_wise(
-        prefix, _strings(frame, "opportunity_id"), pa.scalar("", pa.large_string())
-    )
-    return pc.if_else(pc.is_null(contact), own, contact)
+    own = pc.binary_join_element_wise(prefix, ids, pa.scalar("", pa.large_string()))
+    return pc.replace_with_mask(contact, missing, own)
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -111,22 +112,47 @@ class ExplorerIndex:
             np.bincount(self.contact, minlength=n_contacts),
             np.bincount(self.contact[~self.archived], minlength=n_contacts),
         ]
-        self.flat_row, self.flat_tag, self.tags = _flat_tags(frame["tags"])
+        self.flat_row, self.flat_tag, self.tag_labels = _flat_tags(frame["tags"])
+        self.tags = np.asarray(self.tag_labels, dtype=object)
         self.tag_code = {str(t): i for i, t in enumerate(self.tags)}
         n_tags = max(1, len(self.tags))
-        # (contact, tag) pairs, ordered by tag then contact; how many opportunities carry it
+        # (contact, tag) pairs, ordered by tag then contact; how many opportunities carry it. The
+        # order that sorts the occurrences by pair also groups them by tag (`occ`).
         keys = self.flat_tag * n_contacts + self.contact[self.flat_row]
-        pairs, _, inverse = sorted_unique_inverse(keys)
+        self.occ = stable_argsort(keys)
+        ordered = keys[self.occ]
+        del keys
+        first = np.empty(len(ordered), dtype=bool)
+        first[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        pairs = ordered[first]
+        del ordered
+        kind = np.int32 if len(first) < 2**31 - 1 else np.int64
+        inverse = np.empty(len(first), dtype=kind)
+        inverse[self.occ] = np.cumsum(first, dtype=kind) - 1
+        del first
+        self.flat_pair = inverse  # the pair of each occurrence
         self.pair_tag = pairs // n_contacts
         self.pair_contact = pairs % n_contacts
         active = ~self.archived[self.flat_row]
+        anonymous = self.anonymized[self.flat_row]
+        n_pairs = len(pairs)
         self.pair_with = [
-            np.bincount(inverse, minlength=len(pairs)),
-            np.bincount(inverse, weights=active, minlength=len(pairs)).astype(np.int64),
+            np.bincount(inverse, minlength=n_pairs),
+            np.bincount(inverse[active], minlength=n_pairs),
         ]
+        # anonymized opportunities (skipped by a plan): per pair, per contact; [all, live]
+        self.pair_anonymized = [
+            np.bincount(inverse[anonymous], minlength=n_pairs),
+            np.bincount(inverse[anonymous & active], minlength=n_pairs),
+        ]
+        self.anonymized_opportunities = [
+            np.bincount(self.contact[self.anonymized], minlength=n_contacts),
+            np.bincount(self.contact[self.anonymized & ~self.archived], minlength=n_contacts),
+        ]
+        del active, anonymous
         self.tag_start = np.searchsorted(self.pair_tag, np.arange(n_tags + 1))
         # flat occurrences by tag: tag t is on rows flat_row[occ[t0:t1]]
-        self.occ = stable_argsort(self.flat_tag)
         self.occ_start = np.searchsorted(self.flat_tag[self.occ], np.arange(n_tags + 1))
         # rows by contact: contact c's rows are by_contact[row_start[c]:row_start[c + 1]]
         self.by_contact = stable_argsort(self.contact)
@@ -152,6 +178,18 @@ class ExplorerIndex:
         self.first_text_active = np.zeros(n_contacts, dtype=bool)  # that text on a live row
         self.first_text_active[self.contact[same & ~self.archived]] = True
         self.names = _text_array(frame, "name") if "name" in frame.columns else None
+
+    @cached_property
+    def per_tag_counts(self) -> dict[str, np.ndarray]:
+        """Per tag code, over every opportunity: the sums behind the audit's statistics and
+        evidence (`toolkit.audit.engine.tag_sums`), from this index's pairs (no second audit)."""
+        return tag_sums(
+            self.pair_tag,
+            self.pair_with[0],
+            self.opportunities[0][self.pair_contact],
+            np.bincount(self.flat_tag, minlength=len(self.tags)),
+            self.opportunities[0],
+        )
 
     def search(self, needle: str, include_archived: bool) -> np.ndarray:
         """Contacts with an opportunity whose name, email or contact id contains `needle`

@@ -90,49 +90,54 @@ class Views:
         return [int(t) for t in stats["code"][: self.max_tags]]
 
     def _stats_codes(self, codes: list[int] | None) -> dict[str, np.ndarray]:
-        """Per-tag counts under the filters, for the given tag codes (None: every tag, cached
-        until a filter changes)."""
-        if codes is None:
-            if self._every_tag is None:
-                self._every_tag = self._count_tags(None)
-            return self._every_tag
-        return self._count_tags(codes)
+        """Per-tag counts under the filters, most split first, for the given tag codes (None:
+        every tag carried by a kept contact). A subset of `_tag_counts`: no recount."""
+        per = self._tag_counts()
+        every = codes is None
+        wanted = np.arange(len(self.index.tags)) if every else np.asarray(codes, dtype=np.int64)
+        if every:
+            wanted = wanted[per["contacts"] > 0]
+        order = np.lexsort((wanted, -per["split"][wanted]))
+        out = {k: v[wanted[order]] for k, v in per.items()}
+        out["code"] = wanted[order]
+        return out
 
-    def _count_tags(self, codes: list[int] | None) -> dict[str, np.ndarray]:
+    def _tag_counts(self) -> dict[str, np.ndarray]:
+        """Per tag code, every tag at once, under the filters (cached until a filter changes):
+        the statistics' counts and what a plan would add (``missing``, of which ``anonymized``)."""
+        if self._every_tag is not None:
+            return self._every_tag
         ix, sel = self.index, self.selection()
         n_tags = len(ix.tags)
-        pairs: slice | np.ndarray
-        if codes is None:
-            pairs = slice(None)
-            tag_of = ix.pair_tag
-        else:
-            pairs = ix.pairs_of(codes)
-            tag_of = ix.pair_tag[pairs]
-        kept = sel.pair_kept[pairs]
-        with_tag = sel.pair_with[pairs]
-        opps = sel.opportunities[ix.pair_contact[pairs]]
-        multi = kept & (opps >= 2)
+        kept = np.flatnonzero(sel.pair_kept)  # the kept pairs, then arrays over them only
+        tag = ix.pair_tag[kept]
+        with_tag = sel.pair_with[kept]
+        opps = sel.opportunities[ix.pair_contact[kept]]
+        multi = opps >= 2
         split = multi & (with_tag < opps)
-
-        def count(mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-            w = None if weights is None else weights[mask]
-            return np.bincount(tag_of[mask], weights=w, minlength=n_tags)
-
-        out = {
-            "opportunities": count(kept, with_tag).astype(np.int64),
-            "contacts": count(kept),
-            "multi": count(multi),
-            "split": count(split),
-            "missing": count(split, opps - with_tag).astype(np.int64),
+        # one pass for three counts: 0 kept, 1 multi-opportunity, 2 split
+        kinds = np.bincount(tag * 3 + multi + split, minlength=3 * n_tags).reshape(n_tags, 3)
+        split_at = np.flatnonzero(split)
+        split_tag = tag[split_at]
+        self._split_pairs = kept[split_at]
+        which = 0 if self.include_archived.value else 1
+        anonymized = np.zeros(n_tags, dtype=np.int64)
+        if ix.anonymized.any():
+            pairs = self._split_pairs
+            lacking = ix.anonymized_opportunities[which][ix.pair_contact[pairs]]
+            lacking -= ix.pair_anonymized[which][pairs]
+            anonymized = np.bincount(split_tag, weights=lacking, minlength=n_tags)
+        missing = (opps - with_tag)[split_at]
+        self._every_tag = {
+            "opportunities": np.bincount(tag, weights=with_tag, minlength=n_tags),
+            "contacts": kinds.sum(axis=1),
+            "multi": kinds[:, 1] + kinds[:, 2],
+            "split": kinds[:, 2],
+            "missing": np.bincount(split_tag, weights=missing, minlength=n_tags),
+            "anonymized": anonymized,
         }
-        wanted = np.arange(n_tags) if codes is None else np.asarray(codes, dtype=np.int64)
-        order = np.lexsort((wanted, -out["split"][wanted]))
-        out = {k: v[wanted[order]] for k, v in out.items()}
-        out["code"] = wanted[order]
-        if codes is None:  # every tag: only those carried by a kept contact
-            present = out["contacts"] > 0
-            out = {k: v[present] for k, v in out.items()}
-        return out
+        self._every_tag = {k: v.astype(np.int64) for k, v in self._every_tag.items()}
+        return self._every_tag
 
     def stats_table(self, limit: int | None = None) -> pd.DataFrame:
         """Per-tag statistics of the filtered contacts, for the chosen tags (or all).
@@ -212,6 +217,12 @@ class Views:
         without building the plan's rows. A chosen tag the policy gives aliases counts as its
         family (`toolkit.audit.families`): every kept opportunity of a contact carrying any
         member gets the tag where it lacks it, and with ``normalize`` the aliases are removed.
+
+        How it stays fast with hundreds of chosen tags: a plain tag's additions are a sum over
+        its split pairs, counted for every tag at once when a filter changes (`_tag_counts`), so
+        a choice only adds up its tags' numbers; the opportunities touched (a union over the
+        tags) are one pass over the rows: an opportunity gets a call when it carries fewer of
+        its contact's split chosen tags than the contact has.
         """
         if not self._chosen:
             return None
@@ -221,15 +232,33 @@ class Views:
         ix = self.index
         never, skip_anonymized = policy_rules(self.policy)
         family_of = getattr(self.policy, "family", None)
-        touched = {"add": np.zeros(len(ix.contact), dtype=bool)}
-        touched["remove"] = touched["add"].copy()
+        per = self._tag_counts()
         counts: dict[tuple[str, str], int] = {}
         skipped = 0
+        plain = np.zeros(len(ix.tags), dtype=bool)  # planned tag by tag from the split pairs
+        families = []
         for tag in self._chosen:
             family = family_of(tag) if family_of is not None else None
             aliases = [a for a in family.aliases if a in ix.tag_code] if family else []
+            if aliases:
+                families.append((tag, aliases, bool(family and family.normalize)))
+                continue
+            code = ix.tag_code[tag]
+            missing, anonymized = int(per["missing"][code]), int(per["anonymized"][code])
+            if tag in never or tag_problem(tag) is not None:  # never written as it is
+                skipped += missing
+                continue
+            if skip_anonymized:
+                skipped += anonymized
+                missing -= anonymized
+            if missing:
+                counts[("add", tag)] = missing
+            plain[code] = True
+        touched = {"add": self._rows_lacking(plain, skip_anonymized)}
+        touched["remove"] = np.zeros(len(ix.contact), dtype=bool)
+        for tag, aliases, normalize in families:
             changes = [("add", tag, self._missing_rows(tag, aliases))]
-            if family is not None and family.normalize:
+            if normalize:
                 changes += [("remove", a, self._kept_rows(a)) for a in aliases]
             for op, what, candidate in changes:
                 if tag in never or tag_problem(what) is not None:  # never written as it is
@@ -244,13 +273,13 @@ class Views:
                 touched[op][candidate] = True
         adds = sum(n for (op, _), n in counts.items() if op == "add")
         removes = sum(counts.values()) - adds
-        calls = int(touched["add"].sum()) + int(touched["remove"].sum())
+        calls = int(np.count_nonzero(touched["add"])) + int(np.count_nonzero(touched["remove"]))
         result = {
             "counts": {
                 "rows": adds + removes,
                 "add": adds,
                 "remove": removes,
-                "opportunities": int((touched["add"] | touched["remove"]).sum()),
+                "opportunities": int(np.count_nonzero(touched["add"] | touched["remove"])),
                 "calls": calls,
                 "skipped": skipped,
             },
@@ -259,6 +288,25 @@ class Views:
         }
         self._preview = (key, result)
         return result
+
+    def _rows_lacking(self, chosen: np.ndarray, skip_anonymized: bool) -> np.ndarray:
+        """Per row: kept, and lacking one of the chosen tags (a bool per tag code) that its
+        contact carries split, i.e. given an addition (anonymized rows left out when skipped)."""
+        ix, sel = self.index, self.selection()
+        self._tag_counts()  # the split pairs of the current filters
+        split = self._split_pairs
+        pairs = split[chosen[ix.pair_tag[split]]]
+        n_rows = len(ix.contact)
+        if not len(pairs):
+            return np.zeros(n_rows, dtype=bool)
+        tags_of_contact = np.bincount(ix.pair_contact[pairs], minlength=len(ix.contacts))
+        marked = np.zeros(len(ix.pair_tag), dtype=bool)
+        marked[pairs] = True
+        carried = np.bincount(ix.flat_row[marked[ix.flat_pair]], minlength=n_rows)
+        lacking = sel.rows & (carried < tags_of_contact[ix.contact])
+        if skip_anonymized:
+            lacking &= ~ix.anonymized
+        return lacking
 
     def _kept_rows(self, tag: str) -> np.ndarray:
         """The kept rows carrying `tag`."""

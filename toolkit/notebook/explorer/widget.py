@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from IPython.display import display
 
-from toolkit import audit
+from toolkit.audit.evidence import THRESHOLDS, evidence_table
 from toolkit.notebook.explorer.index import (
     DEBOUNCE_S,
     DEFAULT_TAGS,
@@ -22,6 +22,7 @@ from toolkit.notebook.explorer.index import (
     STATS_ROWS,
     TAG_CHOICES,
     ExplorerIndex,
+    Selection,
     apply_filters,
     visible_label,
 )
@@ -29,6 +30,8 @@ from toolkit.notebook.explorer.views import Views, style_grid
 from toolkit.policy import Policy
 from toolkit.progress import in_kernel
 from toolkit.sanitize import tag_problem
+
+STATUS_TAGS = 12  # chosen tags named in the status line
 
 
 def _contact_key(frame: pd.DataFrame) -> pd.Series:
@@ -169,9 +172,10 @@ class TagExplorer(Views):
         self.max_tags = max_tags
         self.index = ix = ExplorerIndex(frame)
         self.page = 0
-        self._sel = None
-        self._preview = None
-        self._every_tag = None
+        self._sel: Selection | None = None
+        self._preview: tuple[Any, Any] | None = None
+        self._every_tag: dict[str, np.ndarray] | None = None  # per tag, under the filters
+        self._split_pairs = np.zeros(0, dtype=np.int64)  # with it: the split pairs
         self._unlisted = 0
         self._evidence: pd.DataFrame | None = None
         self.tags_given = tags is not None  # chosen by the caller, not suggested
@@ -261,11 +265,10 @@ class TagExplorer(Views):
 
     @property
     def evidence(self) -> pd.DataFrame:
-        """The audit's contact-level evidence per tag (computed once; the policy panel's too)."""
+        """The audit's contact-level evidence per tag (`audit.contact_level_evidence` over the
+        whole frame), from the index's own pairs: computed once, the policy panel's too."""
         if self._evidence is None:
-            needed = ["opportunity_id", "contact_id", "tags"]  # all the evidence reads
-            frame = self.frame[needed].reset_index(drop=True)
-            self._evidence = audit.contact_level_evidence(frame)
+            self._evidence = evidence_table(self.index, *THRESHOLDS, None)
         return self._evidence
 
     # -- the current choice -----------------------------------------------------------------------
@@ -311,24 +314,26 @@ class TagExplorer(Views):
         return box
 
     def _render_checklist(self) -> None:
-        """The chosen tags first, then the most split tags matching the filter."""
+        """At most `TAG_CHOICES` boxes: the chosen tags matching the filter first, then the most
+        split others matching it (a policy can choose hundreds: the filter finds any tag)."""
         ix = self.index
         needle = self.tag_filter.value.strip().lower()
         order = self._tag_order
+        chosen = set(self._chosen)
+        first = self._chosen
         if needle and len(ix.tags):
             lowered = pc.utf8_lower(pa.array(ix.tags, type=pa.large_string()))
             hit = np.asarray(pc.match_substring(lowered, needle).to_numpy(zero_copy_only=False))
             order = order[hit[order]]
-        chosen = set(self._chosen)
+            first = [t for t in self._chosen if hit[ix.tag_code[t]]]
         others = [str(ix.tags[i]) for i in order[: TAG_CHOICES + len(chosen)]]
-        shown = [t for t in self._chosen] + [t for t in others if t not in chosen]
-        shown = shown[: max(TAG_CHOICES, len(self._chosen))]
+        shown = [*first, *(t for t in others if t not in chosen)][:TAG_CHOICES]
         for tag in shown:
             box = self._check(tag)
             if box.value != (tag in chosen):
                 box.value = tag in chosen
         self.tag_list.children = [self._checks[t] for t in shown]
-        self._unlisted = len(order) - len([t for t in shown if t not in chosen])
+        self._unlisted = len(order) - len(shown)
         self._render_note()
 
     def _render_note(self) -> None:
@@ -375,7 +380,9 @@ class TagExplorer(Views):
             f"({int(sel.rows.sum()):,} opportunities); <b>{len(self._chosen)}</b> tags chosen"
         )
         if self._chosen:
-            status += " (" + ", ".join(html.escape(t) for t in self._chosen) + ")"
+            named = ", ".join(html.escape(t) for t in self._chosen[:STATUS_TAGS])
+            rest = len(self._chosen) - STATUS_TAGS
+            status += f" ({named}{f' and {rest:,} more' if rest > 0 else ''})"
         if rows:
             end = min(rows, start + self.max_contacts)
             status += f"; grid rows {start + 1:,}–{end:,} of {rows:,}"
