@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.snapshot.meta import SnapshotMeta
+
 COLUMNS = [
     "opportunity_id",
     "contact_id",
@@ -51,14 +53,23 @@ REFRESH_OVERLAP_MS = 60_000  # a margin before the watermark: writes in flight, 
 
 @dataclass
 class Snapshot:
-    """A fetched set of opportunities (`frame`) and what is known about the fetch (`meta`)."""
+    """A fetched set of opportunities (`frame`) and what is known about the fetch (`meta`).
+
+    `meta` is the dict the writers fill and `store` saves; readers use `info`, the same
+    metadata typed (`SnapshotMeta`, read-only).
+    """
 
     frame: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def info(self) -> SnapshotMeta:
+        """The metadata as a `SnapshotMeta` (a frozen copy: write to `meta`)."""
+        return SnapshotMeta.from_dict(self.meta)
+
+    @property
     def warnings(self) -> list[str]:
-        return list(self.meta.get("warnings", []))
+        return list(self.info.warnings)
 
 
 def to_ms(value: Any) -> int | None:
