@@ -29,6 +29,7 @@ from toolkit.remediate.plan import (
     rows_digest,
     rows_frame,
 )
+from toolkit.remediate.planmeta import PlanMeta
 from toolkit.sanitize import csv_uncell, short_repr
 
 
@@ -147,7 +148,8 @@ def load_plan(path: str | os.PathLike) -> Plan:
         )
         skipped = skipped.reindex(columns=SKIPPED_COLUMNS, fill_value="").astype(object)
         skipped = skipped.map(csv_uncell)
-    if meta.get("plan_sha256") and meta["plan_sha256"] != rows_digest(rows):
+    digest = PlanMeta.from_dict(meta).plan_sha256
+    if digest and digest != rows_digest(rows):
         meta = dict(meta, edited=True)  # reviewed and edited by hand: still a valid plan
     return Plan(rows=rows, skipped=skipped, meta=meta, before=before, path=path)
 
