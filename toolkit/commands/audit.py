@@ -69,11 +69,11 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     _warn(snap.warnings)
-    counts = snap.meta.get("counts", {})
-    fetch = snap.meta.get("fetch", {})
+    info = snap.info
+    fetch = info.fetch
     print(
-        f"{out}: {counts.get('opportunities', len(snap.frame))} opportunities"
-        + (f" in {fetch['seconds']} s ({fetch['requests']} requests)" if fetch else "")
+        f"{out}: {info.counts.get('opportunities', len(snap.frame))} opportunities"
+        + (f" in {fetch.seconds} s ({fetch.requests} requests)" if fetch else "")
     )
     return EXIT_OK
 
@@ -140,7 +140,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             personal=workflows.personal_data(args.with_names, args.redact),
         )
     if run.gaps > args.notify_above:
-        where = run.snapshot.meta.get("host") or "a saved snapshot"
+        where = run.snapshot.info.host or "a saved snapshot"
         notifier.send(f"{escape(where)}: " + gap_text(run.gaps, run.gaps_by_tag, str(out)))
     _warn(run.warnings)
     s = run.result.summary

@@ -63,6 +63,15 @@ class MetaRecord:
         extra = {k: v for k, v in data.items() if k not in names}
         return cls(**known, extra=extra, source_keys=tuple(data))
 
+    def has(self, name: str) -> bool:
+        """Whether the dict it was read from had the key `name` (a field made in code: True).
+
+        Example:
+            >>> SnapshotMeta.from_dict({}).has("host"), SnapshotMeta().has("host")
+            (False, True)
+        """
+        return self.source_keys is None or name in self.source_keys or name in self.extra
+
     def to_dict(self) -> dict[str, Any]:
         """The metadata dict, as written: `to_dict(from_dict(d)) == d`, keys in d's order.
 

@@ -173,7 +173,7 @@ def check_snapshot_account(snap: Snapshot, client: LeverAPI | None, what: str) -
     Raises:
         AccountMismatchError: the snapshot's account is not the key's (CLI exit 2).
     """
-    recorded = snap.meta.get("account")
+    recorded = snap.info.account
     if not recorded:
         return ""
     try:
@@ -253,7 +253,7 @@ def ledger_factory(
             reason=reason,
             plan_sha256=plan.sha256,
             journal=journal,
-            sources=plan.meta.get("sources"),
+            sources=plan.info.sources,
             path=path,
         )
 
