@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,10 +152,12 @@ def plan_changes(
                 emails_matched_through=people.emails_from,
             )
             plan.meta["counts"] = plan.counts()
+    info = plan.info
     if policy_path:
-        plan.meta["policy_path"] = str(policy_path)
-    if "snapshot" in plan.meta:
-        plan.meta["snapshot"]["path"] = source
+        info = replace(info, policy_path=str(policy_path))
+    if info.snapshot is not None:
+        info = replace(info, snapshot=replace(info.snapshot, path=source))
+    plan.meta = info.to_dict()
     save_plan(plan, out)
     run = PlanRun(plan, snap, policy, include_archived, out, warnings, note)
     if with_names:
