@@ -118,3 +118,19 @@ def test_records_are_frozen_and_replace_adds_a_key():
         info.host = "elsewhere"  # type: ignore[misc]
     changed = dataclasses.replace(info, full_fetch_at="2026-01-01T00:00:00+00:00").to_dict()
     assert changed == {**OLD_SNAPSHOT_META, "full_fetch_at": "2026-01-01T00:00:00+00:00"}
+
+
+def test_plan_writers_keep_every_key_and_its_order(tmp_path):
+    # save_plan and load_plan's "edited" flag go through PlanMeta: an older file's keys (known
+    # or not) survive a save and a load, in their order, with the new keys after them.
+    plan = Plan(rows=empty_rows(PLAN_COLUMNS), meta=dict(OLD_PLAN_META))
+    save_plan(plan, tmp_path / "old.csv")
+    written = json.loads(plan_meta_path(tmp_path / "old.csv").read_text())
+    assert list(plan.meta) == list(OLD_PLAN_META)  # counts and plan_sha256 updated in place
+    assert written == {**OLD_PLAN_META, "counts": plan.counts(), "plan_sha256": plan.sha256}
+    (tmp_path / "old.csv").write_text(
+        "opportunity_id,contact_id,op,tag\no1,c1,add,Python\n", encoding="utf-8"
+    )
+    edited = load_plan(tmp_path / "old.csv")
+    assert edited.info.edited is True and list(edited.meta) == [*written, "edited"]  # file order
+    assert {k: v for k, v in edited.meta.items() if k != "edited"} == written
