@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from toolkit.commands import EXIT_FAILURES, EXIT_OK, UsageError, add_notify_option, command
 
@@ -57,7 +58,7 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         raise UsageError(f"the folder of --out does not exist: {out.parent}")
     if out.is_dir():
         raise UsageError(f"--out must be a file name, and {out} is a folder")
-    fetch: dict = {}
+    fetch: dict[str, Any] = {}
     if not args.refresh and not args.journal:
         # imported when the command runs (`lever-tags --help` loads no client); the listing
         # starts now and runs while pandas and the workflows load (a second or two)
@@ -84,11 +85,11 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         **fetch,
     )
     _warn(snap.warnings)
-    counts = snap.meta.get("counts", {})
-    fetch = snap.meta.get("fetch", {})
+    info = snap.info
+    stats = info.fetch
     print(
-        f"{out}: {counts.get('opportunities', len(snap.frame))} opportunities"
-        + (f" in {fetch['seconds']} s ({fetch['requests']} requests)" if fetch else "")
+        f"{out}: {info.counts.get('opportunities', len(snap.frame))} opportunities"
+        + (f" in {stats.seconds} s ({stats.requests} requests)" if stats else "")
     )
     return EXIT_OK
 
@@ -155,7 +156,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
             personal=workflows.personal_data(args.with_names, args.redact),
         )
     if run.gaps > args.notify_above:
-        where = run.snapshot.meta.get("host") or "a saved snapshot"
+        where = run.snapshot.info.host or "a saved snapshot"
         notifier.send(f"{escape(where)}: " + gap_text(run.gaps, run.gaps_by_tag, str(out)))
     _warn(run.warnings)
     s = run.result.summary

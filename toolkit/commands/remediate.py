@@ -248,8 +248,8 @@ def _run_apply(args: argparse.Namespace, notifier: Notifier) -> int:
     _positive("--workers", args.workers)
     _positive("--limit", args.limit)
     plan = workflows.open_plan(args.plan, args.plan_file)
-    if plan.meta.get("worklist"):
-        sheet = plan.meta["worklist"]
+    sheet = plan.info.worklist
+    if sheet:
         print(
             f"{args.plan}: {sheet['opportunities']} of {sheet['opportunities_in_plan']} "
             f"opportunities left in the sheet: {len(plan.rows)} changes of {sheet['plan_path']}"

@@ -30,24 +30,24 @@ log = logging.getLogger(__name__)
 
 def snapshot_overview(snap: Snapshot) -> pd.DataFrame:
     """A short table about a snapshot: where from, when, how many, and its warnings."""
-    meta = snap.meta or {}
+    info, access = snap.info, "confidential_access"
     frame = snap.frame
     rows: list[tuple[str, Any]] = [
-        ("host", meta.get("host", "")),
-        ("fetched_at", meta.get("fetched_at", "")),
+        ("host", info.host or ""),
+        ("fetched_at", info.fetched_at or ""),
         ("opportunities", len(frame)),
     ]
     for column in ("archived", "confidential", "anonymized"):
         if column in frame.columns:
             rows.append((column, int(frame[column].fillna(False).astype(bool).sum())))
     rows += [
-        ("confidential_access", meta.get("confidential_access", "")),
+        ("confidential_access", info.confidential_access if info.has(access) else ""),
         ("personal_data", "name" in frame.columns),
-        ("redacted", bool(meta.get("redacted", False))),
+        ("redacted", bool(info.redacted)),
     ]
-    if meta.get("redaction"):
-        rows.append(("redaction", meta["redaction"]))
-    rows += [("warning", w) for w in meta.get("warnings", [])]
+    if info.redaction:
+        rows.append(("redaction", info.redaction))
+    rows += [("warning", w) for w in info.warnings]
     return pd.DataFrame(rows, columns=["item", "value"]).astype({"value": "object"})
 
 

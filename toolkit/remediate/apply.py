@@ -175,7 +175,7 @@ def run_calls(
 
 def plan_account(plan: Plan) -> dict[str, Any] | None:
     """The account a plan was made on (its snapshot's), None for a plan that does not say."""
-    return (plan.meta.get("snapshot") or {}).get("account")
+    return plan.info.snapshot_ref.account
 
 
 def check_plan_account(
@@ -189,7 +189,7 @@ def check_plan_account(
     if client is None:
         return None
     what = what or f"the plan {plan.path or ''}".rstrip()
-    recorded = plan_account(plan) or {"host": (plan.meta.get("snapshot") or {}).get("host")}
+    recorded = plan_account(plan) or {"host": plan.info.snapshot_ref.host}
     check_host(recorded, client, what)  # another host: refused before any request
     current = account_of(client)
     check_account(plan_account(plan), current, what)

@@ -54,9 +54,9 @@ def project_plan(frame: pd.DataFrame, plan: Plan | pd.DataFrame) -> pd.DataFrame
 
 def plan_tags(plan: Plan) -> list[str]:
     """Every tag a plan is about: its chosen tags, renames (both sides), and the rows' tags."""
-    meta = getattr(plan, "meta", {}) or {}
-    tags = list(meta.get("tags") or [])
-    for old, new in (meta.get("renames") or {}).items():
+    info = plan.info
+    tags = list(info.tags or [])
+    for old, new in (info.renames or {}).items():
         tags += [old, new]
     tags += [str(t) for t in getattr(plan, "rows", pd.DataFrame(columns=["tag"]))["tag"]]
     return list(dict.fromkeys(tags))

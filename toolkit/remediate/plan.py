@@ -28,6 +28,7 @@ import pandas as pd
 
 from toolkit.enums import MODES
 from toolkit.errors import PlanError  # PlanError: re-exported
+from toolkit.remediate.planmeta import PlanMeta
 from toolkit.sanitize import TAG_RULE, first_tag_problem
 
 PLAN_COLUMNS = ["opportunity_id", "contact_id", "op", "tag"]
@@ -88,7 +89,8 @@ class Plan:
         rows: DataFrame[opportunity_id, contact_id, op, tag]; contact_id is "" when unknown.
         skipped: DataFrame[opportunity_id, contact_id, op, tag, reason].
         meta: mode, tags, renames, policy, include_archived, snapshot (fingerprint, watermark,
-            fetched_at, host), created_at, counts.
+            fetched_at, host), created_at, counts: the dict the planner fills and
+            `save_plan` writes; readers use `info`, the same typed (`PlanMeta`).
         before: {opportunity_id: {"contact_id": str, "tags": [..]}} the tag sets the plan
             assumed, for every opportunity of every contact it touches.
     """
@@ -104,12 +106,17 @@ class Plan:
         return rows_digest(self.rows)
 
     @property
+    def info(self) -> PlanMeta:
+        """The metadata as a `PlanMeta` (a frozen copy: write to `meta`)."""
+        return PlanMeta.from_dict(self.meta)
+
+    @property
     def mode(self) -> str | None:
-        return self.meta.get("mode")
+        return self.info.mode
 
     @property
     def watermark(self) -> int | None:
-        mark = (self.meta.get("snapshot") or {}).get("watermark")
+        mark = self.info.snapshot_ref.watermark
         return int(mark) if mark is not None else None
 
     def __len__(self) -> int:
@@ -150,7 +157,7 @@ def nothing_planned(mode: str = "propagate") -> Plan:
     its defaults previews nothing instead of failing; its headline says "nothing to do").
 
     Example:
-        >>> nothing_planned().meta["note"], len(nothing_planned().rows)
+        >>> nothing_planned().info.note, len(nothing_planned().rows)
         ('no tags chosen', 0)
     """
     return Plan(

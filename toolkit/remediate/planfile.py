@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from toolkit.remediate.plan import (
     rows_digest,
     rows_frame,
 )
+from toolkit.remediate.planmeta import PlanMeta
 from toolkit.sanitize import csv_uncell, short_repr
 
 
@@ -147,8 +149,9 @@ def load_plan(path: str | os.PathLike) -> Plan:
         )
         skipped = skipped.reindex(columns=SKIPPED_COLUMNS, fill_value="").astype(object)
         skipped = skipped.map(csv_uncell)
-    if meta.get("plan_sha256") and meta["plan_sha256"] != rows_digest(rows):
-        meta = dict(meta, edited=True)  # reviewed and edited by hand: still a valid plan
+    info = PlanMeta.from_dict(meta)
+    if info.plan_sha256 and info.plan_sha256 != rows_digest(rows):
+        meta = replace(info, edited=True).to_dict()  # edited by hand: still a valid plan
     return Plan(rows=rows, skipped=skipped, meta=meta, before=before, path=path)
 
 
@@ -161,9 +164,7 @@ def save_plan(plan: Plan, path: str | os.PathLike) -> Path:
         >>> save_plan(plan, "plan.csv")  # doctest: +SKIP
     """
     path = Path(path)
-    meta = dict(plan.meta)
-    meta["counts"] = plan.counts()
-    meta["plan_sha256"] = plan.sha256
+    meta = replace(plan.info, counts=plan.counts(), plan_sha256=plan.sha256).to_dict()
     write_csv_atomic(path, plan.rows[PLAN_COLUMNS])
     write_csv_atomic(skipped_path(path), plan.skipped[SKIPPED_COLUMNS])
     write_json_atomic(before_path(path), plan.before)

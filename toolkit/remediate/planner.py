@@ -34,6 +34,7 @@ from toolkit.remediate.plan import (
 )
 from toolkit.remediate.sources import propagation_sources
 from toolkit.snapshot.frame import fingerprint, known_tags, safe_watermark
+from toolkit.snapshot.meta import SnapshotMeta
 
 if TYPE_CHECKING:  # types only (no import at run time)
     from toolkit.ports import PolicySource
@@ -101,27 +102,27 @@ def _contact(value: Any) -> str:
     return str(value)
 
 
-def _snapshot_parts(snapshot: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _snapshot_parts(snapshot: Any) -> tuple[pd.DataFrame, SnapshotMeta]:
     if isinstance(snapshot, pd.DataFrame):
-        return snapshot, {}
+        return snapshot, SnapshotMeta()
     frame = getattr(snapshot, "frame", None)
     if not isinstance(frame, pd.DataFrame):
         raise TypeError("make_plan needs a snapshot frame (DataFrame) or a Snapshot")
-    return frame, dict(getattr(snapshot, "meta", {}) or {})
+    return frame, SnapshotMeta.from_dict(getattr(snapshot, "meta", None))
 
 
-def _snapshot_meta(frame: pd.DataFrame, meta: dict[str, Any]) -> dict[str, Any]:
-    mark = meta.get("watermark")
+def _snapshot_meta(frame: pd.DataFrame, meta: SnapshotMeta) -> dict[str, Any]:
+    mark = meta.watermark
     if mark is None:
         mark = safe_watermark(frame)
     return {
-        "fingerprint": meta.get("fingerprint") or fingerprint(frame),
+        "fingerprint": meta.fingerprint or fingerprint(frame),
         "watermark": int(mark) if mark is not None else None,
-        "fetched_at": meta.get("fetched_at"),
-        "host": meta.get("host"),
-        "account": meta.get("account"),
+        "fetched_at": meta.fetched_at,
+        "host": meta.host,
+        "account": meta.account,
         "opportunities": len(frame),
-        "confidential_access": meta.get("confidential_access"),
+        "confidential_access": meta.confidential_access,
     }
 
 
@@ -473,8 +474,8 @@ def replan(
         return rows.copy(), empty_rows(SKIPPED_COLUMNS)
     anonymized = set(anonymized)
     mode = plan.mode
-    renames = dict(plan.meta.get("renames") or {})
-    members = {f["tag"]: {f["tag"], *f.get("aliases", [])} for f in plan.meta.get("families", [])}
+    renames = dict(plan.info.renames or {})
+    members = {f["tag"]: {f["tag"], *f.get("aliases", [])} for f in plan.info.families or []}
     # The contact's opportunities as known now: the plan's view, overridden by what was re-read.
     by_contact: dict[str, dict[str, set[str]]] = {}
     for opp, entry in plan.before.items():

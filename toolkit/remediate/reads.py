@@ -33,7 +33,7 @@ def list_many(
     """Several listings (one per filter set, e.g. a batch of contact ids) listed at once under
     the client's rate limiter, a long one cut into `created_at` windows (`snapshot.windows`);
     confidential opportunities included when the key may read them. Each opportunity once."""
-    access = (plan.meta.get("snapshot") or {}).get("confidential_access")
+    access = plan.info.snapshot_ref.confidential_access
 
     def run(extra: dict[str, Any]) -> list[dict]:
         listing = WindowedListing(client, on_items=on_items)

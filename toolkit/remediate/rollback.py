@@ -21,6 +21,7 @@ from toolkit.remediate.apply import (
 from toolkit.remediate.journal import Journal
 from toolkit.remediate.journal_schema import DONE, FAILED, INTENT, JournalError
 from toolkit.remediate.plan import PLAN_COLUMNS, Plan
+from toolkit.remediate.planmeta import PlanMeta
 from toolkit.remediate.reads import DEFAULT_WORKERS, is_transient
 from toolkit.remediate.result import ApplyResult
 from toolkit.remediate.runner import RunOptions
@@ -61,16 +62,16 @@ def inverse_plan(journal_path: str | os.PathLike) -> Plan:
         records.extend((call.opportunity_id, call.contact_id, inverse, t) for t in tags)
     rows = pd.DataFrame.from_records(records, columns=PLAN_COLUMNS).astype(object)
     rows = rows.drop_duplicates().reset_index(drop=True)
-    source_meta = run["plan_meta"] or {}
+    source = PlanMeta.from_dict(run["plan_meta"])
     meta = {
         "mode": "rollback",
-        "sources": _undone_sources(rows, source_meta.get("sources") or {}),
+        "sources": _undone_sources(rows, source.sources or {}),
         "source_journal": str(journal_path),
         "source_kind": run["kind"],
         "source_plan_sha256": run["plan_sha256"],
         "snapshot": {
-            "watermark": (source_meta.get("snapshot") or {}).get("watermark"),
-            "confidential_access": (source_meta.get("snapshot") or {}).get("confidential_access"),
+            "watermark": source.snapshot_ref.watermark,
+            "confidential_access": source.snapshot_ref.confidential_access,
             "account": (run["params"] or {}).get("account"),
         },
     }

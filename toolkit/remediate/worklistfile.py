@@ -232,7 +232,7 @@ def plan_from_worklist(
 
     The sheet must come from this very plan (its digest), and may only lose rows; the plan's
     meta, before-state and skipped rows are kept (drift check, rollback); its `path` is the
-    sheet (journal `<sheet>.journal.sqlite`); ``meta["worklist"]`` names the sheet and account.
+    sheet (journal `<sheet>.journal.sqlite`); its `info.worklist` names the sheet and account.
 
     Raises:
         PlanError: the plan is missing or changed since the sheet was written, or the sheet
@@ -255,8 +255,7 @@ def plan_from_worklist(
             f"{sheet}: {len(unknown)} row(s) for opportunities the plan does not touch (first: "
             f"{short_repr(unknown[0])}); a sheet can only lose rows; nothing was written"
         )
-    meta = dict(plan.meta)
-    meta["worklist"] = {
+    sheet_meta = {
         "path": str(sheet),
         "plan_path": str(plan_path),
         "plan_sha256": plan.sha256,
@@ -264,6 +263,7 @@ def plan_from_worklist(
         "opportunities": len(worklist.opportunity_ids),
         "opportunities_in_plan": len(plan.opportunity_ids()),
     }
+    meta = replace(plan.info, worklist=sheet_meta).to_dict()
     return replace(
         plan, rows=keep_opportunities(plan, worklist.opportunity_ids), meta=meta, path=Path(sheet)
     )

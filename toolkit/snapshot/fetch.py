@@ -199,26 +199,25 @@ def refresh_snapshot(
         progress: a tqdm bar; None = in a terminal or Jupyter.
         clock: seconds since the epoch (tests).
     """
-    mark = snapshot.meta.get("watermark")
+    info = snapshot.info
+    mark = info.watermark
     if mark is None:
         mark = safe_watermark(snapshot.frame)
     if mark is None:
         return fetch_snapshot(
             client,
-            include_archived=snapshot.meta.get("include_archived", True),
-            with_personal=snapshot.meta.get("with_personal", False),
+            include_archived=info.include_archived,
+            with_personal=info.with_personal,
             progress=progress,
             clock=clock,
         )
     started = time.monotonic()
     stats_before = client.stats.as_dict()
-    include_archived = bool(snapshot.meta.get("include_archived", True))
+    include_archived = bool(info.include_archived)
     # Without the archived filter: an opportunity archived since the snapshot must be seen (and
     # dropped below when archived ones are excluded), not kept as it was.
     filters = {
-        k: v
-        for k, v in (snapshot.meta.get("filters") or {"confidentiality": "all"}).items()
-        if k != "archived"
+        k: v for k, v in (info.filters or {"confidentiality": "all"}).items() if k != "archived"
     }
     filters["expand"] = list(EXPAND)  # a snapshot fetched before the context columns gains them
     since = int(mark)
@@ -234,7 +233,7 @@ def refresh_snapshot(
     bar.close()
     deleted, deleted_note = _deleted_since(client, since)
     started_ms = client.server_time_ms or int(clock() * 1000)
-    with_personal = bool(snapshot.meta.get("with_personal", False))
+    with_personal = bool(info.with_personal)
     fresh = frame_from_opportunities(changed.values(), with_personal=with_personal)
     old = snapshot.frame[~snapshot.frame["opportunity_id"].isin(fresh["opportunity_id"])]
     if not include_archived:
@@ -247,9 +246,9 @@ def refresh_snapshot(
     merged = merged.sort_values("opportunity_id", kind="stable").reset_index(drop=True)
     meta = dict(snapshot.meta)
     now = datetime.fromtimestamp(clock(), UTC)
-    full_at = datetime.fromisoformat(str(meta.get("full_fetch_at") or meta["fetched_at"]))
+    full_at = datetime.fromisoformat(str(info.full_fetch_at or info.fetched_at))
     due = full_at + timedelta(days=FULL_FETCH_DUE_DAYS)
-    notes = [w for w in meta.get("warnings", []) if not w.startswith("incremental refresh")]
+    notes = [w for w in info.warnings if not w.startswith("incremental refresh")]
     notes = [w for w in notes if " not read (" not in w] + notes_now
     if deleted_note:
         notes.append(

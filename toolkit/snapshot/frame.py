@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.snapshot import rows as _rows
+from toolkit.snapshot.meta import SnapshotMeta
 from toolkit.snapshot.rows import CONTEXT_COLUMNS, columns, opportunity_row
 
 # Re-exported: the frame's columns and the parse of Lever's fields live in `rows` (no pandas).
@@ -24,14 +25,23 @@ REFRESH_OVERLAP_MS = 60_000  # a margin before the watermark: writes in flight, 
 
 @dataclass
 class Snapshot:
-    """A fetched set of opportunities (`frame`) and what is known about the fetch (`meta`)."""
+    """A fetched set of opportunities (`frame`) and what is known about the fetch (`meta`).
+
+    `meta` is the dict the writers fill and `store` saves; readers use `info`, the same
+    metadata typed (`SnapshotMeta`, read-only).
+    """
 
     frame: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def info(self) -> SnapshotMeta:
+        """The metadata as a `SnapshotMeta` (a frozen copy: write to `meta`)."""
+        return SnapshotMeta.from_dict(self.meta)
+
+    @property
     def warnings(self) -> list[str]:
-        return list(self.meta.get("warnings", []))
+        return list(self.info.warnings)
 
 
 def frame_from_opportunities(

@@ -366,7 +366,7 @@ class ContactChecker:
                     status=outcome.status,
                     perform_as=self.perform_as,
                     plan_sha256=origin.sha256,
-                    sources=origin.meta.get("sources") or {},
+                    sources=origin.info.sources or {},
                 )
             verb = "would write" if self.dry_run else outcome.state
             log.info(

@@ -121,7 +121,7 @@ def audit_account(
         personal=personal,
         require_names=True,
     )
-    if snap.meta.get("include_archived") is False:
+    if snap.info.include_archived is False:
         include_archived = False  # archived ones were never fetched into this snapshot
     meta = {k: v for k, v in snap.meta.items() if k not in ("redacted", "redaction")}
     frame = snap.frame

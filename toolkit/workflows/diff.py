@@ -34,7 +34,7 @@ def contact_names(frame: pd.DataFrame) -> dict[str, str]:
 def snapshot_side(path: str | os.PathLike, with_names: bool = False) -> AuditSide:
     """A side from a snapshot file: audited here (archived ones as the snapshot was taken)."""
     snap = load_snapshot(path)
-    include_archived = snap.meta.get("include_archived", True) is not False
+    include_archived = snap.info.include_archived is not False
     result = run_audit(snap.frame, include_archived=include_archived)
     names = contact_names(snap.frame) if with_names and "name" in snap.frame.columns else {}
     return side_from_audit(result, names)

@@ -68,7 +68,7 @@ def draft_policy_file(
     saved: Path | None = Path(snapshot_path) if snapshot_path else None
     if saved is None and target is not None:
         saved = save_snapshot(snap, sidecar(target, ".snapshot.parquet"))
-    if snap.meta.get("include_archived") is False:
+    if snap.info.include_archived is False:
         include_archived = False  # archived ones were never fetched into this snapshot
     draft = draft_policy(snap.frame, include_archived=include_archived, source=str(saved or ""))
     if target is not None:

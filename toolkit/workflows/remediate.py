@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,10 +152,12 @@ def plan_changes(
                 emails_matched_through=people.emails_from,
             )
             plan.meta["counts"] = plan.counts()
+    info = plan.info
     if policy_path:
-        plan.meta["policy_path"] = str(policy_path)
-    if "snapshot" in plan.meta:
-        plan.meta["snapshot"]["path"] = source
+        info = replace(info, policy_path=str(policy_path))
+    if info.snapshot is not None:
+        info = replace(info, snapshot=replace(info.snapshot, path=source))
+    plan.meta = info.to_dict()
     save_plan(plan, out)
     run = PlanRun(plan, snap, policy, include_archived, out, warnings, note)
     if with_names:
@@ -173,7 +175,7 @@ def check_snapshot_account(snap: Snapshot, client: LeverAPI | None, what: str) -
     Raises:
         AccountMismatchError: the snapshot's account is not the key's (CLI exit 2).
     """
-    recorded = snap.meta.get("account")
+    recorded = snap.info.account
     if not recorded:
         return ""
     try:
@@ -253,7 +255,7 @@ def ledger_factory(
             reason=reason,
             plan_sha256=plan.sha256,
             journal=journal,
-            sources=plan.meta.get("sources"),
+            sources=plan.info.sources,
             path=path,
         )
 

@@ -31,7 +31,7 @@ HOW_TO_APPLY = (
 
 def plan_worklist(plan: Plan, snapshot: Snapshot) -> dict[str, Path]:
     """Write `<plan>.worklist.xlsx` and `.csv`: one row per person and opportunity to change."""
-    host = (plan.meta.get("snapshot") or {}).get("host") or snapshot.meta.get("host")
+    host = plan.info.snapshot_ref.host or snapshot.info.host
     frame = worklist_frame(plan.rows, snapshot.frame, host=host, plan_sha256=plan.sha256)
     about = {
         "What this is": f"The changes of the plan {plan.path.name if plan.path else ''}, one row "
@@ -40,7 +40,7 @@ def plan_worklist(plan: Plan, snapshot: Snapshot) -> dict[str, Path]:
         "plan": plan.sha256,
         "account": host or "",
         "mode": str(plan.mode or ""),
-        "tags": ", ".join(plan.meta.get("tags") or []),
+        "tags": ", ".join(plan.info.tags or []),
     }
     return write_worklist(frame, plan.path or Path("plan.csv"), about)
 
@@ -54,7 +54,7 @@ def audit_worklist(
     tags, else the tags the evidence calls likely contact-level (posting tags differ on purpose).
     """
     tags = focus_tags(result, policy)
-    host = snapshot.meta.get("host")
+    host = snapshot.info.host
     frame = people_to_check(result, snapshot, policy)
     about = {
         "What this is": "The people to check: each row an opportunity without a tag that the "
@@ -75,7 +75,7 @@ def people_to_check(result: AuditResult, snapshot: Snapshot, policy: Policy | No
     changes = pd.DataFrame(
         {c: changes[c].astype(str).tolist() for c in ("opportunity_id", "contact_id", "tag")}
     )
-    return worklist_frame(changes, snapshot.frame, host=snapshot.meta.get("host"))
+    return worklist_frame(changes, snapshot.frame, host=snapshot.info.host)
 
 
 def focus_tags(result: AuditResult, policy: Policy | None) -> list[str]:
@@ -102,8 +102,8 @@ def open_plan(path: str | os.PathLike, plan_path: str | os.PathLike | None = Non
 
 def check_sheet_host(plan: Plan, client: LeverAPI | None) -> None:
     """Refuse, before any request, a sheet of another account than the client's (`PlanError`)."""
-    sheet = plan.meta.get("worklist") or {}
-    expected = sheet.get("account") or (plan.meta.get("snapshot") or {}).get("host")
+    sheet = plan.info.worklist or {}
+    expected = sheet.get("account") or plan.info.snapshot_ref.host
     actual = client_host(client) if client is not None else None
     if sheet and expected and actual and expected != actual:
         raise PlanError(

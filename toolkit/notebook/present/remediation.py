@@ -32,15 +32,13 @@ def headline_remediation(
     split pairs of the plan's tags before and after; "nothing to do" (and why) for an empty plan.
 
     Example:
-        >>> from types import SimpleNamespace
-        >>> empty = SimpleNamespace(counts=lambda: {"rows": 0}, meta={"note": "no tags chosen"})
-        >>> headline_remediation(empty, None, {}, {}).parts[0].text.split(":")[0]
+        >>> from toolkit.remediate.plan import nothing_planned
+        >>> headline_remediation(nothing_planned(), None, {}, {}).parts[0].text.split(":")[0]
         'Nothing to do'
     """
     counts = plan.counts()
-    meta = getattr(plan, "meta", {}) or {}
     if not counts["rows"]:
-        why = meta.get("note") or "every chosen tag is already whole"
+        why = plan.info.note or "every chosen tag is already whole"
         text = f"Nothing to do: the plan has no change ({why}); nothing was written."
         if why == "no tags chosen":
             text += " Set the tags or policy_path parameter to plan changes."
