@@ -168,16 +168,21 @@ def test_a_tag_with_surrounding_spaces_is_told_apart():
 
 
 def test_search_is_debounced_inside_a_running_loop():
-    calls = []
-    debounced = Debounced(lambda: calls.append(time.monotonic()), wait=0.05, live=lambda: True)
+    calls: list[float] = []
+    fired: list[asyncio.Event] = []
+
+    def search() -> None:
+        calls.append(time.monotonic())
+        fired[0].set()
+
+    debounced = Debounced(search, wait=0.05, live=lambda: True)
 
     async def typing() -> None:
+        fired.append(asyncio.Event())
         for _ in range(5):  # five keystrokes, 10 ms apart
             debounced()
             await asyncio.sleep(0.01)
-        deadline = time.monotonic() + 2
-        while not calls and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(fired[0].wait(), timeout=60)  # the one call; bounds a failure
 
     # a thread of its own: its own event loop, as the kernel has one
     worker = threading.Thread(target=asyncio.run, args=(typing(),))

@@ -435,18 +435,24 @@ class SyncProcess:
             self.lines.put(line)
 
     def wait_line(self, pattern: str, timeout: float = START_S) -> re.Match:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
-                    break
-                continue
-            found = re.search(pattern, line)
-            if found:
-                return found
-        raise AssertionError(f"no line matching {pattern!r} in {''.join(self.output)[-2000:]}")
+        def found() -> re.Match | None:
+            while not self.lines.empty():
+                match = re.search(pattern, self.lines.get_nowait())
+                if match:
+                    return match
+            if self.proc.poll() is not None and self.lines.empty():
+                raise AssertionError(f"exited with no line matching {pattern!r}: {self._tail()}")
+            return None
+
+        try:
+            return wait_for(found, timeout, f"a line matching {pattern!r}")
+        except AssertionError as exc:
+            if "timed out" not in str(exc):
+                raise
+            raise AssertionError(f"{exc}: {self._tail()}") from None
+
+    def _tail(self) -> str:
+        return "".join(self.output)[-2000:]
 
     def url(self) -> str:
         return self.wait_line(r"listening on (http://\S+)").group(1)

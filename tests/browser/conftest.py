@@ -19,13 +19,13 @@ import secrets
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for
 
 from lever_sandbox.process import SandboxProcess
 
@@ -139,8 +139,8 @@ def jupyterlab(
 
 def _lab_url(runtime: Path, proc: subprocess.Popen, log: Path) -> str:
     """The server's URL from its runtime file (written once it listens)."""
-    deadline = time.monotonic() + STARTUP_S
-    while time.monotonic() < deadline:
+
+    def url() -> str | None:
         if proc.poll() is not None:
             raise RuntimeError(f"JupyterLab exited: {log.read_text(errors='replace')[-2000:]}")
         for path in runtime.glob("jpserver-*.json"):
@@ -150,8 +150,9 @@ def _lab_url(runtime: Path, proc: subprocess.Popen, log: Path) -> str:
                 continue
             if info.get("port"):
                 return f"http://127.0.0.1:{info['port']}/"
-        time.sleep(0.2)
-    raise RuntimeError(f"JupyterLab did not start within {STARTUP_S} s")
+        return None
+
+    return wait_for(url, STARTUP_S, "JupyterLab to start (its jpserver-*.json)")
 
 
 # -- the browser --------------------------------------------------------------------------------

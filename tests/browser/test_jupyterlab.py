@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,14 +52,13 @@ def _prompts(page: Any) -> list[str]:
 
 def _wait_done(page: Any) -> None:
     """Every code cell numbered ([n]:) and the kernel idle: the notebook has run."""
-    deadline = time.monotonic() + RUN_S
-    while time.monotonic() < deadline:
+
+    def done() -> bool:
         prompts = _prompts(page)
         numbered = prompts and all(re.fullmatch(r"\[\d+\]:", p.strip()) for p in prompts)
-        if numbered and page.get_by_text(IDLE).count():
-            return
-        page.wait_for_timeout(250)
-    raise AssertionError(f"the notebook did not finish within {RUN_S} s: prompts {_prompts(page)}")
+        return bool(numbered and page.get_by_text(IDLE).count())
+
+    wait_for(done, RUN_S, "every cell numbered ([n]:) and the kernel idle")
 
 
 def _no_errors(page: Any) -> None:
@@ -79,10 +77,7 @@ def _save(page: Any, lab: Any, name: str) -> None:
     page.locator(".jp-Notebook .jp-Cell").first.click()
     page.keyboard.press("Escape")
     page.keyboard.press("Control+s")
-    deadline = time.monotonic() + CHANGE_S
-    while path.stat().st_mtime_ns == before:
-        assert time.monotonic() < deadline, f"{name} was not saved"
-        page.wait_for_timeout(100)
+    wait_for(lambda: path.stat().st_mtime_ns != before, CHANGE_S, f"{name} saved")
 
 
 def _saved_outputs(lab: Any, name: str) -> list[dict]:
@@ -105,13 +100,14 @@ def _text(page: Any, css: str) -> str:
 
 def _changes(page: Any, css: str, before: str) -> str:
     """Wait until the element's text differs from `before`; return the new text."""
-    deadline = time.monotonic() + CHANGE_S
-    while time.monotonic() < deadline:
-        now = page.locator(css).first.inner_text()
-        if now != before:
-            return now
-        page.wait_for_timeout(100)
-    raise AssertionError(f"{css} did not change within {CHANGE_S} s: {before[:200]!r}")
+    seen: list[str] = []
+
+    def changed() -> bool:
+        seen.append(page.locator(css).first.inner_text())
+        return seen[-1] != before
+
+    wait_for(changed, CHANGE_S, f"{css} to change from {before[:200]!r}")
+    return seen[-1]
 
 
 def _contacts_shown(status: str) -> int:
@@ -256,7 +252,9 @@ def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_pr
     page.reload()
     _wait_idle(page)
     page.locator(".ltt-status").wait_for(timeout=RUN_S * 1000)
-    page.wait_for_timeout(1000)
+    # both saved widgets drawn again (the explorer's tags, the policy panel) before "no errors"
+    page.locator(".ltt-tags .ltt-tag-option").first.wait_for(timeout=RUN_S * 1000)
+    page.locator(".ltt-policy-filter input").wait_for(timeout=RUN_S * 1000)
     _no_errors(page)
     assert _contacts_shown(_text(page, ".ltt-status")) == _contacts_shown(status)
     assert page.locator(".ltt-tags .ltt-tag-option").count() > 0
@@ -381,9 +379,9 @@ def test_02_runs_and_survives_a_reload(jupyterlab, page, artifacts, name):
     _save(page, jupyterlab, name)
     page.reload()
     _wait_idle(page)
-    page.wait_for_timeout(1500)
-    _no_errors(page)
     bar = page.get_by_text(BAR).first
+    bar.wait_for(timeout=RUN_S * 1000)  # the saved outputs drawn again before "no errors"
+    _no_errors(page)
     bar.scroll_into_view_if_needed()  # the snapshot's progress bar: a plain line, not a widget
     _shot(page, artifacts, "02-01-after-reload")
     assert not [o for o in _saved_outputs(jupyterlab, name) if o.get("output_type") == "error"]

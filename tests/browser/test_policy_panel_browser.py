@@ -8,13 +8,13 @@ import re
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from browser_env import require_browser
+from polling import wait_for
 from test_jupyterlab import CHANGE_S, _run_explorer, _shot
 
 require_browser()
@@ -28,10 +28,7 @@ def _plan_text(page: Any) -> str:
 
 
 def _until(check, what: str) -> None:
-    deadline = time.monotonic() + CHANGE_S
-    while not check():
-        assert time.monotonic() < deadline, f"{what} within {CHANGE_S} s"
-        time.sleep(0.1)
+    wait_for(check, CHANGE_S, what)
 
 
 def _choose(page: Any, tag: str, choice: str) -> None:
