@@ -251,7 +251,12 @@ def test_01_explorer_controls_and_reload(jupyterlab, page, artifacts, sandbox_pr
     _save(page, jupyterlab, "01-explore-tag-coverage.ipynb")
     page.reload()
     _wait_idle(page)
-    page.locator(".ltt-status").wait_for(timeout=RUN_S * 1000)
+    try:
+        page.locator(".ltt-status").wait_for(timeout=RUN_S * 1000)
+    except Exception as exc:  # seen once in 4 fresh-clone runs: keep what the page showed
+        _shot(page, artifacts, "01-14-reload-failed")
+        body = page.locator(".jp-Notebook").inner_text()[-1500:]
+        raise AssertionError(f"the explorer was not drawn again after a reload: {body!r}") from exc
     # both saved widgets drawn again (the explorer's tags, the policy panel) before "no errors"
     page.locator(".ltt-tags .ltt-tag-option").first.wait_for(timeout=RUN_S * 1000)
     page.locator(".ltt-policy-filter input").wait_for(timeout=RUN_S * 1000)
