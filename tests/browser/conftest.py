@@ -164,9 +164,10 @@ def _lab_url(runtime: Path, proc: subprocess.Popen, log: Path) -> str:
 
 @dataclass
 class PageWatch:
-    """What a page did: console errors, requests that left loopback."""
+    """What a page did: console errors, warnings and errors in order, requests off loopback."""
 
     console_errors: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)  # "type: text" of warnings and errors
     outside: list[str] = field(default_factory=list)
 
 
@@ -182,6 +183,8 @@ def page(browser: Any) -> Iterator[tuple[Any, PageWatch]]:
     def on_console(message: Any) -> None:
         if message.type == "error":
             watch.console_errors.append(message.text)
+        if message.type in ("error", "warning"):
+            watch.console.append(f"{message.type}: {message.text[:300]}")
 
     def on_request(request: Any) -> None:
         host = urlparse(request.url).hostname
