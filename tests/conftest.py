@@ -76,6 +76,7 @@ def env(fresh_sandbox, point_at, monkeypatch, tmp_path) -> Sandbox:
 # -- running in parallel (pytest-xdist, `make test` runs `-n 4 --dist loadgroup`) ---------------
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the marks into node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep together on one worker the tests that share something costly to build twice.
 
