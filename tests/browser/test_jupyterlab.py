@@ -337,6 +337,15 @@ def _choose_by_filter(page: Any, tag: str, status: str) -> tuple[Any, str]:
     box = page.locator(".ltt-tag-filter input")
     box.fill("")
     box.press_sequentially(tag[:3], delay=50)
+    # typed one key at a time, the list is drawn again after each: wait for the last one
+    unchosen = page.locator(".ltt-tags .ltt-tag-option").filter(
+        has=page.locator("input:not(:checked)")
+    )
+    wait_for(
+        lambda: all(tag[:3].casefold() in t.casefold() for t in unchosen.all_inner_texts()),
+        CHANGE_S,
+        f"the tag list narrowed to tags containing {tag[:3]!r}",
+    )
     option = page.locator(".ltt-tags .ltt-tag-option", has_text=tag)
     option.first.wait_for(timeout=CHANGE_S * 1000)
     option.first.locator("input").click()

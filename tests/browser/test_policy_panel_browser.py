@@ -35,9 +35,19 @@ def _choose(page: Any, tag: str, choice: str) -> None:
     """Find the tag with the panel's filter, pick a choice in its row, wait for the preview."""
     before = _plan_text(page)
     page.locator(".ltt-policy-filter input").fill(tag)
-    row = page.locator(".ltt-policy-row:visible").filter(has_text=tag).first
-    row.wait_for(timeout=CHANGE_S * 1000)
-    row.locator("select").select_option(label=choice)
+    # The kernel re-points the rows once the filter reaches it: until then a row found now may
+    # be hidden a moment later. Wait until every visible row's tag (its label's <b>) matches.
+    rows = page.locator(".ltt-policy-row:visible")
+    names = rows.locator(".widget-html b")
+    _until(
+        lambda: (
+            bool(texts := names.all_inner_texts())
+            and all(tag.casefold() in t.casefold() for t in texts)
+        ),
+        f"the panel's rows filtered to {tag!r}",
+    )
+    exact = page.locator(".widget-html b", has_text=re.compile(f"^{re.escape(tag)}$"))
+    rows.filter(has=exact).first.locator("select").select_option(label=choice)
     _until(lambda: _plan_text(page) != before, f"the preview did not follow {tag} -> {choice}")
 
 
