@@ -22,6 +22,7 @@ from toolkit.snapshot.order import (
 )
 from toolkit.snapshot.ranges import (
     Window,
+    crowd_band,
     floor_of,
     quantile_window_parts,
     split_window,
@@ -36,6 +37,7 @@ PAGE_ITEMS = 100  # a full page (Lever's maximum limit)
 PART_PAGES = 10  # a new window holds about this many pages at the density that made it
 MIN_PART_PAGES = 3  # below this many pages left, a window is not worth cutting
 LATE_CUT_GAIN = 8  # without a proven order, a later cut needs this many pages left per page lost
+CROWD_GAIN = 3  # a crowd cut needs this many pages left per page it lists again
 MAX_TARGET = 32  # windows listed at once, at most (high latency)
 
 
@@ -69,6 +71,8 @@ class ListedWindow:
     density: float | None = None  # items per ms of that key on its last page
     left: float | None = None  # estimated pages still to list
     sample: list[int] = field(default_factory=list)  # every createdAt it listed
+    page_created: list[int] = field(default_factory=list)  # the createdAt of its last page
+    page_span: int = 0  # how far its last page reached along `key` (first to last item)
 
     def params(self) -> dict[str, Any]:
         params = dict(self.family.filters)
@@ -132,6 +136,9 @@ class Cutting:
         if self._trusted(window.family) and window.key == window.family.evidence.proven:
             return self._hand_on(window, deficit) if deficit > 0 or self._behind(window) else []
         # No order relied on: the parts list the window's whole range again.
+        crowd = self._crowd_parts(window, deficit)
+        if crowd:
+            return crowd
         worth = window.left >= 2 * PART_PAGES or (deficit > 0 and window.left >= 2 * MIN_PART_PAGES)
         if window.pages_done == 1 and worth:
             return self._relist(window, self._work_parts(window, deficit))
@@ -141,6 +148,40 @@ class Cutting:
         if deficit > 0 and window.left >= LATE_CUT_GAIN * window.pages_done and self._heavy(window):
             return self._relist(window, self._work_parts(window, deficit))
         return []
+
+    def _crowd_parts(self, window: ListedWindow, deficit: int) -> list[Window]:
+        """In an `updatedAt` order, a page whose `createdAt` values crowd into a narrow band (a
+        bulk-import day) is close to a random sample of the band (how long after its creation an
+        opportunity was last updated does not depend on where in the band it was created): the
+        window is cut into the band, at the page's quantiles, and what lies on either side.
+
+        Every part is listed from its start (the window's whole range again), so it is done only
+        for many more pages left than were listed, and when the window would end after the rest.
+        """
+        if window.key is None or window.key[0] != "updatedAt" or window.left is None:
+            return []
+        if len(window.page_created) < PAGE_ITEMS // 2:
+            return []
+        if window.left < 2 * PART_PAGES or window.left < CROWD_GAIN * window.pages_done:
+            return []
+        if deficit <= 0 and not self._behind(window):
+            return []
+        band = crowd_band(window.page_created, window.page_span)
+        if band is None:
+            return []
+        a = band[0] if window.lo is None else max(window.lo, band[0])
+        b = band[1] if window.hi is None else min(window.hi, band[1])
+        inside = [c for c in window.page_created if a <= c <= b]
+        work = window.left + window.pages_done  # every part is listed from its start
+        parts = min(self.target, math.ceil(work / PART_PAGES) + 1, len(inside) // 8)
+        if a >= b or parts < 2:
+            return []
+        out = quantile_window_parts((a, b), inside, parts)
+        if window.lo is None or a > window.lo:
+            out.insert(0, (window.lo, a - 1))
+        if window.hi is None or b < window.hi:
+            out.append((b + 1, window.hi))
+        return out
 
     def _time_parts(self, window: ListedWindow, deficit: int) -> list[Window]:
         """The whole timeline from the earliest `createdAt` listed to now, in equal times."""

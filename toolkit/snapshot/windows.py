@@ -35,7 +35,10 @@ with the most work left first, so the longest listings never wait behind short o
 - Any other order: windows are cut only into windows that cover their whole range again, at a
   window's first page (one page lost) and later only for a share of work many times the pages
   it lost. A page in `updatedAt` order still shows where a window is and how dense it is; a
-  page in no order (shuffled) is a sample of its window, cut at the sample's quantiles.
+  page in no order (shuffled) is a sample of its window, cut at the sample's quantiles. A page
+  in `updatedAt` order whose `createdAt` values crowd far closer together than its `updatedAt`
+  values (a bulk-import day) samples that band: the window is cut at the band's quantiles
+  (`toolkit.snapshot.cuts`), as soon as a page shows it and the window would end last.
 """
 
 from __future__ import annotations
@@ -258,7 +261,8 @@ class WindowedListing(Cutting):
         """Feed the order evidence; track the window's position, density and work left."""
         items = [item for item in page.items if isinstance(item, dict)]
         created = (ms(item.get("createdAt")) for item in items)
-        window.sample.extend(c for c in created if c is not None)
+        window.page_created = [c for c in created if c is not None]
+        window.sample.extend(window.page_created)
         family = window.family
         for item in items:
             c, u = ms(item.get("createdAt")), ms(item.get("updatedAt"))
@@ -286,6 +290,7 @@ class WindowedListing(Cutting):
             window.key = window.position = window.density = window.left = None
             return
         window.key, window.position = key, values[-1]
+        window.page_span = abs(values[-1] - values[0])  # type: ignore[operator]
         last = values[-1]
         window.density = len(values) / max(1, abs(last - first))  # type: ignore[operator]
         if key[1] > 0:
