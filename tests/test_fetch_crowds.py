@@ -61,7 +61,7 @@ def _listing(opps: list[dict], direction: int) -> tuple[WindowedListing, list[tu
     with responses.RequestsMock() as rsps:
         rsps.add_callback(responses.GET, "https://lever.test/v1/opportunities", callback=answer)
         client = LeverClient("https://lever.test/v1", api_key="k", rate=200, burst=200)
-        listing = WindowedListing(client, workers=8, now_ms=10**7)
+        listing = WindowedListing(client, workers=16, now_ms=10**7)
         listing.run([({}, (None, None))])
     return listing, firsts
 
@@ -112,3 +112,51 @@ def test_a_crowd_cut_covers_the_whole_window_again():
     assert parts[0][0] == 1_000_000 and parts[-1][1] == 9_000_000
     assert all(b[0] == a[1] + 1 for a, b in pairwise(parts))
     assert sum(1 for lo, hi in parts if DAY[0] - 1_000 <= lo and hi <= DAY[1] + 1_000) >= 2
+
+
+def _running(listing: WindowedListing, key, left: float, pages_done: int) -> ListedWindow:
+    window = ListedWindow(Family({}, (None, None)), 1_000_000, 9_000_000)
+    window.key, window.left, window.pages_done = key, left, pages_done
+    window.position = 8_000_000 if key[1] < 0 else 2_000_000
+    window.density = left * 100 / 7_000_000
+    window.sample = list(range(1_000_000, 9_000_000, 80_000))
+    return window
+
+
+@pytest.mark.parametrize("direction", [1, -1])
+def test_newest_updated_first_a_window_ending_well_after_the_rest_is_cut_late(direction):
+    """Newest updatedAt first, a window's first pages (its most recently updated) can show few
+    opportunities while the bulk of its work lies below: once its pages, one latency apart,
+    would end well after all the rest, it is cut into parts covering its whole range again
+    (ascending, where that rule cut the wrong windows, only the stricter rule applies)."""
+    listing = WindowedListing(LeverClient("https://lever.test/v1", api_key="k"), now_ms=10**7)
+    listing.latency = 0.3
+    big = _running(listing, ("updatedAt", direction), left=30, pages_done=4)
+    small = [_running(listing, ("updatedAt", direction), left=3, pages_done=2) for _ in range(8)]
+    listing._active = [big, *small]
+    parts = listing._cut(big)
+    if direction > 0:
+        assert parts == []
+        return
+    parts = sorted(parts)  # bounded windows: in createdAt order
+    assert len(parts) >= 3
+    assert parts[0][0] == 1_000_000 and parts[-1][1] == 9_000_000
+    assert all(b[0] == a[1] + 1 for a, b in pairwise(parts))
+
+
+@pytest.mark.parametrize("field", ["updatedAt", "createdAt"])
+def test_a_first_updated_at_page_spreads_the_rest_in_equal_times_not_one_wide_step(field):
+    """At a window's edge the density along updatedAt shows low: one step of `PART_PAGES` pages
+    at that density would hold nearly the whole window (cut again at its first page, and again).
+    In an updatedAt order the rest is cut into equal times; along createdAt the step stays."""
+    listing = WindowedListing(LeverClient("https://lever.test/v1", api_key="k"), now_ms=10**7)
+    listing.latency = 0.3
+    window = _running(listing, (field, -1), left=20, pages_done=1)
+    window.density = 1000 / 5_000_000  # one step of 10 pages: 5e6 ms of the 7e6 left
+    listing._active = [window]
+    parts = sorted(listing._work_parts(window, deficit=5))
+    widths = [hi - lo for lo, hi in parts]
+    if field == "createdAt":
+        assert len(parts) == 2  # the step, and the rest beyond it
+        return
+    assert len(parts) >= 4 and max(widths) - min(widths) <= len(parts)  # rounding
