@@ -15,7 +15,7 @@ import responses
 from toolkit.client import LeverClient
 from toolkit.snapshot.cuts import Family, ListedWindow
 from toolkit.snapshot.ranges import crowd_band
-from toolkit.snapshot.windows import WindowedListing
+from toolkit.snapshot.windows import WindowedListing, ready_priority
 
 DAY = (5_000_000, 5_002_000)  # the bulk import's createdAt band (ms)
 
@@ -160,3 +160,28 @@ def test_a_first_updated_at_page_spreads_the_rest_in_equal_times_not_one_wide_st
         assert len(parts) == 2  # the step, and the rest beyond it
         return
     assert len(parts) >= 4 and max(widths) - min(widths) <= len(parts)  # rounding
+
+
+# -- listings in no order (shuffled) ----------------------------------------------------------
+
+
+def test_a_root_listed_in_no_order_is_cut_into_more_parts_than_windows_run():
+    """A shuffled first page is a sample of the whole account: its quantiles make parts of
+    uneven size, and the largest sets the end, so the root is cut into `target` + 4 parts."""
+    listing = WindowedListing(LeverClient("https://lever.test/v1", api_key="k"), now_ms=10**7)
+    root = ListedWindow(Family({}, (None, None)), None, None)
+    root.pages_done = 1
+    root.sample = random.Random(3).sample(range(10**6, 9 * 10**6), 100)
+    listing._active = [root]
+    parts = listing._cut(root)
+    assert len(parts) == listing.target + 4
+    assert parts[0][0] is None and parts[-1][1] is None
+
+
+def test_windows_in_no_order_take_turns_the_one_that_listed_least_first():
+    family = Family({}, (None, None))
+    fresh, ahead, behind, known = (ListedWindow(family, None, None) for _ in range(4))
+    ahead.pages_done, behind.pages_done, known.pages_done = 6, 2, 3
+    known.key, known.left = ("updatedAt", 1), 40.0
+    ranked = sorted([ahead, known, behind, fresh], key=ready_priority, reverse=True)
+    assert ranked == [fresh, behind, ahead, known]

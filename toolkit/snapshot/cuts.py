@@ -38,7 +38,9 @@ PART_PAGES = 10  # a new window holds about this many pages at the density that 
 MIN_PART_PAGES = 3  # below this many pages left, a window is not worth cutting
 LATE_CUT_GAIN = 8  # without a proven order, a later cut needs this many pages left per page lost
 BEHIND_CUT_GAIN = 4  # ... or this many, when the window would end well after all the rest
+CROWD_PART_PAGES = 7  # a crowd's parts hold about this many pages (cut late: smaller parts)
 CROWD_GAIN = 3  # a crowd cut needs this many pages left per page it lists again
+ROOT_EXTRA_PARTS = 4  # a root listed in no order is cut into this many more parts than `target`
 MAX_TARGET = 32  # windows listed at once, at most (high latency)
 
 
@@ -131,6 +133,9 @@ class Cutting:
         if window.key is None or window.left is None:  # no order: the page is a sample
             if window.pages_done == 1 and deficit > 0 and len(window.sample) >= 4:
                 parts = min(self.target, deficit + 1, len(window.sample) // 2)
+                if window.lo is None and window.hi is None:  # the root: more, smaller parts,
+                    # as the sample's quantiles make parts of uneven size (the largest sets the end)
+                    parts = min(self.target + ROOT_EXTRA_PARTS, len(window.sample) // 8)
                 cut = quantile_window_parts((window.lo, window.hi), window.sample, parts)
                 return cut if len(cut) > 1 else []
             return []
@@ -186,7 +191,7 @@ class Cutting:
         b = band[1] if window.hi is None else min(window.hi, band[1])
         inside = [c for c in window.page_created if a <= c <= b]
         work = window.left + window.pages_done  # every part is listed from its start
-        parts = min(self.target, math.ceil(work / PART_PAGES) + 1, len(inside) // 8)
+        parts = min(self.target, math.ceil(work / CROWD_PART_PAGES) + 1, len(inside) // 8)
         if a >= b or parts < 2:
             return []
         out = quantile_window_parts((a, b), inside, parts)

@@ -74,6 +74,15 @@ CATCH_UP_MARGIN_MS = 60_000  # the catch-up starts this long before Lever's cloc
 CATCH_UP_ROUNDS = 3
 
 
+def ready_priority(window: ListedWindow) -> tuple[float, float]:
+    """Which ready window gets the next free slot (the largest first)."""
+    if window.pages_done == 0:
+        return (math.inf, math.inf)
+    if window.left is None:
+        return (math.inf, -window.pages_done)
+    return (window.left, 0)
+
+
 class WindowedListing(Cutting):
     """List `GET /opportunities` for one or more filter sets, as fast as the limiter allows.
 
@@ -188,10 +197,11 @@ class WindowedListing(Cutting):
 
     def _pump(self) -> None:
         """Ask for next pages, `slots` at most at once, the most work left first (unknown: a
-        first page, or pages in no order, first of all)."""
+        first page, or pages in no order, first of all; among windows in no order, the one
+        that has listed least: cut alike, they are alike, and the last to end sets the end)."""
         assert self._pool is not None
         while self._ready and len(self._futures) < self.slots:
-            window = max(self._ready, key=lambda w: math.inf if w.left is None else w.left)
+            window = max(self._ready, key=ready_priority)
             self._ready.remove(window)
             self._futures[self._pool.submit(self._next_page, window)] = window
 
