@@ -185,3 +185,18 @@ def test_windows_in_no_order_take_turns_the_one_that_listed_least_first():
     known.key, known.left = ("updatedAt", 1), 40.0
     ranked = sorted([ahead, known, behind, fresh], key=ready_priority, reverse=True)
     assert ranked == [fresh, behind, ahead, known]
+
+
+def test_a_sliver_beside_the_band_goes_to_the_band_part_next_to_it():
+    """One request saved: a side of the window narrower than ten bands is no window of its own."""
+    listing = WindowedListing(LeverClient("https://lever.test/v1", api_key="k"), now_ms=10**7)
+    window = ListedWindow(Family({}, (None, None)), DAY[0] - 3_000, 9_000_000)
+    window.key, window.position, window.left, window.pages_done = ("updatedAt", 1), 5_100_000, 40, 3
+    window.page_created = [DAY[0] + 20 * i for i in range(95)] + [1_500_000] * 5
+    window.page_span = 400_000
+    listing.latency = 0.3
+    listing._active = [window]
+    parts = listing._crowd_parts(window, deficit=4)
+    assert parts[0][0] == DAY[0] - 3_000 and parts[0][1] > DAY[0]  # the sliver, with the band
+    assert parts[-1][1] == 9_000_000 and parts[-1][0] > DAY[1]  # the wide side: its own window
+    assert all(b[0] == a[1] + 1 for a, b in pairwise(parts))

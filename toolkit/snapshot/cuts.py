@@ -195,9 +195,14 @@ class Cutting:
         if a >= b or parts < 2:
             return []
         out = quantile_window_parts((a, b), inside, parts)
-        if window.lo is None or a > window.lo:
+        sliver = 10 * (b - a + 1)  # a side this narrow goes to the band's part beside it
+        if window.lo is not None and a > window.lo and a - window.lo < sliver:
+            out[0] = (window.lo, out[0][1])
+        elif window.lo is None or a > window.lo:
             out.insert(0, (window.lo, a - 1))
-        if window.hi is None or b < window.hi:
+        if window.hi is not None and b < window.hi and window.hi - b < sliver:
+            out[-1] = (out[-1][0], window.hi)
+        elif window.hi is None or b < window.hi:
             out.append((b + 1, window.hi))
         return out
 
