@@ -306,10 +306,12 @@ class SandboxState:
                 start = max(start, bisect.bisect_left(keys, (-c_end,)))
             if order == "newest" and c_start is not None:
                 stop = bisect.bisect_right(keys, (-c_start, "\U0010ffff"))
-            if order == "updated" and c_start is not None:  # updatedAt >= createdAt >= start
-                start = max(start, bisect.bisect_left(keys, (c_start,)))
+            # updatedAt >= createdAt + lag_floor >= start + lag_floor (lag_floor <= 0)
+            if order == "updated" and c_start is not None:
+                start = max(start, bisect.bisect_left(keys, (c_start + self._lag_floor(),)))
             if order == "updated-desc" and c_start is not None:
-                stop = bisect.bisect_right(keys, (-c_start, "\U0010ffff"))
+                floor = -(c_start + self._lag_floor())
+                stop = bisect.bisect_right(keys, (floor, "\U0010ffff"))
             page: list[dict[str, Any]] = []
             last: tuple[int, str] | None = None
             has_next = False
@@ -381,6 +383,16 @@ class SandboxState:
                     for _created, opp_id in self._keys
                 )
         return cache[order]
+
+    def _lag_floor(self) -> int:
+        """The least `updatedAt - createdAt`, 0 at most: generated data can hold an `updatedAt`
+        before its `createdAt` (capped at `LAST_UPDATE_MS`), and the fast paths of the `updatedAt`
+        orders must not skip it (cached like the orders; a bump only raises a lag)."""
+        cache = self.__dict__.setdefault("_order_cache", {})
+        if "lag" not in cache:
+            lags = (self._updated(o) - int(o.get("createdAt") or 0) for o in self._opps.values())
+            cache["lag"] = min(0, min(lags, default=0))
+        return int(cache["lag"])
 
     @staticmethod
     def _updated(opp: dict[str, Any]) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
 
 FLOOR_MS = 1_325_376_000_000  # 2012-01-01: no Lever account is older (estimates only)
@@ -75,3 +77,37 @@ def quantile_window_parts(window: Window, sample: list[int], parts: int) -> list
             cuts.append(cut)
     bounds = [window[0], *cuts]
     return [(bounds[i], cuts[i] - 1) for i in range(len(cuts))] + [(bounds[-1], window[1])]
+
+
+def crowd_band(
+    values: list[int], span: int, share: float = 0.6, narrow: int = 8
+) -> tuple[int, int] | None:
+    """The narrow band where most of a page's `createdAt` values crowd (a bulk import), or None.
+
+    The crowd starts as the shortest range holding `share` of the values and grows over every
+    neighbour closer than 8 times the mean gap inside it; it is a crowd when it is at most
+    `1/narrow` of `span` (the span of the page along the key it is sorted by). The band returned
+    is the crowd widened by a quarter of its width on each side.
+
+    Example:
+        >>> crowd_band([0, 50, 500, 501, 502, 503, 504, 505, 520, 900, 1000], 1000)
+        (494, 526)
+        >>> crowd_band(list(range(0, 1000, 100)), 1000) is None
+        True
+    """
+    ordered = sorted(values)
+    take = max(2, math.ceil(len(ordered) * share))
+    if len(ordered) < take:
+        return None
+    width, i = min((ordered[i + take - 1] - ordered[i], i) for i in range(len(ordered) - take + 1))
+    gap = 8 * max(1.0, width / (take - 1))
+    j, k = i, i + take - 1
+    while j > 0 and ordered[j] - ordered[j - 1] <= gap:
+        j -= 1
+    while k < len(ordered) - 1 and ordered[k + 1] - ordered[k] <= gap:
+        k += 1
+    width = ordered[k] - ordered[j]
+    if (width + 1) * narrow > span:
+        return None
+    pad = width // 4 + 1
+    return ordered[j] - pad, ordered[k] + pad

@@ -35,7 +35,10 @@ with the most work left first, so the longest listings never wait behind short o
 - Any other order: windows are cut only into windows that cover their whole range again, at a
   window's first page (one page lost) and later only for a share of work many times the pages
   it lost. A page in `updatedAt` order still shows where a window is and how dense it is; a
-  page in no order (shuffled) is a sample of its window, cut at the sample's quantiles.
+  page in no order (shuffled) is a sample of its window, cut at the sample's quantiles. A page
+  in `updatedAt` order whose `createdAt` values crowd far closer together than its `updatedAt`
+  values (a bulk-import day) samples that band: the window is cut at the band's quantiles
+  (`toolkit.snapshot.cuts`), as soon as a page shows it and the window would end last.
 """
 
 from __future__ import annotations
@@ -43,92 +46,44 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from toolkit.client.http import Page
+from toolkit.snapshot.cuts import MAX_TARGET, PAGE_ITEMS, Cutting, Family, ListedWindow
 from toolkit.snapshot.order import (
     CREATED_ASC,
     CREATED_DESC,
     KEYS,
-    Key,
-    OrderEvidence,
     consistent_keys,
     describe,
     ms,
     value_of,
 )
-from toolkit.snapshot.ranges import (
-    Window,
-    floor_of,
-    quantile_window_parts,
-    split_window,
-    stepped_parts,
-)
+from toolkit.snapshot.ranges import Window, floor_of, split_window
 
 if TYPE_CHECKING:  # types only (no import at run time)
     from toolkit.ports import OpportunityReader
 
+__all__ = ["WindowedListing", "split_window"]  # split_window: where callers have found it
+
 log = logging.getLogger(__name__)
 
-PAGE_ITEMS = 100  # a full page (Lever's maximum limit)
-PART_PAGES = 10  # a new window holds about this many pages at the density that made it
-MIN_PART_PAGES = 3  # below this many pages left, a window is not worth cutting
-LATE_CUT_GAIN = 8  # without a proven order, a later cut needs this many pages left per page lost
-MAX_TARGET = 32  # windows listed at once, at most (high latency)
 CATCH_UP_MARGIN_MS = 60_000  # the catch-up starts this long before Lever's clock at the start
 CATCH_UP_ROUNDS = 3
 
 
-@dataclass(eq=False)
-class _Family:
-    """The listings of one filter set: their order evidence and the ranges closed on it."""
-
-    filters: dict[str, Any]
-    root: Window
-    evidence: OrderEvidence = field(default_factory=OrderEvidence)
-    claims: list[Window] = field(default_factory=list)
-    claim_key: Key | None = None  # the key the claims rely on
-    trusted: bool = True  # False once a page contradicted the claims' key
-    pages: int = 0
-    lag: int = 0  # the largest updatedAt - createdAt seen
+def ready_priority(window: ListedWindow) -> tuple[float, float]:
+    """Which ready window gets the next free slot (the largest first)."""
+    if window.pages_done == 0:
+        return (math.inf, math.inf)
+    if window.left is None:
+        return (math.inf, -window.pages_done)
+    return (window.left, 0)
 
 
-@dataclass(eq=False)
-class _Window:
-    """One listing of one `created_at` window, and what its pages showed."""
-
-    family: _Family
-    lo: int | None
-    hi: int | None
-    pages: Iterator[Page] | None = None
-    pages_done: int = 0
-    local: set[Key] = field(default_factory=lambda: set(KEYS))  # keys its own pages allow
-    last: dict | None = None  # the last item of its last page
-    key: Key | None = None  # the key its position is tracked on (None: pages in no order)
-    position: int | None = None  # the last value of that key listed
-    density: float | None = None  # items per ms of that key on its last page
-    left: float | None = None  # estimated pages still to list
-    sample: list[int] = field(default_factory=list)  # every createdAt it listed
-
-    def params(self) -> dict[str, Any]:
-        params = dict(self.family.filters)
-        if self.lo is not None:
-            params["created_at_start"] = self.lo
-        if self.hi is not None:
-            params["created_at_end"] = self.hi
-        return params
-
-    def clamped(self) -> int:
-        assert self.position is not None
-        p = self.position
-        p = p if self.lo is None else max(self.lo, p)
-        return p if self.hi is None else min(self.hi, p)
-
-
-class WindowedListing:
+class WindowedListing(Cutting):
     """List `GET /opportunities` for one or more filter sets, as fast as the limiter allows.
 
     Args:
@@ -166,7 +121,7 @@ class WindowedListing:
         self.server_time_ms: int | None = None  # Lever's clock at the first answer
         self.latency: float | None = None  # the quickest page seen, seconds
         self.trust_order = trust_order
-        self.families: list[_Family] = []
+        self.families: list[Family] = []
         self.stats = {
             "pages": 0,
             "windows": 0,
@@ -175,28 +130,10 @@ class WindowedListing:
             "relisted": 0,
             "catch_up_pages": 0,
         }
-        self._active: list[_Window] = []
-        self._futures: dict[Future, _Window] = {}
-        self._ready: list[_Window] = []  # windows waiting for a free slot for their next page
+        self._active: list[ListedWindow] = []
+        self._futures: dict[Future, ListedWindow] = {}
+        self._ready: list[ListedWindow] = []  # windows waiting for a free slot for their next page
         self._pool: ThreadPoolExecutor | None = None
-
-    # -- sizing ----------------------------------------------------------------------------------
-
-    @property
-    def target(self) -> int:
-        """Windows to keep listing: enough to keep the limiter's rate with this latency."""
-        # the limiter's rate now: lower while it recovers from 429s (another client may share
-        # the key), and then fewer windows are needed
-        rate = float(getattr(getattr(self.client, "limiter", None), "rate", 10.0))
-        need = math.ceil(rate * self.latency * 2) + 1 if self.latency else 0
-        return max(self.workers, min(MAX_TARGET, need))
-
-    @property
-    def slots(self) -> int:
-        """Pages asked for at once: the limiter's rate x latency, with a margin for jitter."""
-        rate = float(getattr(getattr(self.client, "limiter", None), "rate", 10.0))
-        need = math.ceil(rate * self.latency * 1.5) + 1 if self.latency else self.target
-        return max(2, min(self.target, need))
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -212,9 +149,9 @@ class WindowedListing:
             self._pool = pool
             try:
                 for filters, (lo, hi) in roots:
-                    family = _Family(dict(filters), (lo, hi))
+                    family = Family(dict(filters), (lo, hi))
                     self.families.append(family)
-                    self._start(_Window(family, lo, hi))
+                    self._start(ListedWindow(family, lo, hi))
                 while self._futures:
                     done, _ = wait(self._futures, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -233,10 +170,10 @@ class WindowedListing:
                 self._catch_up(family, since)
         return self.items
 
-    def _catch_up(self, family: _Family, since: int) -> None:
+    def _catch_up(self, family: Family, since: int) -> None:
         """List what was updated since `since` again (point 3 of the invariant)."""
         for _ in range(CATCH_UP_ROUNDS):
-            params = _Window(family, *family.root).params()
+            params = ListedWindow(family, *family.root).params()
             params["updated_at_start"] = max(since, int(params.get("updated_at_start") or 0))
             before = self.client.server_time_ms
             pages = 0
@@ -248,38 +185,39 @@ class WindowedListing:
                 return
             since = before - 5_000  # a catch-up of several pages: once more, from its start
 
-    def _start(self, window: _Window) -> None:
+    def _start(self, window: ListedWindow) -> None:
         window.pages = self.client.iter_opportunity_pages(**window.params())
         self._active.append(window)
         self.stats["windows"] += 1
         self._submit(window)
 
-    def _submit(self, window: _Window) -> None:
+    def _submit(self, window: ListedWindow) -> None:
         self._ready.append(window)
         self._pump()
 
     def _pump(self) -> None:
         """Ask for next pages, `slots` at most at once, the most work left first (unknown: a
-        first page, or pages in no order, first of all)."""
+        first page, or pages in no order, first of all; among windows in no order, the one
+        that has listed least: cut alike, they are alike, and the last to end sets the end)."""
         assert self._pool is not None
         while self._ready and len(self._futures) < self.slots:
-            window = max(self._ready, key=lambda w: math.inf if w.left is None else w.left)
+            window = max(self._ready, key=ready_priority)
             self._ready.remove(window)
             self._futures[self._pool.submit(self._next_page, window)] = window
 
     @staticmethod
-    def _next_page(window: _Window) -> tuple[Page | None, float]:
+    def _next_page(window: ListedWindow) -> tuple[Page | None, float]:
         started = time.monotonic()
         page = next(window.pages, None)  # type: ignore[arg-type]
         return page, time.monotonic() - started
 
-    def _finish(self, window: _Window) -> None:
+    def _finish(self, window: ListedWindow) -> None:
         log.debug("window %s..%s ends after %d pages", window.lo, window.hi, window.pages_done)
         self._active.remove(window)
         if window.pages is not None:
             window.pages.close()  # type: ignore[attr-defined]
 
-    def _on_page(self, window: _Window, result: tuple[Page | None, float]) -> None:
+    def _on_page(self, window: ListedWindow, result: tuple[Page | None, float]) -> None:
         page, seconds = result
         if self.server_time_ms is None:
             self.server_time_ms = getattr(self.client, "server_time_ms", None)
@@ -312,7 +250,7 @@ class WindowedListing:
             parts,
         )
         for lo, hi in parts:
-            self._start(_Window(window.family, lo, hi))
+            self._start(ListedWindow(window.family, lo, hi))
 
     def _keep(self, items: list[dict], replace: bool = False) -> None:
         new = 0
@@ -329,11 +267,12 @@ class WindowedListing:
 
     # -- the order -------------------------------------------------------------------------------
 
-    def _observe(self, window: _Window, page: Page) -> None:
+    def _observe(self, window: ListedWindow, page: Page) -> None:
         """Feed the order evidence; track the window's position, density and work left."""
         items = [item for item in page.items if isinstance(item, dict)]
         created = (ms(item.get("createdAt")) for item in items)
-        window.sample.extend(c for c in created if c is not None)
+        window.page_created = [c for c in created if c is not None]
+        window.sample.extend(window.page_created)
         family = window.family
         for item in items:
             c, u = ms(item.get("createdAt")), ms(item.get("updatedAt"))
@@ -361,6 +300,7 @@ class WindowedListing:
             window.key = window.position = window.density = window.left = None
             return
         window.key, window.position = key, values[-1]
+        window.page_span = abs(values[-1] - values[0])  # type: ignore[operator]
         last = values[-1]
         window.density = len(values) / max(1, abs(last - first))  # type: ignore[operator]
         if key[1] > 0:
@@ -373,7 +313,7 @@ class WindowedListing:
             span = last - start  # type: ignore[operator]
         window.left = window.density * max(0, span) / PAGE_ITEMS
 
-    def _distrust(self, family: _Family) -> None:
+    def _distrust(self, family: Family) -> None:
         """A page contradicted the order the claims rely on: list every claim again in full."""
         log.info("a page contradicts the listing order: ranges closed early are listed again")
         family.trusted = False
@@ -381,11 +321,7 @@ class WindowedListing:
         claims, family.claims = family.claims, []
         for lo, hi in claims:
             self.stats["relisted"] += 1
-            self._start(_Window(family, lo, hi))
-
-    def _trusted(self, family: _Family) -> bool:
-        proven = family.evidence.proven
-        return self.trust_order and family.trusted and proven in (CREATED_ASC, CREATED_DESC)
+            self._start(ListedWindow(family, lo, hi))
 
     @property
     def order_trusted(self) -> bool:
@@ -396,124 +332,3 @@ class WindowedListing:
     def order_seen(self) -> str:
         """The order the first listing's pages showed, in words."""
         return describe(self.families[0].evidence.left) if self.families else "no listing"
-
-    # -- cutting ---------------------------------------------------------------------------------
-
-    def _cut(self, window: _Window) -> list[Window]:
-        """The windows to hand `window`'s range (or the rest of it) to, or [] to go on."""
-        deficit = self.target - len(self._active)
-        if window.key is None or window.left is None:  # no order: the page is a sample
-            if window.pages_done == 1 and deficit > 0 and len(window.sample) >= 4:
-                parts = min(self.target, deficit + 1, len(window.sample) // 2)
-                cut = quantile_window_parts((window.lo, window.hi), window.sample, parts)
-                return cut if len(cut) > 1 else []
-            return []
-        if self._trusted(window.family) and window.key == window.family.evidence.proven:
-            return self._hand_on(window, deficit) if deficit > 0 or self._behind(window) else []
-        # No order relied on: the parts list the window's whole range again.
-        worth = window.left >= 2 * PART_PAGES or (deficit > 0 and window.left >= 2 * MIN_PART_PAGES)
-        if window.pages_done == 1 and worth:
-            return self._relist(window, self._work_parts(window, deficit))
-        if window.pages_done == 1 and deficit > 0 and window.lo is None and window.hi is None:
-            return self._time_parts(window, deficit)  # one serial listing is the worst case
-        # Later, a cut costs as many pages as the window listed: only for a share many times that.
-        if deficit > 0 and window.left >= LATE_CUT_GAIN * window.pages_done and self._heavy(window):
-            return self._relist(window, self._work_parts(window, deficit))
-        return []
-
-    def _time_parts(self, window: _Window, deficit: int) -> list[Window]:
-        """The whole timeline from the earliest `createdAt` listed to now, in equal times."""
-        earliest = min(window.sample, default=None)
-        if earliest is None or earliest >= self.now_ms:
-            return []
-        parts = split_window((None, None), earliest, self.now_ms, min(self.target, deficit + 1))
-        return parts if len(parts) > 1 else []
-
-    def _behind(self, window: _Window) -> bool:
-        """Its pages, one latency apart, would end well after the rest at the limiter's rate."""
-        if window.left is None or any(w.left is None for w in self._active):
-            return False  # the work elsewhere is not known yet
-        rate = float(getattr(getattr(self.client, "limiter", None), "rate", 10.0))
-        total = sum(w.left or 0.0 for w in self._active)
-        own = window.left * (self.latency or 0.0) * 1.3
-        return window.left >= 2 * PART_PAGES and own > total / rate + 2.0
-
-    def _heavy(self, window: _Window) -> bool:
-        """Among the windows with the most work left (at least half the most)."""
-        assert window.left is not None
-        others = [w.left for w in self._active if w is not window and w.left is not None]
-        return window.left >= 2 * MIN_PART_PAGES and window.left >= max(others, default=0.0) / 2
-
-    def _hand_on(self, window: _Window, deficit: int) -> list[Window]:
-        """The order is proven: the window stops, holding what lies before where it reached."""
-        assert window.key is not None and window.position is not None
-        if not self._heavy(window):
-            return []
-        parts = self._work_parts(window, deficit)
-        if len(parts) < 2:
-            return []
-        p = window.clamped()
-        claim = (window.lo, p - 1) if window.key[1] > 0 else (p + 1, window.hi)
-        if claim[0] is None or claim[1] is None or claim[0] <= claim[1]:
-            window.family.claims.append(claim)
-            window.family.claim_key = window.key
-        self.stats["handed_on"] += 1
-        return parts
-
-    def _relist(self, window: _Window, parts: list[Window]) -> list[Window]:
-        """`parts` of the rest, and the part already listed as one more window: no order assumed."""
-        assert window.key is not None
-        if not parts:
-            return []
-        p = window.clamped()
-        if window.key[1] > 0:
-            if window.lo is not None and p <= window.lo:
-                return parts if len(parts) > 1 else []
-            return [*self._done_parts(window, (window.lo, p - 1)), *parts]
-        if window.hi is not None and p >= window.hi:
-            return parts if len(parts) > 1 else []
-        return [*parts, *self._done_parts(window, (p + 1, window.hi))]
-
-    def _done_parts(self, window: _Window, done: Window) -> list[Window]:
-        """The part already listed, listed anew: in `updatedAt` order it also holds what is not
-        listed yet (created before the position, updated after it), so where the `createdAt`
-        values listed crowd (a bulk-import day) it is cut at their quantiles."""
-        lo, hi = done
-        values = [c for c in window.sample if (lo is None or c >= lo) and (hi is None or c <= hi)]
-        if window.key is None or window.key[0] != "updatedAt" or len(values) < 4 * PAGE_ITEMS:
-            return [done]
-        return quantile_window_parts(done, values, min(self.target, len(values) // PAGE_ITEMS))
-
-    def _work_parts(self, window: _Window, deficit: int) -> list[Window]:
-        """The rest past the position: windows of `PART_PAGES` pages at the current density
-        (above it ascending, below it descending), then one window for what lies beyond.
-
-        When the density fills the range before that, the rest is cut into equal times.
-        """
-        assert window.key is not None and window.position is not None
-        assert window.left is not None and window.density
-        ascending = window.key[1] > 0
-        if ascending and window.hi is not None and window.position > window.hi:
-            return []
-        if not ascending and window.lo is not None and window.position < window.lo:
-            return []
-        start = window.clamped()
-        if ascending:
-            end = window.hi if window.hi is not None else max(self.now_ms, start + 1)
-        else:
-            end = window.lo if window.lo is not None else floor_of(start)
-        width = max(1, int(PART_PAGES * PAGE_ITEMS / window.density))
-        near = min(
-            max(deficit, 1),
-            self.target,
-            abs(end - start) // width,
-            max(1, math.ceil(window.left / PART_PAGES)),
-        )
-        if near >= 1:
-            return stepped_parts((window.lo, window.hi), start, width * window.key[1], near)
-        parts = int(min(max(deficit, 1) + 1, window.left // MIN_PART_PAGES, self.target))
-        if parts < 2:
-            return []
-        if ascending:
-            return split_window((start, window.hi), start, end, parts)
-        return split_window((window.lo, start), end, start, parts)
