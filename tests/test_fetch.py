@@ -3,12 +3,12 @@ order, under injected faults; the hand-on of a running window fails safe; concur
 
 from __future__ import annotations
 
-import json
 from itertools import pairwise
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from fake_pages import page_answer
 from polling import wait_for
 
 from lever_sandbox.data import (
@@ -134,13 +134,7 @@ def _fake_lever(opps: list[dict], key) -> callable:
         lo = int(query.get("created_at_start", [-(10**15)])[0])
         hi = int(query.get("created_at_end", [10**15])[0])
         rows = [o for o in ordered if lo <= o["createdAt"] <= hi]
-        start = int(query.get("offset", ["0"])[0])
-        limit = int(query["limit"][0])
-        more = start + limit < len(rows)
-        body = {"data": rows[start : start + limit], "hasNext": more}
-        if more:
-            body["next"] = str(start + limit)
-        return 200, {}, json.dumps(body)
+        return page_answer(rows, query)
 
     return listing
 

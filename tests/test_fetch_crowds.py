@@ -4,13 +4,13 @@ that band (`toolkit.snapshot.cuts.Cutting._crowd_parts`), every part listed from
 
 from __future__ import annotations
 
-import json
 import random
 from itertools import pairwise
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from fake_pages import page_answer
 
 from toolkit.client import LeverClient
 from toolkit.snapshot.cuts import Family, ListedWindow
@@ -48,15 +48,9 @@ def _listing(opps: list[dict], direction: int) -> tuple[WindowedListing, list[tu
         hi = int(query.get("created_at_end", [10**15])[0])
         since = int(query.get("updated_at_start", [-(10**15)])[0])
         rows = [o for o in ordered if lo <= o["createdAt"] <= hi and o["updatedAt"] >= since]
-        start = int(query.get("offset", ["0"])[0])
-        if start == 0:
+        if int(query.get("offset", ["0"])[0]) == 0:
             firsts.append((lo, hi))
-        limit = int(query["limit"][0])
-        more = start + limit < len(rows)
-        body = {"data": rows[start : start + limit], "hasNext": more}
-        if more:
-            body["next"] = str(start + limit)
-        return 200, {}, json.dumps(body)
+        return page_answer(rows, query)
 
     with responses.RequestsMock() as rsps:
         rsps.add_callback(responses.GET, "https://lever.test/v1/opportunities", callback=answer)
@@ -98,16 +92,21 @@ def test_a_crowd_is_narrow_against_the_pages_span_not_against_the_window():
     assert band is not None and band[0] <= 50_000 and band[1] >= 50_079 and band[1] - band[0] < 200
 
 
-def test_a_crowd_cut_covers_the_whole_window_again():
-    """The parts of a crowd cut partition the window (the listed part too: no order relied on)."""
+def _crowd_parts_of_a_window_from(lo: int) -> list:
+    """The crowd cut of a running window from `lo` whose last page crowds into the day."""
     listing = WindowedListing(LeverClient("https://lever.test/v1", api_key="k"), now_ms=10**7)
-    window = ListedWindow(Family({}, (None, None)), 1_000_000, 9_000_000)
+    window = ListedWindow(Family({}, (None, None)), lo, 9_000_000)
     window.key, window.position, window.left, window.pages_done = ("updatedAt", 1), 5_100_000, 40, 3
     window.page_created = [DAY[0] + 20 * i for i in range(95)] + [1_500_000] * 5
     window.page_span = 400_000
     listing.latency = 0.3
     listing._active = [window]
-    parts = listing._crowd_parts(window, deficit=4)
+    return listing._crowd_parts(window, deficit=4)
+
+
+def test_a_crowd_cut_covers_the_whole_window_again():
+    """The parts of a crowd cut partition the window (the listed part too: no order relied on)."""
+    parts = _crowd_parts_of_a_window_from(1_000_000)
     assert len(parts) >= 4
     assert parts[0][0] == 1_000_000 and parts[-1][1] == 9_000_000
     assert all(b[0] == a[1] + 1 for a, b in pairwise(parts))
@@ -189,14 +188,7 @@ def test_windows_in_no_order_take_turns_the_one_that_listed_least_first():
 
 def test_a_sliver_beside_the_band_goes_to_the_band_part_next_to_it():
     """One request saved: a side of the window narrower than ten bands is no window of its own."""
-    listing = WindowedListing(LeverClient("https://lever.test/v1", api_key="k"), now_ms=10**7)
-    window = ListedWindow(Family({}, (None, None)), DAY[0] - 3_000, 9_000_000)
-    window.key, window.position, window.left, window.pages_done = ("updatedAt", 1), 5_100_000, 40, 3
-    window.page_created = [DAY[0] + 20 * i for i in range(95)] + [1_500_000] * 5
-    window.page_span = 400_000
-    listing.latency = 0.3
-    listing._active = [window]
-    parts = listing._crowd_parts(window, deficit=4)
+    parts = _crowd_parts_of_a_window_from(DAY[0] - 3_000)
     assert parts[0][0] == DAY[0] - 3_000 and parts[0][1] > DAY[0]  # the sliver, with the band
     assert parts[-1][1] == 9_000_000 and parts[-1][0] > DAY[1]  # the wide side: its own window
     assert all(b[0] == a[1] + 1 for a, b in pairwise(parts))

@@ -4,12 +4,12 @@ adversarial ones included, and with opportunities edited, created and deleted wh
 
 from __future__ import annotations
 
-import json
 import random
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
+from fake_pages import page_answer
 
 from lever_sandbox.data import CONTACT_LEVEL_TAGS
 from toolkit.client import LeverClient
@@ -38,13 +38,7 @@ def _fake(opps: list[dict], key) -> callable:
         hi = int(query.get("created_at_end", [10**15])[0])
         since = int(query.get("updated_at_start", [-(10**15)])[0])
         rows = [o for o in ordered if lo <= o["createdAt"] <= hi and o.get("updatedAt", 0) >= since]
-        start = int(query.get("offset", ["0"])[0])
-        limit = int(query["limit"][0])
-        more = start + limit < len(rows)
-        body = {"data": rows[start : start + limit], "hasNext": more}
-        if more:
-            body["next"] = str(start + limit)
-        return 200, {}, json.dumps(body)
+        return page_answer(rows, query)
 
     return listing
 
