@@ -441,6 +441,26 @@ def test_burst_gets_429_and_the_client_recovers(fresh_sandbox):
     assert sb.stats()["rate_limited"] == client.stats.rate_limited
 
 
+def test_the_default_client_spends_levers_burst_without_a_429(fresh_sandbox):
+    # Lever's bucket: 10 a second, bursts of 20 [doc]. A default client sends all but two of
+    # them at once (the first second of a fetch; the two are for requests that arrive closer
+    # together than they were sent) and paces the rest.
+    sb = fresh_sandbox(rate=10, burst=20, latency_ms=300, jitter_ms=0)
+    client = LeverClient(sb.base_url, api_key=sb.api_key, max_attempts=1)
+    assert client.limiter.burst == 20 - 2
+    together = threading.Barrier(20)
+
+    def one_user(_: int) -> dict:
+        together.wait(timeout=30)  # all 20 ask at once
+        return next(client.iter_users())
+
+    with ThreadPoolExecutor(20) as pool:
+        assert len(list(pool.map(one_user, range(20)))) == 20
+    assert sb.stats()["rate_limited"] == 0 and client.stats.rate_limited == 0
+    # two wait, 0.1 + 0.2 s at most (a burst of 10 waits 0.1 + 0.2 + ... + 1.0 = 5.5 s)
+    assert client.stats.throttle_seconds <= 0.3 + 1e-6
+
+
 def test_concurrent_requests_overlap_their_latency(fresh_sandbox):
     sb = fresh_sandbox(latency_ms=200, jitter_ms=0)
     session = requests.Session()
