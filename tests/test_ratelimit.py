@@ -69,6 +69,28 @@ def test_threads_each_get_a_distinct_slot(threads: int) -> None:
     assert sorted(sleep.waits) == pytest.approx(expected[burst:])
 
 
+def test_a_prepaid_block_spends_the_token_already_taken_once() -> None:
+    bucket, _, sleep = make_bucket(rate=4, burst=2)
+    assert bucket.try_acquire() == 0.0  # a scheduler takes the token ...
+    with bucket.prepaid():  # ... and the request it sends spends it
+        assert bucket.acquire() == 0.0
+        assert bucket.try_acquire() == 0.0  # one token was left, untouched by the paid acquire
+        assert bucket.acquire() == pytest.approx(0.25)  # paid once only: this one waits
+    assert sleep.waits == pytest.approx([0.25])
+
+
+def test_a_prepaid_token_never_spent_goes_back_and_other_threads_pay_their_own() -> None:
+    bucket, _, _ = make_bucket(rate=4, burst=1)
+    assert bucket.try_acquire() == 0.0
+    other: list[float] = []
+    with bucket.prepaid():
+        thread = threading.Thread(target=lambda: other.append(bucket.try_acquire()))
+        thread.start()
+        thread.join()
+    assert other == [pytest.approx(0.25)]  # the paid token is this thread's, not another's
+    assert bucket.try_acquire() == 0.0  # unused: back in the bucket
+
+
 def test_refill_after_the_clock_advances() -> None:
     bucket, clock, _ = make_bucket(rate=4, burst=3)
     for _ in range(3):

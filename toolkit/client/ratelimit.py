@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class TokenBucket:
@@ -60,6 +61,7 @@ class TokenBucket:
         self._lock = threading.Lock()
         self._tokens = float(burst)
         self._last = clock()
+        self._local = threading.local()  # .prepaid: this thread's next acquire is paid for
 
     def _refill(self, now: float) -> None:
         if now <= self._last:  # no time passed (or a clock that stepped back): nothing to add
@@ -93,6 +95,9 @@ class TokenBucket:
         Reservations are handed out in order under the lock, so any number of threads together
         never exceed `burst` at once nor `rate` per second over time.
         """
+        if getattr(self._local, "prepaid", False):
+            self._local.prepaid = False
+            return 0.0
         with self._lock:
             self._refill(self._clock())
             self._tokens -= 1
@@ -100,3 +105,29 @@ class TokenBucket:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+    @contextmanager
+    def prepaid(self) -> Iterator[None]:
+        """A block whose next `acquire` on this thread is paid for already.
+
+        For a scheduler that takes each token with `try_acquire` the moment it is free and gives
+        it to its most urgent work, instead of queueing every request in arrival order. A token
+        the block did not use goes back into the bucket.
+
+        Example:
+            >>> bucket = TokenBucket(rate=10, burst=1)
+            >>> bucket.try_acquire()
+            0.0
+            >>> with bucket.prepaid():
+            ...     bucket.acquire()  # the token taken above: no wait, no second token
+            0.0
+        """
+        self._local.prepaid = True
+        try:
+            yield
+        finally:
+            if self._local.prepaid:
+                self._local.prepaid = False
+                with self._lock:
+                    self._refill(self._clock())
+                    self._tokens = min(float(self.burst), self._tokens + 1)
