@@ -24,6 +24,7 @@ from toolkit.snapshot.ranges import (
     Window,
     crowd_band,
     floor_of,
+    merge_unseen,
     quantile_window_parts,
     split_window,
     stepped_parts,
@@ -146,24 +147,27 @@ class Cutting:
         if crowd:
             return crowd
         worth = window.left >= 2 * PART_PAGES or (deficit > 0 and window.left >= 2 * MIN_PART_PAGES)
+        # newest updatedAt first, parts of about PART_PAGES however many windows run: a cut
+        # costs what was listed, not what the parts hold (cut for the deficit alone, a window of
+        # 47 pages became two; ascending, the same measured worse: 80% -> 73-76% on `sparse`)
+        descending = window.key == ("updatedAt", -1)
+        wanted = max(deficit, math.ceil(window.left / PART_PAGES)) if descending else deficit
         if window.pages_done == 1 and worth:
-            return self._relist(window, self._work_parts(window, deficit))
+            return self._relist(window, self._work_parts(window, wanted))
         if window.pages_done == 1 and deficit > 0 and window.lo is None and window.hi is None:
             return self._time_parts(window, deficit)  # one serial listing is the worst case
         # Later, a cut costs as many pages as the window listed: only for a share many times that.
         if deficit > 0 and window.left >= LATE_CUT_GAIN * window.pages_done and self._heavy(window):
-            return self._relist(window, self._work_parts(window, deficit))
+            return self._relist(window, self._work_parts(window, wanted))
         # ... or, newest updatedAt first, when the window would end well after all the rest:
         # its first pages are its most recently updated, few when the account grew less lately,
         # and its work shows only pages later (measured: ascending, the estimates are right
         # earlier and this rule cut the wrong windows, 92% -> 80% of the ceiling)
-        descending = window.key == ("updatedAt", -1)
         if (
             descending
             and window.left >= BEHIND_CUT_GAIN * window.pages_done
             and self._behind(window)
         ):
-            wanted = max(deficit, math.ceil(window.left / PART_PAGES))
             return self._relist(window, self._work_parts(window, wanted))
         return []
 
@@ -246,10 +250,19 @@ class Cutting:
         return parts
 
     def _relist(self, window: ListedWindow, parts: list[Window]) -> list[Window]:
-        """`parts` of the rest, and the part already listed as one more window: no order assumed."""
+        """`parts` of the rest, and the part already listed as one more window: no order assumed.
+
+        Newest `updatedAt` first, the rest is what was created before the position, where the
+        `createdAt` values listed so far show where opportunities are: parts where none was
+        seen are merged (two hiring bursts years apart: 25 empty windows in one fetch before).
+        Ascending, the rest lies after every value listed, so nothing shows where it is: the
+        same merging made one window of it (10,000 in updatedAt order: 100% -> 56%).
+        """
         assert window.key is not None
         if not parts:
             return []
+        if window.key == ("updatedAt", -1):
+            parts = merge_unseen(parts, window.sample)
         p = window.clamped()
         if window.key[1] > 0:
             if window.lo is not None and p <= window.lo:

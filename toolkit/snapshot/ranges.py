@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 
 Window = tuple[int | None, int | None]  # inclusive created_at bounds in ms; None = open
 
@@ -111,3 +112,28 @@ def crowd_band(
         return None
     pad = width // 4 + 1
     return ordered[j] - pad, ordered[k] + pad
+
+
+def merge_unseen(parts: list[Window], seen: list[int]) -> list[Window]:
+    """Contiguous `parts` in order; each run of parts where no value of `seen` lies becomes one.
+
+    A cut that would give several windows to a stretch of time where nothing was seen (a gap
+    between two hiring bursts) spends one empty page per window; merged, one page at most.
+
+    Example:
+        >>> merge_unseen([(None, 9), (10, 19), (20, 29), (30, None)], [5, 35])
+        [(None, 9), (10, 29), (30, None)]
+    """
+    values = sorted(seen)
+    out: list[Window] = []
+    last_empty = False
+    for lo, hi in sorted(parts, key=lambda w: -math.inf if w[0] is None else w[0]):
+        start = 0 if lo is None else bisect_left(values, lo)
+        end = len(values) if hi is None else bisect_right(values, hi)
+        empty = end <= start
+        if empty and last_empty:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+        last_empty = empty
+    return out
