@@ -123,21 +123,18 @@ def _running(listing: WindowedListing, key, left: float, pages_done: int) -> Lis
 
 
 @pytest.mark.parametrize("direction", [1, -1])
-def test_newest_updated_first_a_window_ending_well_after_the_rest_is_cut_late(direction):
-    """Newest updatedAt first, a window's first pages (its most recently updated) can show few
-    opportunities while the bulk of its work lies below: once its pages, one latency apart,
-    would end well after all the rest, it is cut into parts covering its whole range again
-    (ascending, where that rule cut the wrong windows, only the stricter rule applies)."""
+def test_along_updated_a_window_ending_well_after_the_rest_is_cut_late(direction):
+    """Along updatedAt, a window's first pages (its least or most recently updated) can show few
+    opportunities while the bulk of its work lies beyond: once its pages, one latency apart,
+    would end well after all the rest, it is cut into parts covering its whole range again.
+    (Ascending it once was not: on `recent` at 10,000, two windows of about 30 pages then ran
+    to the end alone, 62.8% of the ceiling; cut, 82.5%.)"""
     listing = WindowedListing(LeverClient("https://lever.test/v1", api_key="k"), now_ms=10**7)
     listing.latency = 0.3
     big = _running(listing, ("updatedAt", direction), left=30, pages_done=4)
     small = [_running(listing, ("updatedAt", direction), left=3, pages_done=2) for _ in range(8)]
     listing._active = [big, *small]
-    parts = listing._cut(big)
-    if direction > 0:
-        assert parts == []
-        return
-    parts = sorted(parts)  # bounded windows: in createdAt order
+    parts = sorted(listing._cut(big))  # bounded windows: in createdAt order
     assert len(parts) >= 3
     assert parts[0][0] == 1_000_000 and parts[-1][1] == 9_000_000
     assert all(b[0] == a[1] + 1 for a, b in pairwise(parts))

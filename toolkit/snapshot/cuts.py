@@ -159,12 +159,12 @@ class Cutting:
         # Later, a cut costs as many pages as the window listed: only for a share many times that.
         if deficit > 0 and window.left >= LATE_CUT_GAIN * window.pages_done and self._heavy(window):
             return self._relist(window, self._work_parts(window, wanted))
-        # ... or, newest updatedAt first, when the window would end well after all the rest:
-        # its first pages are its most recently updated, few when the account grew less lately,
-        # and its work shows only pages later (measured: ascending, the estimates are right
-        # earlier and this rule cut the wrong windows, 92% -> 80% of the ceiling)
+        # ... or, along updatedAt, when the window would end well after all the rest: its first
+        # pages are its least (or most) recently updated, and its work shows only pages later.
+        # (Ascending, this rule once cut the wrong windows, 92% -> 80%; since each free token
+        # goes to the window with the most work left, it measured 62.8% -> 82.5% on `recent`.)
         if (
-            descending
+            window.key[0] == "updatedAt"
             and window.left >= BEHIND_CUT_GAIN * window.pages_done
             and self._behind(window)
         ):
