@@ -16,7 +16,7 @@ from test_ratelimit import FakeClock
 
 from toolkit.client import LeverClient
 from toolkit.client.ratelimit import TokenBucket
-from toolkit.snapshot.cuts import PART_PAGES, Family, ListedWindow
+from toolkit.snapshot.cuts import Family, ListedWindow
 from toolkit.snapshot.windows import WindowedListing, ready_priority
 
 
@@ -110,26 +110,30 @@ def test_newest_updated_first_no_windows_go_to_the_gap_between_two_bursts():
     opps = _two_bursts()
     listing, empty = _newest_updated_first(opps)
     assert sorted(listing.items) == sorted(o["id"] for o in opps)
-    assert empty <= 8, f"{empty} empty windows"  # 6 measured; 20 before (the test below)
+    assert empty <= 8, f"{empty} empty windows"  # 6 measured; 14-20 before (the test below)
 
 
 def test_without_merging_where_nothing_was_seen_the_gap_costs_empty_windows(monkeypatch):
     """The same listing with the merging switched off: what the test above would see before."""
     monkeypatch.setattr("toolkit.snapshot.cuts.merge_unseen", lambda parts, seen: parts)
     listing, empty = _newest_updated_first(_two_bursts())
-    assert len(listing.items) == 6000 and empty >= 15, f"{empty} empty windows"
+    assert len(listing.items) == 6000 and empty >= 10, f"{empty} empty windows"  # 14-20 seen
 
 
 def test_newest_updated_first_a_large_window_is_cut_into_parts_of_its_work_not_of_the_deficit():
-    # enough windows run already (no deficit): cut for the deficit alone, a window with 42 pages
-    # left became two (a 47-page window then ended alone, one page a latency apart)
+    # enough windows run already (no deficit): cut for the deficit alone, a window with 120 pages
+    # left became two (a 47-page window then ended alone, one page a latency apart); now into as
+    # many parts as keep each within what the limiter needs for all the work known
     listing = WindowedListing(LeverClient("https://lever.test/v1", api_key="k"), now_ms=10**7)
+    listing.latency = 0.3
     family = Family({}, (None, None))
-    window = _window(family, 1, 42.0, key=("updatedAt", -1))
+    window = _window(family, 1, 120.0, key=("updatedAt", -1))
     window.lo, window.hi, window.position, window.density = 0, 10**7, 8 * 10**6, 0.002
     window.sample = random.Random(2).sample(range(10**7), 400)
     listing._active = [window] + [_window(family, 1, 5.0) for _ in range(listing.target)]
+    # all the work known: 160 pages, 18 s at 10/s (+2); one window lists 46 pages in that time
+    assert listing._serial_parts(window) == math.ceil(120 / (18.0 / (0.3 * 1.3)))
     parts = listing._cut(window)
-    assert len(parts) >= 1 + math.ceil(42 / PART_PAGES)  # the part listed, then the rest's
+    assert len(parts) >= 1 + 3 + 1  # the part listed, three parts, the rest beyond them
     assert parts == sorted(parts) and parts[0][0] == 0 and parts[-1][1] == 10**7
     assert all(b[0] == a[1] + 1 for a, b in pairwise(parts))

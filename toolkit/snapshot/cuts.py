@@ -147,11 +147,11 @@ class Cutting:
         if crowd:
             return crowd
         worth = window.left >= 2 * PART_PAGES or (deficit > 0 and window.left >= 2 * MIN_PART_PAGES)
-        # newest updatedAt first, parts of about PART_PAGES however many windows run: a cut
-        # costs what was listed, not what the parts hold (cut for the deficit alone, a window of
-        # 47 pages became two; ascending, the same measured worse: 80% -> 73-76% on `sparse`)
-        descending = window.key == ("updatedAt", -1)
-        wanted = max(deficit, math.ceil(window.left / PART_PAGES)) if descending else deficit
+        # newest updatedAt first, as many parts as the work needs however many windows run: a
+        # cut costs what was listed, not what the parts hold (cut for the deficit alone, a window
+        # of 47 pages became two; ascending, parts of PART_PAGES measured worse on `sparse`)
+        sized = max(deficit, self._serial_parts(window))
+        wanted = sized if window.key == ("updatedAt", -1) else deficit
         if window.pages_done == 1 and worth:
             return self._relist(window, self._work_parts(window, wanted))
         if window.pages_done == 1 and deficit > 0 and window.lo is None and window.hi is None:
@@ -168,7 +168,7 @@ class Cutting:
             and window.left >= BEHIND_CUT_GAIN * window.pages_done
             and self._behind(window)
         ):
-            return self._relist(window, self._work_parts(window, wanted))
+            return self._relist(window, self._work_parts(window, sized))
         return []
 
     def _crowd_parts(self, window: ListedWindow, deficit: int) -> list[Window]:
@@ -226,6 +226,17 @@ class Cutting:
         total = sum(w.left or 0.0 for w in self._active)
         own = window.left * (self.latency or 0.0) * 1.3
         return window.left >= 2 * PART_PAGES and own > total / rate + 2.0
+
+    def _serial_parts(self, window: ListedWindow) -> int:
+        """How many parts `window`'s work needs so that none, listing its pages one latency
+        apart, ends after the limiter has worked through all the work known (parts of at least
+        `PART_PAGES`: at 50,000 parts of 10 pages made 93 windows and 612 requests)."""
+        assert window.left is not None
+        rate = float(getattr(getattr(self.client, "limiter", None), "rate", 10.0))
+        total = sum(w.left for w in self._active if w.left is not None)
+        horizon = max(total, window.left) / rate + 2.0
+        per_part = max(PART_PAGES, horizon / ((self.latency or 0.3) * 1.3))
+        return math.ceil(window.left / per_part)
 
     def _heavy(self, window: ListedWindow) -> bool:
         """Among the windows with the most work left (at least half the most)."""
