@@ -9,16 +9,24 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from toolkit.audit import considered, tag_variants
-from toolkit.audit.families import TagFamily, expand_patterns, family_changes
+from toolkit.audit.families import TagFamily, expand_patterns
 from toolkit.enums import Mode
+from toolkit.remediate.candidates import (
+    add_candidates,
+    check_renames,
+    contact_text,
+    propagate_candidates,
+    propagate_without_archived,
+    remove_candidates,
+    rename_candidates,
+    renames_from_variants,
+)
 from toolkit.remediate.plan import (
     MODES,
     PLAN_COLUMNS,
     PLAN_VERSION,
     REASON_ANONYMIZED,
     REASON_ARCHIVED,
-    REASON_ARCHIVED_SOURCE,
     REASON_DRIFT_ABSENT,
     REASON_DRIFT_PRESENT,
     REASON_DRIFT_SOURCE,
@@ -29,7 +37,6 @@ from toolkit.remediate.plan import (
     PlanError,
     check_plan_tags,
     empty_rows,
-    rows_frame,
     sorted_rows,
 )
 from toolkit.remediate.sources import propagation_sources
@@ -93,13 +100,6 @@ def plan_families(
     taken = {m for f in families for m in f.members} | set(pol.get("never_touch", []))
     matched = expand_patterns(pol["patterns"], known_tags(frame), exclude=taken)
     return families + [TagFamily(t) for t in matched]
-
-
-def _contact(value: Any) -> str:
-    """A contact id as a string; "" when missing (None, NA, NaN)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return ""
-    return str(value)
 
 
 def _snapshot_parts(snapshot: Any) -> tuple[pd.DataFrame, SnapshotMeta]:
@@ -225,7 +225,7 @@ def make_plan(
         chosen = list(dict.fromkeys(tags if tags is not None else pol.get("contact_level", [])))
     rename_map: dict[str, str] = dict(renames or {})
     if mode == Mode.RENAME and not rename_map:
-        rename_map = _renames_from_variants(frame, chosen, include_archived)
+        rename_map = renames_from_variants(frame, chosen, include_archived)
     if mode != Mode.RENAME and not chosen:
         if pol.get("patterns") and tags is None:
             raise PlanError(
@@ -235,7 +235,7 @@ def make_plan(
         raise PlanError.naming("no tags to plan: give {tags} or {policy_path}")
     check_plan_tags([*chosen, *rename_map, *rename_map.values()])
     if mode == Mode.RENAME:
-        _check_renames(rename_map)
+        check_renames(rename_map)
         if not rename_map:
             raise PlanError.naming("{mode} rename needs {renames} or tags with spelling variants")
 
@@ -246,7 +246,7 @@ def make_plan(
     info = pd.DataFrame(
         {
             "opportunity_id": frame["opportunity_id"].astype(str).to_numpy(dtype=object),
-            "contact_id": [_contact(c) for c in frame["contact_id"]],
+            "contact_id": [contact_text(c) for c in frame["contact_id"]],
             "archived": frame["archived"].fillna(False).astype(bool).to_numpy(),
             "anonymized": frame["anonymized"].fillna(False).astype(bool).to_numpy(),
         }
@@ -254,13 +254,13 @@ def make_plan(
     tag_lists = [list(t) if isinstance(t, list | tuple) else list(t or []) for t in frame["tags"]]
 
     if mode == Mode.PROPAGATE:
-        candidates = _propagate_candidates(frame, families)
+        candidates = propagate_candidates(frame, families)
     elif mode == Mode.REMOVE:
-        candidates = _remove_candidates(info, tag_lists, set(chosen))
+        candidates = remove_candidates(info, tag_lists, set(chosen))
     elif mode == Mode.ADD:
-        candidates = _add_candidates(info, tag_lists, chosen)
+        candidates = add_candidates(info, tag_lists, chosen)
     else:
-        candidates = _rename_candidates(info, tag_lists, rename_map)
+        candidates = rename_candidates(info, tag_lists, rename_map)
 
     flags = info.set_index("opportunity_id")
     if candidates.empty:
@@ -284,7 +284,7 @@ def make_plan(
         rows = sorted_rows(candidates[candidates["reason"] == ""], PLAN_COLUMNS)
         skipped = sorted_rows(candidates[candidates["reason"] != ""], SKIPPED_COLUMNS)
         if mode == Mode.PROPAGATE and not include_archived:
-            rows, extra = _propagate_without_archived(frame, families, rows, skipped)
+            rows, extra = propagate_without_archived(frame, families, rows, skipped)
             skipped = sorted_rows(pd.concat([skipped, extra]), SKIPPED_COLUMNS)
 
     # The tag sets the plan assumed: every opportunity of every contact it touches (propagate
@@ -326,120 +326,6 @@ def make_plan(
     plan.meta["counts"] = plan.counts()
     plan.meta["plan_sha256"] = plan.sha256
     return plan
-
-
-def _propagate_candidates(frame: pd.DataFrame, families: list[TagFamily]) -> pd.DataFrame:
-    """What fills the families among all opportunities (flags applied later): the canonical
-    tags to add, and with ``normalize`` the aliases to remove (`audit.families`)."""
-    missing = family_changes(frame, families)
-    contact_of = dict(
-        zip(
-            frame["opportunity_id"].astype(str),
-            (_contact(c) for c in frame["contact_id"]),
-            strict=True,
-        )
-    )
-    return pd.DataFrame(
-        {
-            "opportunity_id": missing["opportunity_id"].astype(str).to_numpy(dtype=object),
-            "contact_id": [contact_of.get(str(o), "") for o in missing["opportunity_id"]],
-            "op": missing["op"].to_numpy(dtype=object),
-            "tag": missing["tag"].astype(str).to_numpy(dtype=object),
-        }
-    )
-
-
-def _propagate_without_archived(
-    frame: pd.DataFrame, families: list[TagFamily], rows: pd.DataFrame, skipped: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """With archived ones excluded, only active opportunities count as sources and targets.
-
-    Rows planned from the full frame are skipped when their target is archived (reason:
-    archived), or when the tag is on the contact's archived opportunities only (reason: the
-    source is archived), since with archived ones excluded there is nothing to propagate from.
-    """
-    active = considered(frame, include_archived=False)
-    wanted = _propagate_candidates(active, families)
-    keys = set(zip(wanted["opportunity_id"], wanted["op"], wanted["tag"], strict=True))
-    in_active = [
-        key in keys for key in zip(rows["opportunity_id"], rows["op"], rows["tag"], strict=True)
-    ]
-    mask = pd.Series(in_active, index=rows.index, dtype=bool)
-    archived = set(frame.loc[frame["archived"].astype(bool), "opportunity_id"].astype(str))
-    extra = rows[~mask]
-    reasons = [
-        REASON_ARCHIVED if str(o) in archived else REASON_ARCHIVED_SOURCE
-        for o in extra["opportunity_id"]
-    ]
-    extra = extra.assign(reason=pd.Series(reasons, index=extra.index, dtype=object))
-    return sorted_rows(rows[mask], PLAN_COLUMNS), extra
-
-
-def _remove_candidates(
-    info: pd.DataFrame, tag_lists: list[list[str]], chosen: set[str]
-) -> pd.DataFrame:
-    records = [
-        (info.at[i, "opportunity_id"], info.at[i, "contact_id"], "remove", tag)
-        for i, tags in enumerate(tag_lists)
-        for tag in dict.fromkeys(tags)
-        if tag in chosen
-    ]
-    return rows_frame(records, PLAN_COLUMNS)
-
-
-def _add_candidates(
-    info: pd.DataFrame, tag_lists: list[list[str]], chosen: list[str]
-) -> pd.DataFrame:
-    records = [
-        (info.at[i, "opportunity_id"], info.at[i, "contact_id"], "add", tag)
-        for i, tags in enumerate(tag_lists)
-        for tag in chosen
-        if tag not in tags
-    ]
-    return rows_frame(records, PLAN_COLUMNS)
-
-
-def _rename_candidates(
-    info: pd.DataFrame, tag_lists: list[list[str]], renames: dict[str, str]
-) -> pd.DataFrame:
-    records = []
-    for i, tags in enumerate(tag_lists):
-        present = set(tags)
-        for variant in dict.fromkeys(tags):
-            canonical = renames.get(variant)
-            if canonical is None:
-                continue
-            opp, contact = info.at[i, "opportunity_id"], info.at[i, "contact_id"]
-            if canonical not in present:
-                records.append((opp, contact, "add", canonical, variant))
-            records.append((opp, contact, "remove", variant, variant))
-    return rows_frame(records, [*PLAN_COLUMNS, "variant"])
-
-
-def _check_renames(renames: dict[str, str]) -> None:
-    for old, new in renames.items():
-        if not old or not new:
-            raise PlanError(f"a rename needs both spellings (got {old!r}={new!r})")
-        if old == new:
-            raise PlanError(f"rename {old!r} to itself does nothing")
-        if new in renames:
-            raise PlanError(f"rename chain: {old!r} -> {new!r} -> {renames[new]!r}; give the end")
-
-
-def _renames_from_variants(
-    frame: pd.DataFrame, chosen: list[str], include_archived: bool
-) -> dict[str, str]:
-    variants = tag_variants(considered(frame, include_archived=include_archived))
-    if variants.empty:
-        return {}
-    groups = set(variants.loc[variants["tag"].isin(chosen), "group"]) if chosen else None
-    out = {}
-    for tag, group, canonical in zip(
-        variants["tag"], variants["group"], variants["canonical"], strict=True
-    ):
-        if (groups is None or group in groups) and tag != canonical:
-            out[str(tag)] = str(canonical)
-    return out
 
 
 def replan(
