@@ -27,6 +27,10 @@ from typing import Any
 # null one counts as createdAt, as the filters do) ascending / descending; shuffled: a fixed
 # order unrelated to time (a hash of the id).
 LISTING_ORDERS = ("created", "newest", "updated", "updated-desc", "shuffled")
+# Where an opportunity whose updatedAt is null stands (Lever does not say): as its createdAt in
+# the updatedAt orders and filters; or below / above every updatedAt in those orders, never
+# matched by an updated_at filter (a database's null: the first or the last in ascending order).
+NULL_UPDATED_AT = ("created", "smallest", "largest")
 
 
 class SandboxConfigError(ValueError):
@@ -113,6 +117,10 @@ class SandboxConfig:
             or ``updated-desc`` (updatedAt, a null one counting as createdAt, ascending or
             descending: a write moves an opportunity while a listing runs) or ``shuffled`` (a
             fixed order unrelated to time, from a hash of the id).
+        null_updated_at: where an opportunity whose ``updatedAt`` is null stands in the
+            ``updated`` orders and the ``updated_at_start/_end`` filters: ``created`` (default:
+            as its ``createdAt``), ``smallest`` or ``largest`` (below or above every
+            ``updatedAt`` in the orders, ties by id; never matched by an ``updated_at`` filter).
     """
 
     latency_ms: float = _setting(0.0, "delay per request (default 0)", minimum=0)
@@ -200,6 +208,13 @@ class SandboxConfig:
         "(createdAt descending), updated, updated-desc (updatedAt either way) or shuffled; "
         "default created",
         choices=LISTING_ORDERS,
+    )
+    null_updated_at: str = _setting(
+        "created",
+        "where a null updatedAt stands in the updated orders and filters: as its createdAt "
+        "(default), or below / above every updatedAt and never matched by updated_at filters",
+        choices=NULL_UPDATED_AT,
+        group=_MODE,
     )
 
     def validated(self) -> SandboxConfig:

@@ -9,9 +9,12 @@ Ordering (Lever's is undocumented): by default opportunities are listed by ``(cr
 page cursor is the key of the last item in that order, so a write that moves ``updatedAt``
 moves an opportunity in the ``updated`` orders while a listing runs, as it would at Lever.
 
-Time filters: ``updated_at_start/_end`` compare ``updatedAt``; an opportunity whose ``updatedAt``
-is null is compared by its ``createdAt`` instead (Lever does not document this case; a record that
-never changed was last updated when it was created).
+Time filters: ``updated_at_start/_end`` compare ``updatedAt``. Where an opportunity whose
+``updatedAt`` is null stands is undocumented, so it is a mode (``null_updated``, the config's
+``null_updated_at``): by default it is compared by its ``createdAt``, in the filters and in the
+``updated`` orders (a record that never changed was last updated when it was created);
+``smallest`` / ``largest`` put it below / above every ``updatedAt`` in those orders (ties by id)
+and no ``updated_at`` filter matches it, as a database's null.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import bisect
 import copy
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -38,6 +42,9 @@ STATE_VERSION = 1
 
 
 SAVE_DELAY = 0.05  # seconds: writes within this window share one save of the state file
+# Where a null updatedAt sorts in the `smallest` / `largest` modes: below / above every timestamp
+NULL_SORTS_LOW = -1
+NULL_SORTS_HIGH = 2**62
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,8 @@ class SandboxState:
         self.stats = Stats()
         # Whether a tag write moves updatedAt (Lever does not document it): a sandbox mode.
         self.bump_on_tag_write = True
+        # Where a null updatedAt stands (config NULL_UPDATED_AT): a sandbox mode.
+        self.null_updated = "created"
         # Deleted opportunities, for GET /opportunities/deleted: {"id", "deletedAt", "opp"}
         # (kept in the state file too).
         self.deleted: list[dict[str, Any]] = list(dataset.deleted)
@@ -249,6 +258,8 @@ class SandboxState:
             parse_ms(params, "updated_at_end"),
         )
 
+        null_matches_no_range = self.null_updated != "created"
+
         def keep(opp: dict[str, Any]) -> bool:
             conf = opp.get("confidentiality") or "non-confidential"
             if confidentiality != "all" and conf != confidentiality:
@@ -270,6 +281,8 @@ class SandboxState:
                 return False
             if u_start is not None or u_end is not None:
                 updated = opp.get("updatedAt")
+                if updated is None and null_matches_no_range:
+                    return False
                 updated = created if updated is None else int(updated)
                 if u_start is not None and updated < u_start:
                     return False
@@ -294,8 +307,8 @@ class SandboxState:
         """
         with self.lock:
             keys = self._keys if order == "created" else self._ordered_keys(order)
-            start = bisect.bisect_right(keys, tuple(after)) if after else 0
-            stop = len(keys)
+            cursor = bisect.bisect_right(keys, tuple(after)) if after else 0
+            start, stop = cursor, len(keys)
             c_start, c_end = getattr(keep, "created_range", (None, None))
             # fast paths: skip what the created_at filter drops anyway
             if order == "created" and c_start is not None:
@@ -306,16 +319,24 @@ class SandboxState:
                 start = max(start, bisect.bisect_left(keys, (-c_end,)))
             if order == "newest" and c_start is not None:
                 stop = bisect.bisect_right(keys, (-c_start, "\U0010ffff"))
-            # updatedAt >= createdAt + lag_floor >= start + lag_floor (lag_floor <= 0)
-            if order == "updated" and c_start is not None:
-                start = max(start, bisect.bisect_left(keys, (c_start + self._lag_floor(),)))
-            if order == "updated-desc" and c_start is not None:
-                floor = -(c_start + self._lag_floor())
-                stop = bisect.bisect_right(keys, (floor, "\U0010ffff"))
+            spans = [range(start, stop)]
+            if order in ("updated", "updated-desc") and c_start is not None:
+                # updatedAt >= createdAt + lag_floor >= start + lag_floor (lag_floor <= 0); the
+                # nulls of the `smallest` mode stand outside that bound (first ascending, last
+                # descending): listed apart, in their place
+                bound = c_start + self._lag_floor()
+                if order == "updated":
+                    nulls = range(0, bisect.bisect_left(keys, (0,)) if self._null_low() else 0)
+                    start = max(start, nulls.stop, bisect.bisect_left(keys, (bound,)))
+                    spans = [range(max(cursor, nulls.start), nulls.stop), range(start, stop)]
+                else:
+                    first = bisect.bisect_left(keys, (1,)) if self._null_low() else len(keys)
+                    stop = min(first, bisect.bisect_right(keys, (-bound, "\U0010ffff")))
+                    spans = [range(start, stop), range(max(cursor, first), len(keys))]
             page: list[dict[str, Any]] = []
             last: tuple[int, str] | None = None
             has_next = False
-            for i in range(start, stop):
+            for i in itertools.chain.from_iterable(spans):
                 key = keys[i]
                 opp = self._opps[key[-1]]
                 if not keep(opp):
@@ -375,7 +396,8 @@ class SandboxState:
             elif order in ("updated", "updated-desc"):
                 sign = 1 if order == "updated" else -1
                 cache[order] = sorted(
-                    (sign * self._updated(self._opps[opp_id]), opp_id) for _c, opp_id in self._keys
+                    (sign * self._sort_updated(self._opps[opp_id]), opp_id)
+                    for _c, opp_id in self._keys
                 )
             else:
                 cache[order] = sorted(
@@ -398,6 +420,20 @@ class SandboxState:
     def _updated(opp: dict[str, Any]) -> int:
         updated = opp.get("updatedAt")
         return int(opp.get("createdAt") or 0) if updated is None else int(updated)
+
+    def _null_low(self) -> bool:
+        return self.null_updated == "smallest"
+
+    def _sort_updated(self, opp: dict[str, Any]) -> int:
+        """`updatedAt` as the `updated` orders sort it (`null_updated`: where a null stands)."""
+        if opp.get("updatedAt") is None and self.null_updated != "created":
+            return NULL_SORTS_LOW if self._null_low() else NULL_SORTS_HIGH
+        return self._updated(opp)
+
+    def orders_changed(self) -> None:
+        """The listing orders are sorted anew at their next use (a mode changed)."""
+        with self.lock:
+            self.__dict__.pop("_order_cache", None)
 
     def tag_counts(self) -> list[dict[str, Any]]:
         with self.lock:
