@@ -27,10 +27,12 @@ from typing import Any
 # null one counts as createdAt, as the filters do) ascending / descending; shuffled: a fixed
 # order unrelated to time (a hash of the id).
 LISTING_ORDERS = ("created", "newest", "updated", "updated-desc", "shuffled")
-# Where an opportunity whose updatedAt is null stands (Lever does not say): as its createdAt in
-# the updatedAt orders and filters; or below / above every updatedAt in those orders, never
-# matched by an updated_at filter (a database's null: the first or the last in ascending order).
+# Where an opportunity whose updatedAt is null stands (Lever does not say), in the updatedAt
+# orders: as its createdAt, or below / above every updatedAt (a database's null: the first or
+# the last in ascending order); and in the updated_at filters: as its createdAt, never matched,
+# or as 0 (a JavaScript comparison: matched by every updated_at_end, by no updated_at_start).
 NULL_UPDATED_AT = ("created", "smallest", "largest")
+NULL_UPDATED_FILTER = ("created", "never", "zero")
 
 
 class SandboxConfigError(ValueError):
@@ -118,9 +120,11 @@ class SandboxConfig:
             descending: a write moves an opportunity while a listing runs) or ``shuffled`` (a
             fixed order unrelated to time, from a hash of the id).
         null_updated_at: where an opportunity whose ``updatedAt`` is null stands in the
-            ``updated`` orders and the ``updated_at_start/_end`` filters: ``created`` (default:
-            as its ``createdAt``), ``smallest`` or ``largest`` (below or above every
-            ``updatedAt`` in the orders, ties by id; never matched by an ``updated_at`` filter).
+            ``updated`` orders: ``created`` (default: as its ``createdAt``), ``smallest`` or
+            ``largest`` (below or above every ``updatedAt``, ties by id).
+        null_updated_filter: how the ``updated_at_start/_end`` filters treat it: ``created``
+            (default: as its ``createdAt``), ``never`` (no such filter matches it) or ``zero``
+            (compared as 0: every ``updated_at_end`` matches it, no ``updated_at_start``).
     """
 
     latency_ms: float = _setting(0.0, "delay per request (default 0)", minimum=0)
@@ -211,9 +215,16 @@ class SandboxConfig:
     )
     null_updated_at: str = _setting(
         "created",
-        "where a null updatedAt stands in the updated orders and filters: as its createdAt "
-        "(default), or below / above every updatedAt and never matched by updated_at filters",
+        "where a null updatedAt stands in the updated orders: as its createdAt (default), or "
+        "below / above every updatedAt",
         choices=NULL_UPDATED_AT,
+        group=_MODE,
+    )
+    null_updated_filter: str = _setting(
+        "created",
+        "how updated_at_start/_end treat a null updatedAt: as its createdAt (default), never "
+        "matched, or as 0 (every updated_at_end matches it, no updated_at_start)",
+        choices=NULL_UPDATED_FILTER,
         group=_MODE,
     )
 

@@ -52,6 +52,7 @@ class Engine:
         self.config = config.validated()
         self.state.bump_on_tag_write = self.config.tag_writes_bump_updated_at
         self.state.null_updated = self.config.null_updated_at
+        self.state.null_filter = self.config.null_updated_filter
         self._keys = {api_key: True, restricted_api_key: False}  # key -> confidential access
         self._api_key = api_key
         # OAuth: Bearer only, never an API key. One live token (full access) at a time.
@@ -76,6 +77,7 @@ class Engine:
             merged = SandboxConfig(**{**asdict(self.config), **changes}).validated()
             self.config = merged
             self.state.bump_on_tag_write = merged.tag_writes_bump_updated_at
+            self.state.null_filter = merged.null_updated_filter
             if merged.null_updated_at != self.state.null_updated:
                 self.state.null_updated = merged.null_updated_at
                 self.state.orders_changed()

@@ -10,11 +10,11 @@ page cursor is the key of the last item in that order, so a write that moves ``u
 moves an opportunity in the ``updated`` orders while a listing runs, as it would at Lever.
 
 Time filters: ``updated_at_start/_end`` compare ``updatedAt``. Where an opportunity whose
-``updatedAt`` is null stands is undocumented, so it is a mode (``null_updated``, the config's
-``null_updated_at``): by default it is compared by its ``createdAt``, in the filters and in the
-``updated`` orders (a record that never changed was last updated when it was created);
-``smallest`` / ``largest`` put it below / above every ``updatedAt`` in those orders (ties by id)
-and no ``updated_at`` filter matches it, as a database's null.
+``updatedAt`` is null stands is undocumented, so it is two modes (the config's
+``null_updated_at`` and ``null_updated_filter``): by default it is compared by its
+``createdAt``, in the ``updated`` orders and in the filters (a record that never changed was
+last updated when it was created); the orders may put it below / above every ``updatedAt``
+(ties by id), and the filters may never match it or compare it as 0.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from lever_sandbox.config import LISTING_ORDERS
-from lever_sandbox.data import Dataset, generate_dataset, is_archived
-from lever_sandbox.protocol import ApiError, Stats, now_ms, parse_bool, parse_ms
+from lever_sandbox.data import Dataset, generate_dataset
+from lever_sandbox.filters import opportunity_filter
+from lever_sandbox.protocol import Stats, now_ms
 
 STATE_FORMAT = "lever-sandbox-state"
 STATE_VERSION = 1
@@ -76,8 +77,10 @@ class SandboxState:
         self.stats = Stats()
         # Whether a tag write moves updatedAt (Lever does not document it): a sandbox mode.
         self.bump_on_tag_write = True
-        # Where a null updatedAt stands (config NULL_UPDATED_AT): a sandbox mode.
+        # Where a null updatedAt stands in the orders and the filters: sandbox modes (config
+        # NULL_UPDATED_AT, NULL_UPDATED_FILTER).
         self.null_updated = "created"
+        self.null_filter = "created"
         # Deleted opportunities, for GET /opportunities/deleted: {"id", "deletedAt", "opp"}
         # (kept in the state file too).
         self.deleted: list[dict[str, Any]] = list(dataset.deleted)
@@ -223,75 +226,10 @@ class SandboxState:
         confidential_access: bool,
         confidential_denied: str = "403",
     ) -> Callable[[dict[str, Any]], bool]:
-        """Compile ``GET /opportunities`` filters into a predicate (ApiError on bad ones).
-
-        A key without confidential access that asks for confidential data gets a 403, or with
-        ``confidential_denied="filter"`` the confidential ones are silently left out (both are
-        reported of Lever).
-        """
-        confidentiality = (params.get("confidentiality") or ["non-confidential"])[-1]
-        if confidentiality not in ("non-confidential", "confidential", "all"):
-            raise ApiError(
-                400,
-                "InvalidRequest",
-                "confidentiality must be one of non-confidential, confidential, all",
-            )
-        hide_confidential = False
-        if confidentiality != "non-confidential" and not confidential_access:
-            if confidential_denied != "filter":
-                raise ApiError(
-                    403,
-                    "Forbidden",
-                    "This API key does not have access to confidential data",
-                )
-            hide_confidential = True
-        tags = set(params.get("tag") or [])
-        contacts = set(params.get("contact_id") or [])
-        emails = {e.strip().lower() for e in params.get("email") or [] if e.strip()}
-        archived = parse_bool(params, "archived")
-        c_start, c_end = (
-            parse_ms(params, "created_at_start"),
-            parse_ms(params, "created_at_end"),
+        """`lever_sandbox.filters.opportunity_filter`, in this state's null-`updatedAt` mode."""
+        return opportunity_filter(
+            params, confidential_access, confidential_denied, self.null_filter
         )
-        u_start, u_end = (
-            parse_ms(params, "updated_at_start"),
-            parse_ms(params, "updated_at_end"),
-        )
-
-        null_matches_no_range = self.null_updated != "created"
-
-        def keep(opp: dict[str, Any]) -> bool:
-            conf = opp.get("confidentiality") or "non-confidential"
-            if confidentiality != "all" and conf != confidentiality:
-                return False
-            if hide_confidential and conf == "confidential":
-                return False
-            if tags and tags.isdisjoint(opp.get("tags") or ()):
-                return False
-            if contacts and opp.get("contact") not in contacts:
-                return False
-            if emails and emails.isdisjoint(e.lower() for e in opp.get("emails") or ()):
-                return False
-            if archived is not None and is_archived(opp) != archived:
-                return False
-            created = int(opp.get("createdAt") or 0)
-            if c_start is not None and created < c_start:
-                return False
-            if c_end is not None and created > c_end:
-                return False
-            if u_start is not None or u_end is not None:
-                updated = opp.get("updatedAt")
-                if updated is None and null_matches_no_range:
-                    return False
-                updated = created if updated is None else int(updated)
-                if u_start is not None and updated < u_start:
-                    return False
-                if u_end is not None and updated > u_end:
-                    return False
-            return True
-
-        keep.created_range = (c_start, c_end)  # type: ignore[attr-defined]  # a fast path
-        return keep
 
     def list_opportunities(
         self,

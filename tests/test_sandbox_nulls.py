@@ -1,13 +1,14 @@
-"""The sandbox's modes for a null `updatedAt` (Lever does not say where one stands): as its
-`createdAt` (default), or below / above every `updatedAt` in the `updated` orders and never
-matched by an `updated_at` filter. Every page of every listing equals a brute-force reference
-(the fast paths of the `updated` orders must not skip the nulls wherever they stand)."""
+"""The sandbox's modes for a null `updatedAt` (Lever does not say where one stands): in the
+`updated` orders as its `createdAt` (default), or below / above every `updatedAt`; in the
+`updated_at` filters as its `createdAt` (default), never matched, or as 0. Every page of every
+listing equals a brute-force reference (the fast paths of the `updated` orders must not skip the
+nulls wherever they stand)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lever_sandbox.config import NULL_UPDATED_AT, SandboxConfigError
+from lever_sandbox.config import NULL_UPDATED_AT, NULL_UPDATED_FILTER, SandboxConfigError
 from toolkit.client import LeverClient
 
 DAY_MS = 86_400_000
@@ -20,7 +21,7 @@ def _sort_value(opp: dict, mode: str) -> int:
     return {"created": opp["createdAt"], "smallest": -1, "largest": 2**62}[mode]
 
 
-def _reference(opps: list[dict], order: str, mode: str, params: dict) -> list[str]:
+def _reference(opps: list[dict], order: str, mode: str, params: dict, flt: str) -> list[str]:
     """The ids a listing must give, in order: the filters and the sort spelled out."""
     sign = 1 if order == "updated" else -1
     lo = params.get("created_at_start", -(2**63))
@@ -32,19 +33,26 @@ def _reference(opps: list[dict], order: str, mode: str, params: dict) -> list[st
         if not lo <= o["createdAt"] <= hi:
             continue
         if u_lo is not None or u_hi is not None:
-            if o.get("updatedAt") is None and mode != "created":
+            if o.get("updatedAt") is None and flt == "never":
                 continue
-            u = _sort_value(o, "created")
+            u = 0 if o.get("updatedAt") is None and flt == "zero" else _sort_value(o, "created")
             if (u_lo is not None and u < u_lo) or (u_hi is not None and u > u_hi):
                 continue
         rows.append((sign * _sort_value(o, mode), o["id"]))
     return [opp_id for _key, opp_id in sorted(rows)]
 
 
+@pytest.mark.parametrize("flt", NULL_UPDATED_FILTER)
 @pytest.mark.parametrize("mode", NULL_UPDATED_AT)
 @pytest.mark.parametrize("order", ["updated", "updated-desc"])
-def test_every_listing_of_the_updated_orders_matches_the_reference(fresh_sandbox, order, mode):
-    sb = fresh_sandbox(seed=11, opportunities=400, listing_order=order, null_updated_at=mode)
+def test_every_listing_of_the_updated_orders_matches_the_reference(fresh_sandbox, order, mode, flt):
+    sb = fresh_sandbox(
+        seed=11,
+        opportunities=400,
+        listing_order=order,
+        null_updated_at=mode,
+        null_updated_filter=flt,
+    )
     opps = sb.opportunities()
     nulls = [o for o in opps if o.get("updatedAt") is None]
     assert len(nulls) >= 5  # the generated data holds a few
@@ -64,12 +72,18 @@ def test_every_listing_of_the_updated_orders_matches_the_reference(fresh_sandbox
         listed = [
             o["id"] for o in client.iter_opportunities(confidentiality="all", limit=37, **params)
         ]
-        assert listed == _reference(opps, order, mode, params), params
+        assert listed == _reference(opps, order, mode, params, flt), params
 
 
 @pytest.mark.parametrize("mode", ["smallest", "largest"])
 def test_a_null_stands_at_one_end_and_no_updated_filter_matches_it(fresh_sandbox, mode):
-    sb = fresh_sandbox(seed=11, opportunities=300, listing_order="updated", null_updated_at=mode)
+    sb = fresh_sandbox(
+        seed=11,
+        opportunities=300,
+        listing_order="updated",
+        null_updated_at=mode,
+        null_updated_filter="never",
+    )
     client = LeverClient(sb.base_url, api_key=sb.api_key, rate=1000, burst=1000)
     listed = list(client.iter_opportunities(confidentiality="all"))
     is_null = [o.get("updatedAt") is None for o in listed]
@@ -102,7 +116,19 @@ def test_switching_the_mode_sorts_the_orders_anew(fresh_sandbox):
     sb.configure(null_updated_at="largest")
     last = [o["id"] for o in client.iter_opportunities(confidentiality="all")]
     assert sorted(first) == sorted(last) and first != last
-    assert last == _reference(sb.opportunities(), "updated", "largest", {})
+    assert last == _reference(sb.opportunities(), "updated", "largest", {}, "created")
+
+
+def test_a_null_compared_as_zero_is_matched_by_every_end_and_no_start(fresh_sandbox):
+    sb = fresh_sandbox(seed=11, opportunities=300, null_updated_filter="zero")
+    client = LeverClient(sb.base_url, api_key=sb.api_key, rate=1000, burst=1000)
+    null = next(o for o in sb.opportunities() if o.get("updatedAt") is None)
+    at = null["createdAt"]
+    window = {"created_at_start": at, "created_at_end": at}
+    ended = client.iter_opportunities(updated_at_end=1, **window)
+    assert null["id"] in {o["id"] for o in ended}
+    started = client.iter_opportunities(updated_at_start=1, **window)
+    assert null["id"] not in {o["id"] for o in started}
 
 
 def test_an_unknown_null_mode_is_refused_by_name(fresh_sandbox):
