@@ -11,8 +11,10 @@ import pytest
 import responses
 from fake_pages import page_answer
 
+from lever_sandbox.config import NULL_UPDATED_AT, NULL_UPDATED_FILTER
 from lever_sandbox.data import CONTACT_LEVEL_TAGS
 from toolkit.client import LeverClient
+from toolkit.snapshot.order import UPDATED_ASC, UPDATED_DESC, OrderEvidence
 from toolkit.snapshot.windows import WindowedListing
 
 ORDERS = ("created", "newest", "updated", "updated-desc", "shuffled")
@@ -37,7 +39,13 @@ def _fake(opps: list[dict], key) -> callable:
         lo = int(query.get("created_at_start", [-(10**15)])[0])
         hi = int(query.get("created_at_end", [10**15])[0])
         since = int(query.get("updated_at_start", [-(10**15)])[0])
-        rows = [o for o in ordered if lo <= o["createdAt"] <= hi and o.get("updatedAt", 0) >= since]
+        until = int(query.get("updated_at_end", [10**15])[0])
+        rows = [  # a null updatedAt: compared as its createdAt
+            o
+            for o in ordered
+            if lo <= o["createdAt"] <= hi
+            and since <= (o.get("updatedAt") or o["createdAt"]) <= until
+        ]
         return page_answer(rows, query)
 
     return listing
@@ -115,6 +123,32 @@ def test_an_order_created_on_the_first_pages_and_not_later_lists_every_claim_aga
     assert not listing.order_trusted
 
 
+def test_an_updated_order_that_changes_under_a_hand_ons_filter_lists_every_window_again():
+    """Listed by updatedAt (a null one at its createdAt, as the filters compare it), except
+    that a query bounded by `updated_at_start` alone comes in another order (a sort that is a
+    property of the query). Hand-ons along updatedAt are made; the first window they start
+    with that bound shows the other order, and every window closed on it is listed again."""
+    opps = _timeline(20000)
+    for o in opps[::30]:
+        o["updatedAt"] = None
+    by_updated = _fake(opps, key=lambda o: (o["updatedAt"] or o["createdAt"], o["id"]))
+    by_hash = _fake(opps, key=lambda o: (hash(o["id"]), o["id"]))
+
+    def listing(request):
+        query = parse_qs(urlsplit(request.url).query)
+        other = "updated_at_start" in query and "updated_at_end" not in query
+        return (by_hash if other else by_updated)(request)
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.GET, "https://lever.test/v1/opportunities", callback=listing)
+        client = LeverClient("https://lever.test/v1", api_key="k", rate=200, burst=200)
+        fetch = WindowedListing(client, workers=4, now_ms=10**8)
+        items = fetch.run([({}, (None, None))])
+    assert sorted(items) == sorted(o["id"] for o in opps)
+    assert fetch.stats["handed_on"] > 0 and fetch.stats["relisted"] > 0
+    assert not fetch.order_trusted
+
+
 def test_without_trusting_any_order_an_order_mimicking_created_everywhere_is_exact():
     """An order outside the model (createdAt, but three old ones listed last, updatedAt random)
     mimics createdAt on every page a hand-on reads: `trust_order=False` still lists it all."""
@@ -127,13 +161,70 @@ def test_without_trusting_any_order_an_order_mimicking_created_everywhere_is_exa
     assert listing.stats["handed_on"] == 0
 
 
-@pytest.mark.parametrize("order", ["shuffled", "updated", "updated-desc"])
-def test_unknown_orders_are_cut_by_what_the_pages_show(fresh_sandbox, order):
-    sb = fresh_sandbox(seed=3, opportunities=3000, created_profile="bulk", listing_order=order)
+def test_an_order_by_no_timestamp_is_cut_by_what_the_pages_show(fresh_sandbox):
+    sb = fresh_sandbox(seed=3, opportunities=3000, created_profile="bulk", listing_order="shuffled")
     listing = WindowedListing(_client(sb), workers=4)
     items = listing.run([EVERYTHING])
     assert set(items) == {o["id"] for o in sb.opportunities()}
     assert listing.stats["windows"] > 1 and listing.stats["handed_on"] == 0
+
+
+# -- along updatedAt, wherever a null updatedAt stands ---------------------------------------
+
+
+def _opp(created, updated):
+    return {"createdAt": created, "updatedAt": updated}
+
+
+def test_the_pages_rule_out_the_places_of_a_null_updated_at():
+    evidence = OrderEvidence()
+    evidence.see(None, [_opp(1, 2), _opp(3, None), _opp(2, 4), _opp(5, 6)])  # null at its createdAt
+    assert evidence.proven == UPDATED_ASC and evidence.nulls[UPDATED_ASC] == {"created"}
+    assert not evidence.nulls_listed(UPDATED_ASC, None)  # is the filter matching it?
+    assert evidence.nulls_listed(UPDATED_ASC, True)
+
+    first = OrderEvidence()
+    first.see(None, [_opp(9, None), _opp(1, None), _opp(2, 3), _opp(1, 5)])  # nulls first, by id
+    assert first.nulls[UPDATED_ASC] == {"smallest"}
+    assert first.nulls_listed(UPDATED_ASC, None)  # listed before any other: no filter needed
+
+    last = OrderEvidence()
+    last.see(None, [_opp(2, 8), _opp(1, 5), _opp(9, None)])  # newest first, the null one last
+    assert last.nulls[UPDATED_DESC] == {"smallest"}
+    assert not last.nulls_listed(UPDATED_DESC, True)  # at the far end: never listed in time
+
+    unseen = OrderEvidence()
+    unseen.see(None, [_opp(1, 2), _opp(2, 9)])
+    assert not unseen.nulls_listed(UPDATED_ASC, True)  # none seen: it may stand last
+
+
+@pytest.mark.parametrize("flt", NULL_UPDATED_FILTER)
+@pytest.mark.parametrize("place", NULL_UPDATED_AT)
+@pytest.mark.parametrize("order", ["updated", "updated-desc"])
+def test_along_updated_at_the_fetch_is_exact_wherever_a_null_stands(
+    fresh_sandbox, order, place, flt
+):
+    """Lever does not say where a null `updatedAt` sorts or which `updated_at` filters match it.
+    A hand-on along `updatedAt` bounds the rest with such a filter: it is made only where no
+    null one can be left out (not at the far end of the order; at its `createdAt` only if the
+    filters were shown to match it so), and the fetch is exact in every combination."""
+    sb = fresh_sandbox(
+        seed=3,
+        opportunities=6000,
+        created_profile="bulk",
+        listing_order=order,
+        null_updated_at=place,
+        null_updated_filter=flt,
+    )
+    listing = WindowedListing(_client(sb), workers=4)
+    items = listing.run([EVERYTHING])
+    assert set(items) == {o["id"] for o in sb.opportunities()}
+    far_end = "largest" if order == "updated" else "smallest"
+    safe = place != far_end and (place != "created" or flt == "created")
+    assert listing.order_trusted is safe
+    if not safe:
+        assert listing.stats["handed_on"] == 0
+    assert listing.stats["windows"] > 1
 
 
 # -- changes while the fetch runs ----------------------------------------------------------------

@@ -10,13 +10,17 @@ of a listing to its next. A key is *proven* once it is the only one left; an ord
 model (shuffled, or one that mimics a sort on some pages only) leaves none, the moment a page
 shows it.
 
-A null `updatedAt` (old records that never changed) is compared as its `createdAt`, as the
-sandbox's `updated_at_start` does; a missing `createdAt` drops both `createdAt` keys.
+Where an opportunity whose `updatedAt` is null (old records that never changed) stands in an
+`updatedAt` order is undocumented too. Each `updatedAt` key carries the places still possible
+(`NULL_PLACES`): as its `createdAt`, below every `updatedAt` (first ascending, last descending)
+or above every one; a page drops the places it contradicts, and the key goes when none is
+left. A missing `createdAt` drops both `createdAt` keys (and the `created` place of a null).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -47,6 +51,11 @@ def ms(value: Any) -> int | None:
     return int(value)
 
 
+# Where a null updatedAt may stand in an updatedAt order: as its createdAt, below every
+# updatedAt, above every one (a database's null sorts first or last).
+NULL_PLACES = ("created", "smallest", "largest")
+
+
 def value_of(item: dict, field: str) -> int | None:
     """The item's `field` as ms; a null `updatedAt` is its `createdAt`.
 
@@ -60,8 +69,45 @@ def value_of(item: dict, field: str) -> int | None:
     return ms(item.get(field))
 
 
-def consistent_keys(items: Sequence[dict], keys: Iterable[Key] = KEYS) -> set[Key]:
-    """The sort keys among `keys` that the sequence `items` does not contradict.
+def sort_value(item: dict, field: str, null: str = "created") -> float | None:
+    """The item's `field` as an `updatedAt` order with nulls in place `null` would sort it.
+
+    Example:
+        >>> item = {"createdAt": 5, "updatedAt": None}
+        >>> sort_value(item, "updatedAt"), sort_value(item, "updatedAt", "largest")
+        (5, inf)
+    """
+    if field == "updatedAt" and item.get("updatedAt") is None and null != "created":
+        return -math.inf if null == "smallest" else math.inf
+    return value_of(item, field)
+
+
+def null_places(items: Sequence[dict], key: Key, places: Iterable[str] = NULL_PLACES) -> set[str]:
+    """The places among `places` where a null `updatedAt` may stand so that `items` are in
+    `key`'s order (every place, or none, when no item's `updatedAt` is null).
+
+    Example:
+        >>> items = [{"createdAt": 9, "updatedAt": None}, {"createdAt": 1, "updatedAt": 3}]
+        >>> sorted(null_places(items, ("updatedAt", 1)))
+        ['smallest']
+    """
+    out = set()
+    for place in places:
+        values = [sort_value(item, key[0], place) for item in items]
+        if any(v is None for v in values):
+            continue
+        if all((a <= b) if key[1] > 0 else (a >= b) for a, b in pairwise(values)):  # type: ignore[operator]
+            out.add(place)
+    return out
+
+
+def consistent_keys(
+    items: Sequence[dict],
+    keys: Iterable[Key] = KEYS,
+    nulls: Mapping[Key, set[str]] | None = None,
+) -> set[Key]:
+    """The sort keys among `keys` that the sequence `items` does not contradict (an `updatedAt`
+    key: with a null `updatedAt` in one of its places still possible, `nulls`, default all).
 
     Example:
         >>> items = [{"createdAt": 1, "updatedAt": 9}, {"createdAt": 2, "updatedAt": 3}]
@@ -69,13 +115,10 @@ def consistent_keys(items: Sequence[dict], keys: Iterable[Key] = KEYS) -> set[Ke
         [('createdAt', 1), ('updatedAt', -1)]
     """
     out = set()
-    for field, direction in keys:
-        values = [value_of(item, field) for item in items]
-        known = [v for v in values if v is not None]
-        if len(known) < len(values):
-            continue
-        if all((b - a) * direction >= 0 for a, b in pairwise(known)):
-            out.add((field, direction))
+    for key in keys:
+        places = ("created",) if key[0] != "updatedAt" else (nulls or {}).get(key, NULL_PLACES)
+        if null_places(items, key, places):
+            out.add(key)
     return out
 
 
@@ -101,6 +144,7 @@ class OrderEvidence:
 
     def __init__(self) -> None:
         self.left: set[Key] = set(KEYS)
+        self.nulls: dict[Key, set[str]] = {k: set(NULL_PLACES) for k in KEYS if k[0] == "updatedAt"}
         self.pages = 0
 
     def see(self, previous: dict | None, items: Sequence[dict]) -> None:
@@ -109,7 +153,30 @@ class OrderEvidence:
         if not items:
             return
         sequence = [previous, *items] if previous is not None else list(items)
-        self.left &= consistent_keys(sequence, self.left)
+        for key in self.nulls:
+            self.nulls[key] = (
+                null_places(sequence, key, self.nulls[key]) if key in self.left else set()
+            )
+        self.left &= consistent_keys(sequence, self.left, self.nulls)
+
+    def nulls_listed(self, key: Key, filter_matches_null: bool | None) -> bool:
+        """Whether, along `key` (an `updatedAt` key), every opportunity with a null `updatedAt`
+        is listed before a listing's position or matched by an `updated_at` filter bounding
+        the rest: never at the far end (the place that sorts after every `updatedAt` is ruled
+        out), and in its `createdAt` place only if a filter compares it by its `createdAt`
+        (`filter_matches_null`, from a request of `WindowedListing`; None: not known).
+
+        Example:
+            >>> evidence = OrderEvidence()
+            >>> evidence.nulls[UPDATED_ASC] = {"created", "smallest"}
+            >>> evidence.nulls_listed(UPDATED_ASC, None), evidence.nulls_listed(UPDATED_ASC, True)
+            (False, True)
+        """
+        places = self.nulls.get(key, set())
+        far_end = "largest" if key[1] > 0 else "smallest"
+        if not places or far_end in places:
+            return False
+        return "created" not in places or bool(filter_matches_null)
 
     @property
     def proven(self) -> Key | None:

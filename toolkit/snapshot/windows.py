@@ -8,22 +8,31 @@ cutting them into `created_at` windows, and cutting again where the pages show t
 The invariant (what makes a fetch complete). Every opportunity that exists from the fetch's
 first request to its last is in the result exactly once, because:
 
-1. The windows of a listing always partition the `createdAt` timeline (the outer ones are
-   open-ended), and no window is ever dropped.
+1. The windows of a listing always partition what it lists: the `createdAt` timeline (the outer
+   ones are open-ended) and, where a hand-on along `updatedAt` cut a window, that window's
+   `updatedAt` timeline; no window is ever dropped.
 2. Each window is either listed to its end (`hasNext: false`), which is complete in any order,
    or closed early by a *hand-on* (its rest given to new windows). A hand-on is made only while
-   the listing's sort key is *proven* `createdAt` (ascending or descending: see
-   `toolkit.snapshot.order`) by every page of that family of listings, each range closed that
-   way is recorded (a *claim*), and the first page anywhere in the family that contradicts the
-   key withdraws the trust: every claim is listed again in full and no hand-on follows.
+   the listing's sort key is *proven* by every page of that family of listings (see
+   `toolkit.snapshot.order`). Along `createdAt` (either way) the rest is the `created_at`
+   range past the position. Along `updatedAt` (either way) it is the window's range updated
+   past the position (`updated_at_start` / `_end`), and only once every opportunity whose
+   `updatedAt` is null is known to be listed already or matched by that filter: the pages have
+   ruled out its place at the far end of the order, and either its place at its `createdAt` or
+   a request has shown the filters match a null one by its `createdAt`
+   (`OrderEvidence.nulls_listed`). Each window closed that way is recorded (a *claim*: along
+   `createdAt` the range listed, along `updatedAt` the whole window), and the first page
+   anywhere in the family that contradicts the key withdraws the trust: every claim is listed
+   again in full and no hand-on follows.
 3. A listing of more than one page whose order is not proven `createdAt` ends with a
    *catch-up*: everything updated since just before the fetch began (`updated_at_start`),
    repeated while a catch-up itself spans pages. It picks up what an edit moved past a running
    window (an `updatedAt` order, or an unknown one). Ids de-duplicate; the catch-up's copy, the
    newer, wins.
 
-The trust rests on Lever sorting a query by one timestamp, one way (`trust_order=False` relies
-on no order). One deleted during the fetch may be in it (the next refresh's deletions drop it).
+The trust rests on Lever sorting a query by one timestamp, one way, whatever its time bounds
+(`trust_order=False` relies on no order). One deleted during the fetch may be in it (the next
+refresh's deletions drop it).
 
 Speed: only `slots` pages are asked for at once (rate x latency, with a margin), each with a
 token taken from the limiter the moment one is free, by the window with the most work left, so
@@ -33,6 +42,8 @@ the longest listings never wait behind short ones.
   when its pages, one latency apart, would end after all the rest at the limiter's rate. Work
   left comes from its last page's density (items per ms); the new windows next to where it
   reached hold `PART_PAGES` pages at that density, one more takes whatever lies beyond.
+- `updatedAt` proven, its nulls placed: the same, stepping along `updatedAt` (a window hands
+  on only with `UPDATED_HAND_ON_PAGES` left). Until the nulls are placed, as any other order.
 - Any other order: windows are cut only into windows that cover their whole range again, at a
   window's first page (one page lost) and later only for a share of work many times the pages
   it lost. A page in `updatedAt` order still shows where a window is and how dense it is; a
@@ -164,14 +175,18 @@ class WindowedListing(Cutting):
                     family = Family(dict(filters), (lo, hi))
                     self.families.append(family)
                     self._start(ListedWindow(family, lo, hi))
-                while self._futures or self._ready:
+                while self._futures or self._ready or self._asking():
                     token_in = self._pump()
-                    if not self._futures:  # every window waits for the limiter's next token
+                    waiting = [*self._futures, *self._asking()]
+                    if not waiting:  # every window waits for the limiter's next token
                         time.sleep(token_in or 0.0)
                         continue
-                    done, _ = wait(self._futures, timeout=token_in, return_when=FIRST_COMPLETED)
+                    done, _ = wait(waiting, timeout=token_in, return_when=FIRST_COMPLETED)
                     for future in done:
-                        self._on_page(self._futures.pop(future), future.result())
+                        if future in self._futures:
+                            self._on_page(self._futures.pop(future), future.result())
+                    for family in self.families:  # an answer that came beside the pages
+                        self._settle_null_probe(family)
             finally:
                 for future in self._futures:
                     future.cancel()
@@ -276,8 +291,8 @@ class WindowedListing(Cutting):
             len(self._active),
             parts,
         )
-        for lo, hi in parts:
-            self._start(ListedWindow(window.family, lo, hi))
+        for lo, hi, since, until in parts:
+            self._start(ListedWindow(window.family, lo, hi, since, until))
 
     def _keep(self, items: list[dict], replace: bool = False) -> None:
         new = 0
@@ -307,7 +322,17 @@ class WindowedListing(Cutting):
                 family.lag = max(family.lag, u - c)
         family.evidence.see(window.last, items)
         sequence = ([window.last] if window.last is not None else []) + items
-        window.local = consistent_keys(sequence, window.local)
+        window.local = consistent_keys(sequence, window.local, family.evidence.nulls)
+        self._settle_null_probe(family)
+        if (
+            family.null_filter is None
+            and "null" not in family.null_asked
+            and any(
+                key in family.evidence.left and "created" in places
+                for key, places in family.evidence.nulls.items()
+            )
+        ):
+            self._ask_null_filter(window, items)
         if family.claim_key is not None and family.claim_key not in family.evidence.left:
             self._distrust(family)
         if not items:
@@ -321,9 +346,14 @@ class WindowedListing(Cutting):
         if key is None:
             window.key = window.position = window.density = window.left = None
             return
+        # along updatedAt, a null one says nothing of where the listing is (its place is not
+        # known until the pages show it)
         values = [value_of(item, key[0]) for item in items]
-        first = window.position if window.key == key and window.position is not None else values[0]
-        if values[-1] == first:  # no span to measure a density on (ties): no estimate
+        if key[0] == "updatedAt":
+            values = [ms(i.get("updatedAt")) for i in items if ms(i.get("updatedAt")) is not None]
+        first = window.position if window.key == key and window.position is not None else None
+        first = first if first is not None else (values[0] if values else None)
+        if not values or values[-1] == first:  # no span to measure a density on: no estimate
             window.key = window.position = window.density = window.left = None
             return
         window.key, window.position = key, values[-1]
@@ -334,11 +364,73 @@ class WindowedListing(Cutting):
             end = window.hi if window.hi is not None else max(self.now_ms, last + 1)  # type: ignore[operator]
             if key[0] == "updatedAt":  # the window's updatedAt reach past its createdAt end
                 end += family.lag
+                end = end if window.until is None else min(end, window.until)
             span = end - last  # type: ignore[operator]
         else:
             start = window.lo if window.lo is not None else floor_of(last)  # type: ignore[arg-type]
+            if key[0] == "updatedAt" and window.since is not None:
+                start = max(start, window.since)
             span = last - start  # type: ignore[operator]
         window.left = window.density * max(0, span) / PAGE_ITEMS
+
+    def _ask_null_filter(self, window: ListedWindow, items: list[dict]) -> None:
+        """Ask (one request, beside the pages) whether the `updated_at` filters match an
+        opportunity whose `updatedAt` is null as its `createdAt`: a hand-on along `updatedAt`
+        bounds the rest with them, so it is safe only if every null one left is matched (or,
+        by its place in the order, already listed).
+
+        The request lists one page with both `updated_at` bounds: for a null one on the page,
+        `created_at` and `updated_at` both its `createdAt`; else `created_at` up to the page's
+        earliest and `updated_at` from 1 to it (a null one, if any, is among what it lists). A
+        null one in the answer shows that both bounds match it by its `createdAt`. A first
+        request without one asks again once a page holds a null one."""
+        family = window.family
+        null = next(
+            (i for i in items if i.get("updatedAt") is None and ms(i.get("createdAt")) is not None),
+            None,
+        )
+        created = [c for c in (ms(i.get("createdAt")) for i in items) if c is not None]
+        if self._pool is None or not self.trust_order or not created:
+            return
+        if family.null_probe is not None:  # asked, not answered yet
+            return
+        if null is not None and "null" not in family.null_asked:
+            a = b = ms(null.get("createdAt"))
+            probe = ListedWindow(family, a, b, a, b)
+            family.null_asked.add("null")
+        elif "page" not in family.null_asked:
+            a, b = 1, min(created)
+            probe = ListedWindow(family, None, b, a, b)
+            family.null_asked.add("page")
+        else:
+            return
+        family.null_probe = self._pool.submit(self._null_page, probe)
+        log.debug("asked how updated_at filters treat a null updatedAt (%s..%s)", a, b)
+
+    def _asking(self) -> list[Future]:
+        """The `_ask_null_filter` requests not answered yet (the run waits for them: their page
+        is evidence of the order, and may withdraw a trust that claims rely on)."""
+        return [f.null_probe for f in self.families if f.null_probe is not None]
+
+    def _null_page(self, window: ListedWindow) -> list[dict]:
+        page = next(iter(self.client.iter_opportunity_pages(**window.params())), None)
+        return [i for i in page.items if isinstance(i, dict)] if page is not None else []
+
+    def _settle_null_probe(self, family: Family) -> None:
+        """The answer to `_ask_null_filter`, once it came: whether it listed a null one, and its
+        page as evidence of the order (a listing of the family like any other: where its null
+        ones stand among the rest shows their place)."""
+        probe = family.null_probe
+        if probe is None or not probe.done():
+            return
+        family.null_probe = None
+        items = probe.result() if probe.exception() is None else []
+        family.evidence.see(None, items)
+        found = any("updatedAt" in i and i["updatedAt"] is None for i in items)
+        family.null_filter = True if found else family.null_filter
+        log.debug("the updated_at filters matched a null updatedAt: %s", found)
+        if family.claim_key is not None and family.claim_key not in family.evidence.left:
+            self._distrust(family)
 
     def _distrust(self, family: Family) -> None:
         """A page contradicted the order the claims rely on: list every claim again in full."""
@@ -346,13 +438,14 @@ class WindowedListing(Cutting):
         family.trusted = False
         family.claim_key = None
         claims, family.claims = family.claims, []
-        for lo, hi in claims:
+        for lo, hi, since, until in claims:
             self.stats["relisted"] += 1
-            self._start(ListedWindow(family, lo, hi))
+            self._start(ListedWindow(family, lo, hi, since, until))
 
     @property
     def order_trusted(self) -> bool:
-        """Whether every listing's order was proven `createdAt` and never contradicted."""
+        """Whether every listing's order was proven (`createdAt`, or `updatedAt` with its nulls
+        placed: see `Cutting._trusted`) and never contradicted: hand-ons relied on it."""
         return bool(self.families) and all(self._trusted(f) for f in self.families)
 
     @property
