@@ -370,3 +370,19 @@ def test_doctor_reports_the_order_it_observes(fresh_sandbox, order, seen):
     assert set(rows) == {"listing order (plain)", "listing order (updated_at_start)"}
     for row in rows.values():
         assert row.observed.startswith(seen) and row.status == OK
+
+
+@pytest.mark.parametrize(
+    ("order", "place", "seen"),
+    [
+        ("updated", "smallest", "a null updatedAt is listed first"),
+        ("updated-desc", "largest", "a null updatedAt is listed first"),
+    ],
+)
+def test_doctor_reports_where_a_null_updated_at_is_listed(fresh_sandbox, order, place, seen):
+    from toolkit.doctor.report import run_doctor
+
+    sb = fresh_sandbox(listing_order=order, null_updated_at=place)
+    report = run_doctor(_client(sb))
+    plain = next(c for c in report.checks if c.name == "listing order (plain)")
+    assert seen in plain.observed, plain.observed

@@ -29,7 +29,7 @@ from toolkit.remediate.apply import apply_plan
 from toolkit.remediate.plan import Plan
 from toolkit.remediate.rollback import rollback
 from toolkit.sanitize import private_dir
-from toolkit.snapshot.order import OrderEvidence, describe
+from toolkit.snapshot.order import OrderEvidence, describe, describe_nulls
 
 OK, DIFFERS, WARN, SKIPPED = "ok", "DIFFERS", "warn", "skipped"
 SEEN = "seen"  # a behaviour reported as observed: the toolkit copes with every answer
@@ -483,12 +483,16 @@ def check_listing_order(client, probe, checks, state) -> None:
     for name, items in (("plain", plain), ("updated_at_start", since)):
         evidence = OrderEvidence()
         evidence.see(None, [o for o in items if isinstance(o, dict)])
+        seen = describe(evidence.left)
+        if evidence.proven in evidence.nulls:  # along updatedAt: where a null one stands
+            seen += "; " + describe_nulls(evidence.proven, evidence.nulls[evidence.proven])
         checks.append(
             Check(
                 f"listing order ({name})",
                 "undocumented: any",
-                f"{describe(evidence.left)} ({len(items)} on page 1)",
+                f"{seen} ({len(items)} on page 1)",
                 OK,
-                "the fetch hands on windows early only in a proven createdAt order",
+                "the fetch hands on windows early only in a proven order (along updatedAt, "
+                "once the pages show where a null updatedAt is listed)",
             )
         )

@@ -198,3 +198,21 @@ def describe(keys: set[Key]) -> str:
     if len(keys) == len(KEYS):
         return "undetermined (too few opportunities to tell)"
     return "undetermined: " + " or ".join(NAMES[k] for k in KEYS if k in keys)
+
+
+def describe_nulls(key: Key, places: set[str]) -> str:
+    """Where a null `updatedAt` stands along `key`, in words, as far as the pages showed it.
+
+    Example:
+        >>> describe_nulls(UPDATED_DESC, {"smallest"})
+        'a null updatedAt is listed last'
+        >>> describe_nulls(UPDATED_ASC, {"created", "largest"})
+        'where a null updatedAt is listed is not shown yet'
+    """
+    if len(places) != 1:
+        return "where a null updatedAt is listed is not shown yet"
+    place = next(iter(places))
+    if place == "created":
+        return "a null updatedAt is listed as its createdAt"
+    first = (place == "smallest") == (key[1] > 0)
+    return f"a null updatedAt is listed {'first' if first else 'last'}"
