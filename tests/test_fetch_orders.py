@@ -176,6 +176,30 @@ def _opp(created, updated):
     return {"createdAt": created, "updatedAt": updated}
 
 
+def test_the_root_along_updated_at_waits_for_the_answer_on_nulls_before_it_is_cut():
+    """Cut before the answer, the root's parts list their range again; after it, they hand on.
+    The root lists one more page meanwhile (never more than two before it is cut)."""
+    from concurrent.futures import Future
+
+    from toolkit.snapshot.cuts import Family, ListedWindow
+
+    client = LeverClient("https://lever.test/v1", api_key="k", rate=10, burst=18)
+    listing = WindowedListing(client, workers=4, now_ms=10**9)
+    family = Family({}, (None, None))
+    root = ListedWindow(family, None, None)
+    listing._active.append(root)
+    page = [_opp(i * 1000, i * 1000 + 500) for i in range(100)]
+    family.evidence.see(None, page)
+    root.key, root.position, root.pages_done = UPDATED_ASC, page[-1]["updatedAt"], 1
+    root.density, root.left, root.sample = 100 / 99_000, 90.0, [o["createdAt"] for o in page]
+    family.null_probe = Future()  # asked, not answered
+    assert listing._cut(root) == []
+    root.pages_done = 3  # not held longer than two pages
+    assert listing._cut(root) != []
+    root.pages_done, family.null_probe = 1, None  # answered
+    assert listing._cut(root) != []
+
+
 def test_the_pages_rule_out_the_places_of_a_null_updated_at():
     evidence = OrderEvidence()
     evidence.see(None, [_opp(1, 2), _opp(3, None), _opp(2, 4), _opp(5, 6)])  # null at its createdAt

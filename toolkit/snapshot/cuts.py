@@ -165,6 +165,8 @@ class Cutting:
         """The windows to hand `window` (or the rest of it) to, or [] to go on."""
         key, left = window.key, window.left
         along_updated = key is not None and key[0] == "updatedAt"
+        if along_updated and self._awaits_null_answer(window):
+            return []
         if along_updated and key == window.family.evidence.proven and self._trusted(window.family):
             deficit = self.target - len(self._active)
             floor = UPDATED_HAND_ON_PAGES if 2 * deficit < self.target else 0  # half idle: any
@@ -172,6 +174,15 @@ class Cutting:
                 return []
             return self._hand_on(window, deficit) if deficit > 0 or self._behind(window) else []
         return [(lo, hi, window.since, window.until) for lo, hi in self._cut_range(window)]
+
+    def _awaits_null_answer(self, window: ListedWindow) -> bool:
+        """The root along `updatedAt` lists a second page before it is cut while the question
+        on null `updatedAt` is out (one latency, which the limiter's burst absorbs): cut before
+        the answer, its parts list their range again; after it, they hand on (10,000 `recent`,
+        ascending: 86-88% -> 94% of the ceiling in process, 114 pages -> 106)."""
+        family = window.family
+        root = (window.lo, window.hi) == family.root and window.since is window.until is None
+        return root and family.null_probe is not None and window.pages_done <= 2
 
     def _cut_range(self, window: ListedWindow) -> list[Window]:
         """The `created_at` ranges to hand `window`'s range (or the rest of it) to (each keeps
