@@ -200,6 +200,43 @@ def test_the_root_along_updated_at_waits_for_the_answer_on_nulls_before_it_is_cu
     assert listing._cut(root) != []
 
 
+def test_a_page_without_a_null_updated_at_asks_again_further_back():
+    """The page asked for (what was created and updated up to a time) may hold no null one:
+    the next ask ends before that page's earliest, up to `NULL_PAGE_ASKS` in all."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from toolkit.client.http import Page
+    from toolkit.snapshot.cuts import Family
+    from toolkit.snapshot.windows import NULL_PAGE_ASKS
+
+    asked: list[dict] = []
+    answers = [
+        [_opp(900, 950), _opp(700, 990)],  # no null one: ask again, up to 699
+        [_opp(600, None), _opp(500, 650)],  # a null one, matched by both bounds
+    ]
+
+    class Client:
+        def iter_opportunity_pages(self, **params):
+            asked.append(params)
+            yield Page(answers[len(asked) - 1], False)
+
+    listing = WindowedListing(Client(), workers=4, now_ms=10**6)
+    family = Family({}, (None, None))
+    with ThreadPoolExecutor(1) as pool:
+        listing._pool = pool
+        listing._ask_page(family, 1000)
+        family.null_probe.result()
+        listing._settle_null_probe(family)  # none: asks again
+        assert family.null_filter is None and family.null_probe is not None
+        family.null_probe.result()
+        listing._settle_null_probe(family)
+    assert family.null_filter is True and family.null_pages == 2 < NULL_PAGE_ASKS
+    assert [(a["created_at_end"], a["updated_at_start"], a["updated_at_end"]) for a in asked] == [
+        (1000, 1, 1000),
+        (699, 1, 699),
+    ]
+
+
 def test_the_pages_rule_out_the_places_of_a_null_updated_at():
     evidence = OrderEvidence()
     evidence.see(None, [_opp(1, 2), _opp(3, None), _opp(2, 4), _opp(5, 6)])  # null at its createdAt

@@ -72,7 +72,8 @@ class Family:
     # (`WindowedListing._ask_null_filter`); None until one answers yes
     null_filter: bool | None = None
     null_probe: Future[list[dict]] | None = None  # the request's page
-    null_asked: set[str] = field(default_factory=set)  # "page", "null": how it was asked
+    null_asked: set[str] = field(default_factory=set)  # {"null"}: asked with a null one
+    null_pages: int = 0  # asked with a page of what was created and updated up to a time
 
 
 @dataclass(eq=False)

@@ -89,6 +89,9 @@ CATCH_UP_ROUNDS = 3
 
 
 EDGE_PAGES = 3  # along updatedAt, a window's first pages are its edge: too few to size it
+# Pages asked for, each further back, to find one null updatedAt the filters match (10,000
+# `uniform` newest updatedAt first: the first two held none, the third five)
+NULL_PAGE_ASKS = 3
 
 
 def ready_priority(window: ListedWindow) -> tuple[float, float]:
@@ -382,8 +385,9 @@ class WindowedListing(Cutting):
         The request lists one page with both `updated_at` bounds: for a null one on the page,
         `created_at` and `updated_at` both its `createdAt`; else `created_at` up to the page's
         earliest and `updated_at` from 1 to it (a null one, if any, is among what it lists). A
-        null one in the answer shows that both bounds match it by its `createdAt`. A first
-        request without one asks again once a page holds a null one."""
+        null one in the answer shows that both bounds match it by its `createdAt`. An answer
+        without one asks again further back (`NULL_PAGE_ASKS` in all), and once a page holds a
+        null one, with it."""
         family = window.family
         null = next(
             (i for i in items if i.get("updatedAt") is None and ms(i.get("createdAt")) is not None),
@@ -395,17 +399,21 @@ class WindowedListing(Cutting):
         if family.null_probe is not None:  # asked, not answered yet
             return
         if null is not None and "null" not in family.null_asked:
-            a = b = ms(null.get("createdAt"))
-            probe = ListedWindow(family, a, b, a, b)
+            at = ms(null.get("createdAt"))
             family.null_asked.add("null")
-        elif "page" not in family.null_asked:
-            a, b = 1, min(created)
-            probe = ListedWindow(family, None, b, a, b)
-            family.null_asked.add("page")
-        else:
-            return
-        family.null_probe = self._pool.submit(self._null_page, probe)
-        log.debug("asked how updated_at filters treat a null updatedAt (%s..%s)", a, b)
+            self._ask(family, ListedWindow(family, at, at, at, at))
+        elif family.null_pages == 0:
+            self._ask_page(family, min(created))
+
+    def _ask_page(self, family: Family, end: int) -> None:
+        """One page of what was created and updated up to `end` (see `_ask_null_filter`)."""
+        family.null_pages += 1
+        self._ask(family, ListedWindow(family, None, end, 1, end))
+
+    def _ask(self, family: Family, window: ListedWindow) -> None:
+        assert self._pool is not None
+        family.null_probe = self._pool.submit(self._null_page, window)
+        log.debug("asked how updated_at filters treat a null updatedAt: %s", window.params())
 
     def _asking(self) -> list[Future]:
         """The `_ask_null_filter` requests not answered yet (the run waits for them: their page
@@ -431,6 +439,10 @@ class WindowedListing(Cutting):
         log.debug("the updated_at filters matched a null updatedAt: %s", found)
         if family.claim_key is not None and family.claim_key not in family.evidence.left:
             self._distrust(family)
+        created = [c for c in (ms(i.get("createdAt")) for i in items) if c is not None]
+        further = not found and created and 0 < family.null_pages < NULL_PAGE_ASKS
+        if further and "null" not in family.null_asked and self._pool is not None:
+            self._ask_page(family, min(created) - 1)
 
     def _distrust(self, family: Family) -> None:
         """A page contradicted the order the claims rely on: list every claim again in full."""
